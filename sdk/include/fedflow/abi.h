@@ -1,0 +1,210 @@
+/*
+ * fedflow/abi.h: the C boundary between fedflow-worker and a task plugin.
+ *
+ * This header is the whole contract. It is plain C (C99 and C++ compatible),
+ * so that no C++ class, exception or allocator ever crosses the boundary.
+ * Most plugins never include it directly: <fedflow/task.hpp> builds a plugin
+ * from a C++ class with FEDFLOW_TASK(Class, "name").
+ *
+ * How a plugin is found and run
+ * -----------------------------
+ * 1. Discovery (in fedflow-host, no plugin code runs): the host reads the
+ *    ELF section FEDFLOW_INFO_SECTION of every `*.so` on the plugin path. It
+ *    holds one fedflow_plugin_info per task the plugin provides: magic, ABI
+ *    version and name, with no pointers, so it can be read from the file.
+ * 2. Loading (in fedflow-worker, one process per task): the worker dlopens
+ *    the plugin and calls the one well-known exported symbol
+ *    FEDFLOW_PLUGIN_ENUM_SYMBOL to find the fedflow_plugin of that name. It
+ *    checks magic, abi_version and size before it touches anything else.
+ * 3. Running: create() once, load() when the host says so, train() when the
+ *    host says so (possibly much later: the two stages are separate
+ *    commands), destroy() before the process exits.
+ *
+ * Versioning
+ * ----------
+ * Every struct that crosses the boundary starts with a version or size
+ * field. A reader uses a field only when the size it was given covers it, so
+ * fields can be appended without breaking older plugins or hosts. Changing
+ * or removing a field bumps FEDFLOW_ABI_VERSION, and the host refuses a
+ * plugin of another ABI version with a message that names both versions.
+ *
+ * Values
+ * ------
+ * Params, inputs and results are dictionaries of values (null, bool, int64,
+ * double, string, bytes, list, dict) in the FFV1 encoding described in
+ * <fedflow/detail/wire.hpp>. The plugin reads params and inputs from
+ * buffers it is given, and writes its result into a buffer it asks the host
+ * for (fedflow_host_services.result_alloc). Large byte values are written
+ * straight into shared memory (fedflow_host_services.bytes_alloc) and only
+ * referenced by id from the result, so they are never copied through a pipe.
+ */
+#ifndef FEDFLOW_ABI_H
+#define FEDFLOW_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "FDFW" read as a little-endian uint32: first field of every plugin struct. */
+#define FEDFLOW_ABI_MAGIC 0x57464446u
+
+/* Bumped on any incompatible change of this header. */
+#define FEDFLOW_ABI_VERSION 1u
+
+/* Status codes, the value of fedflow_status.code and of the int32_t that
+ * every entry point returns. Entry points return the same code they store. */
+#define FEDFLOW_OK 0              /* the call did what it was asked */
+#define FEDFLOW_ERROR 1           /* failed; message says why; not retried */
+#define FEDFLOW_OUT_OF_MEMORY 2   /* std::bad_alloc or CUDA out of memory:
+                                     the host may retry the stage */
+#define FEDFLOW_INVALID 3         /* bad argument (e.g. a malformed result) */
+
+/* Longest message, including its terminating NUL. Longer text is cut. */
+#define FEDFLOW_MESSAGE_MAX 1024
+
+/*
+ * Error status out-parameter. The caller zeroes it before a call; the
+ * callee fills it only on failure. `message` is NUL-terminated UTF-8.
+ */
+typedef struct fedflow_status {
+    int32_t code;                        /* FEDFLOW_OK, FEDFLOW_ERROR, ... */
+    uint32_t reserved;                   /* zero */
+    char message[FEDFLOW_MESSAGE_MAX];   /* why it failed; "" on success */
+} fedflow_status;
+
+/* A read-only byte range owned by the host. */
+typedef struct fedflow_buffer {
+    const uint8_t *data;   /* NULL when size is 0 */
+    uint64_t size;
+} fedflow_buffer;
+
+/* Log levels for fedflow_host_services.log. */
+#define FEDFLOW_LOG_DEBUG 0
+#define FEDFLOW_LOG_INFO 1
+#define FEDFLOW_LOG_WARNING 2
+#define FEDFLOW_LOG_ERROR 3
+
+#define FEDFLOW_HOST_SERVICES_VERSION 1u
+
+/*
+ * Services the worker offers to the plugin, so that a plugin needs no
+ * link-time symbol from Fedflow (it links with -Wl,--no-undefined).
+ * Every function takes `host` as its first argument. All of them may be
+ * called from the thread that runs load/train only.
+ */
+typedef struct fedflow_host_services {
+    uint32_t version;  /* FEDFLOW_HOST_SERVICES_VERSION */
+    uint32_t size;     /* sizeof(fedflow_host_services) as the host built it */
+    void *host;        /* opaque; pass it back on every call */
+
+    /* Writes one line to the task's log (stderr.log), with the level.
+     * `message` is NUL-terminated; it is copied before the call returns. */
+    void (*log)(void *host, int32_t level, const char *message);
+
+    /*
+     * A zero-filled, writable buffer of `size` bytes in a new shared-memory
+     * segment. On success returns the buffer and stores in *id the number by
+     * which a result refers to it (FFV1 tag BYTES_REF). The buffer stays
+     * mapped until the process exits; the plugin must not free it. On
+     * failure returns NULL and fills *status (FEDFLOW_OUT_OF_MEMORY when
+     * shared memory is exhausted).
+     */
+    uint8_t *(*bytes_alloc)(void *host, uint64_t size, uint64_t *id,
+                            fedflow_status *status);
+
+    /*
+     * The buffer, `size` bytes, into which train() encodes its result as
+     * one FFV1 document whose top-level value is a dict. Call it at most
+     * once per train(); the content is read by the host after train()
+     * returns FEDFLOW_OK. A train() that returns FEDFLOW_OK without calling
+     * it produced an empty dict. NULL and *status on failure.
+     */
+    uint8_t *(*result_alloc)(void *host, uint64_t size, fedflow_status *status);
+} fedflow_host_services;
+
+/*
+ * What a stage knows about its task. Owned by the worker; valid during the
+ * call that receives it (the strings and buffers stay valid until the
+ * process exits, so a plugin may keep views into them).
+ */
+typedef struct fedflow_context {
+    uint32_t size;            /* sizeof(fedflow_context) as the host built it */
+    uint32_t round;           /* round number, 0 outside rounds */
+    const char *task_id;      /* unique in its group; [A-Za-z0-9._-]+ */
+    const char *group;        /* the group's name */
+    const char *workdir;      /* absolute; the process's cwd */
+    const char *plan_dir;     /* absolute directory of the plan file */
+    fedflow_buffer params;    /* FFV1 dict: the group's params, overridden
+                                 by the task's own */
+    fedflow_buffer inputs;    /* FFV1 dict: group -> task id -> result of
+                                 the groups named in the plan's `inputs` */
+    const fedflow_host_services *host;
+} fedflow_context;
+
+/*
+ * One kind of task a plugin provides. Returned by the enumerator; it must
+ * stay valid while the library is loaded.
+ */
+typedef struct fedflow_plugin {
+    uint32_t magic;        /* FEDFLOW_ABI_MAGIC */
+    uint32_t abi_version;  /* FEDFLOW_ABI_VERSION the plugin was built with */
+    uint32_t size;         /* sizeof(fedflow_plugin) as the plugin built it */
+    uint32_t reserved;     /* zero */
+    const char *name;      /* registered name, as in the info section */
+
+    /* A new task object, or NULL with *status filled. */
+    void *(*create)(fedflow_status *status);
+    /* Destroys what create() returned. Never fails. */
+    void (*destroy)(void *task);
+    /* CPU stage: prepare data. Must not touch a GPU. */
+    int32_t (*load)(void *task, const fedflow_context *ctx,
+                    fedflow_status *status);
+    /* GPU stage on `device` ("cuda:N" or "cpu"); writes the result through
+     * ctx->host->result_alloc. */
+    int32_t (*train)(void *task, const fedflow_context *ctx, const char *device,
+                     fedflow_status *status);
+} fedflow_plugin;
+
+/*
+ * The well-known symbol every plugin exports:
+ *
+ *   int32_t fedflow_plugin_enum(const fedflow_plugin **plugin, uint32_t index);
+ *
+ * Stores the plugin with number `index` in *plugin and returns 1; returns 0
+ * when there is no such index, a negative errno value on failure.
+ */
+#define FEDFLOW_PLUGIN_ENUM_SYMBOL "fedflow_plugin_enum"
+typedef int32_t (*fedflow_plugin_enum_fn)(const fedflow_plugin **plugin,
+                                          uint32_t index);
+
+/* Longest plugin name, including its terminating NUL. */
+#define FEDFLOW_NAME_MAX 56
+
+/*
+ * Static description of one task kind, placed in the ELF section
+ * FEDFLOW_INFO_SECTION so that the host can list and check plugins without
+ * loading them. 64 bytes, no pointers.
+ */
+typedef struct fedflow_plugin_info {
+    uint32_t magic;                /* FEDFLOW_ABI_MAGIC */
+    uint32_t abi_version;          /* FEDFLOW_ABI_VERSION */
+    char name[FEDFLOW_NAME_MAX];   /* NUL-terminated, [A-Za-z0-9._-]+ */
+} fedflow_plugin_info;
+
+#define FEDFLOW_INFO_SECTION ".fedflow_info"
+
+/* Places a fedflow_plugin_info for `name_literal` in the info section.
+ * FEDFLOW_TASK does this for C++ plugins; C plugins use it directly. */
+#define FEDFLOW_PLUGIN_INFO(ident, name_literal)                              \
+    __attribute__((section(FEDFLOW_INFO_SECTION), used, aligned(8)))          \
+    const fedflow_plugin_info ident = {FEDFLOW_ABI_MAGIC, FEDFLOW_ABI_VERSION, \
+                                       name_literal}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FEDFLOW_ABI_H */

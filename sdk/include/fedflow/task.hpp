@@ -1,0 +1,279 @@
+// fedflow/task.hpp: write a Fedflow task as a C++ class.
+//
+//   class Echo final : public fedflow::Task {
+//   public:
+//       void load(fedflow::Context& ctx) override { ... }          // CPU only
+//       fedflow::Dict train(fedflow::Context& ctx, std::string_view device) override { ... }
+//   };
+//   FEDFLOW_TASK(Echo, "echo")
+//
+// One FEDFLOW_TASK per plugin (.so). The plugin runs in its own process
+// (fedflow-worker), so a crash in it never takes down the host or another
+// task. Standard C++17, header-only; the boundary to the worker is the C ABI
+// of <fedflow/abi.h>.
+//
+// Errors: an exception thrown from load or train fails that stage with the
+// exception's what(). std::bad_alloc, and an exception whose message contains
+// "CUDA out of memory" (libtorch) or "cudaErrorMemoryAllocation", count as
+// out-of-memory, which the host may retry.
+#ifndef FEDFLOW_TASK_HPP
+#define FEDFLOW_TASK_HPP
+
+#include <fedflow/abi.h>
+#include <fedflow/detail/wire.hpp>
+#include <fedflow/value.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace fedflow {
+
+enum class LogLevel : std::int32_t {
+    debug = FEDFLOW_LOG_DEBUG,
+    info = FEDFLOW_LOG_INFO,
+    warning = FEDFLOW_LOG_WARNING,
+    error = FEDFLOW_LOG_ERROR,
+};
+
+// What a stage knows about its task, and the host services it may use.
+// The same Context is passed to load and to train.
+class Context {
+public:
+    explicit Context(const fedflow_context* c)
+        : c_(c),
+          task_id_(c->task_id),
+          group_(c->group),
+          workdir_(c->workdir),
+          plan_dir_(c->plan_dir),
+          params_(decode_dict(c->params, "params")),
+          inputs_(decode_dict(c->inputs, "inputs")) {}
+
+    // Unique in its group; also the name of the task's workdir.
+    const std::string& task_id() const noexcept { return task_id_; }
+    const std::string& group() const noexcept { return group_; }
+    // The round number; 0 outside rounds.
+    std::uint32_t round() const noexcept { return c_->round; }
+    // Absolute path of the task's own directory, which is the process's cwd.
+    const std::string& workdir() const noexcept { return workdir_; }
+    // Absolute directory of the plan file: resolve relative data paths here.
+    const std::string& plan_dir() const noexcept { return plan_dir_; }
+    // The device train runs on ("cuda:N" or "cpu"); empty during load.
+    const std::string& device() const noexcept { return device_; }
+
+    // The group's params, overridden by the task's own.
+    const Dict& params() const noexcept { return params_; }
+    // Results of the groups this group lists in `inputs`: group -> task id -> result.
+    const Dict& inputs() const noexcept { return inputs_; }
+
+    // The param key as T; throws TypeError naming the key when it is missing
+    // or of another type. T may be bool, any integer type (range-checked),
+    // float or double, std::string, Bytes, List or Dict.
+    template <class T>
+    T param(std::string_view key) const {
+        const Value* v = params_.find(key);
+        if (v == nullptr) throw TypeError("param '" + std::string(key) + "' is missing");
+        return convert<T>(key, *v);
+    }
+
+    // The param key as T, or fallback when it is missing. A param that is
+    // present with another type still throws.
+    template <class T>
+    T param(std::string_view key, const T& fallback) const {
+        const Value* v = params_.find(key);
+        if (v == nullptr) return fallback;
+        return convert<T>(key, *v);
+    }
+
+    // n zero bytes in shared memory: put them in the result and they reach
+    // the host without a copy. Valid until the process exits.
+    Bytes bytes(std::size_t n) {
+        fedflow_status st{};
+        std::uint64_t id = 0;
+        std::uint8_t* p = c_->host->bytes_alloc(c_->host->host, n, &id, &st);
+        if (p == nullptr) {
+            if (st.code == FEDFLOW_OUT_OF_MEMORY) throw std::bad_alloc();
+            throw std::runtime_error(std::string("bytes(") + std::to_string(n) + "): " + st.message);
+        }
+        return Bytes::view(p, n, static_cast<std::int64_t>(id));
+    }
+
+    // One line in the task's stderr.log, with the level.
+    void log(std::string_view message, LogLevel level = LogLevel::info) const {
+        std::string s(message);
+        c_->host->log(c_->host->host, static_cast<std::int32_t>(level), s.c_str());
+    }
+
+    // Used by the SDK when train starts.
+    void set_device(std::string_view device) { device_ = device; }
+    const fedflow_context* raw() const noexcept { return c_; }
+
+private:
+    static Dict decode_dict(const fedflow_buffer& b, const char* what) {
+        if (b.size == 0) return Dict();
+        Value v = wire::decode(b.data, b.size);
+        if (!v.is<Dict>()) throw TypeError(std::string(what) + " is not a dict");
+        return std::move(v.as<Dict>());
+    }
+
+    template <class T>
+    static T convert(std::string_view key, const Value& v) {
+        try {
+            if constexpr (std::is_same_v<T, bool>) {
+                return v.as<bool>();
+            } else if constexpr (std::is_integral_v<T>) {
+                std::int64_t i = v.as<std::int64_t>();
+                if constexpr (!std::is_same_v<T, std::int64_t>) {
+                    if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+                        (i > 0 && static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
+                        throw TypeError(std::to_string(i) + " is out of range");
+                }
+                return static_cast<T>(i);
+            } else if constexpr (std::is_floating_point_v<T>) {
+                return static_cast<T>(v.as<double>());
+            } else {
+                return v.as<T>();
+            }
+        } catch (const TypeError& e) {
+            throw TypeError("param '" + std::string(key) + "': " + e.what());
+        }
+    }
+
+    const fedflow_context* c_;
+    std::string task_id_, group_, workdir_, plan_dir_, device_;
+    Dict params_, inputs_;
+};
+
+// Base class of a task. The worker creates one object per task process,
+// calls load once, and then train (again, in the same process, if the host
+// retries a train that ran out of memory).
+class Task {
+public:
+    virtual ~Task() = default;
+    // CPU stage: read and prepare data. No GPU may be touched here.
+    virtual void load(Context& ctx) = 0;
+    // GPU stage on the device the scheduler assigned ("cuda:N" or "cpu").
+    virtual Dict train(Context& ctx, std::string_view device) = 0;
+};
+
+namespace detail {
+
+// A name may become a folder name: [A-Za-z0-9._-]+, not "." or "..".
+constexpr bool valid_name(const char* s) {
+    std::size_t n = 0;
+    for (; s[n] != '\0'; ++n) {
+        char c = s[n];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    if (n == 0 || n >= FEDFLOW_NAME_MAX) return false;
+    if (n == 1 && s[0] == '.') return false;
+    if (n == 2 && s[0] == '.' && s[1] == '.') return false;
+    return true;
+}
+
+inline std::int32_t fail(fedflow_status* st, std::int32_t code, const char* message) noexcept {
+    st->code = code;
+    std::size_t i = 0;
+    for (; message[i] != '\0' && i + 1 < FEDFLOW_MESSAGE_MAX; ++i) st->message[i] = message[i];
+    st->message[i] = '\0';
+    return code;
+}
+
+inline bool is_cuda_oom(std::string_view what) noexcept {
+    return what.find("CUDA out of memory") != std::string_view::npos ||
+           what.find("cudaErrorMemoryAllocation") != std::string_view::npos;
+}
+
+// Runs f, turning every exception into a status: no exception may cross the
+// C boundary.
+template <class F>
+std::int32_t guarded(fedflow_status* st, F&& f) noexcept {
+    try {
+        f();
+        return FEDFLOW_OK;
+    } catch (const std::bad_alloc&) {
+        return fail(st, FEDFLOW_OUT_OF_MEMORY, "out of memory (std::bad_alloc)");
+    } catch (const std::exception& e) {
+        return fail(st, is_cuda_oom(e.what()) ? FEDFLOW_OUT_OF_MEMORY : FEDFLOW_ERROR, e.what());
+    } catch (...) {
+        return fail(st, FEDFLOW_ERROR, "unknown exception (not derived from std::exception)");
+    }
+}
+
+// What the worker's void* task points to.
+template <class T>
+struct Instance {
+    T task;
+    std::optional<Context> ctx;
+
+    Context& context(const fedflow_context* c) {
+        if (!ctx) ctx.emplace(c);
+        return *ctx;
+    }
+};
+
+template <class T>
+fedflow_plugin make_plugin(const char* name) noexcept {
+    fedflow_plugin p{};
+    p.magic = FEDFLOW_ABI_MAGIC;
+    p.abi_version = FEDFLOW_ABI_VERSION;
+    p.size = sizeof(fedflow_plugin);
+    p.name = name;
+    p.create = [](fedflow_status* st) -> void* {
+        Instance<T>* inst = nullptr;
+        guarded(st, [&] { inst = new Instance<T>(); });
+        return inst;
+    };
+    p.destroy = [](void* task) { delete static_cast<Instance<T>*>(task); };
+    p.load = [](void* task, const fedflow_context* c, fedflow_status* st) -> std::int32_t {
+        auto* inst = static_cast<Instance<T>*>(task);
+        return guarded(st, [&] { inst->task.load(inst->context(c)); });
+    };
+    p.train = [](void* task, const fedflow_context* c, const char* device, fedflow_status* st) -> std::int32_t {
+        auto* inst = static_cast<Instance<T>*>(task);
+        return guarded(st, [&] {
+            Context& ctx = inst->context(c);
+            ctx.set_device(device);
+            Value result(inst->task.train(ctx, device));
+            std::size_t n = wire::encoded_size(result);
+            fedflow_status alloc{};
+            std::uint8_t* out = c->host->result_alloc(c->host->host, n, &alloc);
+            if (out == nullptr) {
+                if (alloc.code == FEDFLOW_OUT_OF_MEMORY) throw std::bad_alloc();
+                throw std::runtime_error(std::string("result of ") + std::to_string(n) + " bytes: " + alloc.message);
+            }
+            wire::encode(result, out, n);
+        });
+    };
+    return p;
+}
+
+}  // namespace detail
+}  // namespace fedflow
+
+// Makes Class, derived from fedflow::Task, the task of this plugin under the
+// registered name name_literal ([A-Za-z0-9._-]+, at most 55 characters),
+// which plans use as `plugin = "name"`. Use it once per plugin, at namespace
+// scope in one source file.
+#define FEDFLOW_TASK(Class, name_literal)                                                        \
+    static_assert(std::is_base_of_v<::fedflow::Task, Class>, #Class " must derive from fedflow::Task"); \
+    static_assert(::fedflow::detail::valid_name(name_literal),                                   \
+                  "plugin name must be 1-55 characters of [A-Za-z0-9._-], not . or ..");         \
+    extern "C" {                                                                                 \
+    FEDFLOW_PLUGIN_INFO(fedflow_plugin_info_entry, name_literal);                                \
+    __attribute__((visibility("default"))) std::int32_t fedflow_plugin_enum(                    \
+        const fedflow_plugin** plugin, std::uint32_t index) {                                    \
+        static const fedflow_plugin def = ::fedflow::detail::make_plugin<Class>(name_literal);  \
+        if (index != 0) return 0;                                                                \
+        *plugin = &def;                                                                          \
+        return 1;                                                                                \
+    }                                                                                            \
+    }
+
+#endif  // FEDFLOW_TASK_HPP
