@@ -1,0 +1,23 @@
+// elf_info.hpp: reads a plugin's fedflow_plugin_info records straight from
+// its ELF file, so that the host can list and check plugins without
+// loading them: no plugin code ever runs in the host.
+#pragma once
+
+#include <fedflow/abi.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fedflow::elf {
+
+struct Info {
+    std::vector<fedflow_plugin_info> plugins;  // the FEDFLOW_INFO_SECTION records
+    bool has_entry = false;                    // exports FEDFLOW_PLUGIN_ENUM_SYMBOL
+};
+
+// Reads path. Throws std::runtime_error with the reason when it is not a
+// shared library for this machine, or is malformed.
+Info read(const std::filesystem::path& path);
+
+}  // namespace fedflow::elf

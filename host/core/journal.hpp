@@ -1,0 +1,39 @@
+// journal.hpp: events.jsonl, the run's append-only journal (one JSON object
+// per line and per state change), and the live progress lines derived from
+// the same events.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace fedflow {
+
+enum class Progress { none, plain, json };
+
+class Journal {
+public:
+    Journal() = default;
+    ~Journal();
+    Journal(const Journal&) = delete;
+    Journal& operator=(const Journal&) = delete;
+
+    // Opens path for appending. Throws std::system_error.
+    void open(const std::filesystem::path& path, Progress progress);
+    // Adds "time" (UTC, ISO 8601 with ms) and "elapsed_ms", writes the line
+    // and flushes it, and shows it as progress.
+    void write(nlohmann::ordered_json event);
+    std::int64_t elapsed_ms() const;
+
+private:
+    void show(const nlohmann::ordered_json& event) const;
+
+    std::FILE* file_ = nullptr;
+    Progress progress_ = Progress::none;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace fedflow

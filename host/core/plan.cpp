@@ -1,0 +1,429 @@
+#include "plan.hpp"
+
+#include "units.hpp"
+
+#include <boost/uuid/detail/sha1.hpp>
+#include <fmt/core.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace fedflow::plan {
+
+PlanError::PlanError(std::vector<std::string> messages)
+    : std::runtime_error(messages.empty() ? "invalid plan" : messages.front()), messages_(std::move(messages)) {}
+
+const GroupSpec* Plan::find_group(std::string_view name) const {
+    for (const auto& g : groups)
+        if (g.name == name) return &g;
+    return nullptr;
+}
+
+bool valid_name(std::string_view name) {
+    if (name.empty() || name == "." || name == ".." || name.size() > 255) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+    });
+}
+
+bool valid_device(std::string_view device) {
+    if (device == "cpu") return true;
+    if (device.substr(0, 5) != "cuda:" || device.size() == 5 || device.size() > 8) return false;
+    return std::all_of(device.begin() + 5, device.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string digest(std::string_view data) {
+    boost::uuids::detail::sha1 h;
+    h.process_bytes(data.data(), data.size());
+    unsigned int d[5];
+    h.get_digest(d);
+    return fmt::format("sha1:{:08x}{:08x}{:08x}{:08x}{:08x}", d[0], d[1], d[2], d[3], d[4]);
+}
+
+namespace {
+
+// Why a key that SPEC.md defines is refused for now.
+constexpr std::string_view later_scheduler =
+    "is not supported yet: admission by CPU, RAM and GPU memory comes with the scheduler";
+constexpr std::string_view later_rounds = "is not supported yet: rounds come with federated rounds in the plan";
+
+const char* type_name(toml::node_type t) {
+    switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    default: return "nothing";
+    }
+}
+
+Location where(const toml::source_region& r) { return Location{r.begin.line, r.begin.column}; }
+
+struct Known {
+    std::string_view name;
+    std::string_view refused;  // empty: supported; else why it is refused
+};
+
+class Reader {
+public:
+    explicit Reader(fs::path file) : file_(std::move(file)) {}
+
+    void error(Location at, std::string message) {
+        errors_.push_back(fmt::format("{}:{}:{}: {}", file_.string(), at.line, at.column, message));
+    }
+    void error(const toml::node& n, std::string message) { error(where(n.source()), std::move(message)); }
+    bool failed() const { return !errors_.empty(); }
+    std::vector<std::string> take_errors() { return std::move(errors_); }
+
+    // Reports unknown and refused keys of table t (called `context`).
+    void check_keys(const toml::table& t, std::initializer_list<Known> known, std::string_view context) {
+        for (const auto& [key, node] : t) {
+            const Known* k = nullptr;
+            for (const auto& candidate : known)
+                if (candidate.name == key.str()) k = &candidate;
+            Location at = where(key.source());
+            if (at.line == 0) at = where(node.source());
+            if (k == nullptr) {
+                std::string best;
+                std::size_t best_d = std::numeric_limits<std::size_t>::max();
+                for (const auto& candidate : known) {
+                    std::size_t d = units::edit_distance(key.str(), candidate.name);
+                    if (d < best_d) {
+                        best_d = d;
+                        best = candidate.name;
+                    }
+                }
+                std::string hint = best_d <= std::max<std::size_t>(2, key.str().size() / 3)
+                                       ? fmt::format(" (did you mean '{}'?)", best)
+                                       : "";
+                error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, hint));
+            } else if (!k->refused.empty()) {
+                error(at, fmt::format("key '{}' in {} {}", key.str(), context, k->refused));
+            }
+        }
+    }
+
+    const toml::node* typed(const toml::table& t, std::string_view key, toml::node_type type, std::string_view context) {
+        const toml::node* n = t.get(key);
+        if (n == nullptr) return nullptr;
+        if (n->type() != type) {
+            error(*n, fmt::format("key '{}' in {} must be {}, not {}", key, context, type_name(type), type_name(n->type())));
+            return nullptr;
+        }
+        return n;
+    }
+
+    std::optional<std::string> string(const toml::table& t, std::string_view key, std::string_view context) {
+        const toml::node* n = typed(t, key, toml::node_type::string, context);
+        if (n == nullptr) return std::nullopt;
+        return n->as_string()->get();
+    }
+
+    std::optional<std::int64_t> integer(const toml::table& t, std::string_view key, std::string_view context,
+                                        std::int64_t min, std::int64_t max) {
+        const toml::node* n = typed(t, key, toml::node_type::integer, context);
+        if (n == nullptr) return std::nullopt;
+        std::int64_t v = n->as_integer()->get();
+        if (v < min || v > max) {
+            error(*n, fmt::format("key '{}' in {} must be between {} and {}, not {}", key, context, min, max, v));
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    // A duration: a string with a unit, or a number of seconds.
+    std::optional<std::chrono::milliseconds> duration(const toml::table& t, std::string_view key, std::string_view context) {
+        const toml::node* n = t.get(key);
+        if (n == nullptr) return std::nullopt;
+        try {
+            if (auto s = n->as_string()) return units::parse_duration(s->get());
+            if (auto i = n->as_integer(); i && i->get() >= 0) return std::chrono::seconds(i->get());
+            error(*n, fmt::format("key '{}' in {} must be a duration such as \"30s\", \"5m\" or \"1.5h\"", key, context));
+        } catch (const std::invalid_argument& e) {
+            error(*n, fmt::format("key '{}' in {}: {}", key, context, e.what()));
+        }
+        return std::nullopt;
+    }
+
+    std::optional<std::string> name(const toml::table& t, std::string_view key, std::string_view context) {
+        auto s = string(t, key, context);
+        if (s && !valid_name(*s)) {
+            error(*t.get(key), fmt::format("{} '{}' in {} may use only letters, digits, '.', '_' and '-', and may not be "
+                                           "'.' or '..'",
+                                           key, *s, context));
+            return std::nullopt;
+        }
+        return s;
+    }
+
+    std::optional<std::string> device(const toml::table& t, std::string_view context) {
+        auto s = string(t, "device", context);
+        if (s && !valid_device(*s)) {
+            error(*t.get("device"), fmt::format("device '{}' in {} must be \"cpu\" or \"cuda:N\"", *s, context));
+            return std::nullopt;
+        }
+        return s;
+    }
+
+    Value value(const toml::node& n, int depth) {
+        if (depth > 32) {
+            error(n, "params nest deeper than 32 levels");
+            return Value();
+        }
+        switch (n.type()) {
+        case toml::node_type::string: return Value(n.as_string()->get());
+        case toml::node_type::integer: return Value(n.as_integer()->get());
+        case toml::node_type::floating_point: return Value(n.as_floating_point()->get());
+        case toml::node_type::boolean: return Value(n.as_boolean()->get());
+        case toml::node_type::array: {
+            List l;
+            for (const auto& item : *n.as_array()) l.push_back(value(item, depth + 1));
+            return Value(std::move(l));
+        }
+        case toml::node_type::table: {
+            Dict d;
+            for (const auto& [k, item] : *n.as_table()) d.insert_or_assign(k.str(), value(item, depth + 1));
+            return Value(std::move(d));
+        }
+        default:
+            error(n, fmt::format("params may hold strings, numbers, booleans, arrays and tables, not {}",
+                                 type_name(n.type())));
+            return Value();
+        }
+    }
+
+    Dict params(const toml::table& t, std::string_view context) {
+        const toml::node* n = typed(t, "params", toml::node_type::table, context);
+        if (n == nullptr) return Dict();
+        return std::move(value(*n, 0).as<Dict>());
+    }
+
+private:
+    fs::path file_;
+    std::vector<std::string> errors_;
+};
+
+void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
+    constexpr std::string_view ctx = "[scheduler]";
+    r.check_keys(t,
+                 {{"max-processes", ""},
+                  {"task-timeout", ""},
+                  {"max-waiting", later_scheduler},
+                  {"load-retries", later_scheduler},
+                  {"train-retries", later_scheduler},
+                  {"gpu-order", later_scheduler},
+                  {"default-memory", later_scheduler},
+                  {"default-gpu-memory", later_scheduler},
+                  {"auto-adjust", later_scheduler}},
+                 ctx);
+    if (auto n = r.integer(t, "max-processes", ctx, 0, 100000)) s.max_processes = static_cast<std::uint32_t>(*n);
+    if (auto d = r.duration(t, "task-timeout", ctx)) s.task_timeout = *d;
+}
+
+void read_resources(Reader& r, const toml::table& t) {
+    r.check_keys(t,
+                 {{"cpu-utilization", later_scheduler},
+                  {"memory-utilization", later_scheduler},
+                  {"gpu-memory-utilization", later_scheduler},
+                  {"memory-reserve", later_scheduler},
+                  {"gpu-memory-reserve", later_scheduler},
+                  {"gpus", later_scheduler}},
+                 "[resources]");
+}
+
+void read_task(Reader& r, const toml::table& t, const Dict& group_params, GroupSpec& g) {
+    std::string ctx = fmt::format("[[group.task]] of group '{}'", g.name);
+    r.check_keys(t,
+                 {{"id", ""}, {"params", ""}, {"device", ""}, {"memory", later_scheduler},
+                  {"gpu-memory", later_scheduler}},
+                 ctx);
+    TaskSpec task;
+    task.where = where(t.source());
+    task.params = group_params;
+    for (auto& [k, v] : r.params(t, ctx)) task.params.insert_or_assign(k, std::move(v));
+    if (auto d = r.device(t, ctx)) task.device = *d;
+
+    const toml::node* id = t.get("id");
+    if (id == nullptr) {
+        r.error(task.where, fmt::format("{} needs an id", ctx));
+        return;
+    }
+    if (auto i = id->as_integer()) {
+        task.id = std::to_string(i->get());
+    } else if (auto s = id->as_string()) {
+        task.id = s->get();
+    } else {
+        r.error(*id, fmt::format("key 'id' in {} must be a string, not {}", ctx, type_name(id->type())));
+        return;
+    }
+    if (!valid_name(task.id)) {
+        r.error(*id, fmt::format("task id '{}' in group '{}' may use only letters, digits, '.', '_' and '-', and may "
+                                 "not be '.' or '..'",
+                                 task.id, g.name));
+        return;
+    }
+    task.where = where(id->source());
+    g.tasks.push_back(std::move(task));
+}
+
+void read_group(Reader& r, const toml::table& t, Plan& plan) {
+    GroupSpec g;
+    g.index = plan.groups.size() + 1;
+    g.where = where(t.source());
+    std::string ctx = fmt::format("[[group]] number {}", g.index);
+    r.check_keys(t,
+                 {{"name", ""}, {"plugin", ""}, {"device", ""}, {"params", ""}, {"tasks", ""}, {"inputs", ""},
+                  {"task", ""}, {"memory", later_scheduler}, {"gpu-memory", later_scheduler}},
+                 ctx);
+
+    g.name = fmt::format("group-{}", g.index);
+    if (auto n = r.name(t, "name", ctx)) g.name = *n;
+    ctx = fmt::format("group '{}'", g.name);
+    for (const auto& other : plan.groups)
+        if (other.name == g.name) r.error(g.where, fmt::format("group name '{}' is used twice (first at line {})", g.name, other.where.line));
+
+    if (auto p = r.string(t, "plugin", ctx)) {
+        g.plugin = *p;
+        g.plugin_where = where(t.get("plugin")->source());
+        if (p->empty()) r.error(g.plugin_where, fmt::format("plugin of {} is empty", ctx));
+    } else if (t.get("plugin") == nullptr) {
+        r.error(g.where, fmt::format("{} needs a plugin (a registered name, or a path to a .so)", ctx));
+    }
+    if (auto d = r.device(t, ctx)) g.device = *d;
+    Dict params = r.params(t, ctx);
+
+    if (const toml::node* in = r.typed(t, "inputs", toml::node_type::array, ctx)) {
+        for (const auto& item : *in->as_array()) {
+            auto s = item.as_string();
+            if (s == nullptr) {
+                r.error(item, fmt::format("inputs of {} must be group names (strings)", ctx));
+                continue;
+            }
+            const std::string& name = s->get();
+            if (name == g.name) {
+                r.error(item, fmt::format("{} lists itself in inputs", ctx));
+            } else if (plan.find_group(name) == nullptr) {
+                std::string hint;
+                for (const auto& other : plan.groups)
+                    if (units::edit_distance(other.name, name) <= 2) hint = fmt::format(" (did you mean '{}'?)", other.name);
+                r.error(item, fmt::format("inputs of {}: no group '{}' runs before it{}", ctx, name, hint));
+            } else {
+                g.inputs.push_back(name);
+            }
+        }
+    }
+
+    auto count = r.integer(t, "tasks", ctx, 0, 1000000);
+    if (count) {
+        for (std::int64_t i = 0; i < *count; ++i) {
+            TaskSpec task;
+            task.id = std::to_string(i);
+            task.params = params;
+            task.where = where(t.get("tasks")->source());
+            g.tasks.push_back(std::move(task));
+        }
+    }
+    if (const toml::node* list = t.get("task")) {
+        if (auto arr = list->as_array(); arr && arr->is_array_of_tables()) {
+            for (const auto& item : *arr) read_task(r, *item.as_table(), params, g);
+        } else {
+            r.error(*list, fmt::format("'task' in {} must be written [[group.task]] (an array of tables)", ctx));
+        }
+    }
+    if (!count && t.get("task") == nullptr) {
+        TaskSpec task;  // neither `tasks` nor [[group.task]]: one task, "0"
+        task.id = "0";
+        task.params = params;
+        task.where = g.where;
+        g.tasks.push_back(std::move(task));
+    }
+    if (g.tasks.empty() && count && *count == 0 && t.get("task") == nullptr)
+        r.error(*t.get("tasks"), fmt::format("{} has no tasks (tasks = 0)", ctx));
+
+    std::set<std::string> seen;
+    for (const auto& task : g.tasks)
+        if (!seen.insert(task.id).second)
+            r.error(task.where, fmt::format("task id '{}' appears twice in {}", task.id, ctx));
+    plan.groups.push_back(std::move(g));
+}
+
+std::vector<fs::path> path_list(Reader& r, const toml::table& t, const fs::path& dir) {
+    std::vector<fs::path> out;
+    const toml::node* n = t.get("plugin-path");
+    if (n == nullptr) return out;
+    auto add = [&](const toml::node& item) {
+        if (auto s = item.as_string()) out.push_back((dir / s->get()).lexically_normal());
+        else r.error(item, fmt::format("plugin-path entries must be strings, not {}", type_name(item.type())));
+    };
+    if (auto arr = n->as_array()) {
+        for (const auto& item : *arr) add(item);
+    } else {
+        add(*n);
+    }
+    return out;
+}
+
+}  // namespace
+
+Plan parse(std::string_view text, const fs::path& file) {
+    Plan plan;
+    plan.file = fs::absolute(file).lexically_normal();
+    plan.dir = plan.file.parent_path();
+    plan.digest = digest(text);
+    plan.scheduler.max_processes = std::max(1u, std::thread::hardware_concurrency());
+    plan.workdir = plan.dir / "fedflow-runs" / plan.file.stem();
+
+    Reader r(file);
+    toml::table root;
+    try {
+        root = toml::parse(text, file.string());
+    } catch (const toml::parse_error& e) {
+        const auto& b = e.source().begin;
+        throw PlanError({fmt::format("{}:{}:{}: {}", file.string(), b.line, b.column, e.description())});
+    }
+
+    r.check_keys(root,
+                 {{"workdir", ""}, {"plugin-path", ""}, {"resources", ""}, {"scheduler", ""}, {"group", ""},
+                  {"round", later_rounds}},
+                 "the plan");
+    if (auto w = r.string(root, "workdir", "the plan")) plan.workdir = (plan.dir / *w).lexically_normal();
+    plan.plugin_path = path_list(r, root, plan.dir);
+    if (auto n = r.typed(root, "resources", toml::node_type::table, "the plan")) read_resources(r, *n->as_table());
+    if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan")) read_scheduler(r, *n->as_table(), plan.scheduler);
+
+    if (const toml::node* groups = root.get("group")) {
+        if (auto arr = groups->as_array(); arr && arr->is_array_of_tables()) {
+            for (const auto& item : *arr) read_group(r, *item.as_table(), plan);
+        } else {
+            r.error(*groups, "'group' must be written [[group]] (an array of tables)");
+        }
+    }
+    if (plan.groups.empty() && !r.failed()) r.error(Location{1, 1}, "the plan has no [[group]]: nothing to run");
+    if (r.failed()) throw PlanError(r.take_errors());
+    return plan;
+}
+
+Plan load(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw PlanError({fmt::format("{}: cannot read the plan file: {}", file.string(), std::strerror(errno))});
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse(text.str(), file);
+}
+
+}  // namespace fedflow::plan

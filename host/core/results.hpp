@@ -1,0 +1,36 @@
+// results.hpp: a task's result dictionary on disk, and JSON files.
+//
+// result.json is the Dict that train returned, as JSON. A Bytes value is
+// written to a file beside it and appears as
+//   {"$bytes": {"file": "<file name>", "size": <n>}}
+// read_result() is the inverse, used to hand results to later groups.
+#pragma once
+
+#include <fedflow/value.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+
+namespace fedflow::results {
+
+struct Written {
+    nlohmann::ordered_json json;  // what result.json holds
+    std::uint64_t bytes = 0;      // bytes written to byte files
+};
+
+// Writes dir/result.json and one file per Bytes value into dir. Byte files
+// are named after the value's key path ("weights.bin", "meta.w.bin") with
+// characters outside [A-Za-z0-9._-] replaced, and never follow symlinks.
+Written write_result(const Dict& result, const std::filesystem::path& dir);
+
+// The Dict that a result.json describes; byte files are read from dir.
+// Throws std::runtime_error when a byte file is missing or of another size.
+Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path& dir);
+
+// Writes path through a temporary file and rename, so that a reader (or a
+// crash) never sees half a file.
+void write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& json);
+
+}  // namespace fedflow::results

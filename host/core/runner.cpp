@@ -1,0 +1,567 @@
+#include "runner.hpp"
+
+#include "../common/shm.hpp"
+#include "log.hpp"
+#include "results.hpp"
+#include "units.hpp"
+
+#include <fedflow/abi.h>
+#include <fedflow/detail/wire.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <system_error>
+
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#ifndef FEDFLOW_WORKER_FROM_BINDIR
+#define FEDFLOW_WORKER_FROM_BINDIR "../libexec/fedflow/fedflow-worker"
+#endif
+#ifndef FEDFLOW_VERSION
+#define FEDFLOW_VERSION "unknown"
+#endif
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace fedflow {
+
+// A task whose process has been started and not yet reaped.
+struct Runner::Live {
+    TaskGroup* group = nullptr;
+    Task* task = nullptr;
+    std::string prefix;           // the task's shared-memory name prefix
+    bool channel_closed = false;  // EOF seen on the socket
+    std::optional<Clock::time_point> closed_at;
+};
+
+namespace {
+
+std::string stage_of(TaskStatus s) {
+    switch (s) {
+    case TaskStatus::LOADING: return "load";
+    case TaskStatus::WAITING:
+    case TaskStatus::TRAINING: return "train";
+    default: return "start";
+    }
+}
+
+std::string format_duration(std::chrono::milliseconds ms) {
+    auto n = ms.count();
+    if (n % 3600000 == 0) return fmt::format("{}h", n / 3600000);
+    if (n % 60000 == 0) return fmt::format("{}m", n / 60000);
+    if (n % 1000 == 0) return fmt::format("{}s", n / 1000);
+    return fmt::format("{}ms", n);
+}
+
+std::string random_hex(std::size_t n) {
+    std::random_device rd;
+    std::string out;
+    while (out.size() < n) out += fmt::format("{:08x}", rd());
+    out.resize(n);
+    return out;
+}
+
+std::int64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string utc_now() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace
+
+std::vector<PluginFile> resolve_plugins(const plan::Plan& plan, const PluginRegistry& registry) {
+    std::vector<PluginFile> out;
+    std::vector<std::string> errors;
+    auto error = [&](const plan::GroupSpec& g, const std::string& message) {
+        errors.push_back(fmt::format("{}:{}:{}: plugin of group '{}': {}", plan.file.string(), g.plugin_where.line,
+                                     g.plugin_where.column, g.name, message));
+    };
+    for (const auto& g : plan.groups) {
+        bool is_path = g.plugin.find('/') != std::string::npos || fs::path(g.plugin).extension() == ".so";
+        if (is_path) {
+            fs::path file = (plan.dir / g.plugin).lexically_normal();
+            std::string reason;
+            std::error_code ec;
+            if (!fs::is_regular_file(file, ec)) {
+                error(g, fmt::format("{} does not exist", file.string()));
+                out.emplace_back();
+            } else if (auto p = PluginRegistry::inspect(file, reason)) {
+                out.push_back(*p);
+            } else {
+                error(g, fmt::format("{} cannot be used: {}", file.string(), reason));
+                out.emplace_back();
+            }
+            continue;
+        }
+        if (const PluginFile* p = registry.find(g.plugin)) {
+            out.push_back(*p);
+            continue;
+        }
+        std::string hint;
+        for (const auto& p : registry.plugins())
+            if (units::edit_distance(p.name, g.plugin) <= 2) hint = fmt::format(" (did you mean '{}'?)", p.name);
+        std::string rejected;
+        for (const auto& r : registry.rejected())
+            if (r.path.stem().string().find(g.plugin) != std::string::npos)
+                rejected += fmt::format("; {} was rejected: {}", r.path.string(), r.reason);
+        std::string dirs;
+        for (const auto& d : registry.dirs()) dirs += (dirs.empty() ? "" : ", ") + d.string();
+        error(g, fmt::format("no plugin named '{}'{} on the plugin path ({}){}", g.plugin, hint,
+                             dirs.empty() ? "no plugin directory exists" : dirs, rejected));
+        out.emplace_back();
+    }
+    if (!errors.empty()) throw plan::PlanError(std::move(errors));
+    return out;
+}
+
+fs::path find_worker() {
+    if (const char* env = std::getenv("FEDFLOW_WORKER"); env != nullptr && *env != '\0') return fs::absolute(env);
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) throw std::runtime_error("cannot find the running executable (/proc/self/exe)");
+    for (const fs::path& candidate : {exe.parent_path() / "fedflow-worker",
+                                      (exe.parent_path() / FEDFLOW_WORKER_FROM_BINDIR).lexically_normal()}) {
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    throw std::runtime_error(fmt::format("fedflow-worker not found next to {} nor in {} (set FEDFLOW_WORKER)",
+                                         exe.string(), FEDFLOW_WORKER_FROM_BINDIR));
+}
+
+Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options)
+    : plan_(plan), plugins_(std::move(plugins)), options_(std::move(options)) {
+    workdir_ = options_.workdir.empty() ? plan_.workdir : fs::absolute(options_.workdir).lexically_normal();
+    shm_prefix_ = fmt::format("fedflow-{}-{}", ::getpid(), random_hex(8));
+
+    // The workers' environment: the host's, plus what makes CUDA number
+    // devices the way NVML (and so the scheduler) does.
+    for (char** e = environ; *e != nullptr; ++e)
+        if (std::strncmp(*e, "CUDA_DEVICE_ORDER=", 18) != 0) env_storage_.emplace_back(*e);
+    env_storage_.emplace_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
+    for (auto& s : env_storage_) envp_.push_back(s.data());
+    envp_.push_back(nullptr);
+}
+
+Runner::~Runner() {
+    live_.clear();
+    for (auto& g : groups_)
+        for (auto& t : g->tasks()) t->release_process();
+    shm::remove_prefix(shm_prefix_ + "-");
+    if (signal_fd_ >= 0) ::close(signal_fd_);
+}
+
+void Runner::prepare_workdir() {
+    std::error_code ec;
+    if (fs::exists(workdir_ / "run.json", ec)) {
+        // A previous run of Fedflow: its outputs are replaced, never mixed
+        // with this run's.
+        log::warning("replacing the previous run in {}", workdir_.string());
+        for (const auto& e : fs::directory_iterator(workdir_)) fs::remove_all(e.path());
+    } else if (fs::exists(workdir_, ec) && !fs::is_empty(workdir_, ec)) {
+        throw std::runtime_error(fmt::format(
+            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
+            workdir_.string()));
+    }
+    fs::create_directories(workdir_);
+}
+
+void Runner::write_run_json(const std::string& status, int exit_code) {
+    json groups = json::array();
+    for (const auto& g : groups_) {
+        groups.push_back({{"index", g->index()},
+                          {"group", g->group_name()},
+                          {"report", g->group_name() + "/report.json"},
+                          {"tasks", g->tasks().size()},
+                          {"finished", g->count(TaskStatus::FINISHED) + g->count(TaskStatus::EXITED)},
+                          {"failed", g->failed_count()}});
+    }
+    json cpu;
+    cpu["name"] = "cpu";
+    cpu["cpus"] = ::sysconf(_SC_NPROCESSORS_ONLN);
+    json run;
+    run["fedflow_version"] = FEDFLOW_VERSION;
+    run["plugin_abi_version"] = FEDFLOW_ABI_VERSION;
+    run["plan"] = plan_.file.string();
+    run["plan_digest"] = plan_.digest;
+    run["workdir"] = workdir_.string();
+    run["host_pid"] = ::getpid();
+    run["seed"] = options_.seed;
+    run["started"] = started_;
+    run["ended"] = status == "running" ? json(nullptr) : json(utc_now());
+    run["status"] = status;
+    run["exit_code"] = status == "running" ? json(nullptr) : json(exit_code);
+    run["devices"] = json::array({cpu});
+    run["groups"] = std::move(groups);
+    results::write_json_file(workdir_ / "run.json", run);
+}
+
+int Runner::run() {
+    prepare_workdir();
+    started_ = utc_now();
+    journal_.open(workdir_ / "events.jsonl", options_.progress);
+
+    // SIGINT/SIGTERM arrive through a signalfd in the poll loop, so that
+    // stopping is an ordinary event: start nothing new, end the workers,
+    // write the reports.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    std::size_t total = 0;
+    for (const auto& g : plan_.groups) total += g.tasks.size();
+    journal_.write({{"event", "run_start"},
+                    {"plan", plan_.file.string()},
+                    {"plan_digest", plan_.digest},
+                    {"workdir", workdir_.string()},
+                    {"groups", plan_.groups.size()},
+                    {"tasks", total},
+                    {"seed", options_.seed}});
+    write_run_json("running", 0);
+
+    for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0; ++i) run_group(i);
+
+    bool failed = false;
+    for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
+    int code = stop_signal_ != 0 ? exit_host_failed : failed ? exit_task_failed : exit_ok;
+    std::string status = stop_signal_ != 0 ? "interrupted" : failed ? "failed" : "finished";
+    write_run_json(status, code);
+    journal_.write({{"event", "run_end"}, {"status", status}, {"exit_code", code}});
+    return code;
+}
+
+void Runner::status_event(const TaskGroup& group, const Task& task, json extra) {
+    json e{{"event", "status"}, {"group", group.group_name()}, {"task", task.task_id()}, {"status", to_string(task.status())}};
+    for (auto& [k, v] : extra.items()) e[k] = std::move(v);
+    journal_.write(std::move(e));
+}
+
+std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec) {
+    if (spec.inputs.empty()) return {};
+    Dict inputs;
+    for (const auto& name : spec.inputs) {
+        Dict results;
+        for (const auto& g : groups_) {
+            if (g->group_name() != name) continue;
+            for (const auto& t : g->tasks())
+                if (t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED)
+                    results.insert_or_assign(t->task_id(), results::read_result(t->result(), t->workdir()));
+        }
+        inputs.insert_or_assign(name, std::move(results));
+    }
+    Value doc(std::move(inputs));
+    std::size_t size = wire::encoded_size(doc);
+    std::string name = fmt::format("{}-in{}", shm_prefix_, group.index());
+    shm::Segment seg = shm::Segment::create(name, size);
+    wire::encode(doc, seg.data(), size);
+    return name;  // the mapping goes; the segment stays until the group ends
+}
+
+void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segment) {
+    const plan::GroupSpec& spec = plan_.groups[group.index() - 1];
+    WorkerLaunch l;
+    l.worker = options_.worker;
+    l.envp = envp_.data();
+    l.plugin = plugins_[group.index() - 1].path;
+    l.plugin_name = plugins_[group.index() - 1].name;
+    l.group = group.group_name();
+    l.plan_dir = plan_.dir;
+    l.shm_prefix = fmt::format("{}-t{}", shm_prefix_, ++task_seq_);
+    l.inputs_segment = inputs_segment;
+    l.result_limit = options_.result_limit;
+    (void)spec;
+
+    auto live = std::make_unique<Live>();
+    live->group = &group;
+    live->task = &task;
+    live->prefix = l.shm_prefix;
+    try {
+        task.start(group.workdir() / task.task_id(), l);
+    } catch (const std::exception& e) {
+        fail(group, task, "start", e.what());
+        return;
+    }
+    status_event(group, task, {{"pid", task.process()->pid()}});
+    task.start_load();
+    status_event(group, task);
+    live_.push_back(std::move(live));
+}
+
+void Runner::fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message) {
+    group.report_exception(task.task_id(), stage, message);
+    status_event(group, task, {{"stage", stage}, {"message", message}});
+    log::error("{}/{} failed in {}: {}", group.group_name(), task.task_id(), stage, message);
+}
+
+void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
+    Task& task = *live.task;
+    std::int64_t received_ns = monotonic_ns();
+    try {
+        auto size = static_cast<std::size_t>(body.at("size").as<std::int64_t>());
+        auto count = static_cast<std::uint64_t>(body.at("bytes").as<std::int64_t>());
+        auto seg = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::result_name(live.prefix)));
+        if (seg->size() < size)
+            throw std::runtime_error(fmt::format("result segment has {} bytes, the worker announced {}", seg->size(), size));
+        auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
+            if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
+            auto b = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::bytes_name(live.prefix, id)));
+            if (b->size() < n) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, b->size(), n));
+            return Bytes::view(b->data(), n, -1, b);
+        };
+        Value v = wire::decode(seg->data(), size, resolve, seg);
+        if (!v.is<Dict>()) throw std::runtime_error("the result is not a dict");
+        results::Written w = results::write_result(v.as<Dict>(), task.workdir());
+        shm::remove_prefix(live.prefix + "-");
+        task.stats().train_ms = body.at("ms").as<std::int64_t>();
+        task.stats().peak_memory = std::max(task.stats().peak_memory, body.at("peak_memory").as<std::int64_t>());
+        group.report_finish(task.task_id(), std::move(w.json));
+        std::int64_t done_ns = monotonic_ns();
+        std::int64_t train_end = body.at("train_end_ns").as<std::int64_t>();
+        journal_.write({{"event", "result"},
+                        {"group", group.group_name()},
+                        {"task", task.task_id()},
+                        {"bytes", w.bytes + size},
+                        {"transfer_ms", static_cast<double>(done_ns - train_end) / 1e6},
+                        {"host_ms", static_cast<double>(done_ns - received_ns) / 1e6}});
+        status_event(group, task, {{"train_ms", task.stats().train_ms}});
+    } catch (const std::exception& e) {
+        shm::remove_prefix(live.prefix + "-");
+        fail(group, task, "train", fmt::format("invalid result: {}", e.what()));
+    }
+    task.exit();
+}
+
+void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
+    Task& task = *live.task;
+    if (is_final(task.status())) return;  // late words of a task already judged
+    switch (m.type) {
+    case channel::Type::ready:
+        log::debug("{}/{}: worker {} ready", group.group_name(), task.task_id(), task.process()->pid());
+        break;
+    case channel::Type::loaded: {
+        task.stats().load_ms = m.body.at("ms").as<std::int64_t>();
+        task.stats().peak_memory = m.body.at("peak_memory").as<std::int64_t>();
+        task.set_status(TaskStatus::WAITING);
+        status_event(group, task, {{"load_ms", task.stats().load_ms}});
+        // Until the scheduler assigns GPUs, a task trains on its pinned
+        // device (its own, else its group's) or on the CPU.
+        std::string device = task.pinned() ? task.device() : !group.device().empty() ? group.device() : "cpu";
+        task.start_train(device);
+        status_event(group, task, {{"device", device}});
+        break;
+    }
+    case channel::Type::result: receive_result(group, live, m.body); break;
+    case channel::Type::failed: {
+        std::string stage = m.body.at("stage").as<std::string>();
+        std::string kind = m.body.at("kind").as<std::string>();
+        std::string message = m.body.at("message").as<std::string>();
+        if (const Value* ms = m.body.find("ms")) {
+            (stage == "load" ? task.stats().load_ms : task.stats().train_ms) = ms->as<std::int64_t>();
+        }
+        if (kind == "oom") message = "out of memory: " + message;
+        fail(group, task, stage, message);
+        task.exit();
+        break;
+    }
+    default:
+        fail(group, task, stage_of(task.status()),
+             fmt::format("protocol error: unexpected message '{}' from the worker", channel::type_name(m.type)));
+        task.process()->kill(SIGKILL);
+    }
+}
+
+void Runner::handle_exit(TaskGroup& group, Live& live) {
+    Task& task = *live.task;
+    int status = *task.process()->wait_status();
+    if (task.status() == TaskStatus::FINISHED) {
+        task.set_status(TaskStatus::EXITED);
+        status_event(group, task);
+    } else if (!is_final(task.status())) {
+        std::string stage = stage_of(task.status());
+        std::string message;
+        if (!task.timed_out_stage.empty()) {
+            stage = task.timed_out_stage;
+            message = fmt::format("timed out after {} in {}", format_duration(plan_.scheduler.task_timeout), stage);
+        } else if (stop_signal_ != 0) {
+            message = fmt::format("interrupted: the host received {}", sigabbrev_np(stop_signal_) != nullptr
+                                                                          ? std::string("SIG") + sigabbrev_np(stop_signal_)
+                                                                          : "a signal");
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            message = "the worker exited without a result";
+        } else {
+            message = describe_wait_status(status);
+        }
+        fail(group, task, stage, message);
+    }
+    shm::remove_prefix(live.prefix + "-");
+    task.release_process();
+}
+
+void Runner::stop_all(int signal) {
+    for (auto& l : live_) {
+        if (l->task->process() == nullptr) continue;
+        l->task->process()->kill(signal);
+        if (!l->task->kill_deadline) l->task->kill_deadline = Clock::now() + options_.kill_grace;
+    }
+}
+
+void Runner::run_group(std::size_t index) {
+    const plan::GroupSpec& spec = plan_.groups[index];
+    auto group = std::make_unique<TaskGroup>(spec.index, spec.name, spec.device, options_.seed);
+    group->set_plugin(plugins_[index].name);
+    group->set_workdir(workdir_ / spec.name);
+    fs::create_directories(group->workdir());
+    for (const auto& t : spec.tasks) group->add_task(Task(t.id, t.device, t.params));
+    TaskGroup& g = *group;
+    groups_.push_back(std::move(group));
+
+    journal_.write({{"event", "group_start"}, {"group", g.group_name()}, {"index", g.index()}, {"tasks", g.tasks().size()}});
+    std::string inputs_segment;
+    try {
+        inputs_segment = make_inputs_segment(g, spec);
+    } catch (const std::exception& e) {
+        for (const auto& t : g.tasks()) fail(g, *t, "start", fmt::format("cannot prepare inputs: {}", e.what()));
+    }
+
+    const std::uint32_t max_processes = plan_.scheduler.max_processes;
+    const auto timeout = plan_.scheduler.task_timeout;
+    std::vector<pollfd> fds;
+    std::vector<channel::Message> messages;
+    for (;;) {
+        if (stop_signal_ == 0) {
+            while (max_processes == 0 || live_.size() < max_processes) {
+                Task* t = g.retrieve_task(TaskStatus::INIT);
+                if (t == nullptr) break;
+                launch(g, *t, inputs_segment);
+            }
+        }
+        if (live_.empty()) break;
+
+        // Wait for the next event: a message, a death, a signal, a deadline.
+        fds.clear();
+        fds.push_back({signal_fd_, POLLIN, 0});
+        for (auto& l : live_) {
+            WorkerProcess* p = l->task->process();
+            fds.push_back({p->channel_open() ? p->channel_fd() : -1, POLLIN, 0});
+            fds.push_back({p->pid_fd(), POLLIN, 0});
+        }
+        auto now = Clock::now();
+        std::optional<Clock::time_point> next;
+        auto consider = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
+        for (auto& l : live_) {
+            Task& t = *l->task;
+            if (t.kill_deadline) consider(*t.kill_deadline);
+            else if (timeout.count() > 0 && (t.status() == TaskStatus::LOADING || t.status() == TaskStatus::TRAINING))
+                consider(t.stage_started + timeout);
+            if (l->closed_at) consider(*l->closed_at + options_.kill_grace);
+            if (t.process()->pid_fd() < 0 && l->channel_closed) consider(now + std::chrono::milliseconds(10));
+        }
+        int wait_ms = -1;
+        if (next) wait_ms = static_cast<int>(std::max<std::int64_t>(
+                      0, std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1));
+        int rc = ::poll(fds.data(), fds.size(), wait_ms);
+        if (rc < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+
+        if (fds[0].revents & POLLIN) {
+            signalfd_siginfo si{};
+            while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+                if (stop_signal_ == 0) {
+                    stop_signal_ = static_cast<int>(si.ssi_signo);
+                    log::warning("received SIG{}: ending {} running task(s), starting nothing new",
+                                 sigabbrev_np(stop_signal_), live_.size());
+                    stop_all(SIGTERM);
+                } else {
+                    stop_all(SIGKILL);  // asked twice: do not wait for the grace period
+                }
+            }
+        }
+
+        for (std::size_t i = 0; i < live_.size(); ++i) {
+            Live& l = *live_[i];
+            WorkerProcess* p = l.task->process();
+            const pollfd& sock = fds[1 + 2 * i];
+            if (sock.fd >= 0 && (sock.revents & (POLLIN | POLLHUP | POLLERR))) {
+                messages.clear();
+                bool open = true;
+                try {
+                    open = p->read_available(messages);
+                } catch (const std::exception& e) {
+                    if (!is_final(l.task->status()))
+                        fail(*l.group, *l.task, stage_of(l.task->status()), fmt::format("protocol error: {}", e.what()));
+                    p->kill(SIGKILL);
+                }
+                for (auto& m : messages) handle_message(*l.group, l, m);
+                if (!open && !l.channel_closed) {
+                    l.channel_closed = true;
+                    l.closed_at = Clock::now();
+                }
+            }
+            if (p->pid_fd() < 0 || (fds[2 + 2 * i].revents & POLLIN) || l.channel_closed) p->try_reap();
+        }
+
+        // Deadlines: stage timeouts, then the grace period after SIGTERM, and
+        // a worker that closed its channel but lingers.
+        now = Clock::now();
+        for (auto& l : live_) {
+            Task& t = *l->task;
+            WorkerProcess* p = t.process();
+            if (p->exited()) continue;
+            if (t.kill_deadline && now >= *t.kill_deadline) {
+                p->kill(SIGKILL);
+            } else if (!t.kill_deadline && timeout.count() > 0 &&
+                       (t.status() == TaskStatus::LOADING || t.status() == TaskStatus::TRAINING) &&
+                       now >= t.stage_started + timeout) {
+                t.timed_out_stage = stage_of(t.status());
+                p->kill(SIGTERM);
+                t.kill_deadline = now + options_.kill_grace;
+            } else if (l->closed_at && now >= *l->closed_at + options_.kill_grace) {
+                p->kill(SIGKILL);
+            }
+        }
+
+        for (std::size_t i = 0; i < live_.size();) {
+            if (live_[i]->task->process()->exited()) {
+                handle_exit(*live_[i]->group, *live_[i]);
+                live_.erase(live_.begin() + static_cast<std::ptrdiff_t>(i));
+            } else {
+                ++i;
+            }
+        }
+    }
+
+    // Tasks never started because the host was asked to stop.
+    for (const auto& t : g.tasks())
+        if (t->status() == TaskStatus::INIT)
+            fail(g, *t, "start", fmt::format("not started: the host received SIG{}", sigabbrev_np(stop_signal_)));
+    if (!inputs_segment.empty()) shm::Segment::remove(inputs_segment);
+
+    results::write_json_file(g.workdir() / "report.json", g.result());
+    journal_.write({{"event", "group_end"},
+                    {"group", g.group_name()},
+                    {"finished", g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED)},
+                    {"failed", g.failed_count()}});
+}
+
+}  // namespace fedflow

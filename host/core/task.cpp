@@ -1,0 +1,95 @@
+#include "task.hpp"
+
+#include <fmt/core.h>
+
+#include <csignal>
+#include <stdexcept>
+
+namespace fedflow {
+
+const char* to_string(TaskStatus s) noexcept {
+    switch (s) {
+    case TaskStatus::INIT: return "INIT";
+    case TaskStatus::AVAILABLE: return "AVAILABLE";
+    case TaskStatus::LOADING: return "LOADING";
+    case TaskStatus::WAITING: return "WAITING";
+    case TaskStatus::TRAINING: return "TRAINING";
+    case TaskStatus::FINISHED: return "FINISHED";
+    case TaskStatus::EXITED: return "EXITED";
+    case TaskStatus::EXCEPTION: return "EXCEPTION";
+    case TaskStatus::INTERRUPT: return "INTERRUPT";
+    }
+    return "UNKNOWN";
+}
+
+bool is_final(TaskStatus s) noexcept {
+    return s == TaskStatus::FINISHED || s == TaskStatus::EXITED || s == TaskStatus::EXCEPTION;
+}
+
+Task::Task(std::string task_id, std::string device, Dict params)
+    : task_id_(std::move(task_id)), device_(std::move(device)), pinned_(!device_.empty()), params_(std::move(params)) {}
+
+void Task::set_status(TaskStatus s) {
+    using S = TaskStatus;
+    bool ok = false;
+    switch (s) {
+    case S::INIT: ok = status_ == S::AVAILABLE || status_ == S::INTERRUPT; break;  // restarted
+    case S::AVAILABLE: ok = status_ == S::INIT || status_ == S::INTERRUPT; break;
+    case S::LOADING: ok = status_ == S::AVAILABLE; break;
+    case S::WAITING: ok = status_ == S::LOADING || status_ == S::INTERRUPT || status_ == S::TRAINING; break;
+    case S::TRAINING: ok = status_ == S::WAITING; break;
+    case S::FINISHED: ok = status_ == S::TRAINING; break;
+    case S::EXITED: ok = status_ == S::FINISHED; break;
+    case S::EXCEPTION: ok = status_ != S::FINISHED && status_ != S::EXITED && status_ != S::EXCEPTION; break;
+    case S::INTERRUPT: ok = status_ == S::LOADING || status_ == S::TRAINING; break;
+    }
+    if (!ok)
+        throw std::logic_error(fmt::format("task {}: no transition from {} to {}", task_id_, to_string(status_), to_string(s)));
+    status_ = s;
+}
+
+void Task::start(const std::filesystem::path& workdir, const WorkerLaunch& launch) {
+    if (status_ != TaskStatus::INIT && status_ != TaskStatus::INTERRUPT)
+        throw std::logic_error(fmt::format("task {}: start() in state {}", task_id_, to_string(status_)));
+    workdir_ = workdir;
+    std::filesystem::create_directories(workdir_);
+    process_ = WorkerProcess::spawn(launch.worker, workdir_, launch.envp);
+    Dict config{
+        {"task_id", task_id_},
+        {"group", launch.group},
+        {"round", std::int64_t{launch.round}},
+        {"workdir", workdir_.string()},
+        {"plan_dir", launch.plan_dir.string()},
+        {"plugin_path", launch.plugin.string()},
+        {"plugin_name", launch.plugin_name},
+        {"shm_prefix", launch.shm_prefix},
+        {"inputs_segment", launch.inputs_segment},
+        {"result_limit", static_cast<std::int64_t>(launch.result_limit)},
+        {"params", params_},
+    };
+    // A worker that dies before reading this is seen through its exit.
+    process_->send(channel::Type::config, config);
+    set_status(TaskStatus::AVAILABLE);
+}
+
+void Task::start_load() {
+    set_status(TaskStatus::LOADING);
+    stage_started = std::chrono::steady_clock::now();
+    process_->send(channel::Type::load);
+}
+
+void Task::start_train(const std::string& device) {
+    set_status(TaskStatus::TRAINING);
+    device_ = device;
+    stage_started = std::chrono::steady_clock::now();
+    process_->send(channel::Type::train, Dict{{"device", device}});
+}
+
+bool Task::is_alive() const noexcept { return process_ != nullptr && !process_->exited(); }
+
+void Task::exit() {
+    if (process_ == nullptr || process_->exited()) return;
+    if (!process_->send(channel::Type::exit)) process_->kill(SIGKILL);
+}
+
+}  // namespace fedflow

@@ -1,0 +1,112 @@
+// task.hpp: Task and TaskStatus, the host's side of one task (the names and
+// concepts of the original Fedflow's component document).
+//
+// A Task is a proxy for one fedflow-worker process: start() spawns it,
+// start_load() and start_train() tell it to run the plugin's load and
+// train, exit() ends it. The plugin's own load/train (fedflow::Task in
+// <fedflow/task.hpp>) run only in that process.
+//
+//   INIT -> AVAILABLE -> LOADING -> WAITING -> TRAINING -> FINISHED -> EXITED
+//   (any running state) -> EXCEPTION;  INTERRUPT: ran out of memory
+#pragma once
+
+#include "worker_process.hpp"
+
+#include <fedflow/value.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace fedflow {
+
+enum class TaskStatus { INIT, AVAILABLE, LOADING, WAITING, TRAINING, FINISHED, EXITED, EXCEPTION, INTERRUPT };
+
+const char* to_string(TaskStatus s) noexcept;
+// True for the states in which the task's outcome is known.
+bool is_final(TaskStatus s) noexcept;
+
+// What the worker needs to know besides the task itself.
+struct WorkerLaunch {
+    std::filesystem::path worker;   // the fedflow-worker executable
+    char* const* envp = nullptr;    // environment of the worker
+    std::filesystem::path plugin;   // the plugin .so
+    std::string plugin_name;
+    std::string group;
+    std::uint32_t round = 0;
+    std::filesystem::path plan_dir;
+    std::string shm_prefix;         // this task's segment name prefix
+    std::string inputs_segment;     // the group's inputs, or empty
+    std::uint64_t result_limit = 0;
+};
+
+// Timings and peaks measured for the report.
+struct TaskStats {
+    std::int64_t load_ms = -1;
+    std::int64_t train_ms = -1;
+    std::int64_t peak_memory = -1;  // bytes, the worker's RSS peak
+};
+
+class Task {
+public:
+    // device: a device the task is pinned to ("cuda:1"), or empty.
+    explicit Task(std::string task_id, std::string device = {}, Dict params = {});
+
+    // -- attributes of the original --
+    const std::string& task_id() const noexcept { return task_id_; }
+    // The device train runs on: the pinned one until start_train assigns it.
+    const std::string& device() const noexcept { return device_; }
+    bool pinned() const noexcept { return pinned_; }
+    // Absolute; set by start().
+    const std::filesystem::path& workdir() const noexcept { return workdir_; }
+    // What train returned, as written to result.json (null until FINISHED).
+    const nlohmann::ordered_json& result() const noexcept { return result_; }
+    TaskStatus status() const noexcept { return status_; }
+
+    const Dict& params() const noexcept { return params_; }
+    TaskStats& stats() noexcept { return stats_; }
+    const TaskStats& stats() const noexcept { return stats_; }
+
+    // -- methods of the original --
+    // Starts the task's process in workdir (created if needed). INIT -> AVAILABLE.
+    void start(const std::filesystem::path& workdir, const WorkerLaunch& launch);
+    // Tells the process to run load. AVAILABLE -> LOADING.
+    void start_load();
+    // Tells the process to run train on device. WAITING -> TRAINING.
+    void start_train(const std::string& device);
+    bool is_alive() const noexcept;
+    // Asks the process to exit; kills it if it cannot be asked.
+    void exit();
+
+    // -- used by the scheduler --
+    // Moves to status s; throws std::logic_error on a transition the state
+    // machine above does not have.
+    void set_status(TaskStatus s);
+    void set_result(nlohmann::ordered_json result) { result_ = std::move(result); }
+    WorkerProcess* process() noexcept { return process_.get(); }
+    // Frees the process (after it exited and was reaped).
+    void release_process() { process_.reset(); }
+    // When the running stage started (for timeouts), and the deadline for
+    // a process that was asked to stop.
+    std::chrono::steady_clock::time_point stage_started{};
+    std::optional<std::chrono::steady_clock::time_point> kill_deadline;
+    std::string timed_out_stage;  // set when the stage ran past task-timeout
+
+private:
+    std::string task_id_;
+    std::string device_;
+    bool pinned_ = false;
+    Dict params_;
+    std::filesystem::path workdir_;
+    nlohmann::ordered_json result_;
+    TaskStatus status_ = TaskStatus::INIT;
+    TaskStats stats_;
+    std::unique_ptr<WorkerProcess> process_;
+};
+
+}  // namespace fedflow

@@ -1,0 +1,211 @@
+// fedflow-host: the command line (SPEC.md "Command line").
+//
+//   fedflow-host PLAN.toml [options]      run the plan
+//   fedflow-host validate PLAN.toml       check plan and plugins; run nothing
+//   fedflow-host plugins                  list the plugins found
+//
+// Exit status: 0 every task finished; 1 some task failed; 2 bad input,
+// nothing started; 3 the host itself failed or was interrupted.
+#include "core/log.hpp"
+#include "core/plan.hpp"
+#include "core/plugin_registry.hpp"
+#include "core/runner.hpp"
+
+#include <fedflow/abi.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#ifndef FEDFLOW_VERSION
+#define FEDFLOW_VERSION "unknown"
+#endif
+
+namespace fs = std::filesystem;
+using namespace fedflow;
+
+namespace {
+
+struct Options {
+    std::string plan;
+    std::string workdir;
+    std::vector<std::string> plugin_path;
+    bool resume = false;
+    bool dry_run = false;
+    std::string progress = "auto";
+    std::string gpus;
+    std::uint64_t seed = 0;
+    std::string log_level = "info";
+};
+
+std::vector<fs::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+void print_plan_errors(const plan::PlanError& e) {
+    for (const auto& m : e.messages()) std::fprintf(stderr, "%s\n", m.c_str());
+    std::fprintf(stderr, "fedflow-host: %zu error%s; nothing was started\n", e.messages().size(),
+                 e.messages().size() == 1 ? "" : "s");
+}
+
+// Plan and plugins, or an exit code 2 with every problem printed.
+struct Checked {
+    plan::Plan plan;
+    PluginRegistry registry;
+    std::vector<PluginFile> plugins;
+};
+
+bool check(const Options& o, Checked& out) {
+    try {
+        out.plan = plan::load(o.plan);
+        auto dirs = paths(o.plugin_path);
+        dirs.insert(dirs.end(), out.plan.plugin_path.begin(), out.plan.plugin_path.end());
+        out.registry.scan(PluginRegistry::search_path(dirs));
+        out.plugins = resolve_plugins(out.plan, out.registry);
+        return true;
+    } catch (const plan::PlanError& e) {
+        print_plan_errors(e);
+        return false;
+    }
+}
+
+int cmd_validate(const Options& o) {
+    Checked c;
+    if (!check(o, c)) return exit_bad_input;
+    std::size_t tasks = 0;
+    for (const auto& g : c.plan.groups) tasks += g.tasks.size();
+    std::printf("%s: valid: %zu group%s, %zu task%s\n", c.plan.file.c_str(), c.plan.groups.size(),
+                c.plan.groups.size() == 1 ? "" : "s", tasks, tasks == 1 ? "" : "s");
+    for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
+        const auto& g = c.plan.groups[i];
+        std::printf("  %zu. %s: %zu task%s of plugin %s (%s)\n", g.index, g.name.c_str(), g.tasks.size(),
+                    g.tasks.size() == 1 ? "" : "s", c.plugins[i].name.c_str(), c.plugins[i].path.c_str());
+    }
+    return exit_ok;
+}
+
+int cmd_plugins(const Options& o) {
+    PluginRegistry registry;
+    registry.scan(PluginRegistry::search_path(paths(o.plugin_path)));
+    std::printf("search path:\n");
+    for (const auto& d : PluginRegistry::search_path(paths(o.plugin_path)))
+        std::printf("  %s%s\n", d.c_str(), fs::is_directory(d) ? "" : "  (missing)");
+    std::printf("plugins (%zu):\n", registry.plugins().size());
+    for (const auto& p : registry.plugins())
+        std::printf("  %-24s ABI %u  %s\n", p.name.c_str(), p.abi_version, p.path.c_str());
+    if (!registry.rejected().empty()) {
+        std::printf("rejected (%zu):\n", registry.rejected().size());
+        for (const auto& r : registry.rejected()) std::printf("  %s: %s\n", r.path.c_str(), r.reason.c_str());
+    }
+    return exit_ok;
+}
+
+int cmd_run(const Options& o) {
+    if (o.resume) {
+        std::fprintf(stderr, "fedflow-host: --resume is not supported yet (it comes with the run journal)\n");
+        return exit_bad_input;
+    }
+    if (!o.gpus.empty()) {
+        std::fprintf(stderr, "fedflow-host: --gpus is not supported yet (GPU assignment comes with the scheduler)\n");
+        return exit_bad_input;
+    }
+    Progress progress = Progress::plain;
+    if (o.progress == "none") progress = Progress::none;
+    else if (o.progress == "json") progress = Progress::json;
+    else if (o.progress == "tty") {
+        std::fprintf(stderr, "fedflow-host: --progress tty is not supported yet; use plain, json or none\n");
+        return exit_bad_input;
+    }
+
+    Checked c;
+    if (!check(o, c)) return exit_bad_input;
+
+    RunOptions ro;
+    ro.workdir = o.workdir;
+    ro.seed = o.seed;
+    ro.progress = progress;
+    if (o.dry_run) {
+        fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
+        std::printf("dry run: nothing is started\nworkdir: %s\n", workdir.c_str());
+        for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
+            const auto& g = c.plan.groups[i];
+            std::printf("group %zu %s: plugin %s (%s), max %u processes\n", g.index, g.name.c_str(),
+                        c.plugins[i].name.c_str(), c.plugins[i].path.c_str(), c.plan.scheduler.max_processes);
+            for (const auto& t : g.tasks)
+                std::printf("  task %s -> %s\n", t.id.c_str(), (workdir / g.name / t.id).c_str());
+        }
+        return exit_ok;
+    }
+    try {
+        ro.worker = find_worker();
+        Runner runner(c.plan, c.plugins, ro);
+        return runner.run();
+    } catch (const std::exception& e) {
+        log::error("{}", e.what());
+        return exit_host_failed;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    CLI::App app{"Fedflow: run many machine-learning tasks side by side, each in its own process."};
+    app.set_version_flag("--version", fmt::format("fedflow-host {} (plugin ABI {})", FEDFLOW_VERSION, FEDFLOW_ABI_VERSION));
+    app.footer(
+        "Exit status: 0 every task finished; 1 some task failed; 2 bad input (nothing started);\n"
+        "3 the host failed or was interrupted.\n"
+        "Plugins are searched in --plugin-path, the plan's plugin-path, FEDFLOW_PLUGIN_PATH and the install dir.");
+
+    auto add_plugin_path = [&](CLI::App* a) {
+        a->add_option("--plugin-path", o.plugin_path, "Search this directory for plugins first (repeatable)")
+            ->type_name("DIR");
+    };
+    auto add_log_level = [&](CLI::App* a) {
+        a->add_option("--log-level", o.log_level, "debug, info, warning or error")
+            ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+    };
+
+    app.add_option("plan", o.plan, "The plan file (TOML)")->type_name("PLAN.toml");
+    app.add_option("--workdir", o.workdir, "Write the run here (default: the plan's workdir)")->type_name("DIR");
+    add_plugin_path(&app);
+    app.add_flag("--resume", o.resume, "Run only what has not finished in the workdir");
+    app.add_flag("--dry-run", o.dry_run, "Check everything and print what would run; start nothing");
+    app.add_option("--progress", o.progress, "auto, tty, plain, json or none")
+        ->check(CLI::IsMember({"auto", "tty", "plain", "json", "none"}));
+    app.add_option("--gpus", o.gpus, "GPUs to use: a list of indices, or none")->type_name("LIST|none");
+    app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)");
+    add_log_level(&app);
+
+    CLI::App* validate = app.add_subcommand("validate", "Check the plan and its plugins; run nothing");
+    validate->add_option("plan", o.plan, "The plan file (TOML)")->required()->type_name("PLAN.toml");
+    add_plugin_path(validate);
+    add_log_level(validate);
+    CLI::App* plugins = app.add_subcommand("plugins", "List the plugins found, with ABI version and path");
+    add_plugin_path(plugins);
+    add_log_level(plugins);
+    app.require_subcommand(0, 1);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? exit_ok : exit_bad_input;
+    }
+    log::Level level = log::Level::info;
+    log::parse_level(o.log_level, level);
+    log::set_level(level);
+
+    if (validate->parsed()) return cmd_validate(o);
+    if (plugins->parsed()) return cmd_plugins(o);
+    if (o.plan.empty()) {
+        std::fprintf(stderr, "%s", app.help().c_str());
+        std::fprintf(stderr, "fedflow-host: no plan given\n");
+        return exit_bad_input;
+    }
+    return cmd_run(o);
+}

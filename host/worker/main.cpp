@@ -1,0 +1,265 @@
+// fedflow-worker: runs one task of one plugin, as the host tells it.
+//
+// Started by fedflow-host (posix_spawn, never a fork of the host) with its
+// cwd set to the task's workdir, stdin from /dev/null, stdout and stderr on
+// the task's stdout.log and stderr.log, and the control channel on fd 3:
+//
+//   fedflow-worker --channel 3 --host-pid PID
+//
+// It receives `config`, loads and checks the plugin, answers `ready`, then
+// runs `load` and `train` when told, and exits on `exit` or when the host
+// goes away. Plugin code runs only here, never in the host.
+#include "../common/channel.hpp"
+#include "../common/shm.hpp"
+#include "services.hpp"
+
+#include <fedflow/abi.h>
+#include <fedflow/detail/wire.hpp>
+
+#include <boost/dll/shared_library.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <string>
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifdef FEDFLOW_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace ch = fedflow::channel;
+using fedflow::Dict;
+using fedflow::Value;
+
+namespace {
+
+int channel_fd = 3;
+
+std::int64_t now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::int64_t peak_rss_bytes() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
+}
+
+void send_or_exit(ch::Type type, const Dict& body) {
+    // The host is gone: nobody is left to tell, and nothing to finish.
+    if (!ch::send(channel_fd, type, body)) std::_Exit(0);
+}
+
+[[noreturn]] void fail_and_exit(const std::string& stage, const std::string& kind, const std::string& message) {
+    std::fprintf(stderr, "fedflow-worker: %s: %s\n", stage.c_str(), message.c_str());
+    std::fflush(stderr);
+    ch::send(channel_fd, ch::Type::failed, Dict{{"stage", stage}, {"kind", kind}, {"message", message}});
+    std::_Exit(2);
+}
+
+const char* kind_of(std::int32_t code) {
+    return code == FEDFLOW_OUT_OF_MEMORY ? "oom" : "exception";
+}
+
+std::string message_of(const fedflow_status& st) {
+    std::string m(st.message, strnlen(st.message, sizeof st.message));
+    if (m.empty()) m = "failed with status " + std::to_string(st.code) + " and no message";
+    return m;
+}
+
+// Loads the library and finds the plugin named `name`; every way this can
+// go wrong ends the process with a `failed` message of kind bad_plugin.
+const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::string& path, const std::string& name) {
+    try {
+        lib.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    } catch (const std::exception& e) {
+        fail_and_exit("start", "bad_plugin", "cannot load " + path + ": " + e.what());
+    }
+    if (!lib.has(FEDFLOW_PLUGIN_ENUM_SYMBOL))
+        fail_and_exit("start", "bad_plugin",
+                      path + " does not export " FEDFLOW_PLUGIN_ENUM_SYMBOL " (not built with FEDFLOW_TASK?)");
+    auto enumerate = lib.get<std::remove_pointer_t<fedflow_plugin_enum_fn>>(FEDFLOW_PLUGIN_ENUM_SYMBOL);
+    for (std::uint32_t i = 0; i < 1024; ++i) {
+        const fedflow_plugin* p = nullptr;
+        std::int32_t r = enumerate(&p, i);
+        if (r == 0) break;
+        if (r < 0 || p == nullptr)
+            fail_and_exit("start", "bad_plugin", path + ": " FEDFLOW_PLUGIN_ENUM_SYMBOL " failed with " + std::to_string(r));
+        if (p->magic != FEDFLOW_ABI_MAGIC)
+            fail_and_exit("start", "bad_plugin", path + ": plugin " + std::to_string(i) + " has a bad magic number");
+        if (p->abi_version != FEDFLOW_ABI_VERSION)
+            fail_and_exit("start", "bad_plugin",
+                          path + ": plugin ABI version " + std::to_string(p->abi_version) +
+                              ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
+        if (p->size < sizeof(fedflow_plugin) || p->name == nullptr || p->create == nullptr ||
+            p->destroy == nullptr || p->load == nullptr || p->train == nullptr)
+            fail_and_exit("start", "bad_plugin", path + ": incomplete plugin table");
+        if (name == p->name) return p;
+    }
+    fail_and_exit("start", "bad_plugin", path + " provides no plugin named '" + name + "'");
+}
+
+std::string str(const Dict& d, const char* key) { return d.at(key).as<std::string>(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    long host_pid = 0;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--channel" && i + 1 < argc) {
+            channel_fd = std::atoi(argv[++i]);
+        } else if (a == "--host-pid" && i + 1 < argc) {
+            host_pid = std::atol(argv[++i]);
+        } else if (a == "--version") {
+            std::printf("fedflow-worker (ABI %u)\n", FEDFLOW_ABI_VERSION);
+            return 0;
+        } else {
+            std::fprintf(stderr,
+                         "fedflow-worker: started by fedflow-host, not by hand "
+                         "(usage: fedflow-worker --channel FD --host-pid PID)\n");
+            return 2;
+        }
+    }
+    // Die with the host, and catch a host that died before we armed this.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (host_pid != 0 && getppid() != host_pid) return 0;
+
+    // Line-buffered: what a task printed before it crashed is in its log.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+    std::optional<ch::Message> config;
+    try {
+        config = ch::receive(channel_fd);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "fedflow-worker: %s\n", e.what());
+        return 2;
+    }
+    if (!config) return 0;
+    if (config->type != ch::Type::config) fail_and_exit("start", "protocol", "first message is not config");
+    const Dict& cfg = config->body;
+
+    std::string task_id, group, workdir, plan_dir, plugin_path, plugin_name, prefix, params_doc;
+    std::uint32_t round = 0;
+    std::uint64_t result_limit = 0;
+    std::optional<fedflow::shm::Segment> inputs_segment;
+    try {
+        task_id = str(cfg, "task_id");
+        group = str(cfg, "group");
+        workdir = str(cfg, "workdir");
+        plan_dir = str(cfg, "plan_dir");
+        plugin_path = str(cfg, "plugin_path");
+        plugin_name = str(cfg, "plugin_name");
+        prefix = str(cfg, "shm_prefix");
+        round = static_cast<std::uint32_t>(cfg.at("round").as<std::int64_t>());
+        result_limit = static_cast<std::uint64_t>(cfg.at("result_limit").as<std::int64_t>());
+        params_doc = fedflow::wire::encode(cfg.at("params"));
+        if (const Value* in = cfg.find("inputs_segment"); in != nullptr && !in->as<std::string>().empty())
+            inputs_segment = fedflow::shm::Segment::open_read_only(in->as<std::string>());
+    } catch (const std::exception& e) {
+        fail_and_exit("start", "protocol", std::string("bad config: ") + e.what());
+    }
+
+    boost::dll::shared_library lib;
+    const fedflow_plugin* plugin = open_plugin(lib, plugin_path, plugin_name);
+
+    fedflow::worker::Services services(prefix, result_limit);
+    fedflow_context ctx{};
+    ctx.size = sizeof ctx;
+    ctx.round = round;
+    ctx.task_id = task_id.c_str();
+    ctx.group = group.c_str();
+    ctx.workdir = workdir.c_str();
+    ctx.plan_dir = plan_dir.c_str();
+    ctx.params = {reinterpret_cast<const std::uint8_t*>(params_doc.data()), params_doc.size()};
+    if (inputs_segment) ctx.inputs = {inputs_segment->data(), inputs_segment->size()};
+    ctx.host = services.table();
+
+    fedflow_status st{};
+    void* task = plugin->create(&st);
+    if (task == nullptr) fail_and_exit("start", kind_of(st.code), "creating the task: " + message_of(st));
+    send_or_exit(ch::Type::ready, Dict{{"plugin", plugin->name}, {"abi_version", std::int64_t{plugin->abi_version}}});
+
+    for (;;) {
+        std::optional<ch::Message> m;
+        try {
+            m = ch::receive(channel_fd);
+        } catch (const std::exception& e) {
+            fail_and_exit("channel", "protocol", e.what());
+        }
+        if (!m || m->type == ch::Type::exit) break;
+
+        if (m->type == ch::Type::load) {
+            st = fedflow_status{};
+            std::int64_t t0 = now_ns();
+            std::int32_t rc = plugin->load(task, &ctx, &st);
+            std::fflush(stdout);
+            std::int64_t ms = (now_ns() - t0) / 1000000;
+            if (rc != FEDFLOW_OK) {
+                send_or_exit(ch::Type::failed, Dict{{"stage", "load"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
+                                                    {"ms", ms}, {"peak_memory", peak_rss_bytes()}});
+                continue;
+            }
+            send_or_exit(ch::Type::loaded, Dict{{"ms", ms}, {"peak_memory", peak_rss_bytes()}});
+        } else if (m->type == ch::Type::train) {
+            std::string device;
+            try {
+                device = str(m->body, "device");
+            } catch (const std::exception& e) {
+                fail_and_exit("train", "protocol", e.what());
+            }
+#ifdef FEDFLOW_WITH_CUDA
+            if (device.rfind("cuda:", 0) == 0) {
+                cudaError_t err = cudaSetDevice(std::atoi(device.c_str() + 5));
+                if (err != cudaSuccess) {
+                    send_or_exit(ch::Type::failed,
+                                 Dict{{"stage", "train"}, {"kind", "exception"},
+                                      {"message", "cudaSetDevice(" + device + "): " + cudaGetErrorString(err)}});
+                    continue;
+                }
+            }
+#endif
+            services.reset_result();
+            st = fedflow_status{};
+            std::int64_t t0 = now_ns();
+            std::int32_t rc = plugin->train(task, &ctx, device.c_str(), &st);
+            std::int64_t t1 = now_ns();
+            std::fflush(stdout);
+            if (rc != FEDFLOW_OK) {
+                send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
+                                                    {"ms", (t1 - t0) / 1000000}, {"peak_memory", peak_rss_bytes()}});
+                continue;
+            }
+            std::uint64_t size = 0;
+            try {
+                size = services.finish_result();
+            } catch (const std::exception& e) {
+                send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", "oom"}, {"message", e.what()}});
+                continue;
+            }
+            send_or_exit(ch::Type::result, Dict{{"size", std::int64_t(size)},
+                                                {"bytes", std::int64_t(services.bytes_count())},
+                                                {"ms", (t1 - t0) / 1000000},
+                                                {"train_end_ns", t1},
+                                                {"peak_memory", peak_rss_bytes()}});
+        } else {
+            fail_and_exit("channel", "protocol", std::string("unexpected message ") + ch::type_name(m->type));
+        }
+    }
+    plugin->destroy(task);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    // _exit, not exit: the plugin's static destructors (libtorch, CUDA) are
+    // known to crash at teardown, and the task's work is already delivered.
+    std::_Exit(0);
+}

@@ -1,0 +1,104 @@
+#include "services.hpp"
+
+#include <fedflow/detail/wire.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+namespace fedflow::worker {
+
+namespace {
+
+void set_status(fedflow_status* st, std::int32_t code, const std::string& message) {
+    if (st == nullptr) return;
+    st->code = code;
+    std::snprintf(st->message, sizeof st->message, "%s", message.c_str());
+}
+
+// A successful zero-byte allocation still needs a non-null pointer.
+std::uint8_t empty_buffer[1];
+
+}  // namespace
+
+Services::Services(std::string prefix, std::uint64_t max_bytes) : prefix_(std::move(prefix)), max_bytes_(max_bytes) {
+    table_.version = FEDFLOW_HOST_SERVICES_VERSION;
+    table_.size = sizeof(fedflow_host_services);
+    table_.host = this;
+    table_.log = &Services::log;
+    table_.bytes_alloc = &Services::bytes_alloc;
+    table_.result_alloc = &Services::result_alloc;
+}
+
+void Services::log(void*, std::int32_t level, const char* message) {
+    static const char* const names[] = {"debug", "info", "warning", "error"};
+    const char* name = (level >= 0 && level <= 3) ? names[level] : "info";
+    std::fprintf(stderr, "[%s] %s\n", name, message != nullptr ? message : "");
+}
+
+bool Services::within_limit(std::uint64_t size, fedflow_status* status) {
+    if (max_bytes_ != 0 && (size > max_bytes_ || used_bytes_ > max_bytes_ - size)) {
+        set_status(status, FEDFLOW_INVALID,
+                   "result limit: " + std::to_string(used_bytes_ + size) + " bytes asked, limit " +
+                       std::to_string(max_bytes_));
+        return false;
+    }
+    return true;
+}
+
+std::uint8_t* Services::bytes_alloc(void* host, std::uint64_t size, std::uint64_t* id, fedflow_status* status) {
+    auto* self = static_cast<Services*>(host);
+    if (!self->within_limit(size, status)) return nullptr;
+    try {
+        std::uint64_t n = self->next_id_;
+        shm::Segment seg = shm::Segment::create(shm::bytes_name(self->prefix_, n), size);
+        ++self->next_id_;
+        self->used_bytes_ += size;
+        std::uint8_t* p = seg.data() != nullptr ? seg.data() : empty_buffer;
+        self->buffers_.push_back(std::move(seg));
+        *id = n;
+        return p;
+    } catch (const std::exception& e) {
+        // tmpfs full shows as a failed truncate/mapping: memory, not a bug.
+        set_status(status, FEDFLOW_OUT_OF_MEMORY, e.what());
+        return nullptr;
+    }
+}
+
+std::uint8_t* Services::result_alloc(void* host, std::uint64_t size, fedflow_status* status) {
+    auto* self = static_cast<Services*>(host);
+    if (self->result_) {
+        set_status(status, FEDFLOW_INVALID, "result_alloc called twice in one train");
+        return nullptr;
+    }
+    if (!self->within_limit(size, status)) return nullptr;
+    try {
+        self->result_ = shm::Segment::create(shm::result_name(self->prefix_), size);
+        self->used_bytes_ += size;
+        return self->result_->data() != nullptr ? self->result_->data() : empty_buffer;
+    } catch (const std::exception& e) {
+        set_status(status, FEDFLOW_OUT_OF_MEMORY, e.what());
+        return nullptr;
+    }
+}
+
+void Services::reset_result() {
+    if (result_) {
+        used_bytes_ -= result_->size();
+        shm::Segment::remove(result_->name());
+        result_.reset();
+    }
+}
+
+std::uint64_t Services::finish_result() {
+    if (!result_) {
+        std::string doc = wire::encode(Value(Dict()));
+        fedflow_status st{};
+        std::uint8_t* p = result_alloc(this, doc.size(), &st);
+        if (p == nullptr) throw std::runtime_error(st.message);
+        std::memcpy(p, doc.data(), doc.size());
+    }
+    return result_->size();
+}
+
+}  // namespace fedflow::worker

@@ -1,0 +1,49 @@
+// services.hpp: the fedflow_host_services the worker hands to a plugin:
+// shared-memory buffers for Bytes and for the encoded result, and logging.
+#pragma once
+
+#include "../common/shm.hpp"
+
+#include <fedflow/abi.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fedflow::worker {
+
+class Services {
+public:
+    // prefix: the segment name prefix the host chose for this task.
+    // max_bytes: the most shared memory one task may ask for (0 = no limit).
+    Services(std::string prefix, std::uint64_t max_bytes);
+    Services(const Services&) = delete;
+    Services& operator=(const Services&) = delete;
+
+    const fedflow_host_services* table() const noexcept { return &table_; }
+
+    // Before a train: forget the previous attempt's result segment.
+    void reset_result();
+    // After train returned OK: the size of the encoded result, encoding an
+    // empty dict first if the plugin never asked for a result buffer.
+    std::uint64_t finish_result();
+    // How many bytes_alloc ids were handed out (the host checks each).
+    std::uint64_t bytes_count() const noexcept { return next_id_; }
+
+private:
+    static void log(void* host, std::int32_t level, const char* message);
+    static std::uint8_t* bytes_alloc(void* host, std::uint64_t size, std::uint64_t* id, fedflow_status* status);
+    static std::uint8_t* result_alloc(void* host, std::uint64_t size, fedflow_status* status);
+    bool within_limit(std::uint64_t size, fedflow_status* status);
+
+    fedflow_host_services table_{};
+    std::string prefix_;
+    std::uint64_t max_bytes_;
+    std::uint64_t used_bytes_ = 0;
+    std::uint64_t next_id_ = 0;
+    std::vector<shm::Segment> buffers_;  // kept mapped until the process exits
+    std::optional<shm::Segment> result_;
+};
+
+}  // namespace fedflow::worker

@@ -1,0 +1,70 @@
+// Plugin metadata read from the ELF file, without loading it.
+#include "core/elf_info.hpp"
+#include "core/plugin_registry.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+using namespace fedflow;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path plugin_dir() {
+    const char* d = std::getenv("FEDFLOW_PLUGIN_DIR");
+    REQUIRE(d != nullptr);
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("the echo plugin's info is read from its file") {
+    auto info = elf::read(plugin_dir() / "echo.so");
+    REQUIRE(info.plugins.size() == 1);
+    CHECK(std::string(info.plugins[0].name) == "echo");
+    CHECK(info.plugins[0].magic == FEDFLOW_ABI_MAGIC);
+    CHECK(info.plugins[0].abi_version == FEDFLOW_ABI_VERSION);
+    CHECK(info.has_entry);
+}
+
+TEST_CASE("files that are not plugins are rejected with the reason") {
+    fs::path tmp = fs::temp_directory_path() / "fedflow-elf-test.so";
+    std::ofstream(tmp) << "not an elf file at all, but long enough to hold a header........";
+    std::string reason;
+    CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+    CHECK(reason == "not an ELF file");
+    std::ofstream(tmp, std::ios::trunc) << "\x7f" "ELF";
+    CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+    CHECK(reason.find("truncated") != std::string::npos);
+    fs::remove(tmp);
+    CHECK_FALSE(PluginRegistry::inspect("/nonexistent.so", reason));
+    CHECK(reason == "cannot be read");
+}
+
+TEST_CASE("a library without Fedflow info is not a plugin") {
+    std::string reason;
+    // libc is a shared library, but was not built with the SDK.
+    for (const char* libc : {"/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"}) {
+        if (!fs::exists(libc)) continue;
+        CHECK_FALSE(PluginRegistry::inspect(libc, reason));
+        CHECK(reason.find("not built with the Fedflow SDK") != std::string::npos);
+    }
+}
+
+TEST_CASE("scanning the bundled plugin dir: sorted, first name wins") {
+    PluginRegistry r;
+    r.scan({plugin_dir(), plugin_dir() / "nonexistent", plugin_dir()});
+    REQUIRE(r.find("echo") != nullptr);
+    REQUIRE(r.find("noop") != nullptr);
+    CHECK(r.find("echo")->path == fs::absolute(plugin_dir() / "echo.so").lexically_normal());
+    // The second scan of the same dir finds each name taken already.
+    bool shadowed = false;
+    for (const auto& rej : r.rejected()) shadowed = shadowed || rej.reason.find("already provided by") != std::string::npos;
+    CHECK(shadowed);
+    for (std::size_t i = 1; i < 2 && i < r.plugins().size(); ++i)
+        CHECK(r.plugins()[i - 1].path.filename() < r.plugins()[i].path.filename());
+}

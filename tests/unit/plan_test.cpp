@@ -1,0 +1,206 @@
+// The plan parser: every key read and checked, errors with file:line:column
+// and the key, unknown keys with "did you mean", later keys refused.
+#include "core/plan.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace fedflow;
+using plan::PlanError;
+
+namespace {
+
+plan::Plan parse(const std::string& text) { return plan::parse(text, "/plans/p.toml"); }
+
+// All messages of the PlanError that text raises, joined by newlines.
+std::string errors(const std::string& text) {
+    try {
+        parse(text);
+    } catch (const PlanError& e) {
+        std::string out;
+        for (const auto& m : e.messages()) out += m + "\n";
+        return out;
+    }
+    FAIL("the plan was accepted");
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("a minimal plan: defaults") {
+    auto p = parse("[[group]]\nplugin = \"echo\"\n");
+    CHECK(p.file == "/plans/p.toml");
+    CHECK(p.dir == "/plans");
+    CHECK(p.workdir == "/plans/fedflow-runs/p");
+    REQUIRE(p.groups.size() == 1);
+    CHECK(p.groups[0].name == "group-1");
+    CHECK(p.groups[0].index == 1);
+    CHECK(p.groups[0].plugin == "echo");
+    REQUIRE(p.groups[0].tasks.size() == 1);  // neither tasks nor [[group.task]]: one task
+    CHECK(p.groups[0].tasks[0].id == "0");
+    CHECK(p.scheduler.max_processes >= 1);
+    CHECK(p.scheduler.task_timeout.count() == 0);
+    CHECK(p.digest.rfind("sha1:", 0) == 0);
+    CHECK(p.digest.size() == 5 + 40);
+}
+
+TEST_CASE("the plan of SPEC.md's group section") {
+    auto p = parse(R"(
+workdir = "runs/demo"
+plugin-path = ["plugins", "/opt/fedflow"]
+[scheduler]
+max-processes = 20
+task-timeout = "90s"
+
+[[group]]
+name = "clients"
+plugin = "fedavg_client"
+device = "cuda:0"
+params = { lr = 0.1, epochs = 5, tags = ["a", "b"], opt = { momentum = 0.9 } }
+tasks = 3
+
+[[group.task]]
+id = "client-a"
+params = { shard = 0, lr = 0.5 }
+device = "cuda:1"
+
+[[group]]
+name = "server"
+plugin = "./lib/server.so"
+inputs = ["clients"]
+)");
+    CHECK(p.workdir == "/plans/runs/demo");
+    REQUIRE(p.plugin_path.size() == 2);
+    CHECK(p.plugin_path[0] == "/plans/plugins");
+    CHECK(p.plugin_path[1] == "/opt/fedflow");
+    CHECK(p.scheduler.max_processes == 20);
+    CHECK(p.scheduler.task_timeout.count() == 90000);
+    REQUIRE(p.groups.size() == 2);
+    const auto& c = p.groups[0];
+    CHECK(c.device == "cuda:0");
+    REQUIRE(c.tasks.size() == 4);
+    CHECK(c.tasks[0].id == "0");
+    CHECK(c.tasks[2].id == "2");
+    CHECK(c.tasks[0].params.at("epochs").as<std::int64_t>() == 5);
+    CHECK(c.tasks[0].params.at("tags").as<List>().size() == 2);
+    CHECK(c.tasks[0].params.at("opt").as<Dict>().at("momentum").as<double>() == doctest::Approx(0.9));
+    const auto& a = c.tasks[3];
+    CHECK(a.id == "client-a");
+    CHECK(a.device == "cuda:1");
+    CHECK(a.params.at("lr").as<double>() == doctest::Approx(0.5));  // the task's own wins
+    CHECK(a.params.at("shard").as<std::int64_t>() == 0);
+    CHECK(a.params.at("epochs").as<std::int64_t>() == 5);           // the group's is kept
+    CHECK(p.groups[1].inputs == std::vector<std::string>{"clients"});
+    CHECK(p.groups[1].plugin == "./lib/server.so");
+    CHECK(p.find_group("server") == &p.groups[1]);
+    CHECK(p.find_group("nope") == nullptr);
+}
+
+TEST_CASE("errors name file, line, column and key") {
+    SUBCASE("unknown key, with did you mean") {
+        auto e = errors("[[group]]\nplugin = \"echo\"\ntaks = 3\n");
+        CHECK(e.find("/plans/p.toml:3:1:") != std::string::npos);
+        CHECK(e.find("unknown key 'taks'") != std::string::npos);
+        CHECK(e.find("did you mean 'tasks'?") != std::string::npos);
+    }
+    SUBCASE("unknown top-level key far from any: no suggestion") {
+        auto e = errors("colour = 1\n[[group]]\nplugin = \"echo\"\n");
+        CHECK(e.find("unknown key 'colour' in the plan") != std::string::npos);
+        CHECK(e.find("did you mean") == std::string::npos);
+    }
+    SUBCASE("wrong type") {
+        auto e = errors("[[group]]\nplugin = \"echo\"\ntasks = \"ten\"\n");
+        CHECK(e.find("p.toml:3:9:") != std::string::npos);
+        CHECK(e.find("key 'tasks'") != std::string::npos);
+        CHECK(e.find("must be an integer, not a string") != std::string::npos);
+    }
+    SUBCASE("TOML syntax") {
+        auto e = errors("[[group]\nplugin = \"echo\"\n");
+        CHECK(e.find("/plans/p.toml:1:") != std::string::npos);
+    }
+    SUBCASE("every error is reported, not just the first") {
+        auto e = errors("[[group]]\nplugin = 1\n[[group]]\nname = \"a b\"\nplugin = \"x\"\n");
+        CHECK(e.find(":2:") != std::string::npos);
+        CHECK(e.find(":4:") != std::string::npos);
+    }
+}
+
+TEST_CASE("names and ids cannot escape the workdir") {
+    for (const char* bad : {"../x", "..", ".", "a/b", "a b", ""}) {
+        CAPTURE(bad);
+        auto e = errors(std::string("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"") + bad + "\"\n");
+        CHECK(e.find("may use only letters, digits") != std::string::npos);
+        auto g = errors(std::string("[[group]]\nname = \"") + bad + "\"\nplugin = \"echo\"\n");
+        CHECK(g.find("may use only letters, digits") != std::string::npos);
+    }
+    CHECK(plan::valid_name("client-a_1.2"));
+    CHECK_FALSE(plan::valid_name("client/a"));
+}
+
+TEST_CASE("duplicates and missing pieces") {
+    CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = \"1\"\n").find("task id '1' appears twice") !=
+          std::string::npos);
+    CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"echo\"\n[[group]]\nname = \"a\"\nplugin = \"echo\"\n")
+              .find("group name 'a' is used twice") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \"a\"\n").find("needs a plugin") != std::string::npos);
+    CHECK(errors("workdir = \"x\"\n").find("no [[group]]") != std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nparams = {}\n").find("needs an id") != std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = 0\n").find("has no tasks") != std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = -1\n").find("between 0 and") != std::string::npos);
+}
+
+TEST_CASE("inputs must name a group that runs before") {
+    auto e = errors("[[group]]\nname = \"server\"\nplugin = \"s\"\ninputs = [\"clients\"]\n"
+                    "[[group]]\nname = \"clients\"\nplugin = \"c\"\n");
+    CHECK(e.find("no group 'clients' runs before it") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \"clients\"\nplugin = \"c\"\n[[group]]\nplugin = \"s\"\ninputs = [\"client\"]\n")
+              .find("did you mean 'clients'?") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"c\"\ninputs = [\"a\"]\n").find("lists itself") != std::string::npos);
+}
+
+TEST_CASE("devices") {
+    CHECK(plan::valid_device("cpu"));
+    CHECK(plan::valid_device("cuda:0"));
+    CHECK(plan::valid_device("cuda:12"));
+    CHECK_FALSE(plan::valid_device("cuda:"));
+    CHECK_FALSE(plan::valid_device("cuda:x"));
+    CHECK_FALSE(plan::valid_device("gpu0"));
+    CHECK(errors("[[group]]\nplugin = \"echo\"\ndevice = \"gpu0\"\n").find("must be \"cpu\" or \"cuda:N\"") !=
+          std::string::npos);
+}
+
+TEST_CASE("keys of later parts are refused, never ignored") {
+    for (const char* text : {
+             "[resources]\ncpu-utilization = 0.8\n[[group]]\nplugin = \"echo\"\n",
+             "[resources]\ngpus = \"all\"\n[[group]]\nplugin = \"echo\"\n",
+             "[scheduler]\nload-retries = 3\n[[group]]\nplugin = \"echo\"\n",
+             "[scheduler]\nauto-adjust = true\n[[group]]\nplugin = \"echo\"\n",
+             "[[group]]\nplugin = \"echo\"\nmemory = \"2GB\"\n",
+             "[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"a\"\ngpu-memory = \"1GB\"\n",
+             "[[round]]\ncount = 2\n[[group]]\nplugin = \"echo\"\n",
+         }) {
+        CAPTURE(text);
+        CHECK(errors(text).find("is not supported yet") != std::string::npos);
+    }
+}
+
+TEST_CASE("durations in the plan") {
+    CHECK(parse("[scheduler]\ntask-timeout = 5\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() == 5000);
+    CHECK(parse("[scheduler]\ntask-timeout = \"0\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() == 0);
+    CHECK(errors("[scheduler]\ntask-timeout = \"soon\"\n[[group]]\nplugin = \"e\"\n").find("task-timeout") !=
+          std::string::npos);
+}
+
+TEST_CASE("params take TOML values, not dates") {
+    CHECK(errors("[[group]]\nplugin = \"e\"\nparams = { when = 1979-05-27 }\n").find("not a date") != std::string::npos);
+}
+
+TEST_CASE("a missing plan file") {
+    CHECK_THROWS_WITH_AS(plan::load("/nonexistent/plan.toml"), doctest::Contains("cannot read the plan file"), PlanError);
+}
+
+TEST_CASE("the digest follows the bytes") {
+    CHECK(plan::digest("abc") == "sha1:a9993e364706816aba3e25717850c26c9cd0d89d");
+    CHECK(parse("[[group]]\nplugin = \"e\"\n").digest != parse("[[group]]\nplugin = \"f\"\n").digest);
+}

@@ -1,0 +1,52 @@
+#include "core/units.hpp"
+
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+
+using namespace fedflow::units;
+
+TEST_CASE("sizes") {
+    CHECK(parse_size("0") == 0);
+    CHECK(parse_size("512") == 512);
+    CHECK(parse_size("512B") == 512);
+    CHECK(parse_size("2GB") == 2000000000ull);
+    CHECK(parse_size("2.5GB") == 2500000000ull);
+    CHECK(parse_size("1200MB") == 1200000000ull);
+    CHECK(parse_size("1 KiB") == 1024);
+    CHECK(parse_size("1.5GiB") == 1610612736ull);
+    CHECK(parse_size("1TiB") == 1099511627776ull);
+
+    SUBCASE("bad sizes say what is accepted") {
+        CHECK_THROWS_WITH_AS(parse_size("2 gigs"), doctest::Contains("unknown unit 'gigs'"), std::invalid_argument);
+        CHECK_THROWS_AS(parse_size("GB"), std::invalid_argument);
+        CHECK_THROWS_AS(parse_size("-1GB"), std::invalid_argument);
+        CHECK_THROWS_AS(parse_size(""), std::invalid_argument);
+        CHECK_THROWS_AS(parse_size("1e30TB"), std::invalid_argument);
+    }
+}
+
+TEST_CASE("durations") {
+    CHECK(parse_duration("0").count() == 0);
+    CHECK(parse_duration("30").count() == 30000);
+    CHECK(parse_duration("30s").count() == 30000);
+    CHECK(parse_duration("250ms").count() == 250);
+    CHECK(parse_duration("5m").count() == 300000);
+    CHECK(parse_duration("1.5h").count() == 5400000);
+    CHECK_THROWS_WITH_AS(parse_duration("3 days"), doctest::Contains("use ms, s, m or h"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_duration("soon"), std::invalid_argument);
+}
+
+TEST_CASE("format_size") {
+    CHECK(format_size(512) == "512 B");
+    CHECK(format_size(1536) == "1.5 KiB");
+    CHECK(format_size(3ull << 30) == "3.0 GiB");
+}
+
+TEST_CASE("edit distance for did-you-mean") {
+    CHECK(edit_distance("tasks", "tasks") == 0);
+    CHECK(edit_distance("taks", "tasks") == 1);
+    CHECK(edit_distance("plugn", "plugin") == 1);
+    CHECK(edit_distance("", "abc") == 3);
+    CHECK(edit_distance("kitten", "sitting") == 3);
+}
