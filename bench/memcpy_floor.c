@@ -3,8 +3,9 @@
  *   memcpy_floor [MIB [REPS [DIR]]]       defaults: 256 5, no DIR
  *
  * Times one memcpy of MIB MiB (best of REPS):
- *   fresh       into a newly allocated buffer, so the copy also takes the
- *               page faults of the destination (what landing a result in new
+ *   fresh       into a newly mapped buffer (mmap, not malloc: malloc may hand
+ *               back pages it already has), so the copy also takes the page
+ *               faults of the destination (what landing a result in new
  *               memory, a new shm segment or a new file's page cache costs);
  *   prefaulted  into a buffer already written once (memory bandwidth only).
  * With DIR, also the write() of the same bytes into a new file in DIR (open,
@@ -14,13 +15,14 @@
  * Output (one line, parsed by bench/result-size):
  *   memcpy_floor bytes=268435456 reps=5 fresh_ms=40.1 prefaulted_ms=20.3 write_ms=80.2
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +46,16 @@ static long parse_count(const char *s, const char *what) {
         exit(2);
     }
     return v;
+}
+
+/* n bytes of memory never touched before. */
+static unsigned char *fresh_map(size_t n) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "memcpy_floor: cannot map %zu bytes: %s\n", n, strerror(errno));
+        exit(1);
+    }
+    return p;
 }
 
 static void *xmalloc(size_t n) {
@@ -97,12 +109,12 @@ int main(int argc, char **argv) {
 
     double fresh = -1.0, prefaulted = -1.0, wr = -1.0;
     for (long r = 0; r < reps; ++r) {
-        unsigned char *dst = xmalloc(n);
+        unsigned char *dst = fresh_map(n);
         double t0 = now_ms();
         copy_fn(dst, src, n);
         double t = now_ms() - t0;
         if (dst[n - 1] != 0x5a) return 1;
-        free(dst);
+        munmap(dst, n);
         if (fresh < 0 || t < fresh) fresh = t;
     }
 
