@@ -44,6 +44,7 @@ struct Runner::Live {
     std::string prefix;           // the task's shared-memory name prefix
     bool channel_closed = false;  // EOF seen on the socket
     std::optional<Clock::time_point> closed_at;
+    bool segments_removed = false;  // all of the task's segments are gone
 };
 
 namespace {
@@ -333,7 +334,10 @@ void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
         Value v = wire::decode(seg->data(), size, resolve, seg);
         if (!v.is<Dict>()) throw std::runtime_error("the result is not a dict");
         results::Written w = results::write_result(v.as<Dict>(), task.workdir());
-        shm::remove_prefix(live.prefix + "-");
+        // The names are known: no need to list /dev/shm on this path.
+        shm::Segment::remove(shm::result_name(live.prefix));
+        for (std::uint64_t id = 0; id < count; ++id) shm::Segment::remove(shm::bytes_name(live.prefix, id));
+        live.segments_removed = true;
         task.stats().train_ms = body.at("ms").as<std::int64_t>();
         task.stats().peak_memory = std::max(task.stats().peak_memory, body.at("peak_memory").as<std::int64_t>());
         group.report_finish(task.task_id(), std::move(w.json));
@@ -415,7 +419,8 @@ void Runner::handle_exit(TaskGroup& group, Live& live) {
         }
         fail(group, task, stage, message);
     }
-    shm::remove_prefix(live.prefix + "-");
+    // A worker that failed may have made segments it never announced.
+    if (!live.segments_removed) shm::remove_prefix(live.prefix + "-");
     task.release_process();
 }
 
