@@ -144,6 +144,9 @@ int cmd_run(const Options& o) {
         ro.worker = find_worker();
         Runner runner(c.plan, c.plugins, ro);
         return runner.run();
+    } catch (const std::invalid_argument& e) {
+        log::error("{}", e.what());
+        return exit_bad_input;
     } catch (const std::exception& e) {
         log::error("{}", e.what());
         return exit_host_failed;

@@ -179,7 +179,7 @@ void Runner::prepare_workdir() {
         log::warning("replacing the previous run in {}", workdir_.string());
         for (const auto& e : fs::directory_iterator(workdir_)) fs::remove_all(e.path());
     } else if (fs::exists(workdir_, ec) && !fs::is_empty(workdir_, ec)) {
-        throw std::runtime_error(fmt::format(
+        throw std::invalid_argument(fmt::format(
             "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
             workdir_.string()));
     }

@@ -47,8 +47,9 @@ class Runner {
 public:
     Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options);
     ~Runner();
-    // Runs every group; returns the exit code. Throws only for failures of
-    // the host itself (the caller reports them and exits 3).
+    // Runs every group; returns the exit code. Throws std::invalid_argument
+    // when the workdir cannot be used (nothing was started: exit 2), other
+    // exceptions for failures of the host itself (exit 3).
     int run();
 
     const std::vector<std::unique_ptr<TaskGroup>>& groups() const noexcept { return groups_; }

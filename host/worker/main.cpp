@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -134,6 +135,10 @@ int main(int argc, char** argv) {
     // Die with the host, and catch a host that died before we armed this.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (host_pid != 0 && getppid() != host_pid) return 0;
+
+    // Programs the plugin starts must not inherit the channel: the host
+    // would not see this process's end while they hold it open.
+    fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
 
     // Line-buffered: what a task printed before it crashed is in its log.
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
