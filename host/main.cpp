@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
 
     auto add_plugin_path = [&](CLI::App* a) {
         a->add_option("--plugin-path", o.plugin_path, "Search this directory for plugins first (repeatable)")
+            ->allow_extra_args(false)
             ->type_name("DIR");
     };
     auto add_log_level = [&](CLI::App* a) {
