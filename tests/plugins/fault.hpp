@@ -1,0 +1,25 @@
+// Shared by the fault-injection plugins: each injects its fault only when the
+// task's param `fail` is true (the default), so that a test can put tasks that
+// fail and tasks that finish into one group. A spared task sleeps `sleep`
+// seconds (default 0) in train and returns {"ok": true}.
+#ifndef FEDFLOW_TESTS_FAULT_HPP
+#define FEDFLOW_TESTS_FAULT_HPP
+
+#include <fedflow/task.hpp>
+
+#include <chrono>
+#include <thread>
+
+namespace fault {
+
+inline bool armed(const fedflow::Context& ctx) { return ctx.param<bool>("fail", true); }
+
+inline fedflow::Dict spared(const fedflow::Context& ctx) {
+    double s = ctx.param<double>("sleep", 0.0);
+    if (s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(s));
+    return fedflow::Dict{{"ok", true}};
+}
+
+}  // namespace fault
+
+#endif

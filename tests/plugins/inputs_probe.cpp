@@ -1,0 +1,36 @@
+// Injects nothing: returns what the host handed over (inputs, params, round,
+// task_id, group, workdir, the real cwd, plan_dir, device) so tests can check it.
+#include <fedflow/task.hpp>
+
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+class InputsProbe final : public fedflow::Task {
+public:
+    void load(fedflow::Context&) override { cwd_in_load_ = cwd(); }
+    fedflow::Dict train(fedflow::Context& ctx, std::string_view device) override {
+        fedflow::Dict out;
+        out["inputs"] = ctx.inputs();
+        out["params"] = ctx.params();
+        out["round"] = ctx.round();
+        out["task_id"] = ctx.task_id();
+        out["group"] = ctx.group();
+        out["workdir"] = ctx.workdir();
+        out["plan_dir"] = ctx.plan_dir();
+        out["device"] = std::string(device);
+        out["cwd"] = cwd();
+        out["cwd_in_load"] = cwd_in_load_;
+        return out;
+    }
+
+private:
+    static std::string cwd() {
+        std::vector<char> buf(4096);
+        if (getcwd(buf.data(), buf.size()) == nullptr) return std::string();
+        return std::string(buf.data());
+    }
+    std::string cwd_in_load_;
+};
+FEDFLOW_TASK(InputsProbe, "inputs_probe")
