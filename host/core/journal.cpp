@@ -63,7 +63,8 @@ void Journal::show(const nlohmann::ordered_json& e) const {
         if (e.contains("device")) what += " on " + e["device"].get<std::string>();
         if (e.contains("message")) what += ": " + e["message"].get<std::string>();
     } else if (kind == "group_start") {
-        what = fmt::format("group {} ({} tasks) started", e.value("group", ""), e.value("tasks", 0));
+        int n = e.value("tasks", 0);
+        what = fmt::format("group {} ({} task{}) started", e.value("group", ""), n, n == 1 ? "" : "s");
     } else if (kind == "group_end") {
         what = fmt::format("group {} ended: {} finished, {} failed", e.value("group", ""), e.value("finished", 0),
                            e.value("failed", 0));

@@ -1,8 +1,8 @@
 #include "plan.hpp"
 
+#include "sha256.hpp"
 #include "units.hpp"
 
-#include <boost/uuid/detail/sha1.hpp>
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
@@ -42,13 +42,7 @@ bool valid_device(std::string_view device) {
     return std::all_of(device.begin() + 5, device.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::string digest(std::string_view data) {
-    boost::uuids::detail::sha1 h;
-    h.process_bytes(data.data(), data.size());
-    unsigned int d[5];
-    h.get_digest(d);
-    return fmt::format("sha1:{:08x}{:08x}{:08x}{:08x}{:08x}", d[0], d[1], d[2], d[3], d[4]);
-}
+std::string digest(std::string_view data) { return "sha256:" + sha256_hex(data); }
 
 namespace {
 
@@ -277,6 +271,10 @@ void read_task(Reader& r, const toml::table& t, const Dict& group_params, GroupS
                                  task.id, g.name));
         return;
     }
+    if (task.id == "report.json") {
+        r.error(*id, fmt::format("task id '{}' in group '{}' is reserved for the group's report", task.id, g.name));
+        return;
+    }
     task.where = where(id->source());
     g.tasks.push_back(std::move(task));
 }
@@ -292,7 +290,13 @@ void read_group(Reader& r, const toml::table& t, Plan& plan) {
                  ctx);
 
     g.name = fmt::format("group-{}", g.index);
-    if (auto n = r.name(t, "name", ctx)) g.name = *n;
+    if (auto n = r.name(t, "name", ctx)) {
+        // A group's folder sits beside the run's own files.
+        for (const char* reserved : {"run.json", "events.jsonl", "report.html", "rounds.csv"})
+            if (*n == reserved)
+                r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the run's own files", *n));
+        g.name = *n;
+    }
     ctx = fmt::format("group '{}'", g.name);
     for (const auto& other : plan.groups)
         if (other.name == g.name) r.error(g.where, fmt::format("group name '{}' is used twice (first at line {})", g.name, other.where.line));

@@ -59,7 +59,7 @@ struct Scheduler {
 struct Plan {
     std::filesystem::path file;   // absolute
     std::filesystem::path dir;    // absolute directory of file
-    std::string digest;           // "sha1:<hex>" of the file's bytes
+    std::string digest;           // "sha256:<hex>" of the file's bytes
     std::filesystem::path workdir;  // absolute
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
     Scheduler scheduler;
@@ -77,7 +77,7 @@ Plan parse(std::string_view text, const std::filesystem::path& file);
 bool valid_name(std::string_view name);
 // "cpu" or "cuda:N".
 bool valid_device(std::string_view device);
-// Hex SHA-1 of data, prefixed "sha1:".
+// Hex SHA-256 of data, prefixed "sha256:".
 std::string digest(std::string_view data);
 
 }  // namespace fedflow::plan

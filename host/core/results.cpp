@@ -113,7 +113,11 @@ Value from_json(const json& j, const fs::path& dir) {
         return Value(std::move(l));
     }
     case json::value_t::object: {
-        if (j.size() == 1 && j.contains("$bytes")) {
+        // Only the exact shape write_result makes is a byte file; any other
+        // object, even one with a "$bytes" key, is a dict.
+        if (j.size() == 1 && j.contains("$bytes") && j["$bytes"].is_object() && j["$bytes"].size() == 2 &&
+            j["$bytes"].contains("file") && j["$bytes"]["file"].is_string() && j["$bytes"].contains("size") &&
+            j["$bytes"]["size"].is_number_integer() && j["$bytes"]["size"] >= 0) {
             const json& b = j["$bytes"];
             std::string name = b.at("file").get<std::string>();
             auto size = b.at("size").get<std::uint64_t>();

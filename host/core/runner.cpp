@@ -242,7 +242,18 @@ int Runner::run() {
                     {"seed", options_.seed}});
     write_run_json("running", 0);
 
-    for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0; ++i) run_group(i);
+    try {
+        for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0; ++i) run_group(i);
+    } catch (const std::exception& e) {
+        // The host itself failed: say so in the run's files before the
+        // caller reports it (the destructor ends the workers).
+        try {
+            write_run_json("error", exit_host_failed);
+            journal_.write({{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
+        } catch (...) {
+        }
+        throw;
+    }
 
     bool failed = false;
     for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
@@ -384,7 +395,9 @@ void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
         if (const Value* ms = m.body.find("ms")) {
             (stage == "load" ? task.stats().load_ms : task.stats().train_ms) = ms->as<std::int64_t>();
         }
-        if (kind == "oom") message = "out of memory: " + message;
+        if (const Value* peak = m.body.find("peak_memory"))
+            task.stats().peak_memory = std::max(task.stats().peak_memory, peak->as<std::int64_t>());
+        if (kind == "oom" && message.rfind("out of memory", 0) != 0) message = "out of memory: " + message;
         fail(group, task, stage, message);
         task.exit();
         break;

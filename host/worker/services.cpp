@@ -59,7 +59,8 @@ std::uint8_t* Services::bytes_alloc(void* host, std::uint64_t size, std::uint64_
         *id = n;
         return p;
     } catch (const std::exception& e) {
-        // tmpfs full shows as a failed truncate/mapping: memory, not a bug.
+        // A full /dev/shm (Segment::create reserves the pages) is memory,
+        // not a bug: the host may retry.
         set_status(status, FEDFLOW_OUT_OF_MEMORY, e.what());
         return nullptr;
     }

@@ -14,10 +14,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The bundled plugins' dir: the first entry of FEDFLOW_PLUGIN_PATH.
 fs::path plugin_dir() {
-    const char* d = std::getenv("FEDFLOW_PLUGIN_DIR");
+    const char* d = std::getenv("FEDFLOW_PLUGIN_PATH");
     REQUIRE(d != nullptr);
-    return d;
+    std::string s = d;
+    return s.substr(0, s.find(':'));
 }
 
 }  // namespace

@@ -41,8 +41,8 @@ TEST_CASE("a minimal plan: defaults") {
     CHECK(p.groups[0].tasks[0].id == "0");
     CHECK(p.scheduler.max_processes >= 1);
     CHECK(p.scheduler.task_timeout.count() == 0);
-    CHECK(p.digest.rfind("sha1:", 0) == 0);
-    CHECK(p.digest.size() == 5 + 40);
+    CHECK(p.digest.rfind("sha256:", 0) == 0);
+    CHECK(p.digest.size() == 7 + 64);
 }
 
 TEST_CASE("the plan of SPEC.md's group section") {
@@ -126,6 +126,13 @@ TEST_CASE("errors name file, line, column and key") {
     }
 }
 
+TEST_CASE("names that would overwrite the run's own files are reserved") {
+    CHECK(errors("[[group]]\nname = \"run.json\"\nplugin = \"echo\"\n").find("reserved") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \"events.jsonl\"\nplugin = \"echo\"\n").find("reserved") != std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"report.json\"\n").find("reserved") !=
+          std::string::npos);
+}
+
 TEST_CASE("names and ids cannot escape the workdir") {
     for (const char* bad : {"../x", "..", ".", "a/b", "a b", ""}) {
         CAPTURE(bad);
@@ -201,6 +208,12 @@ TEST_CASE("a missing plan file") {
 }
 
 TEST_CASE("the digest follows the bytes") {
-    CHECK(plan::digest("abc") == "sha1:a9993e364706816aba3e25717850c26c9cd0d89d");
+    // FIPS 180-4 test vectors: one block, two blocks, empty, many blocks.
+    CHECK(plan::digest("abc") == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(plan::digest("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+          "sha256:248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    CHECK(plan::digest("") == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(plan::digest(std::string(1000000, 'a')) ==
+          "sha256:cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     CHECK(parse("[[group]]\nplugin = \"e\"\n").digest != parse("[[group]]\nplugin = \"f\"\n").digest);
 }

@@ -104,3 +104,11 @@ TEST_CASE("write_json_file replaces atomically") {
     CHECK(nlohmann::json::parse(slurp(dir.path / "r.json"))["a"] == 2);
     CHECK_FALSE(fs::exists(dir.path / "r.json.tmp"));
 }
+
+TEST_CASE("a result dict that merely has a \"$bytes\" key stays a dict") {
+    TempDir dir;
+    nlohmann::ordered_json odd = {{"x", {{"$bytes", "not a file"}}}, {"y", {{"$bytes", {{"file", "f"}}}}}};
+    Dict back = results::read_result(odd, dir.path);
+    CHECK(back.at("x").as<Dict>().at("$bytes").as<std::string>() == "not a file");
+    CHECK(back.at("y").is<Dict>());
+}

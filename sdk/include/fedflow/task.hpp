@@ -33,6 +33,18 @@
 
 namespace fedflow {
 
+namespace detail {
+// A std::bad_alloc (so it counts as out-of-memory) that says what failed.
+class OutOfMemory : public std::bad_alloc {
+public:
+    explicit OutOfMemory(std::string what) : what_(std::move(what)) {}
+    const char* what() const noexcept override { return what_.c_str(); }
+
+private:
+    std::string what_;
+};
+}  // namespace detail
+
 enum class LogLevel : std::int32_t {
     debug = FEDFLOW_LOG_DEBUG,
     info = FEDFLOW_LOG_INFO,
@@ -96,8 +108,9 @@ public:
         std::uint64_t id = 0;
         std::uint8_t* p = c_->host->bytes_alloc(c_->host->host, n, &id, &st);
         if (p == nullptr) {
-            if (st.code == FEDFLOW_OUT_OF_MEMORY) throw std::bad_alloc();
-            throw std::runtime_error(std::string("bytes(") + std::to_string(n) + "): " + st.message);
+            std::string why = std::string("bytes(") + std::to_string(n) + "): " + st.message;
+            if (st.code == FEDFLOW_OUT_OF_MEMORY) throw detail::OutOfMemory(std::move(why));
+            throw std::runtime_error(why);
         }
         return Bytes::view(p, n, static_cast<std::int64_t>(id));
     }
@@ -197,8 +210,8 @@ std::int32_t guarded(fedflow_status* st, F&& f) noexcept {
     try {
         f();
         return FEDFLOW_OK;
-    } catch (const std::bad_alloc&) {
-        return fail(st, FEDFLOW_OUT_OF_MEMORY, "out of memory (std::bad_alloc)");
+    } catch (const std::bad_alloc& e) {
+        return fail(st, FEDFLOW_OUT_OF_MEMORY, (std::string("out of memory: ") + e.what()).c_str());
     } catch (const std::exception& e) {
         return fail(st, is_cuda_oom(e.what()) ? FEDFLOW_OUT_OF_MEMORY : FEDFLOW_ERROR, e.what());
     } catch (...) {
@@ -245,8 +258,9 @@ fedflow_plugin make_plugin(const char* name) noexcept {
             fedflow_status alloc{};
             std::uint8_t* out = c->host->result_alloc(c->host->host, n, &alloc);
             if (out == nullptr) {
-                if (alloc.code == FEDFLOW_OUT_OF_MEMORY) throw std::bad_alloc();
-                throw std::runtime_error(std::string("result of ") + std::to_string(n) + " bytes: " + alloc.message);
+                std::string why = std::string("result of ") + std::to_string(n) + " bytes: " + alloc.message;
+                if (alloc.code == FEDFLOW_OUT_OF_MEMORY) throw OutOfMemory(std::move(why));
+                throw std::runtime_error(why);
             }
             wire::encode(result, out, n);
         });
