@@ -3,10 +3,13 @@
 #include <fmt/core.h>
 
 #include <cstring>
-#include <fstream>
+#include <algorithm>
 #include <stdexcept>
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace fedflow::elf {
 
@@ -20,31 +23,62 @@ constexpr std::uint16_t this_machine = EM_AARCH64;
 constexpr std::uint16_t this_machine = EM_NONE;
 #endif
 
-// The whole file is read once: plugin files are small next to what loading
-// them would cost, and every offset below is checked against its size.
+// Reads at offsets (pread): only the headers, the section names, the
+// dynamic symbols and the info section are touched, however large the
+// library. Every offset is checked against the file's size.
 class File {
 public:
-    explicit File(const std::filesystem::path& path) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) throw std::runtime_error("cannot be read");
-        data_.assign(std::istreambuf_iterator<char>(in), {});
+    explicit File(const std::filesystem::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+        struct stat st {};
+        if (fd_ < 0 || ::fstat(fd_, &st) != 0) throw std::runtime_error("cannot be read");
+        size_ = static_cast<std::uint64_t>(st.st_size);
     }
+    ~File() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
+
     template <class T>
     T at(std::uint64_t offset) const {
-        if (offset > data_.size() || sizeof(T) > data_.size() - offset) throw std::runtime_error("truncated ELF file");
         T v;
-        std::memcpy(&v, data_.data() + offset, sizeof(T));
+        read(offset, &v, sizeof(T));
         return v;
     }
+    // The NUL-terminated string at offset, not reaching past limit.
     std::string cstr(std::uint64_t offset, std::uint64_t limit) const {
         std::string s;
-        while (offset < data_.size() && offset < limit && data_[offset] != '\0') s += data_[offset++];
+        char buf[64];
+        limit = std::min(limit, size_);
+        while (offset < limit) {
+            std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(sizeof buf, limit - offset));
+            read(offset, buf, n);
+            for (std::size_t i = 0; i < n; ++i) {
+                if (buf[i] == '\0') return s;
+                s += buf[i];
+            }
+            offset += n;
+        }
         return s;
     }
-    std::uint64_t size() const { return data_.size(); }
+
+    // n bytes at offset, at once.
+    std::string range(std::uint64_t offset, std::uint64_t n) const {
+        if (offset > size_ || n > size_ - offset) throw std::runtime_error("truncated ELF file");
+        std::string out(static_cast<std::size_t>(n), '\0');
+        read(offset, out.data(), out.size());
+        return out;
+    }
 
 private:
-    std::string data_;
+    void read(std::uint64_t offset, void* out, std::size_t n) const {
+        if (offset > size_ || n > size_ - offset) throw std::runtime_error("truncated ELF file");
+        if (::pread(fd_, out, n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n))
+            throw std::runtime_error("cannot be read");
+    }
+
+    int fd_;
+    std::uint64_t size_ = 0;
 };
 
 }  // namespace
@@ -78,13 +112,15 @@ Info read(const std::filesystem::path& path) {
                 info.plugins.push_back(rec);
             }
         } else if (sh.sh_type == SHT_DYNSYM && sh.sh_link < eh.e_shnum && sh.sh_entsize == sizeof(Elf64_Sym)) {
-            Elf64_Shdr strtab = section(sh.sh_link);
-            for (std::uint64_t off = 0; off + sizeof(Elf64_Sym) <= sh.sh_size; off += sizeof(Elf64_Sym)) {
-                auto sym = f.at<Elf64_Sym>(sh.sh_offset + off);
-                if (sym.st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym.st_info) != STT_FUNC) continue;
-                if (f.cstr(strtab.sh_offset + sym.st_name, strtab.sh_offset + strtab.sh_size) ==
-                    FEDFLOW_PLUGIN_ENUM_SYMBOL)
-                    info.has_entry = true;
+            // Both tables at once: a C++ plugin exports thousands of symbols.
+            std::string strtab = f.range(section(sh.sh_link).sh_offset, section(sh.sh_link).sh_size);
+            std::string symtab = f.range(sh.sh_offset, sh.sh_size - sh.sh_size % sizeof(Elf64_Sym));
+            for (std::size_t off = 0; off < symtab.size(); off += sizeof(Elf64_Sym)) {
+                Elf64_Sym sym;
+                std::memcpy(&sym, symtab.data() + off, sizeof sym);
+                if (sym.st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_name >= strtab.size())
+                    continue;
+                if (std::strcmp(strtab.c_str() + sym.st_name, FEDFLOW_PLUGIN_ENUM_SYMBOL) == 0) info.has_entry = true;
             }
         }
     }
