@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <tuple>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -73,16 +74,46 @@ struct Known {
     std::string_view refused;  // empty: supported; else why it is refused
 };
 
+// The known key closest to a misspelt one: a few edits away, or an
+// abbreviation of it ("max-procs" for "max-processes").
+std::string did_you_mean(std::string_view key, std::initializer_list<Known> known) {
+    std::string_view best;
+    std::size_t best_d = std::numeric_limits<std::size_t>::max();
+    for (const auto& candidate : known) {
+        std::size_t d = units::edit_distance(key, candidate.name);
+        if (d < best_d) {
+            best_d = d;
+            best = candidate.name;
+        }
+    }
+    if (best_d <= std::max<std::size_t>(2, key.size() / 3)) return fmt::format(" (did you mean '{}'?)", best);
+    for (const auto& candidate : known) {
+        std::size_t common = 0;
+        while (common < key.size() && common < candidate.name.size() && key[common] == candidate.name[common]) ++common;
+        if (key.size() >= 3 && common * 2 >= key.size() + 1 && common >= 3)
+            return fmt::format(" (did you mean '{}'?)", candidate.name);
+    }
+    return "";
+}
+
 class Reader {
 public:
     explicit Reader(fs::path file) : file_(std::move(file)) {}
 
     void error(Location at, std::string message) {
-        errors_.push_back(fmt::format("{}:{}:{}: {}", file_.string(), at.line, at.column, message));
+        errors_.push_back({at, fmt::format("{}:{}:{}: {}", file_.string(), at.line, at.column, message)});
     }
     void error(const toml::node& n, std::string message) { error(where(n.source()), std::move(message)); }
     bool failed() const { return !errors_.empty(); }
-    std::vector<std::string> take_errors() { return std::move(errors_); }
+    // In file order, as a compiler reports them.
+    std::vector<std::string> take_errors() {
+        std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+            return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
+        });
+        std::vector<std::string> out;
+        for (auto& e : errors_) out.push_back(std::move(e.second));
+        return out;
+    }
 
     // Reports unknown and refused keys of table t (called `context`).
     void check_keys(const toml::table& t, std::initializer_list<Known> known, std::string_view context) {
@@ -93,18 +124,7 @@ public:
             Location at = where(key.source());
             if (at.line == 0) at = where(node.source());
             if (k == nullptr) {
-                std::string best;
-                std::size_t best_d = std::numeric_limits<std::size_t>::max();
-                for (const auto& candidate : known) {
-                    std::size_t d = units::edit_distance(key.str(), candidate.name);
-                    if (d < best_d) {
-                        best_d = d;
-                        best = candidate.name;
-                    }
-                }
-                std::string hint = best_d <= std::max<std::size_t>(2, key.str().size() / 3)
-                                       ? fmt::format(" (did you mean '{}'?)", best)
-                                       : "";
+                std::string hint = did_you_mean(key.str(), known);
                 error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, hint));
             } else if (!k->refused.empty()) {
                 error(at, fmt::format("key '{}' in {} {}", key.str(), context, k->refused));
@@ -209,7 +229,7 @@ public:
 
 private:
     fs::path file_;
-    std::vector<std::string> errors_;
+    std::vector<std::pair<Location, std::string>> errors_;
 };
 
 void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {

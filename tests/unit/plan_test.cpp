@@ -104,6 +104,14 @@ TEST_CASE("errors name file, line, column and key") {
         CHECK(e.find("unknown key 'taks'") != std::string::npos);
         CHECK(e.find("did you mean 'tasks'?") != std::string::npos);
     }
+    SUBCASE("an abbreviated key") {
+        auto e = errors("[scheduler]\nmax-procs = 3\n[[group]]\nplugin = \"echo\"\n");
+        CHECK(e.find("did you mean 'max-processes'?") != std::string::npos);
+    }
+    SUBCASE("errors come in file order") {
+        auto e = errors("[[group]]\nplugin = \"echo\"\ntaks = 3\n[scheduler]\nmax-procs = 3\n");
+        CHECK(e.find(":3:1:") < e.find(":5:1:"));
+    }
     SUBCASE("unknown top-level key far from any: no suggestion") {
         auto e = errors("colour = 1\n[[group]]\nplugin = \"echo\"\n");
         CHECK(e.find("unknown key 'colour' in the plan") != std::string::npos);
