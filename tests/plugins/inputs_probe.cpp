@@ -1,15 +1,23 @@
 // Injects nothing: returns what the host handed over (inputs, params, round,
-// task_id, group, workdir, the real cwd, plan_dir, device) so tests can check it.
+// task_id, group, workdir, the real cwd, plan_dir, device) so tests can check
+// it, and writes one line each through ctx.log, stderr and stdout.
 #include <fedflow/task.hpp>
 
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <string>
 #include <vector>
 
 class InputsProbe final : public fedflow::Task {
 public:
-    void load(fedflow::Context&) override { cwd_in_load_ = cwd(); }
+    void load(fedflow::Context& ctx) override {
+        cwd_in_load_ = cwd();
+        ctx.log("probe: ctx.log in load of " + ctx.task_id());
+        std::fprintf(stderr, "probe: stderr in load of %s\n", ctx.task_id().c_str());
+        std::printf("probe: stdout in load of %s\n", ctx.task_id().c_str());
+    }
     fedflow::Dict train(fedflow::Context& ctx, std::string_view device) override {
         fedflow::Dict out;
         out["inputs"] = ctx.inputs();

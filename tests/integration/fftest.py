@@ -1,0 +1,201 @@
+"""Helpers shared by the integration tests: find fedflow-host, write plans into
+a fresh temporary directory, run the host with a time limit, read what a run
+leaves behind. Python 3 standard library only.
+
+Environment (set by tests/integration/meson.build):
+  FEDFLOW_HOST         the fedflow-host executable (absent: the test is skipped)
+  FEDFLOW_PLUGIN_PATH  the build's plugin directories (bundled and tests/plugins)
+  FEDFLOW_BUILD_ROOT   the build tree
+  FEDFLOW_SOURCE_ROOT  the source tree
+Set FEDFLOW_KEEP_TMP=1 to keep each test's directory for a post-mortem.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SKIP = 77
+
+HOST = os.environ.get("FEDFLOW_HOST", "")
+PLUGIN_PATH = os.environ.get("FEDFLOW_PLUGIN_PATH", "")
+BUILD_ROOT = os.environ.get("FEDFLOW_BUILD_ROOT", "")
+SOURCE_ROOT = os.environ.get("FEDFLOW_SOURCE_ROOT", "")
+
+# Every host run gets at most this long; a hang is a failure, not a stuck suite.
+DEFAULT_TIMEOUT = 30
+
+
+def have_host():
+    return bool(HOST) and os.access(HOST, os.X_OK)
+
+
+def plugin_file(name):
+    """The .so of a plugin built in this tree, found on FEDFLOW_PLUGIN_PATH."""
+    for d in PLUGIN_PATH.split(":"):
+        p = os.path.join(d, name + ".so")
+        if d and os.path.isfile(p):
+            return p
+    raise AssertionError("plugin %s.so not found on FEDFLOW_PLUGIN_PATH=%s" % (name, PLUGIN_PATH))
+
+
+def toml_str(s):
+    return json.dumps(s)  # a JSON string is a valid TOML basic string
+
+
+class Result:
+    """One finished fedflow-host process."""
+
+    def __init__(self, args, rc, stdout, stderr, elapsed, workdir):
+        self.args = args
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.output = stdout + stderr
+        self.elapsed = elapsed
+        self.workdir = workdir
+
+    def describe(self):
+        def tail(s, n=3000):
+            return s if len(s) <= n else "...\n" + s[-n:]
+
+        return "\n$ %s\nexit status %s after %.2fs\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+            " ".join(self.args), self.rc, self.elapsed, tail(self.stdout), tail(self.stderr))
+
+    # What a run leaves behind (SPEC "What a run leaves behind").
+    def path(self, *parts):
+        return os.path.join(self.workdir, *parts)
+
+    def json(self, *parts):
+        with open(self.path(*parts), encoding="utf-8") as f:
+            return json.load(f)
+
+    def events(self):
+        out = []
+        with open(self.path("events.jsonl"), encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError as e:
+                        raise AssertionError("events.jsonl line %d is not JSON: %r (%s)" % (n, line, e))
+        return out
+
+    def report(self, group):
+        return self.json(group, "report.json")
+
+    def task(self, group, task_id):
+        """The task's entry in its group's report.json."""
+        tasks = self.report(group)["tasks"]
+        if task_id not in tasks:
+            raise AssertionError("no task %r in %s/report.json: %s" % (task_id, group, sorted(tasks)))
+        return tasks[task_id]
+
+    def result(self, group, task_id):
+        return self.json(group, task_id, "result.json")
+
+    def read(self, *parts):
+        with open(self.path(*parts), encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+class HostTest(unittest.TestCase):
+    """A test case with its own temporary directory."""
+
+    def setUp(self):
+        if not have_host():
+            self.skipTest("FEDFLOW_HOST is not set: fedflow-host is not built yet")
+        self.tmp = os.path.realpath(tempfile.mkdtemp(prefix="fedflow-it-"))
+
+    def tearDown(self):
+        if getattr(self, "tmp", None) and not os.environ.get("FEDFLOW_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def write_plan(self, body, name="plan.toml", scheduler=None, top=""):
+        """A plan: top-level lines, a [scheduler] table, then body. Only keys
+        that this host version implements go into the defaults."""
+        sched = {"max-processes": 4}
+        sched.update(scheduler or {})
+        text = top
+        text += "[scheduler]\n"
+        for k, v in sched.items():
+            text += "%s = %s\n" % (k, toml_str(v) if isinstance(v, str) else v)
+        text += "\n" + body
+        return self.write(name, text)
+
+    def host(self, *args, timeout=DEFAULT_TIMEOUT, cwd=None, env=None, workdir=None):
+        """Runs fedflow-host with args; kills its process group on timeout."""
+        argv = [HOST] + [str(a) for a in args]
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=cwd or self.tmp, env=full_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, text=True,
+                                errors="replace")
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            out, err = proc.communicate()
+            r = Result(argv, proc.returncode, out, err, time.monotonic() - start, workdir)
+            self.fail("fedflow-host did not end within %ss%s" % (timeout, r.describe()))
+        return Result(argv, proc.returncode, out, err, time.monotonic() - start, workdir)
+
+    def run_plan(self, plan, *args, workdir="run", **kw):
+        wd = os.path.join(self.tmp, workdir)
+        return self.host(plan, "--workdir", wd, *args, workdir=wd, **kw)
+
+    def assertExit(self, r, code):
+        self.assertEqual(r.rc, code, "expected exit status %d%s" % (code, r.describe()))
+
+    def assertInCI(self, needle, haystack, what=""):
+        """Substring, case-insensitive: host messages are not pinned word for word."""
+        self.assertIn(needle.lower(), haystack.lower(), "%r not in %s:\n%s" % (needle, what or "output", haystack))
+
+    def assertStatus(self, r, group, task_id, status):
+        t = r.task(group, task_id)
+        self.assertEqual(t.get("status"), status, "%s/%s: %s%s" % (group, task_id, json.dumps(t), r.describe()))
+        return t
+
+
+def kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main():
+    """unittest.main with automake exit codes: 0 pass, 1 fail, 77 all skipped."""
+    prog = unittest.main(exit=False, verbosity=2)
+    res = prog.result
+    if not res.wasSuccessful():
+        sys.exit(1)
+    if res.testsRun > 0 and len(res.skipped) == res.testsRun:
+        sys.exit(SKIP)
+    sys.exit(0)
+
+
+def line_of(text, needle):
+    """1-based line number of the first line that contains needle."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return n
+    raise AssertionError("%r not in plan" % needle)
+
+
+def location_re(plan_name, line):
+    """FILE:LINE:COLUMN as SPEC asks ("every error names the file, line and column")."""
+    return re.compile(re.escape(plan_name) + r":%d:\d+" % line)

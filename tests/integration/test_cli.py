@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""The command line (SPEC "Command line"): --version, --help, bad arguments."""
+import os
+import re
+
+import fftest
+from fftest import HostTest
+
+
+def project_version():
+    with open(os.path.join(fftest.SOURCE_ROOT, "meson.build"), encoding="utf-8") as f:
+        m = re.search(r"version:\s*'([^']+)'", f.read())
+    return m.group(1)
+
+
+class Cli(HostTest):
+    def test_version(self):
+        r = self.host("--version")
+        self.assertExit(r, 0)
+        self.assertIn(project_version(), r.stdout)
+        self.assertRegex(r.stdout, r"fedflow-host")
+
+    def test_help(self):
+        r = self.host("--help")
+        self.assertExit(r, 0)
+        for word in ("validate", "plugins", "--workdir", "--plugin-path"):
+            self.assertIn(word, r.stdout, r.describe())
+
+    def test_unknown_option(self):
+        plan = self.write_plan('[[group]]\nplugin = "noop"\n')
+        for args in (["--no-such-option"], [plan, "--no-such-option"], ["plugins", "--no-such-option"],
+                     ["validate", plan, "--bogus"]):
+            with self.subTest(args=args):
+                r = self.host(*args)
+                self.assertExit(r, 2)
+                self.assertTrue(r.stderr.strip(), "says why" + r.describe())
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "fedflow-runs")), "nothing ran")
+
+    def test_no_plan(self):
+        self.assertExit(self.host(), 2)
+
+    def test_bad_option_values(self):
+        plan = self.write_plan('[[group]]\nplugin = "noop"\n')
+        for args in ([plan, "--seed", "many"], [plan, "--log-level", "loud"], [plan, "--progress", "sometimes"]):
+            with self.subTest(args=args):
+                self.assertExit(self.host(*args), 2)
+
+
+if __name__ == "__main__":
+    fftest.main()

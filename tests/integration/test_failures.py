@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Tasks that fail: each fault plugin in turn. A failed task ends EXCEPTION with
+the stage and a message (SPEC "Result files"), the other tasks of the run
+finish, and the host exits 1."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import fftest
+from fftest import HostTest
+
+# plugin, stage, what the message must contain (a regex, case-insensitive)
+FAULTS = [
+    ("fault_throw_load", "load", r"injected failure in load"),
+    ("fault_throw_train", "train", r"injected failure in train"),
+    ("fault_segfault", "train", r"SIGSEGV"),
+    ("fault_abort", "train", r"SIGABRT"),
+    ("fault_exit", "train", r"exit.*\b3\b"),
+    ("fault_bad_alloc", "train", r"out of memory"),
+]
+
+
+def fault_plan(plugin):
+    # An echo group before, tasks that fail and tasks that do not in the
+    # faulty group, and an echo group after: one failure spoils nothing else.
+    return """
+[[group]]
+name = "before"
+plugin = "echo"
+tasks = 2
+
+[[group]]
+name = "faulty"
+plugin = "%s"
+
+[[group.task]]
+id = "boom"
+
+[[group.task]]
+id = "spared"
+params = { fail = false }
+
+[[group.task]]
+id = "boom-2"
+
+[[group]]
+name = "after"
+plugin = "echo"
+""" % plugin
+
+
+class Faults(HostTest):
+    def test_each_fault_fails_only_its_task(self):
+        for plugin, stage, message in FAULTS:
+            with self.subTest(plugin=plugin):
+                plan = self.write_plan(fault_plan(plugin), name=plugin + ".toml")
+                r = self.run_plan(plan, workdir=plugin)
+                self.assertExit(r, 1)
+                for t in ("boom", "boom-2"):
+                    entry = self.assertStatus(r, "faulty", t, "EXCEPTION")
+                    self.assertEqual(entry.get("stage"), stage, json.dumps(entry))
+                    self.assertRegex(entry.get("message", ""), re.compile(message, re.I))
+                    # A failed task has its logs but no result.
+                    self.assertTrue(os.path.isdir(r.path("faulty", t)))
+                    self.assertFalse(os.path.exists(r.path("faulty", t, "result.json")))
+                spared = self.assertStatus(r, "faulty", "spared", "FINISHED")
+                self.assertEqual(spared["result"], {"ok": True} if plugin != "fault_bad_alloc"
+                                 else {"ok": True, "attempts": 1})
+                for t in ("0", "1"):
+                    self.assertStatus(r, "before", t, "FINISHED")
+                self.assertStatus(r, "after", "0", "FINISHED")
+                events = json.dumps(r.events())
+                self.assertIn("EXCEPTION", events)
+                # Quick: nothing here waits on a timeout.
+                self.assertLess(r.elapsed, 15)
+
+
+class Detection(HostTest):
+    def worker_cwds(self, under):
+        """Processes of ours whose cwd lies under `under` (task workdirs)."""
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % pid)
+            except OSError:
+                continue
+            if cwd.startswith(under + os.sep):
+                found.append((int(pid), cwd))
+        return found
+
+    def test_crash_is_seen_while_a_sibling_still_runs_and_sigint_ends_the_run(self):
+        # "crash" segfaults at once; "slow" trains for 20 s. The crash must be in
+        # the journal long before "slow" ends.
+        plan = self.write_plan("""
+[[group]]
+name = "mixed"
+plugin = "fault_segfault"
+
+[[group.task]]
+id = "crash"
+
+[[group.task]]
+id = "slow"
+params = { fail = false, sleep = 20 }
+""")
+        wd = os.path.join(self.tmp, "run")
+        events = os.path.join(wd, "events.jsonl")
+        proc = subprocess.Popen([fftest.HOST, plan, "--workdir", wd], cwd=self.tmp, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
+        try:
+            start = time.monotonic()
+            seen = None
+            while time.monotonic() - start < 10 and proc.poll() is None:
+                try:
+                    with open(events, encoding="utf-8") as f:
+                        for line in f:
+                            if '"crash"' in line and "EXCEPTION" in line:
+                                seen = time.monotonic() - start
+                except FileNotFoundError:
+                    pass
+                if seen is not None:
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(proc.poll(), "the host ended before the slow task could have")
+            self.assertIsNotNone(seen, "the crash was not in events.jsonl within 10 s")
+            with open(events, encoding="utf-8") as f:
+                self.assertIn("SIGSEGV", f.read())
+            self.assertTrue(self.worker_cwds(wd), "the slow task's worker is running")
+
+            # SPEC: exit status 3 when the host is interrupted.
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=15)
+            self.assertEqual(proc.returncode, 3, "after SIGINT\n--- stderr ---\n" + err[-3000:])
+        finally:
+            if proc.poll() is None:
+                fftest.kill_group(proc)
+                proc.communicate()
+        # No worker outlives the host.
+        deadline = time.monotonic() + 5
+        while self.worker_cwds(wd) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.worker_cwds(wd), [], "workers left behind")
+
+    def test_task_timeout(self):
+        plan = self.write_plan("""
+[[group]]
+name = "hang"
+plugin = "fault_sleep"
+params = { seconds = 60 }
+""", scheduler={"task-timeout": "1s"})
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        entry = self.assertStatus(r, "hang", "0", "EXCEPTION")
+        self.assertEqual(entry.get("stage"), "train")
+        self.assertRegex(entry.get("message", ""), re.compile(r"time", re.I))
+        self.assertLess(r.elapsed, 15)
+
+
+if __name__ == "__main__":
+    fftest.main()

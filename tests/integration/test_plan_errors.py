@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Bad plans and bad plugins: exit status 2 before anything starts, with an
+error that names the file, line and column, and the key (SPEC "Plan file").
+Also `validate` and `plugins`."""
+import os
+import re
+
+import fftest
+from fftest import HostTest, location_re
+
+
+class BadPlans(HostTest):
+    def check_refused(self, body, mark, *needles, top="", name="plan.toml", scheduler=None):
+        """Runs the plan and validates it: both exit 2, name FILE:LINE:COL of
+        a line holding `mark`, and mention every needle; nothing is started."""
+        plan = self.write_plan(body, name=name, top=top, scheduler=scheduler)
+        with open(plan, encoding="utf-8") as f:
+            text = f.read()
+        lines = [n for n, l in enumerate(text.splitlines(), 1) if mark in l]
+        self.assertTrue(lines, mark)
+        where = re.compile("|".join(location_re(os.path.basename(plan), n).pattern for n in lines))
+        for mode in ("run", "validate"):
+            with self.subTest(mode=mode):
+                if mode == "run":
+                    r = self.run_plan(plan, workdir="wd-" + name)
+                else:
+                    r = self.host("validate", plan)
+                self.assertExit(r, 2)
+                self.assertRegex(r.output, where, "names %s:LINE:COLUMN, LINE in %s%s"
+                                 % (os.path.basename(plan), lines, r.describe()))
+                for n in needles:
+                    self.assertInCI(n, r.output)
+                wd = os.path.join(self.tmp, "wd-" + name)
+                self.assertFalse(os.path.exists(wd) and os.listdir(wd), "nothing may be started or written")
+        return r
+
+    def test_unknown_key_with_did_you_mean(self):
+        self.check_refused("""
+[[group]]
+name = "g"
+plugn = "echo"
+""", "plugn", "plugn", "did you mean", "plugin", name="group-key.toml")
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "echo"
+""", "max-procesess", "max-procesess", "did you mean", "max-processes", name="sched-key.toml",
+            scheduler={"max-procesess": 2})
+
+    def test_unknown_top_level_key(self):
+        self.check_refused("""
+[[group]]
+plugin = "echo"
+""", "plugn-path", "plugn-path", "did you mean", "plugin-path", top='plugn-path = ["x"]\n',
+            name="top-key.toml")
+
+    def test_wrong_type(self):
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "echo"
+tasks = "three"
+""", "tasks =", "tasks")
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "echo"
+params = 5
+""", "params =", "params", name="params.toml")
+
+    def test_duplicate_task_id(self):
+        r = self.check_refused("""
+[[group]]
+name = "g"
+plugin = "echo"
+
+[[group.task]]
+id = "dup-id"
+
+[[group.task]]
+id = "dup-id"
+""", 'id = "dup-id"', "dup-id")
+        self.assertNotRegex(r.output.lower(), r"\bunknown key\b")
+
+    def test_duplicate_numbered_and_listed_id(self):
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "echo"
+tasks = 2
+
+[[group.task]]
+id = "1"
+""", 'id = "1"', "'1'")
+
+    def test_bad_names(self):
+        for i, (key, value) in enumerate((("id", "../x"), ("id", ".."), ("id", "a b"), ("name", "a/b"),
+                                          ("name", "."), ("name", ""))):
+            with self.subTest(key=key, value=value):
+                if key == "id":
+                    body = '[[group]]\nname = "g"\nplugin = "echo"\n\n[[group.task]]\nid = "%s"\n' % value
+                else:
+                    body = '[[group]]\nname = "%s"\nplugin = "echo"\n' % value
+                self.check_refused(body, '%s = "%s"' % (key, value), value, name="names-%d.toml" % i)
+
+    def test_inputs_from_a_later_group(self):
+        self.check_refused("""
+[[group]]
+name = "server"
+plugin = "echo"
+inputs = ["clients"]
+
+[[group]]
+name = "clients"
+plugin = "echo"
+""", "inputs =", "clients")
+
+    def test_toml_syntax_error(self):
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "echo
+""", 'plugin = "echo')
+
+    def test_unknown_plugin(self):
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "no_such_plugin"
+""", "plugin =", "no_such_plugin")
+
+    def test_plugin_file_missing(self):
+        self.check_refused("""
+[[group]]
+name = "g"
+plugin = "./missing/nothing.so"
+""", "plugin =", "nothing.so")
+
+    def check_versions_named(self, output):
+        """The ABI error names both versions: the plugin's 99 and the host's 1."""
+        lines = [l for l in output.splitlines() if re.search(r"\b99\b", l)]
+        self.assertTrue(lines, "no line names ABI version 99:\n" + output)
+        self.assertTrue(any(re.search(r"\b1\b", l) for l in lines),
+                        "the line that names 99 must name the host's version 1 too:\n" + output)
+
+    def test_plugin_with_wrong_abi_by_path(self):
+        r = self.check_refused("""
+[[group]]
+name = "g"
+plugin = "%s"
+""" % fftest.plugin_file("fault_wrong_abi"), "plugin =", "fault_wrong_abi")
+        self.check_versions_named(r.output)
+
+    def test_plugin_with_wrong_abi_by_name(self):
+        r = self.check_refused("""
+[[group]]
+name = "g"
+plugin = "fault_wrong_abi"
+""", "plugin =", "fault_wrong_abi")
+        self.check_versions_named(r.output)
+
+    def test_plugin_without_entry_symbol(self):
+        for how, value in (("path", fftest.plugin_file("fault_no_entry")), ("name", "fault_no_entry")):
+            with self.subTest(by=how):
+                r = self.check_refused('[[group]]\nname = "g"\nplugin = "%s"\n' % value, "plugin =",
+                                       "fault_no_entry", name="no-entry-%s.toml" % how)
+                self.assertIn("fedflow_plugin_enum", r.output)
+
+    def test_plan_file_missing(self):
+        r = self.host(os.path.join(self.tmp, "nothere.toml"))
+        self.assertExit(r, 2)
+        self.assertIn("nothere.toml", r.output)
+
+
+class Validate(HostTest):
+    def test_a_good_plan_validates_and_nothing_is_written(self):
+        plan = self.write_plan("""
+[[group]]
+name = "clients"
+plugin = "echo"
+tasks = 3
+
+[[group]]
+name = "server"
+plugin = "inputs_probe"
+inputs = ["clients"]
+""", top='workdir = "would-run-here"\n')
+        r = self.host("validate", plan)
+        self.assertExit(r, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "would-run-here")), "validate runs nothing")
+
+    def test_dry_run_starts_nothing(self):
+        plan = self.write_plan("""
+[[group]]
+name = "clients"
+plugin = "echo"
+tasks = 2
+""", top='workdir = "would-run-here"\n')
+        r = self.host(plan, "--dry-run")
+        self.assertExit(r, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "would-run-here")), "--dry-run runs nothing")
+
+
+class Plugins(HostTest):
+    def test_lists_plugins_with_abi_and_path_and_rejected_files_with_a_reason(self):
+        r = self.host("plugins")
+        self.assertExit(r, 0)
+        echo = fftest.plugin_file("echo")
+        lines = r.output.splitlines()
+        echo_lines = [l for l in lines if re.search(r"\becho\b", l) and echo in l]
+        self.assertTrue(echo_lines, "echo with its path" + r.describe())
+        self.assertRegex(echo_lines[0], r"\b1\b", "echo's ABI version")
+        for name in ("inputs_probe", "fault_segfault", "big_bytes"):
+            self.assertTrue(any(fftest.plugin_file(name) in l for l in lines), name + r.describe())
+
+        wrong = [l for l in lines if fftest.plugin_file("fault_wrong_abi") in l]
+        self.assertTrue(wrong, "the wrong-ABI file is listed as rejected" + r.describe())
+        self.assertTrue(any(re.search(r"\b99\b", l) for l in wrong), "with the reason (its version 99)" + r.describe())
+        no_entry = [l for l in lines if fftest.plugin_file("fault_no_entry") in l]
+        self.assertTrue(no_entry, "the file without entry point is listed as rejected" + r.describe())
+        self.assertTrue(any("fedflow_plugin_enum" in l for l in no_entry), r.describe())
+
+    def test_plugin_path_option(self):
+        empty = os.path.join(self.tmp, "empty")
+        os.makedirs(empty)
+        r = self.host("plugins", "--plugin-path", empty, env={"FEDFLOW_PLUGIN_PATH": ""})
+        self.assertExit(r, 0)
+        self.assertIn(empty, r.output)
+        self.assertNotIn(fftest.plugin_file("echo"), r.output)
+
+
+if __name__ == "__main__":
+    fftest.main()
