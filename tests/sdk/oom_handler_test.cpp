@@ -95,11 +95,8 @@ Outcome run_child(bool in_load) {
 
 }  // namespace
 
-// Known SDK bug: detail::guarded builds the message with
-// std::string("out of memory: ") + e.what(), which allocates inside the
-// handler. Remove should_fail() once guarded formats into st->message
-// without allocating.
-TEST_CASE("std::bad_alloc with an exhausted heap is still FEDFLOW_OUT_OF_MEMORY" * doctest::should_fail()) {
+// detail::guarded formats into st->message without allocating.
+TEST_CASE("std::bad_alloc with an exhausted heap is still FEDFLOW_OUT_OF_MEMORY") {
     for (bool in_load : {true, false}) {
         CAPTURE(in_load);
         Outcome o = run_child(in_load);

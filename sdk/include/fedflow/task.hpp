@@ -190,10 +190,13 @@ constexpr bool valid_name(const char* s) {
     return true;
 }
 
-inline std::int32_t fail(fedflow_status* st, std::int32_t code, const char* message) noexcept {
+// Fills *st with code and prefix + message, cut to fit. Never allocates:
+// it runs in the handler of std::bad_alloc, when memory may be exhausted.
+inline std::int32_t fail(fedflow_status* st, std::int32_t code, const char* message, const char* prefix = "") noexcept {
     st->code = code;
     std::size_t i = 0;
-    for (; message[i] != '\0' && i + 1 < FEDFLOW_MESSAGE_MAX; ++i) st->message[i] = message[i];
+    for (const char* part : {prefix, message})
+        for (std::size_t j = 0; part[j] != '\0' && i + 1 < FEDFLOW_MESSAGE_MAX; ++j) st->message[i++] = part[j];
     st->message[i] = '\0';
     return code;
 }
@@ -211,7 +214,7 @@ std::int32_t guarded(fedflow_status* st, F&& f) noexcept {
         f();
         return FEDFLOW_OK;
     } catch (const std::bad_alloc& e) {
-        return fail(st, FEDFLOW_OUT_OF_MEMORY, (std::string("out of memory: ") + e.what()).c_str());
+        return fail(st, FEDFLOW_OUT_OF_MEMORY, e.what(), "out of memory: ");
     } catch (const std::exception& e) {
         return fail(st, is_cuda_oom(e.what()) ? FEDFLOW_OUT_OF_MEMORY : FEDFLOW_ERROR, e.what());
     } catch (...) {
