@@ -23,6 +23,10 @@ params = { n = 9 }
 """
 
 
+TASK_STATUS = {"INIT", "AVAILABLE", "LOADING", "WAITING", "TRAINING", "FINISHED", "EXITED", "EXCEPTION",
+               "INTERRUPT"}
+
+
 def pattern(n):
     """n bytes of i % 251, as big_bytes writes them."""
     block = bytes(range(251))
@@ -78,6 +82,12 @@ class EchoRun(HostTest):
         for t in ("0", "1", "custom"):
             self.assertTrue(any(e.get("task") == t and "FINISHED" in json.dumps(e) for e in events),
                             "no FINISHED event for task %s" % t)
+        # State changes use SPEC's TaskStatus names, in the order of the stages.
+        for t in ("0", "1", "custom"):
+            seq = [e["status"] for e in events if e.get("task") == t and "status" in e]
+            self.assertTrue(set(seq) <= TASK_STATUS, seq)
+            for earlier, later in (("LOADING", "TRAINING"), ("TRAINING", "FINISHED")):
+                self.assertLess(seq.index(earlier), seq.index(later), "task %s: %s" % (t, seq))
 
     def test_report_json(self):
         report = self.r.report("first")
@@ -183,6 +193,13 @@ inputs = ["producer"]
         self.assertEqual(os.path.realpath(probe["plan_dir"]), self.tmp)
         # A group without inputs gets none.
         self.assertEqual(r.result("unrelated", "0")["inputs"], {})
+        # Groups run strictly in order: every event of a group comes before
+        # any task event of the next one.
+        order = [e.get("group") for e in r.events() if e.get("task") is not None]
+        firsts = {g: order.index(g) for g in ("producer", "unrelated", "consumer")}
+        lasts = {g: len(order) - 1 - order[::-1].index(g) for g in firsts}
+        self.assertLess(lasts["producer"], firsts["unrelated"])
+        self.assertLess(lasts["unrelated"], firsts["consumer"])
 
     def test_task_output_goes_to_its_logs(self):
         plan = self.write_plan("""
@@ -245,6 +262,33 @@ params = { size = %d }
         self.assertEqual(result["data"]["$bytes"]["size"], size)
         with open(r.path("big", "0", result["data"]["$bytes"]["file"]), "rb") as f:
             self.assertTrue(f.read() == pattern(size), "the bytes arrive intact")
+
+    def test_large_bytes_through_inputs(self):
+        size = 3 * 1024 * 1024 + 1
+        plan = self.write_plan("""
+[[group]]
+name = "big"
+plugin = "big_bytes"
+tasks = 2
+params = { size = %d }
+
+[[group]]
+name = "probe"
+plugin = "inputs_probe"
+inputs = ["big"]
+""" % size)
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        got = r.result("probe", "0")["inputs"]["big"]
+        self.assertEqual(set(got), {"0", "1"})
+        files = set()
+        for t in ("0", "1"):
+            ref = got[t]["data"]["$bytes"]
+            self.assertEqual(ref["size"], size)
+            files.add(ref["file"])
+            with open(r.path("probe", "0", ref["file"]), "rb") as f:
+                self.assertTrue(f.read() == pattern(size), "input %s arrives intact" % t)
+        self.assertEqual(len(files), 2, "two values, two files")
 
     def test_empty_result_is_an_empty_object(self):
         plan = self.write_plan("""
