@@ -511,13 +511,8 @@ TEST_CASE_FIXTURE(Fixture, "malformed params fail load instead of crashing") {
 
 // The ABI says a fedflow_context is valid during the call that receives it
 // only, so train may get another one than load did. The SDK must then use the
-// one it was given, not the one it saw in load.
-//
-// Known SDK bug: detail::Instance::context() keeps the Context built in load,
-// whose c_ points at load's fedflow_context; bytes(), log() and round() in
-// train go through that stale pointer. Remove should_fail() once task.hpp
-// rebinds the Context on every call.
-TEST_CASE_FIXTURE(Fixture, "train uses the context it is given, not the one load had" * doctest::should_fail()) {
+// one it was given, not the one it saw in load (Instance::context rebinds).
+TEST_CASE_FIXTURE(Fixture, "train uses the context it is given, not the one load had") {
     FakeHost load_host;
     FakeHost train_host;
     train_host.ctx.round = 2;

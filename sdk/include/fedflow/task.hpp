@@ -35,13 +35,14 @@ namespace fedflow {
 
 namespace detail {
 // A std::bad_alloc (so it counts as out-of-memory) that says what failed.
+// Shares its text, so that copying the exception cannot throw.
 class OutOfMemory : public std::bad_alloc {
 public:
-    explicit OutOfMemory(std::string what) : what_(std::move(what)) {}
-    const char* what() const noexcept override { return what_.c_str(); }
+    explicit OutOfMemory(std::string what) : what_(std::make_shared<const std::string>(std::move(what))) {}
+    const char* what() const noexcept override { return what_->c_str(); }
 
 private:
-    std::string what_;
+    std::shared_ptr<const std::string> what_;
 };
 }  // namespace detail
 
@@ -121,8 +122,10 @@ public:
         c_->host->log(c_->host->host, static_cast<std::int32_t>(level), s.c_str());
     }
 
-    // Used by the SDK when train starts.
+    // Used by the SDK: train's device, and the context of the current call
+    // (the worker's struct is valid only during the call that receives it).
     void set_device(std::string_view device) { device_ = device; }
+    void rebind(const fedflow_context* c) noexcept { c_ = c; }
     const fedflow_context* raw() const noexcept { return c_; }
 
 private:
@@ -230,6 +233,7 @@ struct Instance {
 
     Context& context(const fedflow_context* c) {
         if (!ctx) ctx.emplace(c);
+        else ctx->rebind(c);
         return *ctx;
     }
 };
