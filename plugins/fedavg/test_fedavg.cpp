@@ -1,5 +1,4 @@
 // The math of the fedavg demo, on made-up data: no digits.csv needed.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "config.hpp"

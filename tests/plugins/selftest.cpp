@@ -2,7 +2,6 @@
 // each runs in a forked child (dlopen, create, load, train with a fake host)
 // and the parent classifies how the child ended. When an integration test
 // fails, this tells a host bug from a broken fault plugin.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/abi.h>

@@ -1,6 +1,5 @@
 // Pins the C ABI of <fedflow/abi.h> as a C++ compiler sees it (LP64). It
 // must agree with abi_layout.c: plugins are C or C++, the worker is C++.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/abi.h>

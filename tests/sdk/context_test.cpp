@@ -1,7 +1,6 @@
 // The C++ task layer (fedflow/task.hpp) driven through its C plugin table,
 // the way fedflow-worker drives it, but with a fake host: no process, no
 // shared memory.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/task.hpp>

@@ -5,7 +5,6 @@
 //
 // This executable replaces the global operator new so that a test can make
 // every allocation fail; each scenario runs in a forked child.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/task.hpp>

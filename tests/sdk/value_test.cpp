@@ -1,5 +1,4 @@
 // Value, List, Dict and Bytes as SPEC.md's SDK section describes them.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/value.hpp>

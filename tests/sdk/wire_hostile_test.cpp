@@ -1,7 +1,6 @@
 // FFV1 decode() treats its input as hostile: a result written by a crashed or
 // malicious plugin must throw wire::Error, never read out of bounds, recurse
 // without limit or allocate what the document merely claims.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/detail/wire.hpp>

@@ -1,6 +1,5 @@
 // FFV1 (fedflow/detail/wire.hpp): round trips and the byte layout that the
 // host and every plugin already built rely on.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <fedflow/detail/wire.hpp>
