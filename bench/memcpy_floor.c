@@ -27,26 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor_util.h"
+
 /* Called through a volatile pointer so the compiler cannot drop a copy into
  * a buffer that is freed without being read. */
 static void *(*volatile copy_fn)(void *, const void *, size_t) = memcpy;
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static long parse_count(const char *s, const char *what) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1) {
-        fprintf(stderr, "memcpy_floor: %s must be a positive integer, not '%s'\n", what, s);
-        exit(2);
-    }
-    return v;
-}
 
 /* n bytes of memory never touched before. */
 static unsigned char *fresh_map(size_t n) {
@@ -99,8 +85,8 @@ static double time_write(const char *path, const unsigned char *src, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    long mib = argc > 1 ? parse_count(argv[1], "MIB") : 256;
-    long reps = argc > 2 ? parse_count(argv[2], "REPS") : 5;
+    long mib = argc > 1 ? parse_count("memcpy_floor", argv[1], "MIB") : 256;
+    long reps = argc > 2 ? parse_count("memcpy_floor", argv[2], "REPS") : 5;
     const char *dir = argc > 3 ? argv[3] : NULL;
     size_t n = (size_t)mib << 20;
 

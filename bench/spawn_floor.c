@@ -21,24 +21,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "floor_util.h"
+
 extern char **environ;
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static long parse_count(const char *s, const char *what) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1) {
-        fprintf(stderr, "spawn_floor: %s must be a positive integer, not '%s'\n", what, s);
-        exit(2);
-    }
-    return v;
-}
 
 /* Reaps one child; returns 0, or -1 when the child did not exit with 0. */
 static int reap_one(void) {
@@ -55,8 +41,8 @@ static int reap_one(void) {
 }
 
 int main(int argc, char **argv) {
-    long n = argc > 1 ? parse_count(argv[1], "N") : 200;
-    long jobs = argc > 2 ? parse_count(argv[2], "JOBS") : 2;
+    long n = argc > 1 ? parse_count("spawn_floor", argv[1], "N") : 200;
+    long jobs = argc > 2 ? parse_count("spawn_floor", argv[2], "JOBS") : 2;
     const char *program = argc > 3 ? argv[3] : "/bin/true";
     char *child_argv[2];
     child_argv[0] = (char *)program;
