@@ -263,3 +263,16 @@ TEST_CASE("BYTES_REF: a Bytes with a shared-memory id is sent by reference") {
                              "no buffer 3", wire::Error);
     }
 }
+
+TEST_CASE("encode refuses the nesting that decode would refuse") {
+    auto nested = [](int levels) {
+        Value v(1);
+        for (int i = 0; i < levels; ++i) v = Value(List{v});
+        return v;
+    };
+    Value ok = nested(wire::max_depth);
+    std::string doc = wire::encode(ok);
+    CHECK(wire::decode(doc) == ok);
+    CHECK_THROWS_WITH_AS(wire::encode(nested(wire::max_depth + 1)), doctest::Contains("nests deeper than"), wire::Error);
+    CHECK_THROWS_AS(wire::encoded_size(nested(wire::max_depth + 1)), wire::Error);
+}

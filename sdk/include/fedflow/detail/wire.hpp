@@ -84,7 +84,10 @@ public:
         pos_ += n;
     }
 
-    void value(const Value& v) {
+    // depth: as the Reader counts it, so that what encodes also decodes;
+    // deeper nesting fails here, in the task, with a clear message.
+    void value(const Value& v, int depth = 0) {
+        if (depth > max_depth) throw Error("value nests deeper than " + std::to_string(max_depth) + " levels");
         switch (v.type()) {
         case Value::Type::null: u8(tag_null); break;
         case Value::Type::boolean: u8(v.as<bool>() ? tag_true : tag_false); break;
@@ -125,7 +128,7 @@ public:
             const List& l = v.as<List>();
             u8(tag_list);
             u64(l.size());
-            for (const Value& item : l) value(item);
+            for (const Value& item : l) value(item, depth + 1);
             break;
         }
         case Value::Type::dict: {
@@ -135,7 +138,7 @@ public:
             for (const auto& [key, item] : d) {
                 u64(key.size());
                 raw(key.data(), key.size());
-                value(item);
+                value(item, depth + 1);
             }
             break;
         }
