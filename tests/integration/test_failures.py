@@ -78,6 +78,35 @@ class Faults(HostTest):
                 self.assertLess(r.elapsed, 15)
 
 
+class SharedMemory(HostTest):
+    def test_more_bytes_than_dev_shm_holds_is_out_of_memory_not_a_crash(self):
+        # 1 PiB cannot be reserved in /dev/shm: ctx.bytes() must fail at once
+        # as out-of-memory (kind oom), never hand out pages that SIGBUS later.
+        plan = self.write_plan("""
+[[group]]
+name = "big"
+plugin = "big_bytes"
+
+[[group.task]]
+id = "huge"
+params = { size = 1125899906842624 }
+
+[[group.task]]
+id = "fine"
+params = { size = 4096 }
+""")
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        huge = self.assertStatus(r, "big", "huge", "EXCEPTION")
+        self.assertEqual(huge.get("stage"), "train")
+        self.assertRegex(huge.get("message", ""), re.compile(r"^out of memory: .*bytes\(1125899906842624\)", re.I))
+        self.assertNotIn("SIGBUS", huge.get("message", ""))
+        self.assertEqual(r.result("big", "fine")["size"], 4096)
+        with open(r.path("run.json"), encoding="utf-8") as f:
+            host_pid = json.load(f)["host_pid"]
+        self.assertEqual([n for n in os.listdir("/dev/shm") if n.startswith("fedflow-%d-" % host_pid)], [])
+
+
 class Detection(HostTest):
     def worker_cwds(self, under):
         """Processes of ours whose cwd lies under `under` (task workdirs)."""
