@@ -1,26 +1,13 @@
 #include "journal.hpp"
 
+#include "../common/clock.hpp"
+
 #include <fmt/core.h>
 
 #include <cerrno>
-#include <ctime>
 #include <system_error>
 
 namespace fedflow {
-
-namespace {
-
-std::string utc_now() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    std::tm tm{};
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    return fmt::format("{}.{:03d}Z", buf, ts.tv_nsec / 1000000);
-}
-
-}  // namespace
 
 Journal::~Journal() {
     if (file_ != nullptr) std::fclose(file_);
@@ -38,7 +25,7 @@ std::int64_t Journal::elapsed_ms() const {
 
 void Journal::write(nlohmann::ordered_json event) {
     nlohmann::ordered_json line;
-    line["time"] = utc_now();
+    line["time"] = clock::utc_timestamp();
     line["elapsed_ms"] = elapsed_ms();
     for (auto& [k, v] : event.items()) line[k] = std::move(v);
     std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

@@ -1,5 +1,6 @@
 #include "runner.hpp"
 
+#include "../common/clock.hpp"
 #include "../common/shm.hpp"
 #include "log.hpp"
 #include "results.hpp"
@@ -42,8 +43,7 @@ struct Runner::Live {
     TaskGroup* group = nullptr;
     Task* task = nullptr;
     std::string prefix;           // the task's shared-memory name prefix
-    bool channel_closed = false;  // EOF seen on the socket
-    std::optional<Clock::time_point> closed_at;
+    std::optional<Clock::time_point> closed_at;  // when EOF was seen on the socket
     bool segments_removed = false;  // all of the task's segments are gone
 };
 
@@ -72,21 +72,6 @@ std::string random_hex(std::size_t n) {
     while (out.size() < n) out += fmt::format("{:08x}", rd());
     out.resize(n);
     return out;
-}
-
-std::int64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-std::string utc_now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 }  // namespace
@@ -208,7 +193,7 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
     run["host_pid"] = ::getpid();
     run["seed"] = options_.seed;
     run["started"] = started_;
-    run["ended"] = status == "running" ? json(nullptr) : json(utc_now());
+    run["ended"] = status == "running" ? json(nullptr) : json(clock::utc_timestamp());
     run["status"] = status;
     run["exit_code"] = status == "running" ? json(nullptr) : json(exit_code);
     run["devices"] = json::array({cpu});
@@ -218,7 +203,7 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
 
 int Runner::run() {
     prepare_workdir();
-    started_ = utc_now();
+    started_ = clock::utc_timestamp();
     journal_.open(workdir_ / "events.jsonl", options_.progress);
 
     // SIGINT/SIGTERM arrive through a signalfd in the poll loop, so that
@@ -292,7 +277,6 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
 }
 
 void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segment) {
-    const plan::GroupSpec& spec = plan_.groups[group.index() - 1];
     WorkerLaunch l;
     l.worker = options_.worker;
     l.envp = envp_.data();
@@ -303,7 +287,6 @@ void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segm
     l.shm_prefix = fmt::format("{}-t{}", shm_prefix_, ++task_seq_);
     l.inputs_segment = inputs_segment;
     l.result_limit = options_.result_limit;
-    (void)spec;
 
     auto live = std::make_unique<Live>();
     live->group = &group;
@@ -329,7 +312,7 @@ void Runner::fail(TaskGroup& group, Task& task, const std::string& stage, const 
 
 void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
     Task& task = *live.task;
-    std::int64_t received_ns = monotonic_ns();
+    std::int64_t received_ns = clock::monotonic_ns();
     try {
         auto size = static_cast<std::size_t>(body.at("size").as<std::int64_t>());
         auto count = static_cast<std::uint64_t>(body.at("bytes").as<std::int64_t>());
@@ -352,7 +335,7 @@ void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
         task.stats().train_ms = body.at("ms").as<std::int64_t>();
         task.stats().peak_memory = std::max(task.stats().peak_memory, body.at("peak_memory").as<std::int64_t>());
         group.report_finish(task.task_id(), std::move(w.json));
-        std::int64_t done_ns = monotonic_ns();
+        std::int64_t done_ns = clock::monotonic_ns();
         std::int64_t train_end = body.at("train_end_ns").as<std::int64_t>();
         journal_.write({{"event", "result"},
                         {"group", group.group_name()},
@@ -494,7 +477,7 @@ void Runner::run_group(std::size_t index) {
             else if (timeout.count() > 0 && (t.status() == TaskStatus::LOADING || t.status() == TaskStatus::TRAINING))
                 consider(t.stage_started + timeout);
             if (l->closed_at) consider(*l->closed_at + options_.kill_grace);
-            if (t.process()->pid_fd() < 0 && l->channel_closed) consider(now + std::chrono::milliseconds(10));
+            if (t.process()->pid_fd() < 0 && l->closed_at) consider(now + std::chrono::milliseconds(10));
         }
         int wait_ms = -1;
         if (next) wait_ms = static_cast<int>(std::max<std::int64_t>(
@@ -531,12 +514,9 @@ void Runner::run_group(std::size_t index) {
                     p->kill(SIGKILL);
                 }
                 for (auto& m : messages) handle_message(*l.group, l, m);
-                if (!open && !l.channel_closed) {
-                    l.channel_closed = true;
-                    l.closed_at = Clock::now();
-                }
+                if (!open && !l.closed_at) l.closed_at = Clock::now();
             }
-            if (p->pid_fd() < 0 || (fds[2 + 2 * i].revents & POLLIN) || l.channel_closed) p->try_reap();
+            if (p->pid_fd() < 0 || (fds[2 + 2 * i].revents & POLLIN) || l.closed_at) p->try_reap();
         }
 
         // Deadlines: stage timeouts, then the grace period after SIGTERM, and

@@ -52,7 +52,7 @@ public:
     std::size_t count(TaskStatus s) const noexcept;
     std::size_t failed_count() const noexcept { return failures_.size(); }
     void set_plugin(std::string plugin) { plugin_ = std::move(plugin); }
-    // Extra fields for a task's entry in the report (retries, ...).
+    // Why a task failed, as report_exception recorded it.
     struct Failure {
         std::string stage;
         std::string message;

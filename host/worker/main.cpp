@@ -10,6 +10,7 @@
 // runs `load` and `train` when told, and exits on `exit` or when the host
 // goes away. Plugin code runs only here, never in the host.
 #include "../common/channel.hpp"
+#include "../common/clock.hpp"
 #include "../common/shm.hpp"
 #include "services.hpp"
 
@@ -23,7 +24,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <optional>
 #include <string>
 
@@ -43,12 +43,6 @@ using fedflow::Value;
 namespace {
 
 int channel_fd = 3;
-
-std::int64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 std::int64_t peak_rss_bytes() {
     rusage ru{};
@@ -212,10 +206,10 @@ int main(int argc, char** argv) {
 
         if (m->type == ch::Type::load) {
             st = fedflow_status{};
-            std::int64_t t0 = now_ns();
+            std::int64_t t0 = fedflow::clock::monotonic_ns();
             std::int32_t rc = plugin->load(task, &ctx, &st);
             std::fflush(stdout);
-            std::int64_t ms = (now_ns() - t0) / 1000000;
+            std::int64_t ms = (fedflow::clock::monotonic_ns() - t0) / 1000000;
             if (rc != FEDFLOW_OK) {
                 send_or_exit(ch::Type::failed, Dict{{"stage", "load"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
                                                     {"ms", ms}, {"peak_memory", peak_rss_bytes()}});
@@ -242,9 +236,9 @@ int main(int argc, char** argv) {
 #endif
             services.reset_result();
             st = fedflow_status{};
-            std::int64_t t0 = now_ns();
+            std::int64_t t0 = fedflow::clock::monotonic_ns();
             std::int32_t rc = plugin->train(task, &ctx, device.c_str(), &st);
-            std::int64_t t1 = now_ns();
+            std::int64_t t1 = fedflow::clock::monotonic_ns();
             std::fflush(stdout);
             if (rc != FEDFLOW_OK) {
                 send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
