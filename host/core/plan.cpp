@@ -45,11 +45,54 @@ bool valid_device(std::string_view device) {
 
 std::string digest(std::string_view data) { return "sha256:" + sha256_hex(data); }
 
+int cuda_index(std::string_view device) {
+    if (!valid_device(device) || device == "cpu") return -1;
+    return std::stoi(std::string(device.substr(5)));
+}
+
+void parse_gpus(std::string_view text, Resources& into) {
+    if (text == "all") {
+        into.use_gpus = true;
+        into.gpus.clear();
+        return;
+    }
+    if (text == "none") {
+        into.use_gpus = false;
+        into.gpus.clear();
+        return;
+    }
+    std::vector<int> list;
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        std::size_t comma = std::min(text.find(',', pos), text.size());
+        std::string_view item = text.substr(pos, comma - pos);
+        bool digits = !item.empty() && item.size() <= 4 &&
+                      std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits)
+            throw std::invalid_argument(fmt::format(
+                "'{}' is not a GPU selection: write all, none, or GPU indices separated by commas (0,2)", text));
+        int i = std::stoi(std::string(item));
+        if (std::find(list.begin(), list.end(), i) != list.end())
+            throw std::invalid_argument(fmt::format("GPU {} appears twice in '{}'", i, text));
+        list.push_back(i);
+        pos = comma + 1;
+    }
+    into.use_gpus = true;
+    into.gpus = std::move(list);
+}
+
+const char* to_string(GpuOrder order) noexcept {
+    switch (order) {
+    case GpuOrder::pci: return "pci";
+    case GpuOrder::total_memory: return "total-memory";
+    case GpuOrder::free_memory: return "free-memory";
+    }
+    return "?";
+}
+
 namespace {
 
 // Why a key that SPEC.md defines is refused for now.
-constexpr std::string_view later_scheduler =
-    "is not supported yet: admission by CPU, RAM and GPU memory comes with the scheduler";
 constexpr std::string_view later_rounds = "is not supported yet: rounds come with federated rounds in the plan";
 
 const char* type_name(toml::node_type t) {
@@ -174,6 +217,41 @@ public:
         return std::nullopt;
     }
 
+    // A size: a string with a unit ("2.5GB", "1200MiB") or a number of bytes.
+    std::optional<std::uint64_t> size(const toml::table& t, std::string_view key, std::string_view context) {
+        const toml::node* n = t.get(key);
+        if (n == nullptr) return std::nullopt;
+        try {
+            if (auto s = n->as_string()) return units::parse_size(s->get());
+            if (auto i = n->as_integer(); i && i->get() >= 0) return static_cast<std::uint64_t>(i->get());
+            error(*n, fmt::format("key '{}' in {} must be a size such as \"2GB\" or \"1500MiB\"", key, context));
+        } catch (const std::invalid_argument& e) {
+            error(*n, fmt::format("key '{}' in {}: {}", key, context, e.what()));
+        }
+        return std::nullopt;
+    }
+
+    // A share of a resource: a number above 0 and at most 1.
+    std::optional<double> fraction(const toml::table& t, std::string_view key, std::string_view context) {
+        const toml::node* n = t.get(key);
+        if (n == nullptr) return std::nullopt;
+        std::optional<double> v;
+        if (auto f = n->as_floating_point()) v = f->get();
+        else if (auto i = n->as_integer()) v = static_cast<double>(i->get());
+        if (!v || !(*v > 0.0 && *v <= 1.0)) {
+            error(*n, fmt::format("key '{}' in {} must be a number above 0 and at most 1 (a share, such as 0.8)", key,
+                                  context));
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    std::optional<bool> boolean(const toml::table& t, std::string_view key, std::string_view context) {
+        const toml::node* n = typed(t, key, toml::node_type::boolean, context);
+        if (n == nullptr) return std::nullopt;
+        return n->as_boolean()->get();
+    }
+
     std::optional<std::string> name(const toml::table& t, std::string_view key, std::string_view context) {
         auto s = string(t, key, context);
         if (s && !valid_name(*s)) {
@@ -237,37 +315,81 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     r.check_keys(t,
                  {{"max-processes", ""},
                   {"task-timeout", ""},
-                  {"max-waiting", later_scheduler},
-                  {"load-retries", later_scheduler},
-                  {"train-retries", later_scheduler},
-                  {"gpu-order", later_scheduler},
-                  {"default-memory", later_scheduler},
-                  {"default-gpu-memory", later_scheduler},
-                  {"auto-adjust", later_scheduler}},
+                  {"max-waiting", ""},
+                  {"load-retries", ""},
+                  {"train-retries", ""},
+                  {"gpu-order", ""},
+                  {"default-memory", ""},
+                  {"default-gpu-memory", ""},
+                  {"auto-adjust", ""}},
                  ctx);
-    if (auto n = r.integer(t, "max-processes", ctx, 0, 100000)) s.max_processes = static_cast<std::uint32_t>(*n);
+    auto count = [&](std::string_view key, std::uint32_t& into, std::int64_t max) {
+        if (auto n = r.integer(t, key, ctx, 0, max)) into = static_cast<std::uint32_t>(*n);
+    };
+    count("max-processes", s.max_processes, 100000);
+    count("max-waiting", s.max_waiting, 100000);
+    count("load-retries", s.load_retries, 1000);
+    count("train-retries", s.train_retries, 1000);
     if (auto d = r.duration(t, "task-timeout", ctx)) s.task_timeout = *d;
+    if (auto o = r.string(t, "gpu-order", ctx)) {
+        if (*o == "pci") s.gpu_order = GpuOrder::pci;
+        else if (*o == "total-memory") s.gpu_order = GpuOrder::total_memory;
+        else if (*o == "free-memory") s.gpu_order = GpuOrder::free_memory;
+        else
+            r.error(*t.get("gpu-order"),
+                    fmt::format("gpu-order '{}' in {} must be \"pci\", \"total-memory\" or \"free-memory\"", *o, ctx));
+    }
+    if (auto b = r.size(t, "default-memory", ctx)) s.default_memory = *b;
+    if (auto b = r.size(t, "default-gpu-memory", ctx)) s.default_gpu_memory = *b;
+    if (auto b = r.boolean(t, "auto-adjust", ctx)) s.auto_adjust = *b;
 }
 
-void read_resources(Reader& r, const toml::table& t) {
+void read_resources(Reader& r, const toml::table& t, Resources& res) {
+    constexpr std::string_view ctx = "[resources]";
     r.check_keys(t,
-                 {{"cpu-utilization", later_scheduler},
-                  {"memory-utilization", later_scheduler},
-                  {"gpu-memory-utilization", later_scheduler},
-                  {"memory-reserve", later_scheduler},
-                  {"gpu-memory-reserve", later_scheduler},
-                  {"gpus", later_scheduler}},
-                 "[resources]");
+                 {{"cpu-utilization", ""},
+                  {"memory-utilization", ""},
+                  {"gpu-memory-utilization", ""},
+                  {"memory-reserve", ""},
+                  {"gpu-memory-reserve", ""},
+                  {"gpus", ""}},
+                 ctx);
+    if (auto f = r.fraction(t, "cpu-utilization", ctx)) res.cpu_utilization = *f;
+    if (auto f = r.fraction(t, "memory-utilization", ctx)) res.memory_utilization = *f;
+    if (auto f = r.fraction(t, "gpu-memory-utilization", ctx)) res.gpu_memory_utilization = *f;
+    if (auto b = r.size(t, "memory-reserve", ctx)) res.memory_reserve = *b;
+    if (auto b = r.size(t, "gpu-memory-reserve", ctx)) res.gpu_memory_reserve = *b;
+    if (const toml::node* n = t.get("gpus")) {
+        const char* expected = "gpus in [resources] must be \"all\", \"none\" or a list of GPU indices such as [0, 2]";
+        if (auto s = n->as_string()) {
+            if (s->get() == "none") res.use_gpus = false;
+            else if (s->get() != "all") r.error(*n, expected);
+        } else if (auto arr = n->as_array()) {
+            std::set<std::int64_t> seen;
+            for (const auto& item : *arr) {
+                auto i = item.as_integer();
+                if (i == nullptr || i->get() < 0 || i->get() > 4095) {
+                    r.error(item, expected);
+                } else if (!seen.insert(i->get()).second) {
+                    r.error(item, fmt::format("GPU {} appears twice in gpus of [resources]", i->get()));
+                } else {
+                    res.gpus.push_back(static_cast<int>(i->get()));
+                }
+            }
+            if (arr->empty()) r.error(*n, "gpus in [resources] is an empty list: write \"none\" to train on the CPU");
+        } else {
+            r.error(*n, expected);
+        }
+    }
 }
 
 void read_task(Reader& r, const toml::table& t, const Dict& group_params, GroupSpec& g) {
     std::string ctx = fmt::format("[[group.task]] of group '{}'", g.name);
-    r.check_keys(t,
-                 {{"id", ""}, {"params", ""}, {"device", ""}, {"memory", later_scheduler},
-                  {"gpu-memory", later_scheduler}},
-                 ctx);
+    r.check_keys(t, {{"id", ""}, {"params", ""}, {"device", ""}, {"memory", ""}, {"gpu-memory", ""}}, ctx);
     TaskSpec task;
     task.where = where(t.source());
+    task.memory = r.size(t, "memory", ctx);
+    task.gpu_memory = r.size(t, "gpu-memory", ctx);
     task.params = group_params;
     for (auto& [k, v] : r.params(t, ctx)) task.params.insert_or_assign(k, std::move(v));
     if (auto d = r.device(t, ctx)) task.device = *d;
@@ -306,7 +428,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan) {
     std::string ctx = fmt::format("[[group]] number {}", g.index);
     r.check_keys(t,
                  {{"name", ""}, {"plugin", ""}, {"device", ""}, {"params", ""}, {"tasks", ""}, {"inputs", ""},
-                  {"task", ""}, {"memory", later_scheduler}, {"gpu-memory", later_scheduler}},
+                  {"task", ""}, {"memory", ""}, {"gpu-memory", ""}},
                  ctx);
 
     g.name = fmt::format("group-{}", g.index);
@@ -329,6 +451,8 @@ void read_group(Reader& r, const toml::table& t, Plan& plan) {
         r.error(g.where, fmt::format("{} needs a plugin (a registered name, or a path to a .so)", ctx));
     }
     if (auto d = r.device(t, ctx)) g.device = *d;
+    g.memory = r.size(t, "memory", ctx);
+    g.gpu_memory = r.size(t, "gpu-memory", ctx);
     Dict params = r.params(t, ctx);
 
     if (const toml::node* in = r.typed(t, "inputs", toml::node_type::array, ctx)) {
@@ -427,7 +551,8 @@ Plan parse(std::string_view text, const fs::path& file) {
                  "the plan");
     if (auto w = r.string(root, "workdir", "the plan")) plan.workdir = (plan.dir / *w).lexically_normal();
     plan.plugin_path = path_list(r, root, plan.dir);
-    if (auto n = r.typed(root, "resources", toml::node_type::table, "the plan")) read_resources(r, *n->as_table());
+    if (auto n = r.typed(root, "resources", toml::node_type::table, "the plan"))
+        read_resources(r, *n->as_table(), plan.resources);
     if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan")) read_scheduler(r, *n->as_table(), plan.scheduler);
 
     if (const toml::node* groups = root.get("group")) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -37,6 +38,9 @@ struct TaskSpec {
     std::string id;      // [A-Za-z0-9._-]+, unique in its group
     Dict params;         // the group's params with the task's own on top
     std::string device;  // pinned device ("cpu", "cuda:N"), or empty
+    // The task's own estimates (bytes); the group's apply when absent.
+    std::optional<std::uint64_t> memory;
+    std::optional<std::uint64_t> gpu_memory;
     Location where;
 };
 
@@ -48,11 +52,34 @@ struct GroupSpec {
     std::string device;     // pinned device for every task, or empty
     std::vector<TaskSpec> tasks;
     std::vector<std::string> inputs;  // names of earlier groups
+    // Estimates per task (bytes); [scheduler] defaults apply when absent.
+    std::optional<std::uint64_t> memory;
+    std::optional<std::uint64_t> gpu_memory;
     Location where;
+};
+
+enum class GpuOrder { pci, total_memory, free_memory };
+
+// [resources]: how much of the machine Fedflow may use.
+struct Resources {
+    double cpu_utilization = 0.8;         // start no load while CPUs are busier
+    double memory_utilization = 0.8;      // share of RAM Fedflow may fill
+    double gpu_memory_utilization = 0.9;  // ... of each GPU
+    std::uint64_t memory_reserve = 1'000'000'000;      // RAM always left free
+    std::uint64_t gpu_memory_reserve = 1'000'000'000;  // ... on each GPU
+    bool use_gpus = true;                 // gpus = "none": train on the CPU
+    std::vector<int> gpus;                // indices; empty = all
 };
 
 struct Scheduler {
     std::uint32_t max_processes = 0;              // 0 = no limit
+    std::uint32_t max_waiting = 0;                // loaded tasks waiting for a device; 0 = no limit
+    std::uint32_t load_retries = 3;               // out of memory in load: new process
+    std::uint32_t train_retries = 3;              // out of memory in train: same process
+    GpuOrder gpu_order = GpuOrder::free_memory;
+    std::uint64_t default_memory = 2'000'000'000;
+    std::uint64_t default_gpu_memory = 2'000'000'000;
+    bool auto_adjust = true;                      // learn estimates from finished tasks
     std::chrono::milliseconds task_timeout{0};    // per stage; 0 = none
 };
 
@@ -62,6 +89,7 @@ struct Plan {
     std::string digest;           // "sha256:<hex>" of the file's bytes
     std::filesystem::path workdir;  // absolute
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
+    Resources resources;
     Scheduler scheduler;
     std::vector<GroupSpec> groups;
 
@@ -77,6 +105,12 @@ Plan parse(std::string_view text, const std::filesystem::path& file);
 bool valid_name(std::string_view name);
 // "cpu" or "cuda:N".
 bool valid_device(std::string_view device);
+// The N of "cuda:N"; -1 for "cpu" or anything else.
+int cuda_index(std::string_view device);
+// A GPU selection as --gpus takes it: "all", "none" or "0,2". Throws
+// std::invalid_argument.
+void parse_gpus(std::string_view text, Resources& into);
+const char* to_string(GpuOrder order) noexcept;
 // Hex SHA-256 of data, prefixed "sha256:".
 std::string digest(std::string_view data);
 

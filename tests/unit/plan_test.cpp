@@ -186,18 +186,105 @@ TEST_CASE("devices") {
 }
 
 TEST_CASE("keys of later parts are refused, never ignored") {
-    for (const char* text : {
-             "[resources]\ncpu-utilization = 0.8\n[[group]]\nplugin = \"echo\"\n",
-             "[resources]\ngpus = \"all\"\n[[group]]\nplugin = \"echo\"\n",
-             "[scheduler]\nload-retries = 3\n[[group]]\nplugin = \"echo\"\n",
-             "[scheduler]\nauto-adjust = true\n[[group]]\nplugin = \"echo\"\n",
-             "[[group]]\nplugin = \"echo\"\nmemory = \"2GB\"\n",
-             "[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"a\"\ngpu-memory = \"1GB\"\n",
-             "[[round]]\ncount = 2\n[[group]]\nplugin = \"echo\"\n",
+    CHECK(errors("[[round]]\ncount = 2\n[[group]]\nplugin = \"echo\"\n").find("is not supported yet") != std::string::npos);
+}
+
+TEST_CASE("resources and scheduler keys") {
+    plan::Plan p = parse(R"(
+[resources]
+cpu-utilization = 0.5
+memory-utilization = 1
+gpu-memory-utilization = 0.95
+memory-reserve = "4GB"
+gpu-memory-reserve = 1024
+gpus = [2, 0]
+[scheduler]
+max-processes = 20
+max-waiting = 10
+load-retries = 1
+train-retries = 5
+gpu-order = "total-memory"
+default-memory = "1.5GiB"
+default-gpu-memory = "300MB"
+auto-adjust = false
+[[group]]
+plugin = "echo"
+memory = "2.5GB"
+gpu-memory = "1200MB"
+[[group.task]]
+id = "a"
+memory = "1GB"
+)");
+    CHECK(p.resources.cpu_utilization == 0.5);
+    CHECK(p.resources.memory_utilization == 1.0);
+    CHECK(p.resources.gpu_memory_utilization == 0.95);
+    CHECK(p.resources.memory_reserve == 4'000'000'000);
+    CHECK(p.resources.gpu_memory_reserve == 1024);
+    CHECK(p.resources.use_gpus);
+    CHECK(p.resources.gpus == std::vector<int>{2, 0});
+    CHECK(p.scheduler.max_processes == 20);
+    CHECK(p.scheduler.max_waiting == 10);
+    CHECK(p.scheduler.load_retries == 1);
+    CHECK(p.scheduler.train_retries == 5);
+    CHECK(p.scheduler.gpu_order == plan::GpuOrder::total_memory);
+    CHECK(p.scheduler.default_memory == 1610612736);
+    CHECK(p.scheduler.default_gpu_memory == 300'000'000);
+    CHECK_FALSE(p.scheduler.auto_adjust);
+    REQUIRE(p.groups.size() == 1);
+    CHECK(p.groups[0].memory == 2'500'000'000);
+    CHECK(p.groups[0].gpu_memory == 1'200'000'000);
+    REQUIRE(p.groups[0].tasks.size() == 1);
+    CHECK(p.groups[0].tasks[0].memory == 1'000'000'000);
+    CHECK_FALSE(p.groups[0].tasks[0].gpu_memory);
+
+    plan::Plan d = parse("[resources]\ngpus = \"none\"\n[[group]]\nplugin = \"echo\"\n");
+    CHECK_FALSE(d.resources.use_gpus);
+    CHECK_FALSE(d.groups[0].memory);
+    CHECK(d.scheduler.auto_adjust);
+    CHECK(d.scheduler.gpu_order == plan::GpuOrder::free_memory);
+}
+
+TEST_CASE("bad resources and scheduler values say where and what") {
+    struct Case {
+        const char* text;
+        const char* message;
+    };
+    for (const Case& c : {
+             Case{"[resources]\ncpu-utilization = 1.5\n", "2:19: key 'cpu-utilization' in [resources] must be a number above 0"},
+             Case{"[resources]\nmemory-utilization = 0\n", "above 0 and at most 1"},
+             Case{"[resources]\nmemory-reserve = \"4 parsecs\"\n", "key 'memory-reserve' in [resources]"},
+             Case{"[resources]\ngpus = \"some\"\n", "must be \"all\", \"none\" or a list"},
+             Case{"[resources]\ngpus = [0, 0]\n", "GPU 0 appears twice"},
+             Case{"[resources]\ngpus = []\n", "empty list"},
+             Case{"[resources]\ngpus = [-1]\n", "list of GPU indices"},
+             Case{"[resources]\ncpu-utilisation = 0.5\n", "did you mean 'cpu-utilization'?"},
+             Case{"[scheduler]\ngpu-order = \"random\"\n", "gpu-order 'random' in [scheduler] must be"},
+             Case{"[scheduler]\nauto-adjust = \"yes\"\n", "key 'auto-adjust' in [scheduler] must be a boolean"},
+             Case{"[scheduler]\nload-retries = -1\n", "key 'load-retries' in [scheduler] must be between 0 and 1000"},
+             Case{"[scheduler]\ndefault-memory = true\n", "must be a size such as"},
          }) {
-        CAPTURE(text);
-        CHECK(errors(text).find("is not supported yet") != std::string::npos);
+        CAPTURE(c.text);
+        CHECK(errors(std::string(c.text) + "[[group]]\nplugin = \"echo\"\n").find(c.message) != std::string::npos);
     }
+    CHECK(errors("[[group]]\nplugin = \"echo\"\nmemory = \"-3GB\"\n").find("3:10: key 'memory' in group 'group-1'") !=
+          std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"a\"\ngpu-memory = [1]\n")
+              .find("key 'gpu-memory' in [[group.task]] of group 'group-1' must be a size") != std::string::npos);
+}
+
+TEST_CASE("--gpus selections") {
+    plan::Resources r;
+    plan::parse_gpus("none", r);
+    CHECK_FALSE(r.use_gpus);
+    plan::parse_gpus("0,2", r);
+    CHECK(r.use_gpus);
+    CHECK(r.gpus == std::vector<int>{0, 2});
+    plan::parse_gpus("all", r);
+    CHECK(r.gpus.empty());
+    CHECK_THROWS_WITH_AS(plan::parse_gpus("0,,2", r), doctest::Contains("not a GPU selection"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(plan::parse_gpus("1,1", r), doctest::Contains("appears twice"), std::invalid_argument);
+    CHECK(plan::cuda_index("cuda:3") == 3);
+    CHECK(plan::cuda_index("cpu") == -1);
 }
 
 TEST_CASE("durations in the plan") {
