@@ -110,8 +110,13 @@ int cmd_run(const Options& o) {
         return exit_bad_input;
     }
     if (!o.gpus.empty()) {
-        std::fprintf(stderr, "fedflow-host: --gpus is not supported yet (GPU assignment comes with the scheduler)\n");
-        return exit_bad_input;
+        try {
+            plan::Resources check_only;
+            plan::parse_gpus(o.gpus, check_only);
+        } catch (const std::invalid_argument& e) {
+            std::fprintf(stderr, "fedflow-host: --gpus: %s\n", e.what());
+            return exit_bad_input;
+        }
     }
     Progress progress = Progress::plain;
     if (o.progress == "none") progress = Progress::none;
@@ -128,6 +133,7 @@ int cmd_run(const Options& o) {
     ro.workdir = o.workdir;
     ro.seed = o.seed;
     ro.progress = progress;
+    ro.gpus = o.gpus;
     if (o.dry_run) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
         std::printf("dry run: nothing is started\nworkdir: %s\n", workdir.c_str());
@@ -181,7 +187,7 @@ int main(int argc, char** argv) {
     app.add_flag("--dry-run", o.dry_run, "Check everything and print what would run; start nothing");
     app.add_option("--progress", o.progress, "auto, tty, plain, json or none")
         ->check(CLI::IsMember({"auto", "tty", "plain", "json", "none"}));
-    app.add_option("--gpus", o.gpus, "GPUs to use: a list of indices, or none")->type_name("LIST|none");
+    app.add_option("--gpus", o.gpus, "GPUs to use: all, none, or indices such as 0,2 (replaces [resources] gpus)")->type_name("LIST|none");
     app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)");
     add_log_level(&app);
 

@@ -138,6 +138,8 @@ Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptio
     : plan_(plan), plugins_(std::move(plugins)), options_(std::move(options)) {
     workdir_ = options_.workdir.empty() ? plan_.workdir : fs::absolute(options_.workdir).lexically_normal();
     shm_prefix_ = fmt::format("fedflow-{}-{}", ::getpid(), random_hex(8));
+    resources_ = plan_.resources;
+    if (!options_.gpus.empty()) plan::parse_gpus(options_.gpus, resources_);
 
     // The workers' environment: the host's, plus what makes CUDA number
     // devices the way NVML (and so the scheduler) does.
@@ -196,12 +198,49 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
     run["ended"] = status == "running" ? json(nullptr) : json(clock::utc_timestamp());
     run["status"] = status;
     run["exit_code"] = status == "running" ? json(nullptr) : json(exit_code);
-    run["devices"] = json::array({cpu});
+    cpu["memory"] = snapshot_.ram_total;
+    json devices = json::array({cpu});
+    for (const auto& g : snapshot_.gpus)
+        devices.push_back({{"name", fmt::format("cuda:{}", g.index)},
+                           {"model", g.name},
+                           {"pci_bus_id", g.pci_bus_id},
+                           {"uuid", g.uuid},
+                           {"memory", g.total},
+                           {"used", !resources_.use_gpus ? false
+                                    : resources_.gpus.empty()
+                                        ? true
+                                        : std::find(resources_.gpus.begin(), resources_.gpus.end(), g.index) !=
+                                              resources_.gpus.end()}});
+    run["devices"] = std::move(devices);
     run["groups"] = std::move(groups);
     results::write_json_file(workdir_ / "run.json", run);
 }
 
 int Runner::run() {
+    // What the machine has, before anything is written: a plan that names
+    // GPUs this machine lacks is bad input (exit 2).
+    probe_ = std::make_unique<sched::Probe>(resources_.use_gpus);
+    snapshot_ = probe_->sample({});
+    sampled_at_ = Clock::now();
+    oom_kills_ = snapshot_.oom_kills;
+    for (int index : resources_.gpus) {
+        bool found = std::any_of(snapshot_.gpus.begin(), snapshot_.gpus.end(),
+                                 [&](const sched::Gpu& g) { return g.index == index; });
+        if (!found)
+            throw std::invalid_argument(
+                snapshot_.gpus.empty()
+                    ? fmt::format("gpus lists GPU {}, but no GPU was found ({})", index,
+                                  probe_->nvml_status().empty() ? "NVML sees none" : probe_->nvml_status())
+                    : fmt::format("gpus lists GPU {}, but this machine has {} GPU(s), 0 to {}", index,
+                                  snapshot_.gpus.size(), snapshot_.gpus.size() - 1));
+    }
+    if (resources_.use_gpus && snapshot_.gpus.empty())
+        log::info("no GPU to schedule ({}): tasks train on \"cpu\"",
+                  probe_->nvml_status().empty() ? "NVML sees none" : probe_->nvml_status());
+    for (const auto& g : snapshot_.gpus)
+        log::info("cuda:{}: {} ({}), {} in all, {} in use", g.index, g.name, g.pci_bus_id,
+                  units::format_size(g.total), units::format_size(g.used));
+
     prepare_workdir();
     started_ = clock::utc_timestamp();
     journal_.open(workdir_ / "events.jsonl", options_.progress);
@@ -276,7 +315,7 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
     return name;  // the mapping goes; the segment stays until the group ends
 }
 
-void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segment) {
+void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segment, std::uint64_t memory) {
     WorkerLaunch l;
     l.worker = options_.worker;
     l.envp = envp_.data();
@@ -298,7 +337,9 @@ void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segm
         fail(group, task, "start", e.what());
         return;
     }
-    status_event(group, task, {{"pid", task.process()->pid()}});
+    ledger_.open(reinterpret_cast<std::uintptr_t>(&task), task.process()->pid(), memory);
+    task.estimates().admitted_memory = memory;
+    status_event(group, task, {{"pid", task.process()->pid()}, {"memory_estimate", memory}});
     task.start_load();
     status_event(group, task);
     live_.push_back(std::move(live));
@@ -335,6 +376,13 @@ void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
         task.stats().train_ms = body.at("ms").as<std::int64_t>();
         task.stats().peak_memory = std::max(task.stats().peak_memory, body.at("peak_memory").as<std::int64_t>());
         group.report_finish(task.task_id(), std::move(w.json));
+        ledger_.end_train(reinterpret_cast<std::uintptr_t>(&task));
+        // auto-adjust: the next tasks of the group are admitted on what
+        // this one was measured to use.
+        if (task.stats().peak_memory > 0)
+            learned_memory_ = std::max(learned_memory_, static_cast<std::uint64_t>(task.stats().peak_memory));
+        if (task.stats().peak_gpu_memory > 0)
+            learned_gpu_memory_ = std::max(learned_gpu_memory_, static_cast<std::uint64_t>(task.stats().peak_gpu_memory));
         std::int64_t done_ns = clock::monotonic_ns();
         std::int64_t train_end = body.at("train_end_ns").as<std::int64_t>();
         journal_.write({{"event", "result"},
@@ -362,13 +410,9 @@ void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
         task.stats().load_ms = m.body.at("ms").as<std::int64_t>();
         task.stats().peak_memory = m.body.at("peak_memory").as<std::int64_t>();
         task.set_status(TaskStatus::WAITING);
-        status_event(group, task, {{"load_ms", task.stats().load_ms}});
-        // Until the scheduler assigns GPUs, a task trains on its pinned
-        // device (its own, else its group's) or on the CPU.
-        std::string device = task.pinned() ? task.device() : !group.device().empty() ? group.device() : "cpu";
-        task.start_train(device);
-        status_event(group, task, {{"device", device}});
-        break;
+        if (auto* e = ledger_.find(reinterpret_cast<std::uintptr_t>(&task))) e->loading = false;
+        status_event(group, task, {{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}});
+        break;  // schedule() gives it a device
     }
     case channel::Type::result: receive_result(group, live, m.body); break;
     case channel::Type::failed: {
@@ -380,9 +424,12 @@ void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
         }
         if (const Value* peak = m.body.find("peak_memory"))
             task.stats().peak_memory = std::max(task.stats().peak_memory, peak->as<std::int64_t>());
-        if (kind == "oom" && message.rfind("out of memory", 0) != 0) message = "out of memory: " + message;
-        fail(group, task, stage, message);
-        task.exit();
+        if (kind == "oom") {
+            out_of_memory(group, live, stage, message, true);
+        } else {
+            fail(group, task, stage, message);
+            task.exit();
+        }
         break;
     }
     default:
@@ -394,10 +441,14 @@ void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
 
 void Runner::handle_exit(TaskGroup& group, Live& live) {
     Task& task = *live.task;
-    int status = *task.process()->wait_status();
+    WorkerProcess& process = *task.process();
+    int status = *process.wait_status();
+    ledger_.close(reinterpret_cast<std::uintptr_t>(&task));
     if (task.status() == TaskStatus::FINISHED) {
         task.set_status(TaskStatus::EXITED);
         status_event(group, task);
+    } else if (task.status() == TaskStatus::INTERRUPT && stop_signal_ == 0) {
+        ++restarts_pending_;  // out of memory in load: starts again in a new process
     } else if (!is_final(task.status())) {
         std::string stage = stage_of(task.status());
         std::string message;
@@ -410,14 +461,239 @@ void Runner::handle_exit(TaskGroup& group, Live& live) {
                                                                           : "a signal");
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             message = "the worker exited without a result";
+        } else if (killed_for_memory(process, status)) {
+            if (!live.segments_removed) shm::remove_prefix(live.prefix + "-");
+            live.segments_removed = true;
+            out_of_memory(group, live, stage, "killed by the kernel's out-of-memory killer (SIGKILL)", false);
+            if (task.status() == TaskStatus::INTERRUPT) ++restarts_pending_;
         } else {
             message = describe_wait_status(status);
         }
-        fail(group, task, stage, message);
+        if (!message.empty()) fail(group, task, stage, message);
     }
     // A worker that failed may have made segments it never announced.
     if (!live.segments_removed) shm::remove_prefix(live.prefix + "-");
     task.release_process();
+}
+
+bool Runner::killed_for_memory(const WorkerProcess& p, int wait_status) {
+    if (!WIFSIGNALED(wait_status) || WTERMSIG(wait_status) != SIGKILL || p.signal_sent() == SIGKILL) return false;
+    // The kernel counts its OOM kills (the cgroup's memory.events, else
+    // /proc/vmstat): one more than at the last look is this worker.
+    sched::Snapshot now = probe_->sample({});
+    if (now.oom_kills >= 0 && oom_kills_ >= 0 && now.oom_kills > oom_kills_) {
+        ++oom_kills_;
+        return true;
+    }
+    // Without a count: a SIGKILL that Fedflow did not send, while RAM was
+    // short, is taken for the OOM killer's.
+    return now.oom_kills < 0 && now.ram_total > 0 && now.ram_available < now.ram_total / 20;
+}
+
+void Runner::out_of_memory(TaskGroup& group, Live& live, const std::string& stage, const std::string& message,
+                           bool process_alive) {
+    Task& task = *live.task;
+    TaskEstimates& e = task.estimates();
+    const bool in_load = stage != "train";
+    std::uint32_t& used = in_load ? e.load_retries : e.train_retries;
+    const std::uint32_t limit = in_load ? plan_.scheduler.load_retries : plan_.scheduler.train_retries;
+    std::string what = message.rfind("out of memory", 0) == 0 || message.rfind("killed", 0) == 0
+                           ? message
+                           : "out of memory: " + message;
+    if (used >= limit) {
+        fail(group, task, stage,
+             limit == 0 ? fmt::format("{} ({}-retries = 0)", what, in_load ? "load" : "train")
+                        : fmt::format("{} (gave up after {} {} retr{}: {}-retries = {})", what, used,
+                                      in_load ? "load" : "train", used == 1 ? "y" : "ies", in_load ? "load" : "train",
+                                      limit));
+        if (process_alive) task.exit();
+        return;
+    }
+    ++used;
+
+    // The estimate that was too small grows: GPU memory when CUDA said so
+    // on a GPU, RAM otherwise.
+    int gpu = plan::cuda_index(task.device());
+    bool gpu_oom = !in_load && gpu >= 0 &&
+                   (message.find("CUDA") != std::string::npos || message.find("cuda") != std::string::npos);
+    json grown;
+    if (gpu_oom) {
+        std::uint64_t cap = 0;
+        for (const auto& g : snapshot_.gpus)
+            if (g.index == gpu) cap = sched::gpu_capacity(resources_, g.total);
+        e.grown_gpu_memory = sched::grow_estimate(e.grown_gpu_memory.value_or(e.admitted_gpu_memory),
+                                                  static_cast<std::uint64_t>(std::max<std::int64_t>(0, task.stats().peak_gpu_memory)),
+                                                  cap);
+        grown["gpu_memory_estimate"] = *e.grown_gpu_memory;
+    } else {
+        e.grown_memory = sched::grow_estimate(e.grown_memory.value_or(e.admitted_memory),
+                                              static_cast<std::uint64_t>(std::max<std::int64_t>(0, task.stats().peak_memory)),
+                                              sched::memory_capacity(resources_, snapshot_.ram_total));
+        grown["memory_estimate"] = *e.grown_memory;
+    }
+    log::warning("{}/{} ran out of memory in {} (retry {} of {}): {}; estimate now {}", group.group_name(),
+                 task.task_id(), stage, used, limit, message,
+                 units::format_size(gpu_oom ? *e.grown_gpu_memory : *e.grown_memory));
+
+    const bool keep_process = process_alive && !in_load;
+    task.set_status(TaskStatus::INTERRUPT);
+    json event{{"stage", stage}, {"message", what}, {"retry", used}, {"retries", limit}};
+    for (auto& [k, v] : grown.items()) event[k] = v;
+    status_event(group, task, std::move(event));
+    auto key = reinterpret_cast<std::uintptr_t>(&task);
+    ledger_.end_train(key);
+    if (keep_process) {
+        // Train again in the same process: its loaded data is kept.
+        if (auto* entry = ledger_.find(key); entry && e.grown_memory)
+            entry->memory_estimate = std::max(entry->memory_estimate, *e.grown_memory);
+        task.set_status(TaskStatus::WAITING);
+        status_event(group, task, {{"retry", used}});
+    } else if (process_alive) {
+        task.exit();  // load again in a new process once this one is gone
+    }
+}
+
+sched::Estimate Runner::memory_estimate(const Task& task) const {
+    std::optional<std::uint64_t> learned;
+    if (plan_.scheduler.auto_adjust && learned_memory_ > 0) learned = sched::learned_estimate(learned_memory_);
+    return sched::choose_estimate(task.estimates().grown_memory, task.estimates().memory, learned, spec_->memory,
+                                  plan_.scheduler.default_memory,
+                                  sched::memory_capacity(resources_, snapshot_.ram_total));
+}
+
+sched::Estimate Runner::gpu_memory_estimate(const Task& task, const std::string& pinned) const {
+    std::uint64_t cap = 0;
+    int index = plan::cuda_index(pinned);
+    for (const sched::Gpu* g : sched::usable_gpus(resources_, snapshot_))
+        if (index < 0) cap = std::max(cap, sched::gpu_capacity(resources_, g->total));
+    for (const auto& g : snapshot_.gpus)
+        if (g.index == index) cap = sched::gpu_capacity(resources_, g.total);
+    std::optional<std::uint64_t> learned;
+    if (plan_.scheduler.auto_adjust && learned_gpu_memory_ > 0) learned = sched::learned_estimate(learned_gpu_memory_);
+    return sched::choose_estimate(task.estimates().grown_gpu_memory, task.estimates().gpu_memory, learned,
+                                  spec_->gpu_memory, plan_.scheduler.default_gpu_memory, cap);
+}
+
+void Runner::sample_if_older_than(std::chrono::milliseconds age) {
+    auto now = Clock::now();
+    if (now - sampled_at_ < age) return;
+    std::vector<int> pids;
+    for (const auto& l : live_)
+        if (l->task->process() != nullptr) pids.push_back(l->task->process()->pid());
+    snapshot_ = probe_->sample(pids);
+    sampled_at_ = now;
+    if (snapshot_.oom_kills >= 0) oom_kills_ = snapshot_.oom_kills;
+    ledger_.measure(snapshot_);
+    // Peaks for the report and for auto-adjust.
+    for (const auto& l : live_) {
+        Task& t = *l->task;
+        if (t.process() == nullptr) continue;
+        int pid = t.process()->pid();
+        if (auto it = snapshot_.rss.find(pid); it != snapshot_.rss.end())
+            t.stats().peak_memory = std::max(t.stats().peak_memory, static_cast<std::int64_t>(it->second));
+        std::int64_t on_gpus = -1;
+        for (const auto& g : snapshot_.gpus)
+            if (auto it = g.processes.find(pid); it != g.processes.end())
+                on_gpus = std::max<std::int64_t>(on_gpus, 0) + static_cast<std::int64_t>(it->second);
+        t.stats().peak_gpu_memory = std::max(t.stats().peak_gpu_memory, on_gpus);
+    }
+}
+
+void Runner::note_wait(const TaskGroup& group, Task& task, const std::string& stage, const sched::Verdict& v) {
+    // Limits on Fedflow's own processes change only with its own events:
+    // no need to sample the machine for them, nor to log every task.
+    if (v.resource == "processes" || v.resource == "waiting") {
+        log::debug("{}/{} waits to {}: {}", group.group_name(), task.task_id(), stage, v.reason);
+        return;
+    }
+    waiting_on_resources_ = true;
+    if (task.waiting_for == v.resource) return;
+    task.waiting_for = v.resource;
+    log::info("{}/{} waits to {}: {}", group.group_name(), task.task_id(), stage, v.reason);
+    journal_.write({{"event", "waiting"},
+                    {"group", group.group_name()},
+                    {"task", task.task_id()},
+                    {"stage", stage},
+                    {"resource", v.resource},
+                    {"reason", v.reason}});
+}
+
+void Runner::start_trains(TaskGroup& group) {
+    for (const auto& tp : group.tasks()) {
+        Task& t = *tp;
+        if (t.status() != TaskStatus::WAITING) continue;
+        std::string pinned = t.pinned() ? t.device() : group.device();
+        sched::Estimate est = gpu_memory_estimate(t, pinned);
+        sched::Verdict v = sched::admit_train(resources_, plan_.scheduler, snapshot_, ledger_, pinned, est.bytes);
+        if (v.kind == sched::Verdict::Kind::wait) {
+            note_wait(group, t, "train", v);
+            continue;
+        }
+        if (v.kind == sched::Verdict::Kind::never) {
+            fail(group, t, "train", v.reason);
+            t.exit();
+            continue;
+        }
+        ledger_.start_train(reinterpret_cast<std::uintptr_t>(&t), v.gpu, est.bytes);
+        t.estimates().admitted_gpu_memory = v.gpu >= 0 ? est.bytes : 0;
+        t.waiting_for.clear();
+        t.start_train(v.device);
+        json extra{{"device", v.device}};
+        if (v.gpu >= 0) {
+            extra["gpu_memory_estimate"] = est.bytes;
+            extra["estimate_from"] = est.source;
+        }
+        status_event(group, t, std::move(extra));
+    }
+}
+
+Task* Runner::next_to_load(TaskGroup& group) {
+    if (restarts_pending_ > 0) {
+        for (const auto& t : group.tasks())
+            if (t->status() == TaskStatus::INTERRUPT && t->process() == nullptr) return t.get();
+    }
+    return group.retrieve_task(TaskStatus::INIT);
+}
+
+void Runner::start_loads(TaskGroup& group) {
+    const std::string& inputs = inputs_segment_;
+    while (Task* t = next_to_load(group)) {
+        sched::Counts counts{live_.size(), ledger_.loading() + group.count(TaskStatus::WAITING)};
+        sched::Estimate est = memory_estimate(*t);
+        sched::Verdict v = sched::admit_load(resources_, plan_.scheduler, snapshot_, ledger_, counts, est.bytes);
+        if (v.kind == sched::Verdict::Kind::wait) {
+            note_wait(group, *t, "load", v);
+            return;  // the same limits hold for the next task
+        }
+        bool restart = t->status() == TaskStatus::INTERRUPT;
+        if (restart) --restarts_pending_;
+        if (v.kind == sched::Verdict::Kind::never) {
+            fail(group, *t, "load", v.reason);
+            continue;
+        }
+        t->waiting_for.clear();
+        launch(group, *t, inputs, est.bytes);
+    }
+}
+
+void Runner::schedule(TaskGroup& group) {
+    waiting_on_resources_ = false;
+    bool gpu_training = false;
+    for (const auto& l : live_)
+        gpu_training = gpu_training || (l->task->status() == TaskStatus::TRAINING &&
+                                        plan::cuda_index(l->task->device()) >= 0);
+    if (gpu_training) sample_if_older_than(2 * options_.sample_period);
+    gpu_training_ = gpu_training;
+    if (stop_signal_ != 0) return;
+    bool candidates = restarts_pending_ > 0 || group.count(TaskStatus::WAITING) > 0 || group.count(TaskStatus::INIT) > 0;
+    if (!candidates) return;
+    sample_if_older_than(options_.sample_period);
+    start_trains(group);
+    start_loads(group);
+    // While something waits for resources, or tasks train on a GPU, the
+    // loop wakes for the next sample.
+    gpu_training_ = gpu_training_ && !waiting_on_resources_;
+    waiting_on_resources_ = waiting_on_resources_ || gpu_training;
 }
 
 void Runner::stop_all(int signal) {
@@ -434,31 +710,32 @@ void Runner::run_group(std::size_t index) {
     group->set_plugin(plugins_[index].name);
     group->set_workdir(workdir_ / spec.name);
     fs::create_directories(group->workdir());
-    for (const auto& t : spec.tasks) group->add_task(Task(t.id, t.device, t.params));
+    for (const auto& t : spec.tasks) {
+        Task& task = group->add_task(Task(t.id, t.device, t.params));
+        task.estimates().memory = t.memory;
+        task.estimates().gpu_memory = t.gpu_memory;
+    }
     TaskGroup& g = *group;
     groups_.push_back(std::move(group));
+    spec_ = &spec;
+    learned_memory_ = 0;
+    learned_gpu_memory_ = 0;
+    restarts_pending_ = 0;
 
     journal_.write({{"event", "group_start"}, {"group", g.group_name()}, {"index", g.index()}, {"tasks", g.tasks().size()}});
-    std::string inputs_segment;
+    inputs_segment_.clear();
     try {
-        inputs_segment = make_inputs_segment(g, spec);
+        inputs_segment_ = make_inputs_segment(g, spec);
     } catch (const std::exception& e) {
         for (const auto& t : g.tasks()) fail(g, *t, "start", fmt::format("cannot prepare inputs: {}", e.what()));
     }
 
-    const std::uint32_t max_processes = plan_.scheduler.max_processes;
     const auto timeout = plan_.scheduler.task_timeout;
     std::vector<pollfd> fds;
     std::vector<channel::Message> messages;
     for (;;) {
-        if (stop_signal_ == 0) {
-            while (max_processes == 0 || live_.size() < max_processes) {
-                Task* t = g.retrieve_task(TaskStatus::INIT);
-                if (t == nullptr) break;
-                launch(g, *t, inputs_segment);
-            }
-        }
-        if (live_.empty()) break;
+        schedule(g);
+        if (live_.empty() && !waiting_on_resources_) break;
 
         // Wait for the next event: a message, a death, a signal, a deadline.
         fds.clear();
@@ -479,6 +756,7 @@ void Runner::run_group(std::size_t index) {
             if (l->closed_at) consider(*l->closed_at + options_.kill_grace);
             if (t.process()->pid_fd() < 0 && l->closed_at) consider(now + std::chrono::milliseconds(10));
         }
+        if (waiting_on_resources_) consider(sampled_at_ + (gpu_training_ ? 2 : 1) * options_.sample_period);
         int wait_ms = -1;
         if (next) wait_ms = static_cast<int>(std::max<std::int64_t>(
                       0, std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1));
@@ -550,10 +828,14 @@ void Runner::run_group(std::size_t index) {
     }
 
     // Tasks never started because the host was asked to stop.
-    for (const auto& t : g.tasks())
+    for (const auto& t : g.tasks()) {
         if (t->status() == TaskStatus::INIT)
             fail(g, *t, "start", fmt::format("not started: the host received SIG{}", sigabbrev_np(stop_signal_)));
-    if (!inputs_segment.empty()) shm::Segment::remove(inputs_segment);
+        else if (t->status() == TaskStatus::INTERRUPT)
+            fail(g, *t, "load", fmt::format("not restarted after running out of memory: the host received SIG{}",
+                                            sigabbrev_np(stop_signal_)));
+    }
+    if (!inputs_segment_.empty()) shm::Segment::remove(inputs_segment_);
 
     results::write_json_file(g.workdir() / "report.json", g.result());
     journal_.write({{"event", "group_end"},

@@ -3,9 +3,15 @@
 //
 // The loop is event-driven: it sleeps in poll() on every worker's socket and
 // pidfd (and a signalfd for SIGINT/SIGTERM), and wakes the moment a worker
-// sends a message or dies. There is no fixed sleep anywhere.
+// sends a message or dies. There is no fixed sleep anywhere: the machine is
+// sampled (sched/probe.hpp) only while a stage waits for resources or a task
+// trains on a GPU, and stages are admitted by sched/admission.hpp against
+// the ledger of what the running tasks hold (docs/scheduling.md).
 #pragma once
 
+#include "../sched/admission.hpp"
+#include "../sched/ledger.hpp"
+#include "../sched/probe.hpp"
 #include "journal.hpp"
 #include "plan.hpp"
 #include "plugin_registry.hpp"
@@ -26,6 +32,10 @@ struct RunOptions {
     Progress progress = Progress::plain;
     std::uint64_t result_limit = 0;     // max bytes of one task's result (0 = none)
     std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
+    std::string gpus;                   // --gpus: replaces [resources] gpus when set
+    // How old a sample of the machine may be when a stage waits for
+    // resources (twice that while tasks train on GPUs, for their peaks).
+    std::chrono::milliseconds sample_period{250};
 };
 
 // Exit codes of fedflow-host (SPEC.md).
@@ -58,7 +68,20 @@ private:
     struct Live;
     void prepare_workdir();
     void run_group(std::size_t index);
-    void launch(TaskGroup& group, Task& task, const std::string& inputs_segment);
+    void launch(TaskGroup& group, Task& task, const std::string& inputs_segment, std::uint64_t memory);
+    // Admits what may start now: trains of loaded tasks, then loads.
+    void schedule(TaskGroup& group);
+    void start_trains(TaskGroup& group);
+    void start_loads(TaskGroup& group);
+    Task* next_to_load(TaskGroup& group);
+    void note_wait(const TaskGroup& group, Task& task, const std::string& stage, const sched::Verdict& v);
+    void sample_if_older_than(std::chrono::milliseconds age);
+    sched::Estimate memory_estimate(const Task& task) const;
+    sched::Estimate gpu_memory_estimate(const Task& task, const std::string& pinned) const;
+    // Ran out of memory in stage: retried (the estimate grows) or failed.
+    void out_of_memory(TaskGroup& group, Live& live, const std::string& stage, const std::string& message,
+                       bool process_alive);
+    bool killed_for_memory(const WorkerProcess& p, int wait_status);
     void handle_message(TaskGroup& group, Live& live, channel::Message& m);
     void receive_result(TaskGroup& group, Live& live, const Dict& body);
     void handle_exit(TaskGroup& group, Live& live);
@@ -82,6 +105,21 @@ private:
     int signal_fd_ = -1;
     int stop_signal_ = 0;
     std::string started_;
+
+    // -- scheduling --
+    plan::Resources resources_;
+    std::unique_ptr<sched::Probe> probe_;
+    sched::Snapshot snapshot_;
+    std::chrono::steady_clock::time_point sampled_at_{};
+    sched::Ledger ledger_;
+    std::int64_t oom_kills_ = -1;       // the kernel's OOM-kill count at the last look
+    const plan::GroupSpec* spec_ = nullptr;  // the group being run
+    std::uint64_t learned_memory_ = 0;  // the largest peaks of its finished tasks
+    std::uint64_t learned_gpu_memory_ = 0;
+    std::size_t restarts_pending_ = 0;  // INTERRUPT tasks whose process has ended
+    bool waiting_on_resources_ = false; // a stage waits for CPU, RAM or GPU memory (or GPU peaks are sampled)
+    bool gpu_training_ = false;         // only GPU peaks are sampled: at half the rate
+    std::string inputs_segment_;        // the running group's inputs, or empty
 };
 
 }  // namespace fedflow

@@ -7,7 +7,10 @@
 // <fedflow/task.hpp>) run only in that process.
 //
 //   INIT -> AVAILABLE -> LOADING -> WAITING -> TRAINING -> FINISHED -> EXITED
-//   (any running state) -> EXCEPTION;  INTERRUPT: ran out of memory
+//   (any running state) -> EXCEPTION
+//   INTERRUPT: ran out of memory. From LOADING, the process ends and the
+//   task starts again in a new one (INTERRUPT -> AVAILABLE); from TRAINING
+//   it keeps its process and loaded data (INTERRUPT -> WAITING).
 #pragma once
 
 #include "worker_process.hpp"
@@ -49,7 +52,21 @@ struct WorkerLaunch {
 struct TaskStats {
     std::int64_t load_ms = -1;
     std::int64_t train_ms = -1;
-    std::int64_t peak_memory = -1;  // bytes, the worker's RSS peak
+    std::int64_t peak_memory = -1;      // bytes, the worker's RSS peak
+    std::int64_t peak_gpu_memory = -1;  // bytes, the most NVML saw the worker hold on a GPU
+};
+
+// What the scheduler knows of a task's size, and how often it ran out of
+// memory.
+struct TaskEstimates {
+    std::optional<std::uint64_t> memory;      // the plan's, for this task
+    std::optional<std::uint64_t> gpu_memory;
+    std::optional<std::uint64_t> grown_memory;      // after an out-of-memory
+    std::optional<std::uint64_t> grown_gpu_memory;
+    std::uint64_t admitted_memory = 0;        // what the running stages were admitted on
+    std::uint64_t admitted_gpu_memory = 0;
+    std::uint32_t load_retries = 0;
+    std::uint32_t train_retries = 0;
 };
 
 class Task {
@@ -71,6 +88,8 @@ public:
     const Dict& params() const noexcept { return params_; }
     TaskStats& stats() noexcept { return stats_; }
     const TaskStats& stats() const noexcept { return stats_; }
+    TaskEstimates& estimates() noexcept { return estimates_; }
+    const TaskEstimates& estimates() const noexcept { return estimates_; }
 
     // -- methods of the original --
     // Starts the task's process in workdir (created if needed). INIT -> AVAILABLE.
@@ -96,6 +115,7 @@ public:
     std::chrono::steady_clock::time_point stage_started{};
     std::optional<std::chrono::steady_clock::time_point> kill_deadline;
     std::string timed_out_stage;  // set when the stage ran past task-timeout
+    std::string waiting_for;      // the resource it last waited for (logged once per change)
 
 private:
     std::string task_id_;
@@ -106,6 +126,7 @@ private:
     nlohmann::ordered_json result_;
     TaskStatus status_ = TaskStatus::INIT;
     TaskStats stats_;
+    TaskEstimates estimates_;
     std::unique_ptr<WorkerProcess> process_;
 };
 

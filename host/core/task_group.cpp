@@ -75,7 +75,8 @@ nlohmann::ordered_json TaskGroup::result() const {
         if (st.load_ms >= 0) e["load_ms"] = st.load_ms;
         if (st.train_ms >= 0) e["train_ms"] = st.train_ms;
         if (st.peak_memory >= 0) e["peak_memory"] = st.peak_memory;
-        e["retries"] = {{"load", 0}, {"train", 0}};
+        if (st.peak_gpu_memory >= 0) e["peak_gpu_memory"] = st.peak_gpu_memory;
+        e["retries"] = {{"load", t->estimates().load_retries}, {"train", t->estimates().train_retries}};
         if (const Failure* f = failure(t->task_id())) {
             e["stage"] = f->stage;
             e["message"] = f->message;

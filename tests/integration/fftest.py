@@ -131,7 +131,7 @@ class HostTest(unittest.TestCase):
         text = top
         text += "[scheduler]\n"
         for k, v in sched.items():
-            text += "%s = %s\n" % (k, toml_str(v) if isinstance(v, str) else v)
+            text += "%s = %s\n" % (k, toml_str(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v)
         text += "\n" + body
         return self.write(name, text)
 

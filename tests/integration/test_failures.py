@@ -68,7 +68,7 @@ class Faults(HostTest):
                     self.assertFalse(os.path.exists(r.path("faulty", t, "result.json")))
                 spared = self.assertStatus(r, "faulty", "spared", "FINISHED")
                 self.assertEqual(spared["result"], {"ok": True} if plugin != "fault_bad_alloc"
-                                 else {"ok": True, "attempts": 1})
+                                 else {"ok": True, "attempts": 1, "loads_in_process": 1, "load_attempts": 1})
                 for t in ("0", "1"):
                     self.assertStatus(r, "before", t, "FINISHED")
                 self.assertStatus(r, "after", "0", "FINISHED")

@@ -1,21 +1,43 @@
-// Injects: std::bad_alloc thrown from train, every time (out of memory that a
-// retry does not cure).
+// Injects: std::bad_alloc, which the host treats as out of memory and retries.
+//   fail = true (default)   train throws every time: a retry does not cure it
+//   train_ooms = N          train throws the first N times in its process
+//   load_ooms = N           load throws the first N times for the task; the
+//                           count survives the restarts (file load-attempts
+//                           in the task's workdir)
+// A train that succeeds returns how often load and train ran in its process.
 #include "fault.hpp"
 
+#include <cstdint>
+#include <fstream>
 #include <new>
 
 class FaultBadAlloc final : public fedflow::Task {
 public:
-    void load(fedflow::Context&) override {}
+    void load(fedflow::Context& ctx) override {
+        ++loads_;
+        std::int64_t before = 0;
+        {
+            std::ifstream in("load-attempts");
+            in >> before;
+        }
+        std::ofstream("load-attempts", std::ios::trunc) << before + 1 << '\n';
+        load_attempts_ = before + 1;
+        if (before < ctx.param<std::int64_t>("load_ooms", 0)) throw std::bad_alloc();
+    }
     fedflow::Dict train(fedflow::Context& ctx, std::string_view) override {
         ++attempts_;
-        if (fault::armed(ctx)) throw std::bad_alloc();
+        std::int64_t ooms = ctx.param<std::int64_t>("train_ooms", -1);
+        if (ooms >= 0 ? attempts_ <= ooms : fault::armed(ctx)) throw std::bad_alloc();
         fedflow::Dict out = fault::spared(ctx);
         out["attempts"] = attempts_;
+        out["loads_in_process"] = loads_;
+        out["load_attempts"] = load_attempts_;
         return out;
     }
 
 private:
-    int attempts_ = 0;
+    std::int64_t attempts_ = 0;
+    std::int64_t loads_ = 0;
+    std::int64_t load_attempts_ = 0;
 };
 FEDFLOW_TASK(FaultBadAlloc, "fault_bad_alloc")
