@@ -609,7 +609,18 @@ void Runner::note_wait(const TaskGroup& group, Task& task, const std::string& st
     waiting_on_resources_ = true;
     if (task.waiting_for == v.resource) return;
     task.waiting_for = v.resource;
-    log::info("{}/{} waits to {}: {}", group.group_name(), task.task_id(), stage, v.reason);
+    // Every task's wait is in the journal; the log says it when the cause
+    // changes (or every 10 s), not once for each of a thousand tasks held
+    // up by one cause.
+    std::string cause = stage + " " + v.resource;
+    auto now = Clock::now();
+    bool news = cause != last_logged_wait_ || now - last_logged_wait_at_ >= std::chrono::seconds(10);
+    log::write(news ? log::Level::info : log::Level::debug,
+               fmt::format("{}/{} waits to {}: {}", group.group_name(), task.task_id(), stage, v.reason));
+    if (news) {
+        last_logged_wait_ = cause;
+        last_logged_wait_at_ = now;
+    }
     journal_.write({{"event", "waiting"},
                     {"group", group.group_name()},
                     {"task", task.task_id()},

@@ -120,6 +120,8 @@ private:
     bool waiting_on_resources_ = false; // a stage waits for CPU, RAM or GPU memory (or GPU peaks are sampled)
     bool gpu_training_ = false;         // only GPU peaks are sampled: at half the rate
     std::string inputs_segment_;        // the running group's inputs, or empty
+    std::string last_logged_wait_;      // "load memory": the cause the log last told, and when
+    std::chrono::steady_clock::time_point last_logged_wait_at_{};
 };
 
 }  // namespace fedflow
