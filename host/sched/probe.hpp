@@ -3,16 +3,21 @@
 // RSS of given processes (/proc/<pid>/status), the kernel's OOM-kill count,
 // and the GPUs through NVML (nvml.hpp) when the driver is there.
 //
-// A sample costs well under a millisecond without GPUs; the scheduler takes
-// one only while a stage waits for resources or a task trains on a GPU.
+// A sample costs well under a millisecond without GPUs (one /proc read per
+// worker: its CPU time and RSS both come from /proc/<pid>/stat); the
+// scheduler takes one only while a stage waits for resources or a task
+// trains on a GPU.
 #pragma once
 
 #include "nvml.hpp"
 #include "resources.hpp"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace fedflow::sched {
@@ -26,8 +31,12 @@ public:
     Probe& operator=(const Probe&) = delete;
 
     // A fresh snapshot. pids: Fedflow's live workers, whose RSS is read and
-    // whose CPU time counts as Fedflow's own. Never throws: a source that
-    // cannot be read leaves its fields at their "unknown" values.
+    // whose CPU time counts as Fedflow's own (a pid that is gone is left
+    // out of rss). The CPU window runs from the sample that closed the last
+    // one; a sample less than 2 clock ticks per CPU after it (20 ms at the
+    // usual 100 Hz) repeats the last window's utilization rather than
+    // report rounding. Never throws: a source that cannot be read
+    // leaves its fields at their "unknown" values.
     Snapshot sample(const std::vector<int>& pids);
 
     // The GPUs found at construction (empty without NVML or GPUs), and why
@@ -38,15 +47,47 @@ public:
 private:
     struct CpuTimes {
         std::uint64_t busy = 0, total = 0;  // clock ticks, all CPUs
-        std::uint64_t own = 0;              // ticks of the host and its workers
+        // Ticks of the host (its own, and its reaped children's) plus those
+        // of the live workers. A worker's ticks move from the second part to
+        // the first when the host reaps it, so the sum only grows and its
+        // delta is what Fedflow used in the window.
+        std::uint64_t own = 0;
     };
-    std::optional<CpuTimes> read_cpu_times(const std::vector<int>& pids);
+    // A /proc or /sys file kept open and read again from offset 0 (the
+    // kernel makes its text anew on each read from the start).
+    struct OpenFile {
+        int fd = -1;
+        std::uint64_t seen = 0;  // the sample that last asked for it
+    };
+    std::optional<CpuTimes> read_cpu_times(const std::vector<int>& pids, Snapshot& s);
+    // Reads the file into buf_[0, buf_len_): they report size 0, so to EOF,
+    // at most max bytes. False when it cannot be opened or read.
+    bool read_file(const char* path, std::size_t max = 1 << 20);
+    bool read_open(OpenFile& f, const char* path, std::size_t max = 1 << 20);
+    bool read_fd(int fd, std::size_t max);
+    std::string_view text() const noexcept { return {buf_.data(), buf_len_}; }
 
     std::unique_ptr<Nvml> nvml_;
     std::vector<Gpu> gpus_;
     std::string nvml_status_;
+    // The start of the current window, and the utilization of the last
+    // complete one (reported again while a window is too short to tell).
     std::optional<CpuTimes> last_cpu_;
-    std::map<int, std::uint64_t> last_worker_ticks_;
+    double last_utilization_ = -1;
+    double last_own_utilization_ = 0;
+    unsigned cpus_ = 1;
+    std::int64_t cpus_read_ns_ = 0;
+    // The cgroup v2 memory.events of this process, "" when there is none
+    // (then /proc/vmstat counts OOM kills machine-wide).
+    std::string memory_events_;
+    OpenFile proc_stat_, self_stat_, meminfo_, oom_;
+    // /proc/<pid>/stat of each worker, open while the worker is passed to
+    // sample(). Such a descriptor belongs to that process: once it has
+    // ended, reads fail, so a recycled pid is never read by mistake.
+    std::map<int, OpenFile> worker_stat_;
+    std::uint64_t samples_ = 0;
+    std::string buf_;  // reused by every read: no allocation per sample
+    std::size_t buf_len_ = 0;
 };
 
 // -- parsers, separate so that tests feed them text --
@@ -59,6 +100,15 @@ bool parse_proc_stat_cpu(std::string_view text, std::uint64_t& busy, std::uint64
 // utime + stime (+ cutime + cstime when with_children) of /proc/<pid>/stat
 // text, whose second field (comm) may hold spaces and parentheses.
 bool parse_pid_stat_ticks(std::string_view text, bool with_children, std::uint64_t& ticks);
+// The fields of /proc/<pid>/stat that the probe uses.
+struct PidStat {
+    char state = '?';
+    std::uint64_t utime = 0, stime = 0;  // clock ticks
+    std::int64_t cutime = 0, cstime = 0;  // of reaped children; clock ticks
+    std::uint64_t vsize = 0;              // bytes; 0 for a zombie
+    std::uint64_t rss_pages = 0;          // the resident set: VmRSS of /proc/<pid>/status, in pages
+};
+bool parse_pid_stat(std::string_view text, PidStat& out);
 // VmRSS (or another "Vm" key) of /proc/<pid>/status text, in bytes.
 bool parse_status_kb(std::string_view text, std::string_view key, std::uint64_t& bytes);
 // oom_kill of /proc/vmstat or a cgroup's memory.events text.
