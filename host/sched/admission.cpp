@@ -77,8 +77,10 @@ Verdict admit_load(const plan::Resources& r, const plan::Scheduler& sc, const Sn
                                            units::format_size(s.ram_total), r.memory_utilization,
                                            units::format_size(r.memory_reserve)));
 
-    // cpu-utilization = 1 turns the check off: CPUs are never busier.
-    if (r.cpu_utilization < 1.0 && s.cpu_utilization >= 0 && s.cpus > 0) {
+    // cpu-utilization = 1 turns the check off: CPUs are never busier. The
+    // check limits how many loads run at once on busy CPUs; it never stops
+    // Fedflow altogether, so one load may always run.
+    if (r.cpu_utilization < 1.0 && s.cpu_utilization >= 0 && s.cpus > 0 && l.loading() > 0) {
         // Others' use is measured; a load of Fedflow's counts one CPU, as
         // it has only just started and the last sample cannot show it yet.
         double others = std::max(0.0, s.cpu_utilization - s.own_cpu_utilization);

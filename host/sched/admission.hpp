@@ -7,7 +7,8 @@
 //
 //   load:  a process slot is free (max-processes), not too many loaded tasks
 //          wait (max-waiting), the CPUs are not busier than cpu-utilization
-//          (others' measured use, plus one CPU per load of Fedflow's), and
+//          (others' measured use, plus one CPU per load of Fedflow's; one
+//          load may always run), and
 //          the RAM Fedflow may use still holds the task's memory estimate.
 //   train: a pinned device is used as it is; otherwise the first GPU in
 //          gpu-order whose free memory holds the gpu-memory estimate; "cpu"

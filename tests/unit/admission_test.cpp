@@ -166,9 +166,11 @@ TEST_CASE("CPU: others' measured use, plus one CPU per running load of Fedflow's
     CHECK(v.reason.find("2 load(s) of Fedflow's on 4 CPUs") != std::string::npos);
 
     s.own_cpu_utilization = 0.0;  // the same busy CPUs, but others' work
-    l.close(1);
     l.close(2);
     CHECK(admit_load(r, sc, s, l, {}, GB).resource == "cpu");
+    l.close(1);  // no load of Fedflow's runs: one may always start
+    CHECK(admit_load(r, sc, s, l, {}, GB).go());
+    l.open(1, 11, GB);
     s.cpu_utilization = -1;  // first sample: unknown, not a reason to wait
     CHECK(admit_load(r, sc, s, l, {}, GB).go());
     s.cpu_utilization = 1.0;  // cpu-utilization = 1: never a reason to wait
