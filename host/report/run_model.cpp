@@ -1,0 +1,369 @@
+#include "report/run_model.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <system_error>
+#include <string_view>
+#include <utility>
+
+namespace fedflow::report {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::string str(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::optional<double> num(const json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number()) return std::nullopt;
+    return it->get<double>();
+}
+
+int integer(const json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer()) return 0;
+    auto v = it->get<std::int64_t>();
+    return v > 0 && v < 1000000 ? static_cast<int>(v) : 0;
+}
+
+// A compact text for a value of unknown shape (a "reason" may grow structure).
+std::string text_of(const json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::optional<json> read_json_file(const fs::path& path, std::vector<std::string>& problems, const std::string& name) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::string text{std::istreambuf_iterator<char>(in), {}};
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        problems.push_back(fmt::format("{} is not a JSON object{}", name, text.empty() ? " (empty)" : ""));
+        return std::nullopt;
+    }
+    return j;
+}
+
+// A relative path without "..": run.json's "report" must stay inside the workdir.
+bool safe_relative(const fs::path& p) {
+    if (p.empty() || p.is_absolute()) return false;
+    for (const auto& part : p)
+        if (part == "..") return false;
+    return true;
+}
+
+int round_of_path(const fs::path& dir) {
+    if (dir.empty()) return 0;
+    std::string first = dir.begin()->string();
+    if (first.rfind("round-", 0) != 0 || first.size() == 6) return 0;
+    int r = 0;
+    for (char c : first.substr(6)) {
+        if (c < '0' || c > '9' || r > 100000) return 0;
+        r = r * 10 + (c - '0');
+    }
+    return r;
+}
+
+class Reader {
+public:
+    explicit Reader(const fs::path& workdir) { run_.workdir = workdir; }
+
+    Run read() {
+        if (auto j = read_json_file(run_.workdir / "run.json", run_.problems, "run.json")) run_.info = std::move(*j);
+        else if (!fs::exists(run_.workdir / "run.json")) run_.problems.push_back("run.json is missing");
+        if (auto g = run_.info.find("groups"); g != run_.info.end() && g->is_array()) {
+            for (const auto& e : *g) {
+                if (!e.is_object() || str(e, "group").empty()) continue;
+                std::size_t gi = group(str(e, "group"), integer(e, "round"), str(e, "report"));
+                if (int index = integer(e, "index")) run_.groups[gi].index = index;
+            }
+        }
+        read_events();
+        finish();
+        return std::move(run_);
+    }
+
+private:
+    struct Track {
+        std::optional<std::size_t> open;  // index into run_.stages
+        int loads = 0, waits = 0, trains = 0;
+    };
+
+    std::size_t group(const std::string& name, int round, const std::string& report) {
+        std::string key = fmt::format("{}\n{}", name, round);
+        if (auto it = groups_.find(key); it != groups_.end()) return it->second;
+        Group g;
+        g.name = name;
+        g.round = round;
+        fs::path rel = report;
+        if (!safe_relative(rel)) {
+            rel = fs::path(name) / "report.json";
+            if (round > 0) rel = fs::path(fmt::format("round-{:03}", round)) / rel;
+        }
+        bool readable = safe_relative(rel);  // not for a hostile name
+        if (readable) g.dir = rel.parent_path();
+        if (g.round == 0) g.round = round_of_path(g.dir);
+        std::size_t gi = run_.groups.size();
+        run_.groups.push_back(std::move(g));
+        groups_.emplace(key, gi);
+        tasks_.emplace_back();
+        if (readable) read_report(gi, run_.workdir / rel, rel.string());
+        return gi;
+    }
+
+    void read_report(std::size_t gi, const fs::path& path, const std::string& name) {
+        auto j = read_json_file(path, run_.problems, name);
+        if (!j) return;
+        Group& g = run_.groups[gi];
+        g.has_report = true;
+        g.plugin = str(*j, "plugin");
+        if (int index = integer(*j, "index")) g.index = index;
+        auto tasks = j->find("tasks");
+        if (tasks == j->end() || !tasks->is_object()) return;
+        for (auto& [id, entry] : tasks->items()) {
+            if (!entry.is_object()) continue;
+            TaskInfo& t = g.tasks[task(gi, id)];
+            t.entry = entry;
+            t.status = str(entry, "status");
+            t.device = str(entry, "device");
+            t.stage = str(entry, "stage");
+            t.message = str(entry, "message");
+            t.load_ms = num(entry, "load_ms");
+            t.train_ms = num(entry, "train_ms");
+            t.peak_memory = num(entry, "peak_memory");
+            t.peak_gpu_memory = num(entry, "peak_gpu_memory");
+        }
+    }
+
+    std::size_t task(std::size_t gi, const std::string& id) {
+        auto& index = tasks_[gi];
+        if (auto it = index.find(id); it != index.end()) return it->second;
+        Group& g = run_.groups[gi];
+        g.tasks.push_back(TaskInfo{});
+        g.tasks.back().id = id;
+        index.emplace(id, g.tasks.size() - 1);
+        track_.emplace(std::make_pair(gi, g.tasks.size() - 1), Track{});
+        return g.tasks.size() - 1;
+    }
+
+    // The time of an event on one axis for the whole journal: elapsed_ms
+    // restarts at every run_start (a --resume appends a new run), so each
+    // run's times are offset by how much later it started (wall clock), and
+    // never overlap the run before.
+    std::optional<double> time_of(const json& e) {
+        auto elapsed = num(e, "elapsed_ms");
+        auto wall = parse_utc_ms(str(e, "time"));
+        bool start = str(e, "event") == "run_start";
+        if (!origin_ && wall && elapsed) origin_ = *wall - *elapsed;
+        if (start && seen_start_) {
+            offset_ = run_.end_ms;
+            if (wall && origin_) offset_ = std::max(offset_, *wall - *origin_);
+        }
+        seen_start_ = seen_start_ || start;
+        if (elapsed) return offset_ + *elapsed;
+        if (wall && origin_) return std::max(*wall - *origin_, offset_);
+        return std::nullopt;
+    }
+
+    void read_events() {
+        std::ifstream in(run_.workdir / "events.jsonl", std::ios::binary);
+        if (!in) {
+            run_.problems.push_back("events.jsonl is missing: no timeline");
+            return;
+        }
+        std::string line;
+        std::size_t bad = 0, number = 0, last_bad = 0;
+        while (std::getline(in, line)) {
+            ++number;
+            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+            json e = json::parse(line, nullptr, false);
+            if (e.is_discarded() || !e.is_object()) {
+                ++bad;
+                last_bad = number;
+                continue;
+            }
+            event(e);
+        }
+        // A run in progress (or killed) may leave half a last line: not worth a word.
+        if (bad > 1 || (bad == 1 && last_bad != number))
+            run_.problems.push_back(fmt::format("events.jsonl: {} line(s) are not JSON objects and were skipped", bad));
+    }
+
+    void event(const json& e) {
+        auto t = time_of(e);
+        if (!t) return;
+        double now = *t;
+        run_.end_ms = std::max(run_.end_ms, now);
+        std::string type = str(e, "event");
+        std::string group_name = str(e, "group");
+        if (type == "run_end") run_.ended = true;
+        if (group_name.empty()) return;
+        std::size_t gi = group(group_name, integer(e, "round"), "");
+        Group& g = run_.groups[gi];
+        if (type == "group_start") {
+            g.start_ms = now;
+            g.end_ms.reset();
+            if (int index = integer(e, "index")) g.index = index;
+            return;
+        }
+        if (type == "group_end") {
+            g.end_ms = now;
+            return;
+        }
+        std::string id = str(e, "task");
+        if (id.empty()) return;
+        std::size_t ti = task(gi, id);
+        Track& track = track_[{gi, ti}];
+        if (type == "status") status(gi, ti, track, e, now);
+        // A reason belongs to the state the event enters (or to the one going on).
+        if (auto r = e.find("reason"); r != e.end() && !r->is_null() && track.open) run_.stages[*track.open].reason = text_of(*r);
+    }
+
+    void status(std::size_t gi, std::size_t ti, Track& track, const json& e, double now) {
+        std::string s = str(e, "status");
+        if (s.empty()) return;
+        TaskInfo& t = run_.groups[gi].tasks[ti];
+        bool from_report = !t.entry.empty();
+        std::string device = str(e, "device");
+        if (!from_report) {
+            t.status = s == "EXITED" ? "FINISHED" : s;
+            if (!device.empty()) t.device = device;
+            if (auto v = num(e, "load_ms")) t.load_ms = v;
+            if (auto v = num(e, "train_ms")) t.train_ms = v;
+            if (s == "EXCEPTION") {
+                t.stage = str(e, "stage");
+                t.message = str(e, "message");
+            }
+        }
+        if (track.open) {
+            Stage& st = run_.stages[*track.open];
+            st.end_ms = now;
+            st.ended_by = s;
+            st.detail = str(e, "message");
+            st.outcome = outcome(st.kind, s);
+            track.open.reset();
+        }
+        std::optional<StageKind> kind;
+        if (s == "LOADING") kind = StageKind::load;
+        else if (s == "WAITING") kind = StageKind::wait;
+        else if (s == "TRAINING") kind = StageKind::train;
+        if (!kind) return;
+        Stage st;
+        st.group = gi;
+        st.task = ti;
+        st.kind = *kind;
+        st.start_ms = now;
+        st.end_ms = now;
+        if (*kind == StageKind::train) {
+            st.lane = !device.empty() ? device : !t.device.empty() ? t.device : "cpu";
+            st.attempt = ++track.trains;
+        } else {
+            st.lane = "cpu";
+            st.attempt = *kind == StageKind::load ? ++track.loads : ++track.waits;
+        }
+        track.open = run_.stages.size();
+        run_.stages.push_back(std::move(st));
+    }
+
+    static Outcome outcome(StageKind kind, const std::string& next) {
+        if (next == "EXCEPTION") return Outcome::failed;
+        if (next == "INTERRUPT") return Outcome::interrupted;
+        switch (kind) {
+        case StageKind::load: return next == "WAITING" ? Outcome::ok : Outcome::interrupted;
+        case StageKind::train: return next == "FINISHED" || next == "EXITED" ? Outcome::ok : Outcome::interrupted;
+        case StageKind::wait: return Outcome::ok;
+        }
+        return Outcome::ok;
+    }
+
+    void finish() {
+        for (auto& [key, track] : track_) {
+            if (!track.open) continue;
+            Stage& st = run_.stages[*track.open];
+            st.end_ms = run_.end_ms;
+            st.outcome = Outcome::running;
+        }
+        // A task that report.json does not know yet and whose last event is
+        // not final is still running (or its run was killed).
+        for (auto& g : run_.groups)
+            for (auto& t : g.tasks)
+                if (t.status.empty()) t.status = "INIT";
+    }
+
+    Run run_;
+    std::map<std::string, std::size_t> groups_;
+    std::vector<std::map<std::string, std::size_t>> tasks_;
+    std::map<std::pair<std::size_t, std::size_t>, Track> track_;
+    std::optional<double> origin_;
+    double offset_ = 0;
+    bool seen_start_ = false;
+};
+
+}  // namespace
+
+Run read_run(const fs::path& workdir) { return Reader(workdir).read(); }
+
+std::optional<std::string> tail_lines(const fs::path& file, std::size_t max_lines) {
+    constexpr std::streamoff window = 64 * 1024;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return std::nullopt;
+    in.seekg(0, std::ios::end);
+    std::streamoff size = in.tellg();
+    if (size < 0) return std::nullopt;
+    std::streamoff from = size > window ? size - window : 0;
+    in.seekg(from);
+    std::string text(static_cast<std::size_t>(size - from), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (from > 0) {
+        auto nl = text.find('\n');
+        text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+    }
+    std::vector<std::string_view> lines;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        auto nl = rest.find('\n');
+        lines.push_back(rest.substr(0, nl));
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+    while (!lines.empty() && lines.back().find_first_not_of(" \t\r") == std::string_view::npos) lines.pop_back();
+    std::size_t first = lines.size() > max_lines ? lines.size() - max_lines : 0;
+    std::string out;
+    for (std::size_t i = first; i < lines.size(); ++i) {
+        out.append(lines[i]);
+        if (i + 1 < lines.size()) out += '\n';
+    }
+    return out;
+}
+
+std::optional<double> parse_utc_ms(const std::string& s) {
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) return std::nullopt;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+    double frac = 0;
+    std::size_t i = static_cast<std::size_t>(used);
+    if (i < s.size() && s[i] == '.') {
+        double scale = 100;
+        for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, scale /= 10) frac += (s[i] - '0') * scale;
+    }
+    if (i >= s.size() || s[i] != 'Z') return std::nullopt;
+    // Days from the civil date (H. Hinnant's algorithm).
+    y -= mo <= 2;
+    const int era = (y >= 0 ? y : y - 399) / 400;
+    const int yoe = y - era * 400;
+    const int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    const double days = static_cast<double>(era) * 146097 + doe - 719468;
+    return ((days * 24 + h) * 60 + mi) * 60000.0 + sec * 1000.0 + frac;
+}
+
+}  // namespace fedflow::report

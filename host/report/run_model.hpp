@@ -1,0 +1,88 @@
+// run_model.hpp: what report.html shows, read from a run's own files
+// (run.json, events.jsonl, each group's report.json) into plain structs.
+//
+// Reading never throws on the content: a run may still be running, have been
+// killed, or come from a newer host. A missing or unreadable file, a
+// truncated last line of events.jsonl, an unknown event or an extra key is
+// skipped (and, where a person should know, listed in Run::problems).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fedflow::report {
+
+// How a stage ended. interrupted: out of memory, and the stage was retried
+// (the task went to INTERRUPT, or straight back to WAITING or AVAILABLE).
+enum class Outcome { ok, failed, interrupted, running };
+
+enum class StageKind { load, wait, train };
+
+// One stretch of a task's life between two status events: LOADING, WAITING or
+// TRAINING until the task's next status.
+struct Stage {
+    std::size_t group = 0;         // index into Run::groups
+    std::size_t task = 0;          // index into Group::tasks
+    StageKind kind = StageKind::load;
+    std::string lane;              // "cpu" for loads and waits; the device for a train
+    double start_ms = 0;           // since the run started (first run_start)
+    double end_ms = 0;             // == Run::end_ms while open
+    Outcome outcome = Outcome::running;
+    std::string ended_by;          // the status that ended it; empty while open
+    std::string detail;            // the ending event's message
+    std::string reason;            // the last "reason" given while it ran (why a task waits)
+    int attempt = 1;               // 1 + earlier stages of this kind of the task
+};
+
+struct TaskInfo {
+    std::string id;
+    nlohmann::ordered_json entry;  // its object in report.json (empty when absent)
+    // From report.json when present, else from the last events.
+    std::string status;
+    std::string device;
+    std::string stage;             // of a failure
+    std::string message;
+    std::optional<double> load_ms, train_ms;
+    std::optional<double> peak_memory, peak_gpu_memory;
+};
+
+struct Group {
+    std::string name;              // as in events.jsonl and run.json
+    int index = 0;                 // 1-based plan order; 0 when unknown
+    int round = 0;                 // 0 outside rounds (a "round" key on its events, or round-NNN/ in its path)
+    std::filesystem::path dir;     // its folder, relative to the workdir
+    std::string plugin;
+    bool has_report = false;       // report.json was read
+    std::vector<TaskInfo> tasks;   // report.json's order, then tasks seen only in events
+    std::optional<double> start_ms, end_ms;
+};
+
+struct Run {
+    std::filesystem::path workdir;
+    nlohmann::ordered_json info = nlohmann::ordered_json::object();  // run.json
+    std::vector<Group> groups;
+    std::vector<Stage> stages;     // in the order they started
+    double end_ms = 0;             // the latest time the journal reached
+    bool ended = false;            // a run_end event was read
+    std::vector<std::string> problems;
+};
+
+// Reads everything report.html needs from workdir. Never throws for what the
+// files hold; only std::bad_alloc can escape.
+Run read_run(const std::filesystem::path& workdir);
+
+// The last max_lines lines of a text file (at most the last 64 KiB of it);
+// std::nullopt when it cannot be opened.
+std::optional<std::string> tail_lines(const std::filesystem::path& file, std::size_t max_lines);
+
+// Milliseconds since the epoch of an ISO 8601 UTC time as the journal writes
+// it ("2026-11-28T00:29:40.514Z", fraction optional); nullopt otherwise.
+std::optional<double> parse_utc_ms(const std::string& text);
+
+}  // namespace fedflow::report

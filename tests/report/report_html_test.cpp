@@ -1,0 +1,325 @@
+// report.html from synthetic workdirs: what a run, a running run, a killed
+// run or a newer host may leave. The page must always be written, and never
+// carry a task's text as markup.
+#include "report/report_html.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+using namespace fedflow::report;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "fedflow-report-XXXXXX").string();
+        path = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+void put(const fs::path& file, const std::string& text) {
+    fs::create_directories(file.parent_path());
+    std::ofstream(file, std::ios::binary) << text;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::size_t count(const std::string& hay, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    return n;
+}
+
+// An event line as the journal writes it, at ms after 2026-11-28T01:00:00Z;
+// elapsed_ms is ms unless given (a resumed run starts again at 0).
+std::string ev(int ms, const std::string& rest, int elapsed = -1) {
+    char time[40];
+    std::snprintf(time, sizeof time, "2026-11-28T01:%02d:%02d.%03dZ", ms / 60000, ms / 1000 % 60, ms % 1000);
+    return "{\"time\":\"" + std::string(time) + "\",\"elapsed_ms\":" + std::to_string(elapsed < 0 ? ms : elapsed) + "," + rest + "}\n";
+}
+
+std::string status(int ms, const std::string& group, const std::string& task, const std::string& st, const std::string& extra = "") {
+    return ev(ms, "\"event\":\"status\",\"group\":\"" + group + "\",\"task\":\"" + task + "\",\"status\":\"" + st + "\"" + extra);
+}
+
+// The y of the bar whose tooltip starts with title.
+double bar_y(const std::string& html, const std::string& title) {
+    auto t = html.find("<title>" + title);
+    REQUIRE(t != std::string::npos);
+    auto rect = html.rfind("<rect", t);
+    auto y = html.find(" y=\"", rect);
+    REQUIRE(y < t);
+    return std::stod(html.substr(y + 4));
+}
+
+const Stage* find_stage(const Run& run, const std::string& task, StageKind kind, int attempt = 1) {
+    for (const auto& s : run.stages)
+        if (run.groups[s.group].tasks[s.task].id == task && s.kind == kind && s.attempt == attempt) return &s;
+    return nullptr;
+}
+
+// Two tasks training on cuda:0 at once, one failing with a hostile message.
+void write_run(const fs::path& wd) {
+    put(wd / "run.json", R"({"plan":"/p/demo.toml","started":"2026-11-28T01:00:00.000Z","ended":"2026-11-28T01:00:09.000Z",
+        "status":"failed","exit_code":1,"devices":[{"name":"cpu","cpus":8},{"name":"cuda:0","memory_total":85520809984},{"name":"cuda:1"}],
+        "groups":[{"index":1,"group":"clients","report":"clients/report.json"}]})");
+    std::string e = ev(0, R"("event":"run_start","plan":"/p/demo.toml")") + ev(0, R"("event":"group_start","group":"clients","index":1,"tasks":2)") +
+                    status(10, "clients", "a", "AVAILABLE", R"(,"pid":1)") + status(11, "clients", "a", "LOADING") +
+                    status(20, "clients", "b", "AVAILABLE", R"(,"pid":2)") + status(21, "clients", "b", "LOADING") +
+                    status(500, "clients", "a", "WAITING", R"(,"load_ms":489)") + status(510, "clients", "a", "TRAINING", R"(,"device":"cuda:0")") +
+                    status(600, "clients", "b", "WAITING", R"(,"load_ms":579)") +
+                    ev(610, R"("event":"waiting","group":"clients","task":"b","reason":"gpu memory: needs 6 GiB, 2 GiB free","new_key":[1,2])") +
+                    status(700, "clients", "b", "TRAINING", R"(,"device":"cuda:0","reason":"fits","retry":0)") +
+                    status(3000, "clients", "b", "EXCEPTION", R"(,"stage":"train","message":"<script>alert(1)</script> & \"quotes\"")") +
+                    status(5000, "clients", "a", "FINISHED", R"(,"train_ms":4490)") + status(5010, "clients", "a", "EXITED") +
+                    ev(5020, R"("event":"group_end","group":"clients","finished":1,"failed":1)") + ev(9000, R"("event":"run_end","status":"failed","exit_code":1)");
+    put(wd / "events.jsonl", e);
+    put(wd / "clients" / "report.json", R"({"group":"clients","index":1,"plugin":"demo_client","tasks":{
+        "a":{"status":"FINISHED","device":"cuda:0","load_ms":489,"train_ms":4490,"peak_memory":1073741824,"peak_gpu_memory":6442450944,
+             "retries":{"load":0,"train":0},"result":{"accuracy":0.875,"n":12,"ok":true,"name":"<b>bold</b>","weights":{"$bytes":{"file":"w.bin","size":4}},"hist":[1,2]}},
+        "b":{"status":"EXCEPTION","device":"cuda:0","stage":"train","message":"<script>alert(1)</script> & \"quotes\"","load_ms":579}}})");
+    std::string log;
+    for (int i = 1; i <= 40; ++i) log += "line " + std::to_string(i) + "\n";
+    log += "</pre><script>alert(2)</script>\n";
+    put(wd / "clients" / "b" / "stderr.log", log);
+}
+
+}  // namespace
+
+TEST_CASE("escape: markup, quotes, control characters and invalid UTF-8") {
+    CHECK(detail::escape("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;");
+    CHECK(detail::escape("a & \"b\" 'c'") == "a &amp; &quot;b&quot; &#39;c&#39;");
+    CHECK(detail::escape("tab\tnew\nline") == "tab\tnew\nline");
+    CHECK(detail::escape(std::string("nul\0bell\a", 9)) == "nul\xEF\xBF\xBD" "bell\xEF\xBF\xBD");
+    CHECK(detail::escape("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80") == "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80");
+    CHECK(detail::escape("\xFF\xC3") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // stray byte, truncated sequence
+    CHECK(detail::escape("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // overlong '/'
+    CHECK(detail::escape("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+}
+
+TEST_CASE("pack_rows: overlapping spans go to different rows, others share the lowest") {
+    CHECK(detail::pack_rows({}, 0).empty());
+    // a [0,10] b [5,15] overlap; c [12,20] fits after a; d [30,40] after all.
+    auto rows = detail::pack_rows({{0, 10}, {5, 15}, {12, 20}, {30, 40}}, 0);
+    CHECK(rows == std::vector<std::size_t>{0, 1, 0, 0});
+    // With a gap of 3, c (starts 2 after a ends) needs another row.
+    rows = detail::pack_rows({{0, 10}, {5, 15}, {12, 20}, {30, 40}}, 3);
+    CHECK(rows == std::vector<std::size_t>{0, 1, 2, 0});
+    // Input order does not matter; the row count is the largest overlap.
+    rows = detail::pack_rows({{20, 30}, {0, 100}, {10, 25}, {26, 40}}, 0);
+    CHECK(rows[1] == 0);
+    CHECK(rows[2] == 1);
+    CHECK(rows[0] == 2);
+    CHECK(rows[3] == 1);
+    // 1000 spans that all overlap: 1000 rows; 1000 in a chain: one row.
+    std::vector<std::pair<double, double>> all, chain;
+    for (int i = 0; i < 1000; ++i) {
+        all.emplace_back(i, 2000);
+        chain.emplace_back(i * 10, i * 10 + 9);
+    }
+    auto a = detail::pack_rows(all, 0);
+    CHECK(*std::max_element(a.begin(), a.end()) == 999);
+    auto c = detail::pack_rows(chain, 0);
+    CHECK(*std::max_element(c.begin(), c.end()) == 0);
+}
+
+TEST_CASE("a run: stages, lanes, overlapping trains in different rows, escaping") {
+    TempDir dir;
+    write_run(dir.path);
+    Run run = read_run(dir.path);
+    REQUIRE(run.groups.size() == 1);
+    CHECK(run.groups[0].plugin == "demo_client");
+    CHECK(run.problems.empty());
+    const Stage* load_a = find_stage(run, "a", StageKind::load);
+    const Stage* train_a = find_stage(run, "a", StageKind::train);
+    const Stage* wait_b = find_stage(run, "b", StageKind::wait);
+    const Stage* train_b = find_stage(run, "b", StageKind::train);
+    REQUIRE(load_a);
+    REQUIRE(train_a);
+    REQUIRE(wait_b);
+    REQUIRE(train_b);
+    CHECK(load_a->lane == "cpu");
+    CHECK(load_a->start_ms == 11);
+    CHECK(load_a->end_ms == 500);
+    CHECK(train_a->lane == "cuda:0");
+    CHECK(train_a->outcome == Outcome::ok);
+    CHECK(train_b->outcome == Outcome::failed);
+    CHECK(wait_b->reason == "gpu memory: needs 6 GiB, 2 GiB free");
+    CHECK(train_b->reason == "fits");
+
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+    // The hostile message and stderr appear only as text: the one <script>
+    // element is the page's own table sorter.
+    CHECK(count(html, "<script") == 1);
+    CHECK(html.find("alert(1)</script>") == std::string::npos);
+    CHECK(html.find("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;") != std::string::npos);
+    CHECK(html.find("&lt;/pre&gt;&lt;script&gt;alert(2)&lt;/script&gt;") != std::string::npos);
+    CHECK(html.find("&lt;b&gt;bold&lt;/b&gt;") != std::string::npos);
+    // The tail of stderr.log: the last 20 lines only.
+    CHECK(html.find("line 22\n") != std::string::npos);
+    CHECK(html.find("line 21\n") == std::string::npos);
+    // A lane per GPU (cuda:1 stayed idle) and one for the CPU.
+    CHECK(html.find(">cuda:0</text>") != std::string::npos);
+    CHECK(html.find(">cuda:1</text>") != std::string::npos);
+    CHECK(html.find(">cpu</text>") != std::string::npos);
+    // Both trains ran on cuda:0 at once: different rows.
+    double ya = bar_y(html, "clients/a \u00b7 train on cuda:0");
+    double yb = bar_y(html, "clients/b \u00b7 train on cuda:0");
+    CHECK(ya != yb);
+    // Scalars of results are columns; bytes and lists are not.
+    CHECK(html.find(">accuracy</th>") != std::string::npos);
+    CHECK(html.find(">ok</th>") != std::string::npos);
+    CHECK(html.find(">weights</th>") == std::string::npos);
+    CHECK(html.find(">hist</th>") == std::string::npos);
+    CHECK(html.find("6.00 GiB") != std::string::npos);  // peak GPU memory
+    // Nothing but report.html is left behind.
+    std::size_t files = 0;
+    for (const auto& e : fs::directory_iterator(dir.path)) files += e.is_regular_file();
+    CHECK(files == 3);  // run.json, events.jsonl, report.html
+}
+
+TEST_CASE("a running run: truncated last line, no report.json, no run_end") {
+    TempDir dir;
+    std::string e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"g","index":1,"tasks":2)") +
+                    status(5, "g", "t1", "LOADING") + status(300, "g", "t1", "WAITING") + status(320, "g", "t1", "TRAINING", R"(,"device":"cuda:3")") +
+                    status(8, "g", "t2", "LOADING") + R"({"time":"2026-11-28T01:00:00.400Z","elapsed_ms":400,"event":"sta)";
+    put(dir.path / "events.jsonl", e);
+    Run run = read_run(dir.path);
+    CHECK_FALSE(run.ended);
+    CHECK(run.end_ms == 320);
+    REQUIRE(run.groups.size() == 1);
+    CHECK_FALSE(run.groups[0].has_report);
+    REQUIRE(run.groups[0].tasks.size() == 2);
+    CHECK(run.groups[0].tasks[0].status == "TRAINING");
+    const Stage* train = find_stage(run, "t1", StageKind::train);
+    REQUIRE(train);
+    CHECK(train->outcome == Outcome::running);
+    CHECK(train->lane == "cuda:3");
+    // A half-written last line is normal while the host writes; run.json's absence is noted.
+    CHECK(run.problems.size() == 1);
+
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(html.find("running") != std::string::npos);
+    CHECK(html.find("report.json not written yet") != std::string::npos);
+    CHECK(html.find(">cuda:3</text>") != std::string::npos);
+    CHECK(html.find("tr run") != std::string::npos);
+}
+
+TEST_CASE("out of memory: an interrupted train and its retry") {
+    TempDir dir;
+    put(dir.path / "events.jsonl",
+        ev(0, R"("event":"run_start")") + status(1, "g", "t", "LOADING") + status(100, "g", "t", "WAITING") +
+            status(110, "g", "t", "TRAINING", R"(,"device":"cuda:0")") +
+            status(200, "g", "t", "INTERRUPT", R"(,"stage":"train","message":"out of memory: CUDA out of memory")") +
+            status(201, "g", "t", "WAITING", R"(,"retry":1)") + status(300, "g", "t", "TRAINING", R"(,"device":"cuda:1")") +
+            status(400, "g", "t", "FINISHED") + ev(401, R"("event":"run_end")"));
+    Run run = read_run(dir.path);
+    const Stage* first = find_stage(run, "t", StageKind::train, 1);
+    const Stage* second = find_stage(run, "t", StageKind::train, 2);
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->outcome == Outcome::interrupted);
+    CHECK(first->detail == "out of memory: CUDA out of memory");
+    CHECK(second->outcome == Outcome::ok);
+    CHECK(second->lane == "cuda:1");
+    std::string html = render_html(run);
+    CHECK(html.find("tr oom") != std::string::npos);
+    CHECK(html.find("(attempt 2)") != std::string::npos);
+}
+
+TEST_CASE("a resumed run: the second run's times follow the first's") {
+    TempDir dir;
+    std::string first = ev(0, R"("event":"run_start")") + status(10, "g", "a", "LOADING") + status(50, "g", "a", "WAITING") +
+                        status(60, "g", "a", "TRAINING") + ev(5000, R"("event":"run_end")");
+    // Resumed a minute later: elapsed_ms starts again at 0.
+    std::string second = ev(60000, R"("event":"run_start")", 0) +
+                         ev(60010, R"("event":"status","group":"g","task":"b","status":"LOADING")", 10);
+    put(dir.path / "events.jsonl", first + second);
+    Run run = read_run(dir.path);
+    const Stage* b = find_stage(run, "b", StageKind::load);
+    REQUIRE(b);
+    CHECK(b->start_ms == doctest::Approx(60010));
+    const Stage* a = find_stage(run, "a", StageKind::train);
+    REQUIRE(a);
+    CHECK(a->outcome == Outcome::running);  // the first run ended without an end for it
+}
+
+TEST_CASE("nothing, garbage and hostile files: a page all the same") {
+    TempDir dir;
+    SUBCASE("an empty workdir") {
+        write_html(dir.path);
+        std::string html = slurp(dir.path / "report.html");
+        CHECK(html.find("No task has started yet") != std::string::npos);
+        CHECK(html.find("events.jsonl is missing") != std::string::npos);
+    }
+    SUBCASE("files that are not what they claim") {
+        put(dir.path / "run.json", "[1,2");
+        put(dir.path / "events.jsonl", "garbage\n[]\n{\"event\":17}\n{\"time\":5,\"elapsed_ms\":\"x\",\"event\":\"status\",\"group\":[],\"task\":{}}\n" +
+                                           status(5, "g", "t", "LOADING") + status(6, "g", "t", "TRAINING", R"(,"device":42)") +
+                                           status(7, "../..", "../etc", "EXCEPTION", R"(,"message":7)"));
+        put(dir.path / "g" / "report.json", R"({"tasks":{"t":{"status":5,"result":[1,2],"peak_memory":"big"},"u":7}})");
+        CHECK_NOTHROW(write_html(dir.path));
+        std::string html = slurp(dir.path / "report.html");
+        CHECK(html.find("run.json is not a JSON object") != std::string::npos);
+        CHECK(html.find("line(s) are not JSON objects") != std::string::npos);
+        CHECK(html.find("../etc") != std::string::npos);  // shown as text, never opened
+    }
+}
+
+TEST_CASE("tail_lines: the last lines of a file, also of a large one") {
+    TempDir dir;
+    CHECK_FALSE(tail_lines(dir.path / "none.log", 20).has_value());
+    put(dir.path / "empty.log", "");
+    CHECK(tail_lines(dir.path / "empty.log", 20) == std::string());
+    put(dir.path / "short.log", "one\ntwo\n\n");
+    CHECK(tail_lines(dir.path / "short.log", 20) == std::string("one\ntwo"));
+    std::string big;
+    for (int i = 0; i < 20000; ++i) big += "line " + std::to_string(i) + " of a long log\n";
+    put(dir.path / "big.log", big);
+    auto tail = tail_lines(dir.path / "big.log", 3);
+    REQUIRE(tail);
+    CHECK(*tail == "line 19997 of a long log\nline 19998 of a long log\nline 19999 of a long log");
+}
+
+TEST_CASE("parse_utc_ms") {
+    CHECK(parse_utc_ms("1970-01-01T00:00:00.000Z") == 0.0);
+    CHECK(parse_utc_ms("1970-01-02T00:00:01.5Z") == 86401500.0);
+    CHECK(parse_utc_ms("2026-11-28T01:00:00Z").has_value());
+    CHECK_FALSE(parse_utc_ms("2026-11-28 01:00:00").has_value());
+    CHECK_FALSE(parse_utc_ms("").has_value());
+}
+
+TEST_CASE("a thousand tasks: one bar per stage, and a page of reasonable size") {
+    TempDir dir;
+    std::string e = ev(0, R"("event":"run_start")");
+    for (int i = 0; i < 1000; ++i) {
+        std::string id = std::to_string(i);
+        int t0 = i * 20;
+        e += status(t0, "many", id, "LOADING") + status(t0 + 100, "many", id, "WAITING") +
+             status(t0 + 150, "many", id, "TRAINING", ",\"device\":\"cuda:" + std::to_string(i % 4) + "\"") +
+             status(t0 + 1000, "many", id, "FINISHED");
+    }
+    put(dir.path / "events.jsonl", e);
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(count(html, "<rect class=\"b ") == 3000);
+    CHECK(html.size() < 3 * 1024 * 1024);
+}
