@@ -4,6 +4,7 @@
 #include "../common/shm.hpp"
 #include "log.hpp"
 #include "results.hpp"
+#include "report/report_html.hpp"
 #include "units.hpp"
 
 #include <fedflow/abi.h>
@@ -173,6 +174,16 @@ void Runner::prepare_workdir() {
     fs::create_directories(workdir_);
 }
 
+void Runner::write_report() {
+    // The page is a view of the run's files: failing to write it loses no
+    // result, so it is a warning, never the end of the run.
+    try {
+        report::write_html(workdir_);
+    } catch (const std::exception& e) {
+        log::warning("cannot write {}: {}", (workdir_ / "report.html").string(), e.what());
+    }
+}
+
 void Runner::write_run_json(const std::string& status, int exit_code) {
     json groups = json::array();
     for (const auto& g : groups_) {
@@ -274,6 +285,7 @@ int Runner::run() {
         try {
             write_run_json("error", exit_host_failed);
             journal_.write({{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
+            write_report();
         } catch (...) {
         }
         throw;
@@ -285,6 +297,7 @@ int Runner::run() {
     std::string status = stop_signal_ != 0 ? "interrupted" : failed ? "failed" : "finished";
     write_run_json(status, code);
     journal_.write({{"event", "run_end"}, {"status", status}, {"exit_code", code}});
+    write_report();
     return code;
 }
 
@@ -853,6 +866,8 @@ void Runner::run_group(std::size_t index) {
                     {"group", g.group_name()},
                     {"finished", g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED)},
                     {"failed", g.failed_count()}});
+    write_run_json("running", 0);
+    write_report();
 }
 
 }  // namespace fedflow

@@ -89,6 +89,8 @@ private:
     void status_event(const TaskGroup& group, const Task& task, nlohmann::ordered_json extra = {});
     std::string make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec);
     void write_run_json(const std::string& status, int exit_code);
+    // report.html, after every group and at the end of the run.
+    void write_report();
     void stop_all(int signal);
 
     const plan::Plan& plan_;

@@ -58,8 +58,13 @@ class EchoRun(HostTest):
             shutil.rmtree(cls.shared_tmp, ignore_errors=True)
 
     def test_workdir_layout(self):
-        for f in ("run.json", "events.jsonl", os.path.join("first", "report.json")):
+        for f in ("run.json", "events.jsonl", "report.html", os.path.join("first", "report.json")):
             self.assertTrue(os.path.isfile(self.r.path(f)), f + self.r.describe())
+        # The page is written by the run itself, and names what ran.
+        page = self.r.read("report.html")
+        self.assertTrue(page.startswith("<!DOCTYPE html>"), page[:80])
+        self.assertIn("first", page)
+        self.assertIn("custom", page)
         for t in ("0", "1", "custom"):
             d = self.r.path("first", t)
             self.assertTrue(os.path.isdir(d), d)
