@@ -37,6 +37,7 @@ struct Options {
     std::string workdir;
     std::vector<std::string> plugin_path;
     bool resume = false;
+    bool force = false;
     bool dry_run = false;
     std::string progress = "auto";
     std::string gpus;
@@ -105,8 +106,8 @@ int cmd_plugins(const Options& o) {
 }
 
 int cmd_run(const Options& o) {
-    if (o.resume) {
-        std::fprintf(stderr, "fedflow-host: --resume is not supported yet (it comes with the run journal)\n");
+    if (o.force && !o.resume) {
+        std::fprintf(stderr, "fedflow-host: --force is for --resume: it resumes a run whose plan changed\n");
         return exit_bad_input;
     }
     if (!o.gpus.empty()) {
@@ -134,6 +135,8 @@ int cmd_run(const Options& o) {
     ro.seed = o.seed;
     ro.progress = progress;
     ro.gpus = o.gpus;
+    ro.resume = o.resume;
+    ro.force = o.force;
     if (o.dry_run) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
         std::printf("dry run: nothing is started\nworkdir: %s\n", workdir.c_str());
@@ -184,6 +187,7 @@ int main(int argc, char** argv) {
     app.add_option("--workdir", o.workdir, "Write the run here (default: the plan's workdir)")->type_name("DIR");
     add_plugin_path(&app);
     app.add_flag("--resume", o.resume, "Run only what has not finished in the workdir");
+    app.add_flag("--force", o.force, "With --resume: resume even though the plan changed");
     app.add_flag("--dry-run", o.dry_run, "Check everything and print what would run; start nothing");
     app.add_option("--progress", o.progress, "auto, tty, plain, json or none")
         ->check(CLI::IsMember({"auto", "tty", "plain", "json", "none"}));

@@ -7,16 +7,28 @@
 #include <cerrno>
 #include <system_error>
 
+#include <unistd.h>
+
 namespace fedflow {
 
 Journal::~Journal() {
-    if (file_ != nullptr) std::fclose(file_);
+    if (file_ != nullptr) {
+        sync();
+        std::fclose(file_);
+    }
 }
 
 void Journal::open(const std::filesystem::path& path, Progress progress) {
     file_ = std::fopen(path.c_str(), "ae");
     if (file_ == nullptr) throw std::system_error(errno, std::generic_category(), "open " + path.string());
     progress_ = progress;
+}
+
+void Journal::sync() {
+    if (!unsynced_ || file_ == nullptr) return;
+    std::fflush(file_);
+    ::fdatasync(::fileno(file_));
+    unsynced_ = false;
 }
 
 std::int64_t Journal::elapsed_ms() const {
@@ -33,6 +45,11 @@ void Journal::write(nlohmann::ordered_json event) {
     if (file_ != nullptr) {
         std::fwrite(text.data(), 1, text.size(), file_);
         std::fflush(file_);
+        const std::string kind = line.value("event", "");
+        const std::string status = line.value("status", "");
+        if (kind == "run_start" || kind == "group_end" || kind == "run_end" ||
+            (kind == "status" && (status == "FINISHED" || status == "EXCEPTION")))
+            unsynced_ = true;
     }
     if (progress_ == Progress::json) {
         std::fwrite(text.data(), 1, text.size(), stdout);

@@ -24,14 +24,21 @@ public:
     // Opens path for appending. Throws std::system_error.
     void open(const std::filesystem::path& path, Progress progress);
     // Adds "time" (UTC, ISO 8601 with ms) and "elapsed_ms", writes the line
-    // and flushes it, and shows it as progress.
+    // and flushes it, and shows it as progress. An event that matters for
+    // --resume (a task finished or failed, a group or the run ended) also
+    // marks the journal for sync().
     void write(nlohmann::ordered_json event);
+    // fdatasync()s the file if an event that matters was written since the
+    // last sync. The runner calls it once per turn of its loop, so a burst
+    // of finished tasks costs one sync, and before acting on them.
+    void sync();
     std::int64_t elapsed_ms() const;
 
 private:
     void show(const nlohmann::ordered_json& event) const;
 
     std::FILE* file_ = nullptr;
+    bool unsynced_ = false;
     Progress progress_ = Progress::none;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };

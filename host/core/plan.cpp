@@ -533,6 +533,7 @@ Plan parse(std::string_view text, const fs::path& file) {
     plan.file = fs::absolute(file).lexically_normal();
     plan.dir = plan.file.parent_path();
     plan.digest = digest(text);
+    plan.text = std::string(text);
     plan.scheduler.max_processes = std::max(1u, std::thread::hardware_concurrency());
     plan.workdir = plan.dir / "fedflow-runs" / plan.file.stem();
 

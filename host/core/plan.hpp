@@ -87,6 +87,7 @@ struct Plan {
     std::filesystem::path file;   // absolute
     std::filesystem::path dir;    // absolute directory of file
     std::string digest;           // "sha256:<hex>" of the file's bytes
+    std::string text;             // the file's bytes (kept in run.json for --resume)
     std::filesystem::path workdir;  // absolute
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
     Resources resources;

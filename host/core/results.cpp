@@ -1,9 +1,13 @@
 #include "results.hpp"
 
+#include "../common/integrity.hpp"
+
 #include <fmt/core.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <stdexcept>
 #include <system_error>
@@ -161,6 +165,7 @@ Written write_result(const Dict& result, const fs::path& dir) {
     std::string text = out.json.dump(2, ' ', false, json::error_handler_t::replace);
     text += '\n';
     write_file(dir / "result.json", text.data(), text.size());
+    out.checksum = integrity::checksum(text.data(), text.size());
     return out;
 }
 
@@ -170,13 +175,22 @@ Dict read_result(const json& j, const fs::path& dir) {
     return std::move(v.as<Dict>());
 }
 
-void write_json_file(const fs::path& path, const json& j) {
+std::uint64_t write_json_file(const fs::path& path, const json& j) {
     std::string text = j.dump(2, ' ', false, json::error_handler_t::replace);
     text += '\n';
     fs::path tmp = path;
     tmp += ".tmp";
     write_file(tmp, text.data(), text.size());
     fs::rename(tmp, path);
+    return integrity::checksum(text.data(), text.size());
+}
+
+std::optional<std::uint64_t> file_checksum(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) return std::nullopt;
+    return integrity::checksum(data.data(), data.size());
 }
 
 }  // namespace fedflow::results

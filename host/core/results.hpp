@@ -12,12 +12,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 
 namespace fedflow::results {
 
 struct Written {
     nlohmann::ordered_json json;  // what result.json holds
     std::uint64_t bytes = 0;      // bytes written to byte files
+    std::uint64_t checksum = 0;   // of result.json's bytes (--resume checks it)
 };
 
 // Writes dir/result.json and one file per Bytes value into dir. Byte files
@@ -30,7 +32,10 @@ Written write_result(const Dict& result, const std::filesystem::path& dir);
 Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path& dir);
 
 // Writes path through a temporary file and rename, so that a reader (or a
-// crash) never sees half a file.
-void write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& json);
+// crash) never sees half a file. Returns the checksum of what it wrote.
+std::uint64_t write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& json);
+// The checksum of a file's bytes (integrity::checksum); nullopt when it
+// cannot be read.
+std::optional<std::uint64_t> file_checksum(const std::filesystem::path& path);
 
 }  // namespace fedflow::results

@@ -1,6 +1,7 @@
 #include "runner.hpp"
 
 #include "../common/clock.hpp"
+#include "../common/integrity.hpp"
 #include "../common/shm.hpp"
 #include "log.hpp"
 #include "results.hpp"
@@ -17,6 +18,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <system_error>
 
@@ -65,6 +67,62 @@ std::string format_duration(std::chrono::milliseconds ms) {
     if (n % 60000 == 0) return fmt::format("{}m", n / 60000);
     if (n % 1000 == 0) return fmt::format("{}s", n / 1000);
     return fmt::format("{}ms", n);
+}
+
+// Segments of hosts that are gone (killed with SIGKILL: nothing of theirs
+// removed them): "fedflow-<pid>-..." where <pid> is no fedflow-host now.
+std::size_t remove_stale_segments() {
+    std::map<int, bool> alive;  // pid -> a fedflow-host runs with it
+    std::size_t removed = 0;
+    for (const std::string& name : shm::list_prefix("fedflow-")) {
+        const char* p = name.c_str() + 8;
+        char* end = nullptr;
+        long pid = std::strtol(p, &end, 10);
+        if (end == p || *end != '-' || pid <= 0 || pid == ::getpid()) continue;
+        auto [it, fresh] = alive.try_emplace(static_cast<int>(pid), false);
+        if (fresh) {
+            std::string comm;
+            std::ifstream in(fmt::format("/proc/{}/comm", pid));
+            std::getline(in, comm);
+            it->second = comm == "fedflow-host";
+        }
+        if (!it->second && shm::Segment::remove(name)) ++removed;
+    }
+    return removed;
+}
+
+bool is_running_host(std::int64_t pid) {
+    std::string comm;
+    std::ifstream in(fmt::format("/proc/{}/comm", pid));
+    std::getline(in, comm);
+    return pid > 0 && comm == "fedflow-host";
+}
+
+// What changed between two versions of a plan, for --resume's refusal:
+// the first few lines that differ.
+std::string plan_changes(const std::string& before, const std::string& after) {
+    auto lines = [](const std::string& text) {
+        std::vector<std::string> out;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            std::size_t nl = text.find('\n', start);
+            if (nl == std::string::npos) nl = text.size();
+            out.push_back(text.substr(start, nl - start));
+            start = nl + 1;
+        }
+        return out;
+    };
+    std::vector<std::string> a = lines(before), b = lines(after);
+    std::string out;
+    int shown = 0;
+    for (std::size_t i = 0; i < std::max(a.size(), b.size()) && shown < 3; ++i) {
+        const std::string* x = i < a.size() ? &a[i] : nullptr;
+        const std::string* y = i < b.size() ? &b[i] : nullptr;
+        if (x && y && *x == *y) continue;
+        out += fmt::format("; line {}: {} is now {}", i + 1, x ? "'" + *x + "'" : "(none)", y ? "'" + *y + "'" : "(none)");
+        ++shown;
+    }
+    return out;
 }
 
 std::string random_hex(std::size_t n) {
@@ -159,6 +217,76 @@ Runner::~Runner() {
     if (signal_fd_ >= 0) ::close(signal_fd_);
 }
 
+void Runner::load_previous() {
+    const fs::path run_file = workdir_ / "run.json";
+    std::error_code ec;
+    if (!fs::exists(run_file, ec))
+        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
+                                                workdir_.string()));
+    json run;
+    try {
+        std::ifstream in(run_file);
+        run = json::parse(in);
+    } catch (const std::exception& e) {
+        throw std::invalid_argument(fmt::format("--resume: cannot read {}: {}", run_file.string(), e.what()));
+    }
+    if (run.value("status", "") == "running" && run.contains("host_pid") && run["host_pid"].is_number_integer() &&
+        is_running_host(run["host_pid"].get<std::int64_t>()))
+        throw std::invalid_argument(fmt::format("--resume: the run in {} is still going (fedflow-host, pid {})",
+                                                workdir_.string(), run["host_pid"].get<std::int64_t>()));
+    const std::string before = run.value("plan_digest", "");
+    if (before != plan_.digest) {
+        if (!options_.force)
+            throw std::invalid_argument(fmt::format(
+                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Run without --resume "
+                "to start over, or add --force to resume with the plan as it is now",
+                workdir_.string(), before.empty() ? "unknown" : before.substr(0, 19), plan_.digest.substr(0, 19),
+                plan_changes(run.value("plan_text", ""), plan_.text)));
+        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})",
+                     workdir_.string(), before.substr(0, 19), plan_.digest.substr(0, 19));
+    }
+
+    // The journal says which tasks finished, with the checksum of the
+    // result.json they left; a task counts only if that file is still there
+    // as it was written (a torn last line is the mark of a killed host).
+    std::map<std::pair<std::string, std::string>, std::optional<std::uint64_t>> finished;
+    std::ifstream events(workdir_ / "events.jsonl");
+    for (std::string line; std::getline(events, line);) {
+        json e = json::parse(line, nullptr, false);
+        if (e.is_discarded() || !e.is_object() || e.value("event", "") != "status" || e.value("status", "") != "FINISHED")
+            continue;
+        std::optional<std::uint64_t> sum;
+        if (e.contains("result_checksum") && e["result_checksum"].is_string())
+            sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
+        finished[{e.value("group", ""), e.value("task", "")}] = sum;
+    }
+    for (const auto& g : plan_.groups) {
+        json report;
+        std::ifstream in(workdir_ / g.name / "report.json");
+        if (in) report = json::parse(in, nullptr, false);
+        for (const auto& t : g.tasks) {
+            auto it = finished.find({g.name, t.id});
+            if (it == finished.end()) continue;
+            const fs::path dir = workdir_ / g.name / t.id;
+            std::optional<std::uint64_t> sum = results::file_checksum(dir / "result.json");
+            if (!sum || !it->second || *sum != *it->second) {
+                log::warning("{}/{}: its result.json is missing or not as it was written: it runs again", g.name, t.id);
+                continue;
+            }
+            Previous p;
+            std::ifstream rin(dir / "result.json");
+            p.result = json::parse(rin, nullptr, false);
+            if (p.result.is_discarded()) continue;
+            if (report.is_object() && report.contains("tasks") && report["tasks"].contains(t.id))
+                p.report = report["tasks"][t.id];
+            else
+                p.report = json::object();
+            p.report.erase("result");
+            previous_[g.name][t.id] = std::move(p);
+        }
+    }
+}
+
 void Runner::prepare_workdir() {
     std::error_code ec;
     if (fs::exists(workdir_ / "run.json", ec)) {
@@ -202,6 +330,7 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
     run["plugin_abi_version"] = FEDFLOW_ABI_VERSION;
     run["plan"] = plan_.file.string();
     run["plan_digest"] = plan_.digest;
+    run["plan_text"] = plan_.text;
     run["workdir"] = workdir_.string();
     run["host_pid"] = ::getpid();
     run["seed"] = options_.seed;
@@ -252,7 +381,10 @@ int Runner::run() {
         log::info("cuda:{}: {} ({}), {} in all, {} in use", g.index, g.name, g.pci_bus_id,
                   units::format_size(g.total), units::format_size(g.used));
 
-    prepare_workdir();
+    if (std::size_t n = remove_stale_segments())
+        log::info("removed {} shared-memory segment(s) left in /dev/shm by a fedflow-host that is gone", n);
+    if (options_.resume) load_previous();
+    else prepare_workdir();
     started_ = clock::utc_timestamp();
     journal_.open(workdir_ / "events.jsonl", options_.progress);
 
@@ -268,13 +400,19 @@ int Runner::run() {
 
     std::size_t total = 0;
     for (const auto& g : plan_.groups) total += g.tasks.size();
+    std::size_t restored = 0;
+    for (const auto& [group, tasks] : previous_) restored += tasks.size();
     journal_.write({{"event", "run_start"},
                     {"plan", plan_.file.string()},
                     {"plan_digest", plan_.digest},
                     {"workdir", workdir_.string()},
                     {"groups", plan_.groups.size()},
                     {"tasks", total},
-                    {"seed", options_.seed}});
+                    {"seed", options_.seed},
+                    {"resume", options_.resume},
+                    {"finished_before", restored}});
+    if (options_.resume)
+        log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, total);
     write_run_json("running", 0);
 
     try {
@@ -370,16 +508,29 @@ void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
     try {
         auto size = static_cast<std::size_t>(body.at("size").as<std::int64_t>());
         auto count = static_cast<std::uint64_t>(body.at("bytes").as<std::int64_t>());
+        const List& sizes = body.at("bytes_sizes").as<List>();
+        const List& checksums = body.at("bytes_checksums").as<List>();
+        if (sizes.size() != count || checksums.size() != count)
+            throw std::runtime_error(fmt::format("the worker announced {} bytes buffers but {} sizes and {} checksums",
+                                                 count, sizes.size(), checksums.size()));
         auto seg = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::result_name(live.prefix)));
-        if (seg->size() < size)
-            throw std::runtime_error(fmt::format("result segment has {} bytes, the worker announced {}", seg->size(), size));
+        const std::uint8_t* doc = integrity::check_result(seg->data(), seg->size(), size);
         auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
             if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
+            std::int64_t announced = sizes[id].as<std::int64_t>();
+            if (announced < 0) throw wire::Error(fmt::format("reference to bytes buffer {} of an earlier attempt", id));
             auto b = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::bytes_name(live.prefix, id)));
-            if (b->size() < n) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, b->size(), n));
+            if (b->size() < static_cast<std::uint64_t>(announced))
+                throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, b->size(), announced));
+            if (n > static_cast<std::uint64_t>(announced))
+                throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, announced, n));
+            auto sum = static_cast<std::uint64_t>(checksums[id].as<std::int64_t>());
+            if (integrity::checksum(b->data(), static_cast<std::size_t>(announced)) != sum)
+                throw wire::Error(fmt::format("bytes buffer {} corrupt: its checksum does not match (written to after "
+                                              "train returned?)", id));
             return Bytes::view(b->data(), n, -1, b);
         };
-        Value v = wire::decode(seg->data(), size, resolve, seg);
+        Value v = wire::decode(doc, size, resolve, seg);
         if (!v.is<Dict>()) throw std::runtime_error("the result is not a dict");
         results::Written w = results::write_result(v.as<Dict>(), task.workdir());
         // The names are known: no need to list /dev/shm on this path.
@@ -404,7 +555,8 @@ void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
                         {"bytes", w.bytes + size},
                         {"transfer_ms", static_cast<double>(done_ns - train_end) / 1e6},
                         {"host_ms", static_cast<double>(done_ns - received_ns) / 1e6}});
-        status_event(group, task, {{"train_ms", task.stats().train_ms}});
+        status_event(group, task, {{"train_ms", task.stats().train_ms},
+                                   {"result_checksum", fmt::format("{:016x}", w.checksum)}});
     } catch (const std::exception& e) {
         shm::remove_prefix(live.prefix + "-");
         fail(group, task, "train", fmt::format("invalid result: {}", e.what()));
@@ -734,10 +886,20 @@ void Runner::run_group(std::size_t index) {
     group->set_plugin(plugins_[index].name);
     group->set_workdir(workdir_ / spec.name);
     fs::create_directories(group->workdir());
+    auto previous = previous_.find(spec.name);
     for (const auto& t : spec.tasks) {
         Task& task = group->add_task(Task(t.id, t.device, t.params));
         task.estimates().memory = t.memory;
         task.estimates().gpu_memory = t.gpu_memory;
+        if (!options_.resume) continue;
+        fs::path dir = group->workdir() / t.id;
+        if (previous != previous_.end()) {
+            if (auto p = previous->second.find(t.id); p != previous->second.end()) {
+                task.restore(dir, std::move(p->second.result), std::move(p->second.report));
+                continue;
+            }
+        }
+        fs::remove_all(dir);  // what did not finish starts afresh
     }
     TaskGroup& g = *group;
     groups_.push_back(std::move(group));
@@ -746,7 +908,11 @@ void Runner::run_group(std::size_t index) {
     learned_gpu_memory_ = 0;
     restarts_pending_ = 0;
 
-    journal_.write({{"event", "group_start"}, {"group", g.group_name()}, {"index", g.index()}, {"tasks", g.tasks().size()}});
+    journal_.write({{"event", "group_start"},
+                    {"group", g.group_name()},
+                    {"index", g.index()},
+                    {"tasks", g.tasks().size()},
+                    {"finished_before", g.count(TaskStatus::FINISHED)}});
     inputs_segment_.clear();
     try {
         inputs_segment_ = make_inputs_segment(g, spec);
@@ -758,6 +924,7 @@ void Runner::run_group(std::size_t index) {
     std::vector<pollfd> fds;
     std::vector<channel::Message> messages;
     for (;;) {
+        journal_.sync();  // what just finished is on disk before anything new starts
         schedule(g);
         if (live_.empty() && !waiting_on_resources_) break;
 

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ struct RunOptions {
     std::uint64_t result_limit = 0;     // max bytes of one task's result (0 = none)
     std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
     std::string gpus;                   // --gpus: replaces [resources] gpus when set
+    bool resume = false;                // --resume: run only what has not finished
+    bool force = false;                 // --force: resume even if the plan changed
     // How old a sample of the machine may be when a stage waits for
     // resources (twice that while tasks train on GPUs, for their peaks).
     std::chrono::milliseconds sample_period{250};
@@ -67,6 +70,11 @@ public:
 private:
     struct Live;
     void prepare_workdir();
+    // --resume: reads what the earlier run in the workdir finished (its
+    // journal, result files and reports). Throws std::invalid_argument when
+    // there is nothing to resume, the run is still going, or the plan
+    // changed (without --force).
+    void load_previous();
     void run_group(std::size_t index);
     void launch(TaskGroup& group, Task& task, const std::string& inputs_segment, std::uint64_t memory);
     // Admits what may start now: trains of loaded tasks, then loads.
@@ -107,6 +115,11 @@ private:
     int signal_fd_ = -1;
     int stop_signal_ = 0;
     std::string started_;
+    struct Previous {  // a task the resumed run finished
+        nlohmann::ordered_json result;  // its result.json
+        nlohmann::ordered_json report;  // its entry in the group's report.json
+    };
+    std::map<std::string, std::map<std::string, Previous>> previous_;  // group -> task id -> ...
 
     // -- scheduling --
     plan::Resources resources_;

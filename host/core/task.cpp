@@ -85,6 +85,16 @@ void Task::start_train(const std::string& device) {
     process_->send(channel::Type::train, Dict{{"device", device}});
 }
 
+void Task::restore(std::filesystem::path workdir, nlohmann::ordered_json result, nlohmann::ordered_json report) {
+    if (status_ != TaskStatus::INIT)
+        throw std::logic_error(fmt::format("task {}: restore() in state {}", task_id_, to_string(status_)));
+    workdir_ = std::move(workdir);
+    result_ = std::move(result);
+    restored_report_ = std::move(report);
+    restored_ = true;
+    status_ = TaskStatus::FINISHED;
+}
+
 bool Task::is_alive() const noexcept { return process_ != nullptr && !process_->exited(); }
 
 void Task::exit() {

@@ -102,6 +102,12 @@ public:
     // Asks the process to exit; kills it if it cannot be asked.
     void exit();
 
+    // --resume: the task finished in an earlier run of the same workdir; it
+    // is FINISHED with that run's result and report entry, and never runs.
+    void restore(std::filesystem::path workdir, nlohmann::ordered_json result, nlohmann::ordered_json report);
+    bool restored() const noexcept { return restored_; }
+    const nlohmann::ordered_json& restored_report() const noexcept { return restored_report_; }
+
     // -- used by the scheduler --
     // Moves to status s; throws std::logic_error on a transition the state
     // machine above does not have.
@@ -127,6 +133,8 @@ private:
     TaskStatus status_ = TaskStatus::INIT;
     TaskStats stats_;
     TaskEstimates estimates_;
+    bool restored_ = false;
+    nlohmann::ordered_json restored_report_;
     std::unique_ptr<WorkerProcess> process_;
 };
 

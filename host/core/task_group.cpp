@@ -65,6 +65,14 @@ Task* TaskGroup::retrieve_task(TaskStatus s) {
 nlohmann::ordered_json TaskGroup::result() const {
     nlohmann::ordered_json tasks = nlohmann::ordered_json::object();
     for (const auto& t : tasks_) {
+        if (t->restored()) {
+            // Finished in an earlier run (--resume): reported as it was then.
+            nlohmann::ordered_json e = t->restored_report();
+            e["status"] = "FINISHED";
+            e["result"] = t->result();
+            tasks[t->task_id()] = std::move(e);
+            continue;
+        }
         nlohmann::ordered_json e;
         TaskStatus s = t->status();
         // A task whose process has exited after finishing is reported by its

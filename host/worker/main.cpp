@@ -10,6 +10,7 @@
 // runs `load` and `train` when told, and exits on `exit` or when the host
 // goes away. Plugin code runs only here, never in the host.
 #include "../common/channel.hpp"
+#include "../common/integrity.hpp"
 #include "../common/clock.hpp"
 #include "../common/shm.hpp"
 #include "services.hpp"
@@ -113,6 +114,36 @@ const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::st
 std::string str(const Dict& d, const char* key) { return d.at(key).as<std::string>(); }
 
 }  // namespace
+
+// Failpoints, for the tests of the host's checks (and nothing else):
+// FEDFLOW_FAILPOINTS="POINT@GROUP/TASK" with POINT one of result-corrupt,
+// result-truncate, bytes-corrupt damages that task's sealed result the way
+// a dying or misbehaving process could, after its checksums were taken.
+static void damage_result(const std::string& task, const std::string& prefix, std::uint64_t size) {
+    const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
+    if (fp == nullptr || *fp == '\0') return;
+    std::string spec = fp;
+    std::size_t at = spec.find('@');
+    if (at == std::string::npos || spec.substr(at + 1) != task) return;
+    std::string points = spec.substr(0, at);
+    auto path = [](const std::string& name) { return "/dev/shm/" + name; };
+    if (points.find("result-truncate") != std::string::npos)
+        (void)::truncate(path(fedflow::shm::result_name(prefix)).c_str(),
+                         static_cast<off_t>(fedflow::integrity::result_header_size + size / 2));
+    auto flip = [&](const std::string& name, off_t at) {
+        int fd = ::open(path(name).c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) return;
+        unsigned char c = 0;
+        if (::pread(fd, &c, 1, at) == 1) {
+            c ^= 0x5a;
+            (void)::pwrite(fd, &c, 1, at);
+        }
+        ::close(fd);
+    };
+    if (points.find("result-corrupt") != std::string::npos)
+        flip(fedflow::shm::result_name(prefix), static_cast<off_t>(fedflow::integrity::result_header_size + size - 1));
+    if (points.find("bytes-corrupt") != std::string::npos) flip(fedflow::shm::bytes_name(prefix, 0), 0);
+}
 
 int main(int argc, char** argv) {
     long host_pid = 0;
@@ -252,8 +283,13 @@ int main(int argc, char** argv) {
                 send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", "oom"}, {"message", e.what()}});
                 continue;
             }
+            fedflow::List sizes = services.bytes_sizes();
+            fedflow::List checksums = services.bytes_checksums();
+            damage_result(group + "/" + task_id, prefix, size);
             send_or_exit(ch::Type::result, Dict{{"size", std::int64_t(size)},
                                                 {"bytes", std::int64_t(services.bytes_count())},
+                                                {"bytes_sizes", std::move(sizes)},
+                                                {"bytes_checksums", std::move(checksums)},
                                                 {"ms", (t1 - t0) / 1000000},
                                                 {"train_end_ns", t1},
                                                 {"peak_memory", peak_rss_bytes()}});

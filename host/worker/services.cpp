@@ -55,7 +55,7 @@ std::uint8_t* Services::bytes_alloc(void* host, std::uint64_t size, std::uint64_
         ++self->next_id_;
         self->used_bytes_ += size;
         std::uint8_t* p = seg.data() != nullptr ? seg.data() : empty_buffer;
-        self->buffers_.push_back(std::move(seg));
+        self->buffers_.emplace_back(std::move(seg));
         *id = n;
         return p;
     } catch (const std::exception& e) {
@@ -74,9 +74,10 @@ std::uint8_t* Services::result_alloc(void* host, std::uint64_t size, fedflow_sta
     }
     if (!self->within_limit(size, status)) return nullptr;
     try {
-        self->result_ = shm::Segment::create(shm::result_name(self->prefix_), size);
+        // The document goes after the header that finish_result writes.
+        self->result_ = shm::Segment::create(shm::result_name(self->prefix_), integrity::result_header_size + size);
         self->used_bytes_ += size;
-        return self->result_->data() != nullptr ? self->result_->data() : empty_buffer;
+        return self->result_->data() + integrity::result_header_size;
     } catch (const std::exception& e) {
         set_status(status, FEDFLOW_OUT_OF_MEMORY, e.what());
         return nullptr;
@@ -85,9 +86,15 @@ std::uint8_t* Services::result_alloc(void* host, std::uint64_t size, fedflow_sta
 
 void Services::reset_result() {
     if (result_) {
-        used_bytes_ -= result_->size();
+        used_bytes_ -= result_->size() - integrity::result_header_size;
         shm::Segment::remove(result_->name());
         result_.reset();
+    }
+    for (auto& b : buffers_) {
+        if (!b) continue;
+        used_bytes_ -= b->size();
+        shm::Segment::remove(b->name());
+        b.reset();
     }
 }
 
@@ -99,7 +106,22 @@ std::uint64_t Services::finish_result() {
         if (p == nullptr) throw std::runtime_error(st.message);
         std::memcpy(p, doc.data(), doc.size());
     }
-    return result_->size();
+    std::uint64_t length = result_->size() - integrity::result_header_size;
+    integrity::write_result_header(result_->data(), length);
+    return length;
+}
+
+List Services::bytes_sizes() const {
+    List out;
+    for (const auto& b : buffers_) out.emplace_back(b ? static_cast<std::int64_t>(b->size()) : std::int64_t{-1});
+    return out;
+}
+
+List Services::bytes_checksums() const {
+    List out;
+    for (const auto& b : buffers_)
+        out.emplace_back(b ? static_cast<std::int64_t>(integrity::checksum(b->data(), b->size())) : std::int64_t{-1});
+    return out;
 }
 
 }  // namespace fedflow::worker

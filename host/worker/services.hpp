@@ -2,7 +2,10 @@
 // shared-memory buffers for Bytes and for the encoded result, and logging.
 #pragma once
 
+#include "../common/integrity.hpp"
 #include "../common/shm.hpp"
+
+#include <fedflow/value.hpp>
 
 #include <fedflow/abi.h>
 
@@ -23,13 +26,19 @@ public:
 
     const fedflow_host_services* table() const noexcept { return &table_; }
 
-    // Before a train: forget the previous attempt's result segment.
+    // Before a train: forget the previous attempt's result segment and
+    // Bytes buffers (a train retried after running out of memory).
     void reset_result();
-    // After train returned OK: the size of the encoded result, encoding an
-    // empty dict first if the plugin never asked for a result buffer.
+    // After train returned OK: seals the result segment (its header, with
+    // length and checksum) and returns the size of the encoded result,
+    // encoding an empty dict first if the plugin never asked for a buffer.
     std::uint64_t finish_result();
     // How many bytes_alloc ids were handed out (the host checks each).
     std::uint64_t bytes_count() const noexcept { return next_id_; }
+    // Size and checksum of every Bytes buffer by id, for the result message
+    // (-1 for a buffer of an earlier attempt, which no result refers to).
+    List bytes_sizes() const;
+    List bytes_checksums() const;
 
 private:
     static void log(void* host, std::int32_t level, const char* message);
@@ -42,7 +51,7 @@ private:
     std::uint64_t max_bytes_;
     std::uint64_t used_bytes_ = 0;
     std::uint64_t next_id_ = 0;
-    std::vector<shm::Segment> buffers_;  // kept mapped until the process exits
+    std::vector<std::optional<shm::Segment>> buffers_;  // by id; kept mapped until reset
     std::optional<shm::Segment> result_;
 };
 

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Reliability: a result spoiled after train returned is refused; segments of
+a host killed with SIGKILL are removed by the next run; --resume runs only
+what has not finished, refuses a changed plan unless --force; and the crash
+test: SIGKILL the host halfway, no worker survives, --resume finishes the
+rest without running a finished task again."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import fftest
+from fftest import HostTest
+
+
+def worker_cwds(under):
+    """Processes whose cwd lies under `under` (task workdirs)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cwd = os.readlink("/proc/%s/cwd" % pid)
+        except OSError:
+            continue
+        if cwd.startswith(under + os.sep):
+            found.append((int(pid), cwd))
+    return found
+
+
+def segments(host_pid):
+    return [n for n in os.listdir("/dev/shm") if n.startswith("fedflow-%d-" % host_pid)]
+
+
+SLEEPERS = """
+[[group]]
+name = "first"
+plugin = "echo"
+tasks = 2
+
+[[group]]
+name = "sleepers"
+plugin = "fault_sleep"
+tasks = 6
+params = { seconds = 0.6 }
+inputs = ["first"]
+
+[[group]]
+name = "last"
+plugin = "inputs_probe"
+inputs = ["sleepers"]
+"""
+
+
+class Integrity(HostTest):
+    def run_damaged(self, failpoint):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "big_bytes"\nparams = { size = 65536 }\n'
+                               '[[group]]\nname = "after"\nplugin = "echo"\n')
+        return self.run_plan(plan, workdir=failpoint, env={"FEDFLOW_FAILPOINTS": failpoint + "@g/0"})
+
+    def test_truncated_or_corrupt_results_are_never_accepted(self):
+        for failpoint, message in (("result-truncate", r"result segment truncated: \d+ bytes of \d+"),
+                                   ("result-corrupt", r"result segment corrupt: its checksum does not match"),
+                                   ("bytes-corrupt", r"bytes buffer 0 corrupt: its checksum does not match")):
+            with self.subTest(failpoint=failpoint):
+                r = self.run_damaged(failpoint)
+                self.assertExit(r, 1)
+                t = self.assertStatus(r, "g", "0", "EXCEPTION")
+                self.assertEqual(t["stage"], "train")
+                self.assertRegex(t["message"], r"^invalid result: " + message)
+                self.assertFalse(os.path.exists(r.path("g", "0", "result.json")))
+                self.assertEqual(sorted(os.listdir(r.path("g", "0"))), ["stderr.log", "stdout.log"])
+                self.assertStatus(r, "after", "0", "FINISHED")
+                self.assertEqual(segments(r.json("run.json")["host_pid"]), [])
+
+    def test_an_intact_result_is_accepted(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "big_bytes"\nparams = { size = 65536 }\n')
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "0")["size"], 65536)
+
+
+class StaleSegments(HostTest):
+    def test_segments_of_hosts_that_are_gone_are_removed(self):
+        # A pid that is certainly dead, and one alive that is no fedflow-host.
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        names = ["fedflow-%d-0123abcd-t1-r" % dead.pid, "fedflow-%d-0123abcd-in1" % os.getpid()]
+        for n in names:
+            with open("/dev/shm/" + n, "wb") as f:
+                f.write(b"left behind")
+        unrelated = "/dev/shm/fedflow-notapid-x"
+        with open(unrelated, "wb") as f:
+            f.write(b"not ours")
+        try:
+            plan = self.write_plan('[[group]]\nplugin = "echo"\n')
+            r = self.run_plan(plan, "--log-level", "info")
+            self.assertExit(r, 0)
+            for n in names:
+                self.assertFalse(os.path.exists("/dev/shm/" + n), n)
+            self.assertTrue(os.path.exists(unrelated), "a name that is not a host's was touched")
+            self.assertIn("removed 2 shared-memory segment(s)", r.stderr)
+        finally:
+            for n in names + [unrelated[len("/dev/shm/"):]]:
+                try:
+                    os.unlink("/dev/shm/" + n)
+                except FileNotFoundError:
+                    pass
+
+
+class Resume(HostTest):
+    def test_resume_of_a_finished_run_runs_nothing(self):
+        plan = self.write_plan(SLEEPERS, scheduler={"max-processes": 6})
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        before = {i: r.result("sleepers", str(i)) for i in range(6)}
+        events = len(r.events())
+        r2 = self.run_plan(plan, "--resume")
+        self.assertExit(r2, 0)
+        new = r2.events()[events:]
+        self.assertEqual([e for e in new if e.get("status") == "AVAILABLE"], [], "a finished task ran again")
+        self.assertTrue(new[0]["resume"])
+        self.assertEqual(new[0]["finished_before"], 9)
+        for i in range(6):
+            self.assertEqual(r2.result("sleepers", str(i)), before[i])
+            t = self.assertStatus(r2, "sleepers", str(i), "FINISHED")
+            self.assertIn("train_ms", t)  # the report entry of the first run is kept
+        # The last group still sees every sleeper's result.
+        self.assertEqual(sorted(r2.result("last", "0")["inputs"]["sleepers"]), [str(i) for i in range(6)])
+
+    def test_a_changed_plan_is_refused_unless_forced(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 3\n')
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        with open(plan) as f:
+            text = f.read()
+        with open(plan, "w") as f:
+            f.write(text.replace("tasks = 3", "tasks = 4"))
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 2)
+        self.assertIn("--resume: the plan changed since the run in", r.stderr)
+        self.assertIn("line %d: 'tasks = 3' is now 'tasks = 4'" % fftest.line_of(text, "tasks = 3"), r.stderr)
+        self.assertIn("add --force", r.stderr)
+        r = self.run_plan(plan, "--resume", "--force")
+        self.assertExit(r, 0)
+        new = [e for e in r.events() if e.get("status") == "AVAILABLE"]
+        self.assertEqual([e["task"] for e in new][-1:], ["3"], "only the new task runs")
+        self.assertEqual(len(r.report("g")["tasks"]), 4)
+
+    def test_nothing_to_resume_and_force_alone_are_bad_input(self):
+        plan = self.write_plan('[[group]]\nplugin = "echo"\n')
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 2)
+        self.assertIn("holds no Fedflow run (no run.json): nothing to resume", r.stderr)
+        r = self.run_plan(plan, "--force")
+        self.assertExit(r, 2)
+        self.assertIn("--force is for --resume", r.stderr)
+
+    def test_failed_tasks_run_again(self):
+        plan = self.write_plan("""
+[[group]]
+name = "g"
+plugin = "fault_throw_train"
+[[group.task]]
+id = "ok"
+params = { fail = false }
+[[group.task]]
+id = "bad"
+""")
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        count = len(r.events())
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 1)
+        again = [e["task"] for e in r.events()[count:] if e.get("status") == "AVAILABLE"]
+        self.assertEqual(again, ["bad"])
+        self.assertStatus(r, "g", "ok", "FINISHED")
+        self.assertStatus(r, "g", "bad", "EXCEPTION")
+
+
+class HostCrash(HostTest):
+    def test_sigkill_halfway_then_resume(self):
+        plan = self.write_plan(SLEEPERS, scheduler={"max-processes": 2})
+        workdir = os.path.join(self.tmp, "run")
+        proc = subprocess.Popen([fftest.HOST, plan, "--workdir", workdir], cwd=self.tmp,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        events = os.path.join(workdir, "events.jsonl")
+        deadline = time.monotonic() + 30
+        finished = []
+        try:
+            while time.monotonic() < deadline:
+                if os.path.exists(events):
+                    with open(events) as f:
+                        lines = [json.loads(l) for l in f if l.strip()]
+                    finished = [e["task"] for e in lines
+                                if e.get("group") == "sleepers" and e.get("status") == "FINISHED"]
+                    running = [e for e in lines if e.get("group") == "sleepers" and e.get("status") == "TRAINING"]
+                    if len(finished) >= 2 and len(running) > len(finished):
+                        break
+                time.sleep(0.02)
+            else:
+                self.fail("the run never got halfway")
+            os.kill(proc.pid, signal.SIGKILL)  # the host alone: its workers must follow
+            proc.wait()
+        finally:
+            fftest.kill_group(proc)
+        host_pid = proc.pid
+        # PR_SET_PDEATHSIG: no worker outlives the host.
+        deadline = time.monotonic() + 5
+        while worker_cwds(workdir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(worker_cwds(workdir), [], "workers survived their host")
+        run = json.load(open(os.path.join(workdir, "run.json")))
+        self.assertEqual(run["status"], "running")  # the host had no chance to say more
+
+        before = {t: json.load(open(os.path.join(workdir, "sleepers", t, "result.json"))) for t in finished}
+        r = self.host(plan, "--workdir", workdir, "--resume", workdir=workdir, timeout=60)
+        self.assertExit(r, 0)
+        # Nothing of the killed host is left in /dev/shm, nor of this one.
+        self.assertEqual(segments(host_pid), [])
+        self.assertEqual(segments(r.json("run.json")["host_pid"]), [])
+        # What finished before the kill was not run again.
+        for t, result in before.items():
+            self.assertEqual(r.result("sleepers", t), result, "task %s ran again" % t)
+        resumed = [e for e in r.events() if e.get("event") == "run_start"][-1]
+        self.assertTrue(resumed["resume"])
+        starts = [e["task"] for e in r.events()[r.events().index(resumed):]
+                  if e.get("group") == "sleepers" and e.get("status") == "AVAILABLE"]
+        self.assertEqual(sorted(starts), sorted(set(map(str, range(6))) - set(finished)))
+        # The final report holds every task exactly once, all finished.
+        tasks = r.report("sleepers")["tasks"]
+        self.assertEqual(sorted(tasks), [str(i) for i in range(6)])
+        for t in tasks.values():
+            self.assertEqual(t["status"], "FINISHED")
+        self.assertEqual(r.json("run.json")["status"], "finished")
+        self.assertEqual(sorted(r.result("last", "0")["inputs"]["sleepers"]), [str(i) for i in range(6)])
+
+
+if __name__ == "__main__":
+    fftest.main()
