@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include <dlfcn.h>
 
@@ -121,6 +122,13 @@ struct Nvml::Api {
     ProcessesV1Fn processes_v1 = nullptr;  // the unversioned one of old drivers
     ErrorStringFn error_string = nullptr;
 
+    // The devices in PCI bus id order, with what does not change (index,
+    // name, uuid, bus id), and their handles (nullptr: unreadable).
+    bool enumerated = false;
+    std::vector<Gpu> known;
+    std::vector<nvmlDevice_t> handles;
+    void enumerate();
+
     std::string error(nvmlReturn_t rc) const {
         const char* s = error_string ? error_string(rc) : nullptr;
         return s ? std::string(s) : "NVML error " + std::to_string(rc);
@@ -133,8 +141,11 @@ std::unique_ptr<Nvml> Nvml::open(std::string& reason) {
     auto api = std::make_unique<Api>();
     api->lib = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!api->lib) {
-        const char* err = ::dlerror();
-        reason = file + " not found" + (err ? std::string(" (") + err + ")" : std::string());
+        // dlerror says "<file>: cannot open shared object file: ...".
+        const char* e = ::dlerror();
+        std::string err = e ? e : "";
+        if (err.rfind(file + ": ", 0) == 0) err.erase(0, file.size() + 2);
+        reason = file + " not found" + (err.empty() ? std::string() : " (" + err + ")");
         return nullptr;
     }
     auto fail = [&](std::string why) -> std::unique_ptr<Nvml> {
@@ -179,28 +190,61 @@ Nvml::~Nvml() {
     // initialized once buys nothing and risks its exit-time handlers.
 }
 
-std::vector<Gpu> Nvml::devices() {
-    std::vector<Gpu> gpus;
+void Nvml::Api::enumerate() {
+    enumerated = true;
     unsigned int n = 0;
-    if (api_->count(&n) != NVML_SUCCESS) return gpus;
+    if (count(&n) != NVML_SUCCESS) return;
     // The NVML index breaks ties between devices whose bus id is unknown.
-    std::vector<std::pair<unsigned, Gpu>> found;
+    struct Found {
+        unsigned nvml_index;
+        nvmlDevice_t handle;
+        Gpu gpu;
+    };
+    std::vector<Found> found;
     for (unsigned i = 0; i < n; ++i) {
-        Gpu g;
-        nvmlDevice_t dev = nullptr;
-        if (api_->handle(i, &dev) != NVML_SUCCESS) {
+        Found f{i, nullptr, {}};
+        Gpu& g = f.gpu;
+        if (handle(i, &f.handle) != NVML_SUCCESS) {
             // Unreadable (fallen off the bus, no permission): it still
             // counts, so that the devices after it keep CUDA's numbers as
             // far as can be told; total 0 means nothing is placed there.
-            found.emplace_back(i, std::move(g));
+            f.handle = nullptr;
+            found.push_back(std::move(f));
             continue;
         }
         char buf[std::max(NVML_DEVICE_NAME_V2_BUFFER_SIZE, NVML_DEVICE_UUID_V2_BUFFER_SIZE)] = {};
-        if (api_->name(dev, buf, sizeof buf) == NVML_SUCCESS) g.name.assign(buf, strnlen(buf, sizeof buf));
+        if (name(f.handle, buf, sizeof buf) == NVML_SUCCESS) g.name.assign(buf, strnlen(buf, sizeof buf));
         std::memset(buf, 0, sizeof buf);
-        if (api_->uuid(dev, buf, sizeof buf) == NVML_SUCCESS) g.uuid.assign(buf, strnlen(buf, sizeof buf));
-        nvmlPciInfo_t pci{};
-        if (api_->pci(dev, &pci) == NVML_SUCCESS) g.pci_bus_id = normalize_bus_id(pci.busId[0] ? pci.busId : pci.busIdLegacy);
+        if (uuid(f.handle, buf, sizeof buf) == NVML_SUCCESS) g.uuid.assign(buf, strnlen(buf, sizeof buf));
+        nvmlPciInfo_t info{};
+        if (pci(f.handle, &info) == NVML_SUCCESS)
+            g.pci_bus_id = normalize_bus_id(info.busId[0] ? info.busId : info.busIdLegacy);
+        found.push_back(std::move(f));
+    }
+    // PCI bus id order (CUDA_DEVICE_ORDER=PCI_BUS_ID); an unknown id last.
+    std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+        const std::string& x = a.gpu.pci_bus_id;
+        const std::string& y = b.gpu.pci_bus_id;
+        if (x.empty() != y.empty()) return y.empty();
+        if (x != y) return x < y;
+        return a.nvml_index < b.nvml_index;
+    });
+    for (auto& f : found) {
+        f.gpu.index = static_cast<int>(known.size());
+        handles.push_back(f.handle);
+        known.push_back(std::move(f.gpu));
+    }
+}
+
+std::vector<Gpu> Nvml::devices() {
+    // Names, ids and order do not change while NVML is open; memory and
+    // processes are read anew each time.
+    if (!api_->enumerated) api_->enumerate();
+    std::vector<Gpu> gpus = api_->known;
+    for (std::size_t i = 0; i < gpus.size(); ++i) {
+        nvmlDevice_t dev = api_->handles[i];
+        if (!dev) continue;
+        Gpu& g = gpus[i];
         nvmlMemory_t mem{};
         if (api_->memory(dev, &mem) == NVML_SUCCESS) {
             g.total = mem.total;
@@ -210,20 +254,6 @@ std::vector<Gpu> Nvml::devices() {
             running_processes<nvmlProcessInfo_t>(api_->processes, dev, g.processes);
         else if (api_->processes_v1)
             running_processes<nvmlProcessInfo_v1_t>(api_->processes_v1, dev, g.processes);
-        found.emplace_back(i, std::move(g));
-    }
-    // PCI bus id order (CUDA_DEVICE_ORDER=PCI_BUS_ID); an unknown id last.
-    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
-        const std::string& x = a.second.pci_bus_id;
-        const std::string& y = b.second.pci_bus_id;
-        if (x.empty() != y.empty()) return y.empty();
-        if (x != y) return x < y;
-        return a.first < b.first;
-    });
-    gpus.reserve(found.size());
-    for (auto& [nvml_index, g] : found) {
-        g.index = static_cast<int>(gpus.size());
-        gpus.push_back(std::move(g));
     }
     return gpus;
 }
