@@ -202,8 +202,12 @@ Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptio
 
     // The workers' environment: the host's, plus what makes CUDA number
     // devices the way NVML (and so the scheduler) does.
-    for (char** e = environ; *e != nullptr; ++e)
-        if (std::strncmp(*e, "CUDA_DEVICE_ORDER=", 18) != 0) env_storage_.emplace_back(*e);
+    // CUDA_VISIBLE_DEVICES would renumber the GPUs inside the workers; it
+    // becomes the GPU selection instead (see run()), and workers see all.
+    for (char** e = environ; *e != nullptr; ++e) {
+        if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0) cuda_visible_ = std::string(*e + 21);
+        else if (std::strncmp(*e, "CUDA_DEVICE_ORDER=", 18) != 0) env_storage_.emplace_back(*e);
+    }
     env_storage_.emplace_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
     for (auto& s : env_storage_) envp_.push_back(s.data());
     envp_.push_back(nullptr);
@@ -215,6 +219,36 @@ Runner::~Runner() {
         for (auto& t : g->tasks()) t->release_process();
     shm::remove_prefix(shm_prefix_ + "-");
     if (signal_fd_ >= 0) ::close(signal_fd_);
+}
+
+void Runner::select_visible_gpus(const std::string& visible) {
+    if (!resources_.use_gpus || !resources_.gpus.empty() || !options_.gpus.empty()) {
+        log::info("CUDA_VISIBLE_DEVICES={} is not passed on: the plan or --gpus chooses the GPUs", visible);
+        return;
+    }
+    std::vector<int> chosen;
+    std::size_t pos = 0;
+    while (pos <= visible.size()) {
+        std::size_t comma = std::min(visible.find(',', pos), visible.size());
+        std::string item = visible.substr(pos, comma - pos);
+        pos = comma + 1;
+        if (item.empty()) continue;
+        bool number = std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+        int found = -1;
+        for (const auto& g : snapshot_.gpus)
+            if ((number && g.index == std::atoi(item.c_str())) || (!number && g.uuid.rfind(item, 0) == 0)) found = g.index;
+        if (found < 0) break;  // CUDA, too, ignores everything from an unknown entry on
+        if (std::find(chosen.begin(), chosen.end(), found) == chosen.end()) chosen.push_back(found);
+    }
+    if (chosen.empty()) {
+        resources_.use_gpus = false;
+        log::info("CUDA_VISIBLE_DEVICES={} names no GPU of this machine: tasks train on \"cpu\"", visible);
+        return;
+    }
+    resources_.gpus = chosen;
+    std::string names;
+    for (int i : chosen) names += fmt::format("{}cuda:{}", names.empty() ? "" : ", ", i);
+    log::info("CUDA_VISIBLE_DEVICES={}: scheduling {} (numbered by PCI bus id; workers see every GPU)", visible, names);
 }
 
 void Runner::load_previous() {
@@ -363,6 +397,7 @@ int Runner::run() {
     snapshot_ = probe_->sample({});
     sampled_at_ = Clock::now();
     oom_kills_ = snapshot_.oom_kills;
+    if (cuda_visible_) select_visible_gpus(*cuda_visible_);
     for (int index : resources_.gpus) {
         bool found = std::any_of(snapshot_.gpus.begin(), snapshot_.gpus.end(),
                                  [&](const sched::Gpu& g) { return g.index == index; });

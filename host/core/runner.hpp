@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,9 @@ private:
     // there is nothing to resume, the run is still going, or the plan
     // changed (without --force).
     void load_previous();
+    // CUDA_VISIBLE_DEVICES of the host (indices in PCI order, or UUIDs)
+    // becomes the GPU selection when neither the plan nor --gpus makes one.
+    void select_visible_gpus(const std::string& visible);
     void run_group(std::size_t index);
     void launch(TaskGroup& group, Task& task, const std::string& inputs_segment, std::uint64_t memory);
     // Admits what may start now: trains of loaded tasks, then loads.
@@ -108,6 +112,7 @@ private:
     std::string shm_prefix_;
     Journal journal_;
     std::vector<std::string> env_storage_;
+    std::optional<std::string> cuda_visible_;  // the host's CUDA_VISIBLE_DEVICES, not passed to workers
     std::vector<char*> envp_;
     std::vector<std::unique_ptr<TaskGroup>> groups_;
     std::vector<std::unique_ptr<Live>> live_;

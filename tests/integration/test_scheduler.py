@@ -208,6 +208,15 @@ class Devices(HostTest):
         self.assertIn("device cuda:63 does not exist", t["message"])
         self.assertStatus(r, "g", "near", "FINISHED")
 
+    def test_cuda_visible_devices_becomes_the_gpu_selection(self):
+        if self.has_gpu():
+            self.skipTest("this machine has a GPU")
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\n')
+        r = self.run_plan(plan, "--log-level", "info", env={"CUDA_VISIBLE_DEVICES": "0"})
+        self.assertExit(r, 0)
+        self.assertIn("CUDA_VISIBLE_DEVICES=0 names no GPU of this machine", r.stderr)
+        self.assertEqual(self.assertStatus(r, "g", "0", "FINISHED")["device"], "cpu")
+
     def test_gpus_that_do_not_exist_are_bad_input(self):
         if self.has_gpu():
             self.skipTest("this machine has a GPU")
