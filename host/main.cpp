@@ -83,8 +83,13 @@ int cmd_validate(const Options& o) {
                 c.plan.groups.size() == 1 ? "" : "s", tasks, tasks == 1 ? "" : "s");
     for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
         const auto& g = c.plan.groups[i];
-        std::printf("  %zu. %s: %zu task%s of plugin %s (%s)\n", g.index, g.name.c_str(), g.tasks.size(),
-                    g.tasks.size() == 1 ? "" : "s", c.plugins[i].name.c_str(), c.plugins[i].path.c_str());
+        std::string rounds;
+        if (g.round != 0) {
+            std::uint32_t n = c.plan.rounds[g.round - 1].count;
+            rounds = fmt::format(", in each of {} round{}", n, n == 1 ? "" : "s");
+        }
+        std::printf("  %zu. %s: %zu task%s of plugin %s (%s)%s\n", g.index, g.name.c_str(), g.tasks.size(),
+                    g.tasks.size() == 1 ? "" : "s", c.plugins[i].name.c_str(), c.plugins[i].path.c_str(), rounds.c_str());
     }
     return exit_ok;
 }
@@ -144,8 +149,15 @@ int cmd_run(const Options& o) {
             const auto& g = c.plan.groups[i];
             std::printf("group %zu %s: plugin %s (%s), max %u processes\n", g.index, g.name.c_str(),
                         c.plugins[i].name.c_str(), c.plugins[i].path.c_str(), c.plan.scheduler.max_processes);
-            for (const auto& t : g.tasks)
-                std::printf("  task %s -> %s\n", t.id.c_str(), (workdir / g.name / t.id).c_str());
+            if (g.round != 0) {
+                // In rounds: the first round's folders, then the pattern.
+                const plan::RoundSpec& r = c.plan.rounds[g.round - 1];
+                std::printf("  in [[round]] %zu: rounds 1 to %u, in %s ... %s\n", g.round, r.count,
+                            (workdir / plan::round_dir(1, r.count) / g.name).c_str(),
+                            (workdir / plan::round_dir(r.count, r.count) / g.name).c_str());
+            }
+            fs::path dir = workdir / (g.round == 0 ? fs::path() : fs::path(plan::round_dir(1, c.plan.rounds[g.round - 1].count))) / g.name;
+            for (const auto& t : g.tasks) std::printf("  task %s -> %s\n", t.id.c_str(), (dir / t.id).lexically_normal().c_str());
         }
         return exit_ok;
     }

@@ -81,6 +81,11 @@ void parse_gpus(std::string_view text, Resources& into) {
     into.gpus = std::move(list);
 }
 
+std::string round_dir(std::uint32_t round, std::uint32_t count) {
+    int width = std::max<int>(3, static_cast<int>(std::to_string(count).size()));
+    return fmt::format("round-{:0{}}", round, width);
+}
+
 const char* to_string(GpuOrder order) noexcept {
     switch (order) {
     case GpuOrder::pci: return "pci";
@@ -91,9 +96,6 @@ const char* to_string(GpuOrder order) noexcept {
 }
 
 namespace {
-
-// Why a key that SPEC.md defines is refused for now.
-constexpr std::string_view later_rounds = "is not supported yet: rounds come with federated rounds in the plan";
 
 const char* type_name(toml::node_type t) {
     switch (t) {
@@ -421,11 +423,19 @@ void read_task(Reader& r, const toml::table& t, const Dict& group_params, GroupS
     g.tasks.push_back(std::move(task));
 }
 
-void read_group(Reader& r, const toml::table& t, Plan& plan) {
+// The inputs of a group as written, checked once every group is known.
+struct InputRef {
+    std::size_t group;  // index into Plan::groups
+    std::string name;
+    Location at;
+};
+
+void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t round, std::vector<InputRef>& inputs) {
     GroupSpec g;
     g.index = plan.groups.size() + 1;
+    g.round = round;
     g.where = where(t.source());
-    std::string ctx = fmt::format("[[group]] number {}", g.index);
+    std::string ctx = fmt::format("{} number {}", round == 0 ? "[[group]]" : "[[round.group]]", g.index);
     r.check_keys(t,
                  {{"name", ""}, {"plugin", ""}, {"device", ""}, {"params", ""}, {"tasks", ""}, {"inputs", ""},
                   {"task", ""}, {"memory", ""}, {"gpu-memory", ""}},
@@ -437,6 +447,9 @@ void read_group(Reader& r, const toml::table& t, Plan& plan) {
         for (const char* reserved : {"run.json", "events.jsonl", "report.html", "rounds.csv"})
             if (*n == reserved)
                 r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the run's own files", *n));
+        if (n->rfind("round-", 0) == 0 && n->size() > 6 &&
+            std::all_of(n->begin() + 6, n->end(), [](char c) { return c >= '0' && c <= '9'; }))
+            r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the folders of rounds", *n));
         g.name = *n;
     }
     ctx = fmt::format("group '{}'", g.name);
@@ -457,22 +470,8 @@ void read_group(Reader& r, const toml::table& t, Plan& plan) {
 
     if (const toml::node* in = r.typed(t, "inputs", toml::node_type::array, ctx)) {
         for (const auto& item : *in->as_array()) {
-            auto s = item.as_string();
-            if (s == nullptr) {
-                r.error(item, fmt::format("inputs of {} must be group names (strings)", ctx));
-                continue;
-            }
-            const std::string& name = s->get();
-            if (name == g.name) {
-                r.error(item, fmt::format("{} lists itself in inputs", ctx));
-            } else if (plan.find_group(name) == nullptr) {
-                std::string hint;
-                for (const auto& other : plan.groups)
-                    if (units::edit_distance(other.name, name) <= 2) hint = fmt::format(" (did you mean '{}'?)", other.name);
-                r.error(item, fmt::format("inputs of {}: no group '{}' runs before it{}", ctx, name, hint));
-            } else {
-                g.inputs.push_back(name);
-            }
+            if (auto str = item.as_string()) inputs.push_back({plan.groups.size(), str->get(), where(item.source())});
+            else r.error(item, fmt::format("inputs of {} must be group names (strings)", ctx));
         }
     }
 
@@ -508,6 +507,33 @@ void read_group(Reader& r, const toml::table& t, Plan& plan) {
         if (!seen.insert(task.id).second)
             r.error(task.where, fmt::format("task id '{}' appears twice in {}", task.id, ctx));
     plan.groups.push_back(std::move(g));
+}
+
+// An input names a group that can have run before: one earlier in the
+// file, or (inside a round) any group of the same round, itself included:
+// its previous round's instance.
+void check_inputs(Reader& r, Plan& plan, const std::vector<InputRef>& inputs) {
+    for (const InputRef& in : inputs) {
+        GroupSpec& g = plan.groups[in.group];
+        std::string ctx = fmt::format("group '{}'", g.name);
+        const GroupSpec* target = plan.find_group(in.name);
+        if (target == nullptr) {
+            std::string hint;
+            for (const auto& other : plan.groups)
+                if (units::edit_distance(other.name, in.name) <= 2) hint = fmt::format(" (did you mean '{}'?)", other.name);
+            r.error(in.at, fmt::format("inputs of {}: there is no group '{}'{}", ctx, in.name, hint));
+            continue;
+        }
+        bool same_round = g.round != 0 && target->round == g.round;
+        if (target == &g && g.round == 0) {
+            r.error(in.at, fmt::format("{} lists itself in inputs", ctx));
+        } else if (target->index > g.index && !same_round) {
+            r.error(in.at, fmt::format("inputs of {}: group '{}' (line {}) never runs before it", ctx, in.name,
+                                       target->where.line));
+        } else if (std::find(g.inputs.begin(), g.inputs.end(), in.name) == g.inputs.end()) {
+            g.inputs.push_back(in.name);
+        }
+    }
 }
 
 std::vector<fs::path> path_list(Reader& r, const toml::table& t, const fs::path& dir) {
@@ -548,7 +574,7 @@ Plan parse(std::string_view text, const fs::path& file) {
 
     r.check_keys(root,
                  {{"workdir", ""}, {"plugin-path", ""}, {"resources", ""}, {"scheduler", ""}, {"group", ""},
-                  {"round", later_rounds}},
+                  {"round", ""}},
                  "the plan");
     if (auto w = r.string(root, "workdir", "the plan")) plan.workdir = (plan.dir / *w).lexically_normal();
     plan.plugin_path = path_list(r, root, plan.dir);
@@ -556,13 +582,61 @@ Plan parse(std::string_view text, const fs::path& file) {
         read_resources(r, *n->as_table(), plan.resources);
     if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan")) read_scheduler(r, *n->as_table(), plan.scheduler);
 
-    if (const toml::node* groups = root.get("group")) {
-        if (auto arr = groups->as_array(); arr && arr->is_array_of_tables()) {
-            for (const auto& item : *arr) read_group(r, *item.as_table(), plan);
-        } else {
-            r.error(*groups, "'group' must be written [[group]] (an array of tables)");
+    // [[group]] and [[round]] tables run in file order, whichever array
+    // they belong to.
+    struct Entry {
+        Location at;
+        const toml::table* group = nullptr;  // a [[group]], or else
+        const toml::table* round = nullptr;  // a [[round]]
+    };
+    std::vector<Entry> entries;
+    auto collect = [&](const char* key, bool is_round) {
+        const toml::node* n = root.get(key);
+        if (n == nullptr) return;
+        auto arr = n->as_array();
+        if (arr == nullptr || !arr->is_array_of_tables()) {
+            r.error(*n, fmt::format("'{0}' must be written [[{0}]] (an array of tables)", key));
+            return;
         }
+        for (const auto& item : *arr)
+            entries.push_back({where(item.source()), is_round ? nullptr : item.as_table(), is_round ? item.as_table() : nullptr});
+    };
+    collect("group", false);
+    collect("round", true);
+    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        return std::tie(a.at.line, a.at.column) < std::tie(b.at.line, b.at.column);
+    });
+    std::vector<InputRef> inputs;
+    for (const Entry& e : entries) {
+        if (e.group != nullptr) {
+            read_group(r, *e.group, plan, 0, inputs);
+            continue;
+        }
+        const toml::table& t = *e.round;
+        RoundSpec round;
+        round.where = e.at;
+        std::string ctx = fmt::format("[[round]] number {}", plan.rounds.size() + 1);
+        r.check_keys(t, {{"count", ""}, {"stop-when", ""}, {"keep-rounds", ""}, {"group", ""}}, ctx);
+        if (auto n = r.integer(t, "count", ctx, 1, 1000000)) round.count = static_cast<std::uint32_t>(*n);
+        else if (t.get("count") == nullptr) r.error(round.where, fmt::format("{} needs a count (how many rounds)", ctx));
+        if (auto k = r.integer(t, "keep-rounds", ctx, 0, 1000000)) round.keep_rounds = static_cast<std::uint32_t>(*k);
+        if (auto w = r.string(t, "stop-when", ctx)) {
+            round.stop_when = *w;
+            if (w->empty()) r.error(*t.get("stop-when"), fmt::format("stop-when of {} is empty: name a result key", ctx));
+        }
+        round.first = plan.groups.size();
+        const toml::node* groups = t.get("group");
+        auto arr = groups != nullptr ? groups->as_array() : nullptr;
+        if (groups != nullptr && (arr == nullptr || !arr->is_array_of_tables()))
+            r.error(*groups, fmt::format("'group' in {} must be written [[round.group]] (an array of tables)", ctx));
+        else if (arr == nullptr || arr->empty())
+            r.error(round.where, fmt::format("{} has no [[round.group]]: nothing to repeat", ctx));
+        else
+            for (const auto& item : *arr) read_group(r, *item.as_table(), plan, plan.rounds.size() + 1, inputs);
+        round.last = plan.groups.size();
+        plan.rounds.push_back(round);
     }
+    check_inputs(r, plan, inputs);
     if (plan.groups.empty() && !r.failed()) r.error(Location{1, 1}, "the plan has no [[group]]: nothing to run");
     if (r.failed()) throw PlanError(r.take_errors());
     return plan;

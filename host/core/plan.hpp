@@ -45,18 +45,35 @@ struct TaskSpec {
 };
 
 struct GroupSpec {
-    std::size_t index = 0;  // 1-based position in the plan
+    std::size_t index = 0;  // 1-based position in the plan (file order, rounds included)
+    std::size_t round = 0;  // 0: runs once; else the 1-based [[round]] it belongs to
     std::string name;       // default group-<index>
     std::string plugin;     // registered name, or a path to a .so
     Location plugin_where;
     std::string device;     // pinned device for every task, or empty
     std::vector<TaskSpec> tasks;
-    std::vector<std::string> inputs;  // names of earlier groups
+    // Names of groups whose results this group receives: the most recent
+    // finished instance of each (in a round, this round's or an earlier one).
+    std::vector<std::string> inputs;
     // Estimates per task (bytes); [scheduler] defaults apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;
     Location where;
 };
+
+// [[round]]: its groups ([[round.group]], kept in Plan::groups with
+// `round` set) run `count` times, in order, before the plan goes on.
+struct RoundSpec {
+    std::uint32_t count = 1;
+    std::string stop_when;         // end after a round where a task returned this key = true
+    std::uint32_t keep_rounds = 0; // keep the folders of the last N rounds only (0 = all)
+    std::size_t first = 0, last = 0;  // its groups: Plan::groups[first, last)
+    Location where;
+};
+
+// The name of round r's folder: "round-001" (wider when there are more
+// than 999 rounds).
+std::string round_dir(std::uint32_t round, std::uint32_t count);
 
 enum class GpuOrder { pci, total_memory, free_memory };
 
@@ -92,7 +109,8 @@ struct Plan {
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
     Resources resources;
     Scheduler scheduler;
-    std::vector<GroupSpec> groups;
+    std::vector<GroupSpec> groups;   // file order; a round's groups are consecutive
+    std::vector<RoundSpec> rounds;
 
     const GroupSpec* find_group(std::string_view name) const;
 };

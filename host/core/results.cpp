@@ -175,13 +175,17 @@ Dict read_result(const json& j, const fs::path& dir) {
     return std::move(v.as<Dict>());
 }
 
-std::uint64_t write_json_file(const fs::path& path, const json& j) {
-    std::string text = j.dump(2, ' ', false, json::error_handler_t::replace);
-    text += '\n';
+void write_text_file(const fs::path& path, const std::string& text) {
     fs::path tmp = path;
     tmp += ".tmp";
     write_file(tmp, text.data(), text.size());
     fs::rename(tmp, path);
+}
+
+std::uint64_t write_json_file(const fs::path& path, const json& j) {
+    std::string text = j.dump(2, ' ', false, json::error_handler_t::replace);
+    text += '\n';
+    write_text_file(path, text);
     return integrity::checksum(text.data(), text.size());
 }
 

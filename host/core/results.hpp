@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
 
 namespace fedflow::results {
 
@@ -34,6 +35,8 @@ Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path
 // Writes path through a temporary file and rename, so that a reader (or a
 // crash) never sees half a file. Returns the checksum of what it wrote.
 std::uint64_t write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& json);
+// Writes text to path the same way (temporary file and rename).
+void write_text_file(const std::filesystem::path& path, const std::string& text);
 // The checksum of a file's bytes (integrity::checksum); nullopt when it
 // cannot be read.
 std::optional<std::uint64_t> file_checksum(const std::filesystem::path& path);

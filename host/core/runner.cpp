@@ -21,6 +21,7 @@
 #include <fstream>
 #include <random>
 #include <system_error>
+#include <tuple>
 
 #include <poll.h>
 #include <sys/signalfd.h>
@@ -283,40 +284,56 @@ void Runner::load_previous() {
     // The journal says which tasks finished, with the checksum of the
     // result.json they left; a task counts only if that file is still there
     // as it was written (a torn last line is the mark of a killed host).
-    std::map<std::pair<std::string, std::string>, std::optional<std::uint64_t>> finished;
+    using Key = std::tuple<std::uint32_t, std::string, std::string>;  // round, group, task
+    std::map<Key, std::optional<std::uint64_t>> finished;
     std::ifstream events(workdir_ / "events.jsonl");
     for (std::string line; std::getline(events, line);) {
         json e = json::parse(line, nullptr, false);
-        if (e.is_discarded() || !e.is_object() || e.value("event", "") != "status" || e.value("status", "") != "FINISHED")
-            continue;
+        if (e.is_discarded() || !e.is_object()) continue;
+        auto round = e.value("round", std::uint32_t{0});
+        if (e.value("event", "") == "round_removed") removed_rounds_.insert(round);
+        if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") continue;
         std::optional<std::uint64_t> sum;
         if (e.contains("result_checksum") && e["result_checksum"].is_string())
             sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
-        finished[{e.value("group", ""), e.value("task", "")}] = sum;
+        finished[{round, e.value("group", ""), e.value("task", "")}] = sum;
     }
     for (const auto& g : plan_.groups) {
-        json report;
-        std::ifstream in(workdir_ / g.name / "report.json");
-        if (in) report = json::parse(in, nullptr, false);
-        for (const auto& t : g.tasks) {
-            auto it = finished.find({g.name, t.id});
-            if (it == finished.end()) continue;
-            const fs::path dir = workdir_ / g.name / t.id;
-            std::optional<std::uint64_t> sum = results::file_checksum(dir / "result.json");
-            if (!sum || !it->second || *sum != *it->second) {
-                log::warning("{}/{}: its result.json is missing or not as it was written: it runs again", g.name, t.id);
-                continue;
+        std::uint32_t rounds = g.round == 0 ? 0 : plan_.rounds[g.round - 1].count;
+        for (std::uint32_t r = g.round == 0 ? 0 : 1; r <= rounds; ++r) {
+            const fs::path gdir = group_dir(g, r);
+            json report;
+            std::ifstream in(gdir / "report.json");
+            if (in) report = json::parse(in, nullptr, false);
+            for (const auto& t : g.tasks) {
+                auto it = finished.find({r, g.name, t.id});
+                if (it == finished.end()) continue;
+                Previous p;
+                if (removed_rounds_.count(r) != 0) {
+                    // keep-rounds removed its folder: it finished, and a
+                    // later round's results have taken the place of its own.
+                    p.result = nullptr;
+                    p.report = json{{"removed", true}};
+                    previous_[{r, g.name}][t.id] = std::move(p);
+                    continue;
+                }
+                const fs::path dir = gdir / t.id;
+                std::optional<std::uint64_t> sum = results::file_checksum(dir / "result.json");
+                if (!sum || !it->second || *sum != *it->second) {
+                    log::warning("{}/{}: its result.json is missing or not as it was written: it runs again",
+                                 fs::relative(gdir, workdir_).string(), t.id);
+                    continue;
+                }
+                std::ifstream rin(dir / "result.json");
+                p.result = json::parse(rin, nullptr, false);
+                if (p.result.is_discarded()) continue;
+                if (report.is_object() && report.contains("tasks") && report["tasks"].contains(t.id))
+                    p.report = report["tasks"][t.id];
+                else
+                    p.report = json::object();
+                p.report.erase("result");
+                previous_[{r, g.name}][t.id] = std::move(p);
             }
-            Previous p;
-            std::ifstream rin(dir / "result.json");
-            p.result = json::parse(rin, nullptr, false);
-            if (p.result.is_discarded()) continue;
-            if (report.is_object() && report.contains("tasks") && report["tasks"].contains(t.id))
-                p.report = report["tasks"][t.id];
-            else
-                p.report = json::object();
-            p.report.erase("result");
-            previous_[g.name][t.id] = std::move(p);
         }
     }
 }
@@ -349,12 +366,21 @@ void Runner::write_report() {
 void Runner::write_run_json(const std::string& status, int exit_code) {
     json groups = json::array();
     for (const auto& g : groups_) {
-        groups.push_back({{"index", g->index()},
-                          {"group", g->group_name()},
-                          {"report", g->group_name() + "/report.json"},
+        json entry{{"index", g->index()}, {"group", g->group_name()}};
+        if (g->round() != 0) entry["round"] = g->round();
+        entry["report"] = fs::relative(g->workdir() / "report.json", workdir_).string();
+        groups.push_back(std::move(entry));
+        json& e = groups.back();
+        e.update(json{
                           {"tasks", g->tasks().size()},
                           {"finished", g->count(TaskStatus::FINISHED) + g->count(TaskStatus::EXITED)},
                           {"failed", g->failed_count()}});
+    }
+    json rounds = json::array();
+    for (const RoundRow& row : round_rows_) {
+        json r{{"round", row.round}, {"wall_s", row.wall_s}, {"values", row.values}};
+        if (plan_.rounds.size() > 1) r["block"] = row.block;
+        rounds.push_back(std::move(r));
     }
     json cpu;
     cpu["name"] = "cpu";
@@ -387,6 +413,7 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
                                               resources_.gpus.end()}});
     run["devices"] = std::move(devices);
     run["groups"] = std::move(groups);
+    if (!plan_.rounds.empty()) run["rounds"] = std::move(rounds);
     results::write_json_file(workdir_ / "run.json", run);
 }
 
@@ -451,7 +478,17 @@ int Runner::run() {
     write_run_json("running", 0);
 
     try {
-        for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0; ++i) run_group(i);
+        for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0;) {
+            const plan::GroupSpec& g = plan_.groups[i];
+            if (g.round == 0) {
+                run_group(i);
+                ++i;
+            } else {
+                const plan::RoundSpec& rounds = plan_.rounds[g.round - 1];
+                run_rounds(rounds);
+                i = rounds.last;
+            }
+        }
     } catch (const std::exception& e) {
         // The host itself failed: say so in the run's files before the
         // caller reports it (the destructor ends the workers).
@@ -475,7 +512,10 @@ int Runner::run() {
 }
 
 void Runner::status_event(const TaskGroup& group, const Task& task, json extra) {
-    json e{{"event", "status"}, {"group", group.group_name()}, {"task", task.task_id()}, {"status", to_string(task.status())}};
+    json e{{"event", "status"}, {"group", group.group_name()}};
+    if (group.round() != 0) e["round"] = group.round();
+    e["task"] = task.task_id();
+    e["status"] = to_string(task.status());
     for (auto& [k, v] : extra.items()) e[k] = std::move(v);
     journal_.write(std::move(e));
 }
@@ -484,18 +524,22 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
     if (spec.inputs.empty()) return {};
     Dict inputs;
     for (const auto& name : spec.inputs) {
+        // The most recent instance of that group that ran before this one
+        // (this round's, else an earlier round's); none yet: no key.
+        const TaskGroup* latest = nullptr;
+        for (const auto& g : groups_)
+            if (g.get() != &group && g->group_name() == name) latest = g.get();
+        if (latest == nullptr) continue;
         Dict results;
-        for (const auto& g : groups_) {
-            if (g->group_name() != name) continue;
-            for (const auto& t : g->tasks())
-                if (t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED)
-                    results.insert_or_assign(t->task_id(), results::read_result(t->result(), t->workdir()));
-        }
+        for (const auto& t : latest->tasks())
+            if ((t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED) && !t->result().is_null())
+                results.insert_or_assign(t->task_id(), results::read_result(t->result(), t->workdir()));
         inputs.insert_or_assign(name, std::move(results));
     }
+    if (inputs.size() == 0) return {};
     Value doc(std::move(inputs));
     std::size_t size = wire::encoded_size(doc);
-    std::string name = fmt::format("{}-in{}", shm_prefix_, group.index());
+    std::string name = fmt::format("{}-in{}", shm_prefix_, ++inputs_seq_);
     shm::Segment seg = shm::Segment::create(name, size);
     wire::encode(doc, seg.data(), size);
     return name;  // the mapping goes; the segment stays until the group ends
@@ -508,6 +552,7 @@ void Runner::launch(TaskGroup& group, Task& task, const std::string& inputs_segm
     l.plugin = plugins_[group.index() - 1].path;
     l.plugin_name = plugins_[group.index() - 1].name;
     l.group = group.group_name();
+    l.round = group.round();
     l.plan_dir = plan_.dir;
     l.shm_prefix = fmt::format("{}-t{}", shm_prefix_, ++task_seq_);
     l.inputs_segment = inputs_segment;
@@ -915,13 +960,113 @@ void Runner::stop_all(int signal) {
     }
 }
 
-void Runner::run_group(std::size_t index) {
+fs::path Runner::group_dir(const plan::GroupSpec& spec, std::uint32_t round) const {
+    if (round == 0) return workdir_ / spec.name;
+    return workdir_ / plan::round_dir(round, plan_.rounds[spec.round - 1].count) / spec.name;
+}
+
+void Runner::run_rounds(const plan::RoundSpec& rounds) {
+    const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
+    for (std::uint32_t r = 1; r <= rounds.count && stop_signal_ == 0; ++r) {
+        auto t0 = Clock::now();
+        journal_.write({{"event", "round_start"}, {"round", r}, {"of", rounds.count}});
+        std::size_t first_group = groups_.size();
+        for (std::size_t i = rounds.first; i < rounds.last && stop_signal_ == 0; ++i) run_group(i, r);
+        double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+
+        // stop-when: a task of this round returned that key = true.
+        std::string stopped_by;
+        for (std::size_t i = first_group; i < groups_.size() && !rounds.stop_when.empty() && stopped_by.empty(); ++i)
+            for (const auto& t : groups_[i]->tasks()) {
+                const json& res = t->result();
+                if (res.is_object() && res.contains(rounds.stop_when) && res[rounds.stop_when] == true) {
+                    stopped_by = groups_[i]->group_name() + "/" + t->task_id();
+                    break;
+                }
+            }
+
+        // rounds.csv: the scalars the round's last group returned (the
+        // server's accuracy, say), averaged over its finished tasks.
+        RoundRow row{block, r, wall_s, json::object()};
+        if (groups_.size() > first_group) {
+            const TaskGroup& last = *groups_.back();
+            std::map<std::string, std::pair<double, int>> sums;
+            std::vector<std::string> order;
+            for (const auto& t : last.tasks()) {
+                if (!t->result().is_object()) continue;
+                for (const auto& [k, v] : t->result().items()) {
+                    if (!v.is_number() && !v.is_boolean()) continue;
+                    if (!sums.count(k)) order.push_back(k);
+                    auto& [sum, n] = sums[k];
+                    sum += v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>();
+                    ++n;
+                }
+            }
+            for (const auto& k : order) row.values[k] = sums[k].first / sums[k].second;
+        }
+        round_rows_.push_back(row);
+        write_rounds_csv();
+        journal_.write({{"event", "round_end"},
+                        {"round", r},
+                        {"wall_ms", static_cast<std::int64_t>(wall_s * 1000)},
+                        {"values", row.values},
+                        {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}});
+        write_run_json("running", 0);
+
+        // keep-rounds: only the folders of the last N rounds stay.
+        if (rounds.keep_rounds != 0 && r > rounds.keep_rounds) {
+            std::uint32_t old = r - rounds.keep_rounds;
+            fs::path dir = workdir_ / plan::round_dir(old, rounds.count);
+            bool shared = false;  // another [[round]] block's groups live there too
+            for (const auto& other : plan_.rounds)
+                shared = shared || (&other != &rounds && other.count >= old);
+            if (shared) {
+                for (std::size_t i = rounds.first; i < rounds.last; ++i) fs::remove_all(dir / plan_.groups[i].name);
+            } else {
+                fs::remove_all(dir);
+            }
+            journal_.write({{"event", "round_removed"}, {"round", old}, {"block", block}});
+        }
+        if (!stopped_by.empty()) {
+            log::info("round {}: {} returned {} = true: no more rounds", r, stopped_by, rounds.stop_when);
+            break;
+        }
+    }
+}
+
+void Runner::write_rounds_csv() {
+    // Columns: every scalar any round reported, in the order first seen.
+    std::vector<std::string> columns;
+    for (const RoundRow& row : round_rows_)
+        for (const auto& [k, v] : row.values.items())
+            if (std::find(columns.begin(), columns.end(), k) == columns.end()) columns.push_back(k);
+    auto quote = [](const std::string& s) {
+        if (s.find_first_of(",\"\n") == std::string::npos) return s;
+        std::string out = "\"";
+        for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return out + "\"";
+    };
+    std::string text = plan_.rounds.size() > 1 ? "block,round" : "round";
+    for (const auto& c : columns) text += "," + quote(c);
+    text += ",wall_s\n";
+    for (const RoundRow& row : round_rows_) {
+        if (plan_.rounds.size() > 1) text += fmt::format("{},", row.block);
+        text += std::to_string(row.round);
+        for (const auto& c : columns)
+            text += row.values.contains(c) ? fmt::format(",{}", row.values[c].get<double>()) : std::string(",");
+        text += fmt::format(",{:.3f}\n", row.wall_s);
+    }
+    results::write_text_file(workdir_ / "rounds.csv", text);
+}
+
+void Runner::run_group(std::size_t index, std::uint32_t round) {
     const plan::GroupSpec& spec = plan_.groups[index];
-    auto group = std::make_unique<TaskGroup>(spec.index, spec.name, spec.device, options_.seed);
+    auto group = std::make_unique<TaskGroup>(spec.index, spec.name, spec.device, options_.seed + round);
     group->set_plugin(plugins_[index].name);
-    group->set_workdir(workdir_ / spec.name);
+    group->set_round(round);
+    group->set_workdir(group_dir(spec, round));
     fs::create_directories(group->workdir());
-    auto previous = previous_.find(spec.name);
+    auto previous = previous_.find({round, spec.name});
     for (const auto& t : spec.tasks) {
         Task& task = group->add_task(Task(t.id, t.device, t.params));
         task.estimates().memory = t.memory;
@@ -945,6 +1090,7 @@ void Runner::run_group(std::size_t index) {
 
     journal_.write({{"event", "group_start"},
                     {"group", g.group_name()},
+                    {"round", round},
                     {"index", g.index()},
                     {"tasks", g.tasks().size()},
                     {"finished_before", g.count(TaskStatus::FINISHED)}});
@@ -1066,6 +1212,7 @@ void Runner::run_group(std::size_t index) {
     results::write_json_file(g.workdir() / "report.json", g.result());
     journal_.write({{"event", "group_end"},
                     {"group", g.group_name()},
+                    {"round", round},
                     {"finished", g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED)},
                     {"failed", g.failed_count()}});
     write_run_json("running", 0);

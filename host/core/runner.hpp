@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,7 +80,12 @@ private:
     // CUDA_VISIBLE_DEVICES of the host (indices in PCI order, or UUIDs)
     // becomes the GPU selection when neither the plan nor --gpus makes one.
     void select_visible_gpus(const std::string& visible);
-    void run_group(std::size_t index);
+    // Runs plan group `index` once; in round `round` (1..) of its [[round]].
+    void run_group(std::size_t index, std::uint32_t round = 0);
+    // A [[round]]: its groups, count times, until stop-when says so.
+    void run_rounds(const plan::RoundSpec& rounds);
+    std::filesystem::path group_dir(const plan::GroupSpec& spec, std::uint32_t round) const;
+    void write_rounds_csv();
     void launch(TaskGroup& group, Task& task, const std::string& inputs_segment, std::uint64_t memory);
     // Admits what may start now: trains of loaded tasks, then loads.
     void schedule(TaskGroup& group);
@@ -124,7 +130,17 @@ private:
         nlohmann::ordered_json result;  // its result.json
         nlohmann::ordered_json report;  // its entry in the group's report.json
     };
-    std::map<std::string, std::map<std::string, Previous>> previous_;  // group -> task id -> ...
+    // (round, group) -> task id -> what it left
+    std::map<std::pair<std::uint32_t, std::string>, std::map<std::string, Previous>> previous_;
+    std::set<std::uint32_t> removed_rounds_;  // rounds keep-rounds removed in the resumed run
+    struct RoundRow {  // one line of rounds.csv
+        std::size_t block;
+        std::uint32_t round;
+        double wall_s;
+        nlohmann::ordered_json values;  // scalars of the round's last group
+    };
+    std::vector<RoundRow> round_rows_;
+    std::uint64_t inputs_seq_ = 0;
 
     // -- scheduling --
     plan::Resources resources_;

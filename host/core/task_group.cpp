@@ -95,6 +95,7 @@ nlohmann::ordered_json TaskGroup::result() const {
     nlohmann::ordered_json out;
     out["group"] = group_name_;
     out["index"] = index_;
+    if (round_ != 0) out["round"] = round_;
     out["plugin"] = plugin_;
     if (!device_.empty()) out["device"] = device_;
     out["tasks"] = std::move(tasks);

@@ -30,6 +30,9 @@ public:
     // The device every task of the group is pinned to, or empty.
     const std::string& device() const noexcept { return device_; }
     const std::filesystem::path& workdir() const noexcept { return workdir_; }
+    // The round this instance of the group runs in (0 outside rounds).
+    std::uint32_t round() const noexcept { return round_; }
+    void set_round(std::uint32_t round) noexcept { round_ = round; }
     void set_workdir(std::filesystem::path dir) { workdir_ = std::move(dir); }
     // The group's report: every task, its status and result (report.json).
     nlohmann::ordered_json result() const;
@@ -65,6 +68,7 @@ private:
     std::string device_;
     std::string plugin_;
     std::filesystem::path workdir_;
+    std::uint32_t round_ = 0;
     std::vector<std::unique_ptr<Task>> tasks_;
     std::map<std::string, Failure, std::less<>> failures_;
     std::mt19937_64 rng_;

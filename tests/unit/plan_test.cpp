@@ -168,7 +168,7 @@ TEST_CASE("duplicates and missing pieces") {
 TEST_CASE("inputs must name a group that runs before") {
     auto e = errors("[[group]]\nname = \"server\"\nplugin = \"s\"\ninputs = [\"clients\"]\n"
                     "[[group]]\nname = \"clients\"\nplugin = \"c\"\n");
-    CHECK(e.find("no group 'clients' runs before it") != std::string::npos);
+    CHECK(e.find("4:11: inputs of group 'server': group 'clients' (line 5) never runs before it") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"clients\"\nplugin = \"c\"\n[[group]]\nplugin = \"s\"\ninputs = [\"client\"]\n")
               .find("did you mean 'clients'?") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"c\"\ninputs = [\"a\"]\n").find("lists itself") != std::string::npos);
@@ -185,8 +185,77 @@ TEST_CASE("devices") {
           std::string::npos);
 }
 
-TEST_CASE("keys of later parts are refused, never ignored") {
-    CHECK(errors("[[round]]\ncount = 2\n[[group]]\nplugin = \"echo\"\n").find("is not supported yet") != std::string::npos);
+TEST_CASE("rounds: groups in file order, round blocks, counts") {
+    plan::Plan p = parse(R"(
+[[group]]
+name = "setup"
+plugin = "echo"
+
+[[round]]
+count = 20
+stop-when = "stop"
+keep-rounds = 2
+  [[round.group]]
+  name = "clients"
+  plugin = "fedavg_client"
+  tasks = 10
+  inputs = ["server", "setup"]
+  [[round.group]]
+  name = "server"
+  plugin = "fedavg_server"
+  inputs = ["clients", "server"]
+
+[[group]]
+name = "final"
+plugin = "echo"
+inputs = ["server"]
+)");
+    REQUIRE(p.groups.size() == 4);
+    CHECK(p.groups[0].name == "setup");
+    CHECK(p.groups[0].round == 0);
+    CHECK(p.groups[1].name == "clients");
+    CHECK(p.groups[1].round == 1);
+    CHECK(p.groups[1].index == 2);
+    CHECK(p.groups[1].inputs == std::vector<std::string>{"server", "setup"});  // the server of the round before
+    CHECK(p.groups[2].inputs == std::vector<std::string>{"clients", "server"});  // itself: its previous round
+    CHECK(p.groups[3].name == "final");
+    CHECK(p.groups[3].round == 0);
+    REQUIRE(p.rounds.size() == 1);
+    CHECK(p.rounds[0].count == 20);
+    CHECK(p.rounds[0].stop_when == "stop");
+    CHECK(p.rounds[0].keep_rounds == 2);
+    CHECK(p.rounds[0].first == 1);
+    CHECK(p.rounds[0].last == 3);
+    CHECK(plan::round_dir(7, 20) == "round-007");
+    CHECK(plan::round_dir(7, 5000) == "round-0007");
+}
+
+TEST_CASE("rounds: what can never have run before is an error") {
+    // A group after the round cannot feed it, nor a later round's group.
+    auto e = errors(R"([[round]]
+count = 2
+  [[round.group]]
+  name = "clients"
+  plugin = "c"
+  inputs = ["late"]
+[[group]]
+name = "late"
+plugin = "x"
+)");
+    CHECK(e.find("6:13: inputs of group 'clients': group 'late' (line 7) never runs before it") != std::string::npos);
+    CHECK(errors("[[round]]\ncount = 0\n[[round.group]]\nplugin = \"c\"\n").find("between 1 and") != std::string::npos);
+    CHECK(errors("[[round]]\n[[round.group]]\nplugin = \"c\"\n").find("[[round]] number 1 needs a count") !=
+          std::string::npos);
+    CHECK(errors("[[round]]\ncount = 3\n").find("has no [[round.group]]") != std::string::npos);
+    CHECK(errors("[[round]]\ncount = 3\nstop-when = \"\"\n[[round.group]]\nplugin = \"c\"\n").find("stop-when") !=
+          std::string::npos);
+    CHECK(errors("[[round]]\ncount = 3\nrepeat = 2\n[[round.group]]\nplugin = \"c\"\n")
+              .find("unknown key 'repeat' in [[round]] number 1") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \"round-002\"\nplugin = \"c\"\n").find("reserved for the folders of rounds") !=
+          std::string::npos);
+    CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"c\"\n[[round]]\ncount = 2\n[[round.group]]\nname = \"a\"\n"
+                 "plugin = \"c\"\n")
+              .find("group name 'a' is used twice") != std::string::npos);
 }
 
 TEST_CASE("resources and scheduler keys") {

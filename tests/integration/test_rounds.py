@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Rounds: [[round]] repeats its groups; each round's tasks get ctx.round()
+and the latest finished instance of the groups they name as inputs; workdirs
+are round-NNN/<group>/<task>; stop-when ends the loop early; keep-rounds
+keeps only the last folders; rounds.csv has a line per round."""
+import csv
+import os
+
+import fftest
+from fftest import HostTest
+
+
+def plan_text(count, clients=2, stop_at=None, keep=None, after=True):
+    server_params = "{ role = \"server\"%s }" % (", stop_at = %d" % stop_at if stop_at else "")
+    text = """
+[[group]]
+name = "setup"
+plugin = "echo"
+
+[[round]]
+count = %d
+%s%s
+  [[round.group]]
+  name = "clients"
+  plugin = "round_math"
+  tasks = %d
+  params = { role = "client" }
+  inputs = ["server"]
+
+  [[round.group]]
+  name = "server"
+  plugin = "round_math"
+  params = %s
+  inputs = ["clients"]
+""" % (count, 'stop-when = "stop"\n' if stop_at else "", "keep-rounds = %d\n" % keep if keep else "", clients,
+       server_params)
+    if after:
+        text += """
+[[group]]
+name = "final"
+plugin = "inputs_probe"
+inputs = ["server"]
+"""
+    return text
+
+
+def expected(rounds, clients):
+    s = 0
+    for r in range(1, rounds + 1):
+        s = clients * (s + r)
+    return s
+
+
+class Rounds(HostTest):
+    def test_each_round_builds_on_the_last_server(self):
+        r = self.run_plan(self.write_plan(plan_text(3)))
+        self.assertExit(r, 0)
+        # s1 = 2 * (0 + 1) = 2, s2 = 2 * (2 + 2) = 8, s3 = 2 * (8 + 3) = 22
+        self.assertEqual(expected(3, 2), 22)
+        for n in (1, 2, 3):
+            rd = "round-%03d" % n
+            server = r.json(rd, "server", "0", "result.json")
+            self.assertEqual(server["value"], expected(n, 2))
+            self.assertEqual(server["round"], n)
+            for c in ("0", "1"):
+                self.assertEqual(r.json(rd, "clients", c, "result.json"),
+                                 {"value": expected(n - 1, 2) + n, "round": n})
+            report = r.json(rd, "clients", "report.json")
+            self.assertEqual(report["round"], n)
+            self.assertEqual(sorted(report["tasks"]), ["0", "1"])
+        # Outside rounds: run once, round 0, and see the last server.
+        final = r.result("final", "0")
+        self.assertEqual(final["round"], 0)
+        self.assertEqual(final["inputs"]["server"]["0"]["value"], 22)
+        self.assertEqual(r.result("setup", "0")["meta"]["group"], "setup")
+        # run.json lists every round; rounds.csv has a line per round.
+        run = r.json("run.json")
+        self.assertEqual([x["round"] for x in run["rounds"]], [1, 2, 3])
+        self.assertEqual([x["values"]["value"] for x in run["rounds"]], [2, 8, 22])
+        self.assertEqual(sorted({g.get("round", 0) for g in run["groups"]}), [0, 1, 2, 3])
+        with open(r.path("rounds.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([int(x["round"]) for x in rows], [1, 2, 3])
+        self.assertEqual([float(x["value"]) for x in rows], [2, 8, 22])
+        self.assertTrue(all(float(x["wall_s"]) > 0 for x in rows))
+
+    def test_stop_when_ends_the_loop_on_the_round_that_asked(self):
+        r = self.run_plan(self.write_plan(plan_text(10, stop_at=8)))
+        self.assertExit(r, 0)
+        self.assertTrue(os.path.isdir(r.path("round-002")))
+        self.assertFalse(os.path.exists(r.path("round-003")))
+        ends = [e for e in r.events() if e.get("event") == "round_end"]
+        self.assertEqual([e["round"] for e in ends], [1, 2])
+        self.assertEqual(ends[-1]["stopped_by"], "server/0")
+        # The plan goes on after the loop, with the last server's result.
+        self.assertEqual(r.result("final", "0")["inputs"]["server"]["0"]["value"], 8)
+
+    def test_keep_rounds_leaves_exactly_the_last_folders(self):
+        for keep, left in ((1, ["round-004"]), (2, ["round-003", "round-004"])):
+            with self.subTest(keep=keep):
+                r = self.run_plan(self.write_plan(plan_text(4, keep=keep), name="k%d.toml" % keep),
+                                  workdir="keep-%d" % keep)
+                self.assertExit(r, 0)
+                self.assertEqual(sorted(d for d in os.listdir(r.workdir) if d.startswith("round-")), left)
+                self.assertEqual(r.result("final", "0")["inputs"]["server"]["0"]["value"], expected(4, 2))
+
+    def test_a_finished_loop_resumes_without_running_again(self):
+        plan = self.write_plan(plan_text(3))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        count = len(r.events())
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 0)
+        self.assertEqual([e for e in r.events()[count:] if e.get("status") == "AVAILABLE"], [])
+        self.assertEqual(r.result("final", "0")["inputs"]["server"]["0"]["value"], 22)
+
+    def test_validate_shows_the_rounds(self):
+        r = self.host("validate", self.write_plan(plan_text(5)))
+        self.assertExit(r, 0)
+        self.assertIn("clients: 2 tasks of plugin round_math", r.stdout)
+        self.assertIn("in each of 5 rounds", r.stdout)
+
+
+if __name__ == "__main__":
+    fftest.main()
