@@ -124,11 +124,10 @@ int cmd_run(const Options& o) {
             return exit_bad_input;
         }
     }
-    Progress progress = Progress::plain;
-    if (o.progress == "none") progress = Progress::none;
-    else if (o.progress == "json") progress = Progress::json;
-    else if (o.progress == "tty") {
-        std::fprintf(stderr, "fedflow-host: --progress tty is not supported yet; use plain, json or none\n");
+    std::optional<Progress> progress = parse_progress(o.progress);
+    if (!progress) {
+        std::fprintf(stderr, "fedflow-host: --progress must be auto, tty, plain, json or none, not '%s'\n",
+                     o.progress.c_str());
         return exit_bad_input;
     }
 
@@ -138,7 +137,7 @@ int cmd_run(const Options& o) {
     RunOptions ro;
     ro.workdir = o.workdir;
     ro.seed = o.seed;
-    ro.progress = progress;
+    ro.progress = *progress;
     ro.gpus = o.gpus;
     ro.resume = o.resume;
     ro.force = o.force;

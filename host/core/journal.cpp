@@ -18,10 +18,10 @@ Journal::~Journal() {
     }
 }
 
-void Journal::open(const std::filesystem::path& path, Progress progress) {
+void Journal::open(const std::filesystem::path& path, ProgressView* view) {
     file_ = std::fopen(path.c_str(), "ae");
     if (file_ == nullptr) throw std::system_error(errno, std::generic_category(), "open " + path.string());
-    progress_ = progress;
+    view_ = view;
 }
 
 void Journal::sync() {
@@ -51,36 +51,7 @@ void Journal::write(nlohmann::ordered_json event) {
             (kind == "status" && (status == "FINISHED" || status == "EXCEPTION")))
             unsynced_ = true;
     }
-    if (progress_ == Progress::json) {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-    } else if (progress_ == Progress::plain) {
-        show(line);
-    }
-}
-
-void Journal::show(const nlohmann::ordered_json& e) const {
-    const std::string kind = e.value("event", "");
-    std::string what;
-    if (kind == "status") {
-        what = fmt::format("{}/{} {}", e.value("group", ""), e.value("task", ""), e.value("status", ""));
-        if (e.contains("device")) what += " on " + e["device"].get<std::string>();
-        if (e.contains("message")) what += ": " + e["message"].get<std::string>();
-    } else if (kind == "group_start") {
-        int n = e.value("tasks", 0);
-        what = fmt::format("group {} ({} task{}) started", e.value("group", ""), n, n == 1 ? "" : "s");
-    } else if (kind == "group_end") {
-        what = fmt::format("group {} ended: {} finished, {} failed", e.value("group", ""), e.value("finished", 0),
-                           e.value("failed", 0));
-    } else if (kind == "run_start") {
-        what = fmt::format("run started in {}", e.value("workdir", ""));
-    } else if (kind == "run_end") {
-        what = fmt::format("run ended: {}", e.value("status", ""));
-    } else {
-        return;
-    }
-    std::string text = fmt::format("fedflow: [{:8.2f}s] {}\n", static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0, what);
-    std::fwrite(text.data(), 1, text.size(), stderr);
+    if (view_ != nullptr) view_->event(line);
 }
 
 }  // namespace fedflow

@@ -3,6 +3,8 @@
 // the same events.
 #pragma once
 
+#include "progress.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -12,7 +14,6 @@
 
 namespace fedflow {
 
-enum class Progress { none, plain, json };
 
 class Journal {
 public:
@@ -21,8 +22,9 @@ public:
     Journal(const Journal&) = delete;
     Journal& operator=(const Journal&) = delete;
 
-    // Opens path for appending. Throws std::system_error.
-    void open(const std::filesystem::path& path, Progress progress);
+    // Opens path for appending; every line is also shown by view (may be
+    // null). Throws std::system_error.
+    void open(const std::filesystem::path& path, ProgressView* view);
     // Adds "time" (UTC, ISO 8601 with ms) and "elapsed_ms", writes the line
     // and flushes it, and shows it as progress. An event that matters for
     // --resume (a task finished or failed, a group or the run ended) also
@@ -35,11 +37,9 @@ public:
     std::int64_t elapsed_ms() const;
 
 private:
-    void show(const nlohmann::ordered_json& event) const;
-
     std::FILE* file_ = nullptr;
     bool unsynced_ = false;
-    Progress progress_ = Progress::none;
+    ProgressView* view_ = nullptr;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <functional>
 #include <string_view>
 
 namespace fedflow::log {
@@ -16,6 +17,9 @@ void set_level(Level level);
 Level level();
 bool enabled(Level level);
 void write(Level level, std::string_view message);
+// Where log lines go instead of stderr (the live progress view puts them
+// above its frame); nullptr: stderr again.
+void set_sink(std::function<void(std::string_view line)> sink);
 
 template <class... Args>
 void debug(fmt::format_string<Args...> f, Args&&... args) {

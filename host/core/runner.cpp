@@ -353,6 +353,45 @@ void Runner::prepare_workdir() {
     fs::create_directories(workdir_);
 }
 
+void Runner::show_status(bool force) {
+    auto now = Clock::now();
+    if (!force && now - shown_at_ < std::chrono::milliseconds(200)) return;
+    shown_at_ = now;
+    LiveStatus st;
+    LiveStatus::Device ram;
+    ram.name = "RAM";
+    ram.total = snapshot_.ram_total;
+    ram.used = snapshot_.ram_total - std::min(snapshot_.ram_total, snapshot_.ram_available);
+    ram.reserved = ledger_.memory_charge();
+    ram.tasks = static_cast<int>(ledger_.size());
+    st.devices.push_back(ram);
+    for (const auto& g : snapshot_.gpus) {
+        LiveStatus::Device d;
+        d.name = fmt::format("cuda:{}", g.index);
+        d.total = g.total;
+        d.used = g.used;
+        d.reserved = ledger_.gpu_charge(g.index);
+        for (const auto& l : live_)
+            if (l->task->status() == TaskStatus::TRAINING && l->task->device() == d.name) ++d.tasks;
+        st.devices.push_back(d);
+    }
+    for (const auto& l : live_) {
+        const Task& t = *l->task;
+        const char* stage = t.status() == TaskStatus::TRAINING  ? "train"
+                            : t.status() == TaskStatus::WAITING ? "wait"
+                            : t.status() == TaskStatus::LOADING ? "load"
+                                                                : nullptr;
+        if (stage == nullptr) continue;
+        LiveStatus::Running r;
+        r.task = l->group->group_name() + "/" + t.task_id();
+        r.stage = stage;
+        if (t.status() == TaskStatus::TRAINING) r.device = t.device();
+        r.seconds = std::chrono::duration<double>(now - t.stage_started).count();
+        st.running.push_back(std::move(r));
+    }
+    view_->status(st);
+}
+
 void Runner::write_report() {
     // The page is a view of the run's files: failing to write it loses no
     // result, so it is a warning, never the end of the run.
@@ -448,7 +487,8 @@ int Runner::run() {
     if (options_.resume) load_previous();
     else prepare_workdir();
     started_ = clock::utc_timestamp();
-    journal_.open(workdir_ / "events.jsonl", options_.progress);
+    view_ = ProgressView::make(options_.progress);
+    journal_.open(workdir_ / "events.jsonl", view_.get());
 
     // SIGINT/SIGTERM arrive through a signalfd in the poll loop, so that
     // stopping is an ordinary event: start nothing new, end the workers,
@@ -460,8 +500,11 @@ int Runner::run() {
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    std::size_t total = 0;
-    for (const auto& g : plan_.groups) total += g.tasks.size();
+    std::size_t total = 0, planned = 0;
+    for (const auto& g : plan_.groups) {
+        total += g.tasks.size();
+        planned += g.tasks.size() * (g.round == 0 ? 1 : plan_.rounds[g.round - 1].count);
+    }
     std::size_t restored = 0;
     for (const auto& [group, tasks] : previous_) restored += tasks.size();
     journal_.write({{"event", "run_start"},
@@ -470,6 +513,7 @@ int Runner::run() {
                     {"workdir", workdir_.string()},
                     {"groups", plan_.groups.size()},
                     {"tasks", total},
+                    {"planned_tasks", planned},
                     {"seed", options_.seed},
                     {"resume", options_.resume},
                     {"finished_before", restored}});
@@ -508,6 +552,10 @@ int Runner::run() {
     write_run_json(status, code);
     journal_.write({{"event", "run_end"}, {"status", status}, {"exit_code", code}});
     write_report();
+    if (view_) {
+        if (view_->live()) show_status(true);  // nothing runs any more
+        view_->finish();
+    }
     return code;
 }
 
@@ -655,6 +703,7 @@ void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
         task.stats().load_ms = m.body.at("ms").as<std::int64_t>();
         task.stats().peak_memory = m.body.at("peak_memory").as<std::int64_t>();
         task.set_status(TaskStatus::WAITING);
+        task.stage_started = Clock::now();  // waiting since (shown by the live view)
         if (auto* e = ledger_.find(reinterpret_cast<std::uintptr_t>(&task))) e->loading = false;
         status_event(group, task, {{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}});
         break;  // schedule() gives it a device
@@ -1129,6 +1178,10 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
             if (t.process()->pid_fd() < 0 && l->closed_at) consider(now + std::chrono::milliseconds(10));
         }
         if (waiting_on_resources_) consider(sampled_at_ + (gpu_training_ ? 2 : 1) * options_.sample_period);
+        if (view_ && view_->live()) {
+            show_status();
+            consider(shown_at_ + std::chrono::milliseconds(250));  // the clock on the screen moves on
+        }
         int wait_ms = -1;
         if (next) wait_ms = static_cast<int>(std::max<std::int64_t>(
                       0, std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1));

@@ -116,7 +116,10 @@ private:
     RunOptions options_;
     std::filesystem::path workdir_;
     std::string shm_prefix_;
+    std::unique_ptr<ProgressView> view_;  // before journal_: the journal shows through it
     Journal journal_;
+    std::chrono::steady_clock::time_point shown_at_{};  // the last LiveStatus given to view_
+    void show_status(bool force = false);
     std::vector<std::string> env_storage_;
     std::optional<std::string> cuda_visible_;  // the host's CUDA_VISIBLE_DEVICES, not passed to workers
     std::vector<char*> envp_;
