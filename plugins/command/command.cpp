@@ -521,11 +521,12 @@ private:
     Dict result(fedflow::Context& ctx, const Outcome& o) {
         const ResultFrom from = config_->result;
         std::error_code ec;
-        if (from != ResultFrom::standard_output && fs::exists("result.json", ec)) {
-            const std::string text = read_text("result.json");
-            // The host writes the task's result.json next: keep the
-            // program's under another name.
-            fs::rename("result.json", "program-result.json", ec);
+        // The host writes the task's result.json next: the program's, used
+        // or not, is kept under another name.
+        const bool has_file = fs::exists("result.json", ec);
+        const std::string text = has_file && from != ResultFrom::standard_output ? read_text("result.json") : "";
+        if (has_file) fs::rename("result.json", "program-result.json", ec);
+        if (has_file && from != ResultFrom::standard_output) {
             json j;
             try {
                 j = json::parse(text);
