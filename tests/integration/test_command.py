@@ -55,6 +55,14 @@ class Command(HostTest):
     def script(self, name, text):
         return self.write(name, textwrap.dedent(text))
 
+    def test_docs_quote_the_example_files(self):
+        with open(os.path.join(SOURCE_ROOT, "docs", "command.md"), encoding="utf-8") as f:
+            doc = f.read()
+        for name in ("plan.toml", "client.py", "server.py"):
+            with open(os.path.join(EXAMPLE, name), encoding="utf-8") as f:
+                self.assertIn("\n" + f.read().rstrip("\n") + "\n```", doc,
+                              "docs/command.md does not quote docs/examples/command/%s as it is" % name)
+
     def test_example_from_the_docs(self):
         # docs/examples/command, run as it is: the docs cannot drift.
         r = self.run_plan(os.path.join(EXAMPLE, "plan.toml"), "--progress", "none")

@@ -13,6 +13,14 @@ PLAN = os.path.join(SOURCE_ROOT, "docs", "examples", "fl", "plan.toml")
 
 
 class FlHelpers(HostTest):
+    def test_docs_quote_the_example_files(self):
+        with open(os.path.join(SOURCE_ROOT, "docs", "sdk.md"), encoding="utf-8") as f:
+            doc = f.read()
+        for name in ("client.cpp", "server.cpp", "plan.toml"):
+            with open(os.path.join(SOURCE_ROOT, "docs", "examples", "fl", name), encoding="utf-8") as f:
+                self.assertIn("\n" + f.read().rstrip("\n") + "\n```", doc,
+                              "docs/sdk.md does not quote docs/examples/fl/%s as it is" % name)
+
     def test_example_from_the_docs(self):
         r = self.run_plan(PLAN, "--progress", "none")
         self.assertExit(r, 0)
