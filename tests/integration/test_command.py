@@ -51,9 +51,16 @@ with open(stage + ".json" if stage == "load" else "result.json", "w") as f:
 '''
 
 
+GROUP_G = '[[group]]\nname = "g"\nplugin = "command"\n'
+
+
 class Command(HostTest):
     def script(self, name, text):
         return self.write(name, textwrap.dedent(text))
+
+    def run_one_task(self, params, scheduler=None):
+        """Runs group "g" of one command task with these params (TOML)."""
+        return self.run_plan(self.write_plan(GROUP_G + "params = { %s }\n" % params, scheduler=scheduler))
 
     def test_docs_quote_the_example_files(self):
         with open(os.path.join(SOURCE_ROOT, "docs", "command.md"), encoding="utf-8") as f:
@@ -219,7 +226,7 @@ params = { train = %s }
 id = "%s"
 params = { train = %s, result = "%s" }
 """ % (tid, argv(sys.executable, chatty, mode), result)
-        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "command"\n' + tasks)
+        plan = self.write_plan(GROUP_G + tasks)
         r = self.run_plan(plan)
         self.assertExit(r, 1)
         self.assertEqual(r.result("g", "stdout"), {"from": "stdout", "acc": 0.875})
@@ -251,7 +258,7 @@ params = { train = %s, result = "%s" }
             with open("result.json", "w") as f:
                 f.write(text)
         """)
-        body = '[[group]]\nname = "g"\nplugin = "command"\n'
+        body = GROUP_G
         cases = [("not-json", "wrote a result.json that is not JSON: "),
                  ("list", "wrote a result.json that holds a JSON array, not an object"),
                  ("missing-bytes", "result.json names the byte file nowhere.bin: No such file or directory"),
@@ -281,9 +288,7 @@ params = { train = %s, result = "%s" }
                 sys.exit(1)
             print(json.dumps({"tries": tries}))
         """)
-        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "command"\nparams = { train = %s }\n'
-                               % argv(sys.executable, oom), scheduler={"train-retries": 2})
-        r = self.run_plan(plan)
+        r = self.run_one_task("train = %s" % argv(sys.executable, oom), scheduler={"train-retries": 2})
         self.assertExit(r, 0)
         t = self.assertStatus(r, "g", "0", "FINISHED")
         self.assertEqual(t["result"], {"tries": 2})
@@ -347,9 +352,7 @@ params = { train = %s }
             import os, signal
             os.kill(os.getpid(), signal.SIGSEGV)
         """)
-        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "command"\nparams = { train = %s }\n'
-                               % argv(sys.executable, crash))
-        r = self.run_plan(plan)
+        r = self.run_one_task("train = %s" % argv(sys.executable, crash))
         self.assertExit(r, 1)
         t = self.assertStatus(r, "g", "0", "EXCEPTION")
         self.assertIn("was killed by signal SIGSEGV", t["message"])
@@ -398,7 +401,7 @@ params = { train = ["true"] }
              'param \'result\' must be "auto", "file" or "stdout", not "both"'),
             ("bad-env", 'env = { X = [1] }', "param 'env': X is a list"),
         ]
-        body = '[[group]]\nname = "g"\nplugin = "command"\n'
+        body = GROUP_G
         for tid, params, _ in cases:
             body += '[[group.task]]\nid = "%s"\nparams = { %s }\n' % (tid, params)
         r = self.run_plan(self.write_plan(body))
@@ -418,9 +421,7 @@ params = { train = ["true"] }
                 print("err %d" % i, file=sys.stderr)
             print('{"lines": 3000}')
         """)
-        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "command"\nparams = { load = %s, train = %s }\n'
-                               % (argv(sys.executable, talk), argv(sys.executable, talk)))
-        r = self.run_plan(plan)
+        r = self.run_one_task("load = %s, train = %s" % (argv(sys.executable, talk), argv(sys.executable, talk)))
         self.assertExit(r, 0)
         self.assertEqual(r.result("g", "0"), {"lines": 3000})
         out = r.read("g", "0", "stdout.log").splitlines()
@@ -437,9 +438,7 @@ params = { train = ["true"] }
                 f.write(str(os.getpid()))
             time.sleep(120)
         """)
-        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "command"\nparams = { train = %s }\n'
-                               % argv(sys.executable, sleeper), scheduler={"task-timeout": "2s"})
-        r = self.run_plan(plan)
+        r = self.run_one_task("train = %s" % argv(sys.executable, sleeper), scheduler={"task-timeout": "2s"})
         self.assertExit(r, 1)
         t = self.assertStatus(r, "g", "0", "EXCEPTION")
         self.assertIn("timed out", t["message"])
