@@ -254,15 +254,18 @@ struct Stream {
     }
 };
 
-volatile std::sig_atomic_t g_child = 0;
+// Where a SIGTERM to the worker goes on: the worker's process group (the
+// program and everything it started, and the worker itself, which ignores the
+// repeat), or the program alone when the worker leads no group of its own.
+volatile std::sig_atomic_t g_forward_to = 0;
 volatile std::sig_atomic_t g_terminated = 0;
 
 // The host ends a stage (task-timeout, an interrupted run) with SIGTERM to
-// the worker, and the program is in the worker's process group, not the
-// host's view: pass it on, so the program ends too.
+// the worker alone: pass it on once, so that the program ends too.
 extern "C" void forward_sigterm(int) {
+    if (g_terminated) return;
     g_terminated = 1;
-    if (g_child > 0) ::kill(static_cast<pid_t>(g_child), SIGTERM);
+    if (g_forward_to != 0) ::kill(static_cast<pid_t>(g_forward_to), SIGTERM);
 }
 
 struct Outcome {
@@ -327,6 +330,7 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
     sigset_t wait_mask = old_mask;
     sigdelset(&wait_mask, SIGTERM);
 
+    g_terminated = 0;
     std::fflush(stdout);
     std::fflush(stderr);
     pid_t pid = -1;
@@ -335,8 +339,10 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
     posix_spawnattr_destroy(&attr);
     out_w.reset();
     err_w.reset();
+    // Restoring the old handler and mask lets a pending SIGTERM (our own,
+    // sent to the group) end this process, as the host asked.
     auto restore = [&] {
-        g_child = 0;
+        g_forward_to = 0;
         ::sigaction(SIGTERM, &old_action, nullptr);
         ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     };
@@ -347,7 +353,7 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
         throw std::runtime_error("cannot run `" + argv.front() + "`" +
                                  (file != argv.front() ? " (" + file + ")" : std::string()) + ": " + why);
     }
-    g_child = pid;
+    g_forward_to = ::getpgrp() == ::getpid() ? -::getpid() : pid;
 
     Fd pidfd;
 #ifdef SYS_pidfd_open
@@ -388,7 +394,7 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
         if (err.read_end.fd >= 0) err.pump();
         if (g_terminated && !kill_at) kill_at = Clock::now() + kTermGrace;
         if (kill_at && Clock::now() >= *kill_at) {
-            ::kill(pid, SIGKILL);
+            ::kill(pid, SIGKILL);  // the program only: the worker must end by SIGTERM
             kill_at = Clock::time_point::max();
         }
         int status = 0;

@@ -438,16 +438,27 @@ params = { train = ["true"] }
                 f.write(str(os.getpid()))
             time.sleep(120)
         """)
-        r = self.run_one_task("train = %s" % argv(sys.executable, sleeper), scheduler={"task-timeout": "2s"})
+        # The second task's sleeper is the child of a shell: SIGTERM reaches
+        # it too.
+        r = self.run_plan(self.write_plan(GROUP_G + """
+[[group.task]]
+id = "direct"
+params = { train = %s }
+[[group.task]]
+id = "in-shell"
+params = { train = ["sh", "-c", "%s %s; echo not reached"] }
+""" % (argv(sys.executable, sleeper), sys.executable, sleeper), scheduler={"task-timeout": "2s"}))
         self.assertExit(r, 1)
-        t = self.assertStatus(r, "g", "0", "EXCEPTION")
-        self.assertIn("timed out", t["message"])
         self.assertLess(r.elapsed, 20)
-        pid = int(slurp(r.path("g", "0", "pid")))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.05)
-        self.assertFalse(alive(pid), "the program outlived its timed-out task")
+        for tid in ("direct", "in-shell"):
+            with self.subTest(task=tid):
+                t = self.assertStatus(r, "g", tid, "EXCEPTION")
+                self.assertIn("timed out", t["message"])
+                pid = int(slurp(r.path("g", tid, "pid")))
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and alive(pid):
+                    time.sleep(0.05)
+                self.assertFalse(alive(pid), "the program outlived its timed-out task")
 
 
 def alive(pid):
