@@ -15,6 +15,7 @@
 #include "digits.hpp"
 #include "softmax.hpp"
 
+#include <fedflow/fl.hpp>
 #include <fedflow/task.hpp>
 
 #include <charconv>
@@ -68,15 +69,15 @@ struct Config {
 // The data set split as every task of the plan sees it.
 struct Partition {
     Dataset all;
-    TrainTestSplit split;                       // indices into all
+    fedflow::fl::TrainTest split;                  // indices into all
     std::vector<std::vector<std::size_t>> shards;  // indices into all, one per client
 
     explicit Partition(const Config& c) : all(load_digits_csv(c.data)) {
-        split = train_test_split(all.y, kDigitsClasses, c.test_fraction, c.seed);
+        split = fedflow::fl::train_test_split(all.y, c.test_fraction, c.seed);
         std::vector<int> train_labels;
         train_labels.reserve(split.train.size());
         for (std::size_t i : split.train) train_labels.push_back(all.y[i]);
-        shards = dirichlet_split(train_labels, kDigitsClasses, c.clients, c.alpha, c.seed, kMinShard);
+        shards = fedflow::fl::split_dirichlet(train_labels, c.clients, c.alpha, c.seed, kMinShard);
         for (auto& shard : shards) {
             for (std::size_t& i : shard) i = split.train[i];
         }

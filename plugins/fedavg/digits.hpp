@@ -1,11 +1,8 @@
 // digits.hpp: the handwritten digits data set (scikit-learn's digits.csv:
-// 1797 rows of 64 pixel values 0..16 and a label 0..9), a deterministic
-// train/test split, and the Dirichlet non-IID split over clients.
-//
-// Standard C++17 only. Every function that draws random numbers takes a seed
-// and uses std::mt19937_64, so the same seed gives the same split in every
-// process: each client task computes the whole split and keeps its shard,
-// and the server computes the same split to find the test set.
+// 1797 rows of 64 pixel values 0..16 and a label 0..9). The splits over
+// clients are fedflow/fl.hpp's: the same seed gives the same split in every
+// process, so each client task computes the whole split and keeps its
+// shard, and the server computes the same split to find the test set.
 #ifndef FEDAVG_DIGITS_HPP
 #define FEDAVG_DIGITS_HPP
 
@@ -104,107 +101,6 @@ inline Dataset load_digits_csv(const std::string& path) {
     if (in.bad()) throw std::runtime_error(path + ": read error");
     if (d.size() == 0) throw std::runtime_error(path + ": no rows");
     return d;
-}
-
-// The indices of each class, in increasing order.
-inline std::vector<std::vector<std::size_t>> indices_by_class(const std::vector<int>& labels, int classes) {
-    std::vector<std::vector<std::size_t>> by(static_cast<std::size_t>(classes));
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-        if (labels[i] < 0 || labels[i] >= classes) throw std::out_of_range("fedavg: label outside 0..classes-1");
-        by[static_cast<std::size_t>(labels[i])].push_back(i);
-    }
-    return by;
-}
-
-struct TrainTestSplit {
-    std::vector<std::size_t> train;  // increasing
-    std::vector<std::size_t> test;   // increasing
-};
-
-// Stratified: round(test_fraction * count) samples of every class go to the
-// test set, picked by a shuffle seeded with seed.
-inline TrainTestSplit train_test_split(const std::vector<int>& labels, int classes, double test_fraction,
-                                       std::uint64_t seed) {
-    if (!(test_fraction >= 0.0 && test_fraction < 1.0)) {
-        throw std::invalid_argument("test-fraction must be in [0, 1)");
-    }
-    std::mt19937_64 rng(seed);
-    TrainTestSplit s;
-    for (auto& idx : indices_by_class(labels, classes)) {
-        std::shuffle(idx.begin(), idx.end(), rng);
-        auto n_test = static_cast<std::size_t>(std::llround(test_fraction * static_cast<double>(idx.size())));
-        s.test.insert(s.test.end(), idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n_test));
-        s.train.insert(s.train.end(), idx.begin() + static_cast<std::ptrdiff_t>(n_test), idx.end());
-    }
-    std::sort(s.train.begin(), s.train.end());
-    std::sort(s.test.begin(), s.test.end());
-    return s;
-}
-
-// Non-IID split of the samples with these labels over `clients` shards: for
-// every class, client shares drawn from Dirichlet(alpha, ..., alpha) (as
-// normalized Gamma(alpha, 1) draws) cut the shuffled samples of that class.
-// Small alpha: each client sees few classes; large alpha: close to IID.
-//
-// Every index 0..labels.size()-1 lands in exactly one shard (each shard is
-// sorted). A draw that leaves a shard with fewer than min_samples samples is
-// redrawn (the next draw of the same generator, so still deterministic);
-// after max_draws draws it throws std::runtime_error.
-inline std::vector<std::vector<std::size_t>> dirichlet_split(const std::vector<int>& labels, int classes,
-                                                             std::size_t clients, double alpha,
-                                                             std::uint64_t seed, std::size_t min_samples = 1,
-                                                             int max_draws = 1000) {
-    if (clients == 0) throw std::invalid_argument("clients must be at least 1");
-    if (!(alpha > 0.0) || !std::isfinite(alpha)) throw std::invalid_argument("alpha must be a positive number");
-    if (min_samples * clients > labels.size()) {
-        throw std::invalid_argument(std::to_string(labels.size()) + " samples cannot give " +
-                                    std::to_string(clients) + " clients " + std::to_string(min_samples) +
-                                    " samples each");
-    }
-    const auto by_class = indices_by_class(labels, classes);
-    std::mt19937_64 rng(seed);
-    std::gamma_distribution<double> gamma(alpha, 1.0);
-    std::vector<double> share(clients);
-    for (int draw = 0; draw < max_draws; ++draw) {
-        std::vector<std::vector<std::size_t>> shards(clients);
-        for (auto idx : by_class) {
-            std::shuffle(idx.begin(), idx.end(), rng);
-            double total = 0.0;
-            // Gamma draws of a tiny alpha can all underflow to 0.
-            for (int tries = 0; total <= 0.0 && tries < 100; ++tries) {
-                total = 0.0;
-                for (double& s : share) total += (s = gamma(rng));
-            }
-            if (!(total > 0.0)) {
-                std::fill(share.begin(), share.end(), 0.0);
-                share[std::uniform_int_distribution<std::size_t>(0, clients - 1)(rng)] = total = 1.0;
-            }
-            // Cut points at the rounded cumulative shares: the cuts are
-            // monotone and the last is exactly idx.size().
-            double cumulative = 0.0;
-            std::size_t begin = 0;
-            for (std::size_t j = 0; j < clients; ++j) {
-                cumulative += share[j];
-                std::size_t end = j + 1 == clients
-                                      ? idx.size()
-                                      : static_cast<std::size_t>(std::llround(
-                                            cumulative / total * static_cast<double>(idx.size())));
-                end = std::clamp(end, begin, idx.size());
-                shards[j].insert(shards[j].end(), idx.begin() + static_cast<std::ptrdiff_t>(begin),
-                                 idx.begin() + static_cast<std::ptrdiff_t>(end));
-                begin = end;
-            }
-        }
-        bool ok = std::all_of(shards.begin(), shards.end(),
-                              [&](const std::vector<std::size_t>& s) { return s.size() >= min_samples; });
-        if (ok) {
-            for (auto& s : shards) std::sort(s.begin(), s.end());
-            return shards;
-        }
-    }
-    throw std::runtime_error("no Dirichlet split with alpha " + std::to_string(alpha) + " gives all " +
-                             std::to_string(clients) + " clients at least " + std::to_string(min_samples) +
-                             " samples in " + std::to_string(max_draws) + " draws: raise alpha or lower clients");
 }
 
 }  // namespace fedavg

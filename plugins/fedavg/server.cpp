@@ -40,7 +40,7 @@ public:
                                      (have.empty() ? std::string("none") : have) + ")");
         }
 
-        std::vector<fedavg::WeightedBuffer> models;
+        std::vector<fedflow::fl::WeightedBuffer> models;
         std::vector<std::size_t> union_indices;
         std::vector<bool> seen(config_.clients);
         std::int64_t samples = 0;
@@ -63,14 +63,14 @@ public:
                                          ": give both groups the same data, clients, alpha, seed and test-fraction");
             }
             const fedflow::Bytes& bytes = w->as<fedflow::Bytes>();
-            models.push_back({bytes.data(), bytes.size(), static_cast<double>(n->as<std::int64_t>())});
+            models.emplace_back(bytes, static_cast<double>(n->as<std::int64_t>()));
             union_indices.insert(union_indices.end(), expected.begin(), expected.end());
             samples += n->as<std::int64_t>();
         }
         if (models.empty()) throw std::runtime_error("no client result with weights to average");
 
         fedavg::Model global = fedavg::digits_model();
-        std::vector<float> avg = fedavg::weighted_average(models);
+        std::vector<float> avg = fedflow::fl::weighted_average(models);
         if (avg.size() != global.params.size()) {
             throw std::runtime_error("client weights have " + std::to_string(avg.size()) + " values, expected " +
                                      std::to_string(global.params.size()));

@@ -159,42 +159,6 @@ inline double train_sgd(Model& m, const Dataset& d, const SgdOptions& opt) {
     return last_loss;
 }
 
-// One model's packed weights and how much it counts (its sample count).
-struct WeightedBuffer {
-    const std::uint8_t* data = nullptr;
-    std::size_t size = 0;
-    double weight = 0.0;
-};
-
-// sum_i weight_i * w_i / sum_i weight_i, element by element, over float32
-// buffers of equal size; accumulated in double. Throws when the sizes
-// differ, a weight is negative, or all weights are zero.
-inline std::vector<float> weighted_average(const std::vector<WeightedBuffer>& models) {
-    if (models.empty()) throw std::invalid_argument("fedavg: nothing to average");
-    const std::size_t bytes = models.front().size;
-    if (bytes % sizeof(float) != 0) throw std::invalid_argument("fedavg: weights are not float32 values");
-    double total = 0.0;
-    for (const auto& m : models) {
-        if (m.size != bytes) {
-            throw std::invalid_argument("fedavg: weights of " + std::to_string(m.size) + " and " +
-                                        std::to_string(bytes) + " bytes cannot be averaged");
-        }
-        if (!(m.weight >= 0.0) || !std::isfinite(m.weight)) throw std::invalid_argument("fedavg: negative weight");
-        total += m.weight;
-    }
-    if (!(total > 0.0)) throw std::invalid_argument("fedavg: the weights sum to zero");
-    const std::size_t n = bytes / sizeof(float);
-    std::vector<double> acc(n, 0.0);
-    std::vector<float> tmp(n);
-    for (const auto& m : models) {
-        if (n != 0) std::memcpy(tmp.data(), m.data, bytes);  // the buffer may not be float-aligned
-        for (std::size_t j = 0; j < n; ++j) acc[j] += m.weight * static_cast<double>(tmp[j]);
-    }
-    std::vector<float> out(n);
-    for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<float>(acc[j] / total);
-    return out;
-}
-
 }  // namespace fedavg
 
 #endif  // FEDAVG_SOFTMAX_HPP
