@@ -98,7 +98,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const std::filesystem::path&
 
 WorkerProcess::~WorkerProcess() {
     if (!wait_status_ && pid_ > 0) {
-        ::kill(pid_, SIGKILL);
+        if (::kill(-pid_, SIGKILL) != 0) ::kill(pid_, SIGKILL);
         int status = 0;
         while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
         }
@@ -146,6 +146,13 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
 
 bool WorkerProcess::try_reap() {
     if (wait_status_) return true;
+    // Exited, but not reaped yet (WNOWAIT): while the worker is a zombie its
+    // pid, and so its process group id, cannot be reused, so what it left
+    // running in its group (a task's program, say) can be killed safely.
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_)
+        return false;
+    ::kill(-pid_, SIGKILL);
     int status = 0;
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
@@ -158,7 +165,9 @@ bool WorkerProcess::try_reap() {
 void WorkerProcess::kill(int signal) noexcept {
     if (wait_status_ || pid_ <= 0) return;
     signal_sent_ = signal;
-    ::kill(pid_, signal);
+    // The worker leads its own process group: the signal reaches what it
+    // started too (a command task's program).
+    if (::kill(-pid_, signal) != 0) ::kill(pid_, signal);
 }
 
 std::string describe_wait_status(int status) {

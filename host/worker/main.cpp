@@ -20,6 +20,7 @@
 
 #include <boost/dll/shared_library.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -45,10 +46,13 @@ namespace {
 
 int channel_fd = 3;
 
+// The worker's RSS peak, or that of the largest program it ran and waited
+// for (a command task's), whichever is larger.
 std::int64_t peak_rss_bytes() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
+    rusage self{}, children{};
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    return static_cast<std::int64_t>(std::max(self.ru_maxrss, children.ru_maxrss)) * 1024;
 }
 
 void send_or_exit(ch::Type type, const Dict& body) {

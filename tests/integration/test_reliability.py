@@ -109,6 +109,26 @@ class StaleSegments(HostTest):
                     pass
 
 
+class Orphans(HostTest):
+    def test_what_a_dead_worker_started_dies_with_it(self):
+        # The task's program leaves a sleeper in the background, then the
+        # worker dies of a segfault: the sleeper must not outlive it.
+        plan = self.write_plan("""
+[[group]]
+name = "g"
+plugin = "command"
+params = { train = ["sh", "-c", "sleep 300 & sleep 0.2; kill -SEGV $PPID; sleep 300"] }
+""")
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertIn("SIGSEGV", t["message"])
+        deadline = time.monotonic() + 3
+        while worker_cwds(r.workdir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(worker_cwds(r.workdir), [], "the task's programs outlived their worker")
+
+
 class Resume(HostTest):
     def test_resume_of_a_finished_run_runs_nothing(self):
         plan = self.write_plan(SLEEPERS, scheduler={"max-processes": 6})
