@@ -444,7 +444,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t round, 
     g.name = fmt::format("group-{}", g.index);
     if (auto n = r.name(t, "name", ctx)) {
         // A group's folder sits beside the run's own files.
-        for (const char* reserved : {"run.json", "events.jsonl", "report.html", "rounds.csv"})
+        for (const char* reserved : {"run.json", "events.jsonl", "report.html", "rounds.csv", "notify.log"})
             if (*n == reserved)
                 r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the run's own files", *n));
         if (n->rfind("round-", 0) == 0 && n->size() > 6 &&
@@ -507,6 +507,84 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t round, 
         if (!seen.insert(task.id).second)
             r.error(task.where, fmt::format("task id '{}' appears twice in {}", task.id, ctx));
     plan.groups.push_back(std::move(g));
+}
+
+std::optional<std::vector<std::string>> strings(Reader& r, const toml::table& t, std::string_view key,
+                                                 std::string_view context, bool one_is_a_list) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    std::vector<std::string> out;
+    if (auto s = n->as_string(); s && one_is_a_list) {
+        out.push_back(s->get());
+        return out;
+    }
+    auto arr = n->as_array();
+    bool ok = arr != nullptr;
+    if (ok)
+        for (const auto& item : *arr) {
+            if (auto s = item.as_string()) out.push_back(s->get());
+            else ok = false;
+        }
+    if (!ok) {
+        r.error(*n, fmt::format("key '{}' in {} must be {}", key, context,
+                                one_is_a_list ? "a string or a list of strings" : "a list of strings"));
+        return std::nullopt;
+    }
+    return out;
+}
+
+void read_notify(Reader& r, const toml::table& t, Plan& plan) {
+    constexpr std::string_view ctx = "[notify]";
+    Notify n;
+    n.where = where(t.source());
+    r.check_keys(t, {{"command", ""}, {"smtp", ""}, {"on", ""}}, ctx);
+    if (auto argv = strings(r, t, "command", ctx, false)) {
+        if (argv->empty()) r.error(*t.get("command"), "command in [notify] is empty: give the program and its arguments");
+        n.command = *argv;
+    }
+    if (auto on = strings(r, t, "on", ctx, true)) {
+        n.on_group = n.on_run = false;
+        for (const auto& w : *on) {
+            if (w == "group") n.on_group = true;
+            else if (w == "run") n.on_run = true;
+            else r.error(*t.get("on"), fmt::format("on in [notify] takes \"group\" and \"run\", not \"{}\"", w));
+        }
+    }
+    if (const toml::node* node = r.typed(t, "smtp", toml::node_type::table, ctx)) {
+        const toml::table& m = *node->as_table();
+        constexpr std::string_view sctx = "smtp of [notify]";
+        r.check_keys(m,
+                     {{"server", ""}, {"port", ""}, {"security", ""}, {"from", ""}, {"to", ""}, {"user", ""},
+                      {"password-env", ""}, {"subject", ""}},
+                     sctx);
+        Notify::Smtp smtp;
+        Location at = where(m.source());
+        if (auto v = r.string(m, "server", sctx)) smtp.server = *v;
+        else if (m.get("server") == nullptr) r.error(at, "smtp of [notify] needs a server");
+        if (auto v = r.integer(m, "port", sctx, 1, 65535)) smtp.port = static_cast<std::uint32_t>(*v);
+        if (auto v = r.string(m, "security", sctx)) {
+            if (*v != "starttls" && *v != "ssl" && *v != "none")
+                r.error(*m.get("security"), fmt::format("security '{}' in {} must be \"starttls\", \"ssl\" or \"none\"", *v, sctx));
+            smtp.security = *v;
+        }
+        if (auto v = r.string(m, "from", sctx)) smtp.from = *v;
+        else if (m.get("from") == nullptr) r.error(at, "smtp of [notify] needs a from address");
+        if (auto v = strings(r, m, "to", sctx, true)) {
+            smtp.to = *v;
+            if (v->empty()) r.error(*m.get("to"), "to in smtp of [notify] is empty");
+        } else if (m.get("to") == nullptr) {
+            r.error(at, "smtp of [notify] needs to: one address or a list");
+        }
+        if (auto v = r.string(m, "user", sctx)) smtp.user = *v;
+        if (auto v = r.string(m, "password-env", sctx)) smtp.password_env = *v;
+        if (auto v = r.string(m, "subject", sctx)) smtp.subject = *v;
+        if (!smtp.from.empty() && smtp.from.find('@') == std::string::npos)
+            r.error(*m.get("from"), fmt::format("from in {} is not an e-mail address: '{}'", sctx, smtp.from));
+        n.smtp = std::move(smtp);
+    }
+    if (n.command.empty() && !n.smtp && !r.failed())
+        r.error(n.where, "[notify] needs a command or an smtp table: nothing would be told");
+    plan.notify = std::move(n);
 }
 
 // An input names a group that can have run before: one earlier in the
@@ -574,13 +652,14 @@ Plan parse(std::string_view text, const fs::path& file) {
 
     r.check_keys(root,
                  {{"workdir", ""}, {"plugin-path", ""}, {"resources", ""}, {"scheduler", ""}, {"group", ""},
-                  {"round", ""}},
+                  {"round", ""}, {"notify", ""}},
                  "the plan");
     if (auto w = r.string(root, "workdir", "the plan")) plan.workdir = (plan.dir / *w).lexically_normal();
     plan.plugin_path = path_list(r, root, plan.dir);
     if (auto n = r.typed(root, "resources", toml::node_type::table, "the plan"))
         read_resources(r, *n->as_table(), plan.resources);
     if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan")) read_scheduler(r, *n->as_table(), plan.scheduler);
+    if (auto n = r.typed(root, "notify", toml::node_type::table, "the plan")) read_notify(r, *n->as_table(), plan);
 
     // [[group]] and [[round]] tables run in file order, whichever array
     // they belong to.

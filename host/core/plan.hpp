@@ -100,6 +100,28 @@ struct Scheduler {
     std::chrono::milliseconds task_timeout{0};    // per stage; 0 = none
 };
 
+// [notify]: tell someone when a group or the run ends, as the original
+// mailed its group reports.
+struct Notify {
+    // Run at each notification with two more arguments: the report's path
+    // and the status ("finished", "failed", "interrupted", "error").
+    std::vector<std::string> command;
+    struct Smtp {
+        std::string server;
+        std::uint32_t port = 0;       // 0: 25, 587 or 465 by security
+        std::string security = "starttls";  // starttls | ssl | none
+        std::string from;
+        std::vector<std::string> to;
+        std::string user;
+        std::string password_env;     // the password is read from this variable
+        std::string subject = "[fedflow]";  // the start of every subject
+    };
+    std::optional<Smtp> smtp;
+    bool on_group = true;  // after every group (every round's, in rounds)
+    bool on_run = true;    // after the run
+    Location where;
+};
+
 struct Plan {
     std::filesystem::path file;   // absolute
     std::filesystem::path dir;    // absolute directory of file
@@ -111,6 +133,7 @@ struct Plan {
     Scheduler scheduler;
     std::vector<GroupSpec> groups;   // file order; a round's groups are consecutive
     std::vector<RoundSpec> rounds;
+    std::optional<Notify> notify;
 
     const GroupSpec* find_group(std::string_view name) const;
 };

@@ -392,6 +392,43 @@ void Runner::show_status(bool force) {
     view_->status(st);
 }
 
+void Runner::notify_group(const TaskGroup& g) {
+    if (!notifier_ || !notifier_->wants("group")) return;
+    notify::Event e;
+    e.kind = "group";
+    e.name = g.round() != 0 ? fmt::format("{} (round {})", g.group_name(), g.round()) : g.group_name();
+    std::size_t finished = g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED);
+    e.status = stop_signal_ != 0 ? "interrupted" : g.failed_count() > 0 ? "failed" : "finished";
+    e.report = g.workdir() / "report.json";
+    e.summary = fmt::format("Group {}: {} of {} task(s) finished, {} failed.", e.name, finished, g.tasks().size(),
+                            g.failed_count());
+    std::size_t listed = 0;
+    for (const auto& t : g.tasks()) {
+        const TaskGroup::Failure* f = g.failure(t->task_id());
+        if (f == nullptr || ++listed > 10) continue;
+        e.summary += fmt::format("\n  {} failed in {}: {}", t->task_id(), f->stage, f->message);
+    }
+    if (listed > 10) e.summary += fmt::format("\n  ... and {} more", listed - 10);
+    notifier_->send(e);
+}
+
+void Runner::notify_run(const std::string& status) {
+    if (!notifier_ || !notifier_->wants("run")) return;
+    notify::Event e;
+    e.kind = "run";
+    e.name = plan_.file.filename().string();
+    e.status = status;
+    e.report = workdir_ / "report.html";
+    std::size_t finished = 0, failed = 0;
+    for (const auto& g : groups_) {
+        finished += g->count(TaskStatus::FINISHED) + g->count(TaskStatus::EXITED);
+        failed += g->failed_count();
+    }
+    e.summary = fmt::format("Run of {} in {}: {}. {} task(s) finished, {} failed, in {} group run(s).", e.name,
+                            workdir_.string(), status, finished, failed, groups_.size());
+    notifier_->send(e);
+}
+
 void Runner::write_report() {
     // The page is a view of the run's files: failing to write it loses no
     // result, so it is a warning, never the end of the run.
@@ -484,8 +521,11 @@ int Runner::run() {
 
     if (std::size_t n = remove_stale_segments())
         log::info("removed {} shared-memory segment(s) left in /dev/shm by a fedflow-host that is gone", n);
+    if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
+        throw std::invalid_argument("[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
     if (options_.resume) load_previous();
     else prepare_workdir();
+    if (plan_.notify) notifier_.emplace(*plan_.notify, workdir_);
     started_ = clock::utc_timestamp();
     view_ = ProgressView::make(options_.progress);
     journal_.open(workdir_ / "events.jsonl", view_.get());
@@ -540,6 +580,7 @@ int Runner::run() {
             write_run_json("error", exit_host_failed);
             journal_.write({{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
             write_report();
+            notify_run("error");
         } catch (...) {
         }
         throw;
@@ -552,6 +593,7 @@ int Runner::run() {
     write_run_json(status, code);
     journal_.write({{"event", "run_end"}, {"status", status}, {"exit_code", code}});
     write_report();
+    notify_run(status);
     if (view_) {
         if (view_->live()) show_status(true);  // nothing runs any more
         view_->finish();
@@ -1270,6 +1312,7 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
                     {"failed", g.failed_count()}});
     write_run_json("running", 0);
     write_report();
+    notify_group(g);
 }
 
 }  // namespace fedflow

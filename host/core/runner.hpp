@@ -9,6 +9,7 @@
 // the ledger of what the running tasks hold (docs/scheduling.md).
 #pragma once
 
+#include "../notify/notify.hpp"
 #include "../sched/admission.hpp"
 #include "../sched/ledger.hpp"
 #include "../sched/probe.hpp"
@@ -116,6 +117,9 @@ private:
     RunOptions options_;
     std::filesystem::path workdir_;
     std::string shm_prefix_;
+    std::optional<notify::Notifier> notifier_;
+    void notify_group(const TaskGroup& g);
+    void notify_run(const std::string& status);
     std::unique_ptr<ProgressView> view_;  // before journal_: the journal shows through it
     Journal journal_;
     std::chrono::steady_clock::time_point shown_at_{};  // the last LiveStatus given to view_

@@ -341,6 +341,36 @@ TEST_CASE("bad resources and scheduler values say where and what") {
               .find("key 'gpu-memory' in [[group.task]] of group 'group-1' must be a size") != std::string::npos);
 }
 
+TEST_CASE("[notify]") {
+    plan::Plan p = parse(R"(
+[notify]
+command = ["notify-send", "fedflow"]
+on = "run"
+smtp = { server = "smtp.example.org", from = "lab@example.org", to = "me@example.org", user = "lab", password-env = "SMTP_PASSWORD" }
+[[group]]
+plugin = "echo"
+)");
+    REQUIRE(p.notify);
+    CHECK(p.notify->command == std::vector<std::string>{"notify-send", "fedflow"});
+    CHECK_FALSE(p.notify->on_group);
+    CHECK(p.notify->on_run);
+    REQUIRE(p.notify->smtp);
+    CHECK(p.notify->smtp->server == "smtp.example.org");
+    CHECK(p.notify->smtp->to == std::vector<std::string>{"me@example.org"});
+    CHECK(p.notify->smtp->security == "starttls");
+    CHECK(p.notify->smtp->password_env == "SMTP_PASSWORD");
+    CHECK_FALSE(parse("[[group]]\nplugin = \"echo\"\n").notify);
+
+    for (const char* bad : {"[notify]\n", "[notify]\ncommand = []\n", "[notify]\ncommand = [\"x\"]\non = \"always\"\n",
+                            "[notify]\nsmtp = { from = \"a@b\", to = \"c@d\" }\n",
+                            "[notify]\nsmtp = { server = \"s\", from = \"nobody\", to = \"c@d\" }\n",
+                            "[notify]\nsmtp = { server = \"s\", from = \"a@b\", to = \"c@d\", security = \"tls\" }\n",
+                            "[notify]\nsmtp = { server = \"s\", from = \"a@b\", to = \"c@d\", password = \"x\" }\n"}) {
+        CAPTURE(bad);
+        CHECK(errors(std::string(bad) + "[[group]]\nplugin = \"echo\"\n").find("notify") != std::string::npos);
+    }
+}
+
 TEST_CASE("--gpus selections") {
     plan::Resources r;
     plan::parse_gpus("none", r);
