@@ -71,7 +71,16 @@ public:
     const std::vector<std::unique_ptr<TaskGroup>>& groups() const noexcept { return groups_; }
 
 private:
-    struct Live;
+    // A task whose process has been started and not yet reaped.
+    struct Live {
+        TaskGroup* group = nullptr;
+        Task* task = nullptr;
+        std::string prefix;  // the task's shared-memory name prefix
+        std::optional<std::chrono::steady_clock::time_point> closed_at;  // when EOF was seen on the socket
+        bool segments_removed = false;  // all of the task's segments are gone
+    };
+    // Removes segments of fedflow-hosts that are gone; returns how many.
+    static std::size_t remove_stale_segments();
     void prepare_workdir();
     // --resume: reads what the earlier run in the workdir finished (its
     // journal, result files and reports). Throws std::invalid_argument when

@@ -1,0 +1,186 @@
+// runner_resume.cpp: the workdir before a run: a fresh one, or --resume of
+// the run in it (its journal and results); segments of hosts that are gone.
+#include "runner.hpp"
+
+#include "../common/shm.hpp"
+#include "log.hpp"
+#include "results.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <tuple>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace fedflow {
+
+namespace {
+
+bool is_running_host(std::int64_t pid) {
+    std::string comm;
+    std::ifstream in(fmt::format("/proc/{}/comm", pid));
+    std::getline(in, comm);
+    return pid > 0 && comm == "fedflow-host";
+}
+
+// What changed between two versions of a plan, for --resume's refusal:
+// the first few lines that differ.
+std::string plan_changes(const std::string& before, const std::string& after) {
+    auto lines = [](const std::string& text) {
+        std::vector<std::string> out;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            std::size_t nl = text.find('\n', start);
+            if (nl == std::string::npos) nl = text.size();
+            out.push_back(text.substr(start, nl - start));
+            start = nl + 1;
+        }
+        return out;
+    };
+    std::vector<std::string> a = lines(before), b = lines(after);
+    std::string out;
+    int shown = 0;
+    for (std::size_t i = 0; i < std::max(a.size(), b.size()) && shown < 3; ++i) {
+        const std::string* x = i < a.size() ? &a[i] : nullptr;
+        const std::string* y = i < b.size() ? &b[i] : nullptr;
+        if (x && y && *x == *y) continue;
+        out += fmt::format("; line {}: {} is now {}", i + 1, x ? "'" + *x + "'" : "(none)", y ? "'" + *y + "'" : "(none)");
+        ++shown;
+    }
+    return out;
+}
+
+}  // namespace
+
+// Segments of hosts that are gone (killed with SIGKILL: nothing of theirs
+// removed them): "fedflow-<pid>-..." where <pid> is no fedflow-host now.
+std::size_t Runner::remove_stale_segments() {
+    std::map<int, bool> alive;  // pid -> a fedflow-host runs with it
+    std::size_t removed = 0;
+    for (const std::string& name : shm::list_prefix("fedflow-")) {
+        const char* p = name.c_str() + 8;
+        char* end = nullptr;
+        long pid = std::strtol(p, &end, 10);
+        if (end == p || *end != '-' || pid <= 0 || pid == ::getpid()) continue;
+        auto [it, fresh] = alive.try_emplace(static_cast<int>(pid), false);
+        if (fresh) {
+            std::string comm;
+            std::ifstream in(fmt::format("/proc/{}/comm", pid));
+            std::getline(in, comm);
+            it->second = comm == "fedflow-host";
+        }
+        if (!it->second && shm::Segment::remove(name)) ++removed;
+    }
+    return removed;
+}
+
+void Runner::load_previous() {
+    const fs::path run_file = workdir_ / "run.json";
+    std::error_code ec;
+    if (!fs::exists(run_file, ec))
+        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
+                                                workdir_.string()));
+    json run;
+    try {
+        std::ifstream in(run_file);
+        run = json::parse(in);
+    } catch (const std::exception& e) {
+        throw std::invalid_argument(fmt::format("--resume: cannot read {}: {}", run_file.string(), e.what()));
+    }
+    if (run.value("status", "") == "running" && run.contains("host_pid") && run["host_pid"].is_number_integer() &&
+        is_running_host(run["host_pid"].get<std::int64_t>()))
+        throw std::invalid_argument(fmt::format("--resume: the run in {} is still going (fedflow-host, pid {})",
+                                                workdir_.string(), run["host_pid"].get<std::int64_t>()));
+    const std::string before = run.value("plan_digest", "");
+    if (before != plan_.digest) {
+        if (!options_.force)
+            throw std::invalid_argument(fmt::format(
+                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Run without --resume "
+                "to start over, or add --force to resume with the plan as it is now",
+                workdir_.string(), before.empty() ? "unknown" : before.substr(0, 19), plan_.digest.substr(0, 19),
+                plan_changes(run.value("plan_text", ""), plan_.text)));
+        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})",
+                     workdir_.string(), before.substr(0, 19), plan_.digest.substr(0, 19));
+    }
+
+    // The journal says which tasks finished, with the checksum of the
+    // result.json they left; a task counts only if that file is still there
+    // as it was written (a torn last line is the mark of a killed host).
+    using Key = std::tuple<std::uint32_t, std::string, std::string>;  // round, group, task
+    std::map<Key, std::optional<std::uint64_t>> finished;
+    std::ifstream events(workdir_ / "events.jsonl");
+    for (std::string line; std::getline(events, line);) {
+        json e = json::parse(line, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) continue;
+        auto round = e.value("round", std::uint32_t{0});
+        if (e.value("event", "") == "round_removed") removed_rounds_.insert(round);
+        if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") continue;
+        std::optional<std::uint64_t> sum;
+        if (e.contains("result_checksum") && e["result_checksum"].is_string())
+            sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
+        finished[{round, e.value("group", ""), e.value("task", "")}] = sum;
+    }
+    for (const auto& g : plan_.groups) {
+        std::uint32_t rounds = g.round == 0 ? 0 : plan_.rounds[g.round - 1].count;
+        for (std::uint32_t r = g.round == 0 ? 0 : 1; r <= rounds; ++r) {
+            const fs::path gdir = group_dir(g, r);
+            json report;
+            std::ifstream in(gdir / "report.json");
+            if (in) report = json::parse(in, nullptr, false);
+            for (const auto& t : g.tasks) {
+                auto it = finished.find({r, g.name, t.id});
+                if (it == finished.end()) continue;
+                Previous p;
+                if (removed_rounds_.count(r) != 0) {
+                    // keep-rounds removed its folder: it finished, and a
+                    // later round's results have taken the place of its own.
+                    p.result = nullptr;
+                    p.report = json{{"removed", true}};
+                    previous_[{r, g.name}][t.id] = std::move(p);
+                    continue;
+                }
+                const fs::path dir = gdir / t.id;
+                std::optional<std::uint64_t> sum = results::file_checksum(dir / "result.json");
+                if (!sum || !it->second || *sum != *it->second) {
+                    log::warning("{}/{}: its result.json is missing or not as it was written: it runs again",
+                                 fs::relative(gdir, workdir_).string(), t.id);
+                    continue;
+                }
+                std::ifstream rin(dir / "result.json");
+                p.result = json::parse(rin, nullptr, false);
+                if (p.result.is_discarded()) continue;
+                if (report.is_object() && report.contains("tasks") && report["tasks"].contains(t.id))
+                    p.report = report["tasks"][t.id];
+                else
+                    p.report = json::object();
+                p.report.erase("result");
+                previous_[{r, g.name}][t.id] = std::move(p);
+            }
+        }
+    }
+}
+
+void Runner::prepare_workdir() {
+    std::error_code ec;
+    if (fs::exists(workdir_ / "run.json", ec)) {
+        // A previous run of Fedflow: its outputs are replaced, never mixed
+        // with this run's.
+        log::warning("replacing the previous run in {}", workdir_.string());
+        for (const auto& e : fs::directory_iterator(workdir_)) fs::remove_all(e.path());
+    } else if (fs::exists(workdir_, ec) && !fs::is_empty(workdir_, ec)) {
+        throw std::invalid_argument(fmt::format(
+            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
+            workdir_.string()));
+    }
+    fs::create_directories(workdir_);
+}
+
+}  // namespace fedflow
