@@ -170,6 +170,27 @@ class HostTest(unittest.TestCase):
         return t
 
 
+def worker_cwds(under):
+    """Processes whose cwd lies under `under` (task workdirs): the workers of
+    a run, and whatever they started."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cwd = os.readlink("/proc/%s/cwd" % pid)
+        except OSError:
+            continue
+        if cwd.startswith(under + os.sep):
+            found.append((int(pid), cwd))
+    return found
+
+
+def shm_segments(host_pid):
+    """The shared-memory segments of the host with that pid."""
+    return [n for n in os.listdir("/dev/shm") if n.startswith("fedflow-%d-" % host_pid)]
+
+
 def kill_group(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -104,24 +104,10 @@ params = { size = 4096 }
         self.assertEqual(r.result("big", "fine")["size"], 4096)
         with open(r.path("run.json"), encoding="utf-8") as f:
             host_pid = json.load(f)["host_pid"]
-        self.assertEqual([n for n in os.listdir("/dev/shm") if n.startswith("fedflow-%d-" % host_pid)], [])
+        self.assertEqual(fftest.shm_segments(host_pid), [])
 
 
 class Detection(HostTest):
-    def worker_cwds(self, under):
-        """Processes of ours whose cwd lies under `under` (task workdirs)."""
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                cwd = os.readlink("/proc/%s/cwd" % pid)
-            except OSError:
-                continue
-            if cwd.startswith(under + os.sep):
-                found.append((int(pid), cwd))
-        return found
-
     def test_crash_is_seen_while_a_sibling_still_runs_and_sigint_ends_the_run(self):
         # "crash" segfaults at once; "slow" trains for 20 s. The crash must be in
         # the journal long before "slow" ends.
@@ -159,7 +145,7 @@ params = { fail = false, sleep = 20 }
             self.assertIsNotNone(seen, "the crash was not in events.jsonl within 10 s")
             with open(events, encoding="utf-8") as f:
                 self.assertIn("SIGSEGV", f.read())
-            self.assertTrue(self.worker_cwds(wd), "the slow task's worker is running")
+            self.assertTrue(fftest.worker_cwds(wd), "the slow task's worker is running")
 
             # SPEC: exit status 3 when the host is interrupted.
             proc.send_signal(signal.SIGINT)
@@ -171,9 +157,9 @@ params = { fail = false, sleep = 20 }
                 proc.communicate()
         # No worker outlives the host.
         deadline = time.monotonic() + 5
-        while self.worker_cwds(wd) and time.monotonic() < deadline:
+        while fftest.worker_cwds(wd) and time.monotonic() < deadline:
             time.sleep(0.1)
-        self.assertEqual(self.worker_cwds(wd), [], "workers left behind")
+        self.assertEqual(fftest.worker_cwds(wd), [], "workers left behind")
 
     def test_task_timeout(self):
         plan = self.write_plan("""

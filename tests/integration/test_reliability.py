@@ -14,25 +14,6 @@ import fftest
 from fftest import HostTest
 
 
-def worker_cwds(under):
-    """Processes whose cwd lies under `under` (task workdirs)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink("/proc/%s/cwd" % pid)
-        except OSError:
-            continue
-        if cwd.startswith(under + os.sep):
-            found.append((int(pid), cwd))
-    return found
-
-
-def segments(host_pid):
-    return [n for n in os.listdir("/dev/shm") if n.startswith("fedflow-%d-" % host_pid)]
-
-
 SLEEPERS = """
 [[group]]
 name = "first"
@@ -72,7 +53,7 @@ class Integrity(HostTest):
                 self.assertFalse(os.path.exists(r.path("g", "0", "result.json")))
                 self.assertEqual(sorted(os.listdir(r.path("g", "0"))), ["stderr.log", "stdout.log"])
                 self.assertStatus(r, "after", "0", "FINISHED")
-                self.assertEqual(segments(r.json("run.json")["host_pid"]), [])
+                self.assertEqual(fftest.shm_segments(r.json("run.json")["host_pid"]), [])
 
     def test_an_intact_result_is_accepted(self):
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "big_bytes"\nparams = { size = 65536 }\n')
@@ -124,9 +105,9 @@ params = { train = ["sh", "-c", "sleep 300 & sleep 0.2; kill -SEGV $PPID; sleep 
         t = self.assertStatus(r, "g", "0", "EXCEPTION")
         self.assertIn("SIGSEGV", t["message"])
         deadline = time.monotonic() + 3
-        while worker_cwds(r.workdir) and time.monotonic() < deadline:
+        while fftest.worker_cwds(r.workdir) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual(worker_cwds(r.workdir), [], "the task's programs outlived their worker")
+        self.assertEqual(fftest.worker_cwds(r.workdir), [], "the task's programs outlived their worker")
 
 
 class Resume(HostTest):
@@ -228,9 +209,9 @@ class HostCrash(HostTest):
         host_pid = proc.pid
         # PR_SET_PDEATHSIG: no worker outlives the host.
         deadline = time.monotonic() + 5
-        while worker_cwds(workdir) and time.monotonic() < deadline:
+        while fftest.worker_cwds(workdir) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual(worker_cwds(workdir), [], "workers survived their host")
+        self.assertEqual(fftest.worker_cwds(workdir), [], "workers survived their host")
         run = json.load(open(os.path.join(workdir, "run.json")))
         self.assertEqual(run["status"], "running")  # the host had no chance to say more
 
@@ -238,8 +219,8 @@ class HostCrash(HostTest):
         r = self.host(plan, "--workdir", workdir, "--resume", workdir=workdir, timeout=60)
         self.assertExit(r, 0)
         # Nothing of the killed host is left in /dev/shm, nor of this one.
-        self.assertEqual(segments(host_pid), [])
-        self.assertEqual(segments(r.json("run.json")["host_pid"]), [])
+        self.assertEqual(fftest.shm_segments(host_pid), [])
+        self.assertEqual(fftest.shm_segments(r.json("run.json")["host_pid"]), [])
         # What finished before the kill was not run again.
         for t, result in before.items():
             self.assertEqual(r.result("sleepers", t), result, "task %s ran again" % t)
