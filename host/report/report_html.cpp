@@ -283,6 +283,22 @@ pre.log{margin:6px 0 0;padding:8px 10px;background:#212529;color:#e9ecef;border-
 summary{cursor:pointer;color:var(--muted);font-size:12.5px}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:8px}
 .notes{margin:6px 0 0;padding-left:18px}
+svg .rb{fill:#dbe4ff;stroke:#fff;stroke-width:1}svg .rb.alt{fill:#bac8ff}svg .rb:hover{fill:#91a7ff}
+svg .rn{fill:#364fc7;font-size:9.5px;font-weight:600;pointer-events:none}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px 16px;margin:0 0 12px}
+figure.chart{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px 10px 2px}
+figure.chart figcaption{display:flex;justify-content:space-between;align-items:baseline;gap:8px;font-size:13px}
+figure.chart figcaption>span{font-variant-numeric:tabular-nums;font-weight:600}figure.chart figcaption .muted{font-weight:400;font-size:12px}
+svg.chart-svg{display:block;width:100%;height:auto;font:10.5px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif}
+svg .axis{stroke:#868e96;stroke-width:1}svg .tick{stroke:#868e96}
+svg .cl{fill:none;stroke:#1c7ed6;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}
+svg .ca{fill:#1c7ed6;fill-opacity:.08}
+svg .cp{fill:#fff;stroke:#1c7ed6;stroke-width:1.5}svg .cp:hover{fill:#1c7ed6;stroke-width:3}
+svg .clast{fill:#1864ab;font-weight:650;font-size:11.5px}
+details.round{border:1px solid var(--line);border-radius:6px;margin:0 0 10px;padding:0 12px 4px}
+details.round>summary{padding:8px 0;font-size:13.5px;color:var(--ink)}details.round>summary .muted{font-size:12.5px;margin-left:6px}
+details.round h3{margin-top:10px}
+details.values{margin:0 0 4px}.constant{margin:0 0 10px}details.values>summary{margin:0 0 6px}
 )";
 
 // Sorts a table by the clicked header: numbers by value (data-v holds the raw
@@ -306,6 +322,7 @@ public:
 
     std::string render() {
         index_failures();
+        for (const auto& list : round_blocks()) keys_[list.front()->block] = curves(list);
         std::string plan = str(run_.info, "plan");
         std::string title = plan.empty() ? run_.workdir.filename().string() : fs::path(plan).stem().string();
         out_ += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -316,8 +333,7 @@ public:
         out_ += "</style>\n</head>\n<body>\n<main>\n";
         header(title);
         timeline();
-        // Rounds (issue 5) go here: for the groups with Group::round > 0, one
-        // chart per scalar that the server group's task returns, by round.
+        rounds();
         failures();
         results();
         footer();
@@ -405,6 +421,7 @@ private:
             out_ += "</div>\n";
         }
         out_ += "<nav><a href=\"#timeline\">Timeline</a>";
+        if (!run_.rounds.empty()) out_ += fmt::format("<a href=\"#rounds\">Rounds ({})</a>", run_.rounds.size());
         out_ += fmt::format("<a href=\"#failures\">Failures ({})</a>", failure_ids_.size());
         out_ += "<a href=\"#results\">Results</a></nav>\n";
         out_ += "</header>\n";
@@ -423,6 +440,7 @@ private:
     };
 
     static constexpr double width = 1200, label_w = 128, right_pad = 18, axis_h = 42;
+    static constexpr double round_strip_h = 18;  // the band of rounds under the group names
 
     double x_of(double ms) const { return label_w + ms / span_ms_ * (width - label_w - right_pad); }
 
@@ -479,16 +497,18 @@ private:
         // Rows shrink as they multiply, so a run of thousands of tasks stays a page or two.
         const double row_h = total_rows <= 40 ? 16 : total_rows <= 120 ? 10 : total_rows <= 400 ? 6 : 3;
         const double lane_pad = 8, min_lane_h = 40;
-        double height = axis_h;
+        top_h_ = axis_h + (round_strip() ? round_strip_h : 0);
+        double height = top_h_;
         for (const auto& lane : lanes) height += std::max(min_lane_h, row_count[lane] * row_h + 2 * lane_pad);
         height += 26;  // the bottom axis
 
         out_ += fmt::format("<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {:.0f}\" "
                             "width=\"{}\" height=\"{:.0f}\" role=\"img\" aria-label=\"timeline per device\">\n",
                             width, height, width, height);
-        const double plot_top = axis_h, plot_bottom = height - 26;
+        const double plot_top = top_h_, plot_bottom = height - 26;
         groups_bands(plot_top, plot_bottom);
         axis(plot_top, plot_bottom, height);
+        rounds_strip();
 
         double y = plot_top;
         for (std::size_t li = 0; li < lanes.size(); ++li) {
@@ -541,6 +561,8 @@ private:
             out_ += fmt::format("<line class=\"gstart\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"14\" y2=\"{:.1f}\"/>", x0, x0, bottom);
             std::string label = g.name;
             double room = x1 - x0 - 8;
+            // A round's groups repeat every round: named only where the whole name fits.
+            if (g.round > 0 && room < 6.5 * static_cast<double>(label.size())) room = 0;
             if (room > 6.5 * 3) {
                 auto fits = static_cast<std::size_t>(room / 6.5);
                 if (label.size() > fits) label = truncated(label, fits > 1 ? fits - 1 : 1);
@@ -635,6 +657,267 @@ private:
         return s;
     }
 
+    bool round_strip() const {
+        return std::any_of(run_.rounds.begin(), run_.rounds.end(), [](const Round& r) { return r.start_ms.has_value(); });
+    }
+
+    // A thin band per round under the group names, alternating in shade, with
+    // the round's number where it fits and its times and values on hover.
+    void rounds_strip() {
+        if (!round_strip()) return;
+        const double y = axis_h - 22, h = 13;
+        out_ += fmt::format("<text class=\"lsub\" x=\"10\" y=\"{:.1f}\">rounds</text>\n", y + 10);
+        bool blocks = run_.rounds.back().block > 1;
+        std::size_t n = 0;
+        for (const Round& r : run_.rounds) {
+            if (!r.start_ms) continue;
+            double x0 = x_of(*r.start_ms), x1 = x_of(r.end_ms.value_or(run_.end_ms));
+            double w = std::max(x1 - x0, 1.0);
+            out_ += fmt::format("<rect class=\"rb{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{}\"><title>{}</title></rect>",
+                                n++ % 2 ? " alt" : "", x0, y, w, h, escape(round_title(r, blocks)));
+            std::string label = std::to_string(r.round);
+            if (w > 6.0 * static_cast<double>(label.size()) + 4)
+                out_ += fmt::format("<text class=\"rn\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x0 + w / 2, y + 10,
+                                    escape(label));
+            out_ += "\n";
+        }
+    }
+
+    std::string round_title(const Round& r, bool blocks) const {
+        std::string t = blocks ? fmt::format("[[round]] {}, round {}", r.block, r.round) : fmt::format("round {}", r.round);
+        if (r.start_ms) t += fmt::format("\n{} \u2192 {}", at(*r.start_ms), r.end_ms ? at(*r.end_ms) : std::string("running"));
+        if (r.wall_s) t += fmt::format(" ({})", duration(*r.wall_s * 1000));
+        for (std::size_t i = 0; i < r.values.size() && i < 8; ++i)
+            t += fmt::format("\n{} = {}", truncated(r.values[i].first, 40), number(json(r.values[i].second)));
+        if (!r.stopped_by.empty()) t += "\nstopped here: " + r.stopped_by;
+        return t;
+    }
+
+    // ---- rounds -----------------------------------------------------------
+
+    // The series worth a chart: every scalar of run.json's rounds but those
+    // that only repeat the round number or were booleans in the results
+    // (a stop flag), in the order they first appear.
+    std::vector<std::string> chart_keys(const std::vector<const Round*>& rounds) const {
+        std::vector<std::string> keys;
+        std::set<std::string> flags;
+        for (const Round* r : rounds) {
+            for (std::size_t gi : r->groups)
+                for (const auto& t : run_.groups[gi].tasks)
+                    if (auto res = t.entry.find("result"); res != t.entry.end() && res->is_object())
+                        for (const auto& [k, v] : res->items())
+                            if (v.is_boolean()) flags.insert(k);
+            for (const auto& [k, v] : r->values)
+                if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+        }
+        std::vector<std::string> out;
+        for (const auto& k : keys) {
+            if (flags.count(k)) continue;
+            // One round proves nothing: a value 1 in round 1 may be anything.
+            bool is_round = rounds.size() > 1 || k == "round";
+            for (const Round* r : rounds)
+                for (const auto& [rk, v] : r->values)
+                    if (rk == k && v != r->round) is_round = false;
+            if (!is_round) out.push_back(k);
+        }
+        return out;
+    }
+
+    // Of those, the ones that change from round to round (all of them when
+    // there is one round).
+    std::vector<std::string> curves(const std::vector<const Round*>& rounds) const {
+        std::vector<std::string> out;
+        for (const auto& k : chart_keys(rounds)) {
+            std::set<double> seen;
+            for (const Round* r : rounds)
+                if (const double* v = value_of(*r, k)) seen.insert(*v);
+            if (seen.size() != 1 || rounds.size() == 1) out.push_back(k);
+        }
+        return out;
+    }
+
+    static const double* value_of(const Round& r, const std::string& key) {
+        for (const auto& [k, v] : r.values)
+            if (k == key) return &v;
+        return nullptr;
+    }
+
+    // The rounds of each [[round]] table, in order.
+    std::vector<std::vector<const Round*>> round_blocks() const {
+        std::vector<std::vector<const Round*>> blocks;
+        for (const Round& r : run_.rounds) {
+            if (blocks.empty() || blocks.back().back()->block != r.block) blocks.emplace_back();
+            blocks.back().push_back(&r);
+        }
+        return blocks;
+    }
+
+    void rounds() {
+        if (run_.rounds.empty()) return;
+        out_ += fmt::format("<section id=\"rounds\">\n<h2>Rounds <span class=\"muted small\">({}) \u00b7 what the last group of each round "
+                            "returned (averaged over its tasks); hover a point for its value</span></h2>\n",
+                            run_.rounds.size());
+        auto blocks = round_blocks();
+        for (const auto& list : blocks) {
+            if (blocks.size() > 1) out_ += fmt::format("<h3>[[round]] {}</h3>\n", list.front()->block);
+            for (const Round* r : list)
+                if (!r->stopped_by.empty())
+                    out_ += fmt::format("<p class=\"muted small\">Stopped after round {}: {} asked to stop (stop-when).</p>\n", r->round,
+                                        escape(r->stopped_by));
+            const std::vector<std::string>& curves = keys_[list.front()->block];
+            constexpr std::size_t max_charts = 12;
+            // A value that never changed is a fact, not a curve.
+            std::string constant;
+            for (const auto& k : chart_keys(list)) {
+                if (std::find(curves.begin(), curves.end(), k) != curves.end()) continue;
+                const double* v = nullptr;
+                for (const Round* r : list) v = v ? v : value_of(*r, k);
+                if (v) constant += fmt::format("{}<b>{}</b> {}", constant.empty() ? "" : " \u00b7 ", escape(truncated(k, 40)), escape(number(json(*v))));
+            }
+            if (curves.empty() && constant.empty()) out_ += "<p class=\"muted\">No round has returned a number yet.</p>\n";
+            if (!curves.empty()) {
+                out_ += "<div class=\"charts\">\n";
+                for (std::size_t i = 0; i < curves.size() && i < max_charts; ++i) chart(list, curves[i]);
+                out_ += "</div>\n";
+                if (curves.size() > max_charts)
+                    out_ += fmt::format("<p class=\"muted small\">{} more values are in the table below.</p>\n", curves.size() - max_charts);
+            }
+            if (!constant.empty()) out_ += "<p class=\"small constant\"><span class=\"muted\">The same in every round:</span> " + constant + "</p>\n";
+            rounds_table(list);
+        }
+        out_ += "</section>\n";
+    }
+
+    // Round by round: wall time and every value, sortable.
+    void rounds_table(const std::vector<const Round*>& list) {
+        std::vector<std::string> keys;
+        for (const Round* r : list)
+            for (const auto& [k, v] : r->values)
+                if (std::find(keys.begin(), keys.end(), k) == keys.end() && keys.size() < 40) keys.push_back(k);
+        out_ += fmt::format("<details class=\"values\"{}><summary>values of every round</summary>\n", list.size() <= 12 ? " open" : "");
+        out_ += "<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th class=\"n\">Round</th><th class=\"n\">Wall</th>";
+        for (const auto& k : keys) out_ += fmt::format("<th class=\"n\">{}</th>", escape(truncated(k, 40)));
+        out_ += "</tr></thead><tbody>\n";
+        for (const Round* r : list) {
+            out_ += fmt::format("<tr><td class=\"n\" data-v=\"{}\">{}</td>", r->round, r->round);
+            if (r->wall_s) out_ += fmt::format("<td class=\"n\" data-v=\"{}\">{}</td>", *r->wall_s, escape(duration(*r->wall_s * 1000)));
+            else out_ += "<td class=\"n\"></td>";
+            for (const auto& k : keys) {
+                const double* v = value_of(*r, k);
+                if (v) out_ += fmt::format("<td class=\"n\" data-v=\"{}\">{}</td>", *v, escape(number(json(*v))));
+                else out_ += "<td class=\"n\"></td>";
+            }
+            out_ += "</tr>\n";
+        }
+        out_ += "</tbody></table></div>\n</details>\n";
+    }
+
+    // Ticks at 1, 2 or 5 times a power of ten that cover [lo, hi] in about
+    // `want` steps; the decimals that show them.
+    static std::pair<std::vector<double>, int> nice_ticks(double lo, double hi, int want) {
+        double span = hi - lo;
+        double raw = span / want;
+        double mag = std::pow(10.0, std::floor(std::log10(raw)));
+        double step = mag;
+        for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+            if (m * mag >= raw) {
+                step = m * mag;
+                break;
+            }
+        std::vector<double> ticks;
+        for (double t = std::floor(lo / step) * step; ticks.size() < 40; t += step) {
+            ticks.push_back(std::fabs(t) < step * 1e-9 ? 0.0 : t);
+            if (t >= hi - step * 1e-9) break;
+        }
+        int decimals = std::clamp(static_cast<int>(-std::floor(std::log10(step) + 1e-9)), 0, 8);
+        if (step * std::pow(10.0, decimals) != std::round(step * std::pow(10.0, decimals))) ++decimals;  // 2.5, 0.25
+        return {ticks, decimals};
+    }
+
+    // Four significant digits: what fits beside a point.
+    static std::string short_number(double v) {
+        if (std::fabs(v) >= 1e4 && std::fabs(v) < 1e9 && v == std::round(v)) return fmt::format("{:.0f}", v);
+        return fmt::format("{:.4g}", v);
+    }
+
+    static std::string tick_text(double v, int decimals) {
+        if (std::fabs(v) >= 1e6) return fmt::format("{:.3g}", v);
+        std::string s = fmt::format("{:.{}f}", v, decimals);
+        return s == "-0" ? "0" : s;
+    }
+
+    // One small line chart of a value over the rounds: axes with ticks, a
+    // point per round with its value on hover, the last value labelled.
+    void chart(const std::vector<const Round*>& list, const std::string& key) {
+        std::vector<std::pair<int, double>> pts;
+        for (const Round* r : list)
+            if (const double* v = value_of(*r, key); v && std::isfinite(*v)) pts.emplace_back(r->round, *v);
+        const std::string name = truncated(key, 40);
+        out_ += "<figure class=\"chart\">";
+        if (pts.empty()) {
+            out_ += fmt::format("<figcaption><b>{}</b></figcaption><p class=\"muted small\">no value yet</p></figure>\n", escape(name));
+            return;
+        }
+        auto [mn, mx] = std::minmax_element(pts.begin(), pts.end(), [](auto& a, auto& b) { return a.second < b.second; });
+        double lo = mn->second, hi = mx->second;
+        out_ += fmt::format("<figcaption><b>{}</b><span><span class=\"muted\">min {} \u00b7 max {} \u00b7 round {}:</span> {}</span></figcaption>\n",
+                            escape(name), escape(short_number(lo)), escape(short_number(hi)), pts.back().first,
+                            escape(number(json(pts.back().second))));
+        if (lo == hi) {
+            double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
+            lo -= pad;
+            hi += pad;
+        }
+        auto [yticks, decimals] = nice_ticks(lo, hi, 4);
+        double ylo = std::min(lo, yticks.front()), yhi = std::max(hi, yticks.back());
+        int r0 = list.front()->round, r1 = list.back()->round;
+        constexpr double W = 380, H = 200, left = 50, right = 64, top = 12, bottom = 30;
+        const double pw = W - left - right, ph = H - top - bottom;
+        auto X = [&](double r) { return r1 == r0 ? left + pw / 2 : left + (r - r0) / (r1 - r0) * pw; };
+        auto Y = [&](double v) { return top + (yhi - v) / (yhi - ylo) * ph; };
+
+        out_ += fmt::format("<svg class=\"chart-svg\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {}\" role=\"img\" "
+                            "aria-label=\"{} by round\">\n", W, H, escape(name));
+        for (double t : yticks) {
+            double y = Y(t);
+            out_ += fmt::format("<line class=\"grid\" x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\"/>"
+                                "<text class=\"ax\" x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n",
+                                left, W - right, y, y, left - 6, y + 3.5, tick_text(t, decimals));
+        }
+        // Rounds on x: whole numbers, at most about ten labels.
+        int span = std::max(r1 - r0, 1), step = 1;
+        for (int s : {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000})
+            if (span / s <= 10) {
+                step = s;
+                break;
+            }
+        for (int r = (r0 + step - 1) / step * step; r <= r1; r += step) {
+            if (r < r0) continue;
+            double x = X(r);
+            out_ += fmt::format("<line class=\"tick\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{}\"/>"
+                                "<text class=\"ax\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                                x, x, H - bottom, H - bottom + 4, x, H - bottom + 15, r);
+        }
+        out_ += fmt::format("\n<line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/><line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
+                            left, W - right, H - bottom, H - bottom, left, left, top, H - bottom);
+        out_ += fmt::format("<text class=\"ax\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">round</text>\n", left + pw / 2, H - 2);
+
+        std::string line, area = fmt::format("{:.1f},{:.1f}", X(pts.front().first), H - bottom);
+        for (const auto& [r, v] : pts) {
+            line += fmt::format("{}{:.1f},{:.1f}", line.empty() ? "" : " ", X(r), Y(v));
+            area += fmt::format(" {:.1f},{:.1f}", X(r), Y(v));
+        }
+        area += fmt::format(" {:.1f},{:.1f}", X(pts.back().first), H - bottom);
+        if (pts.size() > 1) out_ += fmt::format("<polygon class=\"ca\" points=\"{}\"/><polyline class=\"cl\" points=\"{}\"/>\n", area, line);
+        const double radius = pts.size() <= 40 ? 3 : pts.size() <= 150 ? 2 : 1.2;
+        for (const auto& [r, v] : pts)
+            out_ += fmt::format("<circle class=\"cp\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\"><title>round {}: {} = {}</title></circle>", X(r), Y(v),
+                                radius, r, escape(name), escape(number(json(v))));
+        const auto& [lr, lv] = pts.back();
+        out_ += fmt::format("\n<text class=\"clast\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n</svg></figure>\n", X(lr) + 7, Y(lv) + 4,
+                            escape(short_number(lv)));
+    }
+
     // ---- failures -------------------------------------------------------
 
     void failures() {
@@ -690,8 +973,52 @@ private:
     void results() {
         out_ += "<section id=\"results\">\n<h2>Results</h2>\n";
         if (run_.groups.empty()) out_ += "<p class=\"muted\">No group has started yet.</p>\n";
-        for (std::size_t g = 0; g < run_.groups.size(); ++g) group_table(g);
+        // A round's groups together, where its first group comes; folded but
+        // for the last round of each [[round]] and rounds with a failure, so
+        // that 20 rounds of many tasks stay a page to scroll.
+        std::set<const Round*> shown;
+        for (std::size_t g = 0; g < run_.groups.size(); ++g) {
+            const Round* r = round_of(run_.groups[g]);
+            if (!r) {
+                group_table(g);
+            } else if (shown.insert(r).second) {
+                round_results(*r);
+            }
+        }
         out_ += "</section>\n";
+    }
+
+    const Round* round_of(const Group& g) const {
+        if (g.round == 0) return nullptr;
+        for (const Round& r : run_.rounds)
+            if (r.round == g.round && r.block == g.block) return &r;
+        return nullptr;
+    }
+
+    void round_results(const Round& r) {
+        bool last = &r == &run_.rounds.back() || (&r + 1)->block != r.block;
+        std::size_t tasks = 0, finished = 0, failed_n = 0;
+        std::string names;
+        for (std::size_t gi : r.groups) {
+            const Group& g = run_.groups[gi];
+            names += (names.empty() ? "" : ", ") + g.name;
+            for (const auto& t : g.tasks) {
+                ++tasks;
+                if (t.status == "FINISHED" || t.status == "EXITED") ++finished;
+                if (failed(t)) ++failed_n;
+            }
+        }
+        std::string meta = fmt::format("{} \u00b7 {} task{} \u00b7 {} finished", names, tasks, tasks == 1 ? "" : "s", finished);
+        if (r.wall_s) meta += " \u00b7 " + duration(*r.wall_s * 1000);
+        const auto& keys = keys_[r.block];
+        for (std::size_t i = 0; i < keys.size() && i < 3; ++i)
+            if (const double* v = value_of(r, keys[i])) meta += fmt::format(" \u00b7 {} {}", truncated(keys[i], 30), number(json(*v)));
+        bool blocks = run_.rounds.back().block > 1;
+        out_ += fmt::format("<details class=\"round\" id=\"round-{}-{}\"{}><summary><b>{}Round {}</b>{} <span class=\"muted\">{}</span></summary>\n",
+                            r.block, r.round, last || failed_n ? " open" : "", blocks ? fmt::format("[[round]] {} \u00b7 ", r.block) : "",
+                            r.round, failed_n ? fmt::format(" <span class=\"badge fail\">{} failed</span>", failed_n) : "", escape(meta));
+        for (std::size_t gi : r.groups) group_table(gi);
+        out_ += "</details>\n";
     }
 
     void group_table(std::size_t gi) {
@@ -704,6 +1031,7 @@ private:
         out_ += fmt::format("<h3 id=\"group-{}\">{}</h3>\n<div class=\"group-meta\">", gi + 1, escape(g.name));
         std::string meta;
         if (g.index) meta += fmt::format("group {}", g.index);
+        if (g.round) meta += fmt::format("{}round {}", meta.empty() ? "" : " \u00b7 ", g.round);
         if (!g.plugin.empty()) meta += fmt::format("{}plugin {}", meta.empty() ? "" : " \u00b7 ", g.plugin);
         meta += fmt::format("{}{} task{} \u00b7 {} finished", meta.empty() ? "" : " \u00b7 ", g.tasks.size(), g.tasks.size() == 1 ? "" : "s", finished);
         if (failed_n) meta += fmt::format(" \u00b7 {} failed", failed_n);
@@ -814,6 +1142,8 @@ private:
     const Run& run_;
     std::string out_;
     double span_ms_ = 1;
+    double top_h_ = axis_h;
+    std::map<int, std::vector<std::string>> keys_;  // [[round]] table -> the values charted (those that change)
     std::map<std::pair<std::size_t, std::size_t>, std::size_t> failure_ids_;  // (group, task) -> 1-based
 };
 

@@ -1,5 +1,7 @@
 #include "report/run_model.hpp"
 
+#include "core/plan.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <map>
 #include <system_error>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 namespace fedflow::report {
@@ -88,6 +91,7 @@ public:
             }
         }
         read_events();
+        read_rounds();
         finish();
         return std::move(run_);
     }
@@ -206,8 +210,14 @@ private:
         std::string type = str(e, "event");
         std::string group_name = str(e, "group");
         if (type == "run_end") run_.ended = true;
+        if (type == "round_end" && !str(e, "stopped_by").empty()) stops_.emplace_back(integer(e, "round"), str(e, "stopped_by"));
         if (group_name.empty()) return;
-        std::size_t gi = group(group_name, integer(e, "round"), "");
+        // An event without "round" (some event types carry none) belongs to
+        // the latest instance of its group that has started.
+        std::size_t gi;
+        if (auto latest = latest_.find(group_name); !e.contains("round") && latest != latest_.end()) gi = latest->second;
+        else gi = group(group_name, integer(e, "round"), "");
+        latest_[group_name] = gi;
         Group& g = run_.groups[gi];
         if (type == "group_start") {
             g.start_ms = now;
@@ -274,6 +284,64 @@ private:
         run_.stages.push_back(std::move(st));
     }
 
+    // The [[round]] table of each round group, from the plan kept in run.json
+    // (two tables may both have a round 1); without it, one table.
+    std::map<std::string, int> blocks_of_groups() const {
+        std::map<std::string, int> out;
+        std::string text = str(run_.info, "plan_text");
+        if (text.empty()) return out;
+        try {
+            plan::Plan p = plan::parse(text, str(run_.info, "plan").empty() ? "plan.toml" : str(run_.info, "plan"));
+            for (const auto& g : p.groups)
+                if (g.round > 0) out[g.name] = static_cast<int>(g.round);
+        } catch (const std::exception&) {
+            // A plan this host no longer reads: every round group in table 1.
+        }
+        return out;
+    }
+
+    void read_rounds() {
+        auto find = [this](int block, int round) -> Round& {
+            for (auto& r : run_.rounds)
+                if (r.block == block && r.round == round) return r;
+            run_.rounds.push_back(Round{});
+            run_.rounds.back().block = block;
+            run_.rounds.back().round = round;
+            return run_.rounds.back();
+        };
+        if (auto list = run_.info.find("rounds"); list != run_.info.end() && list->is_array()) {
+            for (const auto& e : *list) {
+                int round = e.is_object() ? integer(e, "round") : 0;
+                if (round == 0) continue;
+                Round& r = find(std::max(integer(e, "block"), 1), round);
+                r.wall_s = num(e, "wall_s");
+                if (auto v = e.find("values"); v != e.end() && v->is_object())
+                    for (const auto& [k, x] : v->items())
+                        if (x.is_number()) r.values.emplace_back(k, x.get<double>());
+            }
+        }
+        auto blocks = blocks_of_groups();
+        for (std::size_t gi = 0; gi < run_.groups.size(); ++gi) {
+            Group& g = run_.groups[gi];
+            if (g.round == 0) continue;
+            auto b = blocks.find(g.name);
+            g.block = b != blocks.end() ? b->second : 1;
+            Round& r = find(g.block, g.round);
+            r.groups.push_back(gi);
+            if (g.start_ms) r.start_ms = std::min(r.start_ms.value_or(*g.start_ms), *g.start_ms);
+            if (auto end = g.end_ms ? g.end_ms : g.start_ms ? std::optional<double>(run_.end_ms) : std::nullopt)
+                r.end_ms = std::max(r.end_ms.value_or(*end), *end);
+        }
+        std::stable_sort(run_.rounds.begin(), run_.rounds.end(),
+                         [](const Round& a, const Round& b) { return std::tie(a.block, a.round) < std::tie(b.block, b.round); });
+        // stop-when: round_end names no table; the table whose last round it is.
+        for (const auto& [round, who] : stops_)
+            for (std::size_t i = 0; i < run_.rounds.size(); ++i)
+                if (run_.rounds[i].round == round &&
+                    (i + 1 == run_.rounds.size() || run_.rounds[i + 1].block != run_.rounds[i].block))
+                    run_.rounds[i].stopped_by = who;
+    }
+
     static Outcome outcome(StageKind kind, const std::string& next) {
         if (next == "EXCEPTION") return Outcome::failed;
         if (next == "INTERRUPT") return Outcome::interrupted;
@@ -303,6 +371,8 @@ private:
     std::map<std::string, std::size_t> groups_;
     std::vector<std::map<std::string, std::size_t>> tasks_;
     std::map<std::pair<std::size_t, std::size_t>, Track> track_;
+    std::vector<std::pair<int, std::string>> stops_;  // round_end events with a stopped_by
+    std::map<std::string, std::size_t> latest_;        // group name -> its instance seen last in the journal
     std::optional<double> origin_;
     double offset_ = 0;
     bool seen_start_ = false;

@@ -56,6 +56,7 @@ struct Group {
     std::string name;              // as in events.jsonl and run.json
     int index = 0;                 // 1-based plan order; 0 when unknown
     int round = 0;                 // 0 outside rounds (a "round" key on its events, or round-NNN/ in its path)
+    int block = 0;                 // its [[round]] table, 1-based (from the plan in run.json); 0 outside rounds
     std::filesystem::path dir;     // its folder, relative to the workdir
     std::string plugin;
     bool has_report = false;       // report.json was read
@@ -63,11 +64,24 @@ struct Group {
     std::optional<double> start_ms, end_ms;
 };
 
+// One round of a [[round]] table: what run.json's "rounds" says of it (the
+// scalars its last group returned, averaged over its tasks), and its groups.
+struct Round {
+    int block = 1;                 // the [[round]] table, 1-based
+    int round = 0;
+    std::optional<double> wall_s;
+    std::vector<std::pair<std::string, double>> values;  // in run.json's order; null values left out
+    std::vector<std::size_t> groups;                     // indices into Run::groups, in run order
+    std::optional<double> start_ms, end_ms;              // from its groups' start and end
+    std::string stopped_by;        // "group/task" that ended the loop after this round (stop-when)
+};
+
 struct Run {
     std::filesystem::path workdir;
     nlohmann::ordered_json info = nlohmann::ordered_json::object();  // run.json
     std::vector<Group> groups;
     std::vector<Stage> stages;     // in the order they started
+    std::vector<Round> rounds;     // by block, then round
     double end_ms = 0;             // the latest time the journal reached
     bool ended = false;            // a run_end event was read
     std::vector<std::string> problems;

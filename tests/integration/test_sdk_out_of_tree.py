@@ -104,35 +104,5 @@ plugin = "../my_echo.so"
         self.assertEqual(r.task("absolute", "0")["status"], "FINISHED")
 
 
-class Readme(HostTest):
-    """README.md's minimal plugin and minimal plan, as written there: the
-    front page may not drift from the code."""
-
-    def blocks(self, lang):
-        import re
-        with open(os.path.join(fftest.SOURCE_ROOT, "README.md"), encoding="utf-8") as f:
-            return [b for l, b in re.findall(r"```(\w+)\n(.*?)```", f.read(), re.S) if l == lang]
-
-    def test_readme_plugin_and_plan_run(self):
-        missing = tools_missing()
-        if missing:
-            self.skipTest(missing + " not available")
-        cpp, toml = self.blocks("cpp"), self.blocks("toml")
-        self.assertEqual((len(cpp), len(toml)), (1, 1), "README has one plugin and one plan")
-        src = os.path.join(self.tmp, "hello.cpp")
-        with open(src, "w", encoding="utf-8") as f:
-            f.write(cpp[0])
-        plugins = os.path.join(self.tmp, "plugins-dir")
-        os.makedirs(plugins)
-        compile_plugin(src, os.path.join(plugins, "hello.so"), "c++17")
-        plan = os.path.join(self.tmp, "plan.toml")
-        with open(plan, "w", encoding="utf-8") as f:
-            f.write(toml[0])
-        r = self.run_plan(plan, "--plugin-path", plugins, env={"FEDFLOW_PLUGIN_PATH": ""})
-        self.assertExit(r, 0)
-        for i in range(4):
-            self.assertEqual(r.result("clients", str(i)), {"task": str(i), "device": "cpu", "n_squared": 49})
-
-
 if __name__ == "__main__":
     fftest.main()

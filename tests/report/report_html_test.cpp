@@ -323,3 +323,133 @@ TEST_CASE("a thousand tasks: one bar per stage, and a page of reasonable size") 
     CHECK(count(html, "<rect class=\"b ") == 3000);
     CHECK(html.size() < 3 * 1024 * 1024);
 }
+
+namespace {
+
+// Rounds as the runner writes them: a group before the loop, then `rounds`
+// rounds of clients and a server in round-NNN/; the server returns accuracy,
+// loss, the round and a stop flag. "result" events carry no round.
+void write_rounds(const fs::path& wd, int rounds, const std::string& plan_text = "") {
+    std::string groups = R"({"index":1,"group":"setup","report":"setup/report.json"})";
+    std::string list, e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"setup","round":0,"index":1)") +
+                          status(2, "setup", "0", "LOADING", R"(,"round":0)") + status(5, "setup", "0", "TRAINING", R"(,"round":0)") +
+                          status(9, "setup", "0", "FINISHED", R"(,"round":0)") + ev(10, R"("event":"group_end","group":"setup","round":0)");
+    put(wd / "setup" / "report.json", R"({"group":"setup","index":1,"plugin":"echo","tasks":{"0":{"status":"FINISHED","result":{"n":3}}}})");
+    for (int r = 1; r <= rounds; ++r) {
+        std::string rd = "round-00" + std::to_string(r), R = std::to_string(r), t = std::to_string(r * 1000);
+        double acc = 0.5 + 0.1 * r, loss = 1.0 / r;
+        int ms = r * 1000;
+        groups += ",{\"index\":2,\"group\":\"clients\",\"round\":" + R + ",\"report\":\"" + rd + "/clients/report.json\"}";
+        groups += ",{\"index\":3,\"group\":\"server\",\"round\":" + R + ",\"report\":\"" + rd + "/server/report.json\"}";
+        list += std::string(list.empty() ? "" : ",") + "{\"round\":" + R + ",\"wall_s\":0.9,\"values\":{\"accuracy\":" + std::to_string(acc) +
+                ",\"loss\":" + std::to_string(loss) + ",\"round\":" + R + ".0,\"stop\":0.0,\"clients\":2.0}}";
+        std::string rr = ",\"round\":" + R;
+        e += ev(ms, "\"event\":\"round_start\",\"round\":" + R) +
+             ev(ms + 1, "\"event\":\"group_start\",\"group\":\"clients\",\"index\":2" + rr);
+        for (const char* c : {"0", "1"})
+            e += status(ms + 2, "clients", c, "LOADING", rr) + status(ms + 100, "clients", c, "TRAINING", rr) +
+                 status(ms + 400, "clients", c, "FINISHED", rr) + ev(ms + 401, R"("event":"result","group":"clients","task":")" + std::string(c) + "\",\"bytes\":9");
+        e += ev(ms + 500, "\"event\":\"group_end\",\"group\":\"clients\"" + rr) +
+             ev(ms + 501, "\"event\":\"group_start\",\"group\":\"server\",\"index\":3" + rr) +
+             status(ms + 502, "server", "0", "LOADING", rr) + status(ms + 600, "server", "0", "TRAINING", rr) +
+             status(ms + 900, "server", "0", "FINISHED", rr) + ev(ms + 901, R"("event":"result","group":"server","task":"0","bytes":9)") +
+             ev(ms + 902, "\"event\":\"group_end\",\"group\":\"server\"" + rr) +
+             ev(ms + 903, "\"event\":\"round_end\",\"round\":" + R + ",\"stopped_by\":null");
+        put(wd / rd / "clients" / "report.json",
+            R"({"group":"clients","index":2,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"value":1}},"1":{"status":"FINISHED","result":{"value":2}}}})");
+        put(wd / rd / "server" / "report.json",
+            R"({"group":"server","index":3,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"accuracy":)" + std::to_string(acc) +
+                R"(,"loss":)" + std::to_string(loss) + R"(,"round":)" + R + R"(,"stop":false,"clients":2}}}})");
+    }
+    e += ev(rounds * 1000 + 1000, R"("event":"run_end","status":"finished","exit_code":0)");
+    std::string text = plan_text.empty() ? "" : ",\"plan_text\":" + nlohmann::json(plan_text).dump();
+    put(wd / "run.json", "{\"plan\":\"/p/fl.toml\",\"status\":\"finished\"" + text + ",\"groups\":[" + groups + "],\"rounds\":[" + list + "]}");
+    put(wd / "events.jsonl", e);
+}
+
+}  // namespace
+
+TEST_CASE("rounds: a chart per value that changes, the results folded by round, a band per round") {
+    TempDir dir;
+    write_rounds(dir.path, 5);
+    Run run = read_run(dir.path);
+    // One group per round instance; the round-less "result" events join the
+    // latest instance instead of making groups of their own.
+    CHECK(run.groups.size() == 11);
+    REQUIRE(run.rounds.size() == 5);
+    CHECK(run.rounds[2].round == 3);
+    CHECK(run.rounds[2].block == 1);
+    CHECK(run.rounds[2].groups.size() == 2);
+    REQUIRE(run.rounds[2].start_ms);
+    CHECK(*run.rounds[2].start_ms == 3001);
+    CHECK(*run.rounds[2].end_ms == 3902);
+    CHECK(run.rounds[4].values.front() == std::make_pair(std::string("accuracy"), 1.0));
+
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(html.find("<section id=\"rounds\">") != std::string::npos);
+    CHECK(html.find("href=\"#rounds\">Rounds (5)</a>") != std::string::npos);
+    // accuracy and loss change: charts. The round number and the stop flag
+    // (a boolean in the results) are not worth one; clients never changes.
+    CHECK(count(html, "<svg class=\"chart-svg\"") == 2);
+    CHECK(html.find("aria-label=\"accuracy by round\"") != std::string::npos);
+    CHECK(html.find("aria-label=\"loss by round\"") != std::string::npos);
+    CHECK(html.find("aria-label=\"round by round\"") == std::string::npos);
+    CHECK(html.find("aria-label=\"stop by round\"") == std::string::npos);
+    CHECK(html.find("The same in every round:</span> <b>clients</b> 2") != std::string::npos);
+    // A point per round with its value on hover; the last value labelled.
+    CHECK(count(html, "<circle class=\"cp\"") == 10);
+    CHECK(html.find("<title>round 3: accuracy = 0.8</title>") != std::string::npos);
+    CHECK(html.find("<text class=\"clast\"") != std::string::npos);
+    CHECK(html.find(">0.2</text>\n</svg>") != std::string::npos);  // loss after round 5
+    // The results of each round folded, but the last.
+    CHECK(count(html, "<details class=\"round\"") == 5);
+    CHECK(count(html, "<details class=\"round\" id=\"round-1-5\" open>") == 1);
+    CHECK(count(html, "\" open><summary><b>Round") == 1);
+    CHECK(html.find("<h3 id=\"group-1\">setup</h3>") < html.find("<details class=\"round\" id=\"round-1-1\""));
+    // The timeline has a band per round.
+    CHECK(count(html, "<rect class=\"rb") == 5);
+    CHECK(html.find("<title>round 2\n+2.001 s") != std::string::npos);
+}
+
+TEST_CASE("rounds: two [[round]] tables both have a round 1; a round of one is charted") {
+    TempDir dir;
+    // The plan in run.json says which table each group belongs to.
+    write_rounds(dir.path, 2,
+                 "[[round]]\ncount = 1\n[[round.group]]\nname = \"clients\"\nplugin = \"x\"\n"
+                 "[[round]]\ncount = 1\n[[round.group]]\nname = \"server\"\nplugin = \"x\"\n");
+    Run run = read_run(dir.path);
+    REQUIRE(run.rounds.size() == 4);  // table 1: rounds 1, 2 (run.json); table 2: rounds 1, 2 (its groups)
+    CHECK(run.rounds[0].block == 1);
+    CHECK(run.rounds[2].block == 2);
+    CHECK(run.rounds[2].groups.size() == 1);
+    CHECK(run.groups[run.rounds[2].groups[0]].name == "server");
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(html.find("<h3>[[round]] 2</h3>") != std::string::npos);
+    CHECK(html.find("id=\"round-2-1\"") != std::string::npos);
+
+    // A single round: one point, charted all the same.
+    TempDir one;
+    write_rounds(one.path, 1);
+    write_html(one.path);
+    html = slurp(one.path / "report.html");
+    CHECK(count(html, "<circle class=\"cp\"") == 3);  // accuracy, loss, clients
+}
+
+TEST_CASE("rounds: a round still running, with no values yet") {
+    TempDir dir;
+    write_rounds(dir.path, 2);
+    // Round 3 has started: its group is in the journal, not in run.json's rounds.
+    std::ofstream(dir.path / "events.jsonl", std::ios::app)
+        << ev(9000, R"("event":"round_start","round":3)") << ev(9001, R"("event":"group_start","group":"clients","round":3,"index":2)")
+        << status(9002, "clients", "0", "LOADING", R"(,"round":3)");
+    Run run = read_run(dir.path);
+    REQUIRE(run.rounds.size() == 3);
+    CHECK(run.rounds[2].values.empty());
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(count(html, "<details class=\"round\"") == 3);
+    CHECK(html.find("id=\"round-1-3\" open>") != std::string::npos);
+    CHECK(count(html, "<svg class=\"chart-svg\"") == 2);
+}

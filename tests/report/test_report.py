@@ -219,23 +219,78 @@ params = { seconds = 0.1 }
         self.assertIn('data-order="t2 t1 t10"', dom, "descending by slept")
         self.assertIn('data-by-task="t1 t2 t10"', dom, "ascending by task id, in natural order")
 
+    def keep(self, png, name):
+        """A copy in <build>/tests/report/ for a person to look at."""
+        keep = os.path.join(fftest.BUILD_ROOT, "tests", "report", name)
+        if fftest.BUILD_ROOT and os.path.isdir(os.path.dirname(keep)):
+            shutil.copyfile(png, keep)
+
+    def test_rounds(self):
+        """Five rounds of tests/plugins/round_math: a chart of the server's
+        value by round, the results folded by round, a band per round."""
+        plan = self.write_plan("""
+[[group]]
+name = "setup"
+plugin = "echo"
+
+[[round]]
+count = 5
+  [[round.group]]
+  name = "clients"
+  plugin = "round_math"
+  tasks = 3
+  params = { role = "client" }
+  inputs = ["server"]
+  [[round.group]]
+  name = "server"
+  plugin = "round_math"
+  params = { role = "server" }
+  inputs = ["clients"]
+""")
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        html = self.render(r.workdir)
+        png = os.path.join(self.tmp, "rounds.png")
+        self.screenshot(html, png)
+        self.keep(png, "rounds-report.png")
+        dom = self.chromium("--dump-dom", "file://" + html)
+        # value: s(r) = 3 * (s(r-1) + r): 3, 15, 54, 174, 537.
+        for text in ['<section id="rounds">', "Rounds (5)", 'aria-label="value by round"', "round 5:", ">537</text>",
+                     "<title>round 3: value = 54</title>", "values of every round",
+                     '<details class="round" id="round-1-5" open="">', '<details class="round" id="round-1-1">',
+                     ">rounds</text>"]:
+            self.assertIn(text, dom, "%r is not in the rendered page" % text)
+        self.assertNotIn('aria-label="round by round"', dom, "the round number is not a curve")
+        self.assertNotIn('aria-label="stop by round"', dom, "a boolean is not a curve")
+        self.assertEqual(len(re.findall(r'<circle class="cp"', dom)), 5)
+        self.assertEqual(len(re.findall(r'<rect class="rb', dom)), 5)
+        self.assertEqual(len(re.findall(r'<details class="round"', dom)), 5)
+        self.assertIn("Groups</dt><dd>11</dd>", dom)
+
     def test_demo(self):
-        """scripts/demo's plan: its page is kept in the build tree."""
+        """scripts/demo's plan, on the real digits where scripts/fetch-digits
+        got them, else on test_demo.py's synthetic ones: its page is kept in
+        the build tree."""
+        try:
+            fftest.plugin_file("fedavg_client")
+        except AssertionError:
+            self.skipTest("the demo's plugins are not built (-Ddemo=false)")
         demo = os.path.join(fftest.SOURCE_ROOT, "plugins", "fedavg", "demo.toml")
-        data = os.path.join(fftest.SOURCE_ROOT, "plugins", "fedavg", "data", "digits.csv")
-        if not os.path.isfile(data):
-            self.skipTest("no digits data (scripts/fetch-digits)")
+        if not os.path.isfile(os.path.join(os.path.dirname(demo), "data", "digits.csv")):
+            from test_demo import synthetic_digits
+            shutil.copy(demo, self.tmp)
+            demo = os.path.join(self.tmp, "demo.toml")
+            synthetic_digits(os.path.join(self.tmp, "data", "digits.csv"))
         wd = os.path.join(self.tmp, "demo")
-        r = self.host(demo, "--workdir", wd, workdir=wd, timeout=120)
+        r = self.host(demo, "--workdir", wd, "--progress", "none", workdir=wd, timeout=150)
         self.assertExit(r, 0)
         html = self.render(wd)
         png = os.path.join(self.tmp, "demo.png")
         self.screenshot(html, png)
-        keep = os.path.join(fftest.BUILD_ROOT, "tests", "report", "demo-report.png")
-        if fftest.BUILD_ROOT and os.path.isdir(os.path.dirname(keep)):
-            shutil.copyfile(png, keep)
+        self.keep(png, "demo-report.png")
         dom = self.chromium("--dump-dom", "file://" + html)
-        for text in ["clients", "server", "fedavg_client", "fedavg_server", "accuracy", "central_accuracy", ">cpu</text>"]:
+        for text in ["clients", "server", "fedavg_client", "fedavg_server", "accuracy", "central_accuracy", ">cpu</text>",
+                     'aria-label="accuracy by round"', 'aria-label="loss by round"', "Rounds (20)"]:
             self.assertIn(text, dom)
 
 
