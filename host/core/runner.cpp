@@ -380,6 +380,7 @@ void Runner::receive_result(TaskGroup& group, Live& live, const Dict& body) {
         std::int64_t train_end = body.at("train_end_ns").as<std::int64_t>();
         journal_.write({{"event", "result"},
                         {"group", group.group_name()},
+                        {"round", group.round()},
                         {"task", task.task_id()},
                         {"bytes", w.bytes + size},
                         {"transfer_ms", static_cast<double>(done_ns - train_end) / 1e6},

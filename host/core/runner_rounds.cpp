@@ -51,7 +51,8 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             for (const auto& t : last.tasks()) {
                 if (!t->result().is_object()) continue;
                 for (const auto& [k, v] : t->result().items()) {
-                    if (!v.is_number() && !v.is_boolean()) continue;
+                    // Scalars only; "round" and "wall_s" are rounds.csv's own columns.
+                    if ((!v.is_number() && !v.is_boolean()) || k == "round" || k == "wall_s" || k == "block") continue;
                     if (!sums.count(k)) order.push_back(k);
                     auto& [sum, n] = sums[k];
                     sum += v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>();

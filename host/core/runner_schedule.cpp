@@ -196,6 +196,7 @@ void Runner::note_wait(const TaskGroup& group, Task& task, const std::string& st
     }
     journal_.write({{"event", "waiting"},
                     {"group", group.group_name()},
+                    {"round", group.round()},
                     {"task", task.task_id()},
                     {"stage", stage},
                     {"resource", v.resource},

@@ -81,6 +81,10 @@ class Rounds(HostTest):
         with open(r.path("rounds.csv")) as f:
             rows = list(csv.DictReader(f))
         self.assertEqual([int(x["round"]) for x in rows], [1, 2, 3])
+        with open(r.path("rounds.csv")) as f:
+            header = f.readline().strip().split(",")
+        self.assertEqual(header.count("round"), 1, header)  # the server's own "round" is not a column
+        self.assertNotIn("round", run["rounds"][0]["values"])
         self.assertEqual([float(x["value"]) for x in rows], [2, 8, 22])
         self.assertTrue(all(float(x["wall_s"]) > 0 for x in rows))
 
