@@ -100,6 +100,7 @@ private:
     // Admits what may start now: trains of loaded tasks, then loads.
     void schedule(TaskGroup& group);
     void start_trains(TaskGroup& group);
+    std::size_t waiting_count() const;  // live tasks loaded and waiting for a device
     void start_loads(TaskGroup& group);
     Task* next_to_load(TaskGroup& group);
     void note_wait(const TaskGroup& group, Task& task, const std::string& stage, const sched::Verdict& v);

@@ -204,8 +204,9 @@ void Runner::note_wait(const TaskGroup& group, Task& task, const std::string& st
 }
 
 void Runner::start_trains(TaskGroup& group) {
-    for (const auto& tp : group.tasks()) {
-        Task& t = *tp;
+    // Only a live task can be loaded and waiting for a device.
+    for (const auto& l : live_) {
+        Task& t = *l->task;
         if (t.status() != TaskStatus::WAITING) continue;
         std::string pinned = t.pinned() ? t.device() : group.device();
         sched::Estimate est = gpu_memory_estimate(t, pinned);
@@ -243,7 +244,7 @@ Task* Runner::next_to_load(TaskGroup& group) {
 void Runner::start_loads(TaskGroup& group) {
     const std::string& inputs = inputs_segment_;
     while (Task* t = next_to_load(group)) {
-        sched::Counts counts{live_.size(), ledger_.loading() + group.count(TaskStatus::WAITING)};
+        sched::Counts counts{live_.size(), ledger_.loading() + waiting_count()};
         sched::Estimate est = memory_estimate(*t);
         sched::Verdict v = sched::admit_load(resources_, plan_.scheduler, snapshot_, ledger_, counts, est.bytes);
         if (v.kind == sched::Verdict::Kind::wait) {
@@ -261,6 +262,12 @@ void Runner::start_loads(TaskGroup& group) {
     }
 }
 
+std::size_t Runner::waiting_count() const {
+    return static_cast<std::size_t>(std::count_if(live_.begin(), live_.end(), [](const auto& l) {
+        return l->task->status() == TaskStatus::WAITING;
+    }));
+}
+
 void Runner::schedule(TaskGroup& group) {
     waiting_on_resources_ = false;
     bool gpu_training = false;
@@ -270,7 +277,7 @@ void Runner::schedule(TaskGroup& group) {
     if (gpu_training) sample_if_older_than(2 * options_.sample_period);
     gpu_training_ = gpu_training;
     if (stop_signal_ != 0) return;
-    bool candidates = restarts_pending_ > 0 || group.count(TaskStatus::WAITING) > 0 || group.count(TaskStatus::INIT) > 0;
+    bool candidates = restarts_pending_ > 0 || waiting_count() > 0 || group.retrieve_task(TaskStatus::INIT) != nullptr;
     if (!candidates) return;
     sample_if_older_than(options_.sample_period);
     start_trains(group);

@@ -54,6 +54,22 @@ std::size_t TaskGroup::count(TaskStatus s) const noexcept {
 }
 
 Task* TaskGroup::retrieve_task(TaskStatus s) {
+    if (s == TaskStatus::INIT) {
+        // The scheduler asks for the next task to start once per start: a
+        // seeded shuffle of the tasks, drawn from the back, keeps that O(1)
+        // and gives the same random order as a pick among the INIT ones.
+        while (!init_order_.empty() && init_order_.back()->status() != TaskStatus::INIT) init_order_.pop_back();
+        if (init_order_.empty()) {
+            // (Re)built when drawn dry: also finds a task that went back to INIT.
+            for (auto& t : tasks_)
+                if (t->status() == TaskStatus::INIT) init_order_.push_back(t.get());
+            for (std::size_t i = init_order_.size(); i > 1; --i) {
+                std::uniform_int_distribution<std::size_t> pick(0, i - 1);
+                std::swap(init_order_[i - 1], init_order_[pick(rng_)]);
+            }
+        }
+        return init_order_.empty() ? nullptr : init_order_.back();
+    }
     std::vector<Task*> candidates;
     for (auto& t : tasks_)
         if (t->status() == s) candidates.push_back(t.get());

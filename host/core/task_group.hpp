@@ -72,6 +72,7 @@ private:
     std::vector<std::unique_ptr<Task>> tasks_;
     std::map<std::string, Failure, std::less<>> failures_;
     std::mt19937_64 rng_;
+    std::vector<Task*> init_order_;  // retrieve_task(INIT): shuffled, drawn from the back
 };
 
 }  // namespace fedflow
