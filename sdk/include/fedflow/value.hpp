@@ -24,6 +24,10 @@
 
 namespace fedflow {
 
+namespace wire {
+class Reader;  // fedflow/detail/wire.hpp: decodes a Dict without a lookup per key
+}
+
 class Value;
 
 // Thrown by Value::as, Dict::at and Context::param when a value is missing or
@@ -165,6 +169,7 @@ public:
     friend bool operator!=(const Dict& a, const Dict& b) { return !(a == b); }
 
 private:
+    friend class wire::Reader;
     std::vector<value_type> items_;
 };
 
