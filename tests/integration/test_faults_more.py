@@ -29,14 +29,18 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
-def faulty_plan(plugin, armed, group_params=None, spared=True):
-    """Groups "before" (echo), "faulty" (plugin: the tasks in `armed`, id ->
-    own params, then "spared" with fail = false) and "after" (echo)."""
+def faulty_plan(plugin, armed, group_params=None, spared=True, before=("echo", 2, None)):
+    """Groups "before" (`before`: plugin, number of tasks, params), "faulty"
+    (plugin: the tasks in `armed`, id -> own params, then "spared" with
+    fail = false) and "after" (echo)."""
     def inline(params):
         return "{ %s }" % ", ".join("%s = %s" % (k, json.dumps(v) if not isinstance(v, bool) else str(v).lower())
                                     for k, v in params.items())
 
-    text = '[[group]]\nname = "before"\nplugin = "echo"\ntasks = 2\n\n'
+    text = '[[group]]\nname = "before"\nplugin = "%s"\ntasks = %d\n' % before[:2]
+    if before[2]:
+        text += "params = %s\n" % inline(before[2])
+    text += "\n"
     text += '[[group]]\nname = "faulty"\nplugin = "%s"\n' % plugin
     if group_params:
         text += "params = %s\n" % inline(group_params)
@@ -240,21 +244,8 @@ class BadPluginAtRunTime(FaultTest):
         # the worker that loads it.
         plugin = os.path.join(self.tmp, "swapped.so")
         shutil.copy(fftest.plugin_file("echo"), plugin)
-        plan = self.write_plan("""
-[[group]]
-name = "before"
-plugin = "fault_sleep"
-params = { seconds = 3 }
-
-[[group]]
-name = "faulty"
-plugin = "%s"
-tasks = 2
-
-[[group]]
-name = "after"
-plugin = "echo"
-""" % plugin)
+        plan = self.write_plan(faulty_plan(plugin, {"0": {}, "1": {}}, spared=False,
+                                           before=("fault_sleep", 1, {"seconds": 3})))
         wd = os.path.join(self.tmp, "run")
         proc = subprocess.Popen([fftest.HOST, plan, "--workdir", wd, "--progress", "none"], cwd=self.tmp,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True,

@@ -44,20 +44,7 @@ void exhaust(const fedflow::Context& ctx) {
     throw std::runtime_error("allocated " + std::to_string(most) + " blocks of 64 MiB and did not run out of memory");
 }
 
-bool allocates_in(const fedflow::Context& ctx, const char* stage) {
-    return fault::armed(ctx) && ctx.param<std::string>("stage", "train") == stage;
-}
-
 }  // namespace
 
-class FaultAllocUntilBadAlloc final : public fedflow::Task {
-public:
-    void load(fedflow::Context& ctx) override {
-        if (allocates_in(ctx, "load")) exhaust(ctx);
-    }
-    fedflow::Dict train(fedflow::Context& ctx, std::string_view) override {
-        if (allocates_in(ctx, "train")) exhaust(ctx);
-        return fault::spared(ctx);
-    }
-};
+class FaultAllocUntilBadAlloc final : public fault::InStage<exhaust> {};
 FEDFLOW_TASK(FaultAllocUntilBadAlloc, "fault_alloc_until_bad_alloc")

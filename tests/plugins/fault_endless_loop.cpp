@@ -7,7 +7,6 @@
 
 #include <csignal>
 #include <cstdint>
-#include <string>
 
 namespace {
 
@@ -19,20 +18,7 @@ namespace {
     for (;;) turns = turns + 1;
 }
 
-bool spins_in(const fedflow::Context& ctx, const char* stage) {
-    return fault::armed(ctx) && ctx.param<std::string>("stage", "train") == stage;
-}
-
 }  // namespace
 
-class FaultEndlessLoop final : public fedflow::Task {
-public:
-    void load(fedflow::Context& ctx) override {
-        if (spins_in(ctx, "load")) spin(ctx);
-    }
-    fedflow::Dict train(fedflow::Context& ctx, std::string_view) override {
-        if (spins_in(ctx, "train")) spin(ctx);
-        return fault::spared(ctx);
-    }
-};
+class FaultEndlessLoop final : public fault::InStage<spin> {};
 FEDFLOW_TASK(FaultEndlessLoop, "fault_endless_loop")
