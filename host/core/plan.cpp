@@ -323,7 +323,8 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
                   {"gpu-order", ""},
                   {"default-memory", ""},
                   {"default-gpu-memory", ""},
-                  {"auto-adjust", ""}},
+                  {"auto-adjust", ""},
+                  {"result-limit", ""}},
                  ctx);
     auto count = [&](std::string_view key, std::uint32_t& into, std::int64_t max) {
         if (auto n = r.integer(t, key, ctx, 0, max)) into = static_cast<std::uint32_t>(*n);
@@ -344,6 +345,7 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     if (auto b = r.size(t, "default-memory", ctx)) s.default_memory = *b;
     if (auto b = r.size(t, "default-gpu-memory", ctx)) s.default_gpu_memory = *b;
     if (auto b = r.boolean(t, "auto-adjust", ctx)) s.auto_adjust = *b;
+    if (auto b = r.size(t, "result-limit", ctx)) s.result_limit = *b;
 }
 
 void read_resources(Reader& r, const toml::table& t, Resources& res) {

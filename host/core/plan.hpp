@@ -98,6 +98,7 @@ struct Scheduler {
     std::uint64_t default_gpu_memory = 2'000'000'000;
     bool auto_adjust = true;                      // learn estimates from finished tasks
     std::chrono::milliseconds task_timeout{0};    // per stage; 0 = none
+    std::uint64_t result_limit = 0;               // bytes of one task's result and Bytes; 0 = none
 };
 
 // [notify]: tell someone when a group or the run ends, as the original

@@ -130,6 +130,7 @@ Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptio
     shm_prefix_ = fmt::format("fedflow-{}-{}", ::getpid(), random_hex(8));
     resources_ = plan_.resources;
     if (!options_.gpus.empty()) plan::parse_gpus(options_.gpus, resources_);
+    if (options_.result_limit == 0) options_.result_limit = plan_.scheduler.result_limit;
 
     // The workers' environment: the host's, plus what makes CUDA number
     // devices the way NVML (and so the scheduler) does.

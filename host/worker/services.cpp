@@ -19,6 +19,20 @@ void set_status(fedflow_status* st, std::int32_t code, const std::string& messag
 // A successful zero-byte allocation still needs a non-null pointer.
 std::uint8_t empty_buffer[1];
 
+// "2147483648 bytes (2.0 GiB)": exact, and readable.
+std::string bytes_text(std::uint64_t n) {
+    char text[64];
+    if (n >= (std::uint64_t{1} << 30))
+        std::snprintf(text, sizeof text, "%llu bytes (%.1f GiB)", static_cast<unsigned long long>(n),
+                      static_cast<double>(n) / 1073741824.0);
+    else if (n >= (std::uint64_t{1} << 20))
+        std::snprintf(text, sizeof text, "%llu bytes (%.1f MiB)", static_cast<unsigned long long>(n),
+                      static_cast<double>(n) / 1048576.0);
+    else
+        std::snprintf(text, sizeof text, "%llu bytes", static_cast<unsigned long long>(n));
+    return text;
+}
+
 }  // namespace
 
 Services::Services(std::string prefix, std::uint64_t max_bytes) : prefix_(std::move(prefix)), max_bytes_(max_bytes) {
@@ -36,11 +50,15 @@ void Services::log(void*, std::int32_t level, const char* message) {
     std::fprintf(stderr, "[%s] %s\n", name, message != nullptr ? message : "");
 }
 
+// The result and its Bytes together may take at most max_bytes_ ([scheduler]
+// result-limit). Refused as invalid, not out of memory: a retry would not
+// make the result smaller.
 bool Services::within_limit(std::uint64_t size, fedflow_status* status) {
     if (max_bytes_ != 0 && (size > max_bytes_ || used_bytes_ > max_bytes_ - size)) {
+        std::uint64_t wanted = size > UINT64_MAX - used_bytes_ ? UINT64_MAX : used_bytes_ + size;
         set_status(status, FEDFLOW_INVALID,
-                   "result limit: " + std::to_string(used_bytes_ + size) + " bytes asked, limit " +
-                       std::to_string(max_bytes_));
+                   "result too large: it needs " + bytes_text(wanted) + ", more than the result limit of " +
+                       bytes_text(max_bytes_) + " ([scheduler] result-limit)");
         return false;
     }
     return true;

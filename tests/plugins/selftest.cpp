@@ -133,7 +133,9 @@ void say(int fd, const std::string& s) {
     _exit(0);
 }
 
-Ended run(const std::string& name, const Dict& params = {}) {
+// alarm_after > 0: the child gets SIGALRM after that many seconds (for a
+// plugin that never returns).
+Ended run(const std::string& name, const Dict& params = {}, unsigned alarm_after = 0) {
     std::fflush(nullptr);
     int fds[2];
     REQUIRE(pipe(fds) == 0);
@@ -142,8 +144,9 @@ Ended run(const std::string& name, const Dict& params = {}) {
     if (pid == 0) {
         // doctest's crash handlers are inherited: the child must die of the
         // signal itself, as it would under fedflow-worker.
-        for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGTERM}) std::signal(sig, SIG_DFL);
+        for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGTERM, SIGALRM}) std::signal(sig, SIG_DFL);
         close(fds[0]);
+        if (alarm_after > 0) alarm(alarm_after);
         run_plugin(fds[1], plugin_path(name), params);
     }
     close(fds[1]);
@@ -252,4 +255,44 @@ TEST_CASE("fault_wrong_abi says ABI version 99") {
 
 TEST_CASE("fault_no_entry has no fedflow_plugin_enum") {
     CHECK(run("fault_no_entry").report == "dlsym 0 no entry symbol");
+}
+
+TEST_CASE("fault_table_abi passes discovery but its table says ABI version 99") {
+    CHECK(run("fault_table_abi").report == "abi 99 fault_table_abi");
+}
+
+TEST_CASE("fault_endless_loop never returns from train, unless spared") {
+    Ended e = run("fault_endless_loop", Dict{}, 1);
+    CHECK(e.signaled);
+    CHECK(e.signal == SIGALRM);
+    CHECK(e.report.empty());
+    CHECK(result_of(run("fault_endless_loop", Dict{{"fail", false}})) == Dict{{"ok", true}});
+}
+
+TEST_CASE("fault_alloc_until_bad_alloc runs out of memory under its own RLIMIT_AS") {
+    if (std::getenv("FEDFLOW_SANITIZED") != nullptr) return;  // ASan cannot run under a small RLIMIT_AS
+    Ended e = run("fault_alloc_until_bad_alloc", Dict{{"limit", std::int64_t{512} << 20}});
+    CHECK(e.report.rfind("train 2 ", 0) == 0);  // FEDFLOW_OUT_OF_MEMORY
+    CHECK(e.report.find("bad_alloc") != std::string::npos);
+    Ended in_load = run("fault_alloc_until_bad_alloc", Dict{{"limit", std::int64_t{512} << 20}, {"stage", "load"}});
+    CHECK(in_load.report.rfind("load 2 ", 0) == 0);
+}
+
+TEST_CASE("fault_stdout_flood returns how much it printed") {
+    Dict r = result_of(run("fault_stdout_flood", Dict{{"megabytes", 0}}));
+    CHECK(r == Dict{{"ok", true}, {"printed", 0}});
+}
+
+TEST_CASE("fault_huge_result marks every MiB and the last byte") {
+    const std::int64_t size = (std::int64_t{3} << 20) + 1;
+    for (bool in_line : {false, true}) {
+        CAPTURE(in_line);
+        Dict r = result_of(run("fault_huge_result", Dict{{"size", size}, {"inline", in_line}}));
+        CHECK(r.at("size").as<std::int64_t>() == size);
+        const Bytes& b = r.at("data").as<Bytes>();
+        REQUIRE(b.size() == static_cast<std::size_t>(size));
+        for (std::size_t i : {std::size_t{0}, std::size_t{1} << 20, std::size_t{3} << 20})
+            CHECK(b.data()[i] == i % 251);
+        CHECK(b.data()[1] == 0);
+    }
 }

@@ -5,6 +5,7 @@
 
 #include <fedflow/detail/wire.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -292,4 +293,43 @@ TEST_CASE("random bodies behind a valid header decode or throw wire::Error") {
     }
     INFO("first exception that is not wire::Error: " << first_other);
     CHECK(other == 0);
+}
+
+namespace {
+
+// A DICT body of n entries: keys "0", "1", ... (or all "k"), values null.
+Doc dict_of(std::size_t n, bool same_key = false) {
+    Doc d = header_then({9});
+    put_u64(d, n);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::string key = same_key ? "k" : std::to_string(i);
+        put_u64(d, key.size());
+        d.insert(d.end(), key.begin(), key.end());
+        d.push_back(0);
+    }
+    fix_header(d);
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("a dict with a key twice is rejected") {
+    CHECK_THROWS_WITH_AS(wire::decode(dict_of(2, true).data(), dict_of(2, true).size()),
+                         doctest::Contains("key 'k' appears twice"), wire::Error);
+    Value v = wire::decode(dict_of(3).data(), dict_of(3).size());
+    CHECK(v == Value(Dict{{"0", nullptr}, {"1", nullptr}, {"2", nullptr}}));
+}
+
+TEST_CASE("a dict of 100,000 keys decodes in linear time, in order") {
+    // Looking each key up in the Dict took minutes here: a hostile result
+    // of a few MB would have stalled the host.
+    Doc d = dict_of(100000);
+    auto t0 = std::chrono::steady_clock::now();
+    Value v = wire::decode(d.data(), d.size());
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    CHECK(s < 10.0);
+    const Dict& dict = v.as<Dict>();
+    REQUIRE(dict.size() == 100000);
+    CHECK(dict.begin()->first == "0");
+    CHECK((dict.end() - 1)->first == "99999");
 }

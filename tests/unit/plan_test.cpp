@@ -393,6 +393,15 @@ TEST_CASE("durations in the plan") {
           std::string::npos);
 }
 
+TEST_CASE("result-limit: a size, none by default") {
+    CHECK(parse("[[group]]\nplugin = \"e\"\n").scheduler.result_limit == 0);
+    CHECK(parse("[scheduler]\nresult-limit = \"1GiB\"\n[[group]]\nplugin = \"e\"\n").scheduler.result_limit ==
+          1073741824);
+    CHECK(parse("[scheduler]\nresult-limit = 4096\n[[group]]\nplugin = \"e\"\n").scheduler.result_limit == 4096);
+    std::string e = errors("[scheduler]\nresult-limit = \"lots\"\n[[group]]\nplugin = \"e\"\n");
+    CHECK(e.find("p.toml:2:16: key 'result-limit' in [scheduler]") != std::string::npos);
+}
+
 TEST_CASE("params take TOML values, not dates") {
     CHECK(errors("[[group]]\nplugin = \"e\"\nparams = { when = 1979-05-27 }\n").find("not a date") != std::string::npos);
 }

@@ -24,6 +24,10 @@
 
 namespace fedflow {
 
+namespace wire {
+class Reader;  // fedflow/detail/wire.hpp: decodes a Dict without a lookup per key
+}
+
 class Value;
 
 // Thrown by Value::as, Dict::at and Context::param when a value is missing or
@@ -101,17 +105,20 @@ public:
     List() = default;
     List(std::initializer_list<Value> items);
 
-    std::size_t size() const noexcept { return items_.size(); }
-    bool empty() const noexcept { return items_.empty(); }
-    Value& operator[](std::size_t i) { return items_[i]; }
-    const Value& operator[](std::size_t i) const { return items_[i]; }
-    Value& at(std::size_t i) { return items_.at(i); }
-    const Value& at(std::size_t i) const { return items_.at(i); }
+    // Defined after Value: clang (C++20, libstdc++) instantiates these
+    // members of std::vector<Value> where they are defined, and Value must
+    // be complete by then.
+    std::size_t size() const noexcept;
+    bool empty() const noexcept;
+    Value& operator[](std::size_t i);
+    const Value& operator[](std::size_t i) const;
+    Value& at(std::size_t i);
+    const Value& at(std::size_t i) const;
     void push_back(Value v);
     template <class... Args>
     Value& emplace_back(Args&&... args);
-    void reserve(std::size_t n) { items_.reserve(n); }
-    void clear() noexcept { items_.clear(); }
+    void reserve(std::size_t n);
+    void clear() noexcept;
 
     auto begin() noexcept { return items_.begin(); }
     auto end() noexcept { return items_.end(); }
@@ -148,9 +155,10 @@ public:
     Value& insert_or_assign(std::string_view key, Value v);
     bool erase(std::string_view key);
 
-    std::size_t size() const noexcept { return items_.size(); }
-    bool empty() const noexcept { return items_.empty(); }
-    void clear() noexcept { items_.clear(); }
+    // Defined after Value, as List's are.
+    std::size_t size() const noexcept;
+    bool empty() const noexcept;
+    void clear() noexcept;
 
     auto begin() noexcept { return items_.begin(); }
     auto end() noexcept { return items_.end(); }
@@ -161,6 +169,7 @@ public:
     friend bool operator!=(const Dict& a, const Dict& b) { return !(a == b); }
 
 private:
+    friend class wire::Reader;
     std::vector<value_type> items_;
 };
 
@@ -256,6 +265,14 @@ private:
 };
 
 inline List::List(std::initializer_list<Value> items) : items_(items) {}
+inline std::size_t List::size() const noexcept { return items_.size(); }
+inline bool List::empty() const noexcept { return items_.empty(); }
+inline Value& List::operator[](std::size_t i) { return items_[i]; }
+inline const Value& List::operator[](std::size_t i) const { return items_[i]; }
+inline Value& List::at(std::size_t i) { return items_.at(i); }
+inline const Value& List::at(std::size_t i) const { return items_.at(i); }
+inline void List::reserve(std::size_t n) { items_.reserve(n); }
+inline void List::clear() noexcept { items_.clear(); }
 inline void List::push_back(Value v) { items_.push_back(std::move(v)); }
 template <class... Args>
 Value& List::emplace_back(Args&&... args) {
@@ -263,6 +280,9 @@ Value& List::emplace_back(Args&&... args) {
 }
 inline bool operator==(const List& a, const List& b) { return a.items_ == b.items_; }
 
+inline std::size_t Dict::size() const noexcept { return items_.size(); }
+inline bool Dict::empty() const noexcept { return items_.empty(); }
+inline void Dict::clear() noexcept { items_.clear(); }
 inline Dict::Dict(std::initializer_list<value_type> items) {
     for (const auto& [k, v] : items) insert_or_assign(k, v);
 }
