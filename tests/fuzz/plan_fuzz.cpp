@@ -20,7 +20,7 @@ namespace {
 
 // What the rest of the host relies on once a plan has parsed: names that
 // are safe folder names, devices it can read, unique group names, inputs
-// only from earlier groups.
+// only from groups that can have run before.
 void check(const fedflow::plan::Plan& plan) {
     using fedflow::plan::valid_device;
     using fedflow::plan::valid_name;
@@ -34,9 +34,13 @@ void check(const fedflow::plan::Plan& plan) {
             if (!t.device.empty() && !valid_device(t.device)) std::abort();
         }
         for (const auto& in : g.inputs) {
+            // An earlier group, or any group of the same [[round]] (itself
+            // included: its instance of the round before).
             const auto* from = plan.find_group(in);
-            if (from == nullptr || from->index >= g.index) std::abort();
+            if (from == nullptr) std::abort();
+            if (from->index >= g.index && !(g.round != 0 && from->round == g.round)) std::abort();
         }
+        if (g.round > plan.rounds.size()) std::abort();
     }
 }
 
