@@ -191,6 +191,17 @@ def shm_segments(host_pid):
     return [n for n in os.listdir("/dev/shm") if n.startswith("fedflow-%d-" % host_pid)]
 
 
+def max_overlap(intervals):
+    """The most intervals (start, end) open at one instant; an interval that
+    ends as another starts does not overlap it."""
+    points = sorted([(s, 1) for s, e in intervals] + [(e, -1) for s, e in intervals], key=lambda p: (p[0], p[1]))
+    best = now = 0
+    for _, d in points:
+        now += d
+        best = max(best, now)
+    return best
+
+
 def kill_group(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -223,13 +223,7 @@ plugin = "inputs_probe"
 class MaxProcesses(HostTest):
     def overlap(self, r, group, ids):
         """Most trains that ran at the same moment, from fault_sleep's own clock."""
-        spans = [(r.result(group, t)["start"], r.result(group, t)["end"]) for t in ids]
-        points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda p: (p[0], p[1]))
-        most = now = 0
-        for _, d in points:
-            now += d
-            most = max(most, now)
-        return most
+        return fftest.max_overlap([(r.result(group, t)["start"], r.result(group, t)["end"]) for t in ids])
 
     def test_at_most_max_processes_run_at_once(self):
         for limit, tasks, seconds in ((1, 3, 0.3), (2, 4, 1.0)):

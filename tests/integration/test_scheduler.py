@@ -24,16 +24,6 @@ def meminfo():
     return out
 
 
-def max_overlap(intervals):
-    """The most intervals (start, end) open at one instant."""
-    points = sorted([(s, 1) for s, e in intervals] + [(e, -1) for s, e in intervals], key=lambda p: (p[0], p[1]))
-    best = now = 0
-    for _, d in points:
-        now += d
-        best = max(best, now)
-    return best
-
-
 class Memory(HostTest):
     def sleepers(self, n, estimate, auto_adjust, seconds=1.0):
         # All the RAM and no reserve: Fedflow may fill what others leave
@@ -67,7 +57,7 @@ params = { seconds = %s }
         self.assertExit(r, 0)
         for i in range(5):
             self.assertStatus(r, "sleepers", str(i), "FINISHED")
-        self.assertEqual(max_overlap(self.trains(r, 5)), 2, r.describe())
+        self.assertEqual(fftest.max_overlap(self.trains(r, 5)), 2, r.describe())
         waits = [e for e in r.events() if e.get("event") == "waiting"]
         self.assertTrue(waits, "no task waited" + r.describe())
         self.assertEqual({e["resource"] for e in waits}, {"memory"})
@@ -86,7 +76,7 @@ params = { seconds = %s }
         # rest on its measured peak (a few MB) plus a fifth.
         self.assertEqual(estimates[:2], [each, each])
         self.assertLess(max(estimates[2:]), 200 * 1024 ** 2, estimates)
-        self.assertGreater(max_overlap(self.trains(r, 6)), 2, r.describe())
+        self.assertGreater(fftest.max_overlap(self.trains(r, 6)), 2, r.describe())
 
     def test_an_estimate_that_can_never_fit_fails_at_once(self):
         plan = self.write_plan("""
