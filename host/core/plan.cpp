@@ -62,20 +62,14 @@ void parse_gpus(std::string_view text, Resources& into) {
         return;
     }
     std::vector<int> list;
-    std::size_t pos = 0;
-    while (pos <= text.size()) {
-        std::size_t comma = std::min(text.find(',', pos), text.size());
-        std::string_view item = text.substr(pos, comma - pos);
-        bool digits = !item.empty() && item.size() <= 4 &&
-                      std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
-        if (!digits)
+    for (std::string_view item : units::split_commas(text)) {
+        if (!units::all_digits(item) || item.size() > 4)
             throw std::invalid_argument(fmt::format(
                 "'{}' is not a GPU selection: write all, none, or GPU indices separated by commas (0,2)", text));
         int i = std::stoi(std::string(item));
         if (std::find(list.begin(), list.end(), i) != list.end())
             throw std::invalid_argument(fmt::format("GPU {} appears twice in '{}'", i, text));
         list.push_back(i);
-        pos = comma + 1;
     }
     into.use_gpus = true;
     into.gpus = std::move(list);

@@ -25,16 +25,13 @@ void Runner::select_visible_gpus(const std::string& visible) {
         return;
     }
     std::vector<int> chosen;
-    std::size_t pos = 0;
-    while (pos <= visible.size()) {
-        std::size_t comma = std::min(visible.find(',', pos), visible.size());
-        std::string item = visible.substr(pos, comma - pos);
-        pos = comma + 1;
+    for (std::string_view item : units::split_commas(visible)) {
         if (item.empty()) continue;
-        bool number = std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+        bool number = units::all_digits(item) && item.size() <= 9;  // an index, not a UUID
         int found = -1;
         for (const auto& g : snapshot_.gpus)
-            if ((number && g.index == std::atoi(item.c_str())) || (!number && g.uuid.rfind(item, 0) == 0)) found = g.index;
+            if ((number && g.index == std::stoi(std::string(item))) || (!number && g.uuid.rfind(item, 0) == 0))
+                found = g.index;
         if (found < 0) break;  // CUDA, too, ignores everything from an unknown entry on
         if (std::find(chosen.begin(), chosen.end(), found) == chosen.end()) chosen.push_back(found);
     }

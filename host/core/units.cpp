@@ -65,6 +65,21 @@ std::string format_size(std::uint64_t bytes) {
     return i == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, names[i]);
 }
 
+std::vector<std::string_view> split_commas(std::string_view text) {
+    std::vector<std::string_view> out;
+    std::size_t pos = 0;
+    for (;;) {
+        std::size_t comma = text.find(',', pos);
+        out.push_back(text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos));
+        if (comma == std::string_view::npos) return out;
+        pos = comma + 1;
+    }
+}
+
+bool all_digits(std::string_view text) noexcept {
+    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<std::size_t> row(b.size() + 1);
     for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 using namespace fedflow::units;
 
@@ -49,4 +51,15 @@ TEST_CASE("edit distance for did-you-mean") {
     CHECK(edit_distance("plugn", "plugin") == 1);
     CHECK(edit_distance("", "abc") == 3);
     CHECK(edit_distance("kitten", "sitting") == 3);
+}
+
+TEST_CASE("comma lists and digits") {
+    using V = std::vector<std::string_view>;
+    CHECK(split_commas("0,2") == V{"0", "2"});
+    CHECK(split_commas("7") == V{"7"});
+    CHECK(split_commas("0,,2") == V{"0", "", "2"});
+    CHECK(split_commas("") == V{""});
+    CHECK(all_digits("042"));
+    CHECK_FALSE(all_digits(""));
+    CHECK_FALSE(all_digits("4a"));
 }
