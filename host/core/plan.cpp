@@ -108,29 +108,27 @@ const char* type_name(toml::node_type t) {
 
 Location where(const toml::source_region& r) { return Location{r.begin.line, r.begin.column}; }
 
-struct Known {
-    std::string_view name;
-    std::string_view refused;  // empty: supported; else why it is refused
-};
+// The keys a table may hold.
+using Known = std::initializer_list<std::string_view>;
 
 // The known key closest to a misspelt one: a few edits away, or an
 // abbreviation of it ("max-procs" for "max-processes").
-std::string did_you_mean(std::string_view key, std::initializer_list<Known> known) {
+std::string did_you_mean(std::string_view key, Known known) {
     std::string_view best;
     std::size_t best_d = std::numeric_limits<std::size_t>::max();
     for (const auto& candidate : known) {
-        std::size_t d = units::edit_distance(key, candidate.name);
+        std::size_t d = units::edit_distance(key, candidate);
         if (d < best_d) {
             best_d = d;
-            best = candidate.name;
+            best = candidate;
         }
     }
     if (best_d <= std::max<std::size_t>(2, key.size() / 3)) return fmt::format(" (did you mean '{}'?)", best);
     for (const auto& candidate : known) {
         std::size_t common = 0;
-        while (common < key.size() && common < candidate.name.size() && key[common] == candidate.name[common]) ++common;
+        while (common < key.size() && common < candidate.size() && key[common] == candidate[common]) ++common;
         if (key.size() >= 3 && common * 2 >= key.size() + 1 && common >= 3)
-            return fmt::format(" (did you mean '{}'?)", candidate.name);
+            return fmt::format(" (did you mean '{}'?)", candidate);
     }
     return "";
 }
@@ -154,20 +152,13 @@ public:
         return out;
     }
 
-    // Reports unknown and refused keys of table t (called `context`).
-    void check_keys(const toml::table& t, std::initializer_list<Known> known, std::string_view context) {
+    // Reports the keys of table t (called `context`) that are not known.
+    void check_keys(const toml::table& t, Known known, std::string_view context) {
         for (const auto& [key, node] : t) {
-            const Known* k = nullptr;
-            for (const auto& candidate : known)
-                if (candidate.name == key.str()) k = &candidate;
+            if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
             Location at = where(key.source());
             if (at.line == 0) at = where(node.source());
-            if (k == nullptr) {
-                std::string hint = did_you_mean(key.str(), known);
-                error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, hint));
-            } else if (!k->refused.empty()) {
-                error(at, fmt::format("key '{}' in {} {}", key.str(), context, k->refused));
-            }
+            error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, did_you_mean(key.str(), known)));
         }
     }
 
@@ -309,16 +300,16 @@ private:
 void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     constexpr std::string_view ctx = "[scheduler]";
     r.check_keys(t,
-                 {{"max-processes", ""},
-                  {"task-timeout", ""},
-                  {"max-waiting", ""},
-                  {"load-retries", ""},
-                  {"train-retries", ""},
-                  {"gpu-order", ""},
-                  {"default-memory", ""},
-                  {"default-gpu-memory", ""},
-                  {"auto-adjust", ""},
-                  {"result-limit", ""}},
+                 {"max-processes",
+                  "task-timeout",
+                  "max-waiting",
+                  "load-retries",
+                  "train-retries",
+                  "gpu-order",
+                  "default-memory",
+                  "default-gpu-memory",
+                  "auto-adjust",
+                  "result-limit"},
                  ctx);
     auto count = [&](std::string_view key, std::uint32_t& into, std::int64_t max) {
         if (auto n = r.integer(t, key, ctx, 0, max)) into = static_cast<std::uint32_t>(*n);
@@ -345,12 +336,12 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
 void read_resources(Reader& r, const toml::table& t, Resources& res) {
     constexpr std::string_view ctx = "[resources]";
     r.check_keys(t,
-                 {{"cpu-utilization", ""},
-                  {"memory-utilization", ""},
-                  {"gpu-memory-utilization", ""},
-                  {"memory-reserve", ""},
-                  {"gpu-memory-reserve", ""},
-                  {"gpus", ""}},
+                 {"cpu-utilization",
+                  "memory-utilization",
+                  "gpu-memory-utilization",
+                  "memory-reserve",
+                  "gpu-memory-reserve",
+                  "gpus"},
                  ctx);
     if (auto f = r.fraction(t, "cpu-utilization", ctx)) res.cpu_utilization = *f;
     if (auto f = r.fraction(t, "memory-utilization", ctx)) res.memory_utilization = *f;
@@ -383,7 +374,7 @@ void read_resources(Reader& r, const toml::table& t, Resources& res) {
 
 void read_task(Reader& r, const toml::table& t, const Dict& group_params, GroupSpec& g) {
     std::string ctx = fmt::format("[[group.task]] of group '{}'", g.name);
-    r.check_keys(t, {{"id", ""}, {"params", ""}, {"device", ""}, {"memory", ""}, {"gpu-memory", ""}}, ctx);
+    r.check_keys(t, {"id", "params", "device", "memory", "gpu-memory"}, ctx);
     TaskSpec task;
     task.where = where(t.source());
     task.memory = r.size(t, "memory", ctx);
@@ -433,8 +424,8 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t round, 
     g.where = where(t.source());
     std::string ctx = fmt::format("{} number {}", round == 0 ? "[[group]]" : "[[round.group]]", g.index);
     r.check_keys(t,
-                 {{"name", ""}, {"plugin", ""}, {"device", ""}, {"params", ""}, {"tasks", ""}, {"inputs", ""},
-                  {"task", ""}, {"memory", ""}, {"gpu-memory", ""}},
+                 {"name", "plugin", "device", "params", "tasks", "inputs",
+                  "task", "memory", "gpu-memory"},
                  ctx);
 
     g.name = fmt::format("group-{}", g.index);
@@ -533,7 +524,7 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
     constexpr std::string_view ctx = "[notify]";
     Notify n;
     n.where = where(t.source());
-    r.check_keys(t, {{"command", ""}, {"smtp", ""}, {"on", ""}}, ctx);
+    r.check_keys(t, {"command", "smtp", "on"}, ctx);
     if (auto argv = strings(r, t, "command", ctx, false)) {
         if (argv->empty()) r.error(*t.get("command"), "command in [notify] is empty: give the program and its arguments");
         n.command = *argv;
@@ -550,8 +541,8 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
         const toml::table& m = *node->as_table();
         constexpr std::string_view sctx = "smtp of [notify]";
         r.check_keys(m,
-                     {{"server", ""}, {"port", ""}, {"security", ""}, {"from", ""}, {"to", ""}, {"user", ""},
-                      {"password-env", ""}, {"subject", ""}},
+                     {"server", "port", "security", "from", "to", "user",
+                      "password-env", "subject"},
                      sctx);
         Notify::Smtp smtp;
         Location at = where(m.source());
@@ -647,8 +638,8 @@ Plan parse(std::string_view text, const fs::path& file) {
     }
 
     r.check_keys(root,
-                 {{"workdir", ""}, {"plugin-path", ""}, {"resources", ""}, {"scheduler", ""}, {"group", ""},
-                  {"round", ""}, {"notify", ""}},
+                 {"workdir", "plugin-path", "resources", "scheduler", "group",
+                  "round", "notify"},
                  "the plan");
     if (auto w = r.string(root, "workdir", "the plan")) plan.workdir = (plan.dir / *w).lexically_normal();
     plan.plugin_path = path_list(r, root, plan.dir);
@@ -691,7 +682,7 @@ Plan parse(std::string_view text, const fs::path& file) {
         RoundSpec round;
         round.where = e.at;
         std::string ctx = fmt::format("[[round]] number {}", plan.rounds.size() + 1);
-        r.check_keys(t, {{"count", ""}, {"stop-when", ""}, {"keep-rounds", ""}, {"group", ""}}, ctx);
+        r.check_keys(t, {"count", "stop-when", "keep-rounds", "group"}, ctx);
         if (auto n = r.integer(t, "count", ctx, 1, 1000000)) round.count = static_cast<std::uint32_t>(*n);
         else if (t.get("count") == nullptr) r.error(round.where, fmt::format("{} needs a count (how many rounds)", ctx));
         if (auto k = r.integer(t, "keep-rounds", ctx, 0, 1000000)) round.keep_rounds = static_cast<std::uint32_t>(*k);

@@ -1,8 +1,7 @@
 // plan.hpp: the plan file (TOML), read and checked before anything runs.
 //
-// Every key of SPEC.md's plan is read. Keys whose behaviour belongs to a
-// part not built yet are refused with "not supported yet", never ignored;
-// unknown keys are errors with a "did you mean". All problems of a plan are
+// Every key of SPEC.md's plan is read (and [notify], result-limit); unknown
+// keys are errors with a "did you mean", never ignored. All problems of a plan are
 // collected and reported together, each as "file:line:column: message".
 #pragma once
 
