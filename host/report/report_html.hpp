@@ -1,18 +1,16 @@
-// report_html.hpp: report.html, the self-contained page of a run (SPEC "What
-// a run leaves behind"; docs/report.md says what it shows): the run's facts,
-// a timeline per device drawn as inline SVG, the failures with the tail of
-// their stderr.log, and a sortable results table per group. No network, no
-// file outside the page; one tiny inline script sorts the tables.
+// report_html.hpp: report.html, the self-contained page of a run
+// (docs/report.md says what it shows): the run's facts (this file), a
+// timeline per device (timeline.hpp), the rounds' charts (charts.hpp), the
+// failures with the tail of their stderr.log and the results tables
+// (tables.hpp), all written through html.hpp. No network, no file outside the
+// page: its style and its one script (assets/report.css, report.js) are
+// embedded at build time.
 #pragma once
 
 #include "report/run_model.hpp"
 
-#include <cstddef>
 #include <filesystem>
 #include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
 namespace fedflow::report {
 
@@ -24,21 +22,11 @@ namespace fedflow::report {
 // std::system_error only when report.html cannot be written.
 void write_html(const std::filesystem::path& workdir);
 
-// The page write_html writes, for a run already read.
+// The same for a run already read (or kept up to date in memory): writes
+// run.workdir/report.html.
+void write_html(const Run& run);
+
+// The page write_html writes.
 std::string render_html(const Run& run);
-
-namespace detail {
-
-// Text safe inside HTML elements and quoted attributes: & < > " ' escaped,
-// invalid UTF-8 and control characters (but tab and newline) replaced by U+FFFD.
-std::string escape(std::string_view text);
-
-// Greedy interval packing: the row of each span [first, second], in input
-// order. A span goes into the lowest row whose last span ended at least gap
-// before it starts, so spans in one row never overlap; the number of rows is
-// the most spans that overlap at one time (with gap added).
-std::vector<std::size_t> pack_rows(const std::vector<std::pair<double, double>>& spans, double gap);
-
-}  // namespace detail
 
 }  // namespace fedflow::report

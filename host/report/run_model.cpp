@@ -20,11 +20,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string str(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 std::optional<double> num(const json& j, const char* key) {
     auto it = j.find(key);
     if (it == j.end() || !it->is_number()) return std::nullopt;
@@ -85,8 +80,8 @@ public:
         else if (!fs::exists(run_.workdir / "run.json")) run_.problems.push_back("run.json is missing");
         if (auto g = run_.info.find("groups"); g != run_.info.end() && g->is_array()) {
             for (const auto& e : *g) {
-                if (!e.is_object() || str(e, "group").empty()) continue;
-                std::size_t gi = group(str(e, "group"), integer(e, "round"), str(e, "report"));
+                if (!e.is_object() || string_at(e, "group").empty()) continue;
+                std::size_t gi = group(string_at(e, "group"), integer(e, "round"), string_at(e, "report"));
                 if (int index = integer(e, "index")) run_.groups[gi].index = index;
             }
         }
@@ -129,7 +124,7 @@ private:
         if (!j) return;
         Group& g = run_.groups[gi];
         g.has_report = true;
-        g.plugin = str(*j, "plugin");
+        g.plugin = string_at(*j, "plugin");
         if (int index = integer(*j, "index")) g.index = index;
         auto tasks = j->find("tasks");
         if (tasks == j->end() || !tasks->is_object()) return;
@@ -137,10 +132,10 @@ private:
             if (!entry.is_object()) continue;
             TaskInfo& t = g.tasks[task(gi, id)];
             t.entry = entry;
-            t.status = str(entry, "status");
-            t.device = str(entry, "device");
-            t.stage = str(entry, "stage");
-            t.message = str(entry, "message");
+            t.status = string_at(entry, "status");
+            t.device = string_at(entry, "device");
+            t.stage = string_at(entry, "stage");
+            t.message = string_at(entry, "message");
             t.load_ms = num(entry, "load_ms");
             t.train_ms = num(entry, "train_ms");
             t.peak_memory = num(entry, "peak_memory");
@@ -165,8 +160,8 @@ private:
     // never overlap the run before.
     std::optional<double> time_of(const json& e) {
         auto elapsed = num(e, "elapsed_ms");
-        auto wall = parse_utc_ms(str(e, "time"));
-        bool start = str(e, "event") == "run_start";
+        auto wall = parse_utc_ms(string_at(e, "time"));
+        bool start = string_at(e, "event") == "run_start";
         if (!origin_ && wall && elapsed) origin_ = *wall - *elapsed;
         if (start && seen_start_) {
             offset_ = run_.end_ms;
@@ -207,10 +202,10 @@ private:
         if (!t) return;
         double now = *t;
         run_.end_ms = std::max(run_.end_ms, now);
-        std::string type = str(e, "event");
-        std::string group_name = str(e, "group");
+        std::string type = string_at(e, "event");
+        std::string group_name = string_at(e, "group");
         if (type == "run_end") run_.ended = true;
-        if (type == "round_end" && !str(e, "stopped_by").empty()) stops_.emplace_back(integer(e, "round"), str(e, "stopped_by"));
+        if (type == "round_end" && !string_at(e, "stopped_by").empty()) stops_.emplace_back(integer(e, "round"), string_at(e, "stopped_by"));
         if (group_name.empty()) return;
         // An event without "round" (some event types carry none) belongs to
         // the latest instance of its group that has started.
@@ -229,7 +224,7 @@ private:
             g.end_ms = now;
             return;
         }
-        std::string id = str(e, "task");
+        std::string id = string_at(e, "task");
         if (id.empty()) return;
         std::size_t ti = task(gi, id);
         Track& track = track_[{gi, ti}];
@@ -239,26 +234,26 @@ private:
     }
 
     void status(std::size_t gi, std::size_t ti, Track& track, const json& e, double now) {
-        std::string s = str(e, "status");
+        std::string s = string_at(e, "status");
         if (s.empty()) return;
         TaskInfo& t = run_.groups[gi].tasks[ti];
         bool from_report = !t.entry.empty();
-        std::string device = str(e, "device");
+        std::string device = string_at(e, "device");
         if (!from_report) {
             t.status = s == "EXITED" ? "FINISHED" : s;
             if (!device.empty()) t.device = device;
             if (auto v = num(e, "load_ms")) t.load_ms = v;
             if (auto v = num(e, "train_ms")) t.train_ms = v;
             if (s == "EXCEPTION") {
-                t.stage = str(e, "stage");
-                t.message = str(e, "message");
+                t.stage = string_at(e, "stage");
+                t.message = string_at(e, "message");
             }
         }
         if (track.open) {
             Stage& st = run_.stages[*track.open];
             st.end_ms = now;
             st.ended_by = s;
-            st.detail = str(e, "message");
+            st.detail = string_at(e, "message");
             st.outcome = outcome(st.kind, s);
             track.open.reset();
         }
@@ -288,10 +283,10 @@ private:
     // (two tables may both have a round 1); without it, one table.
     std::map<std::string, int> blocks_of_groups() const {
         std::map<std::string, int> out;
-        std::string text = str(run_.info, "plan_text");
+        std::string text = string_at(run_.info, "plan_text");
         if (text.empty()) return out;
         try {
-            plan::Plan p = plan::parse(text, str(run_.info, "plan").empty() ? "plan.toml" : str(run_.info, "plan"));
+            plan::Plan p = plan::parse(text, string_at(run_.info, "plan").empty() ? "plan.toml" : string_at(run_.info, "plan"));
             for (const auto& g : p.groups)
                 if (g.round > 0) out[g.name] = static_cast<int>(g.round);
         } catch (const std::exception&) {
@@ -413,6 +408,11 @@ std::optional<std::string> tail_lines(const fs::path& file, std::size_t max_line
         if (i + 1 < lines.size()) out += '\n';
     }
     return out;
+}
+
+std::string string_at(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 std::optional<double> parse_utc_ms(const std::string& s) {

@@ -95,6 +95,10 @@ Run read_run(const std::filesystem::path& workdir);
 // std::nullopt when it cannot be opened.
 std::optional<std::string> tail_lines(const std::filesystem::path& file, std::size_t max_lines);
 
+// The string at key of a JSON object; empty when there is none or it is not
+// a string (the run's files are read as they are).
+std::string string_at(const nlohmann::ordered_json& j, const char* key);
+
 // Milliseconds since the epoch of an ISO 8601 UTC time as the journal writes
 // it ("2026-11-28T00:29:40.514Z", fraction optional); nullopt otherwise.
 std::optional<double> parse_utc_ms(const std::string& text);

@@ -1,7 +1,9 @@
 // report.html from synthetic workdirs: what a run, a running run, a killed
 // run or a newer host may leave. The page must always be written, and never
 // carry a task's text as markup.
+#include "report/html.hpp"
 #include "report/report_html.hpp"
+#include "report/timeline.hpp"
 
 #include <doctest/doctest.h>
 
@@ -102,26 +104,26 @@ void write_run(const fs::path& wd) {
 }  // namespace
 
 TEST_CASE("escape: markup, quotes, control characters and invalid UTF-8") {
-    CHECK(detail::escape("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;");
-    CHECK(detail::escape("a & \"b\" 'c'") == "a &amp; &quot;b&quot; &#39;c&#39;");
-    CHECK(detail::escape("tab\tnew\nline") == "tab\tnew\nline");
-    CHECK(detail::escape(std::string("nul\0bell\a", 9)) == "nul\xEF\xBF\xBD" "bell\xEF\xBF\xBD");
-    CHECK(detail::escape("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80") == "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80");
-    CHECK(detail::escape("\xFF\xC3") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // stray byte, truncated sequence
-    CHECK(detail::escape("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // overlong '/'
-    CHECK(detail::escape("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+    CHECK(escape("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;");
+    CHECK(escape("a & \"b\" 'c'") == "a &amp; &quot;b&quot; &#39;c&#39;");
+    CHECK(escape("tab\tnew\nline") == "tab\tnew\nline");
+    CHECK(escape(std::string("nul\0bell\a", 9)) == "nul\xEF\xBF\xBD" "bell\xEF\xBF\xBD");
+    CHECK(escape("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80") == "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80");
+    CHECK(escape("\xFF\xC3") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // stray byte, truncated sequence
+    CHECK(escape("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // overlong '/'
+    CHECK(escape("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
 }
 
 TEST_CASE("pack_rows: overlapping spans go to different rows, others share the lowest") {
-    CHECK(detail::pack_rows({}, 0).empty());
+    CHECK(pack_rows({}, 0).empty());
     // a [0,10] b [5,15] overlap; c [12,20] fits after a; d [30,40] after all.
-    auto rows = detail::pack_rows({{0, 10}, {5, 15}, {12, 20}, {30, 40}}, 0);
+    auto rows = pack_rows({{0, 10}, {5, 15}, {12, 20}, {30, 40}}, 0);
     CHECK(rows == std::vector<std::size_t>{0, 1, 0, 0});
     // With a gap of 3, c (starts 2 after a ends) needs another row.
-    rows = detail::pack_rows({{0, 10}, {5, 15}, {12, 20}, {30, 40}}, 3);
+    rows = pack_rows({{0, 10}, {5, 15}, {12, 20}, {30, 40}}, 3);
     CHECK(rows == std::vector<std::size_t>{0, 1, 2, 0});
     // Input order does not matter; the row count is the largest overlap.
-    rows = detail::pack_rows({{20, 30}, {0, 100}, {10, 25}, {26, 40}}, 0);
+    rows = pack_rows({{20, 30}, {0, 100}, {10, 25}, {26, 40}}, 0);
     CHECK(rows[1] == 0);
     CHECK(rows[2] == 1);
     CHECK(rows[0] == 2);
@@ -132,9 +134,9 @@ TEST_CASE("pack_rows: overlapping spans go to different rows, others share the l
         all.emplace_back(i, 2000);
         chain.emplace_back(i * 10, i * 10 + 9);
     }
-    auto a = detail::pack_rows(all, 0);
+    auto a = pack_rows(all, 0);
     CHECK(*std::max_element(a.begin(), a.end()) == 999);
-    auto c = detail::pack_rows(chain, 0);
+    auto c = pack_rows(chain, 0);
     CHECK(*std::max_element(c.begin(), c.end()) == 0);
 }
 
