@@ -183,6 +183,7 @@ int Runner::run() {
         log::info("removed {} shared-memory segment(s) left in /dev/shm by a fedflow-host that is gone", n);
     if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
         throw std::invalid_argument("[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
+    claim_workdir();
     if (options_.resume) load_previous();
     else prepare_workdir();
     if (plan_.notify) notifier_.emplace(*plan_.notify, workdir_);

@@ -17,6 +17,7 @@
 #include "plan.hpp"
 #include "plugin_registry.hpp"
 #include "task_group.hpp"
+#include "workdir_lock.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -81,6 +82,11 @@ private:
     };
     // Removes segments of fedflow-hosts that are gone; returns how many.
     static std::size_t remove_stale_segments();
+    // Takes the workdir's lock (one run at a time), after refusing a
+    // directory that holds something other than a Fedflow run. Throws
+    // std::invalid_argument (exit 2).
+    void claim_workdir();
+    // A fresh run: empties the workdir (but for the lock).
     void prepare_workdir();
     // --resume: reads what the earlier run in the workdir finished (its
     // journal, result files and reports). Throws std::invalid_argument when
@@ -126,6 +132,9 @@ private:
     std::vector<PluginFile> plugins_;
     RunOptions options_;
     std::filesystem::path workdir_;
+    // Held from before the workdir is touched until the Runner is gone:
+    // declared first so that it is released last.
+    std::optional<WorkdirLock> workdir_lock_;
     std::string shm_prefix_;
     std::optional<notify::Notifier> notifier_;
     void notify_group(const TaskGroup& g);

@@ -24,13 +24,6 @@ namespace fedflow {
 
 namespace {
 
-bool is_running_host(std::int64_t pid) {
-    std::string comm;
-    std::ifstream in(fmt::format("/proc/{}/comm", pid));
-    std::getline(in, comm);
-    return pid > 0 && comm == "fedflow-host";
-}
-
 // What changed between two versions of a plan, for --resume's refusal:
 // the first few lines that differ.
 std::string plan_changes(const std::string& before, const std::string& after) {
@@ -95,10 +88,6 @@ void Runner::load_previous() {
     } catch (const std::exception& e) {
         throw std::invalid_argument(fmt::format("--resume: cannot read {}: {}", run_file.string(), e.what()));
     }
-    if (run.value("status", "") == "running" && run.contains("host_pid") && run["host_pid"].is_number_integer() &&
-        is_running_host(run["host_pid"].get<std::int64_t>()))
-        throw std::invalid_argument(fmt::format("--resume: the run in {} is still going (fedflow-host, pid {})",
-                                                workdir_.string(), run["host_pid"].get<std::int64_t>()));
     const std::string before = run.value("plan_digest", "");
     if (before != plan_.digest) {
         if (!options_.force)
@@ -168,19 +157,33 @@ void Runner::load_previous() {
     }
 }
 
-void Runner::prepare_workdir() {
+void Runner::claim_workdir() {
+    // Checked before the lock, whose file would otherwise be the first
+    // thing we write into a directory that is not ours.
     std::error_code ec;
-    if (fs::exists(workdir_ / "run.json", ec)) {
-        // A previous run of Fedflow: its outputs are replaced, never mixed
-        // with this run's.
-        log::warning("replacing the previous run in {}", workdir_.string());
-        for (const auto& e : fs::directory_iterator(workdir_)) fs::remove_all(e.path());
-    } else if (fs::exists(workdir_, ec) && !fs::is_empty(workdir_, ec)) {
-        throw std::invalid_argument(fmt::format(
-            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
-            workdir_.string()));
-    }
-    fs::create_directories(workdir_);
+    const bool exists = fs::exists(workdir_, ec);
+    if (options_.resume && !exists)
+        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
+                                                workdir_.string()));
+    if (exists && fs::is_directory(workdir_, ec) && !fs::is_empty(workdir_, ec) &&
+        !fs::exists(workdir_ / "run.json", ec) && !fs::exists(workdir_ / WorkdirLock::file_name, ec))
+        throw std::invalid_argument(
+            options_.resume
+                ? fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir_.string())
+                : fmt::format("workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose "
+                              "--workdir)",
+                              workdir_.string()));
+    workdir_lock_.emplace(workdir_);
+}
+
+void Runner::prepare_workdir() {
+    // A previous run of Fedflow (claim_workdir let nothing else through):
+    // its outputs are replaced, never mixed with this run's. The lock file
+    // stays: it is ours now.
+    std::error_code ec;
+    if (fs::exists(workdir_ / "run.json", ec)) log::warning("replacing the previous run in {}", workdir_.string());
+    for (const auto& e : fs::directory_iterator(workdir_))
+        if (e.path().filename() != WorkdirLock::file_name) fs::remove_all(e.path());
 }
 
 }  // namespace fedflow

@@ -153,6 +153,50 @@ class HostTest(unittest.TestCase):
             self.fail("fedflow-host did not end within %ss%s" % (timeout, r.describe()))
         return Result(argv, proc.returncode, out, err, time.monotonic() - start, workdir)
 
+    def start_host(self, *args, env=None):
+        """Starts fedflow-host in the background (its own session, output
+        captured): for tests that act while it runs. End it with
+        finish_host."""
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return subprocess.Popen([HOST] + [str(a) for a in args], cwd=self.tmp, env=full_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                text=True, errors="replace")
+
+    def finish_host(self, proc, workdir=None, timeout=DEFAULT_TIMEOUT):
+        """Waits for a host from start_host; its Result."""
+        start = time.monotonic()
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            out, err = proc.communicate()
+            self.fail("fedflow-host did not end within %ss\n%s" % (timeout, err[-3000:]))
+        return Result(proc.args, proc.returncode, out, err, time.monotonic() - start, workdir)
+
+    def wait_for_event(self, workdir, match, proc=None, timeout=DEFAULT_TIMEOUT):
+        """Polls workdir's events.jsonl until a line for which match(event)
+        is true appears; returns that event. Fails when the host (proc) ends
+        first or time runs out."""
+        path = os.path.join(workdir, "events.jsonl")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    for line in f:
+                        try:
+                            e = json.loads(line)
+                        except ValueError:
+                            continue  # a line being written
+                        if match(e):
+                            return e
+            except FileNotFoundError:
+                pass
+            if proc is not None and proc.poll() is not None:
+                self.fail("fedflow-host ended (exit status %s) before the event came" % proc.returncode)
+            time.sleep(0.02)
+        self.fail("no such event in %s within %ss" % (path, timeout))
+
     def run_plan(self, plan, *args, workdir="run", **kw):
         wd = os.path.join(self.tmp, workdir)
         return self.host(plan, "--workdir", wd, *args, workdir=wd, **kw)

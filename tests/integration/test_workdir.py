@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The workdir and what guards it: one run at a time (a second one, fresh or
+--resume, is refused with the holder's pid and host, and the first run's
+files stay intact)."""
+import os
+import signal
+import socket
+
+import fftest
+from fftest import HostTest
+
+
+SLEEPERS = """
+[[group]]
+name = "s"
+plugin = "fault_sleep"
+tasks = %d
+params = { seconds = %s }
+"""
+
+
+class Ownership(HostTest):
+    def assertRefusedBy(self, r, holder_pid):
+        self.assertExit(r, 2)
+        self.assertIn("is in use by another run", r.stderr)
+        self.assertIn("pid %d on host %s" % (holder_pid, socket.gethostname()), r.stderr)
+
+    def assertComplete(self, r, tasks, host_pid):
+        """Every task of group s finished once, in files that one host wrote."""
+        run = r.json("run.json")
+        self.assertEqual((run["status"], run["host_pid"]), ("finished", host_pid))
+        events = r.events()  # every line is JSON
+        self.assertEqual(events[-1]["event"], "run_end")
+        for i in range(tasks):
+            self.assertStatus(r, "s", str(i), "FINISHED")
+            self.assertIn("slept", r.result("s", str(i)))
+        self.assertEqual(sorted(r.report("s")["tasks"]), [str(i) for i in range(tasks)])
+
+    def test_a_second_run_is_refused_while_the_first_runs(self):
+        plan = self.write_plan(SLEEPERS % (3, 1.5), scheduler={"max-processes": 3})
+        wd = os.path.join(self.tmp, "run")
+        first = self.start_host(plan, "--workdir", wd)
+        try:
+            self.wait_for_event(wd, lambda e: e.get("status") == "TRAINING", proc=first)
+            for args in ((), ("--resume",)):
+                with self.subTest(second=" ".join(args) or "fresh"):
+                    self.assertRefusedBy(self.host(plan, "--workdir", wd, *args, workdir=wd), first.pid)
+        finally:
+            r = self.finish_host(first, wd)
+        self.assertExit(r, 0)
+        self.assertComplete(r, 3, first.pid)
+        self.assertEqual([e["event"] for e in r.events()].count("run_start"), 1, "a second run wrote here")
+
+    def test_of_two_resumes_started_together_one_runs(self):
+        plan = self.write_plan(SLEEPERS % (4, 1), scheduler={"max-processes": 2})
+        wd = os.path.join(self.tmp, "run")
+        killed = self.start_host(plan, "--workdir", wd)
+        try:
+            done = self.wait_for_event(wd, lambda e: e.get("status") == "FINISHED", proc=killed)
+            os.kill(killed.pid, signal.SIGKILL)
+        finally:
+            fftest.kill_group(killed)
+            killed.communicate()
+        before = fftest.Result([], 0, "", "", 0, wd).result("s", done["task"])
+
+        both = [self.start_host(plan, "--workdir", wd, "--resume") for _ in range(2)]
+        results = [self.finish_host(p, wd, timeout=60) for p in both]
+        self.assertEqual(sorted(r.rc for r in results), [0, 2],
+                         "".join(r.describe() for r in results))
+        winner, loser = (0, 1) if results[0].rc == 0 else (1, 0)
+        self.assertRefusedBy(results[loser], both[winner].pid)
+        r = results[winner]
+        self.assertComplete(r, 4, both[winner].pid)
+        self.assertEqual(r.result("s", done["task"]), before, "a finished task ran again")
+
+    def test_a_workdir_that_is_a_file_is_refused(self):
+        plan = self.write_plan('[[group]]\nplugin = "echo"\n')
+        self.write("run", "not a directory")
+        r = self.run_plan(plan)
+        self.assertExit(r, 2)
+        self.assertIn("exists and is not a directory", r.stderr)
+
+
+if __name__ == "__main__":
+    fftest.main()
