@@ -111,6 +111,9 @@ Info read(const std::filesystem::path& path) {
                 rec.name[FEDFLOW_NAME_MAX - 1] = '\0';
                 info.plugins.push_back(rec);
             }
+        } else if (name == ".fedflow_python" && sh.sh_type != SHT_NOBITS) {
+            std::string v = f.range(sh.sh_offset, std::min<std::uint64_t>(sh.sh_size, 16));
+            info.python_version = v.substr(0, v.find('\0'));
         } else if (sh.sh_type == SHT_DYNSYM && sh.sh_link < eh.e_shnum && sh.sh_entsize == sizeof(Elf64_Sym)) {
             // Both tables at once: a C++ plugin exports thousands of symbols.
             std::string strtab = f.range(section(sh.sh_link).sh_offset, section(sh.sh_link).sh_size);

@@ -14,6 +14,9 @@ namespace fedflow::elf {
 struct Info {
     std::vector<fedflow_plugin_info> plugins;  // the FEDFLOW_INFO_SECTION records
     bool has_entry = false;                    // exports FEDFLOW_PLUGIN_ENUM_SYMBOL
+    // The Python version ("3.11") a plugin that embeds Python declares in
+    // its section ".fedflow_python" (plugins/python/); empty for others.
+    std::string python_version;
 };
 
 // Reads path. Throws std::runtime_error with the reason when it is not a

@@ -80,7 +80,7 @@ std::optional<PluginFile> PluginRegistry::inspect(const fs::path& file, std::str
         reason = fmt::format("does not export {} (the entry point FEDFLOW_TASK defines)", FEDFLOW_PLUGIN_ENUM_SYMBOL);
         return std::nullopt;
     }
-    return PluginFile{p.name, p.abi_version, fs::absolute(file).lexically_normal()};
+    return PluginFile{p.name, p.abi_version, fs::absolute(file).lexically_normal(), info.python_version};
 }
 
 void PluginRegistry::scan(const std::vector<fs::path>& dirs) {

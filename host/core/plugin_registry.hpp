@@ -20,6 +20,7 @@ struct PluginFile {
     std::string name;
     std::uint32_t abi_version = 0;
     std::filesystem::path path;  // absolute
+    std::string python_version;  // the Python it embeds ("3.11"), for the python plugin
 };
 
 struct RejectedFile {

@@ -89,7 +89,10 @@ public:
         }
         case Value::Type::dict: {
             json out = json::object();
-            for (const auto& [k, item] : v.as<Dict>()) out[k] = value(item, path.empty() ? k : path + "." + k);
+            // A "$" key is a convention's marker ($tensor), not a name:
+            // weights.$tensor.data is written as weights.data.bin.
+            for (const auto& [k, item] : v.as<Dict>())
+                out[k] = value(item, !k.empty() && k.front() == '$' ? path : path.empty() ? k : path + "." + k);
             return out;
         }
         }

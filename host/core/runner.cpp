@@ -2,6 +2,7 @@
 
 #include "../common/clock.hpp"
 #include "../common/integrity.hpp"
+#include "../common/python_version.hpp"
 #include "../common/shm.hpp"
 #include "log.hpp"
 #include "results.hpp"
@@ -18,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <set>
 #include <system_error>
 
 #include <poll.h>
@@ -106,6 +108,22 @@ std::vector<PluginFile> resolve_plugins(const plan::Plan& plan, const PluginRegi
         error(g, fmt::format("no plugin named '{}'{} on the plugin path ({}){}", g.plugin, hint,
                              dirs.empty() ? "no plugin directory exists" : dirs, rejected));
         out.emplace_back();
+    }
+    // A plugin that embeds Python runs a plan's `python` interpreter or venv
+    // only when both are the same major.minor.
+    for (std::size_t i = 0; i < plan.groups.size(); ++i) {
+        if (out[i].python_version.empty()) continue;
+        std::set<std::string> seen;
+        for (const auto& t : plan.groups[i].tasks) {
+            const Value* v = t.params.find("python");
+            if (v == nullptr || !v->is<std::string>() || !seen.insert(v->as<std::string>()).second) continue;
+            const std::string& path = v->as<std::string>();
+            std::string resolved = fs::path(path).is_absolute() ? path : (plan.dir / path).string();
+            python::Interpreter in = python::inspect_interpreter(resolved);
+            std::string problem = in.version.empty() ? in.error
+                                                     : python::version_mismatch(path, in.version, out[i].python_version);
+            if (!problem.empty()) error(plan.groups[i], problem);
+        }
     }
     if (!errors.empty()) throw plan::PlanError(std::move(errors));
     return out;

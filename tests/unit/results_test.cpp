@@ -112,3 +112,12 @@ TEST_CASE("a result dict that merely has a \"$bytes\" key stays a dict") {
     CHECK(back.at("x").as<Dict>().at("$bytes").as<std::string>() == "not a file");
     CHECK(back.at("y").is<Dict>());
 }
+
+TEST_CASE("a $ key (a convention's marker such as $tensor) adds nothing to a byte file's name") {
+    TempDir dir;
+    Dict tensor{{"dtype", "float32"}, {"shape", List{std::int64_t{2}}}, {"data", Bytes(8)}};
+    Dict result{{"weights", Dict{{"$tensor", tensor}}}};
+    auto j = results::write_result(result, dir.path).json;
+    CHECK(j["weights"]["$tensor"]["data"]["$bytes"]["file"] == "weights.data.bin");
+    CHECK(fs::file_size(dir.path / "weights.data.bin") == 8);
+}

@@ -29,6 +29,7 @@
 #define FEDFLOW_FL_HPP
 
 #include <fedflow/task.hpp>
+#include <fedflow/tensor.hpp>
 #include <fedflow/value.hpp>
 
 #include <algorithm>
@@ -347,6 +348,29 @@ inline Bytes to_bytes(Context& ctx, const std::vector<float>& values) {
     return out;
 }
 
+// ---- float32 tensors (fedflow/tensor.hpp) -----------------------------------
+//
+// Weights as tensors keep their shape: a Python server receives them as numpy
+// arrays of that shape, a C++ one as Tensor.
+
+// The floats of a float32 tensor, without a copy. Throws TypeError for
+// another dtype.
+inline FloatView as_floats(const Tensor& t) { return FloatView(t.data_as<float>(), t.numel()); }
+
+// values as a float32 tensor of `shape` in shared memory (ctx.bytes), ready
+// to put in a result with to_value(). Throws std::invalid_argument when the
+// shape does not hold values.size() elements.
+inline Tensor to_tensor(Context& ctx, const std::vector<float>& values, std::vector<std::int64_t> shape) {
+    std::size_t n = 1;
+    for (std::int64_t d : shape) n *= d < 0 ? 0 : static_cast<std::size_t>(d);
+    if (n != values.size())
+        throw std::invalid_argument("fedflow::fl::to_tensor: " + std::to_string(values.size()) +
+                                    " floats do not fill a tensor of " + std::to_string(n) + " elements");
+    Tensor t = Tensor::zeros(ctx, DType::float32, std::move(shape));
+    write_floats(t.data(), values);
+    return t;
+}
+
 // One buffer of float32 values and how much it counts in an average (for
 // FedAvg, the client's number of training samples). Refers to the buffer;
 // it does not copy it.
@@ -356,6 +380,8 @@ struct WeightedBuffer {
     double weight = 0.0;
 
     WeightedBuffer(const Bytes& b, double w) noexcept : data(b.data()), size(b.size()), weight(w) {}
+    // A float32 tensor's data (throws TypeError for another dtype).
+    WeightedBuffer(const Tensor& t, double w) : WeightedBuffer(t.data(), w) { (void)as_floats(t); }
     WeightedBuffer(const void* d, std::size_t bytes, double w) noexcept
         : data(static_cast<const std::uint8_t*>(d)), size(bytes), weight(w) {}
 };

@@ -1,0 +1,124 @@
+"""What the python plugin (plugins/python/) calls, and nothing else should.
+
+The plugin converts values between Fedflow's and Python's types; this module
+does the Python side of a task's life: import the module, construct the
+class, run load and train, and describe an exception for report.json.
+"""
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+
+from . import task as _task
+from . import values
+
+# The plugin's own params; the others are the task's (self.params).
+PLUGIN_PARAMS = ("module", "class", "init", "python")
+# Frames of a traceback that go into report.json (the log gets all of them).
+FRAMES_IN_MESSAGE = 3
+
+
+def _import(module, plan_dir):
+    if module.endswith(".py") or "/" in module:
+        path = module if os.path.isabs(module) else os.path.join(plan_dir, module)
+        if not os.path.isfile(path):
+            raise FileNotFoundError("param 'module': %s is not a file (a .py file is relative to the plan's "
+                                    "folder %s)" % (path, plan_dir))
+        folder = os.path.dirname(os.path.abspath(path))
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # so that it can import its neighbours
+        name = os.path.splitext(os.path.basename(path))[0]
+        if name in sys.modules and getattr(sys.modules[name], "__file__", None) != os.path.abspath(path):
+            name = "fedflow_task_" + name  # never shadow a module already imported (os, types, ...)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return mod
+    if plan_dir not in sys.path:
+        sys.path.insert(0, plan_dir)
+    return importlib.import_module(module)
+
+
+def create(info, host):
+    """The task object: the class named by params, constructed with the task
+    id and the init table. info: task_id, group, round, workdir, plan_dir,
+    params, inputs (inputs still in wire form: $tensor dicts)."""
+    params = info["params"]
+    module, cls_name, init = params.get("module"), params.get("class"), params.get("init", {})
+    if not isinstance(module, str) or not module:
+        raise TypeError("param 'module' must name a .py file (relative to the plan's folder) or an importable "
+                        "module, not %r" % (module,))
+    if not isinstance(cls_name, str) or not cls_name:
+        raise TypeError("param 'class' must name the task class in module %s, not %r" % (module, cls_name))
+    if not isinstance(init, dict):
+        raise TypeError("param 'init' must be a table of the constructor's keyword arguments, not %s"
+                        % type(init).__name__)
+    mod = _import(module, info["plan_dir"])
+    cls = getattr(mod, cls_name, None)
+    if cls is None:
+        classes = sorted(n for n, v in vars(mod).items() if isinstance(v, type) and v.__module__ == mod.__name__)
+        raise AttributeError("module %s has no class %r (it defines: %s)" % (
+            module, cls_name, ", ".join(classes) or "no class"))
+    if not isinstance(cls, type) or not callable(getattr(cls, "train", None)):
+        raise TypeError("%s in module %s is not a task class (a class with train(self, device))" % (cls_name, module))
+
+    info = dict(info, params={k: v for k, v in params.items() if k not in PLUGIN_PARAMS})
+    ctx = _task._Context(info, host)
+    _task._constructing = ctx
+    try:
+        obj = cls(info["task_id"], **init)
+    finally:
+        _task._constructing = None
+    # A class that does not call Task.__init__ (or is no Task at all) still
+    # gets its context and id.
+    if getattr(obj, "_fedflow", None) is None:
+        obj._fedflow = ctx
+    if not hasattr(obj, "task_id"):
+        obj.task_id = info["task_id"]
+    return obj
+
+
+def load(obj):
+    if callable(getattr(obj, "load", None)):  # a class without load has nothing to prepare
+        obj.load()
+
+
+def train(obj, device):
+    """train(device)'s dict, with arrays in wire form."""
+    obj.device = device
+    out = obj.train(device)
+    if not isinstance(out, dict):
+        raise TypeError("train returned %s, not a dict" % ("None" if out is None else "a " + type(out).__name__))
+    obj.result = out
+    return values.encode(out)
+
+
+def is_out_of_memory(exc):
+    """MemoryError, and torch's CUDA out-of-memory error (its own class since
+    torch 1.13; a RuntimeError with that text before)."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or \
+        "CUDA out of memory" in str(exc)
+
+
+def describe(exc):
+    """(out_of_memory, message, traceback): the message is the type, the
+    text and the last frames, short enough for report.json; the traceback is
+    the whole of it, for stderr.log."""
+    full = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = str(exc)
+    if len(text) > 500:
+        text = text[:500] + "..."
+    head = type(exc).__name__ + (": " + text if text else "")
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The plugin's own frames say nothing about the user's code.
+    frames = [f for f in frames if not f.filename.endswith(os.path.join("fedflow", "_runtime.py"))]
+    lines = ["  at %s:%d in %s%s" % (os.path.basename(f.filename), f.lineno, f.name,
+                                     (": " + f.line.strip()[:80]) if f.line else "")
+             for f in frames[-FRAMES_IN_MESSAGE:]]
+    return is_out_of_memory(exc), "\n".join([head] + lines), full

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""The bundled plugin `python` (docs/python.md): a Python task class run in
+the worker's own process. An original-Fedflow style class with its own
+constructor, load and train on one object, values both ways, params and
+context, errors with their traceback, out-of-memory retries on the same
+object, unbuffered output, a timeout inside C code, an interpreter or venv
+named by the plan. Arrays (numpy, torch) are in test_python_arrays.py."""
+import json
+import os
+import subprocess
+import textwrap
+
+import fftest
+from fftest import HostTest
+
+EXAMPLE = os.path.join(fftest.SOURCE_ROOT, "docs", "examples", "python")
+
+# An original-Fedflow task: its own constructor arguments, state kept from
+# load to train, a result of every type.
+TASKS = r'''
+import os, sys, time
+from fedflow import Task
+
+class Counter(Task):
+    def __init__(self, task_id, scale=1, label="x"):
+        super().__init__(task_id, estimate_memory="100MB")
+        self.scale = scale
+        self.label = label
+        self.loads = 0
+        self.trains = 0
+
+    def load(self):
+        self.loads += 1
+        self.data = [int(self.task_id) * self.scale + i for i in range(4)]
+        print("loaded", self.task_id, "in", os.getcwd())
+
+    def train(self, device):
+        self.trains += 1
+        print("training", self.task_id, "on", device, file=sys.stderr)
+        return {
+            "task_id": self.task_id, "device": device, "self_device": self.device,
+            "sum": sum(self.data), "label": self.label, "loads": self.loads, "trains": self.trains,
+            "ratio": 0.5, "ok": True, "none": None, "tuple": (1, "two", 3.0),
+            "nested": {"list": [1, [2, {"deep": "yes"}]]},
+            "blob": b"\x00\x01\x02", "buf": bytearray(b"abc"),
+            "params": self.params, "round": self.round, "group": self.group,
+            "workdir": self.workdir, "cwd": os.getcwd(), "plan_dir": self.plan_dir,
+            "memory": self.estimate_memory, "module": __name__, "sys_path0": sys.path[0],
+            "executable": sys.executable, "prefix": sys.prefix,
+        }
+
+class Plain:
+    """Not a fedflow.Task: any class with train(self, device) will do."""
+    def __init__(self, task_id):
+        self.id = task_id
+    def train(self, device):
+        return {"id": self.id, "from_ctx": self.task_id}
+
+class ZeroCopy(Task):
+    def train(self, device):
+        b = self.bytes(8)
+        b[:] = b"ABCDEFGH"
+        return {"b": b, "big": bytes(range(256)) * 1024}
+
+class Fails(Task):
+    def __init__(self, task_id, where="train"):
+        super().__init__(task_id)
+        self.where = where
+        if where == "init":
+            raise ValueError("bad init")
+
+    def load(self):
+        if self.where == "load":
+            helper()
+
+    def train(self, device):
+        if self.where == "train":
+            return 1 / 0
+        if self.where == "result":
+            return {"x": object()}
+        if self.where == "not-dict":
+            return [1, 2]
+        if self.where == "bigint":
+            return {"n": 2 ** 70}
+        if self.where == "bytes-in-load":
+            return {}
+        if self.where == "exit":
+            print("the last words")
+            os._exit(3)
+        if self.where == "sleep":
+            time.sleep(60)
+        return {}
+
+def helper():
+    raise KeyError("no such sample")
+
+class OomOnce(Task):
+    """MemoryError on the first train: the retry runs on the same object."""
+    def __init__(self, task_id):
+        super().__init__(task_id)
+        self.loads = self.trains = 0
+    def load(self):
+        self.loads += 1
+        self.cache = list(range(10))
+    def train(self, device):
+        self.trains += 1
+        if self.trains == 1:
+            raise MemoryError("first train wants too much")
+        return {"loads": self.loads, "trains": self.trains, "cache": len(self.cache)}
+
+class AlwaysOom(Task):
+    def train(self, device):
+        raise MemoryError("never enough")
+
+class BytesInLoad(Task):
+    def load(self):
+        self.bytes(4)
+    def train(self, device):
+        return {}
+'''
+
+
+def group(name, cls, tasks=1, init=None, extra="", module="tasks.py"):
+    params = {"module": module, "class": cls}
+    text = '[[group]]\nname = "%s"\nplugin = "python"\ntasks = %d\n' % (name, tasks)
+    text += "params = { module = %s, class = %s%s%s }\n" % (
+        json.dumps(module), json.dumps(cls),
+        (", init = { %s }" % ", ".join("%s = %s" % (k, json.dumps(v)) for k, v in init.items())) if init else "",
+        extra)
+    return text + "\n"
+
+
+def require_plugin(test):
+    """Skips test where the python plugin was not built."""
+    try:
+        fftest.plugin_file("python")
+    except AssertionError:
+        test.skipTest("the python plugin is not built (no python3-embed)")
+
+
+def require_module(test, name):
+    """Skips test where the plugin's interpreter cannot import name."""
+    if not has_module(name):
+        test.skipTest("%s is not installed for %s (Debian: python3-%s)" % (name, python_executable(), name))
+
+
+class Python(HostTest):
+    def setUp(self):
+        super().setUp()
+        require_plugin(self)
+        self.write("tasks.py", TASKS)
+
+    def test_original_style_task(self):
+        plan = self.write_plan(group("clients", "Counter", tasks=2, init={"scale": 10, "label": "L"},
+                                     extra=", lr = 0.1, epochs = 3"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        res = r.result("clients", "1")
+        wd = r.path("clients", "1")
+        self.assertEqual(res["task_id"], "1")
+        self.assertEqual(res["device"], "cpu")
+        self.assertEqual(res["self_device"], "cpu")
+        self.assertEqual(res["sum"], 10 + 11 + 12 + 13)   # load's data, in train: one object
+        self.assertEqual((res["loads"], res["trains"]), (1, 1))
+        self.assertEqual(res["label"], "L")
+        self.assertEqual(res["ratio"], 0.5)
+        self.assertIs(res["ok"], True)
+        self.assertIsNone(res["none"])
+        self.assertEqual(res["tuple"], [1, "two", 3.0])
+        self.assertEqual(res["nested"], {"list": [1, [2, {"deep": "yes"}]]})
+        self.assertEqual(res["params"], {"lr": 0.1, "epochs": 3})   # module, class, init are the plugin's
+        self.assertEqual((res["round"], res["group"]), (0, "clients"))
+        self.assertEqual(res["workdir"], wd)
+        self.assertEqual(res["cwd"], wd)
+        self.assertEqual(res["plan_dir"], self.tmp)
+        self.assertEqual(res["memory"], 100 * 10**6)
+        self.assertEqual(res["module"], "tasks")
+        self.assertEqual(res["sys_path0"], self.tmp)      # the module's folder: its neighbours import
+        # Debian's interpreter, not a python3 that PATH may find first.
+        self.assertFalse(res["executable"].startswith(os.path.expanduser("~/.pyenv")), res["executable"])
+        with open(os.path.join(wd, res["blob"]["$bytes"]["file"]), "rb") as f:
+            self.assertEqual(f.read(), b"\x00\x01\x02")
+        with open(os.path.join(wd, res["buf"]["$bytes"]["file"]), "rb") as f:
+            self.assertEqual(f.read(), b"abc")
+        self.assertIn("loaded 1 in " + wd, r.read("clients", "1", "stdout.log"))
+        self.assertIn("training 1 on cpu", r.read("clients", "1", "stderr.log"))
+
+    def test_module_by_name_and_any_class(self):
+        # An importable module name: the plan's folder is on sys.path.
+        plan = self.write_plan(group("g", "Plain", module="tasks"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "0"), {"id": "0", "from_ctx": "0"})
+
+    def test_shared_memory_bytes(self):
+        plan = self.write_plan(group("g", "ZeroCopy"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        res = r.result("g", "0")
+        self.assertEqual(r.read("g", "0", res["b"]["$bytes"]["file"]), "ABCDEFGH")
+        self.assertEqual(res["big"]["$bytes"]["size"], 256 * 1024)
+        with open(r.path("g", "0", res["big"]["$bytes"]["file"]), "rb") as f:
+            self.assertEqual(f.read(), bytes(range(256)) * 1024)
+
+    def fails(self, where, stage, *needles, extra_params=""):
+        plan = self.write_plan(group("g", "Fails", init={"where": where}, extra=extra_params))
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertEqual(t["stage"], stage, json.dumps(t))
+        for n in needles:
+            self.assertIn(n, t["message"], json.dumps(t))
+        return r, t
+
+    def test_exception_in_train_has_type_message_and_frames(self):
+        r, t = self.fails("train", "train", "ZeroDivisionError: division by zero",
+                          "at tasks.py:%d in train: return 1 / 0" % (fftest.line_of(TASKS, "return 1 / 0") + 0))
+        self.assertNotIn("_runtime.py", t["message"])
+        log = r.read("g", "0", "stderr.log")
+        self.assertIn("Traceback (most recent call last)", log)
+        self.assertIn("ZeroDivisionError: division by zero", log)
+
+    def test_exception_in_load_and_constructor(self):
+        _, t = self.fails("load", "load", "KeyError: 'no such sample'", "in load: helper()", "in helper")
+        self.assertLess(t["message"].index("in load"), t["message"].index("in helper"))
+        self.fails("init", "load", "ValueError: bad init", "in __init__")
+
+    def test_results_that_cannot_be_sent_name_the_path(self):
+        self.fails("result", "train", "result['x']: a object cannot be returned")
+        self.fails("not-dict", "train", "TypeError: train returned a list, not a dict")
+        self.fails("bigint", "train", "result['n']: the integer does not fit in 64 bits")
+
+    def test_bad_params(self):
+        plan = self.write_plan(group("g", "Nope"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertIn("module tasks.py has no class 'Nope' (it defines: AlwaysOom, BytesInLoad, Counter", t["message"])
+        plan = self.write_plan(group("g", "X", module="missing.py"))
+        r = self.run_plan(plan)
+        self.assertIn("missing.py is not a file", r.task("g", "0")["message"])
+
+    def test_bytes_only_in_train(self):
+        plan = self.write_plan(group("g", "BytesInLoad"))
+        r = self.run_plan(plan)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertEqual(t["stage"], "load")
+        self.assertIn("bytes() and array() may be called only in train", t["message"])
+
+    def test_memory_error_is_out_of_memory_and_retried_on_the_same_object(self):
+        plan = self.write_plan(group("g", "OomOnce") + group("h", "AlwaysOom"), scheduler={"train-retries": 2})
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        self.assertStatus(r, "g", "0", "FINISHED")
+        self.assertEqual(r.result("g", "0"), {"loads": 1, "trains": 2, "cache": 10})
+        t = self.assertStatus(r, "h", "0", "EXCEPTION")
+        self.assertIn("out of memory", t["message"])
+        self.assertIn("MemoryError: never enough", t["message"])
+        self.assertIn("gave up after 2 train retries", t["message"])
+
+    def test_output_is_unbuffered(self):
+        # os._exit skips every flush: the line is there only if it was
+        # written at once.
+        _, t = self.fails("exit", "train", "exited with code 3")
+        r = self.run_plan(self.write_plan(group("g", "Fails", init={"where": "exit"})))
+        self.assertIn("the last words", r.read("g", "0", "stdout.log"))
+
+    def test_timeout_ends_python_inside_c_code(self):
+        plan = self.write_plan(group("g", "Fails", init={"where": "sleep"}), scheduler={"task-timeout": "1s"})
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertIn("timed out after 1s in train", t["message"])
+        self.assertLess(r.elapsed, 20)
+        self.assertEqual(fftest.worker_cwds(r.workdir), [])
+
+    # ---- docs/python.md's example -------------------------------------------
+
+    def test_docs_quote_the_example_files(self):
+        with open(os.path.join(fftest.SOURCE_ROOT, "docs", "python.md"), encoding="utf-8") as f:
+            doc = f.read()
+        for name in ("plan.toml", "tasks.py"):
+            with open(os.path.join(EXAMPLE, name), encoding="utf-8") as f:
+                self.assertIn("\n" + f.read().rstrip("\n") + "\n```", doc,
+                              "docs/python.md does not quote docs/examples/python/%s as it is" % name)
+
+    def test_example_from_the_docs(self):
+        require_module(self, "numpy")
+        r = self.run_plan(os.path.join(EXAMPLE, "plan.toml"), "--progress", "none")
+        self.assertExit(r, 0)
+        for k in range(3):
+            res = r.result("clients", str(k))
+            self.assertEqual(res["samples"], 10 * (k + 1))
+            self.assertLess(res["loss"], 1e-9)
+            self.assertEqual(res["weights"]["$tensor"]["dtype"], "float32")
+            self.assertEqual(res["weights"]["$tensor"]["shape"], [2])
+            self.assertIn("prepared %d samples for client %d" % (10 * (k + 1), k),
+                          r.read("clients", str(k), "stdout.log"))
+        server = r.result("server", "0")
+        self.assertEqual((server["clients"], server["samples"]), (3, 60))
+        self.assertAlmostEqual(server["w"], (10 * 2 + 20 * 3 + 30 * 4) / 60, places=4)
+        self.assertAlmostEqual(server["b"], 1.0, places=4)
+
+    # ---- the interpreter -------------------------------------------------
+
+    def make_venv(self, name):
+        venv = os.path.join(self.tmp, name)
+        p = subprocess.run([python_executable(), "-m", "venv", "--without-pip", venv],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if p.returncode != 0:
+            self.skipTest("cannot make a venv: " + p.stdout)
+        site = subprocess.run([os.path.join(venv, "bin", "python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+        os.makedirs(site, exist_ok=True)
+        with open(os.path.join(site, "only_in_venv.py"), "w") as f:
+            f.write("WHERE = 'venv'\n")
+        return venv
+
+    def test_venv_named_by_the_plan(self):
+        venv = self.make_venv("venv")
+        self.write("venvtask.py", textwrap.dedent('''
+            import sys
+            from fedflow import Task
+            import only_in_venv
+            class T(Task):
+                def train(self, device):
+                    return {"where": only_in_venv.WHERE, "prefix": sys.prefix}
+        '''))
+        for python in (os.path.join(venv, "bin", "python"), venv):
+            plan = self.write_plan(group("g", "T", module="venvtask.py", extra=", python = %s" % json.dumps(python)))
+            r = self.run_plan(plan)
+            self.assertExit(r, 0)
+            self.assertEqual(r.result("g", "0"), {"where": "venv", "prefix": venv})
+        # Without it, the module is not found.
+        r = self.run_plan(self.write_plan(group("g", "T", module="venvtask.py")))
+        self.assertIn("ModuleNotFoundError: No module named 'only_in_venv'", r.task("g", "0")["message"])
+
+    def test_interpreter_of_another_python_is_refused_by_validate(self):
+        venv = os.path.join(self.tmp, "other")
+        os.makedirs(os.path.join(venv, "bin"))
+        with open(os.path.join(venv, "pyvenv.cfg"), "w") as f:
+            f.write("home = /opt/python/bin\nversion = 3.99.1\n")
+        os.symlink("/bin/true", os.path.join(venv, "bin", "python"))
+        plan = self.write_plan(group("g", "Counter", extra=", python = %s" % json.dumps(venv + "/bin/python")))
+        r = self.host("validate", plan)
+        self.assertExit(r, 2)
+        embedded = embedded_version()
+        self.assertInCI('python = "%s/bin/python" is Python 3.99, but the python plugin embeds Python %s' % (
+            venv, embedded), r.output)
+        self.assertInCI("rebuild Fedflow against Python 3.99", r.output)
+        self.assertRegex(r.output, r"plan\.toml:\d+:\d+: ")
+        # A path that is not there.
+        plan = self.write_plan(group("g", "Counter", extra=", python = \"/nonexistent/bin/python\""))
+        r = self.host("validate", plan)
+        self.assertExit(r, 2)
+        self.assertInCI("/nonexistent/bin/python does not exist", r.output)
+
+
+def has_module(name):
+    """Whether the plugin's interpreter can import name."""
+    return subprocess.run([python_executable(), "-c", "import " + name], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def embedded_version():
+    """The major.minor the plugin embeds (set by tests/integration/meson.build)."""
+    return os.environ["FEDFLOW_PYTHON_VERSION"]
+
+
+def python_executable():
+    """The interpreter the plugin was built with (its libpython)."""
+    return os.environ["FEDFLOW_PYTHON"]
+
+
+if __name__ == "__main__":
+    fftest.main()
