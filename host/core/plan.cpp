@@ -196,7 +196,11 @@ public:
         if (n == nullptr) return std::nullopt;
         try {
             if (auto s = n->as_string()) return units::parse_duration(s->get());
-            if (auto i = n->as_integer(); i && i->get() >= 0) return std::chrono::seconds(i->get());
+            if (auto i = n->as_integer(); i && i->get() >= 0) {
+                if (i->get() > std::chrono::duration_cast<std::chrono::seconds>(units::max_duration).count())
+                    throw std::invalid_argument(fmt::format("{} seconds is out of range: {}", i->get(), units::duration_range));
+                return std::chrono::seconds(i->get());
+            }
             error(*n, fmt::format("key '{}' in {} must be a duration such as \"30s\", \"5m\" or \"1.5h\"", key, context));
         } catch (const std::invalid_argument& e) {
             error(*n, fmt::format("key '{}' in {}: {}", key, context, e.what()));
@@ -210,7 +214,11 @@ public:
         if (n == nullptr) return std::nullopt;
         try {
             if (auto s = n->as_string()) return units::parse_size(s->get());
-            if (auto i = n->as_integer(); i && i->get() >= 0) return static_cast<std::uint64_t>(i->get());
+            if (auto i = n->as_integer(); i && i->get() >= 0) {
+                if (static_cast<std::uint64_t>(i->get()) > units::max_size)
+                    throw std::invalid_argument(fmt::format("{} bytes is out of range: {}", i->get(), units::size_range));
+                return static_cast<std::uint64_t>(i->get());
+            }
             error(*n, fmt::format("key '{}' in {} must be a size such as \"2GB\" or \"1500MiB\"", key, context));
         } catch (const std::invalid_argument& e) {
             error(*n, fmt::format("key '{}' in {}: {}", key, context, e.what()));

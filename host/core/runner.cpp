@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -575,8 +576,9 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
             consider(shown_at_ + std::chrono::milliseconds(250));  // the clock on the screen moves on
         }
         int wait_ms = -1;
-        if (next) wait_ms = static_cast<int>(std::max<std::int64_t>(
-                      0, std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1));
+        // (A timeout may be a year away: more milliseconds than an int holds.)
+        if (next) wait_ms = static_cast<int>(std::clamp<std::int64_t>(
+                      std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1, 0, INT_MAX));
         int rc = ::poll(fds.data(), fds.size(), wait_ms);
         if (rc < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
 

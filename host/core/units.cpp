@@ -35,9 +35,10 @@ std::uint64_t parse_size(std::string_view text) {
     auto [v, unit] = number_and_unit(text, "size (e.g. \"2GB\", \"512MiB\")");
     for (const auto& [name, factor] : table) {
         if (unit == name) {
-            double bytes = v * factor;
-            if (bytes >= 18446744073709551615.0) throw std::invalid_argument(fmt::format("size '{}' is too large", text));
-            return static_cast<std::uint64_t>(std::llround(bytes));
+            double bytes = std::round(v * factor);
+            if (bytes > static_cast<double>(max_size))
+                throw std::invalid_argument(fmt::format("'{}' is out of range: {}", text, size_range));
+            return static_cast<std::uint64_t>(bytes);
         }
     }
     throw std::invalid_argument(
@@ -49,8 +50,15 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
         {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
     };
     auto [v, unit] = number_and_unit(text, "duration (e.g. \"30s\", \"5m\", \"1.5h\")");
-    for (const auto& [name, factor] : table)
-        if (unit == name) return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(v * factor)));
+    for (const auto& [name, factor] : table) {
+        if (unit != name) continue;
+        // Checked as a double: "1e30h" is finite, but no integer holds it
+        // (it became a negative count, which meant no timeout at all).
+        double ms = std::round(v * factor);
+        if (ms > static_cast<double>(max_duration.count()) || (v > 0 && ms < 1))
+            throw std::invalid_argument(fmt::format("'{}' is out of range: {}", text, duration_range));
+        return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+    }
     throw std::invalid_argument(fmt::format("'{}' has unknown unit '{}' (use ms, s, m or h)", text, unit));
 }
 

@@ -3,8 +3,11 @@
 
 #include <fedflow/value.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -215,6 +218,101 @@ TEST_CASE("Dict find and contains") {
     CHECK(d.contains(""));
     d.clear();
     CHECK(d.empty());
+}
+
+TEST_CASE("Dict: a million keys set with operator[] and looked up, in insertion order") {
+    // Each operator[] scanned the whole Dict: a task that built a result of
+    // 100,000 keys spent 10 s in train, and a million never finished. The
+    // index makes this linear (bench/dict-keys measures it).
+    constexpr std::int64_t n = 1000000;
+    Dict d;
+    for (std::int64_t i = 0; i < n; ++i) d["key-" + std::to_string(i)] = i;
+    REQUIRE(d.size() == static_cast<std::size_t>(n));
+    std::int64_t expected = 0;
+    bool in_order = true;
+    for (const auto& [key, value] : d) in_order = in_order && value.as<std::int64_t>() == expected++;
+    CHECK(in_order);
+    bool found = true;
+    for (std::int64_t i = n - 1; i >= 0; i -= 7) found = found && d.at("key-" + std::to_string(i)).as<std::int64_t>() == i;
+    CHECK(found);
+    CHECK_FALSE(d.contains("key-" + std::to_string(n)));
+    d["key-5"] = "again";  // assigning keeps the place and the size
+    CHECK(d.size() == static_cast<std::size_t>(n));
+    CHECK((d.begin() + 5)->second.as<std::string>() == "again");
+}
+
+TEST_CASE("Dict: the index answers as a scan would, across inserts, erases, copies and clears") {
+    // A model: the keys in order, and their values. Small and large sizes,
+    // so that the Dict crosses the size where it starts an index both ways.
+    std::mt19937 rng(7);
+    Dict d;
+    std::vector<std::string> order;
+    std::map<std::string, std::int64_t> model;
+    auto same = [&](const Dict& x) {
+        if (x.size() != order.size()) return false;
+        std::size_t i = 0;
+        for (const auto& [key, value] : x) {
+            if (key != order[i++] || value.as<std::int64_t>() != model.at(key)) return false;
+        }
+        for (const auto& [key, value] : model)
+            if (x.find(key) == nullptr || x.at(key).as<std::int64_t>() != value) return false;
+        return true;
+    };
+    for (int step = 0; step < 20000; ++step) {
+        const int span = step % 4000 < 2000 ? 12 : 400;  // few keys, then many
+        std::string key = "k" + std::to_string(rng() % span);
+        switch (rng() % 8) {
+        case 0:
+        case 1:
+        case 2:
+            if (!model.count(key)) order.push_back(key);
+            model[key] = step;
+            d[key] = step;
+            break;
+        case 3:
+            if (!model.count(key)) order.push_back(key);
+            model[key] = -step;
+            d.insert_or_assign(key, -step);
+            break;
+        case 4: {
+            bool had = model.erase(key) == 1;
+            if (had) order.erase(std::find(order.begin(), order.end(), key));
+            REQUIRE(d.erase(key) == had);
+            break;
+        }
+        case 5:
+            REQUIRE(d.contains(key) == (model.count(key) == 1));
+            break;
+        case 6: {
+            Dict copy = d;  // the copy's index is its own
+            copy["only-in-copy"] = 1;
+            REQUIRE_FALSE(d.contains("only-in-copy"));
+            REQUIRE(copy.size() == d.size() + 1);
+            break;
+        }
+        default:
+            if (rng() % 500 == 0) {
+                d.clear();
+                order.clear();
+                model.clear();
+            }
+        }
+        if (step % 97 == 0) REQUIRE(same(d));
+    }
+    CHECK(same(d));
+    Dict moved = std::move(d);
+    CHECK(same(moved));
+}
+
+TEST_CASE("Dict's key hash is SipHash: the reference test vectors of SipHash-2-4") {
+    // (The index uses SipHash-1-3 under a random key; checking the function
+    // against the reference with its 2-4 rounds checks the code of both.)
+    unsigned char message[15];
+    for (int i = 0; i < 15; ++i) message[i] = static_cast<unsigned char>(i);
+    const std::uint64_t k0 = 0x0706050403020100ull, k1 = 0x0f0e0d0c0b0a0908ull;
+    CHECK(fedflow::detail::siphash<2, 4>(message, 0, k0, k1) == 0x726fdb47dd0e0e31ull);
+    CHECK(fedflow::detail::siphash<2, 4>(message, 8, k0, k1) == 0x93f5f5799a932462ull);
+    CHECK(fedflow::detail::siphash<2, 4>(message, 15, k0, k1) == 0xa129ca6149be45e5ull);
 }
 
 TEST_CASE("List behaves like a vector of values") {

@@ -393,6 +393,42 @@ TEST_CASE("durations in the plan") {
           std::string::npos);
 }
 
+TEST_CASE("durations and sizes out of range are refused with the range, where they are written") {
+    // 9999999h (and 10000000000 s) overflowed the deadline and timed every
+    // task out at once; 1e30h became a negative count, which meant none.
+    struct Case {
+        const char* text;
+        const char* message;
+    };
+    const std::string duration = "out of range: a duration is \"0\" (none) or from 1ms to 8760h (365 days)";
+    const std::string size = "out of range: a size is at most 1 PiB (1125899906842624 bytes)";
+    for (const Case& c : {
+             Case{"[scheduler]\ntask-timeout = \"9999999h\"\n", "2:16: key 'task-timeout' in [scheduler]: '9999999h' is "},
+             Case{"[scheduler]\ntask-timeout = 10000000000\n", "2:16: key 'task-timeout' in [scheduler]: 10000000000 seconds is "},
+             Case{"[scheduler]\ntask-timeout = \"1e30h\"\n", "'1e30h' is "},
+             Case{"[scheduler]\ntask-timeout = \"8761h\"\n", "'8761h' is "},
+             Case{"[scheduler]\ntask-timeout = \"0.1ms\"\n", "'0.1ms' is "},
+         }) {
+        CAPTURE(c.text);
+        CHECK(errors(std::string(c.text) + "[[group]]\nplugin = \"echo\"\n").find(c.message + duration) !=
+              std::string::npos);
+    }
+    for (const Case& c : {
+             Case{"[scheduler]\ndefault-memory = \"2000TB\"\n", "2:18: key 'default-memory' in [scheduler]: '2000TB' is "},
+             Case{"[scheduler]\nresult-limit = 9223372036854775807\n", "9223372036854775807 bytes is "},
+             Case{"[resources]\nmemory-reserve = \"1e300GB\"\n", "'1e300GB' is "},
+             Case{"[[group]]\nplugin = \"echo\"\ngpu-memory = \"1025TiB\"\n", "3:14: key 'gpu-memory' in group 'group-1': '1025TiB' is "},
+         }) {
+        CAPTURE(c.text);
+        CHECK(errors(std::string(c.text) + "[[group]]\nplugin = \"echo\"\n").find(c.message + size) != std::string::npos);
+    }
+    // The ends of the ranges are accepted.
+    CHECK(parse("[scheduler]\ntask-timeout = \"8760h\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout ==
+          std::chrono::hours(8760));
+    CHECK(parse("[scheduler]\ntask-timeout = \"1ms\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() == 1);
+    CHECK(*parse("[[group]]\nplugin = \"e\"\nmemory = \"1024TiB\"\n").groups[0].memory == (1ull << 50));
+}
+
 TEST_CASE("result-limit: a size, none by default") {
     CHECK(parse("[[group]]\nplugin = \"e\"\n").scheduler.result_limit == 0);
     CHECK(parse("[scheduler]\nresult-limit = \"1GiB\"\n[[group]]\nplugin = \"e\"\n").scheduler.result_limit ==

@@ -26,6 +26,12 @@ TEST_CASE("sizes") {
         CHECK_THROWS_AS(parse_size(""), std::invalid_argument);
         CHECK_THROWS_AS(parse_size("1e30TB"), std::invalid_argument);
     }
+    SUBCASE("at most 1 PiB, where sums of estimates still fit in 64 bits") {
+        CHECK(parse_size("1024TiB") == max_size);
+        CHECK_THROWS_WITH_AS(parse_size("1125.9TB"), doctest::Contains("'1125.9TB' is out of range: a size is at most 1 PiB"),
+                             std::invalid_argument);
+        CHECK_THROWS_AS(parse_size("18446744073709551615"), std::invalid_argument);
+    }
 }
 
 TEST_CASE("durations") {
@@ -37,6 +43,17 @@ TEST_CASE("durations") {
     CHECK(parse_duration("1.5h").count() == 5400000);
     CHECK_THROWS_WITH_AS(parse_duration("3 days"), doctest::Contains("use ms, s, m or h"), std::invalid_argument);
     CHECK_THROWS_AS(parse_duration("soon"), std::invalid_argument);
+
+    SUBCASE("0, or from 1ms to a year: no deadline overflows, no tiny timeout rounds to none") {
+        CHECK(parse_duration("8760h") == max_duration);
+        CHECK(parse_duration("0.5ms").count() == 1);
+        CHECK(parse_duration("0ms").count() == 0);
+        for (const char* bad : {"8760.001h", "9999999h", "1e30h", "1e300", "0.4ms", "1e-9s"}) {
+            CAPTURE(bad);
+            CHECK_THROWS_WITH_AS(parse_duration(bad), doctest::Contains("is out of range: a duration is \"0\" (none) or from 1ms to 8760h"),
+                                 std::invalid_argument);
+        }
+    }
 }
 
 TEST_CASE("format_size") {

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <limits>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -132,9 +134,152 @@ private:
     std::vector<Value> items_;
 };
 
+namespace detail {
+
+// SipHash (Aumasson and Bernstein) with C compression and D finalization
+// rounds, of n bytes at data under the 128-bit key (k0, k1).
+template <int C, int D>
+std::uint64_t siphash(const void* data, std::size_t n, std::uint64_t k0, std::uint64_t k1) noexcept {
+    auto rotl = [](std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); };
+    std::uint64_t v0 = 0x736f6d6570736575ull ^ k0, v1 = 0x646f72616e646f6dull ^ k1;
+    std::uint64_t v2 = 0x6c7967656e657261ull ^ k0, v3 = 0x7465646279746573ull ^ k1;
+    auto round = [&] {
+        v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
+        v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
+        v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
+        v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
+    };
+    auto word = [&](std::uint64_t m) {
+        v3 ^= m;
+        for (int i = 0; i < C; ++i) round();
+        v0 ^= m;
+    };
+    const auto* p = static_cast<const unsigned char*>(data);
+    const std::size_t whole = n - n % 8;
+    for (std::size_t i = 0; i < whole; i += 8) {
+        std::uint64_t m = 0;
+        for (int b = 0; b < 8; ++b) m |= static_cast<std::uint64_t>(p[i + b]) << (8 * b);  // little-endian, as specified
+        word(m);
+    }
+    std::uint64_t last = static_cast<std::uint64_t>(n) << 56;
+    for (std::size_t i = 0; i < n % 8; ++i) last |= static_cast<std::uint64_t>(p[whole + i]) << (8 * i);
+    word(last);
+    v2 ^= 0xff;
+    for (int i = 0; i < D; ++i) round();
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+// The hash of a Dict key: SipHash-1-3 (as Rust's HashMap) under a key drawn
+// once per process, so that nobody who sends a Dict (a hostile result, the
+// inputs a task receives) can choose keys that collide and make its index
+// linear again.
+inline std::uint64_t key_hash(std::string_view key) noexcept {
+    struct Secret {
+        std::uint64_t k0 = 0, k1 = 0;
+        Secret() noexcept {
+            try {
+                std::random_device rd;
+                k0 = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+                k1 = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+            } catch (...) {
+                // No entropy source: the address of this object (ASLR) is
+                // still unknown to whoever sends the keys.
+                k0 = reinterpret_cast<std::uintptr_t>(this) * 0x9e3779b97f4a7c15ull;
+                k1 = ~k0;
+            }
+        }
+    };
+    static const Secret secret;
+    return siphash<1, 3>(key.data(), key.size(), secret.k0, secret.k1);
+}
+
+// An index of the positions 0..n-1 of a sequence whose elements have
+// distinct string keys (a Dict's entries; the host's tasks of a group): a
+// hash table beside the sequence, which stays in its own order. The
+// sequence itself is not kept here: each call gets n and key_at(i), the key
+// at position i. Up to `small` elements there is no table and a lookup
+// scans, which is as fast and costs no memory.
+class KeyIndex {
+public:
+    static constexpr std::size_t small = 8;
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+    // The position of key, or none.
+    template <class KeyAt>
+    std::size_t find(std::string_view key, std::size_t n, KeyAt key_at) const noexcept {
+        if (slots_.empty()) {
+            for (std::size_t i = 0; i < n; ++i)
+                if (key_at(i) == key) return i;
+            return none;
+        }
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t s = key_hash(key) & mask;; s = (s + 1) & mask) {
+            if (slots_[s] == free_slot) return none;
+            if (key_at(slots_[s] - 1) == key) return slots_[s] - 1;
+        }
+    }
+    // Position n-1 was just appended (with a key not in the index yet).
+    template <class KeyAt>
+    void added(std::size_t n, KeyAt key_at) {
+        if (n <= small) return;
+        if (2 * n > slots_.size()) {
+            rebuild(n, key_at);
+            return;
+        }
+        slots_[free_slot_for(key_at(n - 1))] = static_cast<std::uint32_t>(n);
+    }
+    // Indexes positions 0..n-1 afresh (after an erase, or a sequence filled
+    // without the index); returns the first position whose key an earlier
+    // one has, or none. Throws std::bad_alloc, std::length_error.
+    template <class KeyAt>
+    std::size_t rebuild(std::size_t n, KeyAt key_at) {
+        if (n > std::numeric_limits<std::uint32_t>::max() / 4) throw std::length_error("fedflow: too many keys to index");
+        if (n <= small) {
+            slots_ = {};
+            for (std::size_t i = 1; i < n; ++i)
+                for (std::size_t j = 0; j < i; ++j)
+                    if (key_at(i) == key_at(j)) return i;
+            return none;
+        }
+        std::size_t capacity = 32;
+        while (capacity < 4 * n) capacity *= 2;  // a quarter full now; it grows again at half
+        KeyIndex fresh;
+        fresh.slots_.assign(capacity, free_slot);
+        std::size_t twice = none;
+        const std::size_t mask = capacity - 1;
+        for (std::size_t i = 0; i < n; ++i) {
+            std::size_t s = key_hash(key_at(i)) & mask;
+            while (fresh.slots_[s] != free_slot && key_at(fresh.slots_[s] - 1) != key_at(i)) s = (s + 1) & mask;
+            if (fresh.slots_[s] == free_slot) fresh.slots_[s] = static_cast<std::uint32_t>(i + 1);
+            else if (twice == none) twice = i;
+        }
+        slots_ = std::move(fresh.slots_);
+        return twice;
+    }
+    // Forgets every position: lookups scan until the next rebuild.
+    void clear() noexcept { slots_ = {}; }
+
+private:
+    static constexpr std::uint32_t free_slot = 0;
+    std::size_t free_slot_for(std::string_view key) const noexcept {
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t s = key_hash(key) & mask;
+        while (slots_[s] != free_slot) s = (s + 1) & mask;
+        return s;
+    }
+    // Empty, or a power of two of slots, at most half of them used, each 1 +
+    // a position or free_slot (linear probing).
+    std::vector<std::uint32_t> slots_;
+};
+
+}  // namespace detail
+
 // A map from string to Value that keeps insertion order (results are
-// written in the order a task set them). Lookups are linear: dictionaries
-// here are small, and order matters more than asymptotics.
+// written in the order a task set them). Entries are kept in order in a
+// vector; beside it, once there are more than a few, an index (a hash table
+// of positions) makes a lookup or an insert O(1) on average, so a result of
+// a million keys is built in linear time. Keys must not be changed through
+// the iterators (as std::map's, they are a Dict's identity).
 class Dict {
 public:
     using value_type = std::pair<std::string, Value>;
@@ -170,7 +315,16 @@ public:
 
 private:
     friend class wire::Reader;
+    // (Defined after Value, as the public members are.)
+    std::string_view key_at(std::size_t i) const noexcept;
+    // The position of key in items_, or KeyIndex::none.
+    std::size_t position(std::string_view key) const noexcept;
+    // Rebuilds the index from items_; returns a key that appears twice
+    // (wire::Reader refuses such a document), or nullptr.
+    const std::string* reindex();
+
     std::vector<value_type> items_;
+    detail::KeyIndex index_;
 };
 
 // One of: null, bool, 64-bit integer, double, string, Bytes, List, Dict.
@@ -282,23 +436,39 @@ inline bool operator==(const List& a, const List& b) { return a.items_ == b.item
 
 inline std::size_t Dict::size() const noexcept { return items_.size(); }
 inline bool Dict::empty() const noexcept { return items_.empty(); }
-inline void Dict::clear() noexcept { items_.clear(); }
+inline std::string_view Dict::key_at(std::size_t i) const noexcept { return items_[i].first; }
+inline std::size_t Dict::position(std::string_view key) const noexcept {
+    return index_.find(key, items_.size(), [this](std::size_t i) { return key_at(i); });
+}
+inline const std::string* Dict::reindex() {
+    std::size_t twice = index_.rebuild(items_.size(), [this](std::size_t i) { return key_at(i); });
+    return twice == detail::KeyIndex::none ? nullptr : &items_[twice].first;
+}
+inline void Dict::clear() noexcept {
+    items_.clear();
+    index_.clear();
+}
 inline Dict::Dict(std::initializer_list<value_type> items) {
     for (const auto& [k, v] : items) insert_or_assign(k, v);
 }
 inline Value* Dict::find(std::string_view key) noexcept {
-    for (auto& [k, v] : items_)
-        if (k == key) return &v;
-    return nullptr;
+    std::size_t i = position(key);
+    return i == detail::KeyIndex::none ? nullptr : &items_[i].second;
 }
 inline const Value* Dict::find(std::string_view key) const noexcept {
-    for (const auto& [k, v] : items_)
-        if (k == key) return &v;
-    return nullptr;
+    std::size_t i = position(key);
+    return i == detail::KeyIndex::none ? nullptr : &items_[i].second;
 }
 inline Value& Dict::operator[](std::string_view key) {
     if (Value* v = find(key)) return *v;
-    return items_.emplace_back(std::string(key), Value()).second;
+    items_.emplace_back(std::string(key), Value());
+    try {
+        index_.added(items_.size(), [this](std::size_t i) { return key_at(i); });
+    } catch (...) {
+        items_.pop_back();  // no memory for a larger index: as if never inserted
+        throw;
+    }
+    return items_.back().second;
 }
 inline Value& Dict::at(std::string_view key) {
     if (Value* v = find(key)) return *v;
@@ -314,13 +484,17 @@ inline Value& Dict::insert_or_assign(std::string_view key, Value v) {
     return slot;
 }
 inline bool Dict::erase(std::string_view key) {
-    for (auto it = items_.begin(); it != items_.end(); ++it) {
-        if (it->first == key) {
-            items_.erase(it);
-            return true;
-        }
+    std::size_t i = position(key);
+    if (i == detail::KeyIndex::none) return false;
+    items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+    // The positions after i moved (erase is linear in any case). Without
+    // memory for a new index the Dict scans, which is slow but right.
+    try {
+        reindex();
+    } catch (const std::exception&) {
+        index_.clear();
     }
-    return false;
+    return true;
 }
 inline bool operator==(const Dict& a, const Dict& b) { return a.items_ == b.items_; }
 
