@@ -1,5 +1,5 @@
-// The plugin of SPEC.md's SDK section, exactly as written there: it is the
-// reference for what the C++ layer must support.
+// The plugin of docs/sdk.md ("A first plugin"), exactly as written there: it is
+// the reference for what the C++ layer must support.
 #include <fedflow/task.hpp>
 #include <cstdint>
 #include <cstdio>

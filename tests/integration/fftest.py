@@ -67,7 +67,7 @@ class Result:
         return "\n$ %s\nexit status %s after %.2fs\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
             " ".join(self.args), self.rc, self.elapsed, tail(self.stdout), tail(self.stderr))
 
-    # What a run leaves behind (SPEC "What a run leaves behind").
+    # What a run leaves behind (docs/architecture.md, "Outputs").
     def path(self, *parts):
         return os.path.join(self.workdir, *parts)
 
@@ -273,5 +273,5 @@ def line_of(text, needle):
 
 
 def location_re(plan_name, line):
-    """FILE:LINE:COLUMN as SPEC asks ("every error names the file, line and column")."""
+    """FILE:LINE:COLUMN as docs/plan.md asks ("Errors": every error names the file, line and column)."""
     return re.compile(re.escape(plan_name) + r":%d:\d+" % line)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The command line (SPEC "Command line"): --version, --help, bad arguments."""
+"""The command line (docs/plan.md, "Command line" and "Exit status"): --version, --help, bad arguments."""
 import os
 import re
 

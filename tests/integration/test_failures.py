@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tasks that fail: each fault plugin in turn. A failed task ends EXCEPTION with
-the stage and a message (SPEC "Result files"), the other tasks of the run
+the stage and a message (docs/architecture.md, "report.json"), the other tasks of the run
 finish, and the host exits 1."""
 import json
 import os
@@ -147,7 +147,7 @@ params = { fail = false, sleep = 20 }
                 self.assertIn("SIGSEGV", f.read())
             self.assertTrue(fftest.worker_cwds(wd), "the slow task's worker is running")
 
-            # SPEC: exit status 3 when the host is interrupted.
+            # docs/plan.md, "Exit status": 3 when the host is interrupted.
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=15)
             self.assertEqual(proc.returncode, 3, "after SIGINT\n--- stderr ---\n" + err[-3000:])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A task pinned to a GPU trains there (SPEC: train(device) with "cuda:N").
+"""A task pinned to a GPU trains there (docs/sdk.md, "CUDA": train(device) with "cuda:N").
 Skipped on a machine without an NVIDIA GPU. scripts/gpu-check's analysis of
 a run (--from) is checked everywhere, on an events.jsonl written here."""
 import glob

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Bad plans and bad plugins: exit status 2 before anything starts, with an
-error that names the file, line and column, and the key (SPEC "Plan file").
+error that names the file, line and column, and the key (docs/plan.md, "Errors").
 Also `validate` and `plugins`."""
 import os
 import re

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""fedflow-host end to end on plans that succeed: the outputs SPEC lists under
-"What a run leaves behind" and "Result files", params, inputs, max-processes."""
+"""fedflow-host end to end on plans that succeed: the outputs of docs/architecture.md
+("Outputs": run.json, events.jsonl, report.json, result.json), params, inputs, max-processes."""
 import json
 import os
 import re
@@ -34,7 +34,7 @@ def pattern(n):
 
 
 class EchoRun(HostTest):
-    """One run of the SPEC's echo plugin, checked file by file."""
+    """One run of the echo plugin (docs/sdk.md, "A first plugin"), checked file by file."""
 
     # One run for all the checks below: it is the same run each time.
     shared_tmp = None
@@ -87,7 +87,7 @@ class EchoRun(HostTest):
         for t in ("0", "1", "custom"):
             self.assertTrue(any(e.get("task") == t and "FINISHED" in json.dumps(e) for e in events),
                             "no FINISHED event for task %s" % t)
-        # State changes use SPEC's TaskStatus names, in the order of the stages.
+        # State changes use TaskStatus's names (docs/architecture.md, "Task states"), in the order of the stages.
         for t in ("0", "1", "custom"):
             seq = [e["status"] for e in events if e.get("task") == t and "status" in e]
             self.assertTrue(set(seq) <= TASK_STATUS, seq)

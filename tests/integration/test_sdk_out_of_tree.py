@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An out-of-tree plugin (SPEC "SDK"): plugins/echo/echo.cpp built with nothing
+"""An out-of-tree plugin (docs/sdk.md, "Building"): plugins/echo/echo.cpp built with nothing
 but `pkg-config --cflags fedflow-sdk` from the build tree's
 meson-uninstalled/, then run by path."""
 import os

@@ -1,4 +1,4 @@
-// Value, List, Dict and Bytes as SPEC.md's SDK section describes them.
+// Value, List, Dict and Bytes as docs/sdk.md ("Values: Dict, List, Value, Bytes") describes them.
 #include <doctest/doctest.h>
 
 #include <fedflow/value.hpp>
