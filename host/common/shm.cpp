@@ -4,12 +4,21 @@
 #include <boost/interprocess/permissions.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <random>
+#include <stdexcept>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
-#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace bip = boost::interprocess;
 
@@ -92,6 +101,91 @@ std::vector<std::string> list_prefix(const std::string& prefix) {
         if (n.compare(0, prefix.size(), prefix) == 0) out.push_back(n);
     }
     return out;
+}
+
+namespace {
+
+// "fedflow-<digits>-<8 hex>": the run of a segment name, or "" for a name
+// that is not a run's.
+std::string run_of(const std::string& name) {
+    const std::string head = "fedflow-";
+    if (name.compare(0, head.size(), head) != 0) return {};
+    std::size_t i = head.size(), digits = 0;
+    while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i, ++digits;
+    if (digits == 0 || i >= name.size() || name[i] != '-') return {};
+    std::size_t hex = 0;
+    for (++i; i < name.size() && hex < 8 && std::isxdigit(static_cast<unsigned char>(name[i])); ++i) ++hex;
+    if (hex != 8 || (i < name.size() && name[i] != '-' && name[i] != '.')) return {};
+    return name.substr(0, i);
+}
+
+// The lock file we hold is the one at its name: a sweep may have removed
+// the name between our create and our flock (it found the file unlocked).
+bool still_named(int fd, const std::string& name) {
+    struct stat held{}, now{};
+    return ::fstat(fd, &held) == 0 && ::stat(("/dev/shm/" + name).c_str(), &now) == 0 && held.st_dev == now.st_dev &&
+           held.st_ino == now.st_ino;
+}
+
+}  // namespace
+
+RunLock::RunLock() {
+    std::random_device rd;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        prefix_ = "fedflow-" + std::to_string(::getpid()) + "-";
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(rd()));
+        prefix_ += hex;
+        const std::string name = lock_name(prefix_);
+        int fd = ::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST) continue;
+            throw std::runtime_error("shared memory '" + name + "': " + std::strerror(errno));
+        }
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && still_named(fd, name)) {
+            fd_ = fd;
+            return;
+        }
+        ::close(fd);
+    }
+    throw std::runtime_error("cannot claim a shared-memory prefix in /dev/shm: every try was taken or removed");
+}
+
+RunLock::~RunLock() {
+    ::shm_unlink(("/" + lock_name(prefix_)).c_str());
+    ::close(fd_);
+}
+
+Sweep remove_abandoned(const std::string& own_prefix) {
+    Sweep sweep;
+    std::map<std::string, std::vector<std::string>> runs;  // run prefix -> its names
+    for (const auto& name : list_prefix("fedflow-")) {
+        std::string run = run_of(name);
+        if (!run.empty() && run != own_prefix) runs[run].push_back(name);
+    }
+    for (const auto& [run, names] : runs) {
+        const std::string lock = RunLock::lock_name(run);
+        int fd = ::shm_open(("/" + lock).c_str(), O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0) {
+            // No lock file (or one of another user's): nothing proves the
+            // run gone. ENOENT after we listed it: another sweep removed it.
+            if (errno != ENOENT || std::find(names.begin(), names.end(), lock) == names.end())
+                sweep.unproven += names.size();
+            continue;
+        }
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || !still_named(fd, lock)) {
+            ::close(fd);  // held: the run is alive
+            continue;
+        }
+        // Ours now, so a concurrent sweep leaves the run to us; its lock
+        // goes last, so that a sweep killed halfway leaves a run that the
+        // next one still recognises.
+        for (const auto& name : list_prefix(run + "-"))
+            if (Segment::remove(name)) ++sweep.removed;
+        ::shm_unlink(("/" + lock).c_str());
+        ::close(fd);
+    }
+    return sweep;
 }
 
 std::size_t remove_prefix(const std::string& prefix) noexcept {

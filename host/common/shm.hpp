@@ -44,6 +44,42 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// A run's claim on its segment names: "fedflow-<host pid>-<8 hex>" is the
+// run's prefix, and "<prefix>.lock" in /dev/shm a file the run holds an
+// exclusive flock(2) on for as long as it lives. The pid in a name tells
+// nothing about the run: hosts in other PID namespaces (containers that
+// share /dev/shm, e.g. docker --ipc=host) name theirs after pids this one
+// cannot see or that belong to another process here. The lock does: it
+// lives on the shared file, and the kernel drops it when its holder dies,
+// SIGKILL included.
+class RunLock {
+public:
+    // Chooses a prefix that no run uses, creates its lock file (0600) and
+    // locks it. Throws std::runtime_error when /dev/shm cannot hold it.
+    RunLock();
+    ~RunLock();  // removes the lock file: the run's segments must be gone
+    RunLock(const RunLock&) = delete;
+    RunLock& operator=(const RunLock&) = delete;
+
+    const std::string& prefix() const noexcept { return prefix_; }
+    static std::string lock_name(const std::string& prefix) { return prefix + ".lock"; }
+
+private:
+    std::string prefix_;
+    int fd_ = -1;
+};
+
+// What remove_abandoned found among other runs' segments.
+struct Sweep {
+    std::size_t removed = 0;   // segments of runs that are provably gone
+    std::size_t unproven = 0;  // segments kept: their run has no lock file (or one we may not open)
+};
+// Removes the segments of every run but own_prefix's whose lock file exists
+// and is held by nobody (its run is gone), then that lock file. A run whose
+// lock is held is alive, wherever it runs; one without a lock file cannot be
+// proven gone, and its segments stay.
+Sweep remove_abandoned(const std::string& own_prefix);
+
 // Names under /dev/shm that start with prefix (without the leading slash).
 std::vector<std::string> list_prefix(const std::string& prefix);
 // Removes every segment whose name starts with prefix; returns how many.

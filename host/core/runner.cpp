@@ -19,7 +19,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <set>
 #include <system_error>
 
@@ -57,14 +56,6 @@ std::string format_duration(std::chrono::milliseconds ms) {
     if (n % 60000 == 0) return fmt::format("{}m", n / 60000);
     if (n % 1000 == 0) return fmt::format("{}s", n / 1000);
     return fmt::format("{}ms", n);
-}
-
-std::string random_hex(std::size_t n) {
-    std::random_device rd;
-    std::string out;
-    while (out.size() < n) out += fmt::format("{:08x}", rd());
-    out.resize(n);
-    return out;
 }
 
 }  // namespace
@@ -146,7 +137,7 @@ fs::path find_worker() {
 Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options)
     : plan_(plan), plugins_(std::move(plugins)), options_(std::move(options)) {
     workdir_ = options_.workdir.empty() ? plan_.workdir : fs::absolute(options_.workdir).lexically_normal();
-    shm_prefix_ = fmt::format("fedflow-{}-{}", ::getpid(), random_hex(8));
+    shm_prefix_ = shm_lock_.prefix();
     resources_ = plan_.resources;
     if (!options_.gpus.empty()) plan::parse_gpus(options_.gpus, resources_);
     if (options_.result_limit == 0) options_.result_limit = plan_.scheduler.result_limit;
@@ -198,8 +189,7 @@ int Runner::run() {
         log::info("cuda:{}: {} ({}), {} in all, {} in use", g.index, g.name, g.pci_bus_id,
                   units::format_size(g.total), units::format_size(g.used));
 
-    if (std::size_t n = remove_stale_segments())
-        log::info("removed {} shared-memory segment(s) left in /dev/shm by a fedflow-host that is gone", n);
+    remove_stale_segments();
     if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
         throw std::invalid_argument("[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
     claim_workdir();

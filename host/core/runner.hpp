@@ -9,6 +9,7 @@
 // the ledger of what the running tasks hold (docs/scheduling.md).
 #pragma once
 
+#include "../common/shm.hpp"
 #include "../notify/notify.hpp"
 #include "../sched/admission.hpp"
 #include "../sched/ledger.hpp"
@@ -80,8 +81,8 @@ private:
         std::optional<std::chrono::steady_clock::time_point> closed_at;  // when EOF was seen on the socket
         bool segments_removed = false;  // all of the task's segments are gone
     };
-    // Removes segments of fedflow-hosts that are gone; returns how many.
-    static std::size_t remove_stale_segments();
+    // Removes the segments of runs that are provably gone (shm::remove_abandoned).
+    void remove_stale_segments();
     // Takes the workdir's lock (one run at a time), after refusing a
     // directory that holds something other than a Fedflow run. Throws
     // std::invalid_argument (exit 2).
@@ -135,6 +136,7 @@ private:
     // Held from before the workdir is touched until the Runner is gone:
     // declared first so that it is released last.
     std::optional<WorkdirLock> workdir_lock_;
+    shm::RunLock shm_lock_;  // our segment names' prefix, and the proof that we live
     std::string shm_prefix_;
     std::optional<notify::Notifier> notifier_;
     void notify_group(const TaskGroup& g);

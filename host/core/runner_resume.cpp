@@ -53,26 +53,15 @@ std::string plan_changes(const std::string& before, const std::string& after) {
 
 }  // namespace
 
-// Segments of hosts that are gone (killed with SIGKILL: nothing of theirs
-// removed them): "fedflow-<pid>-..." where <pid> is no fedflow-host now.
-std::size_t Runner::remove_stale_segments() {
-    std::map<int, bool> alive;  // pid -> a fedflow-host runs with it
-    std::size_t removed = 0;
-    for (const std::string& name : shm::list_prefix("fedflow-")) {
-        const char* p = name.c_str() + 8;
-        char* end = nullptr;
-        long pid = std::strtol(p, &end, 10);
-        if (end == p || *end != '-' || pid <= 0 || pid == ::getpid()) continue;
-        auto [it, fresh] = alive.try_emplace(static_cast<int>(pid), false);
-        if (fresh) {
-            std::string comm;
-            std::ifstream in(fmt::format("/proc/{}/comm", pid));
-            std::getline(in, comm);
-            it->second = comm == "fedflow-host";
-        }
-        if (!it->second && shm::Segment::remove(name)) ++removed;
-    }
-    return removed;
+void Runner::remove_stale_segments() {
+    shm::Sweep s = shm::remove_abandoned(shm_prefix_);
+    if (s.removed != 0)
+        log::info("removed {} shared-memory segment(s) left in /dev/shm by a fedflow-host that is gone", s.removed);
+    if (s.unproven != 0)
+        log::info("left {} shared-memory segment(s) in /dev/shm alone: their run has no lock file that we may open, so "
+                  "it cannot be proven gone (remove /dev/shm/fedflow-<pid>-<hex>-* by hand when no fedflow-host "
+                  "uses them)",
+                  s.unproven);
 }
 
 void Runner::load_previous() {

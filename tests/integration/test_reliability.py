@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Reliability: a result spoiled after train returned is refused; segments of
-a host killed with SIGKILL are removed by the next run; --resume runs only
+a host killed with SIGKILL are removed by the next run, those of a live host
+in another PID namespace are not; --resume runs only
 what has not finished, refuses a changed plan unless --force; and the crash
 test: SIGKILL the host halfway, no worker survives, --resume finishes the
 rest without running a finished task again."""
+import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -63,31 +66,65 @@ class Integrity(HostTest):
 
 
 class StaleSegments(HostTest):
-    def test_segments_of_hosts_that_are_gone_are_removed(self):
-        # A pid that is certainly dead, and one alive that is no fedflow-host.
+    def test_segments_of_runs_whose_lock_nobody_holds_are_removed(self):
+        # Three runs named after a pid that is dead here: one whose lock file
+        # nobody holds (gone), one whose lock this test holds (a live host in
+        # another PID namespace), one with no lock file (nothing proves it
+        # gone); and a name that is no run's.
         dead = subprocess.Popen(["true"])
         dead.wait()
-        names = ["fedflow-%d-0123abcd-t1-r" % dead.pid, "fedflow-%d-0123abcd-in1" % os.getpid()]
+        gone, alive, unproven = ("fedflow-%d-%s" % (dead.pid, h) for h in ("0123abcd", "4567cdef", "89abcdef"))
+        names = [gone + ".lock", gone + "-t1-r", gone + "-in1", alive + ".lock", alive + "-in1",
+                 unproven + "-t1-r", "fedflow-notapid-x"]
         for n in names:
             with open("/dev/shm/" + n, "wb") as f:
                 f.write(b"left behind")
-        unrelated = "/dev/shm/fedflow-notapid-x"
-        with open(unrelated, "wb") as f:
-            f.write(b"not ours")
+        held = open("/dev/shm/" + alive + ".lock", "rb")
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             plan = self.write_plan('[[group]]\nplugin = "echo"\n')
             r = self.run_plan(plan, "--log-level", "info")
             self.assertExit(r, 0)
-            for n in names:
-                self.assertFalse(os.path.exists("/dev/shm/" + n), n)
-            self.assertTrue(os.path.exists(unrelated), "a name that is not a host's was touched")
-            self.assertIn("removed 2 shared-memory segment(s)", r.stderr)
+            left = set(os.listdir("/dev/shm"))
+            self.assertEqual([n for n in names if n.startswith(gone) and n in left], [])
+            self.assertEqual([n for n in names if not n.startswith(gone) and n not in left], [])
+            # (Other tests running beside this one may leave more.)
+            self.assertRegex(r.stderr, r"removed \d+ shared-memory segment\(s\)")
+            self.assertIn("cannot be proven gone", r.stderr)
         finally:
-            for n in names + [unrelated[len("/dev/shm/"):]]:
+            held.close()
+            for n in names:
                 try:
                     os.unlink("/dev/shm/" + n)
                 except FileNotFoundError:
                     pass
+
+    def test_a_live_host_in_another_pid_namespace_keeps_its_segments(self):
+        # Containers that share /dev/shm (docker --ipc=host) but not pids:
+        # the host in the namespace is pid 1 there, a pid that is no
+        # fedflow-host here. Its group's inputs segment lives while it runs.
+        if subprocess.run(["unshare", "--pid", "--fork", "true"], stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("unshare --pid is not permitted here")
+        plan = self.write_plan('[[group]]\nname = "first"\nplugin = "echo"\n'
+                               '[[group]]\nname = "slow"\nplugin = "fault_sleep"\nparams = { seconds = 2 }\n'
+                               'inputs = ["first"]\n', name="contained.toml")
+        wd = os.path.join(self.tmp, "contained")
+        proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", fftest.HOST, plan, "--workdir", wd],
+                                cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, text=True, errors="replace")
+        try:
+            self.wait_for_event(wd, lambda e: e.get("group") == "slow" and e.get("status") == "TRAINING", proc=proc)
+            inner_pid = json.load(open(os.path.join(wd, "run.json")))["host_pid"]
+            segments = fftest.shm_segments(inner_pid)
+            inputs = [n for n in segments if re.search(r"-in\d+$", n)]
+            self.assertEqual(len(inputs), 1, segments)
+            r = self.run_plan(self.write_plan('[[group]]\nplugin = "echo"\n'), "--log-level", "info")
+            self.assertExit(r, 0)
+            self.assertTrue(os.path.exists("/dev/shm/" + inputs[0]), "a live host's segment was removed")
+        finally:
+            contained = self.finish_host(proc, wd)
+        self.assertExit(contained, 0)
+        self.assertStatus(contained, "slow", "0", "FINISHED")
 
 
 class Orphans(HostTest):

@@ -1,5 +1,6 @@
 // Shared-memory segments: exclusive, 0600, readable by name, removable by
-// prefix, and a full /dev/shm is an error, never a SIGBUS later.
+// prefix, and a full /dev/shm is an error, never a SIGBUS later; a run's
+// lock, and the sweep that removes only runs whose lock nobody holds.
 #include "common/shm.hpp"
 
 #include <doctest/doctest.h>
@@ -8,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,4 +71,66 @@ TEST_CASE("remove_prefix removes exactly the names with the prefix") {
     CHECK(shm::list_prefix(p).empty());
     CHECK(shm::result_name("x") == "x-r");
     CHECK(shm::bytes_name("x", 3) == "x-b3");
+}
+
+namespace {
+
+// A run as another host (in another PID namespace, say) leaves it: a lock
+// file, locked (held is the fd that holds it) or not, and two segments.
+std::string fake_run(const char* hex, int* held) {
+    std::string run = "fedflow-999999999-" + std::string(hex);
+    int fd = ::open(("/dev/shm/" + shm::RunLock::lock_name(run)).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    if (held != nullptr) {
+        REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+        *held = fd;
+    } else {
+        ::close(fd);
+    }
+    shm::Segment::create(run + "-t1-r", 8);
+    shm::Segment::create(run + "-in1", 8);
+    return run;
+}
+
+}  // namespace
+
+TEST_CASE("RunLock: a prefix of its own, locked while it lives") {
+    std::string prefix;
+    {
+        shm::RunLock lock;
+        prefix = lock.prefix();
+        CHECK(prefix.rfind("fedflow-" + std::to_string(::getpid()) + "-", 0) == 0);
+        CHECK(prefix.size() == std::string("fedflow-").size() + std::to_string(::getpid()).size() + 9);
+        int fd = ::open(("/dev/shm/" + shm::RunLock::lock_name(prefix)).c_str(), O_RDWR | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        CHECK(::flock(fd, LOCK_EX | LOCK_NB) != 0);  // another open file: refused while the run lives
+        ::close(fd);
+        shm::RunLock other;
+        CHECK(other.prefix() != prefix);
+    }
+    CHECK(shm::list_prefix(prefix).empty());  // the lock file goes with it
+}
+
+TEST_CASE("remove_abandoned removes only what a free lock proves gone") {
+    int held = -1;
+    std::string gone = fake_run("0a0a0a0a", nullptr);
+    std::string alive = fake_run("0b0b0b0b", &held);  // its pid is dead here; its lock is not
+    std::string unlocked = "fedflow-999999999-0c0c0c0c";  // no lock file at all
+    shm::Segment::create(unlocked + "-t1-r", 8);
+    shm::RunLock own;
+    shm::Segment::create(own.prefix() + "-in1", 8);
+
+    shm::Sweep s = shm::remove_abandoned(own.prefix());
+    CHECK(s.removed >= 2);  // (and whatever else a killed test left)
+    CHECK(shm::list_prefix(gone).empty());
+    CHECK(shm::list_prefix(alive).size() == 3);
+    CHECK(shm::list_prefix(unlocked).size() == 1);
+    CHECK(s.unproven >= 1);
+    CHECK(shm::list_prefix(own.prefix()).size() == 2);  // its segment and its lock
+
+    ::close(held);  // that host dies now
+    shm::remove_abandoned(own.prefix());
+    CHECK(shm::list_prefix(alive).empty());
+    CHECK(shm::remove_prefix(unlocked) == 1);
+    CHECK(shm::remove_prefix(own.prefix() + "-") == 1);
 }
