@@ -160,7 +160,9 @@ private:
     };
     // (round, group) -> task id -> what it left
     std::map<std::pair<std::uint32_t, std::string>, std::map<std::string, Previous>> previous_;
-    std::set<std::uint32_t> removed_rounds_;  // rounds keep-rounds removed in the resumed run
+    // (block, round): rounds keep-rounds removed in the resumed run. By
+    // block: another [[round]] block's round of that number is still there.
+    std::set<std::pair<std::size_t, std::uint32_t>> removed_rounds_;
     struct RoundRow {  // one line of rounds.csv
         std::size_t block;
         std::uint32_t round;

@@ -99,7 +99,7 @@ void Runner::load_previous() {
         json e = json::parse(line, nullptr, false);
         if (e.is_discarded() || !e.is_object()) continue;
         auto round = e.value("round", std::uint32_t{0});
-        if (e.value("event", "") == "round_removed") removed_rounds_.insert(round);
+        if (e.value("event", "") == "round_removed") removed_rounds_.insert({e.value("block", std::size_t{1}), round});
         if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") continue;
         std::optional<std::uint64_t> sum;
         if (e.contains("result_checksum") && e["result_checksum"].is_string())
@@ -117,7 +117,7 @@ void Runner::load_previous() {
                 auto it = finished.find({r, g.name, t.id});
                 if (it == finished.end()) continue;
                 Previous p;
-                if (removed_rounds_.count(r) != 0) {
+                if (removed_rounds_.count({g.round, r}) != 0) {
                     // keep-rounds removed its folder: it finished, and a
                     // later round's results have taken the place of its own.
                     p.result = nullptr;

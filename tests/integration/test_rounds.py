@@ -2,9 +2,11 @@
 """Rounds: [[round]] repeats its groups; each round's tasks get ctx.round()
 and the latest finished instance of the groups they name as inputs; workdirs
 are round-NNN/<group>/<task>; stop-when ends the loop early; keep-rounds
-keeps only the last folders; rounds.csv has a line per round."""
+keeps only the last folders (of its own block, also on --resume); rounds.csv
+has a line per round."""
 import csv
 import os
+import signal
 
 import fftest
 from fftest import HostTest
@@ -117,6 +119,57 @@ class Rounds(HostTest):
         self.assertExit(r, 0)
         self.assertEqual([e for e in r.events()[count:] if e.get("status") == "AVAILABLE"], [])
         self.assertEqual(r.result("final", "0")["inputs"]["server"]["0"]["value"], 22)
+
+    def test_keep_rounds_of_one_block_spares_another_block_on_resume(self):
+        # Block 1 keeps only its last round; block 2 keeps all of its own.
+        # The host is killed in block 2's round 2; --resume must give round
+        # 3 the inputs of block 2's round 2, and keep the earlier reports.
+        plan = self.write_plan("""
+[[round]]
+count = 3
+keep-rounds = 1
+  [[round.group]]
+  name = "scratch"
+  plugin = "echo"
+
+[[round]]
+count = 3
+  [[round.group]]
+  name = "clients"
+  plugin = "round_math"
+  tasks = 2
+  params = { role = "client" }
+  inputs = ["server"]
+  [[round.group]]
+  name = "server"
+  plugin = "round_math"
+  params = { role = "server" }
+  inputs = ["clients"]
+  [[round.group]]
+  name = "slow"
+  plugin = "fault_sleep"
+  params = { seconds = 1.5 }
+""")
+        wd = os.path.join(self.tmp, "run")
+        proc = self.start_host(plan, "--workdir", wd)
+        try:
+            self.wait_for_event(wd, lambda e: e.get("group") == "slow" and e.get("round") == 2
+                                and e.get("status") == "TRAINING", proc=proc)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            fftest.kill_group(proc)
+            proc.communicate()
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 0)
+        self.assertEqual(sorted(d for d in os.listdir(wd) if d.startswith("round-")),
+                         ["round-001", "round-002", "round-003"])
+        self.assertFalse(os.path.exists(r.path("round-001", "scratch")))
+        for n in (1, 2, 3):
+            rd = "round-%03d" % n
+            self.assertEqual(r.json(rd, "server", "0", "result.json")["value"], expected(n, 2), rd)
+            report = r.json(rd, "server", "report.json")["tasks"]["0"]
+            self.assertEqual(report["status"], "FINISHED")
+            self.assertEqual(report["result"]["value"], expected(n, 2), "%s/server/report.json" % rd)
 
     def test_validate_shows_the_rounds(self):
         r = self.host("validate", self.write_plan(plan_text(5)))
