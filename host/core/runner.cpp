@@ -134,6 +134,11 @@ fs::path find_worker() {
                                          exe.string(), FEDFLOW_WORKER_FROM_BINDIR));
 }
 
+void Runner::failpoint(const char* point) {
+    const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
+    if (fp != nullptr && std::string(fp) == std::string("host-kill@") + point) ::raise(SIGKILL);
+}
+
 Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options)
     : plan_(plan), plugins_(std::move(plugins)), options_(std::move(options)) {
     workdir_ = options_.workdir.empty() ? plan_.workdir : fs::absolute(options_.workdir).lexically_normal();
@@ -192,13 +197,25 @@ int Runner::run() {
     remove_stale_segments();
     if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
         throw std::invalid_argument("[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
+    // The start sequence is ordered so that a host killed at any point of
+    // it leaves a workdir that a fresh run and --resume both accept: the
+    // lock file first (it marks the directory as Fedflow's), then run.json,
+    // then the journal. The failpoints are where tests kill it.
     claim_workdir();
+    failpoint("workdir-locked");
     if (options_.resume) load_previous();
     else prepare_workdir();
+    failpoint("workdir-ready");
     if (plan_.notify) notifier_.emplace(*plan_.notify, workdir_);
     started_ = clock::utc_timestamp();
     view_ = ProgressView::make(options_.progress);
-    journal_.open(workdir_ / "events.jsonl", view_.get());
+    write_run_json("running", 0);
+    failpoint("run-json-written");
+    if (std::size_t cut = journal_.open(workdir_ / "events.jsonl", view_.get()))
+        log::warning("events.jsonl ended in {} byte(s) of a line that was never finished (its host was killed, or the "
+                     "disk was full): cut off",
+                     cut);
+    failpoint("journal-open");
 
     // SIGINT/SIGTERM arrive through a signalfd in the poll loop, so that
     // stopping is an ordinary event: start nothing new, end the workers,
@@ -229,7 +246,6 @@ int Runner::run() {
                     {"finished_before", restored}});
     if (options_.resume)
         log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, total);
-    write_run_json("running", 0);
 
     try {
         for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0;) {

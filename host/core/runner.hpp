@@ -89,6 +89,9 @@ private:
     void claim_workdir();
     // A fresh run: empties the workdir (but for the lock).
     void prepare_workdir();
+    // FEDFLOW_FAILPOINTS="host-kill@POINT", for the tests of the start
+    // sequence (and nothing else): the host dies by SIGKILL at POINT.
+    static void failpoint(const char* point);
     // --resume: reads what the earlier run in the workdir finished (its
     // journal, result files and reports). Throws std::invalid_argument when
     // there is nothing to resume, the run is still going, or the plan

@@ -67,9 +67,21 @@ void Runner::remove_stale_segments() {
 void Runner::load_previous() {
     const fs::path run_file = workdir_ / "run.json";
     std::error_code ec;
-    if (!fs::exists(run_file, ec))
-        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
-                                                workdir_.string()));
+    if (!fs::exists(run_file, ec)) {
+        // claim_workdir found our lock file: a host was killed before it
+        // wrote run.json, so nothing of its run can have finished.
+        log::warning("--resume: the run in {} was killed before it started (it has no run.json): starting it afresh",
+                     workdir_.string());
+        prepare_workdir();
+        return;
+    }
+    // What a host killed while it replaced a file left (results.hpp).
+    for (const auto& e : fs::directory_iterator(workdir_, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+            (name.rfind("run.json.", 0) == 0 || name.rfind("rounds.csv.", 0) == 0 || name.rfind(".report.html.", 0) == 0))
+            fs::remove(e.path(), ec);
+    }
     json run;
     try {
         std::ifstream in(run_file);
@@ -110,6 +122,7 @@ void Runner::load_previous() {
         std::uint32_t rounds = g.round == 0 ? 0 : plan_.rounds[g.round - 1].count;
         for (std::uint32_t r = g.round == 0 ? 0 : 1; r <= rounds; ++r) {
             const fs::path gdir = group_dir(g, r);
+            fs::remove(gdir / "report.json.tmp", ec);
             json report;
             std::ifstream in(gdir / "report.json");
             if (in) report = json::parse(in, nullptr, false);
@@ -151,17 +164,14 @@ void Runner::claim_workdir() {
     // thing we write into a directory that is not ours.
     std::error_code ec;
     const bool exists = fs::exists(workdir_, ec);
-    if (options_.resume && !exists)
+    const bool ours = exists && (fs::exists(workdir_ / "run.json", ec) || fs::exists(workdir_ / WorkdirLock::file_name, ec));
+    if (options_.resume && !ours)
         throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
                                                 workdir_.string()));
-    if (exists && fs::is_directory(workdir_, ec) && !fs::is_empty(workdir_, ec) &&
-        !fs::exists(workdir_ / "run.json", ec) && !fs::exists(workdir_ / WorkdirLock::file_name, ec))
-        throw std::invalid_argument(
-            options_.resume
-                ? fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir_.string())
-                : fmt::format("workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose "
-                              "--workdir)",
-                              workdir_.string()));
+    if (exists && !ours && fs::is_directory(workdir_, ec) && !fs::is_empty(workdir_, ec))
+        throw std::invalid_argument(fmt::format(
+            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
+            workdir_.string()));
     workdir_lock_.emplace(workdir_);
 }
 
@@ -171,6 +181,10 @@ void Runner::prepare_workdir() {
     // stays: it is ours now.
     std::error_code ec;
     if (fs::exists(workdir_ / "run.json", ec)) log::warning("replacing the previous run in {}", workdir_.string());
+    // run.json first: what a host killed halfway through leaves is then no
+    // run for --resume to take up, but a start to begin again.
+    fs::remove(workdir_ / "run.json");
+    failpoint("workdir-cleaning");
     for (const auto& e : fs::directory_iterator(workdir_))
         if (e.path().filename() != WorkdirLock::file_name) fs::remove_all(e.path());
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The workdir and what guards it: one run at a time (a second one, fresh or
 --resume, is refused with the holder's pid and host, and the first run's
-files stay intact)."""
+files stay intact); a host killed at any point of its start leaves a workdir
+that the next run accepts; a torn last journal line is cut, not glued to."""
 import os
 import signal
 import socket
@@ -79,6 +80,50 @@ class Ownership(HostTest):
         r = self.run_plan(plan)
         self.assertExit(r, 2)
         self.assertIn("exists and is not a directory", r.stderr)
+
+
+class KilledWhileStarting(HostTest):
+    # Where the host's start sequence can be cut (FEDFLOW_FAILPOINTS).
+    POINTS = ("workdir-locked", "workdir-cleaning", "workdir-ready", "run-json-written", "journal-open")
+
+    def test_a_host_killed_anywhere_in_its_start_leaves_a_workdir_both_runs_accept(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 2\n')
+        # (killed run, the run after it): from an empty workdir first, then
+        # each from the finished run the one before left.
+        steps = (((), ("--resume",)), ((), ()), (("--resume",), ("--resume",)), (("--resume",), ()),
+                 ((), ("--resume",)))
+        for point in self.POINTS:
+            wd = point
+            for killed, then in steps:
+                if point == "workdir-cleaning" and killed:
+                    continue  # only a fresh start empties the workdir
+                with self.subTest(point=point, killed=" ".join(killed) or "fresh", then=" ".join(then) or "fresh"):
+                    r = self.run_plan(plan, *killed, workdir=wd, env={"FEDFLOW_FAILPOINTS": "host-kill@" + point})
+                    self.assertEqual(r.rc, -signal.SIGKILL, "the host was not killed at %s%s" % (point, r.describe()))
+                    r = self.run_plan(plan, *then, workdir=wd)
+                    self.assertExit(r, 0)
+                    self.assertEqual(r.json("run.json")["status"], "finished")
+                    for t in ("0", "1"):
+                        self.assertStatus(r, "g", t, "FINISHED")
+                    self.assertEqual(r.events()[-1]["event"], "run_end")  # and every line is JSON
+
+    def test_a_torn_last_line_is_cut_before_the_resumed_run_appends(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "fault_throw_train"\n'
+                               '[[group.task]]\nid = "ok"\nparams = { fail = false }\n[[group.task]]\nid = "bad"\n')
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        lines = len(r.events())
+        # What a full disk, or a kill in the middle of a write, leaves.
+        with open(r.path("events.jsonl"), "a", encoding="utf-8") as f:
+            f.write('{"time":"2026-11-28T00:29:40.514Z","elapsed_ms":9,"event":"status","group":"g","ta')
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 1)
+        self.assertIn("cut off", r.stderr)
+        events = r.events()  # fails on a line that is not JSON
+        self.assertEqual(events[lines]["event"], "run_start")
+        self.assertTrue(events[lines]["resume"])
+        self.assertEqual([e["task"] for e in events[lines:] if e.get("status") == "AVAILABLE"], ["bad"])
+        self.assertStatus(r, "g", "ok", "FINISHED")
 
 
 if __name__ == "__main__":
