@@ -17,8 +17,11 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <system_error>
 
@@ -499,6 +502,35 @@ void Runner::handle_exit(TaskGroup& group, Live& live) {
     task.release_process();
 }
 
+Runner::Live* Runner::signalled_by_task(const signalfd_siginfo& si) {
+    // A positive code is the kernel's (a terminal's Ctrl-C), not a process's.
+    if (si.ssi_code > 0 || si.ssi_pid == 0) return nullptr;
+    auto worker = [&](pid_t pid) -> Live* {
+        for (auto& l : live_)
+            if (l->task->process() != nullptr && l->task->process()->pid() == pid) return l.get();
+        return nullptr;
+    };
+    auto parent = [](pid_t pid) -> pid_t {
+        std::ifstream in(fmt::format("/proc/{}/stat", pid));
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::size_t close = stat.rfind(')');  // the name in (...) may hold anything
+        if (close == std::string::npos) return 0;
+        char state = 0;
+        int ppid = 0;
+        return std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 ? ppid : 0;
+    };
+    // The sender, or the process group or parent it belongs to, up to a
+    // worker (which leads its own group); a descendant that left the group
+    // (setsid) is found through its parents.
+    auto pid = static_cast<pid_t>(si.ssi_pid);
+    for (int depth = 0; pid > 1 && pid != ::getpid() && depth < 64; ++depth) {
+        if (Live* l = worker(pid)) return l;
+        if (Live* l = worker(::getpgid(pid))) return l;
+        pid = parent(pid);
+    }
+    return nullptr;
+}
+
 void Runner::stop_all(int signal) {
     for (auto& l : live_) {
         if (l->task->process() == nullptr) continue;
@@ -591,6 +623,20 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         if (fds[0].revents & POLLIN) {
             signalfd_siginfo si{};
             while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+                if (Live* from = signalled_by_task(si)) {
+                    // A task's own doing (a script's pkill, a kill of the
+                    // wrong pid): that task fails, the run goes on.
+                    Task& t = *from->task;
+                    std::string what = fmt::format("sent SIG{} to fedflow-host (pid {}, a process of this task)",
+                                                   sigabbrev_np(static_cast<int>(si.ssi_signo)), si.ssi_pid);
+                    if (!is_final(t.status())) {
+                        fail(*from->group, t, stage_of(t.status()), what);
+                        t.process()->kill(SIGKILL);
+                    } else {
+                        log::warning("{}/{} {} after it ended: ignored", from->group->group_name(), t.task_id(), what);
+                    }
+                    continue;
+                }
                 if (stop_signal_ == 0) {
                     stop_signal_ = static_cast<int>(si.ssi_signo);
                     log::warning("received SIG{}: ending {} running task(s), starting nothing new",

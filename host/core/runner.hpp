@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/signalfd.h>
+
 namespace fedflow {
 
 struct RunOptions {
@@ -131,6 +133,11 @@ private:
     // report.html, after every group and at the end of the run.
     void write_report();
     void stop_all(int signal);
+    // The live task whose worker, or a process it started, sent this
+    // signal to the host (its pid, process group or parents lead to the
+    // worker); null for any other sender. A sender already exited and
+    // reaped when the host looks cannot be traced: it counts as any other.
+    Live* signalled_by_task(const signalfd_siginfo& si);
 
     const plan::Plan& plan_;
     std::vector<PluginFile> plugins_;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tasks that fail: each fault plugin in turn. A failed task ends EXCEPTION with
 the stage and a message (docs/architecture.md, "report.json"), the other tasks of the run
-finish, and the host exits 1."""
+finish, and the host exits 1. A task that sends the host SIGTERM fails alone."""
 import json
 import os
 import re
@@ -174,6 +174,42 @@ params = { seconds = 60 }
         self.assertEqual(entry.get("stage"), "train")
         self.assertRegex(entry.get("message", ""), re.compile(r"time", re.I))
         self.assertLess(r.elapsed, 15)
+
+
+
+class SignalsToTheHost(HostTest):
+    def test_a_task_that_sends_the_host_sigterm_fails_alone(self):
+        # Each rogue program sends SIGTERM to the host (its worker's parent)
+        # and lives on a moment, as a script's stray kill does: one in the
+        # worker's process group, one in a session of its own (setsid).
+        kill_host = "kill -TERM $(cut -d' ' -f4 /proc/$PPID/stat); sleep 2; echo '{{}}' > result.json"
+        plan = self.write_plan("""
+[[group]]
+name = "g"
+plugin = "command"
+[[group.task]]
+id = "rogue"
+params = { train = ["sh", "-c", %s] }
+[[group.task]]
+id = "rogue-setsid"
+params = { train = ["setsid", "sh", "-c", %s] }
+[[group.task]]
+id = "good"
+params = { train = ["sh", "-c", "sleep 1; echo '{{\\"ok\\": true}}' > result.json"] }
+
+[[group]]
+name = "after"
+plugin = "echo"
+""" % (fftest.toml_str(kill_host), fftest.toml_str(kill_host)))
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        for rogue in ("rogue", "rogue-setsid"):
+            t = self.assertStatus(r, "g", rogue, "EXCEPTION")
+            self.assertEqual(t["stage"], "train")
+            self.assertIn("sent SIGTERM to fedflow-host", t["message"])
+        self.assertEqual(r.result("g", "good"), {"ok": True})
+        self.assertStatus(r, "after", "0", "FINISHED")
+        self.assertEqual(r.json("run.json")["status"], "failed")
 
 
 if __name__ == "__main__":
