@@ -437,7 +437,16 @@ void Runner::handle_message(TaskGroup& group, Live& live, channel::Message& m) {
         task.set_status(TaskStatus::WAITING);
         task.stage_started = Clock::now();  // waiting since (shown by the live view)
         if (auto* e = ledger_.find(reinterpret_cast<std::uintptr_t>(&task))) e->loading = false;
-        status_event(group, task, {{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}});
+        json extra{{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}};
+        // The task's own estimates (set_estimates in load) replace the plan's.
+        for (auto [key, field] : {std::pair{"memory_estimate", &TaskEstimates::memory},
+                                  std::pair{"gpu_memory_estimate", &TaskEstimates::gpu_memory}}) {
+            const Value* v = m.body.find(key);
+            if (v == nullptr || !v->is<std::int64_t>() || v->as<std::int64_t>() < 0) continue;
+            task.estimates().*field = static_cast<std::uint64_t>(v->as<std::int64_t>());
+            extra[key] = v->as<std::int64_t>();
+        }
+        status_event(group, task, std::move(extra));
         break;  // schedule() gives it a device
     }
     case channel::Type::result: receive_result(group, live, m.body); break;

@@ -250,7 +250,10 @@ int main(int argc, char** argv) {
                                                     {"ms", ms}, {"peak_memory", peak_rss_bytes()}});
                 continue;
             }
-            send_or_exit(ch::Type::loaded, Dict{{"ms", ms}, {"peak_memory", peak_rss_bytes()}});
+            Dict loaded{{"ms", ms}, {"peak_memory", peak_rss_bytes()}};
+            if (services.memory_estimate() >= 0) loaded["memory_estimate"] = services.memory_estimate();
+            if (services.gpu_memory_estimate() >= 0) loaded["gpu_memory_estimate"] = services.gpu_memory_estimate();
+            send_or_exit(ch::Type::loaded, loaded);
         } else if (m->type == ch::Type::train) {
             std::string device;
             try {

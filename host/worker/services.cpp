@@ -42,6 +42,13 @@ Services::Services(std::string prefix, std::uint64_t max_bytes) : prefix_(std::m
     table_.log = &Services::log;
     table_.bytes_alloc = &Services::bytes_alloc;
     table_.result_alloc = &Services::result_alloc;
+    table_.set_estimates = &Services::set_estimates;
+}
+
+void Services::set_estimates(void* host, std::int64_t memory, std::int64_t gpu_memory) {
+    auto* self = static_cast<Services*>(host);
+    self->memory_estimate_ = memory < 0 ? -1 : memory;
+    self->gpu_memory_estimate_ = gpu_memory < 0 ? -1 : gpu_memory;
 }
 
 void Services::log(void*, std::int32_t level, const char* message) {

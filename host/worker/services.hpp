@@ -39,11 +39,15 @@ public:
     // (-1 for a buffer of an earlier attempt, which no result refers to).
     List bytes_sizes() const;
     List bytes_checksums() const;
+    // What the task gave through set_estimates (-1: nothing).
+    std::int64_t memory_estimate() const noexcept { return memory_estimate_; }
+    std::int64_t gpu_memory_estimate() const noexcept { return gpu_memory_estimate_; }
 
 private:
     static void log(void* host, std::int32_t level, const char* message);
     static std::uint8_t* bytes_alloc(void* host, std::uint64_t size, std::uint64_t* id, fedflow_status* status);
     static std::uint8_t* result_alloc(void* host, std::uint64_t size, fedflow_status* status);
+    static void set_estimates(void* host, std::int64_t memory, std::int64_t gpu_memory);
     bool within_limit(std::uint64_t size, fedflow_status* status);
 
     fedflow_host_services table_{};
@@ -53,6 +57,7 @@ private:
     std::uint64_t next_id_ = 0;
     std::vector<std::optional<shm::Segment>> buffers_;  // by id; kept mapped until reset
     std::optional<shm::Segment> result_;
+    std::int64_t memory_estimate_ = -1, gpu_memory_estimate_ = -1;
 };
 
 }  // namespace fedflow::worker

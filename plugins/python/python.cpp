@@ -424,6 +424,7 @@ public:
         Ref host(check(PyImport_ImportModule("_fedflow_host"), "import _fedflow_host"));
         task_ = Ref(check(PyObject_CallMethod(g_runtime, "create", "OO", info.get(), host.get()), "creating the task"));
         Ref r(check(PyObject_CallMethod(g_runtime, "load", "O", task_.get()), "load"));
+        report_estimates(ctx);
     }
 
     Dict train(fedflow::Context& ctx, std::string_view device) override {
@@ -440,6 +441,24 @@ public:
     ~PythonTask() override { (void)task_.release(); }
 
 private:
+    // The estimates the constructor (or load) set on the object reach the
+    // host with load's end: the train and its retries are admitted on them.
+    void report_estimates(fedflow::Context& ctx) {
+        std::int64_t bytes[2] = {-1, -1};
+        const char* names[2] = {"estimate_memory", "estimate_cuda_memory"};
+        for (int i = 0; i < 2; ++i) {
+            Ref v(PyObject_GetAttrString(task_.get(), names[i]));
+            if (!v || !PyLong_Check(v.get()) || PyBool_Check(v.get())) {
+                PyErr_Clear();
+                continue;
+            }
+            long long n = PyLong_AsLongLong(v.get());
+            if (n == -1 && PyErr_Occurred()) PyErr_Clear();
+            else bytes[i] = n;
+        }
+        if (bytes[0] >= 0 || bytes[1] >= 0) ctx.set_estimates(bytes[0], bytes[1]);
+    }
+
     Ref task_;
 };
 

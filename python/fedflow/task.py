@@ -33,6 +33,23 @@ def parse_size(value, what="size"):
     return int(value)
 
 
+class Inputs(dict):
+    """self.inputs: group -> task id -> result, a dict whose missing keys say
+    where they were looked for and what there is."""
+
+    def __init__(self, data, path, round_number):
+        super().__init__(data)
+        self._path, self._round = path, round_number
+
+    def __missing__(self, key):
+        where = " in round %d" % self._round if self._round else ""
+        if self._path == "inputs":
+            raise KeyError("inputs has no group %r%s (it has: %s): a group's results are here when the plan's "
+                           "inputs = [...] names it and it has finished at least once" % (
+                               key, where, ", ".join(sorted(self)) or "none"))
+        raise KeyError("%s has no task %r%s (finished: %s)" % (self._path, key, where, ", ".join(sorted(self)) or "none"))
+
+
 class _Context:
     """What the plugin tells a task; shared by the Task's properties."""
 
@@ -108,7 +125,9 @@ class Task:
         arrays as numpy arrays (see tensor_type) and bytes as memoryviews."""
         ctx = self._ctx()
         if ctx.inputs is None:
-            ctx.inputs = values.decode(ctx.info["inputs"], self.tensor_type)
+            r = ctx.info["round"]
+            decoded = values.decode(ctx.info["inputs"], self.tensor_type)
+            ctx.inputs = Inputs({g: Inputs(tasks, "inputs[%r]" % g, r) for g, tasks in decoded.items()}, "inputs", r)
         return ctx.inputs
 
     # ---- the two stages ----------------------------------------------------

@@ -146,5 +146,25 @@ class Install(unittest.TestCase):
             env=clean_env(), cwd=self.tmp)
 
 
+    def test_installed_python_plugin_finds_its_package(self):
+        plugin = self.under("libdir", "fedflow", "plugins", "python.so")
+        if not os.path.isfile(plugin):
+            self.skipTest("the python plugin is not built (no python3-embed)")
+        package = self.under("libdir", "fedflow", "python", "fedflow", "__init__.py")
+        self.assertTrue(os.path.isfile(package), package)
+        d = os.path.join(self.tmp, "py")
+        os.makedirs(d)
+        with open(os.path.join(d, "where.py"), "w") as f:
+            f.write("import fedflow\nclass T(fedflow.Task):\n"
+                    "    def train(self, device):\n        return {'package': fedflow.__file__}\n")
+        with open(os.path.join(d, "plan.toml"), "w") as f:
+            f.write('[[group]]\nname = "g"\nplugin = "python"\nparams = { module = "where.py", class = "T" }\n')
+        wd = os.path.join(d, "run")
+        run([self.host(), os.path.join(d, "plan.toml"), "--workdir", wd, "--progress", "none"], env=clean_env(), cwd=d)
+        with open(os.path.join(wd, "g", "0", "result.json")) as f:
+            # The installed copy, not the source tree's: no PYTHONPATH needed.
+            self.assertEqual(json.load(f)["package"], package)
+
+
 if __name__ == "__main__":
     fftest.main()

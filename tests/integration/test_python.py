@@ -23,7 +23,7 @@ from fedflow import Task
 
 class Counter(Task):
     def __init__(self, task_id, scale=1, label="x"):
-        super().__init__(task_id, estimate_memory="100MB")
+        super().__init__(task_id, estimate_memory="100MB", estimate_cuda_memory="2GiB")
         self.scale = scale
         self.label = label
         self.loads = 0
@@ -112,6 +112,18 @@ class AlwaysOom(Task):
     def train(self, device):
         raise MemoryError("never enough")
 
+class MissingInput(Task):
+    def train(self, device):
+        try:
+            self.inputs["server"]
+        except KeyError as e:
+            group = e.args[0]
+        try:
+            self.inputs["g"]["7"]
+        except KeyError as e:
+            task = e.args[0]
+        return {"group": group, "task": task, "has": sorted(self.inputs["g"])}
+
 class BytesInLoad(Task):
     def load(self):
         self.bytes(4)
@@ -183,6 +195,10 @@ class Python(HostTest):
         with open(os.path.join(wd, res["buf"]["$bytes"]["file"]), "rb") as f:
             self.assertEqual(f.read(), b"abc")
         self.assertIn("loaded 1 in " + wd, r.read("clients", "1", "stdout.log"))
+        # The constructor's estimates reached the host with load's end.
+        waiting = [e for e in r.events() if e.get("status") == "WAITING" and e["task"] == "1"]
+        self.assertEqual((waiting[0].get("memory_estimate"), waiting[0].get("gpu_memory_estimate")),
+                         (100 * 10**6, 2 * 2**30), waiting)
         self.assertIn("training 1 on cpu", r.read("clients", "1", "stderr.log"))
 
     def test_module_by_name_and_any_class(self):
@@ -191,6 +207,16 @@ class Python(HostTest):
         r = self.run_plan(plan)
         self.assertExit(r, 0)
         self.assertEqual(r.result("g", "0"), {"id": "0", "from_ctx": "0"})
+
+    def test_missing_inputs_say_what_there_is(self):
+        plan = self.write_plan(group("g", "Plain", tasks=2) + group("h", "MissingInput").replace(
+            'plugin = "python"', 'plugin = "python"\ninputs = ["g"]'))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        res = r.result("h", "0")
+        self.assertEqual(res["has"], ["0", "1"])
+        self.assertIn("inputs has no group 'server' (it has: g)", res["group"])
+        self.assertEqual(res["task"], "inputs['g'] has no task '7' (finished: 0, 1)")
 
     def test_shared_memory_bytes(self):
         plan = self.write_plan(group("g", "ZeroCopy"))

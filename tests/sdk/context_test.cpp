@@ -584,3 +584,21 @@ TEST_CASE("plugin names that may become folder names") {
     CHECK(valid_name(std::string(FEDFLOW_NAME_MAX - 1, 'n').c_str()));
     CHECK_FALSE(valid_name(std::string(FEDFLOW_NAME_MAX, 'n').c_str()));
 }
+
+TEST_CASE("set_estimates reaches a worker that has it, and is skipped by one that predates it") {
+    FakeHost host;
+    static std::int64_t got[2];
+    host.services.set_estimates = [](void*, std::int64_t memory, std::int64_t gpu_memory) {
+        got[0] = memory;
+        got[1] = gpu_memory;
+    };
+    Context ctx(&host.ctx);
+    CHECK(ctx.set_estimates(100, -1));
+    CHECK(got[0] == 100);
+    CHECK(got[1] == -1);
+    // A worker of services version 1: its table ends before set_estimates.
+    host.services.size = offsetof(fedflow_host_services, set_estimates);
+    got[0] = 0;
+    CHECK_FALSE(ctx.set_estimates(5, 5));
+    CHECK(got[0] == 0);
+}

@@ -87,7 +87,9 @@ typedef struct fedflow_buffer {
 #define FEDFLOW_LOG_WARNING 2
 #define FEDFLOW_LOG_ERROR 3
 
-#define FEDFLOW_HOST_SERVICES_VERSION 1u
+/* 2: set_estimates appended. A plugin reads an entry only when `size`
+ * covers it, so a plugin built against version 1 works with any worker. */
+#define FEDFLOW_HOST_SERVICES_VERSION 2u
 
 /*
  * Services the worker offers to the plugin, so that a plugin needs no
@@ -123,6 +125,17 @@ typedef struct fedflow_host_services {
      * it produced an empty dict. NULL and *status on failure.
      */
     uint8_t *(*result_alloc)(void *host, uint64_t size, fedflow_status *status);
+
+    /*
+     * Since version 2; call it only when `size` covers it (a worker built
+     * before has no such entry).
+     * The task's own estimates of the RAM and the GPU memory it needs, in
+     * bytes, -1 for none: called during load (where a Python task's
+     * constructor runs), they reach the host with load's end, and the host
+     * admits the train, its retries and a reload of the task on them in
+     * place of the plan's. A later call replaces an earlier one.
+     */
+    void (*set_estimates)(void *host, int64_t memory, int64_t gpu_memory);
 } fedflow_host_services;
 
 /*

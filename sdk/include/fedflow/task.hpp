@@ -23,6 +23,7 @@
 #include <fedflow/detail/wire.hpp>
 #include <fedflow/value.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <new>
@@ -114,6 +115,20 @@ public:
             throw std::runtime_error(why);
         }
         return Bytes::view(p, n, static_cast<std::int64_t>(id));
+    }
+
+    // The task's own estimates of RAM and GPU memory in bytes (-1: none),
+    // for a task that knows better than the plan (its model's size): given
+    // in load, they reach the host with load's end and replace the plan's
+    // for train, its retries and a reload. False when the worker predates
+    // them (FEDFLOW_HOST_SERVICES_VERSION 1): the plan's estimates stay.
+    bool set_estimates(std::int64_t memory, std::int64_t gpu_memory) const {
+        const fedflow_host_services* h = c_->host;
+        if (h->size < offsetof(fedflow_host_services, set_estimates) + sizeof h->set_estimates ||
+            h->set_estimates == nullptr)
+            return false;
+        h->set_estimates(h->host, memory, gpu_memory);
+        return true;
     }
 
     // One line in the task's stderr.log, with the level.
