@@ -88,7 +88,7 @@ class Fails(Task):
             print("the last words")
             os._exit(3)
         if self.where == "sleep":
-            time.sleep(60)
+            time.sleep(600)
         return {}
 
 def helper():
@@ -292,12 +292,14 @@ class Python(HostTest):
         self.assertIn("the last words", r.read("g", "0", "stdout.log"))
 
     def test_timeout_ends_python_inside_c_code(self):
-        plan = self.write_plan(group("g", "Fails", init={"where": "sleep"}), scheduler={"task-timeout": "1s"})
-        r = self.run_plan(plan)
+        # Longer than starting Python can take (under ASan, on a busy machine):
+        # the timeout must strike in train, inside time.sleep.
+        plan = self.write_plan(group("g", "Fails", init={"where": "sleep"}), scheduler={"task-timeout": "8s"})
+        r = self.run_plan(plan, timeout=50)
         self.assertExit(r, 1)
         t = self.assertStatus(r, "g", "0", "EXCEPTION")
-        self.assertIn("timed out after 1s in train", t["message"])
-        self.assertLess(r.elapsed, 20)
+        self.assertIn("timed out after 8s in train", t["message"])
+        self.assertLess(r.elapsed, 40)
         self.assertEqual(fftest.worker_cwds(r.workdir), [])
 
     # ---- docs/python.md's example -------------------------------------------

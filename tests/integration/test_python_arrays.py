@@ -88,7 +88,7 @@ class Arrays(HostTest):
         self.write("np_tasks.py", TASKS)
         plan = self.write_plan(group("clients", "np_tasks.py", "NumpyClient", tasks=2) +
                                group("server", "np_tasks.py", "NumpyServer", inputs=["clients"]))
-        r = self.run_plan(plan)
+        r = self.run_plan(plan, timeout=120)  # numpy's import under ASan, on a busy machine
         self.assertExit(r, 0)
         res = r.result("clients", "1")
         # result.json: the $tensor dict, its data a byte file.
