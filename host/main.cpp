@@ -6,10 +6,10 @@
 //
 // Exit status: 0 every task finished; 1 some task failed; 2 bad input,
 // nothing started; 3 the host itself failed or was interrupted.
-#include "core/log.hpp"
-#include "core/plan.hpp"
-#include "core/plugin_registry.hpp"
-#include "core/runner.hpp"
+#include "common/log.hpp"
+#include "plan/plan.hpp"
+#include "registry/plugin_registry.hpp"
+#include "runner/runner.hpp"
 
 #include <fedflow/abi.h>
 
@@ -66,7 +66,7 @@ bool check(const Options& o, Checked& out) {
         auto dirs = paths(o.plugin_path);
         dirs.insert(dirs.end(), out.plan.plugin_path.begin(), out.plan.plugin_path.end());
         out.registry.scan(PluginRegistry::search_path(dirs));
-        out.plugins = resolve_plugins(out.plan, out.registry);
+        out.plugins = out.registry.resolve(out.plan);
         return true;
     } catch (const plan::PlanError& e) {
         print_plan_errors(e);
@@ -84,8 +84,8 @@ int cmd_validate(const Options& o) {
     for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
         const auto& g = c.plan.groups[i];
         std::string rounds;
-        if (g.round != 0) {
-            std::uint32_t n = c.plan.rounds[g.round - 1].count;
+        if (g.block != 0) {
+            std::uint32_t n = c.plan.rounds[g.block - 1].count;
             rounds = fmt::format(", in each of {} round{}", n, n == 1 ? "" : "s");
         }
         std::printf("  %zu. %s: %zu task%s of plugin %s (%s)%s\n", g.index, g.name.c_str(), g.tasks.size(),
@@ -148,14 +148,14 @@ int cmd_run(const Options& o) {
             const auto& g = c.plan.groups[i];
             std::printf("group %zu %s: plugin %s (%s), max %u processes\n", g.index, g.name.c_str(),
                         c.plugins[i].name.c_str(), c.plugins[i].path.c_str(), c.plan.scheduler.max_processes);
-            if (g.round != 0) {
+            if (g.block != 0) {
                 // In rounds: the first round's folders, then the pattern.
-                const plan::RoundSpec& r = c.plan.rounds[g.round - 1];
-                std::printf("  in [[round]] %zu: rounds 1 to %u, in %s ... %s\n", g.round, r.count,
+                const plan::RoundSpec& r = c.plan.rounds[g.block - 1];
+                std::printf("  in [[round]] %zu: rounds 1 to %u, in %s ... %s\n", g.block, r.count,
                             (workdir / plan::round_dir(1, r.count) / g.name).c_str(),
                             (workdir / plan::round_dir(r.count, r.count) / g.name).c_str());
             }
-            fs::path dir = workdir / (g.round == 0 ? fs::path() : fs::path(plan::round_dir(1, c.plan.rounds[g.round - 1].count))) / g.name;
+            fs::path dir = workdir / (g.block == 0 ? fs::path() : fs::path(plan::round_dir(1, c.plan.rounds[g.block - 1].count))) / g.name;
             for (const auto& t : g.tasks) std::printf("  task %s -> %s\n", t.id.c_str(), (dir / t.id).lexically_normal().c_str());
         }
         return exit_ok;

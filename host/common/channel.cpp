@@ -1,4 +1,4 @@
-#include "channel.hpp"
+#include "common/channel.hpp"
 
 #include <fedflow/detail/wire.hpp>
 

@@ -1,4 +1,4 @@
-#include "python_version.hpp"
+#include "common/python_version.hpp"
 
 #include <filesystem>
 #include <fstream>

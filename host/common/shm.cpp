@@ -1,4 +1,4 @@
-#include "shm.hpp"
+#include "common/shm.hpp"
 
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/permissions.hpp>

@@ -1,6 +1,6 @@
-#include "notify.hpp"
+#include "notify/notify.hpp"
 
-#include "../core/log.hpp"
+#include "common/log.hpp"
 
 #include <fmt/core.h>
 
@@ -35,7 +35,7 @@ bool have_smtp() noexcept {
 #endif
 }
 
-Notifier::Notifier(plan::Notify config, fs::path workdir) : config_(std::move(config)), workdir_(std::move(workdir)) {}
+Notifier::Notifier(Config config, fs::path workdir) : config_(std::move(config)), workdir_(std::move(workdir)) {}
 
 bool Notifier::wants(const std::string& kind) const noexcept {
     return kind == "group" ? config_.on_group : kind == "run" ? config_.on_run : false;
@@ -113,7 +113,7 @@ void Notifier::run_command(const Event& e) {
                      log_path.string());
 }
 
-std::string subject(const plan::Notify::Smtp& smtp, const Event& e) {
+std::string subject(const Config::Smtp& smtp, const Event& e) {
     return fmt::format("{} {} {}: {}", smtp.subject, e.kind, e.name, e.status);
 }
 
@@ -140,7 +140,7 @@ std::string header_safe(std::string s) {
 
 void Notifier::mail(const Event& e) {
     static const bool initialized = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-    const plan::Notify::Smtp& m = *config_.smtp;
+    const Config::Smtp& m = *config_.smtp;
     CURL* curl = initialized ? curl_easy_init() : nullptr;
     if (curl == nullptr) {
         log::warning("notify: cannot start libcurl: no mail sent");

@@ -5,13 +5,34 @@
 // notify.log for commands), never a failure of the run.
 #pragma once
 
-#include "../core/plan.hpp"
-
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace fedflow::notify {
+
+// Whom to tell and when (the plan's [notify], filled in by the runner).
+struct Config {
+    // Run at each notification with two more arguments: the report's path
+    // and the status ("finished", "failed", "interrupted", "error").
+    std::vector<std::string> command;
+    struct Smtp {
+        std::string server;
+        std::uint32_t port = 0;             // 0: 25, 587 or 465 by security
+        std::string security = "starttls";  // starttls | ssl | none
+        std::string from;
+        std::vector<std::string> to;
+        std::string user;
+        std::string password_env;           // the password is read from this variable
+        std::string subject = "[fedflow]";  // the start of every subject
+    };
+    std::optional<Smtp> smtp;
+    bool on_group = true;  // after every group (every round's, in rounds)
+    bool on_run = true;    // after the run
+};
 
 struct Event {
     std::string kind;                // "group" or "run"
@@ -23,7 +44,7 @@ struct Event {
 
 class Notifier {
 public:
-    Notifier(plan::Notify config, std::filesystem::path workdir);
+    Notifier(Config config, std::filesystem::path workdir);
     // Tells whoever the plan says; never throws. Waits for the command (at
     // most `timeout`) and the mail, so that a notification is out before
     // the run goes on or ends.
@@ -36,12 +57,12 @@ private:
     void run_command(const Event& e);
     void mail(const Event& e);
 
-    plan::Notify config_;
+    Config config_;
     std::filesystem::path workdir_;
 };
 
 // The mail's subject, headers and text part, for tests.
-std::string subject(const plan::Notify::Smtp& smtp, const Event& e);
+std::string subject(const Config::Smtp& smtp, const Event& e);
 
 // True when this Fedflow was built with libcurl (SMTP).
 bool have_smtp() noexcept;

@@ -1,6 +1,6 @@
 #include "report/run_model.hpp"
 
-#include "core/plan.hpp"
+#include "plan/plan.hpp"
 
 #include <fmt/format.h>
 
@@ -288,7 +288,7 @@ private:
         try {
             plan::Plan p = plan::parse(text, string_at(run_.info, "plan").empty() ? "plan.toml" : string_at(run_.info, "plan"));
             for (const auto& g : p.groups)
-                if (g.round > 0) out[g.name] = static_cast<int>(g.round);
+                if (g.block > 0) out[g.name] = static_cast<int>(g.block);
         } catch (const std::exception&) {
             // A plan this host no longer reads: every round group in table 1.
         }

@@ -1,6 +1,8 @@
-#include "admission.hpp"
+#include "sched/admission.hpp"
 
-#include "../core/units.hpp"
+#include "common/device.hpp"
+
+#include "common/units.hpp"
 
 #include <fmt/core.h>
 
@@ -38,23 +40,23 @@ int percent(double share) { return static_cast<int>(std::lround(share * 100)); }
 
 }  // namespace
 
-std::uint64_t memory_capacity(const plan::Resources& r, std::uint64_t total) noexcept {
+std::uint64_t memory_capacity(const Limits& r, std::uint64_t total) noexcept {
     return capacity(r.memory_utilization, r.memory_reserve, total);
 }
 
-std::uint64_t gpu_capacity(const plan::Resources& r, std::uint64_t total) noexcept {
+std::uint64_t gpu_capacity(const Limits& r, std::uint64_t total) noexcept {
     return capacity(r.gpu_memory_utilization, r.gpu_memory_reserve, total);
 }
 
-std::int64_t memory_free(const plan::Resources& r, const Snapshot& s, const Ledger& l) noexcept {
+std::int64_t memory_free(const Limits& r, const Snapshot& s, const Ledger& l) noexcept {
     return signed_free(memory_capacity(r, s.ram_total), l.foreign_memory(), l.memory_charge());
 }
 
-std::int64_t gpu_free(const plan::Resources& r, const Gpu& g, const Ledger& l) noexcept {
+std::int64_t gpu_free(const Limits& r, const Gpu& g, const Ledger& l) noexcept {
     return signed_free(gpu_capacity(r, g.total), l.foreign_gpu(g.index), l.gpu_charge(g.index));
 }
 
-std::vector<const Gpu*> usable_gpus(const plan::Resources& r, const Snapshot& s) {
+std::vector<const Gpu*> usable_gpus(const Limits& r, const Snapshot& s) {
     std::vector<const Gpu*> out;
     if (!r.use_gpus) return out;
     for (const Gpu& g : s.gpus)
@@ -62,7 +64,7 @@ std::vector<const Gpu*> usable_gpus(const plan::Resources& r, const Snapshot& s)
     return out;
 }
 
-Verdict admit_load(const plan::Resources& r, const plan::Scheduler& sc, const Snapshot& s, const Ledger& l,
+Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
                    const Counts& c, std::uint64_t memory) {
     if (sc.max_processes != 0 && c.processes >= sc.max_processes)
         return wait("processes", fmt::format("max-processes: {} task processes are alive", c.processes));
@@ -102,7 +104,7 @@ Verdict admit_load(const plan::Resources& r, const plan::Scheduler& sc, const Sn
     return Verdict{};
 }
 
-Verdict admit_train(const plan::Resources& r, const plan::Scheduler& sc, const Snapshot& s, const Ledger& l,
+Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
                     std::string_view pinned, std::uint64_t gpu_memory) {
     Verdict v;
     if (pinned == "cpu") {
@@ -111,7 +113,7 @@ Verdict admit_train(const plan::Resources& r, const plan::Scheduler& sc, const S
     }
     std::vector<const Gpu*> candidates;
     if (!pinned.empty()) {
-        int index = plan::cuda_index(pinned);
+        int index = device::cuda_index(pinned);
         for (const Gpu& g : s.gpus)
             if (g.index == index) candidates.push_back(&g);
         if (candidates.empty())
@@ -148,13 +150,13 @@ Verdict admit_train(const plan::Resources& r, const plan::Scheduler& sc, const S
     for (const Gpu* g : candidates) options.push_back({g, gpu_free(r, *g, l)});
     std::stable_sort(options.begin(), options.end(), [&](const Option& a, const Option& b) {
         switch (sc.gpu_order) {
-        case plan::GpuOrder::total_memory:
+        case GpuOrder::total_memory:
             if (a.gpu->total != b.gpu->total) return a.gpu->total > b.gpu->total;
             break;
-        case plan::GpuOrder::free_memory:
+        case GpuOrder::free_memory:
             if (a.free != b.free) return a.free > b.free;
             break;
-        case plan::GpuOrder::pci: break;
+        case GpuOrder::pci: break;
         }
         return a.gpu->index < b.gpu->index;
     });

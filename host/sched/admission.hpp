@@ -15,9 +15,9 @@
 //          when there is no GPU to use.
 #pragma once
 
-#include "../core/plan.hpp"
-#include "ledger.hpp"
-#include "resources.hpp"
+#include "sched/config.hpp"
+#include "sched/ledger.hpp"
+#include "sched/resources.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -49,21 +49,21 @@ struct Counts {
 
 // The most of a resource that Fedflow may fill: total times the
 // utilization limit, and never into the reserve.
-std::uint64_t memory_capacity(const plan::Resources& r, std::uint64_t total) noexcept;
-std::uint64_t gpu_capacity(const plan::Resources& r, std::uint64_t total) noexcept;
+std::uint64_t memory_capacity(const Limits& r, std::uint64_t total) noexcept;
+std::uint64_t gpu_capacity(const Limits& r, std::uint64_t total) noexcept;
 
 // Free for Fedflow's next stage: capacity - others' use - the ledger's
 // charges. Negative when over-committed.
-std::int64_t memory_free(const plan::Resources& r, const Snapshot& s, const Ledger& l) noexcept;
-std::int64_t gpu_free(const plan::Resources& r, const Gpu& g, const Ledger& l) noexcept;
+std::int64_t memory_free(const Limits& r, const Snapshot& s, const Ledger& l) noexcept;
+std::int64_t gpu_free(const Limits& r, const Gpu& g, const Ledger& l) noexcept;
 
 // The GPUs that unpinned tasks may train on (the plan's gpus that exist).
-std::vector<const Gpu*> usable_gpus(const plan::Resources& r, const Snapshot& s);
+std::vector<const Gpu*> usable_gpus(const Limits& r, const Snapshot& s);
 
-Verdict admit_load(const plan::Resources& r, const plan::Scheduler& sc, const Snapshot& s, const Ledger& l,
+Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
                    const Counts& c, std::uint64_t memory);
 // pinned: the task's device ("cpu", "cuda:N") or empty.
-Verdict admit_train(const plan::Resources& r, const plan::Scheduler& sc, const Snapshot& s, const Ledger& l,
+Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
                     std::string_view pinned, std::uint64_t gpu_memory);
 
 // -- estimates --

@@ -1,4 +1,4 @@
-#include "ledger.hpp"
+#include "sched/ledger.hpp"
 
 #include <algorithm>
 

@@ -8,7 +8,7 @@
 // minus what Fedflow's processes were measured to use.
 #pragma once
 
-#include "resources.hpp"
+#include "sched/resources.hpp"
 
 #include <cstddef>
 #include <cstdint>

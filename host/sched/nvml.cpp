@@ -5,7 +5,7 @@
 // FEDFLOW_NVML_LIBRARY, when set, names another file (or soname) instead:
 // tests point it at a file that does not exist to take the "not found"
 // path on a machine that has a driver.
-#include "nvml.hpp"
+#include "sched/nvml.hpp"
 
 #include <algorithm>
 #include <cctype>

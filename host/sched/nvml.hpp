@@ -4,7 +4,7 @@
 // NVML creates no CUDA context, so the host never holds GPU memory itself.
 #pragma once
 
-#include "resources.hpp"
+#include "sched/resources.hpp"
 
 #include <memory>
 #include <string>

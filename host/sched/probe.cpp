@@ -2,7 +2,7 @@
 // into one reused buffer and hand-written parsers: a sample with 20
 // workers costs tens of microseconds, so the scheduler may take one
 // whenever it has a decision to make.
-#include "probe.hpp"
+#include "sched/probe.hpp"
 
 #include "common/clock.hpp"
 

@@ -9,8 +9,8 @@
 // trains on a GPU.
 #pragma once
 
-#include "nvml.hpp"
-#include "resources.hpp"
+#include "sched/nvml.hpp"
+#include "sched/resources.hpp"
 
 #include <cstdint>
 #include <map>

@@ -9,11 +9,11 @@
 // It receives `config`, loads and checks the plugin, answers `ready`, then
 // runs `load` and `train` when told, and exits on `exit` or when the host
 // goes away. Plugin code runs only here, never in the host.
-#include "../common/channel.hpp"
-#include "../common/integrity.hpp"
-#include "../common/clock.hpp"
-#include "../common/shm.hpp"
-#include "services.hpp"
+#include "common/channel.hpp"
+#include "common/integrity.hpp"
+#include "common/clock.hpp"
+#include "common/shm.hpp"
+#include "worker/services.hpp"
 
 #include <fedflow/abi.h>
 #include <fedflow/detail/wire.hpp>

@@ -1,4 +1,4 @@
-#include "services.hpp"
+#include "worker/services.hpp"
 
 #include <fedflow/detail/wire.hpp>
 

@@ -2,8 +2,8 @@
 // shared-memory buffers for Bytes and for the encoded result, and logging.
 #pragma once
 
-#include "../common/integrity.hpp"
-#include "../common/shm.hpp"
+#include "common/integrity.hpp"
+#include "common/shm.hpp"
 
 #include <fedflow/value.hpp>
 

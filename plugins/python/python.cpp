@@ -14,7 +14,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "../../host/common/python_version.hpp"
+#include "common/python_version.hpp"
 
 #include <fedflow/task.hpp>
 

@@ -9,7 +9,8 @@
 // ordinary build with replay_main.cpp, which runs it on every file of the
 // seed corpus, found crashes included, against the TOML++ library the host
 // really links.
-#include "core/plan.hpp"
+#include "common/device.hpp"
+#include "plan/plan.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -22,25 +23,25 @@ namespace {
 // are safe folder names, devices it can read, unique group names, inputs
 // only from groups that can have run before.
 void check(const fedflow::plan::Plan& plan) {
-    using fedflow::plan::valid_device;
+    using fedflow::device::valid;
     using fedflow::plan::valid_name;
     if (plan.groups.empty()) std::abort();
     for (const auto& g : plan.groups) {
         if (!valid_name(g.name) || g.tasks.empty()) std::abort();
-        if (!g.device.empty() && !valid_device(g.device)) std::abort();
+        if (!g.device.empty() && !valid(g.device)) std::abort();
         if (plan.find_group(g.name) != &g) std::abort();
         for (const auto& t : g.tasks) {
             if (!valid_name(t.id) || t.id == "report.json") std::abort();
-            if (!t.device.empty() && !valid_device(t.device)) std::abort();
+            if (!t.device.empty() && !valid(t.device)) std::abort();
         }
         for (const auto& in : g.inputs) {
             // An earlier group, or any group of the same [[round]] (itself
             // included: its instance of the round before).
             const auto* from = plan.find_group(in);
             if (from == nullptr) std::abort();
-            if (from->index >= g.index && !(g.round != 0 && from->round == g.round)) std::abort();
+            if (from->index >= g.index && !(g.block != 0 && from->block == g.block)) std::abort();
         }
-        if (g.round > plan.rounds.size()) std::abort();
+        if (g.block > plan.rounds.size()) std::abort();
     }
 }
 

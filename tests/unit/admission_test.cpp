@@ -1,8 +1,8 @@
 // Admission decided against device tables written here: several GPUs,
 // memory used by other processes, pinned devices, estimates that grow after
 // an out-of-memory and follow the group's peaks (auto-adjust).
-#include <core/units.hpp>
-#include <sched/admission.hpp>
+#include "common/units.hpp"
+#include "sched/admission.hpp"
 
 #include <doctest/doctest.h>
 
@@ -36,8 +36,8 @@ Snapshot machine(std::vector<Gpu> gpus = {}) {
     return s;
 }
 
-plan::Resources resources() {
-    plan::Resources r;
+sched::Limits resources() {
+    sched::Limits r;
     r.memory_utilization = 0.8;  // 80 GB
     r.memory_reserve = 4 * GB;
     r.gpu_memory_utilization = 0.9;
@@ -49,7 +49,7 @@ plan::Resources resources() {
 }  // namespace
 
 TEST_CASE("capacity is the utilization share, never into the reserve") {
-    plan::Resources r = resources();
+    sched::Limits r = resources();
     CHECK(memory_capacity(r, 100 * GB) == 80 * GB);
     CHECK(memory_capacity(r, 10 * GB) == 6 * GB);  // 8 GB share, but 4 GB stay free
     CHECK(memory_capacity(r, 2 * GB) == 0);
@@ -57,8 +57,8 @@ TEST_CASE("capacity is the utilization share, never into the reserve") {
 }
 
 TEST_CASE("loads are admitted while the RAM Fedflow may use holds their estimates") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
     Snapshot s = machine();
     Ledger l;
     l.measure(s);
@@ -86,8 +86,8 @@ TEST_CASE("loads are admitted while the RAM Fedflow may use holds their estimate
 }
 
 TEST_CASE("a task that has not allocated yet still holds its estimate; measured use above it counts instead") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
     Snapshot s = machine();
     Ledger l;
     l.open(1, 101, 30 * GB).loading = false;  // just started: RSS tiny
@@ -109,8 +109,8 @@ TEST_CASE("a task that has not allocated yet still holds its estimate; measured 
 }
 
 TEST_CASE("memory used by other processes counts") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
     Snapshot s = machine();
     s.ram_available = 25 * GB;  // others hold 75 GB
     Ledger l;
@@ -122,7 +122,7 @@ TEST_CASE("memory used by other processes counts") {
 }
 
 TEST_CASE("an estimate larger than the capacity can never run") {
-    plan::Resources r = resources();
+    sched::Limits r = resources();
     Snapshot s = machine();
     Ledger l;
     l.measure(s);
@@ -132,8 +132,8 @@ TEST_CASE("an estimate larger than the capacity can never run") {
 }
 
 TEST_CASE("max-processes and max-waiting") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
     sc.max_processes = 4;
     sc.max_waiting = 2;
     Snapshot s = machine();
@@ -148,9 +148,9 @@ TEST_CASE("max-processes and max-waiting") {
 }
 
 TEST_CASE("CPU: others' measured use, plus one CPU per running load of Fedflow's") {
-    plan::Resources r = resources();
+    sched::Limits r = resources();
     r.cpu_utilization = 0.5;
-    plan::Scheduler sc;
+    sched::Policy sc;
     Snapshot s = machine();
     s.cpus = 4;
     s.cpu_utilization = 0.9;
@@ -181,7 +181,7 @@ TEST_CASE("CPU: others' measured use, plus one CPU per running load of Fedflow's
 }
 
 TEST_CASE("without GPUs tasks train on the CPU") {
-    plan::Resources r = resources();
+    sched::Limits r = resources();
     Snapshot s = machine();
     Ledger l;
     l.measure(s);
@@ -197,9 +197,9 @@ TEST_CASE("without GPUs tasks train on the CPU") {
 }
 
 TEST_CASE("several tasks share a GPU as long as their memory fits") {
-    plan::Resources r = resources();  // 80 GB GPU: 72 GB usable
-    plan::Scheduler sc;
-    sc.gpu_order = plan::GpuOrder::pci;
+    sched::Limits r = resources();  // 80 GB GPU: 72 GB usable
+    sched::Policy sc;
+    sc.gpu_order = sched::GpuOrder::pci;
     Snapshot s = machine({gpu(0, 80 * GB)});
     Ledger l;
     l.measure(s);
@@ -232,7 +232,7 @@ TEST_CASE("several tasks share a GPU as long as their memory fits") {
 }
 
 TEST_CASE("foreign GPU use is the device's use minus Fedflow's measured processes") {
-    plan::Resources r = resources();
+    sched::Limits r = resources();
     Snapshot s = machine({gpu(0, 80 * GB, 30 * GB, {{100, 8 * GB}, {555, 22 * GB}})});
     Ledger l;
     l.open(1, 100, GB);
@@ -244,19 +244,19 @@ TEST_CASE("foreign GPU use is the device's use minus Fedflow's measured processe
 }
 
 TEST_CASE("gpu-order picks among the GPUs that fit") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
     // cuda:0 small and empty, cuda:1 large and busy, cuda:2 large and idle.
     Snapshot s = machine({gpu(0, 24 * GB), gpu(1, 80 * GB, 60 * GB), gpu(2, 80 * GB, 10 * GB)});
     Ledger l;
     l.measure(s);
 
-    sc.gpu_order = plan::GpuOrder::pci;
+    sc.gpu_order = sched::GpuOrder::pci;
     CHECK(admit_train(r, sc, s, l, "", 4 * GB).device == "cuda:0");
     CHECK(admit_train(r, sc, s, l, "", 30 * GB).device == "cuda:2");  // first in PCI order that fits
-    sc.gpu_order = plan::GpuOrder::total_memory;
+    sc.gpu_order = sched::GpuOrder::total_memory;
     CHECK(admit_train(r, sc, s, l, "", 4 * GB).device == "cuda:1");
-    sc.gpu_order = plan::GpuOrder::free_memory;
+    sc.gpu_order = sched::GpuOrder::free_memory;
     CHECK(admit_train(r, sc, s, l, "", 4 * GB).device == "cuda:2");
 
     // gpus = [0, 1]: cuda:2 is not Fedflow's to use.
@@ -268,8 +268,8 @@ TEST_CASE("gpu-order picks among the GPUs that fit") {
 }
 
 TEST_CASE("a pinned device is used as it is, even when another one has room") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
     Snapshot s = machine({gpu(0, 80 * GB), gpu(1, 80 * GB, 70 * GB)});
     Ledger l;
     l.measure(s);
@@ -287,7 +287,7 @@ TEST_CASE("a pinned device is used as it is, even when another one has room") {
 }
 
 TEST_CASE("a GPU estimate larger than every usable GPU can never run") {
-    plan::Resources r = resources();
+    sched::Limits r = resources();
     Snapshot s = machine({gpu(0, 24 * GB), gpu(1, 48 * GB)});
     Ledger l;
     l.measure(s);
@@ -316,8 +316,9 @@ TEST_CASE("estimates: grown, the task's, learned, the group's, the default") {
 }
 
 TEST_CASE("auto-adjust packs more tasks once peaks are known") {
-    plan::Resources r = resources();
-    plan::Scheduler sc;
+    sched::Limits r = resources();
+    sched::Policy sc;
+    const std::uint64_t default_memory = 2 * GB;  // the plan's default-memory
     Snapshot s = machine();
     Ledger l;
     l.measure(s);
@@ -330,8 +331,8 @@ TEST_CASE("auto-adjust packs more tasks once peaks are known") {
         }
         return n;
     };
-    Estimate before = choose_estimate({}, {}, {}, 10 * GB, sc.default_memory, memory_capacity(r, s.ram_total));
-    Estimate after = choose_estimate({}, {}, learned_estimate(2 * GB), 10 * GB, sc.default_memory,
+    Estimate before = choose_estimate({}, {}, {}, 10 * GB, default_memory, memory_capacity(r, s.ram_total));
+    Estimate after = choose_estimate({}, {}, learned_estimate(2 * GB), 10 * GB, default_memory,
                                      memory_capacity(r, s.ram_total));
     CHECK(count_fitting(before.bytes) == 7);
     CHECK(count_fitting(after.bytes) == 29);  // 70 GB / 2.4 GB

@@ -1,6 +1,6 @@
 // Plugin metadata read from the ELF file, without loading it.
-#include "core/elf_info.hpp"
-#include "core/plugin_registry.hpp"
+#include "registry/elf_info.hpp"
+#include "registry/plugin_registry.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Result integrity: XXH64 against its published test values, and the result
 // segment header that makes the host refuse truncated or corrupt results.
-#include <common/integrity.hpp>
+#include "common/integrity.hpp"
 
 #include <doctest/doctest.h>
 

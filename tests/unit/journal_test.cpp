@@ -2,7 +2,7 @@
 // disk that filled up, in the middle of a write) is cut off when the journal
 // is opened again, and a line that cannot be written leaves nothing of
 // itself in the file and goes in before the next one that can be written.
-#include "core/journal.hpp"
+#include "runner/journal.hpp"
 
 #include <doctest/doctest.h>
 

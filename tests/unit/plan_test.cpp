@@ -1,6 +1,7 @@
 // The plan parser: every key read and checked, errors with file:line:column
 // and the key, unknown keys with "did you mean", later keys refused.
-#include "core/plan.hpp"
+#include "plan/plan.hpp"
+#include "common/device.hpp"
 
 #include <doctest/doctest.h>
 
@@ -175,12 +176,12 @@ TEST_CASE("inputs must name a group that runs before") {
 }
 
 TEST_CASE("devices") {
-    CHECK(plan::valid_device("cpu"));
-    CHECK(plan::valid_device("cuda:0"));
-    CHECK(plan::valid_device("cuda:12"));
-    CHECK_FALSE(plan::valid_device("cuda:"));
-    CHECK_FALSE(plan::valid_device("cuda:x"));
-    CHECK_FALSE(plan::valid_device("gpu0"));
+    CHECK(device::valid("cpu"));
+    CHECK(device::valid("cuda:0"));
+    CHECK(device::valid("cuda:12"));
+    CHECK_FALSE(device::valid("cuda:"));
+    CHECK_FALSE(device::valid("cuda:x"));
+    CHECK_FALSE(device::valid("gpu0"));
     CHECK(errors("[[group]]\nplugin = \"echo\"\ndevice = \"gpu0\"\n").find("must be \"cpu\" or \"cuda:N\"") !=
           std::string::npos);
 }
@@ -212,14 +213,14 @@ inputs = ["server"]
 )");
     REQUIRE(p.groups.size() == 4);
     CHECK(p.groups[0].name == "setup");
-    CHECK(p.groups[0].round == 0);
+    CHECK(p.groups[0].block == 0);
     CHECK(p.groups[1].name == "clients");
-    CHECK(p.groups[1].round == 1);
+    CHECK(p.groups[1].block == 1);
     CHECK(p.groups[1].index == 2);
     CHECK(p.groups[1].inputs == std::vector<std::string>{"server", "setup"});  // the server of the round before
     CHECK(p.groups[2].inputs == std::vector<std::string>{"clients", "server"});  // itself: its previous round
     CHECK(p.groups[3].name == "final");
-    CHECK(p.groups[3].round == 0);
+    CHECK(p.groups[3].block == 0);
     REQUIRE(p.rounds.size() == 1);
     CHECK(p.rounds[0].count == 20);
     CHECK(p.rounds[0].stop_when == "stop");
@@ -382,8 +383,8 @@ TEST_CASE("--gpus selections") {
     CHECK(r.gpus.empty());
     CHECK_THROWS_WITH_AS(plan::parse_gpus("0,,2", r), doctest::Contains("not a GPU selection"), std::invalid_argument);
     CHECK_THROWS_WITH_AS(plan::parse_gpus("1,1", r), doctest::Contains("appears twice"), std::invalid_argument);
-    CHECK(plan::cuda_index("cuda:3") == 3);
-    CHECK(plan::cuda_index("cpu") == -1);
+    CHECK(device::cuda_index("cuda:3") == 3);
+    CHECK(device::cuda_index("cpu") == -1);
 }
 
 TEST_CASE("durations in the plan") {

@@ -1,5 +1,5 @@
 // result.json and byte files: written as SPEC.md says, and read back.
-#include "core/results.hpp"
+#include "runner/results.hpp"
 
 #include <doctest/doctest.h>
 

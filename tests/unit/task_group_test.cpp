@@ -1,6 +1,6 @@
 // TaskGroup and Task as in the original's component document: attributes,
 // add/get, report_finish/report_exception, finished, retrieve_task.
-#include "core/task_group.hpp"
+#include "runner/task_group.hpp"
 
 #include <doctest/doctest.h>
 

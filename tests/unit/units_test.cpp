@@ -1,4 +1,4 @@
-#include "core/units.hpp"
+#include "common/units.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,0 +1,139 @@
+// executor.hpp: the seam between the runner and where its workers run.
+//
+// The runner decides what runs (groups, rounds, which task next, retries);
+// an executor decides whether a stage may start now and where, starts the
+// workers, carries their messages and tells how they ended. The runner
+// names a worker by the WorkerId it chose when it asked for the start (its
+// task sequence number) and never sees a process, a socket or a machine.
+//
+// Today's implementation is LocalExecutor (this machine, one exec'd
+// fedflow-worker per task). The seam is cut so that others fit behind it
+// without the runner changing: a fork server (a zygote starts the workers
+// instead of posix_spawn), workers kept across rounds (release() may keep a
+// process for the next start of the same task), and remote node agents on
+// a cluster (each node its own probe, ledger and admission: start_load and
+// start_train pick the node).
+#pragma once
+
+#include "common/channel.hpp"
+#include "sched/admission.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fedflow::exec {
+
+using Clock = std::chrono::steady_clock;
+using WorkerId = std::uint64_t;
+
+// A task's load: start its worker in workdir, send it config, then `load`.
+struct LoadRequest {
+    WorkerId id = 0;
+    std::filesystem::path workdir;
+    std::function<Dict()> config;  // the config message's body, made only when the worker starts
+    std::optional<std::uint64_t> grown_memory;  // after an out of memory
+    std::optional<std::uint64_t> memory;        // the task's own estimate
+};
+
+// A loaded worker's train.
+struct TrainRequest {
+    std::string pinned;  // "cpu", "cuda:N", or empty: the executor chooses
+    std::optional<std::uint64_t> grown_gpu_memory;
+    std::optional<std::uint64_t> gpu_memory;
+};
+
+// What a start_* call decided. verdict.kind == go: the stage started, on
+// verdict.device for a train; `estimate` is what it was admitted on.
+struct Admission {
+    sched::Verdict verdict;
+    sched::Estimate estimate;
+    int pid = -1;  // go of a load: the new worker's pid
+};
+
+// The most a worker was seen to hold (-1: not seen).
+struct Peaks {
+    std::int64_t memory = -1;
+    std::int64_t gpu_memory = -1;
+};
+
+struct Event {
+    enum class Kind {
+        message,  // the worker sent `message`
+        broken,   // the worker sent what is not a valid frame (`error`); it is being killed
+        exited,   // the worker is gone and reaped: `wait_status`
+    };
+    Kind kind = Kind::message;
+    WorkerId id = 0;
+    channel::Message message{};
+    std::string error;
+    int wait_status = 0;
+    bool killed_for_memory = false;  // exited: by the kernel's out-of-memory killer
+    bool signalled_by_host = false;  // exited: by a signal the host sent
+    Peaks peaks;                     // exited: what the worker was seen to hold
+};
+
+
+// What one device holds now, for the live view.
+struct DeviceUse {
+    std::string name;            // "RAM", "cuda:0"
+    std::uint64_t used = 0;      // in use on the machine, by anyone
+    std::uint64_t total = 0;
+    std::uint64_t reserved = 0;  // held by the running stages (the ledger)
+    int tasks = 0;               // workers on it now (RAM: every live worker)
+};
+
+class Executor {
+public:
+    virtual ~Executor() = default;
+
+    // What the machine has: GPUs (for run.json and the log) and limits.
+    virtual const sched::Snapshot& machine() const = 0;
+    // Why no GPU is used, when none is ("libnvidia-ml.so.1 not found").
+    virtual std::string gpu_status() const = 0;
+    // The GPUs to schedule, chosen after construction (CUDA_VISIBLE_DEVICES).
+    virtual void set_gpus(bool use_gpus, std::vector<int> gpus) = 0;
+
+    // A new group starts: its own estimates apply and nothing is learned.
+    virtual void start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory) = 0;
+    // A finished task's peaks teach the group's estimates (auto-adjust).
+    virtual void learn(const Peaks& peaks) = 0;
+    // After an out of memory in a stage: the estimate that was too small, grown.
+    virtual std::uint64_t grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const = 0;
+
+    // Starts the load when the machine admits it now. Throws when the worker
+    // cannot be started (the task fails; the run goes on).
+    virtual Admission start_load(const LoadRequest& request) = 0;
+    // Starts the train of a worker whose load finished, when admitted.
+    virtual Admission start_train(WorkerId id, const TrainRequest& request) = 0;
+    // The stage ended (a result or a failure): its device is free again; the
+    // process keeps what it holds until it exits.
+    virtual void end_stage(WorkerId id) = 0;
+    // Updates what the ledger reserves for a worker whose estimate grew.
+    virtual void reserve_memory(WorkerId id, std::uint64_t memory) = 0;
+
+    // The worker is done: ask it to exit (kill it if it cannot be asked).
+    virtual void release(WorkerId id) = 0;
+    // Sends a signal to the worker and what it started; after SIGTERM it is
+    // killed when it has not exited within the grace period.
+    virtual void signal(WorkerId id, int signal) = 0;
+    virtual void signal_all(int signal) = 0;
+
+    virtual std::size_t live() const = 0;
+    // RAM first, then every GPU.
+    virtual std::vector<DeviceUse> devices() const = 0;
+    virtual Peaks peaks(WorkerId id) const = 0;
+    virtual int pid(WorkerId id) const = 0;
+
+    // Waits for the next events (messages, exits) and appends them to out.
+    // Returns when there are some, at `until`, when wake_fd is readable, or
+    // when the machine should be looked at again (a stage waits for
+    // resources). Deadlines of its own (kill grace periods) it keeps itself.
+    virtual void wait(std::optional<Clock::time_point> until, int wake_fd, std::vector<Event>& out) = 0;
+};
+
+}  // namespace fedflow::exec

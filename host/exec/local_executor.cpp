@@ -1,0 +1,269 @@
+#include "exec/local_executor.hpp"
+
+#include "common/device.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <system_error>
+
+#include <poll.h>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+
+namespace fedflow::exec {
+
+LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> probe)
+    : options_(std::move(options)), scheduler_(options_.scheduler, std::move(probe)) {}
+
+// Workers still running are killed and reaped by ~WorkerProcess.
+LocalExecutor::~LocalExecutor() = default;
+
+void LocalExecutor::set_gpus(bool use_gpus, std::vector<int> gpus) { scheduler_.set_gpus(use_gpus, std::move(gpus)); }
+
+void LocalExecutor::start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory) {
+    scheduler_.start_group(memory, gpu_memory);
+}
+
+void LocalExecutor::learn(const Peaks& peaks) { scheduler_.learn(peaks.memory, peaks.gpu_memory); }
+
+std::uint64_t LocalExecutor::grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const {
+    return scheduler_.grow(estimate, peak, device::cuda_index(device));
+}
+
+LocalExecutor::Worker* LocalExecutor::find(WorkerId id) {
+    auto it = workers_.find(id);
+    return it == workers_.end() ? nullptr : &it->second;
+}
+
+const LocalExecutor::Worker* LocalExecutor::find(WorkerId id) const {
+    auto it = workers_.find(id);
+    return it == workers_.end() ? nullptr : &it->second;
+}
+
+std::vector<int> LocalExecutor::pids() const {
+    std::vector<int> out;
+    out.reserve(workers_.size());
+    for (const auto& [id, w] : workers_) out.push_back(w.process->pid());
+    return out;
+}
+
+void LocalExecutor::sample_if_older_than(std::chrono::milliseconds age) {
+    if (!scheduler_.sample_if_older_than(age, pids())) return;
+    for (auto& [id, w] : workers_) {
+        int pid = w.process->pid();
+        w.peaks.memory = std::max(w.peaks.memory, scheduler_.rss_of(pid));
+        w.peaks.gpu_memory = std::max(w.peaks.gpu_memory, scheduler_.gpu_memory_of(pid));
+    }
+}
+
+void LocalExecutor::note_wait(const sched::Verdict& v) {
+    // Limits on Fedflow's own processes change only with its own events:
+    // the machine need not be sampled again for them.
+    if (v.resource != "processes" && v.resource != "waiting") waiting_on_machine_ = true;
+}
+
+Admission LocalExecutor::start_load(const LoadRequest& request) {
+    sample_if_older_than(options_.sample_period);
+    sched::Counts counts{workers_.size(), 0};
+    for (const auto& [id, w] : workers_)
+        if (w.stage == Worker::Stage::loading || w.stage == Worker::Stage::loaded) ++counts.waiting;
+    Admission a;
+    a.estimate = scheduler_.memory_estimate(request.grown_memory, request.memory);
+    a.verdict = scheduler_.admit_load(counts, a.estimate.bytes);
+    if (!a.verdict.go()) {
+        note_wait(a.verdict);
+        return a;
+    }
+    fs::create_directories(request.workdir);
+    Worker w;
+    w.process = WorkerProcess::spawn(options_.worker, request.workdir, options_.envp);
+    // A worker that dies before reading these is seen through its exit.
+    w.process->send(channel::Type::config, request.config());
+    w.process->send(channel::Type::load);
+    a.pid = w.process->pid();
+    scheduler_.ledger().open(request.id, a.pid, a.estimate.bytes);
+    workers_.emplace(request.id, std::move(w));
+    return a;
+}
+
+Admission LocalExecutor::start_train(WorkerId id, const TrainRequest& request) {
+    Admission a;
+    Worker* w = find(id);
+    if (w == nullptr) {
+        a.verdict = {sched::Verdict::Kind::never, {}, -1, {}, "the worker is gone"};
+        return a;
+    }
+    sample_if_older_than(options_.sample_period);
+    a.estimate = scheduler_.gpu_memory_estimate(request.grown_gpu_memory, request.gpu_memory, request.pinned);
+    a.verdict = scheduler_.admit_train(request.pinned, a.estimate.bytes);
+    if (!a.verdict.go()) {
+        note_wait(a.verdict);
+        return a;
+    }
+    scheduler_.ledger().start_train(id, a.verdict.gpu, a.estimate.bytes);
+    w->stage = Worker::Stage::training;
+    w->gpu = a.verdict.gpu;
+    w->process->send(channel::Type::train, Dict{{"device", a.verdict.device}});
+    a.pid = w->process->pid();
+    return a;
+}
+
+void LocalExecutor::end_stage(WorkerId id) {
+    scheduler_.ledger().end_train(id);
+    if (Worker* w = find(id); w != nullptr && w->stage == Worker::Stage::training) {
+        w->stage = Worker::Stage::loaded;
+        w->gpu = -1;
+    }
+}
+
+void LocalExecutor::reserve_memory(WorkerId id, std::uint64_t memory) {
+    if (auto* entry = scheduler_.ledger().find(id)) entry->memory_estimate = std::max(entry->memory_estimate, memory);
+}
+
+void LocalExecutor::release(WorkerId id) {
+    Worker* w = find(id);
+    if (w == nullptr || w->process->exited()) return;
+    w->stage = Worker::Stage::released;
+    if (!w->process->send(channel::Type::exit)) w->process->kill(SIGKILL);
+}
+
+void LocalExecutor::signal(WorkerId id, int signal) {
+    Worker* w = find(id);
+    if (w == nullptr) return;
+    w->process->kill(signal);
+    if (!w->kill_deadline) w->kill_deadline = Clock::now() + options_.kill_grace;
+}
+
+void LocalExecutor::signal_all(int signal) {
+    for (auto& [id, w] : workers_) this->signal(id, signal);
+}
+
+std::vector<DeviceUse> LocalExecutor::devices() const {
+    const sched::Snapshot& s = scheduler_.snapshot();
+    const sched::Ledger& ledger = scheduler_.ledger();
+    std::vector<DeviceUse> out;
+    out.push_back({"RAM", s.ram_total - std::min(s.ram_total, s.ram_available), s.ram_total, ledger.memory_charge(),
+                   static_cast<int>(ledger.size())});
+    for (const auto& g : s.gpus) {
+        int tasks = 0;
+        for (const auto& [id, w] : workers_) tasks += w.stage == Worker::Stage::training && w.gpu == g.index;
+        out.push_back({"cuda:" + std::to_string(g.index), g.used, g.total, ledger.gpu_charge(g.index), tasks});
+    }
+    return out;
+}
+
+Peaks LocalExecutor::peaks(WorkerId id) const {
+    const Worker* w = find(id);
+    return w == nullptr ? Peaks{} : w->peaks;
+}
+
+int LocalExecutor::pid(WorkerId id) const {
+    const Worker* w = find(id);
+    return w == nullptr ? -1 : w->process->pid();
+}
+
+void LocalExecutor::read(WorkerId id, Worker& w, std::vector<Event>& out) {
+    std::vector<channel::Message> messages;
+    bool open = true;
+    try {
+        open = w.process->read_available(messages);
+    } catch (const std::exception& e) {
+        // The task is judged first: what it sent before the bad frame
+        // arrives after, as late words of a failed task.
+        Event broken;
+        broken.kind = Event::Kind::broken;
+        broken.id = id;
+        broken.error = e.what();
+        out.push_back(std::move(broken));
+        w.process->kill(SIGKILL);
+    }
+    for (auto& m : messages) {
+        if (m.type == channel::Type::loaded && w.stage == Worker::Stage::loading) {
+            w.stage = Worker::Stage::loaded;
+            if (auto* entry = scheduler_.ledger().find(id)) entry->loading = false;
+        }
+        Event e;
+        e.kind = Event::Kind::message;
+        e.id = id;
+        e.message = std::move(m);
+        out.push_back(std::move(e));
+    }
+    if (!open && !w.closed_at) w.closed_at = Clock::now();
+}
+
+void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, std::vector<Event>& out) {
+    bool gpu_training = std::any_of(workers_.begin(), workers_.end(), [](const auto& kv) {
+        return kv.second.stage == Worker::Stage::training && kv.second.gpu >= 0;
+    });
+    // Peaks of GPU memory are sampled while workers train on GPUs.
+    if (gpu_training) sample_if_older_than(2 * options_.sample_period);
+
+    fds_.clear();
+    polled_.clear();
+    fds_.push_back({wake_fd, POLLIN, 0});
+    auto now = Clock::now();
+    std::optional<Clock::time_point> next = until;
+    auto consider = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
+    for (auto& [id, w] : workers_) {
+        WorkerProcess& p = *w.process;
+        fds_.push_back({p.channel_open() ? p.channel_fd() : -1, POLLIN, 0});
+        fds_.push_back({p.pid_fd(), POLLIN, 0});
+        polled_.push_back(id);
+        if (w.kill_deadline) consider(*w.kill_deadline);
+        if (w.closed_at) consider(*w.closed_at + options_.kill_grace);
+        // Without a pidfd (old kernels) a worker whose channel closed is
+        // looked at until it has exited.
+        if (p.pid_fd() < 0 && w.closed_at) consider(now + std::chrono::milliseconds(10));
+    }
+    if (waiting_on_machine_ || gpu_training)
+        consider(scheduler_.sampled_at() + (waiting_on_machine_ ? 1 : 2) * options_.sample_period);
+    waiting_on_machine_ = false;
+
+    int wait_ms = -1;
+    // (A timeout may be a year away: more milliseconds than an int holds.)
+    if (next)
+        wait_ms = static_cast<int>(std::clamp<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1, 0, INT_MAX));
+    if (::poll(fds_.data(), fds_.size(), wait_ms) < 0 && errno != EINTR)
+        throw std::system_error(errno, std::generic_category(), "poll");
+
+    for (std::size_t i = 0; i < polled_.size(); ++i) {
+        Worker& w = workers_.at(polled_[i]);
+        WorkerProcess& p = *w.process;
+        const pollfd& sock = fds_[1 + 2 * i];
+        if (sock.fd >= 0 && (sock.revents & (POLLIN | POLLHUP | POLLERR))) read(polled_[i], w, out);
+        if (p.pid_fd() < 0 || (fds_[2 + 2 * i].revents & POLLIN) || w.closed_at) p.try_reap();
+    }
+
+    // Deadlines: the grace period after a signal, and a worker that closed
+    // its channel but lingers.
+    now = Clock::now();
+    for (auto& [id, w] : workers_) {
+        if (w.process->exited()) continue;
+        if ((w.kill_deadline && now >= *w.kill_deadline) || (w.closed_at && now >= *w.closed_at + options_.kill_grace))
+            w.process->kill(SIGKILL);
+    }
+
+    for (auto it = workers_.begin(); it != workers_.end();) {
+        WorkerProcess& p = *it->second.process;
+        if (!p.exited()) {
+            ++it;
+            continue;
+        }
+        Event e;
+        e.kind = Event::Kind::exited;
+        e.id = it->first;
+        e.wait_status = *p.wait_status();
+        e.signalled_by_host = WIFSIGNALED(e.wait_status) && p.signal_sent() != 0;
+        e.peaks = it->second.peaks;
+        e.killed_for_memory = scheduler_.killed_for_memory(e.wait_status, p.signal_sent() == SIGKILL);
+        scheduler_.ledger().close(it->first);
+        out.push_back(std::move(e));
+        it = workers_.erase(it);
+    }
+}
+
+}  // namespace fedflow::exec

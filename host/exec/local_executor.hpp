@@ -1,0 +1,89 @@
+// local_executor.hpp: the executor of this machine. One fedflow-worker per
+// task, started with posix_spawn (worker_process.hpp); admission by a
+// StageScheduler over this machine's probe and ledger.
+//
+// wait() sleeps in poll() on every worker's socket and pidfd (and the
+// runner's wake fd), and wakes the moment a worker sends a message or dies.
+// There is no fixed sleep: the machine is sampled only while a stage waits
+// for resources or a worker trains on a GPU (for its peaks).
+#pragma once
+
+#include "exec/executor.hpp"
+#include "exec/worker_process.hpp"
+#include "sched/stage_scheduler.hpp"
+
+#include <map>
+#include <memory>
+
+#include <poll.h>
+
+namespace fedflow::exec {
+
+class LocalExecutor final : public Executor {
+public:
+    struct Options {
+        std::filesystem::path worker;  // the fedflow-worker executable
+        char* const* envp = nullptr;   // the workers' environment (NULL-terminated)
+        sched::StageScheduler::Config scheduler;
+        std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
+        // How old a sample of the machine may be when a stage waits for
+        // resources (twice that while workers train on GPUs, for their peaks).
+        std::chrono::milliseconds sample_period{250};
+    };
+    LocalExecutor(Options options, std::unique_ptr<sched::Probe> probe);
+    ~LocalExecutor() override;
+
+    const sched::Snapshot& machine() const override { return scheduler_.snapshot(); }
+    std::string gpu_status() const override { return scheduler_.probe().nvml_status(); }
+    void set_gpus(bool use_gpus, std::vector<int> gpus) override;
+
+    void start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory) override;
+    void learn(const Peaks& peaks) override;
+    std::uint64_t grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const override;
+
+    Admission start_load(const LoadRequest& request) override;
+    Admission start_train(WorkerId id, const TrainRequest& request) override;
+    void end_stage(WorkerId id) override;
+    void reserve_memory(WorkerId id, std::uint64_t memory) override;
+
+    void release(WorkerId id) override;
+    void signal(WorkerId id, int signal) override;
+    void signal_all(int signal) override;
+
+    std::size_t live() const override { return workers_.size(); }
+    std::vector<DeviceUse> devices() const override;
+    Peaks peaks(WorkerId id) const override;
+    int pid(WorkerId id) const override;
+
+    void wait(std::optional<Clock::time_point> until, int wake_fd, std::vector<Event>& out) override;
+
+    const sched::StageScheduler& scheduler() const noexcept { return scheduler_; }
+
+private:
+    struct Worker {
+        enum class Stage { loading, loaded, training, released };
+        std::unique_ptr<WorkerProcess> process;
+        Stage stage = Stage::loading;
+        int gpu = -1;  // the GPU of a running train stage
+        Peaks peaks;
+        std::optional<Clock::time_point> closed_at;      // EOF seen on the socket
+        std::optional<Clock::time_point> kill_deadline;  // SIGKILL if still alive then
+    };
+    Worker* find(WorkerId id);
+    const Worker* find(WorkerId id) const;
+    std::vector<int> pids() const;
+    void sample_if_older_than(std::chrono::milliseconds age);
+    // Reads what a worker sent; a message the executor tracks (loaded) also
+    // updates its state.
+    void read(WorkerId id, Worker& w, std::vector<Event>& out);
+    void note_wait(const sched::Verdict& v);
+
+    Options options_;
+    sched::StageScheduler scheduler_;
+    std::map<WorkerId, Worker> workers_;
+    bool waiting_on_machine_ = false;  // a stage waited for CPU, RAM or GPU memory since the last wait()
+    std::vector<::pollfd> fds_;
+    std::vector<WorkerId> polled_;
+};
+
+}  // namespace fedflow::exec

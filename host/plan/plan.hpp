@@ -1,0 +1,161 @@
+// plan.hpp: the plan file (TOML), read and checked before anything runs.
+//
+// Every key of SPEC.md's plan is read (and [notify], result-limit); unknown
+// keys are errors with a "did you mean", never ignored. All problems of a plan are
+// collected and reported together, each as "file:line:column: message".
+#pragma once
+
+#include <fedflow/value.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fedflow::plan {
+
+struct Location {
+    std::uint32_t line = 0;
+    std::uint32_t column = 0;
+};
+
+// Every problem found in a plan, formatted "file:line:column: message".
+class PlanError : public std::runtime_error {
+public:
+    explicit PlanError(std::vector<std::string> messages);
+    const std::vector<std::string>& messages() const noexcept { return messages_; }
+
+private:
+    std::vector<std::string> messages_;
+};
+
+struct TaskSpec {
+    std::string id;      // [A-Za-z0-9._-]+, unique in its group
+    Dict params;         // the group's params with the task's own on top
+    std::string device;  // pinned device ("cpu", "cuda:N"), or empty
+    // The task's own estimates (bytes); the group's apply when absent.
+    std::optional<std::uint64_t> memory;
+    std::optional<std::uint64_t> gpu_memory;
+    Location where;
+};
+
+struct GroupSpec {
+    std::size_t index = 0;  // 1-based position in the plan (file order, rounds included)
+    std::size_t block = 0;  // 0: runs once; else the 1-based [[round]] block it belongs to
+    std::string name;       // default group-<index>
+    std::string plugin;     // registered name, or a path to a .so
+    Location plugin_where;
+    std::string device;     // pinned device for every task, or empty
+    std::vector<TaskSpec> tasks;
+    // Names of groups whose results this group receives: the most recent
+    // finished instance of each (in a round, this round's or an earlier one).
+    std::vector<std::string> inputs;
+    // Estimates per task (bytes); [scheduler] defaults apply when absent.
+    std::optional<std::uint64_t> memory;
+    std::optional<std::uint64_t> gpu_memory;
+    Location where;
+};
+
+// [[round]]: its groups ([[round.group]], kept in Plan::groups with
+// `block` set) run `count` times, in order, before the plan goes on.
+struct RoundSpec {
+    std::uint32_t count = 1;
+    std::string stop_when;         // end after a round where a task returned this key = true
+    std::uint32_t keep_rounds = 0; // keep the folders of the last N rounds only (0 = all)
+    std::size_t first = 0, last = 0;  // its groups: Plan::groups[first, last)
+    Location where;
+};
+
+// The name of round r's folder: "round-001" (wider when there are more
+// than 999 rounds).
+std::string round_dir(std::uint32_t round, std::uint32_t count);
+
+struct Plan;
+// The folder of a group's instance in a run's workdir: <workdir>/<group>
+// outside rounds, <workdir>/round-NNN/<group> in round `round` (1..).
+std::filesystem::path group_dir(const Plan& plan, const std::filesystem::path& workdir, const GroupSpec& spec,
+                                std::uint32_t round);
+
+enum class GpuOrder { pci, total_memory, free_memory };
+
+// [resources]: how much of the machine Fedflow may use.
+struct Resources {
+    double cpu_utilization = 0.8;         // start no load while CPUs are busier
+    double memory_utilization = 0.8;      // share of RAM Fedflow may fill
+    double gpu_memory_utilization = 0.9;  // ... of each GPU
+    std::uint64_t memory_reserve = 1'000'000'000;      // RAM always left free
+    std::uint64_t gpu_memory_reserve = 1'000'000'000;  // ... on each GPU
+    bool use_gpus = true;                 // gpus = "none": train on the CPU
+    std::vector<int> gpus;                // indices; empty = all
+};
+
+struct Scheduler {
+    std::uint32_t max_processes = 0;              // 0 = no limit
+    std::uint32_t max_waiting = 0;                // loaded tasks waiting for a device; 0 = no limit
+    std::uint32_t load_retries = 3;               // out of memory in load: new process
+    std::uint32_t train_retries = 3;              // out of memory in train: same process
+    GpuOrder gpu_order = GpuOrder::free_memory;
+    std::uint64_t default_memory = 2'000'000'000;
+    std::uint64_t default_gpu_memory = 2'000'000'000;
+    bool auto_adjust = true;                      // learn estimates from finished tasks
+    std::chrono::milliseconds task_timeout{0};    // per stage; 0 = none
+    std::uint64_t result_limit = 0;               // bytes of one task's result and Bytes; 0 = none
+};
+
+// [notify]: tell someone when a group or the run ends, as the original
+// mailed its group reports.
+struct Notify {
+    // Run at each notification with two more arguments: the report's path
+    // and the status ("finished", "failed", "interrupted", "error").
+    std::vector<std::string> command;
+    struct Smtp {
+        std::string server;
+        std::uint32_t port = 0;       // 0: 25, 587 or 465 by security
+        std::string security = "starttls";  // starttls | ssl | none
+        std::string from;
+        std::vector<std::string> to;
+        std::string user;
+        std::string password_env;     // the password is read from this variable
+        std::string subject = "[fedflow]";  // the start of every subject
+    };
+    std::optional<Smtp> smtp;
+    bool on_group = true;  // after every group (every round's, in rounds)
+    bool on_run = true;    // after the run
+    Location where;
+};
+
+struct Plan {
+    std::filesystem::path file;   // absolute
+    std::filesystem::path dir;    // absolute directory of file
+    std::string digest;           // "sha256:<hex>" of the file's bytes
+    std::string text;             // the file's bytes (kept in run.json for --resume)
+    std::filesystem::path workdir;  // absolute
+    std::vector<std::filesystem::path> plugin_path;  // absolute, in order
+    Resources resources;
+    Scheduler scheduler;
+    std::vector<GroupSpec> groups;   // file order; a round's groups are consecutive
+    std::vector<RoundSpec> rounds;
+    std::optional<Notify> notify;
+
+    const GroupSpec* find_group(std::string_view name) const;
+};
+
+// Reads and checks the plan file. Throws PlanError.
+Plan load(const std::filesystem::path& file);
+// Same, from text (file names the errors and anchors relative paths).
+Plan parse(std::string_view text, const std::filesystem::path& file);
+
+// A name that may become a folder name: [A-Za-z0-9._-]+, not "." or "..".
+bool valid_name(std::string_view name);
+// A GPU selection as --gpus takes it: "all", "none" or "0,2". Throws
+// std::invalid_argument.
+void parse_gpus(std::string_view text, Resources& into);
+const char* to_string(GpuOrder order) noexcept;
+// Hex SHA-256 of data, prefixed "sha256:".
+std::string digest(std::string_view data);
+
+}  // namespace fedflow::plan

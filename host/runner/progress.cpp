@@ -1,0 +1,332 @@
+#include "runner/progress.hpp"
+
+#include "common/log.hpp"
+#include "common/units.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace fedflow {
+
+using json = nlohmann::ordered_json;
+
+std::optional<Progress> parse_progress(std::string_view text) {
+    if (text == "auto") return ::isatty(STDERR_FILENO) ? Progress::tty : Progress::plain;
+    if (text == "tty") return Progress::tty;
+    if (text == "plain") return Progress::plain;
+    if (text == "json") return Progress::json;
+    if (text == "none") return Progress::none;
+    return std::nullopt;
+}
+
+std::string describe_event(const json& e) {
+    const std::string kind = e.value("event", "");
+    std::string where = e.value("group", "");
+    if (e.value("round", 0) != 0) where = fmt::format("round {} {}", e.value("round", 0), where);
+    if (kind == "status") {
+        std::string what = fmt::format("{}/{} {}", where, e.value("task", ""), e.value("status", ""));
+        if (e.contains("device")) what += " on " + e["device"].get<std::string>();
+        if (e.contains("message")) what += ": " + e["message"].get<std::string>();
+        return what;
+    }
+    if (kind == "group_start") {
+        int n = e.value("tasks", 0);
+        return fmt::format("group {} ({} task{}) started", where, n, n == 1 ? "" : "s");
+    }
+    if (kind == "group_end")
+        return fmt::format("group {} ended: {} finished, {} failed", where, e.value("finished", 0), e.value("failed", 0));
+    if (kind == "round_end") {
+        std::string what = fmt::format("round {} ended", e.value("round", 0));
+        if (e.contains("values") && e["values"].is_object())
+            for (const auto& [k, v] : e["values"].items())
+                if (v.is_number()) what += fmt::format(", {} {:.4g}", k, v.get<double>());
+        return what;
+    }
+    if (kind == "run_start") return fmt::format("run started in {}", e.value("workdir", ""));
+    if (kind == "run_end") return fmt::format("run ended: {}", e.value("status", ""));
+    return {};
+}
+
+namespace {
+
+std::string duration(double s) {
+    auto n = static_cast<long long>(std::llround(std::max(0.0, s)));
+    if (n >= 3600) return fmt::format("{}h{:02}m", n / 3600, n % 3600 / 60);
+    if (n >= 60) return fmt::format("{}m{:02}s", n / 60, n % 60);
+    return fmt::format("{}s", n);
+}
+
+// Columns of UTF-8 text (every code point one column: the view writes no
+// wide characters).
+std::size_t columns(std::string_view s) {
+    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+std::string clip(std::string s, int width) {
+    if (width <= 0 || columns(s) <= static_cast<std::size_t>(width)) return s;
+    std::size_t cols = 0, i = 0;
+    for (; i < s.size(); ++i) {
+        if ((s[i] & 0xC0) != 0x80) {
+            if (cols == static_cast<std::size_t>(width - 1)) break;
+            ++cols;
+        }
+    }
+    s.resize(i);
+    return s + "…";
+}
+
+std::string bar(std::size_t done, std::size_t failed, std::size_t total, int width) {
+    if (total == 0 || width <= 0) return std::string(static_cast<std::size_t>(std::max(width, 0)), ' ');
+    auto cells = [&](std::size_t n) {
+        return static_cast<int>(std::floor(static_cast<double>(n) * width / static_cast<double>(total)));
+    };
+    int ok = cells(done), bad = std::min(width - ok, cells(failed) + (failed > 0 && cells(failed) == 0));
+    std::string out;
+    for (int i = 0; i < ok; ++i) out += "█";
+    for (int i = 0; i < bad; ++i) out += "▒";
+    for (int i = ok + bad; i < width; ++i) out += "·";
+    return out;
+}
+
+class PlainView final : public ProgressView {
+public:
+    explicit PlainView(std::FILE* out) : out_(out) {}
+    void event(const json& e) override {
+        std::string what = describe_event(e);
+        if (what.empty()) return;
+        std::string text =
+            fmt::format("fedflow: [{:8.2f}s] {}\n", static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0, what);
+        std::fwrite(text.data(), 1, text.size(), out_);
+    }
+
+private:
+    std::FILE* out_;
+};
+
+class JsonView final : public ProgressView {
+public:
+    void event(const json& e) override {
+        std::string text = e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+    }
+};
+
+// The live view. A frame is built whole and written with one write, each
+// line cleared as it is overwritten, so nothing flickers; log lines go
+// above the frame (log::set_sink), so nothing scrolls it away.
+class TtyView final : public ProgressView {
+public:
+    explicit TtyView(std::FILE* out) : out_(out), fd_(::fileno(out)) {
+        log::set_sink([this](std::string_view line) { print_above(line); });
+        write_all("\x1b[?25l");  // no cursor jumping around the frame
+    }
+    ~TtyView() override {
+        log::set_sink(nullptr);
+        finish();
+    }
+    void event(const json& e) override {
+        model_.event(e);
+        // Failures and the run's end stay in the scrollback above the frame.
+        const std::string status = e.value("status", "");
+        if (status == "EXCEPTION" || e.value("event", "") == "run_end" || e.value("event", "") == "round_end")
+            print_above(fmt::format("fedflow: {}\n", describe_event(e)));
+        else
+            redraw(false);
+    }
+    void status(const LiveStatus& s) override {
+        status_ = s;
+        redraw(false);
+    }
+    bool live() const override { return true; }
+    void finish() override {
+        if (finished_) return;
+        finished_ = true;
+        redraw(true);
+        write_all("\x1b[?25h");
+    }
+
+private:
+    int width() const {
+        winsize ws{};
+        if (::ioctl(fd_, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+        return 100;
+    }
+    void write_all(std::string_view s) {
+        std::fwrite(s.data(), 1, s.size(), out_);
+        std::fflush(out_);
+    }
+    // Moves to the first line of the frame on screen.
+    std::string rewind() const { return lines_ > 0 ? fmt::format("\r\x1b[{}A", lines_) : std::string("\r"); }
+    void print_above(std::string_view line) {
+        std::string text = rewind() + "\x1b[J" + std::string(line);
+        if (text.back() != '\n') text += '\n';
+        lines_ = 0;
+        text += frame_text();
+        write_all(text);
+        last_ = std::chrono::steady_clock::now();
+    }
+    std::string frame_text() {
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        std::vector<std::string> lines = model_.frame(status_, width() - 1, elapsed);
+        std::string text;
+        for (const auto& l : lines) text += "\x1b[2K" + l + "\n";
+        lines_ = static_cast<int>(lines.size());
+        return text;
+    }
+    void redraw(bool force) {
+        auto now = std::chrono::steady_clock::now();
+        if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+        last_ = now;
+        std::string text = rewind();
+        int before = lines_;
+        text += frame_text();
+        if (lines_ < before) text += "\x1b[J";  // a shorter frame: clear what is left below
+        write_all(text);
+    }
+
+    std::FILE* out_;
+    int fd_;
+    detail::TtyModel model_;
+    LiveStatus status_;
+    int lines_ = 0;  // lines of the frame now on screen
+    bool finished_ = false;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+std::unique_ptr<ProgressView> ProgressView::make(Progress mode, std::FILE* out) {
+    switch (mode) {
+    case Progress::plain: return std::make_unique<PlainView>(out);
+    case Progress::json: return std::make_unique<JsonView>();
+    case Progress::tty: return std::make_unique<TtyView>(out);
+    case Progress::none: break;
+    }
+    return nullptr;
+}
+
+namespace detail {
+
+TtyModel::Group* TtyModel::find(const std::string& name, std::uint32_t round) {
+    for (auto it = groups_.rbegin(); it != groups_.rend(); ++it)
+        if (it->name == name && it->round == round) return &*it;
+    return nullptr;
+}
+
+void TtyModel::event(const json& e) {
+    const std::string kind = e.value("event", "");
+    const std::string group = e.value("group", "");
+    const auto round = e.value("round", std::uint32_t{0});
+    if (kind == "run_start") {
+        plan_ = e.value("plan", "");
+        planned_ = e.value("planned_tasks", e.value("tasks", std::size_t{0}));
+    } else if (kind == "round_start") {
+        round_ = round;
+        rounds_ = e.value("of", std::uint32_t{0});
+    } else if (kind == "group_start") {
+        Group g;
+        g.name = group;
+        g.round = round;
+        g.tasks = e.value("tasks", std::size_t{0});
+        g.finished = e.value("finished_before", std::size_t{0});
+        done_ += g.finished;
+        groups_.push_back(g);
+    } else if (kind == "group_end") {
+        if (Group* g = find(group, round)) g->ended = true;
+    } else if (kind == "run_end") {
+        ended_ = e.value("status", "ended");
+    } else if (kind == "status") {
+        Group* g = find(group, round);
+        if (g == nullptr) return;
+        std::string& last = last_[{fmt::format("{}#{}", group, round), e.value("task", "")}];
+        auto count = [&](const std::string& s) -> std::size_t* {
+            if (s == "AVAILABLE" || s == "LOADING") return &g->loading;
+            if (s == "WAITING") return &g->waiting;
+            if (s == "TRAINING") return &g->training;
+            if (s == "INTERRUPT") return &g->interrupted;
+            return nullptr;
+        };
+        const std::string now = e.value("status", "");
+        if (std::size_t* c = count(last); c != nullptr && *c > 0) --*c;
+        if (std::size_t* c = count(now)) ++*c;
+        if (now == "FINISHED") {
+            ++g->finished;
+            ++done_;
+        } else if (now == "EXCEPTION") {
+            ++g->failed;
+            ++done_;
+        }
+        last = now;
+    }
+}
+
+std::vector<std::string> TtyModel::frame(const LiveStatus& status, int width, double elapsed_s) const {
+    std::vector<std::string> out;
+    // Header: the plan, elapsed, rounds, and the time left at the pace so far.
+    std::string head = fmt::format("fedflow  {}  {}", plan_.substr(plan_.rfind('/') + 1), duration(elapsed_s));
+    if (rounds_ > 0) head += fmt::format("  round {}/{}", round_, rounds_);
+    if (!ended_.empty()) {
+        head += "  " + ended_;
+    } else if (done_ > 0 && planned_ > done_) {
+        head += fmt::format("  ~{} left", duration(elapsed_s / static_cast<double>(done_) * static_cast<double>(planned_ - done_)));
+    }
+    if (planned_ > 0) head += fmt::format("  {}/{} tasks", done_, planned_);
+    out.push_back(clip(head, width));
+
+    // A line per group: the last few, the running one last.
+    std::size_t first = groups_.size() > 4 ? groups_.size() - 4 : 0;
+    for (std::size_t i = first; i < groups_.size(); ++i) {
+        const Group& g = groups_[i];
+        std::string name = g.round != 0 ? fmt::format("{} r{}", g.name, g.round) : g.name;
+        std::string counts = fmt::format("{:>4}/{:<4}", g.finished + g.failed, g.tasks);
+        std::string parts;
+        auto add = [&](std::size_t n, const char* what) {
+            if (n > 0) parts += fmt::format("{}{} {}", parts.empty() ? "" : " · ", n, what);
+        };
+        add(g.training, "training");
+        add(g.waiting, "waiting");
+        add(g.loading, "loading");
+        add(g.interrupted, "out of memory");
+        add(g.failed, "failed");
+        if (g.ended && parts.empty()) parts = "done";
+        out.push_back(clip(fmt::format("  {:<16} [{}] {}  {}", clip(name, 16), bar(g.finished, g.failed, g.tasks, 24),
+                                       counts, parts),
+                           width));
+    }
+
+    // A line per device: in use on the machine, and held by Fedflow's tasks.
+    for (const auto& d : status.devices) {
+        out.push_back(clip(fmt::format("  {:<8} {:>10} / {:<10} in use   {:>10} reserved by {} task{}", d.name,
+                                       units::format_size(d.used), units::format_size(d.total),
+                                       units::format_size(d.reserved), d.tasks, d.tasks == 1 ? "" : "s"),
+                           width));
+    }
+
+    // The tasks running now, longest first.
+    std::vector<LiveStatus::Running> running = status.running;
+    std::stable_sort(running.begin(), running.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+    std::string line = "  running:";
+    std::size_t shown = 0;
+    for (const auto& r : running) {
+        std::string item = fmt::format(" {} {}{} {}", r.task, r.stage, r.device.empty() ? "" : " " + r.device,
+                                       duration(r.seconds));
+        if (columns(line) + columns(item) + 12 > static_cast<std::size_t>(std::max(width, 40))) break;
+        line += item;
+        ++shown;
+    }
+    if (running.empty()) line += " none";
+    else if (shown < running.size()) line += fmt::format(" (+{} more)", running.size() - shown);
+    out.push_back(clip(line, width));
+    return out;
+}
+
+}  // namespace detail
+}  // namespace fedflow

@@ -1,0 +1,50 @@
+// result_receiver.hpp: takes one task's result out of the shared memory its
+// worker wrote it to, and into the task's folder (result.json and its byte
+// files).
+//
+// Everything in the segments is the worker's making and is checked before
+// any of it is believed: the result segment's header (magic, version,
+// length, checksum), every Bytes buffer's size and checksum against what
+// the result message announced, and the document itself (the FFV1 decoder
+// refuses what is malformed). A failure of any check throws, and the task
+// fails with "invalid result: ..."; nothing is written from a result that
+// did not pass.
+#pragma once
+
+#include "runner/results.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fedflow {
+
+// What the worker's result message says about the segments it left.
+struct ResultAnnouncement {
+    std::uint64_t size = 0;                     // bytes of the encoded document
+    std::vector<std::int64_t> bytes_sizes;      // per Bytes buffer; -1: one of an earlier attempt
+    std::vector<std::uint64_t> bytes_checksums; // per Bytes buffer
+};
+
+class ResultReceiver {
+public:
+    // prefix: the task's shared-memory name prefix (shm::result_name and
+    // shm::bytes_name of it name the segments).
+    explicit ResultReceiver(std::string prefix) : prefix_(std::move(prefix)) {}
+
+    // Checks and decodes the result and writes it into dir; removes the
+    // segments it read. Throws std::exception with what was wrong.
+    results::Written receive(const ResultAnnouncement& announced, const std::filesystem::path& dir);
+    // Removes whatever segments the task left (after a failure: it may have
+    // made some it never announced).
+    void discard() noexcept;
+    // receive() removed every segment: nothing is left to look for.
+    bool segments_removed() const noexcept { return removed_; }
+
+private:
+    std::string prefix_;
+    bool removed_ = false;
+};
+
+}  // namespace fedflow

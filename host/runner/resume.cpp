@@ -1,0 +1,161 @@
+#include "runner/resume.hpp"
+
+#include "common/shm.hpp"
+#include "common/log.hpp"
+#include "runner/results.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace fedflow {
+
+namespace {
+
+// What changed between two versions of a plan, for --resume's refusal:
+// the first few lines that differ.
+std::string plan_changes(const std::string& before, const std::string& after) {
+    auto lines = [](const std::string& text) {
+        std::vector<std::string> out;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            std::size_t nl = text.find('\n', start);
+            if (nl == std::string::npos) nl = text.size();
+            out.push_back(text.substr(start, nl - start));
+            start = nl + 1;
+        }
+        return out;
+    };
+    std::vector<std::string> a = lines(before), b = lines(after);
+    std::string out;
+    int shown = 0;
+    for (std::size_t i = 0; i < std::max(a.size(), b.size()) && shown < 3; ++i) {
+        const std::string* x = i < a.size() ? &a[i] : nullptr;
+        const std::string* y = i < b.size() ? &b[i] : nullptr;
+        if (x && y && *x == *y) continue;
+        out += fmt::format("; line {}: {} is now {}", i + 1, x ? "'" + *x + "'" : "(none)", y ? "'" + *y + "'" : "(none)");
+        ++shown;
+    }
+    return out;
+}
+
+}  // namespace
+
+void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool force) {
+    const fs::path run_file = workdir / "run.json";
+    std::error_code ec;
+    // What a host killed while it replaced a file left (results.hpp).
+    for (const auto& e : fs::directory_iterator(workdir, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+            (name.rfind("run.json.", 0) == 0 || name.rfind("rounds.csv.", 0) == 0 || name.rfind(".report.html.", 0) == 0))
+            fs::remove(e.path(), ec);
+    }
+    if (!fs::exists(run_file, ec))
+        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
+                                                workdir.string()));
+    json run;
+    try {
+        std::ifstream in(run_file);
+        run = json::parse(in);
+    } catch (const std::exception& e) {
+        throw std::invalid_argument(fmt::format("--resume: cannot read {}: {}", run_file.string(), e.what()));
+    }
+    const std::string before = run.value("plan_digest", "");
+    if (before != plan.digest) {
+        if (!force)
+            throw std::invalid_argument(fmt::format(
+                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Run without --resume "
+                "to start over, or add --force to resume with the plan as it is now",
+                workdir.string(), before.empty() ? "unknown" : before.substr(0, 19), plan.digest.substr(0, 19),
+                plan_changes(run.value("plan_text", ""), plan.text)));
+        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})",
+                     workdir.string(), before.substr(0, 19), plan.digest.substr(0, 19));
+    }
+
+    // The journal says which tasks finished, with the checksum of the
+    // result.json they left; a task counts only if that file is still there
+    // as it was written (a torn last line is the mark of a killed host).
+    using Key = std::tuple<std::uint32_t, std::string, std::string>;  // round, group, task
+    std::map<Key, std::optional<std::uint64_t>> finished;
+    // (block, round): rounds keep-rounds removed. By block: another
+    // [[round]] block's round of that number is still there.
+    std::set<std::pair<std::size_t, std::uint32_t>> removed_rounds;
+    std::ifstream events(workdir / "events.jsonl");
+    for (std::string line; std::getline(events, line);) {
+        json e = json::parse(line, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) continue;
+        auto round = e.value("round", std::uint32_t{0});
+        if (e.value("event", "") == "round_removed") removed_rounds.insert({e.value("block", std::size_t{1}), round});
+        if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") continue;
+        std::optional<std::uint64_t> sum;
+        if (e.contains("result_checksum") && e["result_checksum"].is_string())
+            sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
+        finished[{round, e.value("group", ""), e.value("task", "")}] = sum;
+    }
+    for (const auto& g : plan.groups) {
+        std::uint32_t rounds = g.block == 0 ? 0 : plan.rounds[g.block - 1].count;
+        for (std::uint32_t r = g.block == 0 ? 0 : 1; r <= rounds; ++r) {
+            const fs::path gdir = plan::group_dir(plan, workdir, g, r);
+            fs::remove(gdir / "report.json.tmp", ec);
+            json report;
+            std::ifstream in(gdir / "report.json");
+            if (in) report = json::parse(in, nullptr, false);
+            for (const auto& t : g.tasks) {
+                auto it = finished.find({r, g.name, t.id});
+                if (it == finished.end()) continue;
+                Previous p;
+                if (removed_rounds.count({g.block, r}) != 0) {
+                    // keep-rounds removed its folder: it finished, and a
+                    // later round's results have taken the place of its own.
+                    p.result = nullptr;
+                    p.report = json{{"removed", true}};
+                    finished_[{r, g.name}][t.id] = std::move(p);
+                    continue;
+                }
+                const fs::path dir = gdir / t.id;
+                std::optional<std::uint64_t> sum = results::file_checksum(dir / "result.json");
+                if (!sum || !it->second || *sum != *it->second) {
+                    log::warning("{}/{}: its result.json is missing or not as it was written: it runs again",
+                                 fs::relative(gdir, workdir).string(), t.id);
+                    continue;
+                }
+                std::ifstream rin(dir / "result.json");
+                p.result = json::parse(rin, nullptr, false);
+                if (p.result.is_discarded()) continue;
+                if (report.is_object() && report.contains("tasks") && report["tasks"].contains(t.id))
+                    p.report = report["tasks"][t.id];
+                else
+                    p.report = json::object();
+                p.report.erase("result");
+                finished_[{r, g.name}][t.id] = std::move(p);
+            }
+        }
+    }
+}
+
+ResumeState::Tasks* ResumeState::finished(std::uint32_t round, const std::string& group) {
+    auto it = finished_.find({round, group});
+    return it == finished_.end() ? nullptr : &it->second;
+}
+
+std::size_t ResumeState::count() const noexcept {
+    std::size_t n = 0;
+    for (const auto& [key, tasks] : finished_) n += tasks.size();
+    return n;
+}
+
+}  // namespace fedflow

@@ -1,0 +1,41 @@
+// resume.hpp: what an earlier run in the workdir finished (--resume).
+#pragma once
+
+#include "plan/plan.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace fedflow {
+
+class ResumeState {
+public:
+    struct Previous {  // a task the earlier run finished
+        nlohmann::ordered_json result;  // its result.json
+        nlohmann::ordered_json report;  // its entry in the group's report.json
+    };
+    using Tasks = std::map<std::string, Previous>;  // task id -> what it left
+
+    // Reads what the run in workdir finished: its journal, result files and
+    // reports. Throws std::invalid_argument when there is nothing to resume,
+    // the run is still going, or the plan changed (unless force).
+    void load(const plan::Plan& plan, const std::filesystem::path& workdir, bool force);
+
+    // What round `round` (0 outside rounds) of group `group` finished;
+    // nullptr when nothing.
+    Tasks* finished(std::uint32_t round, const std::string& group);
+    // How many tasks finished in all.
+    std::size_t count() const noexcept;
+
+private:
+    std::map<std::pair<std::uint32_t, std::string>, Tasks> finished_;
+};
+
+}  // namespace fedflow

@@ -1,0 +1,643 @@
+#include "runner/runner.hpp"
+
+#include "common/clock.hpp"
+#include "common/device.hpp"
+#include "common/log.hpp"
+#include "common/shm.hpp"
+#include "common/units.hpp"
+#include "exec/local_executor.hpp"
+#include "exec/worker_process.hpp"
+#include "runner/config.hpp"
+#include "runner/results.hpp"
+
+#include <fedflow/detail/wire.hpp>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <system_error>
+
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef FEDFLOW_WORKER_FROM_BINDIR
+#define FEDFLOW_WORKER_FROM_BINDIR "../libexec/fedflow/fedflow-worker"
+#endif
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace fedflow {
+
+namespace {
+
+std::string stage_of(TaskStatus s) {
+    switch (s) {
+    case TaskStatus::LOADING: return "load";
+    case TaskStatus::WAITING:
+    case TaskStatus::TRAINING: return "train";
+    default: return "start";
+    }
+}
+
+std::string format_duration(std::chrono::milliseconds ms) {
+    auto n = ms.count();
+    if (n % 3600000 == 0) return fmt::format("{}h", n / 3600000);
+    if (n % 60000 == 0) return fmt::format("{}m", n / 60000);
+    if (n % 1000 == 0) return fmt::format("{}s", n / 1000);
+    return fmt::format("{}ms", n);
+}
+
+std::string signal_name(int signal) {
+    const char* abbrev = sigabbrev_np(signal);
+    return abbrev != nullptr ? std::string("SIG") + abbrev : "a signal";
+}
+
+}  // namespace
+
+fs::path find_worker() {
+    if (const char* env = std::getenv("FEDFLOW_WORKER"); env != nullptr && *env != '\0') return fs::absolute(env);
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) throw std::runtime_error("cannot find the running executable (/proc/self/exe)");
+    for (const fs::path& candidate : {exe.parent_path() / "fedflow-worker",
+                                      exe.parent_path() / "worker" / "fedflow-worker",  // the build tree
+                                      (exe.parent_path() / FEDFLOW_WORKER_FROM_BINDIR).lexically_normal()}) {
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    throw std::runtime_error(fmt::format("fedflow-worker not found next to {} nor in {} (set FEDFLOW_WORKER)",
+                                         exe.string(), FEDFLOW_WORKER_FROM_BINDIR));
+}
+
+void Runner::failpoint(const char* point) {
+    const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
+    if (fp != nullptr && std::string(fp) == std::string("host-kill@") + point) ::raise(SIGKILL);
+}
+
+Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options)
+    : plan_(plan), plugins_(std::move(plugins)), options_(std::move(options)) {
+    workdir_ = options_.workdir.empty() ? plan_.workdir : fs::absolute(options_.workdir).lexically_normal();
+    shm_prefix_ = shm_lock_.prefix();
+    plan::Resources resources = plan_.resources;
+    if (!options_.gpus.empty()) plan::parse_gpus(options_.gpus, resources);
+    limits_ = sched_limits(resources);
+    if (options_.result_limit == 0) options_.result_limit = plan_.scheduler.result_limit;
+
+    // The workers' environment: the host's, plus what makes CUDA number
+    // devices the way NVML (and so the scheduler) does.
+    // CUDA_VISIBLE_DEVICES would renumber the GPUs inside the workers; it
+    // becomes the GPU selection instead (see run()), and workers see all.
+    for (char** e = environ; *e != nullptr; ++e) {
+        if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0) cuda_visible_ = std::string(*e + 21);
+        else if (std::strncmp(*e, "CUDA_DEVICE_ORDER=", 18) != 0) env_storage_.emplace_back(*e);
+    }
+    env_storage_.emplace_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
+    for (auto& s : env_storage_) envp_.push_back(s.data());
+    envp_.push_back(nullptr);
+}
+
+Runner::~Runner() {
+    live_.clear();
+    executor_.reset();  // ends and reaps the workers still running
+    shm::remove_prefix(shm_prefix_ + "-");
+    if (signal_fd_ >= 0) ::close(signal_fd_);
+}
+
+int Runner::run() {
+    // What the machine has, before anything is written: a plan that names
+    // GPUs this machine lacks is bad input (exit 2).
+    exec::LocalExecutor::Options eo;
+    eo.worker = options_.worker;
+    eo.envp = envp_.data();
+    eo.scheduler.limits = limits_;
+    eo.scheduler.policy = sched_policy(plan_.scheduler);
+    eo.scheduler.default_memory = plan_.scheduler.default_memory;
+    eo.scheduler.default_gpu_memory = plan_.scheduler.default_gpu_memory;
+    eo.scheduler.auto_adjust = plan_.scheduler.auto_adjust;
+    eo.kill_grace = options_.kill_grace;
+    eo.sample_period = options_.sample_period;
+    executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::make_unique<sched::Probe>(limits_.use_gpus));
+    const sched::Snapshot& machine = executor_->machine();
+    if (cuda_visible_) select_visible_gpus(*cuda_visible_);
+    for (int index : limits_.gpus) {
+        bool found = std::any_of(machine.gpus.begin(), machine.gpus.end(),
+                                 [&](const sched::Gpu& g) { return g.index == index; });
+        if (!found)
+            throw std::invalid_argument(
+                machine.gpus.empty()
+                    ? fmt::format("gpus lists GPU {}, but no GPU was found ({})", index,
+                                  executor_->gpu_status().empty() ? "NVML sees none" : executor_->gpu_status())
+                    : fmt::format("gpus lists GPU {}, but this machine has {} GPU(s), 0 to {}", index,
+                                  machine.gpus.size(), machine.gpus.size() - 1));
+    }
+    if (limits_.use_gpus && machine.gpus.empty())
+        log::info("no GPU to schedule ({}): tasks train on \"cpu\"",
+                  executor_->gpu_status().empty() ? "NVML sees none" : executor_->gpu_status());
+    for (const auto& g : machine.gpus)
+        log::info("cuda:{}: {} ({}), {} in all, {} in use", g.index, g.name, g.pci_bus_id,
+                  units::format_size(g.total), units::format_size(g.used));
+
+    remove_stale_segments();
+    if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
+        throw std::invalid_argument("[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
+    // The start sequence is ordered so that a host killed at any point of
+    // it leaves a workdir that a fresh run and --resume both accept: the
+    // lock file first (it marks the directory as Fedflow's), then run.json,
+    // then the journal. The failpoints are where tests kill it.
+    claim_workdir();
+    failpoint("workdir-locked");
+    std::error_code ec;
+    if (options_.resume && !fs::exists(workdir_ / "run.json", ec)) {
+        // claim_workdir found our lock file: a host was killed before it
+        // wrote run.json, so nothing of its run can have finished.
+        log::warning("--resume: the run in {} was killed before it started (it has no run.json): starting it afresh",
+                     workdir_.string());
+        prepare_workdir();
+    } else if (options_.resume) {
+        previous_.load(plan_, workdir_, options_.force);
+    } else {
+        prepare_workdir();
+    }
+    failpoint("workdir-ready");
+    if (plan_.notify) notifier_.emplace(notify_config(*plan_.notify), workdir_);
+    started_ = clock::utc_timestamp();
+    view_ = ProgressView::make(options_.progress);
+    write_run_json("running", 0);
+    failpoint("run-json-written");
+    if (std::size_t cut = journal_.open(workdir_ / "events.jsonl", view_.get()))
+        log::warning("events.jsonl ended in {} byte(s) of a line that was never finished (its host was killed, or the "
+                     "disk was full): cut off",
+                     cut);
+    failpoint("journal-open");
+
+    // SIGINT/SIGTERM arrive through a signalfd in the poll loop, so that
+    // stopping is an ordinary event: start nothing new, end the workers,
+    // write the reports.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    std::size_t total = 0, planned = 0;
+    for (const auto& g : plan_.groups) {
+        total += g.tasks.size();
+        planned += g.tasks.size() * (g.block == 0 ? 1 : plan_.rounds[g.block - 1].count);
+    }
+    const std::size_t restored = previous_.count();
+    journal_.write({{"event", "run_start"},
+                    {"plan", plan_.file.string()},
+                    {"plan_digest", plan_.digest},
+                    {"workdir", workdir_.string()},
+                    {"groups", plan_.groups.size()},
+                    {"tasks", total},
+                    {"planned_tasks", planned},
+                    {"seed", options_.seed},
+                    {"resume", options_.resume},
+                    {"finished_before", restored}});
+    if (options_.resume)
+        log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, total);
+
+    try {
+        for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0;) {
+            const plan::GroupSpec& g = plan_.groups[i];
+            if (g.block == 0) {
+                run_group(i);
+                ++i;
+            } else {
+                const plan::RoundSpec& rounds = plan_.rounds[g.block - 1];
+                run_rounds(rounds);
+                i = rounds.last;
+            }
+        }
+    } catch (const std::exception& e) {
+        // The host itself failed: say so in the run's files before the
+        // caller reports it (the destructor ends the workers).
+        try {
+            write_run_json("error", exit_host_failed);
+            journal_.write({{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
+            write_report();
+            notify_run("error");
+        } catch (...) {
+        }
+        throw;
+    }
+
+    bool failed = false;
+    for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
+    int code = stop_signal_ != 0 ? exit_host_failed : failed ? exit_task_failed : exit_ok;
+    std::string status = stop_signal_ != 0 ? "interrupted" : failed ? "failed" : "finished";
+    write_run_json(status, code);
+    journal_.write({{"event", "run_end"}, {"status", status}, {"exit_code", code}});
+    write_report();
+    notify_run(status);
+    if (view_) {
+        if (view_->live()) show_status(true);  // nothing runs any more
+        view_->finish();
+    }
+    return code;
+}
+
+void Runner::remove_stale_segments() {
+    shm::Sweep s = shm::remove_abandoned(shm_prefix_);
+    if (s.removed != 0)
+        log::info("removed {} shared-memory segment(s) left in /dev/shm by a fedflow-host that is gone", s.removed);
+    if (s.unproven != 0)
+        log::info("left {} shared-memory segment(s) in /dev/shm alone: their run has no lock file that we may open, so "
+                  "it cannot be proven gone (remove /dev/shm/fedflow-<pid>-<hex>-* by hand when no fedflow-host "
+                  "uses them)",
+                  s.unproven);
+}
+
+void Runner::claim_workdir() {
+    // Checked before the lock, whose file would otherwise be the first
+    // thing we write into a directory that is not ours.
+    std::error_code ec;
+    const bool exists = fs::exists(workdir_, ec);
+    const bool ours = exists && (fs::exists(workdir_ / "run.json", ec) || fs::exists(workdir_ / WorkdirLock::file_name, ec));
+    if (options_.resume && !ours)
+        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
+                                                workdir_.string()));
+    if (exists && !ours && fs::is_directory(workdir_, ec) && !fs::is_empty(workdir_, ec))
+        throw std::invalid_argument(fmt::format(
+            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
+            workdir_.string()));
+    workdir_lock_.emplace(workdir_);
+}
+
+void Runner::prepare_workdir() {
+    // A previous run of Fedflow (claim_workdir let nothing else through):
+    // its outputs are replaced, never mixed with this run's. The lock file
+    // stays: it is ours now.
+    std::error_code ec;
+    if (fs::exists(workdir_ / "run.json", ec)) log::warning("replacing the previous run in {}", workdir_.string());
+    // run.json first: what a host killed halfway through leaves is then no
+    // run for --resume to take up, but a start to begin again.
+    fs::remove(workdir_ / "run.json");
+    failpoint("workdir-cleaning");
+    for (const auto& e : fs::directory_iterator(workdir_))
+        if (e.path().filename() != WorkdirLock::file_name) fs::remove_all(e.path());
+}
+
+void Runner::status_event(const TaskGroup& group, const Task& task, json extra) {
+    json e{{"event", "status"}, {"group", group.group_name()}};
+    if (group.round() != 0) e["round"] = group.round();
+    e["task"] = task.task_id();
+    e["status"] = to_string(task.status());
+    for (auto& [k, v] : extra.items()) e[k] = std::move(v);
+    journal_.write(std::move(e));
+}
+
+std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec) {
+    if (spec.inputs.empty()) return {};
+    Dict inputs;
+    for (const auto& name : spec.inputs) {
+        // The most recent instance of that group that ran before this one
+        // (this round's, else an earlier round's); none yet: no key.
+        const TaskGroup* latest = nullptr;
+        for (const auto& g : groups_)
+            if (g.get() != &group && g->group_name() == name) latest = g.get();
+        if (latest == nullptr) continue;
+        Dict results;
+        for (const auto& t : latest->tasks())
+            if ((t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED) && !t->result().is_null())
+                results.insert_or_assign(t->task_id(), results::read_result(t->result(), t->workdir()));
+        inputs.insert_or_assign(name, std::move(results));
+    }
+    if (inputs.size() == 0) return {};
+    Value doc(std::move(inputs));
+    std::size_t size = wire::encoded_size(doc);
+    std::string name = fmt::format("{}-in{}", shm_prefix_, ++inputs_seq_);
+    shm::Segment seg = shm::Segment::create(name, size);
+    wire::encode(doc, seg.data(), size);
+    return name;  // the mapping goes; the segment stays until the group ends
+}
+
+void Runner::fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message) {
+    group.report_exception(task.task_id(), stage, message);
+    status_event(group, task, {{"stage", stage}, {"message", message}});
+    log::error("{}/{} failed in {}: {}", group.group_name(), task.task_id(), stage, message);
+}
+
+void Runner::merge_peaks(Task& task, const exec::Peaks& peaks) {
+    task.stats().peak_memory = std::max(task.stats().peak_memory, peaks.memory);
+    task.stats().peak_gpu_memory = std::max(task.stats().peak_gpu_memory, peaks.gpu_memory);
+}
+
+void Runner::receive_result(Live& live, exec::WorkerId id, const Dict& body) {
+    TaskGroup& group = *live.group;
+    Task& task = *live.task;
+    std::int64_t received_ns = clock::monotonic_ns();
+    try {
+        ResultAnnouncement announced;
+        announced.size = static_cast<std::uint64_t>(body.at("size").as<std::int64_t>());
+        auto count = static_cast<std::uint64_t>(body.at("bytes").as<std::int64_t>());
+        const List& sizes = body.at("bytes_sizes").as<List>();
+        const List& checksums = body.at("bytes_checksums").as<List>();
+        if (sizes.size() != count || checksums.size() != count)
+            throw std::runtime_error(fmt::format("the worker announced {} bytes buffers but {} sizes and {} checksums",
+                                                 count, sizes.size(), checksums.size()));
+        for (const Value& v : sizes) announced.bytes_sizes.push_back(v.as<std::int64_t>());
+        for (const Value& v : checksums) announced.bytes_checksums.push_back(static_cast<std::uint64_t>(v.as<std::int64_t>()));
+        results::Written w = live.receiver.receive(announced, task.workdir());
+        task.stats().train_ms = body.at("ms").as<std::int64_t>();
+        task.stats().peak_memory = std::max(task.stats().peak_memory, body.at("peak_memory").as<std::int64_t>());
+        merge_peaks(task, executor_->peaks(id));
+        group.report_finish(task.task_id(), std::move(w.json));
+        executor_->end_stage(id);
+        // auto-adjust: the next tasks of the group are admitted on what
+        // this one was measured to use.
+        executor_->learn({task.stats().peak_memory, task.stats().peak_gpu_memory});
+        std::int64_t done_ns = clock::monotonic_ns();
+        std::int64_t train_end = body.at("train_end_ns").as<std::int64_t>();
+        journal_.write({{"event", "result"},
+                        {"group", group.group_name()},
+                        {"round", group.round()},
+                        {"task", task.task_id()},
+                        {"bytes", w.bytes + announced.size},
+                        {"transfer_ms", static_cast<double>(done_ns - train_end) / 1e6},
+                        {"host_ms", static_cast<double>(done_ns - received_ns) / 1e6}});
+        status_event(group, task, {{"train_ms", task.stats().train_ms},
+                                   {"result_checksum", fmt::format("{:016x}", w.checksum)}});
+    } catch (const std::exception& e) {
+        live.receiver.discard();
+        fail(group, task, "train", fmt::format("invalid result: {}", e.what()));
+    }
+    task.exit();
+}
+
+void Runner::handle_message(Live& live, exec::WorkerId id, channel::Message& m) {
+    TaskGroup& group = *live.group;
+    Task& task = *live.task;
+    if (is_final(task.status())) return;  // late words of a task already judged
+    switch (m.type) {
+    case channel::Type::ready:
+        log::debug("{}/{}: worker {} ready", group.group_name(), task.task_id(), executor_->pid(id));
+        break;
+    case channel::Type::loaded: {
+        task.stats().load_ms = m.body.at("ms").as<std::int64_t>();
+        task.stats().peak_memory = m.body.at("peak_memory").as<std::int64_t>();
+        task.set_status(TaskStatus::WAITING);
+        status_event(group, task, {{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}});
+        break;  // schedule() gives it a device
+    }
+    case channel::Type::result: receive_result(live, id, m.body); break;
+    case channel::Type::failed: {
+        std::string stage = m.body.at("stage").as<std::string>();
+        std::string kind = m.body.at("kind").as<std::string>();
+        std::string message = m.body.at("message").as<std::string>();
+        if (const Value* ms = m.body.find("ms")) {
+            (stage == "load" ? task.stats().load_ms : task.stats().train_ms) = ms->as<std::int64_t>();
+        }
+        if (const Value* peak = m.body.find("peak_memory"))
+            task.stats().peak_memory = std::max(task.stats().peak_memory, peak->as<std::int64_t>());
+        if (kind == "oom") {
+            out_of_memory(live, id, stage, message, true);
+        } else {
+            fail(group, task, stage, message);
+            task.exit();
+        }
+        break;
+    }
+    default:
+        fail(group, task, stage_of(task.status()),
+             fmt::format("protocol error: unexpected message '{}' from the worker", channel::type_name(m.type)));
+        executor_->signal(id, SIGKILL);
+    }
+}
+
+void Runner::handle_exit(Live& live, const exec::Event& e) {
+    TaskGroup& group = *live.group;
+    Task& task = *live.task;
+    const int status = e.wait_status;
+    merge_peaks(task, e.peaks);
+    if (task.status() == TaskStatus::FINISHED) {
+        task.set_status(TaskStatus::EXITED);
+        status_event(group, task);
+    } else if (task.status() == TaskStatus::INTERRUPT && stop_signal_ == 0) {
+        ++restarts_pending_;  // out of memory in load: starts again in a new process
+    } else if (!is_final(task.status())) {
+        std::string stage = stage_of(task.status());
+        std::string message;
+        if (!live.timed_out_stage.empty()) {
+            stage = live.timed_out_stage;
+            message = fmt::format("timed out after {} in {}", format_duration(plan_.scheduler.task_timeout), stage);
+        } else if (stop_signal_ != 0) {
+            message = fmt::format("interrupted: the host received {}", signal_name(stop_signal_));
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            message = "the worker exited without a result";
+        } else if (e.killed_for_memory) {
+            live.receiver.discard();
+            out_of_memory(live, e.id, stage, "killed by the kernel's out-of-memory killer (SIGKILL)", false);
+            if (task.status() == TaskStatus::INTERRUPT) ++restarts_pending_;
+        } else {
+            message = describe_wait_status(status);
+        }
+        if (!message.empty()) fail(group, task, stage, message);
+    }
+    // A worker that failed may have made segments it never announced.
+    if (!live.receiver.segments_removed()) live.receiver.discard();
+    task.worker_exited();
+}
+
+std::pair<exec::WorkerId, Runner::Live*> Runner::signalled_by_task(const signalfd_siginfo& si) {
+    // A positive code is the kernel's (a terminal's Ctrl-C), not a process's.
+    if (si.ssi_code > 0 || si.ssi_pid == 0) return {0, nullptr};
+    auto worker = [&](pid_t pid) -> std::pair<exec::WorkerId, Live*> {
+        for (auto& [id, l] : live_)
+            if (executor_->pid(id) == pid) return {id, &l};
+        return {0, nullptr};
+    };
+    auto parent = [](pid_t pid) -> pid_t {
+        std::ifstream in(fmt::format("/proc/{}/stat", pid));
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::size_t close = stat.rfind(')');  // the name in (...) may hold anything
+        if (close == std::string::npos) return 0;
+        char state = 0;
+        int ppid = 0;
+        return std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 ? ppid : 0;
+    };
+    // The sender, or the process group or parent it belongs to, up to a
+    // worker (which leads its own group); a descendant that left the group
+    // (setsid) is found through its parents.
+    auto pid = static_cast<pid_t>(si.ssi_pid);
+    for (int depth = 0; pid > 1 && pid != ::getpid() && depth < 64; ++depth) {
+        if (auto w = worker(pid); w.second != nullptr) return w;
+        if (auto w = worker(::getpgid(pid)); w.second != nullptr) return w;
+        pid = parent(pid);
+    }
+    return {0, nullptr};
+}
+
+void Runner::stop_all(int signal) {
+    for (auto& [id, l] : live_) l.ending = true;
+    executor_->signal_all(signal);
+}
+
+void Runner::read_signals() {
+    signalfd_siginfo si{};
+    while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        if (auto [id, from] = signalled_by_task(si); from != nullptr) {
+            // A task's own doing (a script's pkill, a kill of the wrong
+            // pid): that task fails, the run goes on.
+            Task& t = *from->task;
+            std::string what = fmt::format("sent {} to fedflow-host (pid {}, a process of this task)",
+                                           signal_name(static_cast<int>(si.ssi_signo)), si.ssi_pid);
+            if (!is_final(t.status())) {
+                fail(*from->group, t, stage_of(t.status()), what);
+                executor_->signal(id, SIGKILL);
+            } else {
+                log::warning("{}/{} {} after it ended: ignored", from->group->group_name(), t.task_id(), what);
+            }
+            continue;
+        }
+        if (stop_signal_ == 0) {
+            stop_signal_ = static_cast<int>(si.ssi_signo);
+            log::warning("received {}: ending {} running task(s), starting nothing new", signal_name(stop_signal_),
+                         live_.size());
+            stop_all(SIGTERM);
+        } else {
+            stop_all(SIGKILL);  // asked twice: do not wait for the grace period
+        }
+    }
+}
+
+std::optional<Clock::time_point> Runner::next_deadline() {
+    std::optional<Clock::time_point> next;
+    auto consider = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
+    const auto timeout = plan_.scheduler.task_timeout;
+    if (timeout.count() > 0)
+        for (const auto& [id, l] : live_)
+            if (!l.ending && (l.task->status() == TaskStatus::LOADING || l.task->status() == TaskStatus::TRAINING))
+                consider(l.task->stage_started() + timeout);
+    if (view_ && view_->live()) {
+        show_status();
+        consider(shown_at_ + std::chrono::milliseconds(250));  // the clock on the screen moves on
+    }
+    return next;
+}
+
+void Runner::dispatch(exec::Event& event) {
+    auto it = live_.find(event.id);
+    if (it == live_.end()) return;
+    Live& l = it->second;
+    switch (event.kind) {
+    case exec::Event::Kind::message: handle_message(l, event.id, event.message); break;
+    case exec::Event::Kind::broken:
+        if (!is_final(l.task->status()))
+            fail(*l.group, *l.task, stage_of(l.task->status()), fmt::format("protocol error: {}", event.error));
+        break;
+    case exec::Event::Kind::exited:
+        handle_exit(l, event);
+        live_.erase(it);
+        break;
+    }
+}
+
+void Runner::enforce_timeouts() {
+    const auto timeout = plan_.scheduler.task_timeout;
+    if (timeout.count() == 0) return;
+    const auto now = Clock::now();
+    for (auto& [id, l] : live_) {
+        Task& t = *l.task;
+        if (l.ending || (t.status() != TaskStatus::LOADING && t.status() != TaskStatus::TRAINING)) continue;
+        if (now < t.stage_started() + timeout) continue;
+        l.timed_out_stage = stage_of(t.status());
+        l.ending = true;
+        executor_->signal(id, SIGTERM);
+    }
+}
+
+void Runner::run_group(std::size_t index, std::uint32_t round) {
+    const plan::GroupSpec& spec = plan_.groups[index];
+    auto group = std::make_unique<TaskGroup>(spec.index, spec.name, spec.device, options_.seed + round);
+    group->set_plugin(plugins_[index].name);
+    group->set_round(round);
+    group->set_workdir(group_dir(spec, round));
+    fs::create_directories(group->workdir());
+    ResumeState::Tasks* previous = options_.resume ? previous_.finished(round, spec.name) : nullptr;
+    for (const auto& t : spec.tasks) {
+        Task& task = group->add_task(Task(t.id, t.device, t.params));
+        task.estimates().memory = t.memory;
+        task.estimates().gpu_memory = t.gpu_memory;
+        if (!options_.resume) continue;
+        fs::path dir = group->workdir() / t.id;
+        if (previous != nullptr) {
+            if (auto p = previous->find(t.id); p != previous->end()) {
+                task.restore(dir, std::move(p->second.result), std::move(p->second.report));
+                continue;
+            }
+        }
+        fs::remove_all(dir);  // what did not finish starts afresh
+    }
+    TaskGroup& g = *group;
+    groups_.push_back(std::move(group));
+    spec_ = &spec;
+    executor_->start_group(spec.memory, spec.gpu_memory);
+    restarts_pending_ = 0;
+    waiting_for_.clear();
+
+    journal_.write({{"event", "group_start"},
+                    {"group", g.group_name()},
+                    {"round", round},
+                    {"index", g.index()},
+                    {"tasks", g.tasks().size()},
+                    {"finished_before", g.count(TaskStatus::FINISHED)}});
+    inputs_segment_.clear();
+    try {
+        inputs_segment_ = make_inputs_segment(g, spec);
+    } catch (const std::exception& e) {
+        for (const auto& t : g.tasks()) fail(g, *t, "start", fmt::format("cannot prepare inputs: {}", e.what()));
+    }
+
+    std::vector<exec::Event> events;
+    for (;;) {
+        journal_.sync();  // what just finished is on disk before anything new starts
+        schedule(g);
+        if (live_.empty() && !waiting_on_machine_) break;
+        events.clear();
+        executor_->wait(next_deadline(), signal_fd_, events);
+        read_signals();
+        for (auto& e : events) dispatch(e);
+        enforce_timeouts();
+    }
+
+    // Tasks never started because the host was asked to stop.
+    for (const auto& t : g.tasks()) {
+        if (t->status() == TaskStatus::INIT)
+            fail(g, *t, "start", fmt::format("not started: the host received {}", signal_name(stop_signal_)));
+        else if (t->status() == TaskStatus::INTERRUPT)
+            fail(g, *t, "load", fmt::format("not restarted after running out of memory: the host received {}",
+                                            signal_name(stop_signal_)));
+    }
+    if (!inputs_segment_.empty()) shm::Segment::remove(inputs_segment_);
+
+    results::write_json_file(g.workdir() / "report.json", g.result());
+    journal_.write({{"event", "group_end"},
+                    {"group", g.group_name()},
+                    {"round", round},
+                    {"finished", g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED)},
+                    {"failed", g.failed_count()}});
+    write_run_json("running", 0);
+    write_report();
+    notify_group(g);
+}
+
+}  // namespace fedflow

@@ -1,0 +1,195 @@
+// runner.hpp: runs a checked plan: groups in order, the tasks of a group in
+// parallel, each in its own worker.
+//
+// The runner decides what runs: groups and rounds in order, which task of a
+// group starts next (a seeded shuffle), retries after an out of memory,
+// stage timeouts, and what the run writes (the journal, reports). Where and
+// when a stage starts is its executor's (exec/executor.hpp): admission on
+// the machine, the workers, their messages and exits. The loop of a group
+// is: schedule (ask the executor to start what may start), wait (for the
+// executor's events, a signal or a deadline), dispatch (messages and exits),
+// deadlines (stage timeouts). Nothing sleeps for a fixed time.
+#pragma once
+
+#include "common/shm.hpp"
+#include "exec/executor.hpp"
+#include "notify/notify.hpp"
+#include "plan/plan.hpp"
+#include "registry/plugin_registry.hpp"
+#include "runner/journal.hpp"
+#include "runner/result_receiver.hpp"
+#include "runner/resume.hpp"
+#include "runner/task_group.hpp"
+#include "runner/workdir_lock.hpp"
+#include "sched/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <sys/signalfd.h>
+
+namespace fedflow {
+
+struct RunOptions {
+    std::filesystem::path workdir;      // overrides the plan's when set
+    std::filesystem::path worker;       // the fedflow-worker executable
+    std::uint64_t seed = 0;
+    Progress progress = Progress::plain;
+    std::uint64_t result_limit = 0;     // max bytes of one task's result (0 = none)
+    std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
+    std::string gpus;                   // --gpus: replaces [resources] gpus when set
+    bool resume = false;                // --resume: run only what has not finished
+    bool force = false;                 // --force: resume even if the plan changed
+    // How old a sample of the machine may be when a stage waits for
+    // resources (twice that while tasks train on GPUs, for their peaks).
+    std::chrono::milliseconds sample_period{250};
+};
+
+// Exit codes of fedflow-host (docs/architecture.md).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_task_failed = 1;
+inline constexpr int exit_bad_input = 2;
+inline constexpr int exit_host_failed = 3;
+
+// The fedflow-worker next to this executable (or FEDFLOW_WORKER, or the
+// install's libexec dir). Throws std::runtime_error when there is none.
+std::filesystem::path find_worker();
+
+class Runner {
+public:
+    Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options);
+    ~Runner();
+    // Runs every group; returns the exit code. Throws std::invalid_argument
+    // when the workdir cannot be used (nothing was started: exit 2), other
+    // exceptions for failures of the host itself (exit 3).
+    int run();
+
+    const std::vector<std::unique_ptr<TaskGroup>>& groups() const noexcept { return groups_; }
+
+private:
+    // A task whose worker has been started and not yet reaped.
+    struct Live {
+        TaskGroup* group = nullptr;
+        Task* task = nullptr;
+        ResultReceiver receiver;     // its shared-memory segments
+        std::string timed_out_stage; // set when the stage ran past task-timeout
+        bool ending = false;         // asked to stop (timeout, or the host stops)
+    };
+
+    // Takes the workdir's lock (one run at a time), after refusing a
+    // directory that holds something other than a Fedflow run. Throws
+    // std::invalid_argument (exit 2).
+    void claim_workdir();
+    // A fresh run: empties the workdir (but for the lock).
+    void prepare_workdir();
+    // FEDFLOW_FAILPOINTS="host-kill@POINT", for the tests of the start
+    // sequence (and nothing else): the host dies by SIGKILL at POINT.
+    static void failpoint(const char* point);
+    // Removes the segments of runs that are provably gone (shm::remove_abandoned).
+    void remove_stale_segments();
+    // CUDA_VISIBLE_DEVICES of the host (indices in PCI order, or UUIDs)
+    // becomes the GPU selection when neither the plan nor --gpus makes one.
+    void select_visible_gpus(const std::string& visible);
+    // Runs plan group `index` once; in round `round` (1..) of its [[round]].
+    void run_group(std::size_t index, std::uint32_t round = 0);
+    // A [[round]]: its groups, count times, until stop-when says so.
+    void run_rounds(const plan::RoundSpec& rounds);
+    std::filesystem::path group_dir(const plan::GroupSpec& spec, std::uint32_t round) const;
+    void write_rounds_csv();
+
+    // -- the loop of a group --
+    // Admits what may start now: trains of loaded tasks, then loads.
+    void schedule(TaskGroup& group);
+    void start_trains(TaskGroup& group);
+    void start_loads(TaskGroup& group);
+    Task* next_to_load(TaskGroup& group);
+    // Asks the executor to start the task's load. False when the machine
+    // cannot take it now (nor the tasks after it).
+    bool launch(TaskGroup& group, Task& task);
+    // The earliest stage timeout of a live task, and when the live view
+    // wants to be drawn again.
+    std::optional<std::chrono::steady_clock::time_point> next_deadline();
+    void read_signals();
+    void dispatch(exec::Event& event);
+    void enforce_timeouts();
+    void note_wait(const TaskGroup& group, Task& task, const std::string& stage, const sched::Verdict& v);
+
+    // -- what workers tell --
+    void handle_message(Live& live, exec::WorkerId id, channel::Message& m);
+    void receive_result(Live& live, exec::WorkerId id, const Dict& body);
+    void handle_exit(Live& live, const exec::Event& e);
+    // Ran out of memory in stage: retried (the estimate grows) or failed.
+    void out_of_memory(Live& live, exec::WorkerId id, const std::string& stage, const std::string& message,
+                       bool process_alive);
+    void merge_peaks(Task& task, const exec::Peaks& peaks);
+    void fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message);
+    void status_event(const TaskGroup& group, const Task& task, nlohmann::ordered_json extra = {});
+    std::string make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec);
+    void stop_all(int signal);
+    // The live task whose worker, or a process it started, sent this
+    // signal to the host (its pid, process group or parents lead to the
+    // worker); null for any other sender. A sender already exited and
+    // reaped when the host looks cannot be traced: it counts as any other.
+    std::pair<exec::WorkerId, Live*> signalled_by_task(const signalfd_siginfo& si);
+
+    // -- outputs --
+    void write_run_json(const std::string& status, int exit_code);
+    // report.html, after every group and at the end of the run.
+    void write_report();
+    void notify_group(const TaskGroup& g);
+    void notify_run(const std::string& status);
+    void show_status(bool force = false);
+
+    const plan::Plan& plan_;
+    std::vector<PluginFile> plugins_;
+    RunOptions options_;
+    std::filesystem::path workdir_;
+    // Held from before the workdir is touched until the Runner is gone:
+    // declared first so that it is released last.
+    std::optional<WorkdirLock> workdir_lock_;
+    shm::RunLock shm_lock_;  // our segment names' prefix, and the proof that we live
+    std::string shm_prefix_;
+    sched::Limits limits_;  // the plan's [resources], with --gpus and CUDA_VISIBLE_DEVICES applied
+    std::optional<notify::Notifier> notifier_;
+    std::unique_ptr<ProgressView> view_;  // before journal_: the journal shows through it
+    Journal journal_;
+    std::chrono::steady_clock::time_point shown_at_{};  // the last LiveStatus given to view_
+    std::vector<std::string> env_storage_;
+    std::optional<std::string> cuda_visible_;  // the host's CUDA_VISIBLE_DEVICES, not passed to workers
+    std::vector<char*> envp_;
+    std::unique_ptr<exec::Executor> executor_;
+    std::vector<std::unique_ptr<TaskGroup>> groups_;
+    std::map<exec::WorkerId, Live> live_;
+    exec::WorkerId task_seq_ = 0;  // the last WorkerId given out
+    int signal_fd_ = -1;
+    int stop_signal_ = 0;
+    std::string started_;
+    ResumeState previous_;  // --resume: what the earlier run finished
+    struct RoundRow {  // one line of rounds.csv
+        std::size_t block;
+        std::uint32_t round;
+        double wall_s;
+        nlohmann::ordered_json values;  // scalars of the round's last group
+    };
+    std::vector<RoundRow> round_rows_;
+    std::uint64_t inputs_seq_ = 0;
+
+    // -- the group being run --
+    const plan::GroupSpec* spec_ = nullptr;
+    std::size_t restarts_pending_ = 0;  // INTERRUPT tasks whose process has ended
+    bool waiting_on_machine_ = false;   // a stage waits for CPU, RAM or GPU memory
+    std::string inputs_segment_;        // the group's inputs, or empty
+    // The resource each waiting task last waited for (logged once per change).
+    std::unordered_map<const Task*, std::string> waiting_for_;
+    std::string last_logged_wait_;      // "load memory": the cause the log last told, and when
+    std::chrono::steady_clock::time_point last_logged_wait_at_{};
+};
+
+}  // namespace fedflow

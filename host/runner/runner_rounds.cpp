@@ -1,0 +1,118 @@
+// runner_rounds.cpp: [[round]]: a round block's groups, count times, with
+// stop-when, keep-rounds and rounds.csv.
+#include "runner/runner.hpp"
+
+#include "common/log.hpp"
+#include "runner/results.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <map>
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace fedflow {
+
+fs::path Runner::group_dir(const plan::GroupSpec& spec, std::uint32_t round) const {
+    return plan::group_dir(plan_, workdir_, spec, round);
+}
+
+void Runner::run_rounds(const plan::RoundSpec& rounds) {
+    const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
+    for (std::uint32_t r = 1; r <= rounds.count && stop_signal_ == 0; ++r) {
+        auto t0 = Clock::now();
+        journal_.write({{"event", "round_start"}, {"round", r}, {"of", rounds.count}});
+        std::size_t first_group = groups_.size();
+        for (std::size_t i = rounds.first; i < rounds.last && stop_signal_ == 0; ++i) run_group(i, r);
+        double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+
+        // stop-when: a task of this round returned that key = true.
+        std::string stopped_by;
+        for (std::size_t i = first_group; i < groups_.size() && !rounds.stop_when.empty() && stopped_by.empty(); ++i)
+            for (const auto& t : groups_[i]->tasks()) {
+                const json& res = t->result();
+                if (res.is_object() && res.contains(rounds.stop_when) && res[rounds.stop_when] == true) {
+                    stopped_by = groups_[i]->group_name() + "/" + t->task_id();
+                    break;
+                }
+            }
+
+        // rounds.csv: the scalars the round's last group returned (the
+        // server's accuracy, say), averaged over its finished tasks.
+        RoundRow row{block, r, wall_s, json::object()};
+        if (groups_.size() > first_group) {
+            const TaskGroup& last = *groups_.back();
+            std::map<std::string, std::pair<double, int>> sums;
+            std::vector<std::string> order;
+            for (const auto& t : last.tasks()) {
+                if (!t->result().is_object()) continue;
+                for (const auto& [k, v] : t->result().items()) {
+                    // Scalars only; "round" and "wall_s" are rounds.csv's own columns.
+                    if ((!v.is_number() && !v.is_boolean()) || k == "round" || k == "wall_s" || k == "block") continue;
+                    if (!sums.count(k)) order.push_back(k);
+                    auto& [sum, n] = sums[k];
+                    sum += v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>();
+                    ++n;
+                }
+            }
+            for (const auto& k : order) row.values[k] = sums[k].first / sums[k].second;
+        }
+        round_rows_.push_back(row);
+        write_rounds_csv();
+        journal_.write({{"event", "round_end"},
+                        {"round", r},
+                        {"wall_ms", static_cast<std::int64_t>(wall_s * 1000)},
+                        {"values", row.values},
+                        {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}});
+        write_run_json("running", 0);
+
+        // keep-rounds: only the folders of the last N rounds stay.
+        if (rounds.keep_rounds != 0 && r > rounds.keep_rounds) {
+            std::uint32_t old = r - rounds.keep_rounds;
+            fs::path dir = workdir_ / plan::round_dir(old, rounds.count);
+            bool shared = false;  // another [[round]] block's groups live there too
+            for (const auto& other : plan_.rounds)
+                shared = shared || (&other != &rounds && other.count >= old);
+            if (shared) {
+                for (std::size_t i = rounds.first; i < rounds.last; ++i) fs::remove_all(dir / plan_.groups[i].name);
+            } else {
+                fs::remove_all(dir);
+            }
+            journal_.write({{"event", "round_removed"}, {"round", old}, {"block", block}});
+        }
+        if (!stopped_by.empty()) {
+            log::info("round {}: {} returned {} = true: no more rounds", r, stopped_by, rounds.stop_when);
+            break;
+        }
+    }
+}
+
+void Runner::write_rounds_csv() {
+    // Columns: every scalar any round reported, in the order first seen.
+    std::vector<std::string> columns;
+    for (const RoundRow& row : round_rows_)
+        for (const auto& [k, v] : row.values.items())
+            if (std::find(columns.begin(), columns.end(), k) == columns.end()) columns.push_back(k);
+    auto quote = [](const std::string& s) {
+        if (s.find_first_of(",\"\n") == std::string::npos) return s;
+        std::string out = "\"";
+        for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return out + "\"";
+    };
+    std::string text = plan_.rounds.size() > 1 ? "block,round" : "round";
+    for (const auto& c : columns) text += "," + quote(c);
+    text += ",wall_s\n";
+    for (const RoundRow& row : round_rows_) {
+        if (plan_.rounds.size() > 1) text += fmt::format("{},", row.block);
+        text += std::to_string(row.round);
+        for (const auto& c : columns)
+            text += row.values.contains(c) ? fmt::format(",{}", row.values[c].get<double>()) : std::string(",");
+        text += fmt::format(",{:.3f}\n", row.wall_s);
+    }
+    results::write_text_file(workdir_ / "rounds.csv", text);
+}
+
+}  // namespace fedflow

@@ -1,0 +1,121 @@
+#include "runner/task_group.hpp"
+
+#include <fmt/core.h>
+
+#include <stdexcept>
+
+namespace fedflow {
+
+TaskGroup::TaskGroup(std::size_t index, std::string group_name, std::string device, std::uint64_t seed)
+    : index_(index), group_name_(std::move(group_name)), device_(std::move(device)), rng_(seed ^ (0x9e3779b97f4a7c15ull * index)) {}
+
+Task& TaskGroup::add_task(Task task) {
+    if (get_task(task.task_id()) != nullptr)
+        throw std::invalid_argument(fmt::format("group {} already has a task '{}'", group_name_, task.task_id()));
+    tasks_.push_back(std::make_unique<Task>(std::move(task)));
+    return *tasks_.back();
+}
+
+Task* TaskGroup::get_task(std::string_view task_id) noexcept {
+    for (auto& t : tasks_)
+        if (t->task_id() == task_id) return t.get();
+    return nullptr;
+}
+
+void TaskGroup::report_finish(std::string_view task_id, nlohmann::ordered_json data) {
+    Task* t = get_task(task_id);
+    if (t == nullptr) throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
+    t->set_result(std::move(data));
+    t->set_status(TaskStatus::FINISHED);
+}
+
+void TaskGroup::report_exception(std::string_view task_id, std::string stage, std::string message) {
+    Task* t = get_task(task_id);
+    if (t == nullptr) throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
+    t->set_status(TaskStatus::EXCEPTION);
+    failures_.insert_or_assign(std::string(task_id), Failure{std::move(stage), std::move(message)});
+}
+
+const TaskGroup::Failure* TaskGroup::failure(std::string_view task_id) const {
+    auto it = failures_.find(task_id);
+    return it == failures_.end() ? nullptr : &it->second;
+}
+
+bool TaskGroup::finished() const noexcept {
+    for (const auto& t : tasks_)
+        if (!is_final(t->status())) return false;
+    return true;
+}
+
+std::size_t TaskGroup::count(TaskStatus s) const noexcept {
+    std::size_t n = 0;
+    for (const auto& t : tasks_) n += t->status() == s;
+    return n;
+}
+
+Task* TaskGroup::retrieve_task(TaskStatus s) {
+    if (s == TaskStatus::INIT) {
+        // The scheduler asks for the next task to start once per start: a
+        // seeded shuffle of the tasks, drawn from the back, keeps that O(1)
+        // and gives the same random order as a pick among the INIT ones.
+        while (!init_order_.empty() && init_order_.back()->status() != TaskStatus::INIT) init_order_.pop_back();
+        if (init_order_.empty()) {
+            // (Re)built when drawn dry: also finds a task that went back to INIT.
+            for (auto& t : tasks_)
+                if (t->status() == TaskStatus::INIT) init_order_.push_back(t.get());
+            for (std::size_t i = init_order_.size(); i > 1; --i) {
+                std::uniform_int_distribution<std::size_t> pick(0, i - 1);
+                std::swap(init_order_[i - 1], init_order_[pick(rng_)]);
+            }
+        }
+        return init_order_.empty() ? nullptr : init_order_.back();
+    }
+    std::vector<Task*> candidates;
+    for (auto& t : tasks_)
+        if (t->status() == s) candidates.push_back(t.get());
+    if (candidates.empty()) return nullptr;
+    std::uniform_int_distribution<std::size_t> pick(0, candidates.size() - 1);
+    return candidates[pick(rng_)];
+}
+
+nlohmann::ordered_json TaskGroup::result() const {
+    nlohmann::ordered_json tasks = nlohmann::ordered_json::object();
+    for (const auto& t : tasks_) {
+        if (t->restored()) {
+            // Finished in an earlier run (--resume): reported as it was then.
+            nlohmann::ordered_json e = t->restored_report();
+            e["status"] = "FINISHED";
+            e["result"] = t->result();
+            tasks[t->task_id()] = std::move(e);
+            continue;
+        }
+        nlohmann::ordered_json e;
+        TaskStatus s = t->status();
+        // A task whose process has exited after finishing is reported by its
+        // outcome: FINISHED.
+        e["status"] = to_string(s == TaskStatus::EXITED ? TaskStatus::FINISHED : s);
+        if (!t->device().empty()) e["device"] = t->device();
+        const TaskStats& st = t->stats();
+        if (st.load_ms >= 0) e["load_ms"] = st.load_ms;
+        if (st.train_ms >= 0) e["train_ms"] = st.train_ms;
+        if (st.peak_memory >= 0) e["peak_memory"] = st.peak_memory;
+        if (st.peak_gpu_memory >= 0) e["peak_gpu_memory"] = st.peak_gpu_memory;
+        e["retries"] = {{"load", t->estimates().load_retries}, {"train", t->estimates().train_retries}};
+        if (const Failure* f = failure(t->task_id())) {
+            e["stage"] = f->stage;
+            e["message"] = f->message;
+        }
+        if (s == TaskStatus::FINISHED || s == TaskStatus::EXITED) e["result"] = t->result();
+        tasks[t->task_id()] = std::move(e);
+    }
+    nlohmann::ordered_json out;
+    out["group"] = group_name_;
+    out["index"] = index_;
+    if (round_ != 0) out["round"] = round_;
+    out["plugin"] = plugin_;
+    if (!device_.empty()) out["device"] = device_;
+    out["tasks"] = std::move(tasks);
+    return out;
+}
+
+}  // namespace fedflow

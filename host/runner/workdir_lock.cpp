@@ -1,0 +1,100 @@
+#include "runner/workdir_lock.hpp"
+
+#include "common/clock.hpp"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace fedflow {
+
+namespace {
+
+// A full disk is the machine's trouble, not bad input: it keeps its errno
+// (exit 3); anything else that stops us from using the workdir is exit 2.
+[[noreturn]] void refuse(int err, const std::string& what) {
+    if (err == ENOSPC || err == EDQUOT) throw std::system_error(err, std::generic_category(), what);
+    throw std::invalid_argument(fmt::format("{}: {}", what, std::generic_category().message(err)));
+}
+
+}  // namespace
+
+std::string WorkdirLock::holder(const fs::path& workdir) {
+    std::ifstream in(workdir / file_name);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) return {};
+    std::string out = fmt::format("pid {}", j["pid"].get<long long>());
+    if (j.contains("host") && j["host"].is_string()) out += " on host " + j["host"].get<std::string>();
+    if (j.contains("started") && j["started"].is_string()) out += ", started " + j["started"].get<std::string>();
+    return out;
+}
+
+WorkdirLock::WorkdirLock(const fs::path& workdir) {
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(workdir, ec)) && !fs::is_directory(workdir, ec))
+        throw std::invalid_argument(fmt::format("workdir {} exists and is not a directory", workdir.string()));
+    fs::create_directories(workdir, ec);
+    if (ec) refuse(ec.value(), fmt::format("cannot create workdir {}", workdir.string()));
+
+    const fs::path path = workdir / file_name;
+    for (int attempt = 0;; ++attempt) {
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0) refuse(errno, fmt::format("cannot open {}", path.string()));
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            ::close(fd);
+            if (err == EINTR) continue;
+            if (err != EWOULDBLOCK) refuse(err, fmt::format("cannot lock {}", path.string()));
+            // The holder writes who it is right after it takes the lock:
+            // give it a moment to have done so.
+            std::string who = holder(workdir);
+            for (int i = 0; i < 20 && who.empty(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                who = holder(workdir);
+            }
+            throw std::invalid_argument(fmt::format(
+                "workdir {} is in use by another run: fedflow-host ({}) holds {}. A workdir takes one run at a "
+                "time: wait for that run to end, or choose another --workdir",
+                workdir.string(), who.empty() ? "it has not said which yet" : who, path.string()));
+        }
+        // Locked, but is it still the file at that path? No run removes
+        // it, but someone may have replaced it between our open and flock,
+        // and a lock on a file nobody else can open keeps nobody out.
+        struct stat locked{}, now{};
+        if (::fstat(fd, &locked) == 0 && ::stat(path.c_str(), &now) == 0 && locked.st_dev == now.st_dev &&
+            locked.st_ino == now.st_ino) {
+            fd_ = fd;
+            break;
+        }
+        ::close(fd);
+        if (attempt == 3) throw std::invalid_argument(fmt::format("{} keeps being replaced: cannot lock it", path.string()));
+    }
+
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    nlohmann::json who{{"pid", ::getpid()}, {"host", host}, {"started", clock::utc_timestamp()}};
+    std::string line = who.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    // Only for the message of a run that is refused: a full disk that
+    // keeps us from writing it costs nothing else.
+    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, line.data(), line.size(), 0);
+}
+
+WorkdirLock::~WorkdirLock() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace fedflow

@@ -1,0 +1,119 @@
+// ResultReceiver: a worker's result taken out of shared memory, and every way
+// a worker can get it wrong refused with a message.
+#include "runner/result_receiver.hpp"
+
+#include "common/integrity.hpp"
+#include "common/shm.hpp"
+
+#include <fedflow/detail/wire.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+using namespace fedflow;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "fedflow-receiver-XXXXXX").string();
+        path = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+// What a worker leaves: one Bytes buffer segment of `n` bytes (filled with
+// 7s) and a result segment whose document refers to it as "weights".
+struct WorkerResult {
+    std::string prefix;
+    ResultAnnouncement announced;
+
+    explicit WorkerResult(std::size_t n) {
+        prefix = "fedflow-test-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand());
+        shm::Segment b = shm::Segment::create(shm::bytes_name(prefix, 0), n);
+        std::memset(b.data(), 7, n);
+        Dict doc{{"loss", 0.5}, {"weights", Bytes::view(b.data(), n, 0)}};
+        std::size_t size = wire::encoded_size(Value(doc));
+        shm::Segment r = shm::Segment::create(shm::result_name(prefix), integrity::result_header_size + size);
+        wire::encode(Value(doc), r.data() + integrity::result_header_size, size);
+        integrity::write_result_header(r.data(), size);
+        announced.size = size;
+        announced.bytes_sizes = {static_cast<std::int64_t>(n)};
+        announced.bytes_checksums = {integrity::checksum(b.data(), n)};
+    }
+    ~WorkerResult() { shm::remove_prefix(prefix + "-"); }
+    // Flips a byte, as a worker that writes after it announced would.
+    static void scribble(const std::string& name, std::streamoff offset) {
+        std::fstream f("/dev/shm/" + name, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(offset);
+        char c = 0;
+        f.get(c);
+        f.seekp(offset);
+        f.put(static_cast<char>(c ^ 0x5a));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a valid result is written to the task's folder and its segments are removed") {
+    TempDir dir;
+    WorkerResult w(64);
+    ResultReceiver r(w.prefix);
+    results::Written out = r.receive(w.announced, dir.path);
+    CHECK(out.json["loss"] == 0.5);
+    CHECK(out.json["weights"]["$bytes"]["size"] == 64);
+    CHECK(out.bytes == 64);
+    CHECK(fs::file_size(dir.path / "weights.bin") == 64);
+    CHECK(fs::exists(dir.path / "result.json"));
+    CHECK(r.segments_removed());
+    CHECK(shm::list_prefix(w.prefix + "-").empty());
+}
+
+TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
+    TempDir dir;
+    WorkerResult w(64);
+    ResultReceiver r(w.prefix);
+    ResultAnnouncement a = w.announced;
+    SUBCASE("a document size that is not the segment's") {
+        a.size += 1;
+        CHECK_THROWS(r.receive(a, dir.path));
+    }
+    SUBCASE("a scribbled-on document") {
+        WorkerResult::scribble(shm::result_name(w.prefix), static_cast<std::streamoff>(integrity::result_header_size) + 20);
+        CHECK_THROWS(r.receive(a, dir.path));
+    }
+    SUBCASE("a Bytes buffer changed after train returned") {
+        WorkerResult::scribble(shm::bytes_name(w.prefix, 0), 3);
+        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("corrupt"));
+    }
+    SUBCASE("a buffer announced larger than it is") {
+        a.bytes_sizes[0] = 4096;
+        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("truncated"));
+    }
+    SUBCASE("a reference to a buffer that was not announced") {
+        a.bytes_sizes.clear();
+        a.bytes_checksums.clear();
+        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("reference to bytes buffer 0 of 0"));
+    }
+    SUBCASE("a buffer of an earlier attempt") {
+        a.bytes_sizes[0] = -1;
+        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("earlier attempt"));
+    }
+    SUBCASE("sizes and checksums that disagree") {
+        a.bytes_checksums.push_back(1);
+        CHECK_THROWS(r.receive(a, dir.path));
+    }
+    CHECK_FALSE(fs::exists(dir.path / "result.json"));
+    CHECK_FALSE(r.segments_removed());
+    r.discard();
+    CHECK(shm::list_prefix(w.prefix + "-").empty());
+}
