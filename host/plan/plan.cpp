@@ -439,6 +439,9 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
         for (const char* reserved : {"run.json", "events.jsonl", "report.html", "rounds.csv", "notify.log"})
             if (*n == reserved)
                 r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the run's own files", *n));
+        if (n->rfind(".fedflow", 0) == 0)  // .fedflow.lock, .fedflow.reserve
+            r.error(*t.get("name"), fmt::format("group name '{}' is reserved: names that begin with '.fedflow' are "
+                                                "the workdir's own files", *n));
         if (n->rfind("round-", 0) == 0 && n->size() > 6 &&
             std::all_of(n->begin() + 6, n->end(), [](char c) { return c >= '0' && c <= '9'; }))
             r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the folders of rounds", *n));

@@ -66,6 +66,11 @@ std::string file_name_for(const std::string& key_path, std::set<std::string>& us
 class Writer {
 public:
     explicit Writer(const fs::path& dir) : dir_(dir) {}
+    // Removes the byte files written so far (the result did not make it).
+    void remove_written() const noexcept {
+        std::error_code ec;
+        for (const auto& name : used_) fs::remove(dir_ / name, ec);
+    }
 
     json value(const Value& v, const std::string& path) {
         switch (v.type()) {
@@ -163,12 +168,21 @@ Value from_json(const json& j, const fs::path& dir) {
 Written write_result(const Dict& result, const fs::path& dir) {
     Writer w(dir);
     Written out;
-    out.json = w.value(Value(result), "");
-    out.bytes = w.bytes();
-    std::string text = out.json.dump(2, ' ', false, json::error_handler_t::replace);
-    text += '\n';
-    write_file(dir / "result.json", text.data(), text.size());
-    out.checksum = integrity::checksum(text.data(), text.size());
+    try {
+        out.json = w.value(Value(result), "");
+        out.bytes = w.bytes();
+        std::string text = out.json.dump(2, ' ', false, json::error_handler_t::replace);
+        text += '\n';
+        write_file(dir / "result.json", text.data(), text.size());
+        out.checksum = integrity::checksum(text.data(), text.size());
+    } catch (...) {
+        // Half a result is none, and on a full disk its files are the
+        // space the run needs to end cleanly.
+        w.remove_written();
+        std::error_code ec;
+        fs::remove(dir / "result.json", ec);
+        throw;
+    }
     return out;
 }
 
@@ -181,8 +195,23 @@ Dict read_result(const json& j, const fs::path& dir) {
 void write_text_file(const fs::path& path, const std::string& text) {
     fs::path tmp = path;
     tmp += ".tmp";
-    write_file(tmp, text.data(), text.size());
-    fs::rename(tmp, path);
+    try {
+        write_file(tmp, text.data(), text.size());
+        fs::rename(tmp, path);
+    } catch (...) {
+        std::error_code ec;
+        fs::remove(tmp, ec);
+        throw;
+    }
+}
+
+bool is_disk_full(const std::exception& e) noexcept {
+    const auto* s = dynamic_cast<const std::system_error*>(&e);
+    if (s == nullptr) return false;
+    // Both categories carry errno values on Linux (EDQUOT has no std::errc).
+    const std::error_code& c = s->code();
+    if (c.category() != std::generic_category() && c.category() != std::system_category()) return false;
+    return c.value() == ENOSPC || c.value() == EDQUOT;
 }
 
 std::uint64_t write_json_file(const fs::path& path, const json& j) {

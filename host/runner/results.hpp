@@ -26,6 +26,8 @@ struct Written {
 // Writes dir/result.json and one file per Bytes value into dir. Byte files
 // are named after the value's key path ("weights.bin", "meta.w.bin") with
 // characters outside [A-Za-z0-9._-] replaced, and never follow symlinks.
+// Throws std::system_error when a file cannot be written, after removing
+// what it wrote: a result is on disk whole or not at all.
 Written write_result(const Dict& result, const std::filesystem::path& dir);
 
 // The Dict that a result.json describes; byte files are read from dir.
@@ -33,10 +35,14 @@ Written write_result(const Dict& result, const std::filesystem::path& dir);
 Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path& dir);
 
 // Writes path through a temporary file and rename, so that a reader (or a
-// crash) never sees half a file. Returns the checksum of what it wrote.
+// crash) never sees half a file; a write that fails removes the temporary
+// file and throws std::system_error. Returns the checksum of what it wrote.
 std::uint64_t write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& json);
 // Writes text to path the same way (temporary file and rename).
 void write_text_file(const std::filesystem::path& path, const std::string& text);
+// The error is a filesystem that is full (ENOSPC) or a disk quota that is
+// spent (EDQUOT): not the data's fault, and gone once there is space.
+bool is_disk_full(const std::exception& e) noexcept;
 // The checksum of a file's bytes (integrity::checksum); nullopt when it
 // cannot be read.
 std::optional<std::uint64_t> file_checksum(const std::filesystem::path& path);

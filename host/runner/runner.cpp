@@ -117,6 +117,7 @@ Runner::~Runner() {
     executor_.reset();  // ends and reaps the workers still running
     shm::remove_prefix(shm_prefix_ + "-");
     if (signal_fd_ >= 0) ::close(signal_fd_);
+    release_reserve();
 }
 
 int Runner::run() {
@@ -178,9 +179,13 @@ int Runner::run() {
     if (plan_.notify) notifier_.emplace(notify_config(*plan_.notify), workdir_);
     started_ = clock::utc_timestamp();
     view_ = ProgressView::make(options_.progress);
+    make_reserve();
     write_run_json("running", 0);
     failpoint("run-json-written");
-    if (std::size_t cut = journal_.open(workdir_ / "events.jsonl", view_.get()))
+    std::size_t cut = 0;
+    if (!write_own(workdir_ / "events.jsonl", [&] { cut = journal_.open(workdir_ / "events.jsonl", view_.get()); }))
+        throw std::runtime_error(fmt::format("cannot start: the filesystem of {} is full", workdir_.string()));
+    if (cut != 0)
         log::warning("events.jsonl ended in {} byte(s) of a line that was never finished (its host was killed, or the "
                      "disk was full): cut off",
                      cut);
@@ -216,7 +221,7 @@ int Runner::run() {
         log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, total);
 
     try {
-        for (std::size_t i = 0; i < plan_.groups.size() && stop_signal_ == 0;) {
+        for (std::size_t i = 0; i < plan_.groups.size() && stop_reason_.empty();) {
             const plan::GroupSpec& g = plan_.groups[i];
             if (g.block == 0) {
                 run_group(i);
@@ -240,14 +245,21 @@ int Runner::run() {
         throw;
     }
 
+    check_journal();
     bool failed = false;
     for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
-    int code = stop_signal_ != 0 ? exit_host_failed : failed ? exit_task_failed : exit_ok;
-    std::string status = stop_signal_ != 0 ? "interrupted" : failed ? "failed" : "finished";
+    int code = !stop_reason_.empty() ? exit_host_failed : failed ? exit_task_failed : exit_ok;
+    std::string status = !stop_reason_.empty() ? "interrupted" : failed ? "failed" : "finished";
     write_run_json(status, code);
-    journal_.write({{"event", "run_end"}, {"status", status}, {"exit_code", code}});
+    json end{{"event", "run_end"}, {"status", status}, {"exit_code", code}};
+    if (!stop_reason_.empty()) end["reason"] = stop_reason_;
+    journal_.write(std::move(end));
     write_report();
     notify_run(status);
+    if (disk_full_)
+        log::error("the run was stopped because the workdir's filesystem is full: what finished is kept; free some "
+                   "space, then `--resume` runs the rest");
+    release_reserve();
     if (view_) {
         if (view_->live()) show_status(true);  // nothing runs any more
         view_->finish();
@@ -378,7 +390,12 @@ void Runner::receive_result(Live& live, exec::WorkerId id, const Dict& body) {
                                    {"result_checksum", fmt::format("{:016x}", w.checksum)}});
     } catch (const std::exception& e) {
         live.receiver.discard();
-        fail(group, task, "train", fmt::format("invalid result: {}", e.what()));
+        if (results::is_disk_full(e)) {
+            disk_full(e.what());
+            fail(group, task, "train", fmt::format("not saved: the workdir's filesystem is full ({})", e.what()));
+        } else {
+            fail(group, task, "train", fmt::format("invalid result: {}", e.what()));
+        }
     }
     task.exit();
 }
@@ -431,7 +448,7 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
     if (task.status() == TaskStatus::FINISHED) {
         task.set_status(TaskStatus::EXITED);
         status_event(group, task);
-    } else if (task.status() == TaskStatus::INTERRUPT && stop_signal_ == 0) {
+    } else if (task.status() == TaskStatus::INTERRUPT && stop_reason_.empty()) {
         ++restarts_pending_;  // out of memory in load: starts again in a new process
     } else if (!is_final(task.status())) {
         std::string stage = stage_of(task.status());
@@ -439,8 +456,8 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
         if (!live.timed_out_stage.empty()) {
             stage = live.timed_out_stage;
             message = fmt::format("timed out after {} in {}", format_duration(plan_.scheduler.task_timeout), stage);
-        } else if (stop_signal_ != 0) {
-            message = fmt::format("interrupted: the host received {}", signal_name(stop_signal_));
+        } else if (!stop_reason_.empty()) {
+            message = "interrupted: " + stop_reason_;
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             message = "the worker exited without a result";
         } else if (e.killed_for_memory) {
@@ -508,11 +525,9 @@ void Runner::read_signals() {
             }
             continue;
         }
-        if (stop_signal_ == 0) {
-            stop_signal_ = static_cast<int>(si.ssi_signo);
-            log::warning("received {}: ending {} running task(s), starting nothing new", signal_name(stop_signal_),
-                         live_.size());
-            stop_all(SIGTERM);
+        if (!signalled_) {
+            signalled_ = true;
+            stop("the host received " + signal_name(static_cast<int>(si.ssi_signo)));
         } else {
             stop_all(SIGKILL);  // asked twice: do not wait for the grace period
         }
@@ -571,7 +586,7 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     group->set_plugin(plugins_[index].name);
     group->set_round(round);
     group->set_workdir(group_dir(spec, round));
-    fs::create_directories(group->workdir());
+    const bool have_dir = write_own(group->workdir(), [&] { fs::create_directories(group->workdir()); });
     ResumeState::Tasks* previous = options_.resume ? previous_.finished(round, spec.name) : nullptr;
     for (const auto& t : spec.tasks) {
         Task& task = group->add_task(Task(t.id, t.device, t.params));
@@ -610,6 +625,7 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     std::vector<exec::Event> events;
     for (;;) {
         journal_.sync();  // what just finished is on disk before anything new starts
+        check_journal();
         schedule(g);
         if (live_.empty() && !waiting_on_machine_) break;
         events.clear();
@@ -622,21 +638,23 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     // Tasks never started because the host was asked to stop.
     for (const auto& t : g.tasks()) {
         if (t->status() == TaskStatus::INIT)
-            fail(g, *t, "start", fmt::format("not started: the host received {}", signal_name(stop_signal_)));
+            fail(g, *t, "start", "not started: " + stop_reason_);
         else if (t->status() == TaskStatus::INTERRUPT)
-            fail(g, *t, "load", fmt::format("not restarted after running out of memory: the host received {}",
-                                            signal_name(stop_signal_)));
+            fail(g, *t, "load", "not restarted after running out of memory: " + stop_reason_);
     }
     if (!inputs_segment_.empty()) shm::Segment::remove(inputs_segment_);
 
-    results::write_json_file(g.workdir() / "report.json", g.result());
+    if (have_dir)
+        write_own(g.workdir() / "report.json", [&] { results::write_json_file(g.workdir() / "report.json", g.result()); });
     journal_.write({{"event", "group_end"},
                     {"group", g.group_name()},
                     {"round", round},
                     {"finished", g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED)},
                     {"failed", g.failed_count()}});
     write_run_json("running", 0);
-    write_report();
+    // Once stopped, the page waits for the end of the run: on a full disk
+    // the reserve is for run.json and the reports.
+    if (stop_reason_.empty()) write_report();
     notify_group(g);
 }
 

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include <sys/signalfd.h>
+#include <sys/types.h>
 
 namespace fedflow {
 
@@ -133,6 +135,26 @@ private:
     void status_event(const TaskGroup& group, const Task& task, nlohmann::ordered_json extra = {});
     std::string make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec);
     void stop_all(int signal);
+    // Stops the run, once: nothing new starts, running workers get SIGTERM,
+    // tasks not started fail with "not started: <reason>", the run ends
+    // "interrupted" (exit 3) with that reason.
+    void stop(const std::string& reason);
+    // A write to the workdir failed for want of space: frees the reserve,
+    // says so once, and stops the run ("the workdir's filesystem is full").
+    void disk_full(const std::string& what);
+    // A journal that could not be written stops the run (disk_full for a
+    // full disk).
+    void check_journal();
+    // Writes one of the run's own files (or makes a folder) with write; a
+    // full disk stops the run and frees the reserve, and write is tried once
+    // more. False when it still failed; any other error throws.
+    bool write_own(const std::filesystem::path& file, const std::function<void()>& write);
+    // <workdir>/.fedflow.reserve: space set aside at start, freed on a full
+    // disk for the run's last writes (docs/architecture.md, "Full disk").
+    static constexpr const char* reserve_file = ".fedflow.reserve";
+    static constexpr off_t reserve_size = 1 << 20;
+    void make_reserve();
+    void release_reserve() noexcept;
     // The live task whose worker, or a process it started, sent this
     // signal to the host (its pid, process group or parents lead to the
     // worker); null for any other sender. A sender already exited and
@@ -169,7 +191,10 @@ private:
     std::map<exec::WorkerId, Live> live_;
     exec::WorkerId task_seq_ = 0;  // the last WorkerId given out
     int signal_fd_ = -1;
-    int stop_signal_ = 0;
+    std::string stop_reason_;  // why the run stops early ("the host received SIGINT"); empty: it does not
+    bool signalled_ = false;   // SIGINT/SIGTERM came once: a second one kills at once
+    bool disk_full_ = false;
+    bool reserve_made_ = false;
     std::string started_;
     ResumeState previous_;  // --resume: what the earlier run finished
     struct RoundRow {  // one line of rounds.csv

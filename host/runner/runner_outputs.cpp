@@ -12,6 +12,11 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include <fcntl.h>
 
 #include <unistd.h>
 
@@ -55,7 +60,7 @@ void Runner::notify_group(const TaskGroup& g) {
     e.kind = "group";
     e.name = g.round() != 0 ? fmt::format("{} (round {})", g.group_name(), g.round()) : g.group_name();
     std::size_t finished = g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED);
-    e.status = stop_signal_ != 0 ? "interrupted" : g.failed_count() > 0 ? "failed" : "finished";
+    e.status = !stop_reason_.empty() ? "interrupted" : g.failed_count() > 0 ? "failed" : "finished";
     e.report = g.workdir() / "report.json";
     e.summary = fmt::format("Group {}: {} of {} task(s) finished, {} failed.", e.name, finished, g.tasks().size(),
                             g.failed_count());
@@ -131,6 +136,7 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
     run["ended"] = status == "running" ? json(nullptr) : json(clock::utc_timestamp());
     run["status"] = status;
     run["exit_code"] = status == "running" ? json(nullptr) : json(exit_code);
+    if (!stop_reason_.empty() && status != "running") run["reason"] = stop_reason_;
     cpu["memory"] = executor_->machine().ram_total;
     json devices = json::array({cpu});
     for (const auto& g : executor_->machine().gpus)
@@ -147,7 +153,70 @@ void Runner::write_run_json(const std::string& status, int exit_code) {
     run["devices"] = std::move(devices);
     run["groups"] = std::move(groups);
     if (!plan_.rounds.empty()) run["rounds"] = std::move(rounds);
-    results::write_json_file(workdir_ / "run.json", run);
+    write_own(workdir_ / "run.json", [&] { results::write_json_file(workdir_ / "run.json", run); });
+}
+
+bool Runner::write_own(const fs::path& file, const std::function<void()>& write) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            write();
+            return true;
+        } catch (const std::exception& e) {
+            if (!results::is_disk_full(e)) throw;
+            disk_full(e.what());  // frees the reserve: one more try
+            if (attempt == 1) {
+                log::error("cannot write {}: the filesystem is full even after freeing the reserve ({})",
+                           file.string(), e.what());
+                return false;
+            }
+        }
+    }
+}
+
+void Runner::stop(const std::string& reason) {
+    if (!stop_reason_.empty()) return;
+    stop_reason_ = reason;
+    log::warning("{}: ending {} running task(s), starting nothing new", reason, live_.size());
+    stop_all(SIGTERM);
+}
+
+void Runner::disk_full(const std::string& what) {
+    release_reserve();
+    if (disk_full_) return;
+    disk_full_ = true;
+    log::error("the workdir's filesystem is full ({})", what);
+    stop("the workdir's filesystem is full");
+}
+
+void Runner::check_journal() {
+    const int err = journal_.error();
+    if (err == 0) return;
+    const std::string what = fmt::format("write {}: {}", (workdir_ / "events.jsonl").string(), std::strerror(err));
+    if (err == ENOSPC || err == EDQUOT) disk_full(what);
+    else stop(fmt::format("the journal cannot be written ({})", what));
+}
+
+// A run needs a little space to end cleanly (run.json, the reports, the
+// journal's last lines) also when a task has filled the disk: it holds
+// that much in a file of its own and gives it back the moment the disk is
+// full.
+void Runner::make_reserve() {
+    const fs::path file = workdir_ / reserve_file;
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return;
+    reserve_made_ = ::posix_fallocate(fd, 0, reserve_size) == 0;
+    ::close(fd);
+    if (!reserve_made_) {
+        std::error_code ec;
+        fs::remove(file, ec);  // a filesystem that is nearly full already: none
+    }
+}
+
+void Runner::release_reserve() noexcept {
+    if (!reserve_made_) return;
+    std::error_code ec;
+    fs::remove(workdir_ / reserve_file, ec);
+    reserve_made_ = false;
 }
 
 }  // namespace fedflow

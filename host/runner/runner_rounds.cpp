@@ -22,11 +22,11 @@ fs::path Runner::group_dir(const plan::GroupSpec& spec, std::uint32_t round) con
 
 void Runner::run_rounds(const plan::RoundSpec& rounds) {
     const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
-    for (std::uint32_t r = 1; r <= rounds.count && stop_signal_ == 0; ++r) {
+    for (std::uint32_t r = 1; r <= rounds.count && stop_reason_.empty(); ++r) {
         auto t0 = Clock::now();
         journal_.write({{"event", "round_start"}, {"round", r}, {"of", rounds.count}});
         std::size_t first_group = groups_.size();
-        for (std::size_t i = rounds.first; i < rounds.last && stop_signal_ == 0; ++i) run_group(i, r);
+        for (std::size_t i = rounds.first; i < rounds.last && stop_reason_.empty(); ++i) run_group(i, r);
         double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
         // stop-when: a task of this round returned that key = true.
@@ -112,7 +112,7 @@ void Runner::write_rounds_csv() {
             text += row.values.contains(c) ? fmt::format(",{}", row.values[c].get<double>()) : std::string(",");
         text += fmt::format(",{:.3f}\n", row.wall_s);
     }
-    results::write_text_file(workdir_ / "rounds.csv", text);
+    write_own(workdir_ / "rounds.csv", [&] { results::write_text_file(workdir_ / "rounds.csv", text); });
 }
 
 }  // namespace fedflow

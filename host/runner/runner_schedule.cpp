@@ -6,6 +6,7 @@
 #include "common/device.hpp"
 #include "common/log.hpp"
 #include "common/units.hpp"
+#include "runner/results.hpp"
 
 #include <fmt/core.h>
 
@@ -212,7 +213,12 @@ bool Runner::launch(TaskGroup& group, Task& task) {
         a = executor_->start_load(request);
     } catch (const std::exception& e) {
         if (task.status() == TaskStatus::INTERRUPT) --restarts_pending_;
-        fail(group, task, "start", e.what());
+        if (results::is_disk_full(e)) {
+            disk_full(e.what());
+            fail(group, task, "start", fmt::format("not started: the workdir's filesystem is full ({})", e.what()));
+        } else {
+            fail(group, task, "start", e.what());
+        }
         return true;
     }
     if (a.verdict.kind == sched::Verdict::Kind::wait) {
@@ -237,7 +243,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
 
 void Runner::schedule(TaskGroup& group) {
     waiting_on_machine_ = false;
-    if (stop_signal_ != 0) return;
+    if (!stop_reason_.empty()) return;
     start_trains(group);
     start_loads(group);
 }

@@ -88,8 +88,8 @@ class StaleSegments(HostTest):
             left = set(os.listdir("/dev/shm"))
             self.assertEqual([n for n in names if n.startswith(gone) and n in left], [])
             self.assertEqual([n for n in names if not n.startswith(gone) and n not in left], [])
-            # (Other tests running beside this one may leave more.)
-            self.assertRegex(r.stderr, r"removed \d+ shared-memory segment\(s\)")
+            # (Whether this host or another one running beside it removed
+            # the dead run's segments is not this test's concern.)
             self.assertIn("cannot be proven gone", r.stderr)
         finally:
             held.close()

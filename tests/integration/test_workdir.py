@@ -2,10 +2,13 @@
 """The workdir and what guards it: one run at a time (a second one, fresh or
 --resume, is refused with the holder's pid and host, and the first run's
 files stay intact); a host killed at any point of its start leaves a workdir
-that the next run accepts; a torn last journal line is cut, not glued to."""
+that the next run accepts; a torn last journal line is cut, not glued to; a
+full disk stops the run cleanly, and --resume finishes it once there is
+space."""
 import os
 import signal
 import socket
+import subprocess
 
 import fftest
 from fftest import HostTest
@@ -124,6 +127,116 @@ class KilledWhileStarting(HostTest):
         self.assertTrue(events[lines]["resume"])
         self.assertEqual([e["task"] for e in events[lines:] if e.get("status") == "AVAILABLE"], ["bad"])
         self.assertStatus(r, "g", "ok", "FINISHED")
+
+
+class FullDisk(HostTest):
+    """The workdir on a small tmpfs of its own (root only: skipped elsewhere)."""
+
+    def setUp(self):
+        super().setUp()
+        self.disk = os.path.join(self.tmp, "disk")
+        os.mkdir(self.disk)
+        mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", self.disk],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if mount.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: %s" % mount.stdout.strip())
+
+    def tearDown(self):
+        subprocess.run(["umount", "-l", self.disk], stderr=subprocess.DEVNULL)
+        super().tearDown()
+
+    def assertStoppedCleanly(self, r):
+        """Exit 3 that says why, run.json and the journal that agree, no
+        temporary file left."""
+        self.assertExit(r, 3)
+        self.assertIn("the workdir's filesystem is full", r.stderr)
+        run = r.json("run.json")
+        self.assertEqual((run["status"], run["exit_code"], run.get("reason")),
+                         ("interrupted", 3, "the workdir's filesystem is full"))
+        end = r.events()[-1]  # and every line is JSON
+        self.assertEqual((end["event"], end.get("reason")), ("run_end", "the workdir's filesystem is full"))
+        left = [os.path.join(d, f) for d, _, files in os.walk(r.workdir) for f in files
+                if f.endswith(".tmp") or f == ".fedflow.reserve"]
+        self.assertEqual(left, [])
+
+    def test_a_result_that_does_not_fit_stops_the_run_and_resume_finishes_it(self):
+        # "filler" leaves 400 KiB free; each "big" result needs 1 MiB.
+        fill = ("avail=$(df -B1 --output=avail . | tail -1); head -c $((avail - 409600)) /dev/zero > fill; "
+                "echo '{{\"filled\": true}}' > result.json")
+        plan = self.write_plan("""
+[[group]]
+name = "first"
+plugin = "echo"
+tasks = 2
+
+[[group]]
+name = "filler"
+plugin = "command"
+params = { train = ["sh", "-c", %s] }
+
+[[group]]
+name = "big"
+plugin = "big_bytes"
+tasks = 3
+
+[[group]]
+name = "after"
+plugin = "echo"
+""" % fftest.toml_str(fill), scheduler={"max-processes": 1})
+        wd = os.path.join(self.disk, "run")
+        r = self.host(plan, "--workdir", wd, workdir=wd)
+        self.assertStoppedCleanly(r)
+        first = r.result("first", "0")
+        self.assertStatus(r, "filler", "0", "FINISHED")
+        big = r.report("big")["tasks"]
+        saved = [t for t, e in big.items() if e.get("message", "").startswith("not saved: the workdir's filesystem is full")]
+        self.assertEqual(len(saved), 1, big)
+        self.assertEqual(sorted(os.listdir(r.path("big", saved[0]))), ["stderr.log", "stdout.log"])
+        for t, e in big.items():
+            if t not in saved:
+                self.assertEqual(e["message"], "not started: the workdir's filesystem is full")
+        self.assertFalse(os.path.exists(r.path("after")))
+
+        os.unlink(r.path("filler", "0", "fill"))  # the user frees some space
+        r = self.host(plan, "--workdir", wd, "--resume", workdir=wd)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("first", "0"), first)
+        for t in ("0", "1", "2"):
+            self.assertEqual(r.result("big", t)["size"], 1 << 20)
+        self.assertStatus(r, "after", "0", "FINISHED")
+        self.assertEqual(r.json("run.json")["status"], "finished")
+
+    def test_a_task_that_fills_the_disk_to_the_last_byte_leaves_a_consistent_run(self):
+        # Nothing can be written after "hog" (its first time): run.json and
+        # the journal's last lines need the space the host set aside.
+        once = os.path.join(self.tmp, "filled-once")
+        hog = ("echo '{{\"hog\": true}}' > result.json; "
+               "if [ ! -e %s ]; then touch %s; cat /dev/zero > fill 2>/dev/null; fi; true" % (once, once))
+        plan = self.write_plan("""
+[[group]]
+name = "first"
+plugin = "echo"
+
+[[group]]
+name = "hog"
+plugin = "command"
+params = { train = ["sh", "-c", %s] }
+
+[[group]]
+name = "after"
+plugin = "echo"
+""" % fftest.toml_str(hog))
+        wd = os.path.join(self.disk, "run")
+        r = self.host(plan, "--workdir", wd, workdir=wd)
+        self.assertStoppedCleanly(r)
+        self.assertStatus(r, "first", "0", "FINISHED")
+        self.assertFalse(os.path.exists(r.path("after")))
+
+        os.unlink(r.path("hog", "0", "fill"))
+        r = self.host(plan, "--workdir", wd, "--resume", workdir=wd)
+        self.assertExit(r, 0)
+        self.assertStatus(r, "hog", "0", "FINISHED")
+        self.assertStatus(r, "after", "0", "FINISHED")
 
 
 if __name__ == "__main__":

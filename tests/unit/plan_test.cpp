@@ -138,6 +138,8 @@ TEST_CASE("errors name file, line, column and key") {
 TEST_CASE("names that would overwrite the run's own files are reserved") {
     CHECK(errors("[[group]]\nname = \"run.json\"\nplugin = \"echo\"\n").find("reserved") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"events.jsonl\"\nplugin = \"echo\"\n").find("reserved") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \".fedflow.lock\"\nplugin = \"echo\"\n").find("reserved") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \".fedflow.reserve\"\nplugin = \"echo\"\n").find("reserved") != std::string::npos);
     CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"report.json\"\n").find("reserved") !=
           std::string::npos);
 }

@@ -1,13 +1,19 @@
-// result.json and byte files: written as SPEC.md says, and read back.
+// result.json and byte files: written as SPEC.md says, and read back; a write
+// that fails (a full disk) leaves no part of itself behind.
 #include "runner/results.hpp"
 
 #include <doctest/doctest.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
+#include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace fedflow;
@@ -120,4 +126,64 @@ TEST_CASE("a $ key (a convention's marker such as $tensor) adds nothing to a byt
     auto j = results::write_result(result, dir.path).json;
     CHECK(j["weights"]["$tensor"]["data"]["$bytes"]["file"] == "weights.data.bin");
     CHECK(fs::file_size(dir.path / "weights.data.bin") == 8);
+}
+
+namespace {
+
+// RLIMIT_FSIZE stands in for a full disk: a write past it fails after
+// writing what fits, as one on a full disk does.
+struct FileSizeLimit {
+    rlimit saved{};
+    struct sigaction old {};
+    explicit FileSizeLimit(rlim_t bytes) {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        ::sigaction(SIGXFSZ, &ignore, &old);
+        ::getrlimit(RLIMIT_FSIZE, &saved);
+        rlimit small = saved;
+        small.rlim_cur = bytes;
+        ::setrlimit(RLIMIT_FSIZE, &small);
+    }
+    ~FileSizeLimit() {
+        ::setrlimit(RLIMIT_FSIZE, &saved);
+        ::sigaction(SIGXFSZ, &old, nullptr);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a result that cannot be written leaves none of its files") {
+    TempDir dir;
+    std::ofstream(dir.path / "stdout.log") << "the task's own\n";
+    Bytes small(100), big(100000);
+    Dict result{{"a", small}, {"b", big}, {"n", 1}};
+    {
+        FileSizeLimit limit(4096);
+        CHECK_THROWS_AS(results::write_result(result, dir.path), std::system_error);
+    }
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(dir.path)) left.push_back(e.path().filename().string());
+    CHECK(left == std::vector<std::string>{"stdout.log"});
+}
+
+TEST_CASE("a JSON file that cannot be written leaves no temporary file and the old one as it was") {
+    TempDir dir;
+    results::write_json_file(dir.path / "run.json", nlohmann::ordered_json{{"status", "running"}});
+    const std::string before = slurp(dir.path / "run.json");
+    {
+        FileSizeLimit limit(64);
+        CHECK_THROWS_AS(results::write_json_file(dir.path / "run.json",
+                                                 nlohmann::ordered_json{{"status", std::string(1000, 'x')}}),
+                        std::system_error);
+    }
+    CHECK(slurp(dir.path / "run.json") == before);
+    CHECK_FALSE(fs::exists(dir.path / "run.json.tmp"));
+}
+
+TEST_CASE("is_disk_full: ENOSPC and EDQUOT, from any layer, and nothing else") {
+    CHECK(results::is_disk_full(std::system_error(ENOSPC, std::generic_category(), "write x")));
+    CHECK(results::is_disk_full(std::system_error(EDQUOT, std::system_category(), "write x")));
+    CHECK(results::is_disk_full(fs::filesystem_error("rename", std::make_error_code(std::errc::no_space_on_device))));
+    CHECK_FALSE(results::is_disk_full(std::system_error(EIO, std::generic_category(), "write x")));
+    CHECK_FALSE(results::is_disk_full(std::runtime_error("No space left on device")));
 }
