@@ -412,7 +412,17 @@ void Runner::handle_message(Live& live, exec::WorkerId id, channel::Message& m) 
         task.stats().load_ms = m.body.at("ms").as<std::int64_t>();
         task.stats().peak_memory = m.body.at("peak_memory").as<std::int64_t>();
         task.set_status(TaskStatus::WAITING);
-        status_event(group, task, {{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}});
+        json extra{{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}};
+        // The task's own estimates (set_estimates in load) replace the plan's
+        // for train, its retries and a reload.
+        for (auto [key, field] : {std::pair{"memory_estimate", &TaskEstimates::memory},
+                                  std::pair{"gpu_memory_estimate", &TaskEstimates::gpu_memory}}) {
+            const Value* v = m.body.find(key);
+            if (v == nullptr || !v->is<std::int64_t>() || v->as<std::int64_t>() < 0) continue;
+            task.estimates().*field = static_cast<std::uint64_t>(v->as<std::int64_t>());
+            extra[key] = v->as<std::int64_t>();
+        }
+        status_event(group, task, std::move(extra));
         break;  // schedule() gives it a device
     }
     case channel::Type::result: receive_result(live, id, m.body); break;
