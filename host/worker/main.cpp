@@ -13,6 +13,7 @@
 #include "common/integrity.hpp"
 #include "common/clock.hpp"
 #include "common/shm.hpp"
+#include "worker/crash_report.hpp"
 #include "worker/services.hpp"
 
 #include <fedflow/abi.h>
@@ -167,6 +168,9 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    // A crash leaves the signal, the stage and a backtrace in stderr.log.
+    fedflow::worker::crash::install();
+
     // Die with the host, and catch a host that died before we armed this.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (host_pid != 0 && getppid() != host_pid) return 0;
@@ -210,6 +214,8 @@ int main(int argc, char** argv) {
         fail_and_exit("start", "protocol", std::string("bad config: ") + e.what());
     }
 
+    const std::string task_name = group + "/" + task_id;
+    fedflow::worker::crash::set_context("start", task_name);
     boost::dll::shared_library lib;
     const fedflow_plugin* plugin = open_plugin(lib, plugin_path, plugin_name);
 
@@ -241,6 +247,7 @@ int main(int argc, char** argv) {
 
         if (m->type == ch::Type::load) {
             st = fedflow_status{};
+            fedflow::worker::crash::set_context("load", task_name);
             std::int64_t t0 = fedflow::clock::monotonic_ns();
             std::int32_t rc = plugin->load(task, &ctx, &st);
             std::fflush(stdout);
@@ -274,6 +281,7 @@ int main(int argc, char** argv) {
 #endif
             services.reset_result();
             st = fedflow_status{};
+            fedflow::worker::crash::set_context("train", task_name);
             std::int64_t t0 = fedflow::clock::monotonic_ns();
             std::int32_t rc = plugin->train(task, &ctx, device.c_str(), &st);
             std::int64_t t1 = fedflow::clock::monotonic_ns();
@@ -292,7 +300,7 @@ int main(int argc, char** argv) {
             }
             fedflow::List sizes = services.bytes_sizes();
             fedflow::List checksums = services.bytes_checksums();
-            damage_result(group + "/" + task_id, prefix, size);
+            damage_result(task_name, prefix, size);
             send_or_exit(ch::Type::result, Dict{{"size", std::int64_t(size)},
                                                 {"bytes", std::int64_t(services.bytes_count())},
                                                 {"bytes_sizes", std::move(sizes)},
@@ -304,6 +312,7 @@ int main(int argc, char** argv) {
             fail_and_exit("channel", "protocol", std::string("unexpected message ") + ch::type_name(m->type));
         }
     }
+    fedflow::worker::crash::set_context("exit", task_name);
     plugin->destroy(task);
     std::fflush(stdout);
     std::fflush(stderr);

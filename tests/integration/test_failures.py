@@ -5,6 +5,7 @@ finish, and the host exits 1. A task that sends the host SIGTERM fails alone."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -76,6 +77,44 @@ class Faults(HostTest):
                 self.assertIn("EXCEPTION", events)
                 # Quick: nothing here waits on a timeout.
                 self.assertLess(r.elapsed, 15)
+
+
+class CrashReport(HostTest):
+    """A task that crashes leaves the signal, its stage and a backtrace of the
+    crashing thread in stderr.log; its status still says which signal."""
+
+    def test_a_segfault_writes_its_backtrace_into_stderr_log(self):
+        r = self.run_plan(self.write_plan(fault_plan("fault_segfault")))
+        self.assertExit(r, 1)
+        entry = self.assertStatus(r, "faulty", "boom", "EXCEPTION")
+        self.assertRegex(entry["message"], r"^killed by signal SIGSEGV")
+        err = r.read("faulty", "boom", "stderr.log")
+        self.assertRegex(err, r"fedflow-worker: SIGSEGV \(Segmentation fault\) at address 0x[0-9a-f]+ "
+                              r"in train of task faulty/boom\n", err)
+        frames = re.findall(r"^  #(\d+) (0x[0-9a-f]+) (\S+) (0x[0-9a-f]+)", err, re.M)
+        self.assertTrue(frames, "no frame in stderr.log:\n" + err)
+        # The innermost frame is the faulting store, in the plugin's train.
+        so = fftest.plugin_file("fault_segfault")
+        self.assertEqual(os.path.realpath(frames[0][2]), os.path.realpath(so), err)
+        self.assertIn(os.path.basename(fftest.HOST).replace("host", "worker"), err)
+        # Its offset is one addr2line can take to the source line.
+        addr2line = shutil.which("addr2line")
+        if addr2line:
+            where = subprocess.run([addr2line, "-Cfie", so, frames[0][3]], capture_output=True, text=True).stdout
+            self.assertIn("fault_segfault.cpp", where, err)
+        # A spared task's log has no report.
+        self.assertNotIn("backtrace", r.read("faulty", "spared", "stderr.log"))
+
+    def test_an_abort_is_reported_and_still_ends_by_sigabrt(self):
+        r = self.run_plan(self.write_plan(fault_plan("fault_abort")))
+        self.assertExit(r, 1)
+        entry = self.assertStatus(r, "faulty", "boom", "EXCEPTION")
+        self.assertRegex(entry["message"], r"^killed by signal SIGABRT")
+        err = r.read("faulty", "boom", "stderr.log")
+        self.assertIn("fedflow-worker: SIGABRT (Aborted) sent by pid ", err)
+        self.assertIn("in train of task faulty/boom", err)
+        self.assertRegex(err, r"  #0 0x[0-9a-f]+ \S*libc\.so\S* 0x[0-9a-f]+", err)
+        self.assertIn(os.path.realpath(fftest.plugin_file("fault_abort")), err)
 
 
 class SharedMemory(HostTest):

@@ -190,7 +190,7 @@ TEST_CASE("fault_throw_train fails train with its message") {
 }
 
 TEST_CASE("fault_segfault dies of SIGSEGV") {
-    Ended e = run("fault_segfault");
+    Ended e = run("fault_segfault", Dict{{"default_action", true}});
     CHECK(e.signaled);
     CHECK(e.signal == SIGSEGV);
     CHECK(e.report.empty());
