@@ -3,6 +3,7 @@
 //   fedflow-host PLAN.toml [options]      run the plan
 //   fedflow-host validate PLAN.toml       check plan and plugins; run nothing
 //   fedflow-host plugins                  list the plugins found
+//   fedflow-host report WORKDIR           write WORKDIR/report.html again from the run's files
 //
 // Exit status: 0 every task finished; 1 some task failed; 2 bad input,
 // nothing started; 3 the host itself failed or was interrupted.
@@ -10,6 +11,7 @@
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
 #include "runner/runner.hpp"
+#include "report/report_html.hpp"
 
 #include <fedflow/abi.h>
 
@@ -107,6 +109,29 @@ int cmd_plugins(const Options& o) {
         std::printf("rejected (%zu):\n", registry.rejected().size());
         for (const auto& r : registry.rejected()) std::printf("  %s: %s\n", r.path.c_str(), r.reason.c_str());
     }
+    return exit_ok;
+}
+
+// Draws report.html from the files a run left (any run: finished, running,
+// killed, resumed), as the host does during a run.
+int cmd_report(const Options& o) {
+    const fs::path workdir = o.workdir;
+    std::error_code ec;
+    if (!fs::is_directory(workdir, ec)) {
+        std::fprintf(stderr, "fedflow-host report: %s is not a directory\n", workdir.c_str());
+        return exit_bad_input;
+    }
+    if (!fs::exists(workdir / "run.json", ec) && !fs::exists(workdir / "events.jsonl", ec)) {
+        std::fprintf(stderr, "fedflow-host report: %s holds no Fedflow run (no run.json, no events.jsonl)\n", workdir.c_str());
+        return exit_bad_input;
+    }
+    try {
+        report::write_html(workdir);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "fedflow-host report: %s\n", e.what());
+        return exit_host_failed;
+    }
+    std::printf("%s\n", (workdir / "report.html").c_str());
     return exit_ok;
 }
 
@@ -213,6 +238,9 @@ int main(int argc, char** argv) {
     CLI::App* plugins = app.add_subcommand("plugins", "List the plugins found, with ABI version and path");
     add_plugin_path(plugins);
     add_log_level(plugins);
+    CLI::App* report_cmd = app.add_subcommand("report", "Write report.html of a run again from its files (run.json, events.jsonl, ...)");
+    report_cmd->add_option("workdir", o.workdir, "The run's workdir")->required()->type_name("WORKDIR");
+    add_log_level(report_cmd);
     app.require_subcommand(0, 1);
 
     try {
@@ -227,6 +255,7 @@ int main(int argc, char** argv) {
 
     if (validate->parsed()) return cmd_validate(o);
     if (plugins->parsed()) return cmd_plugins(o);
+    if (report_cmd->parsed()) return cmd_report(o);
     if (o.plan.empty()) {
         std::fprintf(stderr, "%s", app.help().c_str());
         std::fprintf(stderr, "fedflow-host: no plan given\n");

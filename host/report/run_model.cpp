@@ -1,7 +1,5 @@
 #include "report/run_model.hpp"
 
-#include "plan/plan.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -71,311 +69,310 @@ int round_of_path(const fs::path& dir) {
     return r;
 }
 
-class Reader {
-public:
-    explicit Reader(const fs::path& workdir) { run_.workdir = workdir; }
-
-    Run read() {
-        if (auto j = read_json_file(run_.workdir / "run.json", run_.problems, "run.json")) run_.info = std::move(*j);
-        else if (!fs::exists(run_.workdir / "run.json")) run_.problems.push_back("run.json is missing");
-        if (auto g = run_.info.find("groups"); g != run_.info.end() && g->is_array()) {
-            for (const auto& e : *g) {
-                if (!e.is_object() || string_at(e, "group").empty()) continue;
-                std::size_t gi = group(string_at(e, "group"), integer(e, "round"), string_at(e, "report"));
-                if (int index = integer(e, "index")) run_.groups[gi].index = index;
-            }
-        }
-        read_events();
-        read_rounds();
-        finish();
-        return std::move(run_);
+Outcome outcome(StageKind kind, const std::string& next) {
+    if (next == "EXCEPTION") return Outcome::failed;
+    if (next == "INTERRUPT") return Outcome::interrupted;
+    switch (kind) {
+    case StageKind::load: return next == "WAITING" ? Outcome::ok : Outcome::interrupted;
+    case StageKind::train: return next == "FINISHED" || next == "EXITED" ? Outcome::ok : Outcome::interrupted;
+    case StageKind::wait: return Outcome::ok;
     }
-
-private:
-    struct Track {
-        std::optional<std::size_t> open;  // index into run_.stages
-        int loads = 0, waits = 0, trains = 0;
-    };
-
-    std::size_t group(const std::string& name, int round, const std::string& report) {
-        std::string key = fmt::format("{}\n{}", name, round);
-        if (auto it = groups_.find(key); it != groups_.end()) return it->second;
-        Group g;
-        g.name = name;
-        g.round = round;
-        fs::path rel = report;
-        if (!safe_relative(rel)) {
-            rel = fs::path(name) / "report.json";
-            if (round > 0) rel = fs::path(fmt::format("round-{:03}", round)) / rel;
-        }
-        bool readable = safe_relative(rel);  // not for a hostile name
-        if (readable) g.dir = rel.parent_path();
-        if (g.round == 0) g.round = round_of_path(g.dir);
-        std::size_t gi = run_.groups.size();
-        run_.groups.push_back(std::move(g));
-        groups_.emplace(key, gi);
-        tasks_.emplace_back();
-        if (readable) read_report(gi, run_.workdir / rel, rel.string());
-        return gi;
-    }
-
-    void read_report(std::size_t gi, const fs::path& path, const std::string& name) {
-        auto j = read_json_file(path, run_.problems, name);
-        if (!j) return;
-        Group& g = run_.groups[gi];
-        g.has_report = true;
-        g.plugin = string_at(*j, "plugin");
-        if (int index = integer(*j, "index")) g.index = index;
-        auto tasks = j->find("tasks");
-        if (tasks == j->end() || !tasks->is_object()) return;
-        for (auto& [id, entry] : tasks->items()) {
-            if (!entry.is_object()) continue;
-            TaskInfo& t = g.tasks[task(gi, id)];
-            t.entry = entry;
-            t.status = string_at(entry, "status");
-            t.device = string_at(entry, "device");
-            t.stage = string_at(entry, "stage");
-            t.message = string_at(entry, "message");
-            t.load_ms = num(entry, "load_ms");
-            t.train_ms = num(entry, "train_ms");
-            t.peak_memory = num(entry, "peak_memory");
-            t.peak_gpu_memory = num(entry, "peak_gpu_memory");
-        }
-    }
-
-    std::size_t task(std::size_t gi, const std::string& id) {
-        auto& index = tasks_[gi];
-        if (auto it = index.find(id); it != index.end()) return it->second;
-        Group& g = run_.groups[gi];
-        g.tasks.push_back(TaskInfo{});
-        g.tasks.back().id = id;
-        index.emplace(id, g.tasks.size() - 1);
-        track_.emplace(std::make_pair(gi, g.tasks.size() - 1), Track{});
-        return g.tasks.size() - 1;
-    }
-
-    // The time of an event on one axis for the whole journal: elapsed_ms
-    // restarts at every run_start (a --resume appends a new run), so each
-    // run's times are offset by how much later it started (wall clock), and
-    // never overlap the run before.
-    std::optional<double> time_of(const json& e) {
-        auto elapsed = num(e, "elapsed_ms");
-        auto wall = parse_utc_ms(string_at(e, "time"));
-        bool start = string_at(e, "event") == "run_start";
-        if (!origin_ && wall && elapsed) origin_ = *wall - *elapsed;
-        if (start && seen_start_) {
-            offset_ = run_.end_ms;
-            if (wall && origin_) offset_ = std::max(offset_, *wall - *origin_);
-        }
-        seen_start_ = seen_start_ || start;
-        if (elapsed) return offset_ + *elapsed;
-        if (wall && origin_) return std::max(*wall - *origin_, offset_);
-        return std::nullopt;
-    }
-
-    void read_events() {
-        std::ifstream in(run_.workdir / "events.jsonl", std::ios::binary);
-        if (!in) {
-            run_.problems.push_back("events.jsonl is missing: no timeline");
-            return;
-        }
-        std::string line;
-        std::size_t bad = 0, number = 0, last_bad = 0;
-        while (std::getline(in, line)) {
-            ++number;
-            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            json e = json::parse(line, nullptr, false);
-            if (e.is_discarded() || !e.is_object()) {
-                ++bad;
-                last_bad = number;
-                continue;
-            }
-            event(e);
-        }
-        // A run in progress (or killed) may leave half a last line: not worth a word.
-        if (bad > 1 || (bad == 1 && last_bad != number))
-            run_.problems.push_back(fmt::format("events.jsonl: {} line(s) are not JSON objects and were skipped", bad));
-    }
-
-    void event(const json& e) {
-        auto t = time_of(e);
-        if (!t) return;
-        double now = *t;
-        run_.end_ms = std::max(run_.end_ms, now);
-        std::string type = string_at(e, "event");
-        std::string group_name = string_at(e, "group");
-        if (type == "run_end") run_.ended = true;
-        if (type == "round_end" && !string_at(e, "stopped_by").empty()) stops_.emplace_back(integer(e, "round"), string_at(e, "stopped_by"));
-        if (group_name.empty()) return;
-        // An event without "round" (some event types carry none) belongs to
-        // the latest instance of its group that has started.
-        std::size_t gi;
-        if (auto latest = latest_.find(group_name); !e.contains("round") && latest != latest_.end()) gi = latest->second;
-        else gi = group(group_name, integer(e, "round"), "");
-        latest_[group_name] = gi;
-        Group& g = run_.groups[gi];
-        if (type == "group_start") {
-            g.start_ms = now;
-            g.end_ms.reset();
-            if (int index = integer(e, "index")) g.index = index;
-            return;
-        }
-        if (type == "group_end") {
-            g.end_ms = now;
-            return;
-        }
-        std::string id = string_at(e, "task");
-        if (id.empty()) return;
-        std::size_t ti = task(gi, id);
-        Track& track = track_[{gi, ti}];
-        if (type == "status") status(gi, ti, track, e, now);
-        // A reason belongs to the state the event enters (or to the one going on).
-        if (auto r = e.find("reason"); r != e.end() && !r->is_null() && track.open) run_.stages[*track.open].reason = text_of(*r);
-    }
-
-    void status(std::size_t gi, std::size_t ti, Track& track, const json& e, double now) {
-        std::string s = string_at(e, "status");
-        if (s.empty()) return;
-        TaskInfo& t = run_.groups[gi].tasks[ti];
-        bool from_report = !t.entry.empty();
-        std::string device = string_at(e, "device");
-        if (!from_report) {
-            t.status = s == "EXITED" ? "FINISHED" : s;
-            if (!device.empty()) t.device = device;
-            if (auto v = num(e, "load_ms")) t.load_ms = v;
-            if (auto v = num(e, "train_ms")) t.train_ms = v;
-            if (s == "EXCEPTION") {
-                t.stage = string_at(e, "stage");
-                t.message = string_at(e, "message");
-            }
-        }
-        if (track.open) {
-            Stage& st = run_.stages[*track.open];
-            st.end_ms = now;
-            st.ended_by = s;
-            st.detail = string_at(e, "message");
-            st.outcome = outcome(st.kind, s);
-            track.open.reset();
-        }
-        std::optional<StageKind> kind;
-        if (s == "LOADING") kind = StageKind::load;
-        else if (s == "WAITING") kind = StageKind::wait;
-        else if (s == "TRAINING") kind = StageKind::train;
-        if (!kind) return;
-        Stage st;
-        st.group = gi;
-        st.task = ti;
-        st.kind = *kind;
-        st.start_ms = now;
-        st.end_ms = now;
-        if (*kind == StageKind::train) {
-            st.lane = !device.empty() ? device : !t.device.empty() ? t.device : "cpu";
-            st.attempt = ++track.trains;
-        } else {
-            st.lane = "cpu";
-            st.attempt = *kind == StageKind::load ? ++track.loads : ++track.waits;
-        }
-        track.open = run_.stages.size();
-        run_.stages.push_back(std::move(st));
-    }
-
-    // The [[round]] table of each round group, from the plan kept in run.json
-    // (two tables may both have a round 1); without it, one table.
-    std::map<std::string, int> blocks_of_groups() const {
-        std::map<std::string, int> out;
-        std::string text = string_at(run_.info, "plan_text");
-        if (text.empty()) return out;
-        try {
-            plan::Plan p = plan::parse(text, string_at(run_.info, "plan").empty() ? "plan.toml" : string_at(run_.info, "plan"));
-            for (const auto& g : p.groups)
-                if (g.block > 0) out[g.name] = static_cast<int>(g.block);
-        } catch (const std::exception&) {
-            // A plan this host no longer reads: every round group in table 1.
-        }
-        return out;
-    }
-
-    void read_rounds() {
-        auto find = [this](int block, int round) -> Round& {
-            for (auto& r : run_.rounds)
-                if (r.block == block && r.round == round) return r;
-            run_.rounds.push_back(Round{});
-            run_.rounds.back().block = block;
-            run_.rounds.back().round = round;
-            return run_.rounds.back();
-        };
-        if (auto list = run_.info.find("rounds"); list != run_.info.end() && list->is_array()) {
-            for (const auto& e : *list) {
-                int round = e.is_object() ? integer(e, "round") : 0;
-                if (round == 0) continue;
-                Round& r = find(std::max(integer(e, "block"), 1), round);
-                r.wall_s = num(e, "wall_s");
-                if (auto v = e.find("values"); v != e.end() && v->is_object())
-                    for (const auto& [k, x] : v->items())
-                        if (x.is_number()) r.values.emplace_back(k, x.get<double>());
-            }
-        }
-        auto blocks = blocks_of_groups();
-        for (std::size_t gi = 0; gi < run_.groups.size(); ++gi) {
-            Group& g = run_.groups[gi];
-            if (g.round == 0) continue;
-            auto b = blocks.find(g.name);
-            g.block = b != blocks.end() ? b->second : 1;
-            Round& r = find(g.block, g.round);
-            r.groups.push_back(gi);
-            if (g.start_ms) r.start_ms = std::min(r.start_ms.value_or(*g.start_ms), *g.start_ms);
-            if (auto end = g.end_ms ? g.end_ms : g.start_ms ? std::optional<double>(run_.end_ms) : std::nullopt)
-                r.end_ms = std::max(r.end_ms.value_or(*end), *end);
-        }
-        std::stable_sort(run_.rounds.begin(), run_.rounds.end(),
-                         [](const Round& a, const Round& b) { return std::tie(a.block, a.round) < std::tie(b.block, b.round); });
-        // stop-when: round_end names no table; the table whose last round it is.
-        for (const auto& [round, who] : stops_)
-            for (std::size_t i = 0; i < run_.rounds.size(); ++i)
-                if (run_.rounds[i].round == round &&
-                    (i + 1 == run_.rounds.size() || run_.rounds[i + 1].block != run_.rounds[i].block))
-                    run_.rounds[i].stopped_by = who;
-    }
-
-    static Outcome outcome(StageKind kind, const std::string& next) {
-        if (next == "EXCEPTION") return Outcome::failed;
-        if (next == "INTERRUPT") return Outcome::interrupted;
-        switch (kind) {
-        case StageKind::load: return next == "WAITING" ? Outcome::ok : Outcome::interrupted;
-        case StageKind::train: return next == "FINISHED" || next == "EXITED" ? Outcome::ok : Outcome::interrupted;
-        case StageKind::wait: return Outcome::ok;
-        }
-        return Outcome::ok;
-    }
-
-    void finish() {
-        for (auto& [key, track] : track_) {
-            if (!track.open) continue;
-            Stage& st = run_.stages[*track.open];
-            st.end_ms = run_.end_ms;
-            st.outcome = Outcome::running;
-        }
-        // A task that report.json does not know yet and whose last event is
-        // not final is still running (or its run was killed).
-        for (auto& g : run_.groups)
-            for (auto& t : g.tasks)
-                if (t.status.empty()) t.status = "INIT";
-    }
-
-    Run run_;
-    std::map<std::string, std::size_t> groups_;
-    std::vector<std::map<std::string, std::size_t>> tasks_;
-    std::map<std::pair<std::size_t, std::size_t>, Track> track_;
-    std::vector<std::pair<int, std::string>> stops_;  // round_end events with a stopped_by
-    std::map<std::string, std::size_t> latest_;        // group name -> its instance seen last in the journal
-    std::optional<double> origin_;
-    double offset_ = 0;
-    bool seen_start_ = false;
-};
+    return Outcome::ok;
+}
 
 }  // namespace
 
-Run read_run(const fs::path& workdir) { return Reader(workdir).read(); }
+RunModel::RunModel(fs::path workdir) { run_.workdir = std::move(workdir); }
+
+RunModel RunModel::read(const fs::path& workdir) {
+    RunModel m(workdir);
+    m.read_files_ = true;
+    if (auto j = read_json_file(workdir / "run.json", m.run_.problems, "run.json")) m.run_.info = std::move(*j);
+    else if (!fs::exists(workdir / "run.json")) m.run_.problems.push_back("run.json is missing");
+    if (auto g = m.run_.info.find("groups"); g != m.run_.info.end() && g->is_array()) {
+        for (const auto& e : *g) {
+            if (!e.is_object() || string_at(e, "group").empty()) continue;
+            m.add_group(string_at(e, "group"), integer(e, "round"), integer(e, "block"), integer(e, "index"), string_at(e, "report"));
+        }
+    }
+    m.read_events();
+    m.read_files_ = false;
+    return m;
+}
+
+void RunModel::set_info(json info) { run_.info = std::move(info); }
+
+void RunModel::add_group(const std::string& name, int round, int block, int index, const std::string& report) {
+    std::size_t gi = group(name, round, report);
+    Group& g = run_.groups[gi];
+    if (index) g.index = index;
+    if (block) g.block = block;
+    fs::path rel = report;
+    if (safe_relative(rel)) g.dir = rel.parent_path();
+}
+
+void RunModel::set_report(const std::string& name, int round, const json& report) {
+    take_report(group(name, round, ""), report);
+}
+
+std::size_t RunModel::group(const std::string& name, int round, const std::string& report) {
+    std::string key = fmt::format("{}\n{}", name, round);
+    if (auto it = groups_.find(key); it != groups_.end()) return it->second;
+    Group g;
+    g.name = name;
+    g.round = round;
+    fs::path rel = report;
+    if (!safe_relative(rel)) {
+        rel = fs::path(name) / "report.json";
+        if (round > 0) rel = fs::path(fmt::format("round-{:03}", round)) / rel;
+    }
+    bool readable = safe_relative(rel);  // not for a hostile name
+    if (readable) g.dir = rel.parent_path();
+    if (g.round == 0) g.round = round_of_path(g.dir);
+    std::size_t gi = run_.groups.size();
+    run_.groups.push_back(std::move(g));
+    groups_.emplace(key, gi);
+    tasks_.emplace_back();
+    if (readable && read_files_) read_report(gi, run_.workdir / rel, rel.string());
+    return gi;
+}
+
+void RunModel::read_report(std::size_t gi, const fs::path& path, const std::string& name) {
+    if (auto j = read_json_file(path, run_.problems, name)) take_report(gi, *j);
+}
+
+void RunModel::take_report(std::size_t gi, const json& report) {
+    Group& g = run_.groups[gi];
+    g.has_report = true;
+    g.plugin = string_at(report, "plugin");
+    if (int index = integer(report, "index")) g.index = index;
+    auto tasks = report.find("tasks");
+    if (tasks == report.end() || !tasks->is_object()) return;
+    for (const auto& [id, entry] : tasks->items()) {
+        if (!entry.is_object()) continue;
+        TaskInfo& t = run_.groups[gi].tasks[task(gi, id)];
+        // What the page shows of a result is its scalars: the rest (lists,
+        // tensors as lists, nested dicts) is not kept for the whole run.
+        t.entry = json::object();
+        for (const auto& [k, v] : entry.items()) {
+            if (k != "result" || !v.is_object()) {
+                t.entry[k] = v;
+                continue;
+            }
+            json& scalars = t.entry[k] = json::object();
+            for (const auto& [rk, rv] : v.items())
+                if (rv.is_number() || rv.is_string() || rv.is_boolean()) scalars[rk] = rv;
+        }
+        t.status = string_at(entry, "status");
+        t.device = string_at(entry, "device");
+        t.stage = string_at(entry, "stage");
+        t.message = string_at(entry, "message");
+        t.load_ms = num(entry, "load_ms");
+        t.train_ms = num(entry, "train_ms");
+        t.peak_memory = num(entry, "peak_memory");
+        t.peak_gpu_memory = num(entry, "peak_gpu_memory");
+    }
+}
+
+std::size_t RunModel::task(std::size_t gi, const std::string& id) {
+    auto& index = tasks_[gi];
+    if (auto it = index.find(id); it != index.end()) return it->second;
+    Group& g = run_.groups[gi];
+    g.tasks.push_back(TaskInfo{});
+    g.tasks.back().id = id;
+    index.emplace(id, g.tasks.size() - 1);
+    track_.emplace(std::make_pair(gi, g.tasks.size() - 1), Track{});
+    return g.tasks.size() - 1;
+}
+
+// The time of an event on one axis for the whole journal: elapsed_ms
+// restarts at every run_start (a --resume appends a new run), so each run's
+// times are offset by how much later it started (wall clock), and never
+// overlap the run before.
+std::optional<double> RunModel::time_of(const json& e) {
+    auto elapsed = num(e, "elapsed_ms");
+    auto wall = parse_utc_ms(string_at(e, "time"));
+    bool start = string_at(e, "event") == "run_start";
+    if (!origin_ && wall && elapsed) origin_ = *wall - *elapsed;
+    if (start && seen_start_) {
+        offset_ = run_.end_ms;
+        if (wall && origin_) offset_ = std::max(offset_, *wall - *origin_);
+    }
+    seen_start_ = seen_start_ || start;
+    if (elapsed) return offset_ + *elapsed;
+    if (wall && origin_) return std::max(*wall - *origin_, offset_);
+    return std::nullopt;
+}
+
+void RunModel::read_events() {
+    std::ifstream in(run_.workdir / "events.jsonl", std::ios::binary);
+    if (!in) {
+        run_.problems.push_back("events.jsonl is missing: no timeline");
+        return;
+    }
+    std::string line;
+    std::size_t bad = 0, number = 0, last_bad = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        json e = json::parse(line, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) {
+            ++bad;
+            last_bad = number;
+            continue;
+        }
+        add_event(e);
+    }
+    // A run in progress (or killed) may leave half a last line: not worth a word.
+    if (bad > 1 || (bad == 1 && last_bad != number))
+        run_.problems.push_back(fmt::format("events.jsonl: {} line(s) are not JSON objects and were skipped", bad));
+}
+
+void RunModel::add_event(const json& e) {
+    if (!e.is_object()) return;
+    auto t = time_of(e);
+    if (!t) return;
+    double now = *t;
+    run_.end_ms = std::max(run_.end_ms, now);
+    std::string type = string_at(e, "event");
+    std::string group_name = string_at(e, "group");
+    if (type == "run_end") run_.ended = true;
+    if (type == "run_start") run_.ended = false;
+    if (type == "round_end" && !string_at(e, "stopped_by").empty()) stops_.push_back({integer(e, "block"), integer(e, "round"), string_at(e, "stopped_by")});
+    if (group_name.empty()) return;
+    // An event without "round" (some event types carry none) belongs to
+    // the latest instance of its group that has started.
+    std::size_t gi;
+    if (auto latest = latest_.find(group_name); !e.contains("round") && latest != latest_.end()) gi = latest->second;
+    else gi = group(group_name, integer(e, "round"), "");
+    latest_[group_name] = gi;
+    Group& g = run_.groups[gi];
+    if (type == "group_start") {
+        g.start_ms = now;
+        g.end_ms.reset();
+        if (int index = integer(e, "index")) g.index = index;
+        if (int block = integer(e, "block")) g.block = block;
+        return;
+    }
+    if (type == "group_end") {
+        g.end_ms = now;
+        return;
+    }
+    std::string id = string_at(e, "task");
+    if (id.empty()) return;
+    std::size_t ti = task(gi, id);
+    Track& track = track_[{gi, ti}];
+    if (type == "status") status(gi, ti, track, e, now);
+    // A reason belongs to the state the event enters (or to the one going on).
+    if (auto r = e.find("reason"); r != e.end() && !r->is_null() && track.open) run_.stages[*track.open].reason = text_of(*r);
+}
+
+void RunModel::status(std::size_t gi, std::size_t ti, Track& track, const json& e, double now) {
+    std::string s = string_at(e, "status");
+    if (s.empty()) return;
+    TaskInfo& t = run_.groups[gi].tasks[ti];
+    bool from_report = !t.entry.empty();
+    std::string device = string_at(e, "device");
+    if (!from_report) {
+        t.status = s == "EXITED" ? "FINISHED" : s;
+        if (!device.empty()) t.device = device;
+        if (auto v = num(e, "load_ms")) t.load_ms = v;
+        if (auto v = num(e, "train_ms")) t.train_ms = v;
+        if (s == "EXCEPTION") {
+            t.stage = string_at(e, "stage");
+            t.message = string_at(e, "message");
+        }
+    }
+    if (track.open) {
+        Stage& st = run_.stages[*track.open];
+        st.end_ms = now;
+        st.ended_by = s;
+        st.detail = string_at(e, "message");
+        st.outcome = outcome(st.kind, s);
+        track.open.reset();
+    }
+    std::optional<StageKind> kind;
+    if (s == "LOADING") kind = StageKind::load;
+    else if (s == "WAITING") kind = StageKind::wait;
+    else if (s == "TRAINING") kind = StageKind::train;
+    if (!kind) return;
+    Stage st;
+    st.group = gi;
+    st.task = ti;
+    st.kind = *kind;
+    st.start_ms = now;
+    st.end_ms = now;
+    if (*kind == StageKind::train) {
+        st.lane = !device.empty() ? device : !t.device.empty() ? t.device : "cpu";
+        st.attempt = ++track.trains;
+    } else {
+        st.lane = "cpu";
+        st.attempt = *kind == StageKind::load ? ++track.loads : ++track.waits;
+    }
+    track.open = run_.stages.size();
+    run_.stages.push_back(std::move(st));
+}
+
+Run RunModel::run() const {
+    Run run = run_;
+    // Stages still open run to the latest time the journal reached.
+    for (const auto& [key, track] : track_) {
+        if (!track.open) continue;
+        Stage& st = run.stages[*track.open];
+        st.end_ms = run.end_ms;
+        st.outcome = Outcome::running;
+    }
+    // A task that report.json does not know yet and whose last event is
+    // not final is still running (or its run was killed).
+    for (auto& g : run.groups) {
+        for (auto& t : g.tasks)
+            if (t.status.empty()) t.status = "INIT";
+        // A run.json of an older host does not say; one table, then.
+        if (g.round > 0 && g.block == 0) g.block = 1;
+    }
+
+    auto find = [&run](int block, int round) -> Round& {
+        for (auto& r : run.rounds)
+            if (r.block == block && r.round == round) return r;
+        run.rounds.push_back(Round{});
+        run.rounds.back().block = block;
+        run.rounds.back().round = round;
+        return run.rounds.back();
+    };
+    if (auto list = run.info.find("rounds"); list != run.info.end() && list->is_array()) {
+        for (const auto& e : *list) {
+            int round = e.is_object() ? integer(e, "round") : 0;
+            if (round == 0) continue;
+            Round& r = find(std::max(integer(e, "block"), 1), round);
+            r.wall_s = num(e, "wall_s");
+            if (auto v = e.find("values"); v != e.end() && v->is_object())
+                for (const auto& [k, x] : v->items())
+                    if (x.is_number()) r.values.emplace_back(k, x.get<double>());
+        }
+    }
+    for (std::size_t gi = 0; gi < run.groups.size(); ++gi) {
+        const Group& g = run.groups[gi];
+        if (g.round == 0) continue;
+        Round& r = find(g.block, g.round);
+        r.groups.push_back(gi);
+        if (g.start_ms) r.start_ms = std::min(r.start_ms.value_or(*g.start_ms), *g.start_ms);
+        if (auto end = g.end_ms ? g.end_ms : g.start_ms ? std::optional<double>(run.end_ms) : std::nullopt)
+            r.end_ms = std::max(r.end_ms.value_or(*end), *end);
+    }
+    std::stable_sort(run.rounds.begin(), run.rounds.end(),
+                     [](const Round& a, const Round& b) { return std::tie(a.block, a.round) < std::tie(b.block, b.round); });
+    // stop-when: an older host's round_end names no table: the table whose
+    // last round it is.
+    for (const Stop& stop : stops_)
+        for (std::size_t i = 0; i < run.rounds.size(); ++i) {
+            Round& r = run.rounds[i];
+            bool last_of_block = i + 1 == run.rounds.size() || run.rounds[i + 1].block != r.block;
+            if (r.round == stop.round && (stop.block ? r.block == stop.block : last_of_block)) r.stopped_by = stop.by;
+        }
+    return run;
+}
+
+Run read_run(const fs::path& workdir) { return RunModel::read(workdir).run(); }
 
 std::optional<std::string> tail_lines(const fs::path& file, std::size_t max_lines) {
     constexpr std::streamoff window = 64 * 1024;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,7 +57,7 @@ struct Group {
     std::string name;              // as in events.jsonl and run.json
     int index = 0;                 // 1-based plan order; 0 when unknown
     int round = 0;                 // 0 outside rounds (a "round" key on its events, or round-NNN/ in its path)
-    int block = 0;                 // its [[round]] table, 1-based (from the plan in run.json); 0 outside rounds
+    int block = 0;                 // its [[round]] table, 1-based (run.json's or group_start's "block"); 0 outside rounds
     std::filesystem::path dir;     // its folder, relative to the workdir
     std::string plugin;
     bool has_report = false;       // report.json was read
@@ -87,8 +88,65 @@ struct Run {
     std::vector<std::string> problems;
 };
 
-// Reads everything report.html needs from workdir. Never throws for what the
-// files hold; only std::bad_alloc can escape.
+// A run's model, kept up to date one event at a time: the runner feeds it
+// each journal line as it writes it, so the page can be drawn during a run
+// without reading events.jsonl again; read() builds it from the files (a
+// re-render, or --resume). Adding an event costs O(log n) of the run so far;
+// run() copies the model, O(n).
+class RunModel {
+public:
+    explicit RunModel(std::filesystem::path workdir);
+    // Everything report.html needs from the run's files in workdir. Never
+    // throws for what the files hold; only std::bad_alloc can escape.
+    static RunModel read(const std::filesystem::path& workdir);
+
+    // run.json as it is now (the header's facts, the devices, "rounds").
+    void set_info(nlohmann::ordered_json info);
+    // A group instance, as in run.json's "groups": its [[round]] table
+    // (block, 0 outside rounds), its plan index and where its report.json
+    // is (relative to the workdir; empty: <round-NNN/>name/report.json).
+    void add_group(const std::string& name, int round, int block, int index, const std::string& report);
+    // One line of events.jsonl, in the journal's order.
+    void add_event(const nlohmann::ordered_json& event);
+    // A group's report.json as it was written.
+    void set_report(const std::string& name, int round, const nlohmann::ordered_json& report);
+
+    // The run as the page draws it, now: stages still open end at the
+    // latest time the journal reached, rounds get their groups and spans.
+    Run run() const;
+
+private:
+    struct Track {
+        std::optional<std::size_t> open;  // index into run_.stages
+        int loads = 0, waits = 0, trains = 0;
+    };
+    struct Stop {
+        int block = 0;  // 0: not said (a journal of an older host)
+        int round = 0;
+        std::string by;
+    };
+
+    std::size_t group(const std::string& name, int round, const std::string& report);
+    void read_report(std::size_t gi, const std::filesystem::path& path, const std::string& name);
+    void take_report(std::size_t gi, const nlohmann::ordered_json& report);
+    std::size_t task(std::size_t gi, const std::string& id);
+    std::optional<double> time_of(const nlohmann::ordered_json& e);
+    void read_events();
+    void status(std::size_t gi, std::size_t ti, Track& track, const nlohmann::ordered_json& e, double now);
+
+    Run run_;
+    bool read_files_ = false;  // read(): a group's report.json is read when the group is first seen
+    std::map<std::string, std::size_t> groups_;
+    std::vector<std::map<std::string, std::size_t>> tasks_;
+    std::map<std::pair<std::size_t, std::size_t>, Track> track_;
+    std::vector<Stop> stops_;                   // round_end events with a stopped_by
+    std::map<std::string, std::size_t> latest_;  // group name -> its instance seen last in the journal
+    std::optional<double> origin_;
+    double offset_ = 0;
+    bool seen_start_ = false;
+};
+
+// RunModel::read(workdir).run().
 Run read_run(const std::filesystem::path& workdir);
 
 // The last max_lines lines of a text file (at most the last 64 KiB of it);

@@ -100,6 +100,7 @@ void Journal::write(nlohmann::ordered_json event) {
             unsynced_ = true;
     }
     if (view_ != nullptr) view_->event(line);
+    if (listener_) listener_(line);
 }
 
 }  // namespace fedflow

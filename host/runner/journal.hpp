@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include <sys/types.h>
@@ -30,6 +31,9 @@ public:
     // that this run's lines start on lines of their own; returns how many
     // bytes were cut. Throws std::system_error.
     std::size_t open(const std::filesystem::path& path, ProgressView* view);
+    // Every line written from now on is also given to listener, as written
+    // (with its time): the run's outputs keep their model with it.
+    void set_listener(std::function<void(const nlohmann::ordered_json&)> listener) { listener_ = std::move(listener); }
     // Adds "time" (UTC, ISO 8601 with ms) and "elapsed_ms", writes the line
     // and shows it as progress. An event that matters for --resume (a task
     // finished or failed, a group or the run ended) also marks the journal
@@ -57,6 +61,7 @@ private:
     int error_ = 0;
     bool unsynced_ = false;
     ProgressView* view_ = nullptr;
+    std::function<void(const nlohmann::ordered_json&)> listener_;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -176,11 +176,13 @@ int Runner::run() {
         prepare_workdir();
     }
     failpoint("workdir-ready");
-    if (plan_.notify) notifier_.emplace(notify_config(*plan_.notify), workdir_);
     started_ = clock::utc_timestamp();
     view_ = ProgressView::make(options_.progress);
     make_reserve();
-    write_run_json("running", 0);
+    Outputs::Options outputs;
+    outputs.write_own = [this](const fs::path& file, const std::function<void()>& write) { return write_own(file, write); };
+    outputs_.emplace(plan_, workdir_, options_.resume, std::move(outputs));
+    outputs_->start(options_.seed, started_, executor_->machine(), limits_);
     failpoint("run-json-written");
     std::size_t cut = 0;
     if (!write_own(workdir_ / "events.jsonl", [&] { cut = journal_.open(workdir_ / "events.jsonl", view_.get()); }))
@@ -189,6 +191,7 @@ int Runner::run() {
         log::warning("events.jsonl ended in {} byte(s) of a line that was never finished (its host was killed, or the "
                      "disk was full): cut off",
                      cut);
+    journal_.set_listener([this](const json& line) { outputs_->event(line); });
     failpoint("journal-open");
 
     // SIGINT/SIGTERM arrive through a signalfd in the poll loop, so that
@@ -236,10 +239,8 @@ int Runner::run() {
         // The host itself failed: say so in the run's files before the
         // caller reports it (the destructor ends the workers).
         try {
-            write_run_json("error", exit_host_failed);
             journal_.write({{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
-            write_report();
-            notify_run("error");
+            if (outputs_) outputs_->finish("error", exit_host_failed);
         } catch (...) {
         }
         throw;
@@ -250,12 +251,10 @@ int Runner::run() {
     for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
     int code = !stop_reason_.empty() ? exit_host_failed : failed ? exit_task_failed : exit_ok;
     std::string status = !stop_reason_.empty() ? "interrupted" : failed ? "failed" : "finished";
-    write_run_json(status, code);
     json end{{"event", "run_end"}, {"status", status}, {"exit_code", code}};
     if (!stop_reason_.empty()) end["reason"] = stop_reason_;
     journal_.write(std::move(end));
-    write_report();
-    notify_run(status);
+    outputs_->finish(status, code, stop_reason_);
     if (disk_full_)
         log::error("the run was stopped because the workdir's filesystem is full: what finished is kept; free some "
                    "space, then `--resume` runs the rest");
@@ -556,6 +555,7 @@ std::optional<Clock::time_point> Runner::next_deadline() {
         show_status();
         consider(shown_at_ + std::chrono::milliseconds(250));  // the clock on the screen moves on
     }
+    if (auto due = outputs_->next_write()) consider(*due);
     return next;
 }
 
@@ -619,9 +619,11 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     restarts_pending_ = 0;
     waiting_for_.clear();
 
+    outputs_->group_started(g, spec.round);
     journal_.write({{"event", "group_start"},
                     {"group", g.group_name()},
                     {"round", round},
+                    {"block", spec.round},
                     {"index", g.index()},
                     {"tasks", g.tasks().size()},
                     {"finished_before", g.count(TaskStatus::FINISHED)}});
@@ -636,6 +638,7 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     for (;;) {
         journal_.sync();  // what just finished is on disk before anything new starts
         check_journal();
+        outputs_->write_if_due();
         schedule(g);
         if (live_.empty() && !waiting_on_machine_) break;
         events.clear();
@@ -654,18 +657,17 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     }
     if (!inputs_segment_.empty()) shm::Segment::remove(inputs_segment_);
 
+    const json report = g.result();
     if (have_dir)
-        write_own(g.workdir() / "report.json", [&] { results::write_json_file(g.workdir() / "report.json", g.result()); });
+        write_own(g.workdir() / "report.json", [&] { results::write_json_file(g.workdir() / "report.json", report); });
     journal_.write({{"event", "group_end"},
                     {"group", g.group_name()},
                     {"round", round},
                     {"finished", g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED)},
                     {"failed", g.failed_count()}});
-    write_run_json("running", 0);
-    // Once stopped, the page waits for the end of the run: on a full disk
-    // the reserve is for run.json and the reports.
-    if (stop_reason_.empty()) write_report();
-    notify_group(g);
+    // Once stopped, run.json and the page wait for the end of the run: on a
+    // full disk the reserve is for them.
+    outputs_->group_ended(g, report, !stop_reason_.empty());
 }
 
 }  // namespace fedflow

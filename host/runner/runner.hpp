@@ -17,6 +17,7 @@
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
 #include "runner/journal.hpp"
+#include "runner/outputs.hpp"
 #include "runner/result_receiver.hpp"
 #include "runner/resume.hpp"
 #include "runner/task_group.hpp"
@@ -104,7 +105,6 @@ private:
     // A [[round]]: its groups, count times, until stop-when says so.
     void run_rounds(const plan::RoundSpec& rounds);
     std::filesystem::path group_dir(const plan::GroupSpec& spec, std::uint32_t round) const;
-    void write_rounds_csv();
 
     // -- the loop of a group --
     // Admits what may start now: trains of loaded tasks, then loads.
@@ -161,12 +161,7 @@ private:
     // reaped when the host looks cannot be traced: it counts as any other.
     std::pair<exec::WorkerId, Live*> signalled_by_task(const signalfd_siginfo& si);
 
-    // -- outputs --
-    void write_run_json(const std::string& status, int exit_code);
-    // report.html, after every group and at the end of the run.
-    void write_report();
-    void notify_group(const TaskGroup& g);
-    void notify_run(const std::string& status);
+    // -- outputs (run.json, rounds.csv, report.html, [notify]: outputs_) --
     void show_status(bool force = false);
 
     const plan::Plan& plan_;
@@ -179,7 +174,7 @@ private:
     shm::RunLock shm_lock_;  // our segment names' prefix, and the proof that we live
     std::string shm_prefix_;
     sched::Limits limits_;  // the plan's [resources], with --gpus and CUDA_VISIBLE_DEVICES applied
-    std::optional<notify::Notifier> notifier_;
+    std::optional<Outputs> outputs_;
     std::unique_ptr<ProgressView> view_;  // before journal_: the journal shows through it
     Journal journal_;
     std::chrono::steady_clock::time_point shown_at_{};  // the last LiveStatus given to view_
@@ -197,13 +192,6 @@ private:
     bool reserve_made_ = false;
     std::string started_;
     ResumeState previous_;  // --resume: what the earlier run finished
-    struct RoundRow {  // one line of rounds.csv
-        std::size_t block;
-        std::uint32_t round;
-        double wall_s;
-        nlohmann::ordered_json values;  // scalars of the round's last group
-    };
-    std::vector<RoundRow> round_rows_;
     std::uint64_t inputs_seq_ = 0;
 
     // -- the group being run --

@@ -24,7 +24,7 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
     const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
     for (std::uint32_t r = 1; r <= rounds.count && stop_reason_.empty(); ++r) {
         auto t0 = Clock::now();
-        journal_.write({{"event", "round_start"}, {"round", r}, {"of", rounds.count}});
+        journal_.write({{"event", "round_start"}, {"round", r}, {"block", block}, {"of", rounds.count}});
         std::size_t first_group = groups_.size();
         for (std::size_t i = rounds.first; i < rounds.last && stop_reason_.empty(); ++i) run_group(i, r);
         double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -60,14 +60,13 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             }
             for (const auto& k : order) row.values[k] = sums[k].first / sums[k].second;
         }
-        round_rows_.push_back(row);
-        write_rounds_csv();
         journal_.write({{"event", "round_end"},
                         {"round", r},
+                        {"block", block},
                         {"wall_ms", static_cast<std::int64_t>(wall_s * 1000)},
                         {"values", row.values},
                         {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}});
-        write_run_json("running", 0);
+        outputs_->round_ended(std::move(row));
 
         // keep-rounds: only the folders of the last N rounds stay.
         if (rounds.keep_rounds != 0 && r > rounds.keep_rounds) {
@@ -88,31 +87,6 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             break;
         }
     }
-}
-
-void Runner::write_rounds_csv() {
-    // Columns: every scalar any round reported, in the order first seen.
-    std::vector<std::string> columns;
-    for (const RoundRow& row : round_rows_)
-        for (const auto& [k, v] : row.values.items())
-            if (std::find(columns.begin(), columns.end(), k) == columns.end()) columns.push_back(k);
-    auto quote = [](const std::string& s) {
-        if (s.find_first_of(",\"\n") == std::string::npos) return s;
-        std::string out = "\"";
-        for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-        return out + "\"";
-    };
-    std::string text = plan_.rounds.size() > 1 ? "block,round" : "round";
-    for (const auto& c : columns) text += "," + quote(c);
-    text += ",wall_s\n";
-    for (const RoundRow& row : round_rows_) {
-        if (plan_.rounds.size() > 1) text += fmt::format("{},", row.block);
-        text += std::to_string(row.round);
-        for (const auto& c : columns)
-            text += row.values.contains(c) ? fmt::format(",{}", row.values[c].get<double>()) : std::string(",");
-        text += fmt::format(",{:.3f}\n", row.wall_s);
-    }
-    write_own(workdir_ / "rounds.csv", [&] { results::write_text_file(workdir_ / "rounds.csv", text); });
 }
 
 }  // namespace fedflow

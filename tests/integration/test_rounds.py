@@ -3,8 +3,11 @@
 and the latest finished instance of the groups they name as inputs; workdirs
 are round-NNN/<group>/<task>; stop-when ends the loop early; keep-rounds
 keeps only the last folders (of its own block, also on --resume); rounds.csv
-has a line per round."""
+has a line per round. A run killed halfway leaves a run.json that parses and a
+rounds.csv whose lines are whole; `fedflow-host report` draws its page, and
+--resume completes it."""
 import csv
+import json
 import os
 import signal
 
@@ -170,6 +173,104 @@ count = 3
             report = r.json(rd, "server", "report.json")["tasks"]["0"]
             self.assertEqual(report["status"], "FINISHED")
             self.assertEqual(report["result"]["value"], expected(n, 2), "%s/server/report.json" % rd)
+
+    def test_a_killed_run_leaves_consistent_files_and_report_draws_its_page(self):
+        rounds = 40
+        plan = self.write_plan(plan_text(rounds, after=False), scheduler={"max-processes": 2})
+        workdir = os.path.join(self.tmp, "run")
+        proc = self.start_host(plan, "--workdir", workdir, "--progress", "none")
+        try:
+            self.wait_for_event(workdir, lambda e: e.get("event") == "round_end" and e.get("round") == 6, proc=proc, timeout=60)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            fftest.kill_group(proc)
+            proc.communicate()
+
+        # run.json: whole, "running", and what it lists is there.
+        with open(os.path.join(workdir, "run.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        self.assertEqual(run["status"], "running")
+        for g in run["groups"]:
+            self.assertTrue(os.path.isdir(os.path.join(workdir, os.path.dirname(g["report"]))), g)
+            self.assertEqual(g.get("block"), 1 if "round" in g else None, g)
+        self.assertEqual([r["round"] for r in run["rounds"]], list(range(1, len(run["rounds"]) + 1)))
+        # rounds.csv: a whole line per round that ended, nothing more.
+        with open(os.path.join(workdir, "events.jsonl"), encoding="utf-8") as f:
+            lines = [json.loads(l) for l in f if l.endswith("\n")]
+        ended = [e["round"] for e in lines if e["event"] == "round_end"]
+        with open(os.path.join(workdir, "rounds.csv"), encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+        self.assertEqual(rows[0], ["round", "value", "stop", "wall_s"])
+        # (the kill may fall between a round's round_end line and its rounds.csv line)
+        self.assertIn([int(row[0]) for row in rows[1:]], (ended, ended[:-1]))
+        for row in rows:
+            self.assertEqual(len(row), 4, row)
+
+        # The page, from the files alone: every round whose groups started has its band.
+        started = {e["round"] for e in lines if e["event"] == "group_start" and e["round"]}
+        r = self.host("report", workdir)
+        self.assertExit(r, 0)
+        self.assertEqual(r.stdout.strip(), os.path.join(workdir, "report.html"))
+        with open(os.path.join(workdir, "report.html"), encoding="utf-8") as f:
+            page = f.read()
+        self.assertIn("<title>Fedflow \u00b7 plan \u00b7 running</title>", page)
+        self.assertEqual(page.count('<rect class="rb'), len(started))
+        self.assertEqual([n for n in os.listdir(workdir) if n.endswith(".tmp")], [])
+
+        # --resume completes it: every file as a run that was never killed leaves it.
+        r = self.host(plan, "--workdir", workdir, "--resume", "--progress", "none", workdir=workdir, timeout=120)
+        self.assertExit(r, 0)
+        run = r.json("run.json")
+        self.assertEqual(run["status"], "finished")
+        self.assertEqual(len(run["rounds"]), rounds)
+        self.assertEqual(run["rounds"][-1]["values"]["value"], expected(rounds, 2))
+        with open(os.path.join(workdir, "rounds.csv"), encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+        self.assertEqual([int(row[0]) for row in rows[1:]], list(range(1, rounds + 1)))
+        self.assertEqual(float(rows[-1][1]), expected(rounds, 2))
+        page = r.read("report.html")
+        self.assertIn("<title>Fedflow \u00b7 plan \u00b7 finished</title>", page)
+        self.assertIn("Rounds (%d)" % rounds, page)
+
+    def test_report_needs_a_run(self):
+        os.makedirs(os.path.join(self.tmp, "empty"))
+        r = self.host("report", os.path.join(self.tmp, "empty"))
+        self.assertExit(r, 2)
+        self.assertInCI("holds no Fedflow run", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "empty", "report.html")))
+        r = self.host("report", os.path.join(self.tmp, "nowhere"))
+        self.assertExit(r, 2)
+        self.assertInCI("is not a directory", r.stderr)
+        r = self.host("report")
+        self.assertExit(r, 2)
+
+    def test_two_round_tables_are_told_apart_in_run_json_and_the_page(self):
+        plan = self.write_plan("""
+[[round]]
+count = 2
+  [[round.group]]
+  name = "a"
+  plugin = "echo"
+
+[[round]]
+count = 2
+  [[round.group]]
+  name = "b"
+  plugin = "echo"
+""")
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        run = r.json("run.json")
+        self.assertEqual([(g["group"], g["round"], g["block"]) for g in run["groups"]],
+                         [("a", 1, 1), ("a", 2, 1), ("b", 1, 2), ("b", 2, 2)])
+        self.assertEqual([(x["block"], x["round"]) for x in run["rounds"]], [(1, 1), (1, 2), (2, 1), (2, 2)])
+        starts = [(e["group"], e["block"]) for e in r.events() if e["event"] == "group_start"]
+        self.assertEqual(starts, [("a", 1), ("a", 1), ("b", 2), ("b", 2)])
+        with open(os.path.join(r.workdir, "rounds.csv"), encoding="utf-8") as f:
+            self.assertEqual(f.readline().split(",")[:2], ["block", "round"])
+        page = r.read("report.html")
+        self.assertIn("<h3>[[round]] 2</h3>", page)
+        self.assertIn('id="round-2-2"', page)
 
     def test_validate_shows_the_rounds(self):
         r = self.host("validate", self.write_plan(plan_text(5)))

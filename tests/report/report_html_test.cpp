@@ -331,7 +331,8 @@ namespace {
 // Rounds as the runner writes them: a group before the loop, then `rounds`
 // rounds of clients and a server in round-NNN/; the server returns accuracy,
 // loss, the round and a stop flag. "result" events carry no round.
-void write_rounds(const fs::path& wd, int rounds, const std::string& plan_text = "") {
+// two_tables: the server is in a second [[round]] table (run.json says so).
+void write_rounds(const fs::path& wd, int rounds, bool two_tables = false) {
     std::string groups = R"({"index":1,"group":"setup","report":"setup/report.json"})";
     std::string list, e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"setup","round":0,"index":1)") +
                           status(2, "setup", "0", "LOADING", R"(,"round":0)") + status(5, "setup", "0", "TRAINING", R"(,"round":0)") +
@@ -342,7 +343,8 @@ void write_rounds(const fs::path& wd, int rounds, const std::string& plan_text =
         double acc = 0.5 + 0.1 * r, loss = 1.0 / r;
         int ms = r * 1000;
         groups += ",{\"index\":2,\"group\":\"clients\",\"round\":" + R + ",\"report\":\"" + rd + "/clients/report.json\"}";
-        groups += ",{\"index\":3,\"group\":\"server\",\"round\":" + R + ",\"report\":\"" + rd + "/server/report.json\"}";
+        groups += ",{\"index\":3,\"group\":\"server\",\"round\":" + R + (two_tables ? ",\"block\":2" : "") + ",\"report\":\"" + rd +
+                  "/server/report.json\"}";
         list += std::string(list.empty() ? "" : ",") + "{\"round\":" + R + ",\"wall_s\":0.9,\"values\":{\"accuracy\":" + std::to_string(acc) +
                 ",\"loss\":" + std::to_string(loss) + ",\"round\":" + R + ".0,\"stop\":0.0,\"clients\":2.0}}";
         std::string rr = ",\"round\":" + R;
@@ -364,8 +366,7 @@ void write_rounds(const fs::path& wd, int rounds, const std::string& plan_text =
                 R"(,"loss":)" + std::to_string(loss) + R"(,"round":)" + R + R"(,"stop":false,"clients":2}}}})");
     }
     e += ev(rounds * 1000 + 1000, R"("event":"run_end","status":"finished","exit_code":0)");
-    std::string text = plan_text.empty() ? "" : ",\"plan_text\":" + nlohmann::json(plan_text).dump();
-    put(wd / "run.json", "{\"plan\":\"/p/fl.toml\",\"status\":\"finished\"" + text + ",\"groups\":[" + groups + "],\"rounds\":[" + list + "]}");
+    put(wd / "run.json", "{\"plan\":\"/p/fl.toml\",\"status\":\"finished\",\"groups\":[" + groups + "],\"rounds\":[" + list + "]}");
     put(wd / "events.jsonl", e);
 }
 
@@ -416,10 +417,8 @@ TEST_CASE("rounds: a chart per value that changes, the results folded by round, 
 
 TEST_CASE("rounds: two [[round]] tables both have a round 1; a round of one is charted") {
     TempDir dir;
-    // The plan in run.json says which table each group belongs to.
-    write_rounds(dir.path, 2,
-                 "[[round]]\ncount = 1\n[[round.group]]\nname = \"clients\"\nplugin = \"x\"\n"
-                 "[[round]]\ncount = 1\n[[round.group]]\nname = \"server\"\nplugin = \"x\"\n");
+    // run.json's groups say which table each belongs to.
+    write_rounds(dir.path, 2, true);
     Run run = read_run(dir.path);
     REQUIRE(run.rounds.size() == 4);  // table 1: rounds 1, 2 (run.json); table 2: rounds 1, 2 (its groups)
     CHECK(run.rounds[0].block == 1);
@@ -454,4 +453,68 @@ TEST_CASE("rounds: a round still running, with no values yet") {
     CHECK(count(html, "<details class=\"round\"") == 3);
     CHECK(html.find("id=\"round-1-3\" open>") != std::string::npos);
     CHECK(count(html, "<svg class=\"chart-svg\"") == 2);
+}
+
+namespace {
+
+// The page without its footer (it says when it was written).
+std::string page_body(const Run& run) {
+    std::string html = render_html(run);
+    return html.substr(0, html.find("<footer>"));
+}
+
+}  // namespace
+
+TEST_CASE("the model kept up to date line by line draws the page that reading the files draws") {
+    TempDir dir;
+    write_rounds(dir.path, 3, true);
+    nlohmann::ordered_json info = nlohmann::ordered_json::parse(slurp(dir.path / "run.json"));
+    // As the runner feeds it: a group when it starts, every journal line as
+    // it is written, a group's report.json when it ends, run.json now and then.
+    RunModel live(dir.path);
+    for (const auto& g : info["groups"])
+        live.add_group(g["group"].get<std::string>(), g.value("round", 0), g.value("block", 0), g.value("index", 0), g["report"].get<std::string>());
+    std::ifstream events(dir.path / "events.jsonl");
+    for (std::string l; std::getline(events, l);) live.add_event(nlohmann::ordered_json::parse(l));
+    for (const auto& g : info["groups"])
+        live.set_report(g["group"].get<std::string>(), g.value("round", 0),
+                        nlohmann::ordered_json::parse(slurp(dir.path / g["report"].get<std::string>())));
+    live.set_info(info);
+    Run run = live.run();
+    CHECK(run.rounds.size() == 6);
+    CHECK(page_body(run) == page_body(read_run(dir.path)));
+    // run() leaves the model as it was: a second look sees the same.
+    CHECK(page_body(live.run()) == page_body(run));
+}
+
+TEST_CASE("[[round]] tables from the journal alone: group_start and round_end name theirs") {
+    TempDir dir;
+    put(dir.path / "events.jsonl",
+        ev(0, R"("event":"run_start")") + ev(1, R"("event":"round_start","round":1,"block":1)") +
+            ev(2, R"("event":"group_start","group":"a","round":1,"block":1,"index":1)") + ev(3, R"("event":"group_end","group":"a","round":1)") +
+            ev(4, R"("event":"round_end","round":1,"block":1,"stopped_by":"a/0")") + ev(5, R"("event":"round_start","round":1,"block":2)") +
+            ev(6, R"("event":"group_start","group":"b","round":1,"block":2,"index":2)") + ev(7, R"("event":"group_end","group":"b","round":1)") +
+            ev(8, R"("event":"round_end","round":1,"block":2,"stopped_by":null)"));
+    Run run = read_run(dir.path);
+    REQUIRE(run.rounds.size() == 2);
+    CHECK(run.rounds[0].block == 1);
+    CHECK(run.rounds[1].block == 2);
+    CHECK(run.groups[run.rounds[1].groups.at(0)].name == "b");
+    // Round 1 is the last of both tables: only the one the event names stopped.
+    CHECK(run.rounds[0].stopped_by == "a/0");
+    CHECK(run.rounds[1].stopped_by.empty());
+}
+
+TEST_CASE("the model keeps a result's scalars only; a resumed run is running again until its own end") {
+    TempDir dir;
+    put(dir.path / "g" / "report.json",
+        R"({"group":"g","tasks":{"0":{"status":"FINISHED","retries":{"train":1},"result":{"acc":0.5,"name":"x","w":[1,2,3],"m":{"k":1}}}}})");
+    put(dir.path / "run.json", R"({"groups":[{"group":"g","report":"g/report.json"}]})");
+    put(dir.path / "events.jsonl", ev(0, R"("event":"run_start")") + ev(5, R"("event":"run_end")") + ev(60000, R"("event":"run_start")", 0));
+    Run run = read_run(dir.path);
+    REQUIRE(run.groups.size() == 1);
+    const auto& entry = run.groups[0].tasks.at(0).entry;
+    CHECK(entry["result"] == nlohmann::ordered_json{{"acc", 0.5}, {"name", "x"}});
+    CHECK(entry["retries"]["train"] == 1);
+    CHECK_FALSE(run.ended);
 }

@@ -4,8 +4,8 @@ groups, the task ids, a device lane, the failure's message and the tail of its
 stderr.log, escaped. Also the table sorter, run by the browser.
 
 Environment: as the integration tests (tests/integration/fftest.py), plus
-  FEDFLOW_RENDER_REPORT  tests/report/render_report, which calls
-                         fedflow::report::write_html(WORKDIR)
+and the page is drawn again by `fedflow-host report WORKDIR` before it is
+looked at (the run has written it already: the command must agree).
 Skipped (77) where chromium is not installed (scripts/install-deps --tests).
 The demo's page is kept as <build>/tests/report/demo-report.png.
 """
@@ -21,7 +21,6 @@ import zlib
 sys.path.insert(0, os.path.join(os.environ.get("FEDFLOW_SOURCE_ROOT", ""), "tests", "integration"))
 import fftest  # noqa: E402
 
-RENDER = os.environ.get("FEDFLOW_RENDER_REPORT", "")
 WIDTH, HEIGHT = 1400, 1000
 
 
@@ -94,13 +93,13 @@ class ReportTest(fftest.HostTest):
         self.browser = chromium()
         if not self.browser:
             self.skipTest("chromium is not installed (scripts/install-deps --tests)")
-        if not RENDER or not os.access(RENDER, os.X_OK):
-            self.skipTest("FEDFLOW_RENDER_REPORT is not set")
 
     def render(self, workdir):
-        p = subprocess.run([RENDER, workdir], capture_output=True, text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, "render_report failed: %s" % p.stderr)
         path = os.path.join(workdir, "report.html")
+        self.assertTrue(os.path.isfile(path), "the run wrote no report.html")
+        p = subprocess.run([fftest.HOST, "report", workdir], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, "fedflow-host report failed: %s" % p.stderr)
+        self.assertEqual(p.stdout.strip(), path)
         self.assertTrue(os.path.isfile(path))
         leftovers = [n for n in os.listdir(workdir) if n.endswith(".tmp")]
         self.assertEqual(leftovers, [], "temporary files left in the workdir")
