@@ -619,11 +619,11 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     restarts_pending_ = 0;
     waiting_for_.clear();
 
-    outputs_->group_started(g, spec.round);
+    outputs_->group_started(g, spec.block);
     journal_.write({{"event", "group_start"},
                     {"group", g.group_name()},
                     {"round", round},
-                    {"block", spec.round},
+                    {"block", spec.block},
                     {"index", g.index()},
                     {"tasks", g.tasks().size()},
                     {"finished_before", g.count(TaskStatus::FINISHED)}});
