@@ -103,4 +103,19 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     return row[b.size()];
 }
 
+const char* file_kind(std::filesystem::file_type type) noexcept {
+    using T = std::filesystem::file_type;
+    switch (type) {
+    case T::regular: return "a regular file";
+    case T::directory: return "a directory";
+    case T::symlink: return "a symbolic link";
+    case T::block: return "a block device";
+    case T::character: return "a character device";
+    case T::fifo: return "a FIFO (named pipe)";
+    case T::socket: return "a socket";
+    case T::not_found: return "missing";
+    default: return "a file of an unknown kind";
+    }
+}
+
 }  // namespace fedflow::units

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,5 +41,9 @@ bool all_digits(std::string_view text) noexcept;
 
 // Edit distance, for "did you mean".
 std::size_t edit_distance(std::string_view a, std::string_view b);
+
+// What a path is, for messages about a path of the wrong kind: "a
+// directory", "a FIFO (named pipe)", "a character device", ...
+const char* file_kind(std::filesystem::file_type type) noexcept;
 
 }  // namespace fedflow::units

@@ -36,6 +36,7 @@ public:
     ~File() {
         if (fd_ >= 0) ::close(fd_);
     }
+    std::uint64_t size() const noexcept { return size_; }
     File(const File&) = delete;
     File& operator=(const File&) = delete;
 
@@ -85,8 +86,14 @@ private:
 
 Info read(const std::filesystem::path& path) {
     File f(path);
+    // The magic first: a file too short for an ELF header is truncated
+    // only if it starts like one.
+    if (f.size() == 0) throw std::runtime_error("not an ELF file: the file is empty");
+    std::string magic = f.range(0, std::min<std::uint64_t>(f.size(), SELFMAG));
+    if (magic.size() < SELFMAG || std::memcmp(magic.data(), ELFMAG, SELFMAG) != 0)
+        throw std::runtime_error(
+            fmt::format("not an ELF file: it does not start with the ELF magic \\x7fELF (a {}-byte file)", f.size()));
     auto eh = f.at<Elf64_Ehdr>(0);
-    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) throw std::runtime_error("not an ELF file");
     if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
         throw std::runtime_error("not a 64-bit little-endian ELF file");
     if (eh.e_type != ET_DYN) throw std::runtime_error("not a shared library");

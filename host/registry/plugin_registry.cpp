@@ -55,6 +55,22 @@ std::vector<fs::path> PluginRegistry::search_path(const std::vector<fs::path>& f
 }
 
 std::optional<PluginFile> PluginRegistry::inspect(const fs::path& file, std::string& reason) {
+    // Only a regular file is read: opening a FIFO would block, and a
+    // device would be read as if it were a library.
+    std::error_code ec;
+    fs::file_status st = fs::status(file, ec);
+    if (st.type() == fs::file_type::not_found) {
+        reason = "does not exist";
+        return std::nullopt;
+    }
+    if (ec) {
+        reason = fmt::format("cannot be examined: {}", ec.message());
+        return std::nullopt;
+    }
+    if (!fs::is_regular_file(st)) {
+        reason = fmt::format("it is {}, not a plugin file (a shared library)", units::file_kind(st.type()));
+        return std::nullopt;
+    }
     elf::Info info;
     try {
         info = elf::read(file);
@@ -136,7 +152,7 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
             fs::path file = (plan.dir / g.plugin).lexically_normal();
             std::string reason;
             std::error_code ec;
-            if (!fs::is_regular_file(file, ec)) {
+            if (!fs::exists(file, ec) && !ec) {
                 error(g, fmt::format("{} does not exist", file.string()));
                 out.emplace_back();
             } else if (auto p = inspect(file, reason)) {

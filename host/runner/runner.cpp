@@ -280,6 +280,7 @@ void Runner::remove_stale_segments() {
 void Runner::claim_workdir() {
     // Checked before the lock, whose file would otherwise be the first
     // thing we write into a directory that is not ours.
+    WorkdirLock::check_path(workdir_);
     std::error_code ec;
     const bool exists = fs::exists(workdir_, ec);
     const bool ours = exists && (fs::exists(workdir_ / "run.json", ec) || fs::exists(workdir_ / WorkdirLock::file_name, ec));

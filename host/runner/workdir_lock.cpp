@@ -1,6 +1,7 @@
 #include "runner/workdir_lock.hpp"
 
 #include "common/clock.hpp"
+#include "common/units.hpp"
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -43,10 +44,31 @@ std::string WorkdirLock::holder(const fs::path& workdir) {
     return out;
 }
 
-WorkdirLock::WorkdirLock(const fs::path& workdir) {
+void WorkdirLock::check_path(const fs::path& workdir) {
     std::error_code ec;
-    if (fs::exists(fs::symlink_status(workdir, ec)) && !fs::is_directory(workdir, ec))
-        throw std::invalid_argument(fmt::format("workdir {} exists and is not a directory", workdir.string()));
+    if (fs::exists(fs::symlink_status(workdir, ec)) && !fs::is_directory(workdir, ec)) {
+        fs::file_type type = fs::status(workdir, ec).type();
+        const char* kind = type == fs::file_type::not_found ? "a symbolic link to nothing" : units::file_kind(type);
+        throw std::invalid_argument(
+            fmt::format("workdir {} is {}, not a directory (choose --workdir)", workdir.string(), kind));
+    }
+    // A file on the way (create_directories would only say ENOTDIR): the
+    // nearest ancestor that exists must be a directory.
+    for (fs::path up = workdir.parent_path(); !up.empty(); up = up.parent_path()) {
+        fs::file_status st = fs::status(up, ec);
+        if (fs::exists(st)) {
+            if (!fs::is_directory(st))
+                throw std::invalid_argument(fmt::format("cannot create workdir {}: {} is {}, not a directory",
+                                                        workdir.string(), up.string(), units::file_kind(st.type())));
+            break;
+        }
+        if (up == up.parent_path()) break;
+    }
+}
+
+WorkdirLock::WorkdirLock(const fs::path& workdir) {
+    check_path(workdir);
+    std::error_code ec;
     fs::create_directories(workdir, ec);
     if (ec) refuse(ec.value(), fmt::format("cannot create workdir {}", workdir.string()));
 

@@ -34,6 +34,10 @@ public:
     WorkdirLock(const WorkdirLock&) = delete;
     WorkdirLock& operator=(const WorkdirLock&) = delete;
 
+    // Throws std::invalid_argument when workdir is not a directory, or
+    // cannot be one because a file lies on its path, naming what is there:
+    // "workdir DIR is a regular file, not a directory (choose --workdir)".
+    static void check_path(const std::filesystem::path& workdir);
     // Who holds the workdir's lock, from its file ("pid 4251 on host node7,
     // started ..."), or "" when it says nothing readable.
     static std::string holder(const std::filesystem::path& workdir);

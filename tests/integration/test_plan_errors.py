@@ -136,6 +136,24 @@ name = "g"
 plugin = "./missing/nothing.so"
 """, "plugin =", "nothing.so")
 
+    def test_plugin_path_that_is_no_library_is_named_for_what_it_is(self):
+        # A FIFO is never opened (a reader would block until a writer came).
+        directory = os.path.join(self.tmp, "dir.so")
+        os.mkdir(directory)
+        fifo = os.path.join(self.tmp, "fifo.so")
+        os.mkfifo(fifo)
+        text = self.write("text.so", "hello\n")
+        for name, value, needle in (
+                ("dir", directory, "it is a directory, not a plugin file (a shared library)"),
+                ("fifo", fifo, "it is a FIFO (named pipe), not a plugin file (a shared library)"),
+                ("zero", "/dev/zero", "it is a character device, not a plugin file (a shared library)"),
+                ("text", text, "not an ELF file: it does not start with the ELF magic \\x7fELF (a 6-byte file)")):
+            with self.subTest(plugin=name):
+                r = self.check_refused('[[group]]\nname = "g"\nplugin = "%s"\n' % value, "plugin =",
+                                       "%s cannot be used: %s" % (value, needle), name=name + ".toml")
+                self.assertNotIn("does not exist", r.output)
+                self.assertNotIn("truncated", r.output)
+
     def check_versions_named(self, output):
         """The ABI error names both versions: the plugin's 99 and the host's 1."""
         lines = [l for l in output.splitlines() if re.search(r"\b99\b", l)]

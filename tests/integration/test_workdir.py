@@ -77,12 +77,24 @@ class Ownership(HostTest):
         self.assertComplete(r, 4, both[winner].pid)
         self.assertEqual(r.result("s", done["task"]), before, "a finished task ran again")
 
-    def test_a_workdir_that_is_a_file_is_refused(self):
+    def test_a_workdir_that_is_a_file_or_lies_below_one_is_refused_and_named(self):
         plan = self.write_plan('[[group]]\nplugin = "echo"\n')
-        self.write("run", "not a directory")
-        r = self.run_plan(plan)
+        notes = self.write("run", "not a directory")
+        for args in ((), ("--resume",)):
+            with self.subTest(args=args):
+                r = self.run_plan(plan, *args)
+                self.assertExit(r, 2)
+                self.assertIn("workdir %s is a regular file, not a directory (choose --workdir)" % notes, r.stderr)
+                self.assertNotIn("not empty", r.output)
+        below = os.path.join(notes, "sub")
+        r = self.host(plan, "--workdir", below)
         self.assertExit(r, 2)
-        self.assertIn("exists and is not a directory", r.stderr)
+        self.assertIn("cannot create workdir %s: %s is a regular file, not a directory" % (below, notes), r.stderr)
+        r = self.host(plan, "--workdir", below, "--resume")
+        self.assertExit(r, 2)
+        self.assertIn("cannot create workdir %s: %s is a regular file, not a directory" % (below, notes), r.stderr)
+        with open(notes, encoding="utf-8") as f:
+            self.assertEqual(f.read(), "not a directory")
 
 
 class KilledWhileStarting(HostTest):

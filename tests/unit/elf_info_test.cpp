@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include <sys/stat.h>
+
 using namespace fedflow;
 namespace fs = std::filesystem;
 
@@ -35,16 +37,39 @@ TEST_CASE("the echo plugin's info is read from its file") {
 
 TEST_CASE("files that are not plugins are rejected with the reason") {
     fs::path tmp = fs::temp_directory_path() / "fedflow-elf-test.so";
-    std::ofstream(tmp) << "not an elf file at all, but long enough to hold a header........";
     std::string reason;
-    CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
-    CHECK(reason == "not an ELF file");
-    std::ofstream(tmp, std::ios::trunc) << "\x7f" "ELF";
-    CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
-    CHECK(reason.find("truncated") != std::string::npos);
+    SUBCASE("text, short or long, is not an ELF file") {
+        std::ofstream(tmp) << "hello\n";
+        CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+        CHECK(reason == "not an ELF file: it does not start with the ELF magic \\x7fELF (a 6-byte file)");
+        std::ofstream(tmp, std::ios::trunc) << "not an elf file at all, but long enough to hold a header........";
+        CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+        CHECK(reason == "not an ELF file: it does not start with the ELF magic \\x7fELF (a 64-byte file)");
+    }
+    SUBCASE("an empty file") {
+        std::ofstream{tmp};
+        CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+        CHECK(reason == "not an ELF file: the file is empty");
+    }
+    SUBCASE("the ELF magic and nothing more is a truncated ELF file") {
+        std::ofstream(tmp) << "\x7f" "ELF";
+        CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+        CHECK(reason == "truncated ELF file");
+    }
+    SUBCASE("what is not a regular file is never opened, and is named") {
+        fs::create_directory(tmp);
+        CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+        CHECK(reason == "it is a directory, not a plugin file (a shared library)");
+        fs::remove(tmp);
+        REQUIRE(::mkfifo(tmp.c_str(), 0600) == 0);  // opening it for reading would block
+        CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
+        CHECK(reason == "it is a FIFO (named pipe), not a plugin file (a shared library)");
+        CHECK_FALSE(PluginRegistry::inspect("/dev/zero", reason));
+        CHECK(reason == "it is a character device, not a plugin file (a shared library)");
+    }
     fs::remove(tmp);
     CHECK_FALSE(PluginRegistry::inspect("/nonexistent.so", reason));
-    CHECK(reason == "cannot be read");
+    CHECK(reason == "does not exist");
 }
 
 TEST_CASE("a library without Fedflow info is not a plugin") {
