@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <set>
 #include <cstdlib>
+#include <fstream>
 
 #include <unistd.h>
 
@@ -30,6 +31,23 @@ fs::path PluginRegistry::install_dir() {
     if (ec) return {};
     fs::path dir = (exe.parent_path() / FEDFLOW_PLUGIN_DIR_FROM_BINDIR).lexically_normal();
     return fs::is_directory(dir, ec) ? dir : fs::path();
+}
+
+std::vector<fs::path> PluginRegistry::bundled_dirs() {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return {};
+    fs::path list = exe;
+    list += ".plugin-dirs";
+    std::ifstream in(list);
+    if (!in) {
+        fs::path dir = install_dir();
+        return dir.empty() ? std::vector<fs::path>{} : std::vector<fs::path>{dir};
+    }
+    std::vector<fs::path> out;
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty() && line.front() != '#') out.emplace_back(line);
+    return out;
 }
 
 std::vector<fs::path> PluginRegistry::search_path(const std::vector<fs::path>& first) {
@@ -50,7 +68,7 @@ std::vector<fs::path> PluginRegistry::search_path(const std::vector<fs::path>& f
             start = end + 1;
         }
     }
-    add(install_dir());
+    for (const auto& dir : bundled_dirs()) add(dir);
     return out;
 }
 

@@ -1,7 +1,9 @@
 // plugin_registry.hpp: finds plugins on the plugin path.
 //
 // The search path is, in order: --plugin-path options, the plan's
-// plugin-path, FEDFLOW_PLUGIN_PATH (colon-separated), and the install dir.
+// plugin-path, FEDFLOW_PLUGIN_PATH (colon-separated), and the bundled
+// plugins' dirs: the install dir, or in a build tree the folders that
+// <exe>.plugin-dirs lists (written by meson beside the host).
 // Each dir is scanned for *.so in name order, so discovery is stable; the
 // first plugin of a name wins. A file that cannot serve is rejected with the
 // reason (not ELF, wrong ABI version, no entry symbol, shadowed, ...), and
@@ -35,6 +37,11 @@ public:
     // The install dir: relative to the running executable, so an installed
     // tree can be moved. Empty when it does not exist.
     static std::filesystem::path install_dir();
+    // Where the bundled plugins are: in a build tree, the folders listed in
+    // the file `<this executable>.plugin-dirs` (one absolute path a line;
+    // empty lines and lines starting with '#' are skipped), which meson
+    // writes there and never installs; else the install dir.
+    static std::vector<std::filesystem::path> bundled_dirs();
     // The full search path for these leading dirs (options, then the plan's).
     static std::vector<std::filesystem::path> search_path(const std::vector<std::filesystem::path>& first);
 

@@ -244,7 +244,28 @@ class Plugins(HostTest):
         r = self.host("plugins", "--plugin-path", empty, env={"FEDFLOW_PLUGIN_PATH": ""})
         self.assertExit(r, 0)
         self.assertIn(empty, r.output)
-        self.assertNotIn(fftest.plugin_file("echo"), r.output)
+        # Only the build tree's bundled plugins besides: the test plugins are
+        # found through FEDFLOW_PLUGIN_PATH alone.
+        self.assertNotIn(fftest.plugin_file("fault_abort"), r.output)
+
+    def test_the_host_of_a_build_tree_finds_its_bundled_plugins_by_itself(self):
+        # Issue 11, item 22: they live in several folders of the build tree
+        # (plugins/, plugins/fedavg/, ...), and a user had to pass each with
+        # --plugin-path; an installed host finds them in its plugin dir.
+        env = {"FEDFLOW_PLUGIN_PATH": ""}
+        r = self.host("plugins", env=env)
+        self.assertExit(r, 0)
+        bundled = [fftest.plugin_file("echo"), fftest.plugin_file("noop"), fftest.plugin_file("command")]
+        demo = os.path.join(fftest.BUILD_ROOT, "plugins", "fedavg", "fedavg_client.so")
+        if os.path.exists(demo):
+            bundled.append(demo)
+        for path in bundled:
+            self.assertIn(path, r.output)
+        with open(fftest.HOST + ".plugin-dirs") as f:
+            self.assertIn(os.path.dirname(fftest.plugin_file("echo")) + "\n", f.read())
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\n')
+        r = self.run_plan(plan, "--progress", "none", env=env)
+        self.assertExit(r, 0)
 
 
 if __name__ == "__main__":
