@@ -246,6 +246,25 @@ def max_overlap(intervals):
     return best
 
 
+def run_ok(argv, env=None, cwd=None, timeout=120):
+    """Runs a command to the end; its output (stdout and stderr), or an
+    AssertionError with the command, its status and the end of its output."""
+    p = subprocess.run(argv, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("$ %s\nexit status %d\n%s" % (" ".join(argv), p.returncode, p.stdout[-5000:]))
+    return p.stdout
+
+
+def clean_env(**extra):
+    """The environment without FEDFLOW_*, PKG_CONFIG* and DESTDIR: what a user
+    outside the build has (an installed host needs none of them)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FEDFLOW_") and not k.startswith("PKG_CONFIG") and k != "DESTDIR"}
+    env.update(extra)
+    return env
+
+
 def kill_group(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)

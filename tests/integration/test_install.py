@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 import unittest
 
@@ -26,19 +25,8 @@ BUNDLED = ["echo", "noop"]
 DEMO = ["fedavg_client", "fedavg_server"]
 
 
-def run(argv, env=None, cwd=None, timeout=120):
-    p = subprocess.run(argv, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=timeout)
-    if p.returncode != 0:
-        raise AssertionError("$ %s\nexit status %d\n%s" % (" ".join(argv), p.returncode, p.stdout[-5000:]))
-    return p.stdout
-
-
-def clean_env(**extra):
-    """The environment without any FEDFLOW_* variable: an installed host needs none."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDFLOW_") and not k.startswith("PKG_CONFIG")}
-    env.update(extra)
-    return env
+run = fftest.run_ok
+clean_env = fftest.clean_env
 
 
 class Install(unittest.TestCase):
