@@ -151,10 +151,12 @@ int cmd_run(const Options& o) {
     }
     std::optional<Progress> progress = parse_progress(o.progress);
     if (!progress) {
-        std::fprintf(stderr, "fedflow-host: --progress must be auto, tty, plain, json or none, not '%s'\n",
+        std::fprintf(stderr, "fedflow-host: --progress must be auto, tty, plain, verbose, json or none, not '%s'\n",
                      o.progress.c_str());
         return exit_bad_input;
     }
+    // Debugging a run without a terminal: every task's every state, too.
+    if (*progress == Progress::plain && o.log_level == "debug") progress = Progress::verbose;
 
     Checked c;
     if (!check(o, c)) return exit_bad_input;
@@ -225,8 +227,10 @@ int main(int argc, char** argv) {
     app.add_flag("--resume", o.resume, "Run only what has not finished in the workdir");
     app.add_flag("--force", o.force, "With --resume: resume even though the plan changed");
     app.add_flag("--dry-run", o.dry_run, "Check everything and print what would run; start nothing");
-    app.add_option("--progress", o.progress, "auto, tty, plain, json or none")
-        ->check(CLI::IsMember({"auto", "tty", "plain", "json", "none"}));
+    app.add_option("--progress", o.progress,
+                   "auto (tty on a terminal, else plain), tty, plain (a line per group or round, and failures), "
+                   "verbose (plain and every state change), json or none")
+        ->check(CLI::IsMember({"auto", "tty", "plain", "verbose", "json", "none"}));
     app.add_option("--gpus", o.gpus, "GPUs to use: all, none, or indices such as 0,2 (replaces [resources] gpus)")->type_name("LIST|none");
     app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)");
     add_log_level(&app);

@@ -20,6 +20,7 @@ std::optional<Progress> parse_progress(std::string_view text) {
     if (text == "auto") return ::isatty(STDERR_FILENO) ? Progress::tty : Progress::plain;
     if (text == "tty") return Progress::tty;
     if (text == "plain") return Progress::plain;
+    if (text == "verbose") return Progress::verbose;
     if (text == "json") return Progress::json;
     if (text == "none") return Progress::none;
     return std::nullopt;
@@ -94,19 +95,85 @@ std::string bar(std::size_t done, std::size_t failed, std::size_t total, int wid
     return out;
 }
 
+// "10 finished" or "9 finished, 1 failed".
+std::string counts(const json& group_end) {
+    auto finished = group_end.value("finished", std::size_t{0});
+    auto failed = group_end.value("failed", std::size_t{0});
+    return failed == 0 ? fmt::format("{} finished", finished) : fmt::format("{} finished, {} failed", finished, failed);
+}
+
+// The failures of a group as lines to show: each in full, but after three
+// with the same stage and message the rest are counted, and told in one
+// line when the group ends (after a SIGTERM, 100,000 tasks fail with "not
+// started: the host received SIGTERM").
+class FailureLines {
+public:
+    // The line for a task's EXCEPTION event, or empty when it is counted.
+    std::string failed(const json& e) {
+        auto& n = seen_[{e.value("stage", ""), e.value("message", "")}];
+        return ++n <= shown ? describe_event(e) : std::string();
+    }
+    // At the group's end: "... and 99,997 more failed in start: not started: ...".
+    std::vector<std::string> group_ended(const json& e) {
+        std::vector<std::string> out;
+        std::string where = e.value("group", "");
+        if (e.value("round", 0) != 0) where = fmt::format("round {} {}", e.value("round", 0), where);
+        for (const auto& [what, n] : seen_)
+            if (n > shown)
+                out.push_back(fmt::format("{}: {} more task(s) failed in {}: {}", where, n - shown, what.first, what.second));
+        seen_.clear();
+        return out;
+    }
+
+private:
+    static constexpr std::size_t shown = 3;
+    std::map<std::pair<std::string, std::string>, std::size_t> seen_;
+};
+
+// Without a terminal (a log file, CI): a line per group, or per round in
+// [[round]]s, with counts, and every failure in full; verbose adds a line
+// for every state of every task (6 lines a task: 550 for 90 tasks).
 class PlainView final : public ProgressView {
 public:
-    explicit PlainView(std::FILE* out) : out_(out) {}
+    PlainView(std::FILE* out, bool verbose) : out_(out), verbose_(verbose) {}
+    bool shows_failures() const override { return true; }
     void event(const json& e) override {
-        std::string what = describe_event(e);
+        const std::string kind = e.value("event", "");
+        if (verbose_) {
+            print(e, describe_event(e));
+        } else if (kind == "run_start") {
+            print(e, describe_event(e));
+        } else if (kind == "status") {
+            if (e.value("status", "") == "EXCEPTION") print(e, failures_.failed(e));
+        } else if (kind == "group_end") {
+            for (const auto& line : failures_.group_ended(e)) print(e, line);
+            if (e.value("round", 0) == 0) print(e, fmt::format("group {} ended: {}", e.value("group", ""), counts(e)));
+            else round_ += fmt::format("{}{} {}", round_.empty() ? "" : ", ", e.value("group", ""), counts(e));
+        } else if (kind == "round_end") {
+            std::string what = describe_event(e);  // "round 3 ended, loss 0.25"
+            std::string head = fmt::format("round {} ended", e.value("round", 0));
+            std::string values = what.rfind(head + ", ", 0) == 0 ? "; " + what.substr(head.size() + 2) : "";
+            print(e, head + (round_.empty() ? "" : ": " + round_) + values);
+            round_.clear();
+        } else if (kind == "run_end") {
+            if (!round_.empty()) print(e, "round ended early: " + round_);
+            round_.clear();
+            print(e, describe_event(e));
+        }
+    }
+
+private:
+    void print(const json& e, const std::string& what) {
         if (what.empty()) return;
         std::string text =
             fmt::format("fedflow: [{:8.2f}s] {}\n", static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0, what);
         std::fwrite(text.data(), 1, text.size(), out_);
     }
 
-private:
     std::FILE* out_;
+    bool verbose_;
+    FailureLines failures_;
+    std::string round_;  // the groups of the round going on, with their counts
 };
 
 class JsonView final : public ProgressView {
@@ -135,16 +202,25 @@ public:
         model_.event(e);
         // Failures and the run's end stay in the scrollback above the frame.
         const std::string status = e.value("status", "");
-        if (status == "EXCEPTION" || e.value("event", "") == "run_end" || e.value("event", "") == "round_end")
-            print_above(fmt::format("fedflow: {}\n", describe_event(e)));
-        else
-            redraw(false);
+        const std::string kind = e.value("event", "");
+        std::vector<std::string> above;
+        if (status == "EXCEPTION") above.push_back(failures_.failed(e));
+        else if (kind == "group_end") above = failures_.group_ended(e);
+        else if (kind == "run_end" || kind == "round_end") above.push_back(describe_event(e));
+        bool printed = false;
+        for (const auto& line : above) {
+            if (line.empty()) continue;
+            print_above(fmt::format("fedflow: {}\n", line));
+            printed = true;
+        }
+        if (!printed) redraw(false);
     }
     void status(const LiveStatus& s) override {
         status_ = s;
         redraw(false);
     }
     bool live() const override { return true; }
+    bool shows_failures() const override { return true; }
     void finish() override {
         if (finished_) return;
         finished_ = true;
@@ -193,6 +269,7 @@ private:
 
     std::FILE* out_;
     int fd_;
+    FailureLines failures_;
     detail::TtyModel model_;
     LiveStatus status_;
     int lines_ = 0;  // lines of the frame now on screen
@@ -205,7 +282,8 @@ private:
 
 std::unique_ptr<ProgressView> ProgressView::make(Progress mode, std::FILE* out) {
     switch (mode) {
-    case Progress::plain: return std::make_unique<PlainView>(out);
+    case Progress::plain: return std::make_unique<PlainView>(out, false);
+    case Progress::verbose: return std::make_unique<PlainView>(out, true);
     case Progress::json: return std::make_unique<JsonView>();
     case Progress::tty: return std::make_unique<TtyView>(out);
     case Progress::none: break;

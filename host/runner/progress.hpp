@@ -1,5 +1,8 @@
 // progress.hpp: what a person sees while a run goes (--progress):
-//   plain  one line per state change on stderr (the default without a terminal)
+//   plain  on stderr, a line per group (per round in [[round]]s) with its
+//          counts, and every failure in full (the default without a terminal)
+//   verbose  plain, and a line for every state change of every task (also
+//          what plain shows with --log-level debug)
 //   json   every journal line on stdout (the same as events.jsonl)
 //   tty    a live view on the terminal, redrawn in place: a line per group
 //          with a bar and counts by status, a line per device with memory
@@ -24,9 +27,9 @@
 
 namespace fedflow {
 
-enum class Progress { none, plain, json, tty };
+enum class Progress { none, plain, verbose, json, tty };
 
-// "auto", "tty", "plain", "json", "none"; nullopt when unknown. `auto`
+// "auto", "tty", "plain", "verbose", "json", "none"; nullopt when unknown. `auto`
 // looks at whether stderr is a terminal.
 std::optional<Progress> parse_progress(std::string_view text);
 
@@ -61,6 +64,9 @@ public:
     virtual void status(const LiveStatus&) {}
     // True when the view wants status() a few times a second.
     virtual bool live() const { return false; }
+    // True when the view shows every failure itself (plain, verbose, tty):
+    // the log then need not say it again.
+    virtual bool shows_failures() const { return false; }
     // The run is over: leave the last frame on the screen.
     virtual void finish() {}
 };

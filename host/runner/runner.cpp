@@ -345,7 +345,9 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
 void Runner::fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message) {
     group.report_exception(task.task_id(), stage, message);
     status_event(group, task, {{"stage", stage}, {"message", message}});
-    log::error("{}/{} failed in {}: {}", group.group_name(), task.task_id(), stage, message);
+    // Where the progress view shows failures, the log says them only at debug level.
+    log::write(view_ && view_->shows_failures() ? log::Level::debug : log::Level::error,
+               fmt::format("{}/{} failed in {}: {}", group.group_name(), task.task_id(), stage, message));
 }
 
 void Runner::merge_peaks(Task& task, const exec::Peaks& peaks) {

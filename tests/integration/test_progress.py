@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""--progress: the live view on a terminal (through a pseudo-terminal), one
-line per event without one (plain, and auto on a pipe), the journal's lines
-on stdout (json), nothing (none)."""
+"""--progress: the live view on a terminal (through a pseudo-terminal), a
+line per group or round and every failure without one (plain, and auto on a
+pipe), a line per event (verbose, or plain with --log-level debug), the
+journal's lines on stdout (json), nothing (none)."""
 import fcntl
 import json
 import os
@@ -91,7 +92,49 @@ class Progress(HostTest):
         r = self.run_plan(plan, workdir="pipe")
         self.assertExit(r, 0)
         self.assertNotIn("\x1b[", r.stderr)
-        self.assertRegex(r.stderr, r"fedflow: \[ *\d+\.\d\ds\] g/0 FINISHED")
+        self.assertRegex(r.stderr, r"fedflow: \[ *\d+\.\d\ds\] group g ended: 2 finished")
+
+    def test_plain_is_a_line_per_group_or_round_and_every_failure(self):
+        # Issue 11, item 21: plain printed ~6 lines per task (550 for 90 tasks).
+        plan = self.write_plan(PLAN.replace("tasks = 4", "tasks = 30").replace("0.5", "0.05") +
+                               'tasks = 3\nparams = { fail = false }\n[[group.task]]\nid = "bad"\nparams = { fail = true }\n'
+                               '[[group]]\nname = "many"\nplugin = "echo"\ntasks = 30\n')
+        r = self.run_plan(plan, "--progress", "plain", workdir="plain")
+        self.assertExit(r, 1)
+        lines = [re.sub(r"^fedflow: \[ *\d+\.\d\ds\] ", "", l) for l in r.stderr.splitlines()
+                 if l.startswith("fedflow: [")]
+        expected = [
+            re.escape("run started in " + os.path.join(self.tmp, "plain")),
+            r"round 1 ended: sleepers 30 finished; slept 0.05, start \S+, end \S+",
+            r"round 2 ended: sleepers 30 finished; slept 0.05, start \S+, end \S+",
+            re.escape("faulty/bad EXCEPTION: injected failure in train"),
+            re.escape("group faulty ended: 3 finished, 1 failed"),
+            re.escape("group many ended: 30 finished"),
+            re.escape("run ended: failed"),
+        ]
+        self.assertEqual(len(lines), len(expected), r.stderr)
+        for line, pattern in zip(lines, expected):
+            self.assertRegex(line, "^" + pattern + "$")
+
+        # verbose, and plain at --log-level debug: every state of every task too.
+        for args in (["--progress", "verbose"], ["--progress", "plain", "--log-level", "debug"]):
+            r = self.run_plan(plan, *args, workdir="verbose-" + args[-1])
+            self.assertExit(r, 1)
+            for state in ("AVAILABLE", "LOADING", "WAITING", "TRAINING on cpu", "FINISHED", "EXITED"):
+                self.assertEqual(len(re.findall(r"\] round 2 sleepers/\d+ %s\n" % state, r.stderr)), 30, (args, state))
+            self.assertIn("] faulty/bad EXCEPTION: injected failure in train\n", r.stderr)
+            self.assertIn("] group many ended: 30 finished, 0 failed\n", r.stderr)
+
+    def test_alike_failures_are_three_lines_and_a_count(self):
+        # After a SIGTERM 100,000 tasks fail alike ("not started: ..."): a line
+        # for each would drown the log. The log does not repeat them either.
+        plan = self.write_plan('[[group]]\nname = "hopeless"\nplugin = "fault_throw_train"\ntasks = 10\n')
+        r = self.run_plan(plan, "--progress", "plain", workdir="alike")
+        self.assertExit(r, 1)
+        self.assertEqual(len(re.findall(r"\] hopeless/\d+ EXCEPTION: injected failure in train\n", r.stderr)), 3, r.stderr)
+        self.assertIn("] hopeless: 7 more task(s) failed in train: injected failure in train\n", r.stderr)
+        self.assertIn("] group hopeless ended: 0 finished, 10 failed\n", r.stderr)
+        self.assertNotIn("failed in train: injected", r.stderr.replace("7 more task(s) failed in train: injected", ""))
 
     def test_json_is_the_journal_on_stdout_and_none_is_silent(self):
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 2\n')
