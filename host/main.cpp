@@ -10,6 +10,7 @@
 #include "common/log.hpp"
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
+#include "exec/worker_process.hpp"
 #include "runner/runner.hpp"
 #include "report/report_html.hpp"
 
@@ -189,6 +190,7 @@ int cmd_run(const Options& o) {
     }
     try {
         ro.worker = find_worker();
+        WorkerProcess::raise_fd_limit();
         Runner runner(c.plan, c.plugins, ro);
         return runner.run();
     } catch (const std::invalid_argument& e) {

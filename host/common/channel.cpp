@@ -22,6 +22,8 @@ const char* type_name(Type t) noexcept {
     case Type::loaded: return "loaded";
     case Type::result: return "result";
     case Type::failed: return "failed";
+    case Type::worker: return "worker";
+    case Type::leftovers: return "leftovers";
     }
     return "unknown";
 }

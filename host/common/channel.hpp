@@ -29,6 +29,10 @@ enum class Type : std::uint32_t {
     loaded = 11,  // load finished
     result = 12,  // train finished; the result is in shared memory
     failed = 13,  // a stage failed: body has stage, kind, message
+    // shim -> host: from the process between the host and the worker, when
+    // the run's containment has one (see worker/shim.hpp)
+    worker = 20,     // pid: the process that runs the plugin
+    leftovers = 21,  // count: processes the task left running, which were killed
 };
 
 const char* type_name(Type t) noexcept;

@@ -65,6 +65,7 @@ struct Event {
     enum class Kind {
         message,  // the worker sent `message`
         broken,   // the worker sent what is not a valid frame (`error`); it is being killed
+        stopped,  // the worker was found stopped by `signal`, the `stops`-th time: continued, or killed (`ended`)
         exited,   // the worker is gone and reaped: `wait_status`
     };
     Kind kind = Kind::message;
@@ -75,6 +76,10 @@ struct Event {
     bool killed_for_memory = false;  // exited: by the kernel's out-of-memory killer
     bool signalled_by_host = false;  // exited: by a signal the host sent
     Peaks peaks;                     // exited: what the worker was seen to hold
+    std::size_t leftovers = 0;       // exited: processes the task left running, which were killed
+    int signal = 0;                  // stopped: the signal that stopped it
+    int stops = 0;                   // stopped: how often it was found stopped
+    bool ended = false;              // stopped: too often; it is being killed
 };
 
 
@@ -122,6 +127,13 @@ public:
     // killed when it has not exited within the grace period.
     virtual void signal(WorkerId id, int signal) = 0;
     virtual void signal_all(int signal) = 0;
+    // SIGTERM to the worker and what it started, and SIGKILL after `grace`
+    // (a stage past its timeout gets less than an interrupted run's).
+    virtual void terminate(WorkerId id, std::chrono::milliseconds grace) = 0;
+
+    // How what a task starts ends with it ("cgroup", "pidns" or "subreaper"):
+    // for the journal.
+    virtual std::string containment() const = 0;
 
     virtual std::size_t live() const = 0;
     // RAM first, then every GPU.

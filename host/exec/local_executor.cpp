@@ -1,6 +1,9 @@
 #include "exec/local_executor.hpp"
 
 #include "common/device.hpp"
+#include "common/log.hpp"
+
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,17 +12,49 @@
 #include <system_error>
 
 #include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
 namespace fedflow::exec {
 
-LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> probe)
-    : options_(std::move(options)), scheduler_(options_.scheduler, std::move(probe)) {}
+namespace {
 
-// Workers still running are killed and reaped by ~WorkerProcess.
-LocalExecutor::~LocalExecutor() = default;
+// A worker stopped (SIGSTOP, SIGTSTP, ...) this many times is ended.
+constexpr int max_stops = 3;
+
+std::string signal_name(int signal) {
+    const char* abbrev = sigabbrev_np(signal);
+    return abbrev != nullptr ? std::string("SIG") + abbrev : std::to_string(signal);
+}
+
+}  // namespace
+
+LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> probe)
+    : options_(std::move(options)), scheduler_(options_.scheduler, std::move(probe)) {
+    descendants_ = Descendants::open(options_.worker, options_.run_name);
+    log::info("what tasks start ends with them: {}", descendants_->description());
+    // SIGCHLD tells of a worker that stopped (the pidfds tell of exits).
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+    sigchld_fd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+// Workers still running are killed and reaped by ~WorkerProcess, before
+// the containment that holds their cgroups goes.
+LocalExecutor::~LocalExecutor() {
+    workers_.clear();
+    descendants_.reset();
+    if (sigchld_fd_ >= 0) ::close(sigchld_fd_);
+}
+
+std::string LocalExecutor::containment() const {
+    return to_string(descendants_->kind());
+}
 
 void LocalExecutor::set_gpus(bool use_gpus, std::vector<int> gpus) { scheduler_.set_gpus(use_gpus, std::move(gpus)); }
 
@@ -51,6 +86,9 @@ std::vector<int> LocalExecutor::pids() const {
 }
 
 void LocalExecutor::sample_if_older_than(std::chrono::milliseconds age) {
+    // A shim names the worker only after the start (containment.hpp).
+    for (auto& [id, w] : workers_)
+        if (auto* entry = scheduler_.ledger().find(id)) entry->pid = w.process->pid();
     if (!scheduler_.sample_if_older_than(age, pids())) return;
     for (auto& [id, w] : workers_) {
         int pid = w.process->pid();
@@ -65,7 +103,35 @@ void LocalExecutor::note_wait(const sched::Verdict& v) {
     if (v.resource != "processes" && v.resource != "waiting") waiting_on_machine_ = true;
 }
 
+Admission LocalExecutor::spawn_deferred(const std::string& why) {
+    auto now = Clock::now();
+    if (!spawn_failing_since_) {
+        spawn_failing_since_ = now;
+        spawn_backoff_ = std::chrono::milliseconds(20);
+    } else {
+        spawn_backoff_ = std::min(2 * spawn_backoff_, std::chrono::milliseconds(1000));
+    }
+    spawn_retry_at_ = now + spawn_backoff_;
+    spawn_why_ = why;
+    // With workers running, their ends free what is missing; with none,
+    // only something outside the run can, and it is given spawn_patience.
+    if (workers_.empty() && now - *spawn_failing_since_ >= options_.spawn_patience) {
+        spawn_retry_at_.reset();
+        throw std::runtime_error(fmt::format("cannot start its worker: {}; no other task of the run was running, and "
+                                             "it did not clear within {} s",
+                                             why, options_.spawn_patience.count() / 1000));
+    }
+    Admission a;
+    a.verdict = {sched::Verdict::Kind::wait, {}, -1, "spawn", why};
+    return a;
+}
+
 Admission LocalExecutor::start_load(const LoadRequest& request) {
+    if (spawn_retry_at_ && Clock::now() < *spawn_retry_at_) {
+        Admission a;
+        a.verdict = {sched::Verdict::Kind::wait, {}, -1, "spawn", spawn_why_};
+        return a;
+    }
     sample_if_older_than(options_.sample_period);
     sched::Counts counts{workers_.size(), 0};
     for (const auto& [id, w] : workers_)
@@ -79,7 +145,18 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     }
     fs::create_directories(request.workdir);
     Worker w;
-    w.process = WorkerProcess::spawn(options_.worker, request.workdir, options_.envp);
+    SpawnOptions spawn;
+    spawn.worker = options_.worker;
+    spawn.workdir = request.workdir;
+    spawn.envp = options_.envp;
+    spawn.descendants = descendants_.get();
+    try {
+        w.process = WorkerProcess::spawn(spawn);
+    } catch (const SpawnDeferred& e) {
+        return spawn_deferred(e.what());
+    }
+    spawn_failing_since_.reset();
+    spawn_retry_at_.reset();
     // A worker that dies before reading these is seen through its exit.
     w.process->send(channel::Type::config, request.config());
     w.process->send(channel::Type::load);
@@ -139,6 +216,41 @@ void LocalExecutor::signal(WorkerId id, int signal) {
 
 void LocalExecutor::signal_all(int signal) {
     for (auto& [id, w] : workers_) this->signal(id, signal);
+}
+
+void LocalExecutor::terminate(WorkerId id, std::chrono::milliseconds grace) {
+    Worker* w = find(id);
+    if (w == nullptr) return;
+    w->process->kill(SIGTERM);
+    auto deadline = Clock::now() + grace;
+    if (!w->kill_deadline || deadline < *w->kill_deadline) w->kill_deadline = deadline;
+}
+
+void LocalExecutor::take_stops(std::vector<Event>& out) {
+    signalfd_siginfo si;
+    while (::read(sigchld_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    }
+    for (auto& [id, w] : workers_) {
+        int sig = w.process->take_stop();
+        if (sig == 0) continue;
+        // A stopped worker would hold its slot for ever, and the run with
+        // it: it is continued, and ended once it has stopped too often to
+        // be a pause someone meant.
+        Event e;
+        e.kind = Event::Kind::stopped;
+        e.id = id;
+        e.signal = sig;
+        e.stops = ++w.stops;
+        e.ended = w.stops >= max_stops;
+        if (e.ended) {
+            log::warning("worker {} was stopped by {} {} times: ending it", w.process->pid(), signal_name(sig), w.stops);
+            w.process->kill(SIGKILL);
+        } else {
+            log::debug("worker {} was stopped by {}: continuing it", w.process->pid(), signal_name(sig));
+            w.process->resume();
+        }
+        out.push_back(std::move(e));
+    }
 }
 
 std::vector<DeviceUse> LocalExecutor::devices() const {
@@ -204,6 +316,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     fds_.clear();
     polled_.clear();
     fds_.push_back({wake_fd, POLLIN, 0});
+    fds_.push_back({sigchld_fd_, POLLIN, 0});
     auto now = Clock::now();
     std::optional<Clock::time_point> next = until;
     auto consider = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
@@ -220,6 +333,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     }
     if (waiting_on_machine_ || gpu_training)
         consider(scheduler_.sampled_at() + (waiting_on_machine_ ? 1 : 2) * options_.sample_period);
+    if (spawn_retry_at_) consider(*spawn_retry_at_);
     waiting_on_machine_ = false;
 
     int wait_ms = -1;
@@ -230,12 +344,13 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     if (::poll(fds_.data(), fds_.size(), wait_ms) < 0 && errno != EINTR)
         throw std::system_error(errno, std::generic_category(), "poll");
 
+    if (fds_[1].revents & POLLIN) take_stops(out);
     for (std::size_t i = 0; i < polled_.size(); ++i) {
         Worker& w = workers_.at(polled_[i]);
         WorkerProcess& p = *w.process;
-        const pollfd& sock = fds_[1 + 2 * i];
+        const pollfd& sock = fds_[2 + 2 * i];
         if (sock.fd >= 0 && (sock.revents & (POLLIN | POLLHUP | POLLERR))) read(polled_[i], w, out);
-        if (p.pid_fd() < 0 || (fds_[2 + 2 * i].revents & POLLIN) || w.closed_at) p.try_reap();
+        if (p.pid_fd() < 0 || (fds_[3 + 2 * i].revents & POLLIN) || w.closed_at) p.try_reap();
     }
 
     // Deadlines: the grace period after a signal, and a worker that closed
@@ -259,6 +374,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         e.wait_status = *p.wait_status();
         e.signalled_by_host = WIFSIGNALED(e.wait_status) && p.signal_sent() != 0;
         e.peaks = it->second.peaks;
+        e.leftovers = p.leftovers();
         e.killed_for_memory = scheduler_.killed_for_memory(e.wait_status, p.signal_sent() == SIGKILL);
         scheduler_.ledger().close(it->first);
         out.push_back(std::move(e));

@@ -3,11 +3,17 @@
 // StageScheduler over this machine's probe and ledger.
 //
 // wait() sleeps in poll() on every worker's socket and pidfd (and the
-// runner's wake fd), and wakes the moment a worker sends a message or dies.
+// runner's wake fd, and a signalfd for SIGCHLD, which tells of a worker that
+// stopped), and wakes the moment a worker sends a message, stops or dies.
+//
+// A worker that cannot start yet for want of a descriptor or a process slot
+// (SpawnDeferred) makes its load wait (resource "spawn") and is tried again;
+// with no worker running to free one, it fails after spawn_patience.
 // There is no fixed sleep: the machine is sampled only while a stage waits
 // for resources or a worker trains on a GPU (for its peaks).
 #pragma once
 
+#include "exec/containment.hpp"
 #include "exec/executor.hpp"
 #include "exec/worker_process.hpp"
 #include "sched/stage_scheduler.hpp"
@@ -29,7 +35,11 @@ public:
         // How old a sample of the machine may be when a stage waits for
         // resources (twice that while workers train on GPUs, for their peaks).
         std::chrono::milliseconds sample_period{250};
+        std::string run_name;  // names the run's cgroup (containment.hpp)
+        std::chrono::milliseconds spawn_patience{10000};
     };
+    // Throws std::invalid_argument when FEDFLOW_CONTAIN asks for a
+    // containment this machine cannot give (containment.hpp).
     LocalExecutor(Options options, std::unique_ptr<sched::Probe> probe);
     ~LocalExecutor() override;
 
@@ -49,6 +59,8 @@ public:
     void release(WorkerId id) override;
     void signal(WorkerId id, int signal) override;
     void signal_all(int signal) override;
+    void terminate(WorkerId id, std::chrono::milliseconds grace) override;
+    std::string containment() const override;
 
     std::size_t live() const override { return workers_.size(); }
     std::vector<DeviceUse> devices() const override;
@@ -68,6 +80,7 @@ private:
         Peaks peaks;
         std::optional<Clock::time_point> closed_at;      // EOF seen on the socket
         std::optional<Clock::time_point> kill_deadline;  // SIGKILL if still alive then
+        int stops = 0;                                   // how often it was found stopped
     };
     Worker* find(WorkerId id);
     const Worker* find(WorkerId id) const;
@@ -77,9 +90,20 @@ private:
     // updates its state.
     void read(WorkerId id, Worker& w, std::vector<Event>& out);
     void note_wait(const sched::Verdict& v);
+    // Continues (or, at the third time, kills) the workers that stopped.
+    void take_stops(std::vector<Event>& out);
+    // The start that SpawnDeferred refused: wait, or fail after spawn_patience.
+    Admission spawn_deferred(const std::string& why);
 
     Options options_;
     sched::StageScheduler scheduler_;
+    std::unique_ptr<Descendants> descendants_;
+    int sigchld_fd_ = -1;
+    // Since when starts have been refused (SpawnDeferred), why, and when
+    // to try again.
+    std::optional<Clock::time_point> spawn_failing_since_, spawn_retry_at_;
+    std::chrono::milliseconds spawn_backoff_{0};
+    std::string spawn_why_;
     std::map<WorkerId, Worker> workers_;
     bool waiting_on_machine_ = false;  // a stage waited for CPU, RAM or GPU memory since the last wait()
     std::vector<::pollfd> fds_;

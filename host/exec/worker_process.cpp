@@ -1,18 +1,28 @@
 #include "exec/worker_process.hpp"
 
+#include "common/cgroup.hpp"
+#include "exec/containment.hpp"
+
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace fedflow {
 
@@ -48,6 +58,11 @@ struct Attributes {
     ~Attributes() { posix_spawnattr_destroy(&attr); }
 };
 
+const Attributes& attributes() {
+    static const Attributes once;
+    return once;
+}
+
 // Owns a posix_spawn_file_actions_t for the duration of one spawn.
 struct FileActions {
     posix_spawn_file_actions_t fa;
@@ -58,17 +73,169 @@ struct FileActions {
     }
 };
 
+// The soft RLIMIT_NOFILE the host started with, when raise_fd_limit raised
+// it (0: it did not).
+rlim_t original_fd_soft = 0;
+// Workers started and not yet destroyed, and the descriptors the host had
+// open when it started the first: what the budget below counts on.
+std::size_t live_workers = 0;
+std::size_t baseline_fds = 0;
+// The host's descriptors for each worker: its socket, its pidfd and the
+// probe's /proc/<pid>/stat; and, while it starts, the worker's end of the
+// socket.
+constexpr std::size_t fds_per_worker = 3;
+// Kept free for what the host opens for a moment: a result's segments and
+// files, report.json, the journal.
+constexpr std::size_t fd_headroom = 8;
+
+std::size_t count_open_fds() {
+    std::size_t n = 0;
+    DIR* d = ::opendir("/proc/self/fd");
+    if (d == nullptr) return 0;
+    while (dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+    return n - 1;  // the directory's own descriptor
+}
+
+// A worker must not take the descriptors the host needs to receive the
+// results of the others: the estimate (the host's own plus each worker's)
+// is checked against the limit on every start, and counted exactly when it
+// comes close.
+void check_fd_budget() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    if (baseline_fds == 0) baseline_fds = count_open_fds();
+    const std::size_t need = fds_per_worker + 1 + fd_headroom;
+    if (baseline_fds + live_workers * fds_per_worker + need <= rl.rlim_cur) return;
+    std::size_t open = count_open_fds();
+    if (open + need <= rl.rlim_cur) return;
+    throw SpawnDeferred(fmt::format("the host has {} of its {} file descriptors open (ulimit -n) and needs {} more "
+                                    "for another worker",
+                                    open, rl.rlim_cur, need));
+}
+
+// Set once a start failed for want of a process slot: from then on, each
+// start first counts the user's processes against RLIMIT_NPROC, so that a
+// shim is not started without the room to fork its worker. They are also
+// counted while the limit is close to what the run's own workers take.
+bool process_limit_binds = false;
+constexpr std::size_t process_margin = 256;
+
+// The processes a worker takes: itself, and its shim and a namespace's init.
+std::size_t processes_per_worker(const Descendants* d) {
+    if (d == nullptr || d->kind() == Containment::cgroup) return 1;
+    return d->kind() == Containment::pidns ? 3 : 2;
+}
+
+// Processes (threads: what RLIMIT_NPROC counts) of user uid.
+std::size_t count_user_threads(uid_t uid) {
+    std::size_t n = 0;
+    DIR* d = ::opendir("/proc");
+    if (d == nullptr) return 0;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        std::ifstream in(std::string("/proc/") + e->d_name + "/status");
+        std::string key;
+        uid_t real = 0;
+        std::size_t threads = 0;
+        bool mine = false;
+        while (in >> key) {
+            if (key == "Uid:" && in >> real) mine = real == uid;
+            else if (key == "Threads:" && in >> threads) break;
+            in.ignore(1 << 20, '\n');
+        }
+        if (mine) n += threads;
+    }
+    ::closedir(d);
+    return n;
+}
+
+void check_process_budget(const Descendants* descendants) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    const std::size_t need = processes_per_worker(descendants);
+    if (!process_limit_binds && (live_workers + 1) * need + process_margin < rl.rlim_cur) return;
+    std::size_t used = count_user_threads(::getuid());
+    if (used + need <= rl.rlim_cur) return;
+    throw SpawnDeferred(fmt::format("the user runs {} of the {} processes it may (ulimit -u), and a worker needs {}",
+                                    used, rl.rlim_cur, need));
+}
+
+// Errors that a worker's end can clear: no process slot (RLIMIT_NPROC or
+// the pids cgroup), no descriptor, no memory to fork.
+bool transient(int err) { return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM; }
+
+std::string explain(int err, const std::string& what) {
+    std::string text = fmt::format("{}: {}", what, std::strerror(err));
+    rlimit rl{};
+    if (err == EAGAIN && ::getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        text += fmt::format(" (the user's process limit, ulimit -u, is {})", rl.rlim_cur);
+    else if (err == EMFILE && ::getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        text += fmt::format(" (ulimit -n is {})", rl.rlim_cur);
+    else if (err == ENFILE)
+        text += " (the system's file table is full)";
+    return text;
+}
+
+[[noreturn]] void spawn_error(int err, const std::string& what) {
+    if (err == EAGAIN) process_limit_binds = true;
+    if (transient(err)) throw SpawnDeferred(explain(err, what));
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+// The parent of pid in /proc/<pid>/stat, or -1.
+pid_t parent_of(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/stat", pid));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::size_t paren = text.rfind(')');
+    if (paren == std::string::npos) return -1;
+    std::istringstream rest(text.substr(paren + 1));
+    std::string state;
+    pid_t ppid = -1;
+    rest >> state >> ppid;
+    return ppid;
+}
+
 }  // namespace
 
-std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const std::filesystem::path& worker_exe,
-                                                    const std::filesystem::path& workdir, char* const* envp) {
+void WorkerProcess::raise_fd_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rlim_t soft = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) original_fd_soft = soft;
+}
+
+namespace {
+
+std::vector<std::string> command_line(const SpawnOptions& o) {
+    std::vector<std::string> argv{o.worker.string(), "--channel", "3", "--host-pid", std::to_string(::getpid())};
+    if (original_fd_soft != 0) argv.insert(argv.end(), {"--nofile", std::to_string(original_fd_soft)});
+    if (o.descendants != nullptr)
+        for (auto& a : o.descendants->worker_args()) argv.push_back(std::move(a));
+    return argv;
+}
+
+}  // namespace
+
+std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
+    check_fd_budget();
+    check_process_budget(o.descendants);
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::generic_category(), "socketpair");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) spawn_error(errno, "socketpair");
     std::unique_ptr<WorkerProcess> w(new WorkerProcess());
     w->sock_ = sv[0];
+    w->descendants_ = o.descendants;
+    w->shim_ = o.descendants != nullptr && o.descendants->kind() != Containment::cgroup;
+    try {
+        if (o.descendants != nullptr) w->cgroup_ = o.descendants->new_task_cgroup();
+    } catch (...) {
+        ::close(sv[1]);
+        throw;
+    }
 
-    const std::string dir = workdir.string();
+    const std::string dir = o.workdir.string();
     FileActions fa;
     // Order matters: chdir first, so the logs open relative to the workdir;
     // fd 3 is the channel; closefrom(4) drops every other inherited fd.
@@ -81,15 +248,23 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const std::filesystem::path&
     fa.check(posix_spawn_file_actions_adddup2(&fa.fa, sv[1], 3), "spawn: channel");
     fa.check(posix_spawn_file_actions_addclosefrom_np(&fa.fa, 4), "spawn: closefrom");
 
-    const std::string exe = worker_exe.string();
-    const std::string host_pid = std::to_string(::getpid());
-    const char* argv[] = {exe.c_str(), "--channel", "3", "--host-pid", host_pid.c_str(), nullptr};
+    std::vector<std::string> args = command_line(o);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_t pid = -1;
-    static const Attributes attributes;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &fa.fa, &attributes.attr, const_cast<char* const*>(argv), envp);
+    int rc = ::posix_spawn(&pid, argv[0], &fa.fa, &attributes().attr, argv.data(), o.envp);
     ::close(sv[1]);
-    if (rc != 0) throw std::system_error(rc, std::generic_category(), fmt::format("cannot start {} in {}", exe, dir));
+    if (rc != 0) {
+        if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
+        w->cgroup_.clear();
+        spawn_error(rc, fmt::format("cannot start {} in {}", argv[0], dir));
+    }
     w->pid_ = pid;
+    ++live_workers;
+    // The worker waits for `config` before it runs anything of the task:
+    // in its cgroup before then, it cannot have started a process outside.
+    if (!w->cgroup_.empty()) cgroup::adopt(w->cgroup_, pid);  // on failure, w's destructor ends it
     w->pidfd_ = pidfd_open(pid);
     if (w->pidfd_ >= 0) ::fcntl(w->pidfd_, F_SETFD, FD_CLOEXEC);
     ::fcntl(w->sock_, F_SETFL, ::fcntl(w->sock_, F_GETFL) | O_NONBLOCK);
@@ -103,8 +278,43 @@ WorkerProcess::~WorkerProcess() {
         while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
         }
     }
+    end_cgroup();
+    if (pid_ > 0) --live_workers;
     close_channel();
     if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+void WorkerProcess::end_cgroup() noexcept {
+    if (cgroup_.empty()) return;
+    try {
+        std::size_t left = cgroup::members(cgroup_).size();
+        leftovers_ += left;
+        if (left > 0) cgroup::kill(cgroup_);
+        // Killed processes take a moment to go: their cgroup then later.
+        if (!cgroup::remove(cgroup_) && descendants_ != nullptr) descendants_->retire(cgroup_);
+    } catch (const std::exception&) {
+    }
+    cgroup_.clear();
+}
+
+bool WorkerProcess::take_shim_frame(const channel::Message& m) {
+    if (!shim_) return false;
+    try {
+        if (m.type == channel::Type::worker) {
+            // Believed only of a child of the shim: the plugin could send
+            // this frame too.
+            auto pid = static_cast<pid_t>(m.body.at("pid").as<std::int64_t>());
+            if (worker_pid_ < 0 && pid > 0 && parent_of(pid) == pid_) worker_pid_ = pid;
+            return true;
+        }
+        if (m.type == channel::Type::leftovers) {
+            leftovers_ = static_cast<std::size_t>(std::max<std::int64_t>(0, m.body.at("count").as<std::int64_t>()));
+            return true;
+        }
+    } catch (const std::exception&) {
+        return true;  // a malformed frame of this kind says nothing
+    }
+    return false;
 }
 
 void WorkerProcess::close_channel() noexcept {
@@ -135,7 +345,8 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
         }
         if (n < 0 && errno == EINTR) continue;
         bool eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-        while (auto m = reader_.next()) out.push_back(std::move(*m));
+        while (auto m = reader_.next())
+            if (!take_shim_frame(*m)) out.push_back(std::move(*m));
         if (eof) {
             close_channel();
             return false;
@@ -152,6 +363,7 @@ bool WorkerProcess::try_reap() {
     siginfo_t info{};
     if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_)
         return false;
+    end_cgroup();
     ::kill(-pid_, SIGKILL);
     int status = 0;
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
@@ -168,6 +380,38 @@ void WorkerProcess::kill(int signal) noexcept {
     // The worker leads its own process group: the signal reaches what it
     // started too (a command task's program).
     if (::kill(-pid_, signal) != 0) ::kill(pid_, signal);
+    if (signal != SIGKILL && signal != SIGCONT) resume();
+}
+
+void WorkerProcess::resume() noexcept {
+    if (wait_status_ || pid_ <= 0) return;
+    if (::kill(-pid_, SIGCONT) != 0) ::kill(pid_, SIGCONT);
+}
+
+int WorkerProcess::take_stop() noexcept {
+    if (wait_status_ || pid_ <= 0) return 0;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WSTOPPED | WNOHANG) != 0 || info.si_pid != pid_ ||
+        info.si_code != CLD_STOPPED)
+        return 0;
+    return info.si_status;
+}
+
+pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in, int err) {
+    FileActions fa;
+    if (in >= 0) fa.check(posix_spawn_file_actions_adddup2(&fa.fa, in, 0), "spawn: stdin");
+    else fa.check(posix_spawn_file_actions_addopen(&fa.fa, 0, "/dev/null", O_RDONLY, 0), "spawn: stdin");
+    fa.check(posix_spawn_file_actions_addopen(&fa.fa, 1, "/dev/null", O_WRONLY, 0), "spawn: stdout");
+    if (err >= 0) fa.check(posix_spawn_file_actions_adddup2(&fa.fa, err, 2), "spawn: stderr");
+    fa.check(posix_spawn_file_actions_addclosefrom_np(&fa.fa, 3), "spawn: closefrom");
+    std::vector<const char*> argv{exe.c_str()};
+    for (const auto& a : args) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, exe.c_str(), &fa.fa, &attributes().attr, const_cast<char* const*>(argv.data()),
+                           environ);
+    if (rc != 0) throw std::system_error(rc, std::generic_category(), fmt::format("cannot start {}", exe.string()));
+    return pid;
 }
 
 std::string describe_wait_status(int status) {

@@ -6,6 +6,14 @@
 // socket as fd 3, and no other descriptor. The host watches two fds per
 // worker: the socket (messages, and EOF the moment the worker dies) and a
 // pidfd (readable once the process has exited, so it is reaped at once).
+//
+// What the task starts ends with it: the run's Descendants (containment.hpp)
+// puts the worker into a cgroup of its own or has it started through a
+// shim, and the worker counts what was left when it ended (leftovers()).
+//
+// Descriptors and processes are resources of the host too: spawn refuses
+// with SpawnDeferred, to be tried again once a worker has ended, when the
+// host's descriptors would run short or the process limit is reached.
 #pragma once
 
 #include "common/channel.hpp"
@@ -13,6 +21,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,17 +29,41 @@
 
 namespace fedflow {
 
+class Descendants;
+
+// The worker cannot start now for want of something that the end of a
+// running worker frees (a file descriptor, a process under RLIMIT_NPROC);
+// what() says what.
+class SpawnDeferred : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct SpawnOptions {
+    std::filesystem::path worker;     // the fedflow-worker executable
+    std::filesystem::path workdir;    // its cwd, where stdout.log and stderr.log go
+    char* const* envp = nullptr;      // its environment (NULL-terminated)
+    Descendants* descendants = nullptr;  // the run's containment; none: its process group only
+};
+
 class WorkerProcess {
 public:
-    // Spawns worker_exe in workdir with environment envp (NULL-terminated).
-    // Throws std::system_error when the process cannot be started.
-    static std::unique_ptr<WorkerProcess> spawn(const std::filesystem::path& worker_exe,
-                                                const std::filesystem::path& workdir, char* const* envp);
+    // Starts the worker. Throws SpawnDeferred (see above), or
+    // std::system_error when it cannot be started.
+    static std::unique_ptr<WorkerProcess> spawn(const SpawnOptions& options);
     ~WorkerProcess();  // kills (SIGKILL) and reaps a worker still running
     WorkerProcess(const WorkerProcess&) = delete;
     WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-    pid_t pid() const noexcept { return pid_; }
+    // Raises the soft limit on open files to the hard one (a host with many
+    // workers holds several descriptors for each), once, at the start of the
+    // host; workers get the soft limit back (select() fails on descriptors
+    // of 1024 and more, and a plugin may use it).
+    static void raise_fd_limit();
+
+    // The process that runs the plugin: the worker, once a shim has said
+    // which (until then the process the host started).
+    pid_t pid() const noexcept { return worker_pid_ > 0 ? worker_pid_ : pid_; }
     int channel_fd() const noexcept { return sock_; }
     int pid_fd() const noexcept { return pidfd_; }
     bool channel_open() const noexcept { return sock_ >= 0; }
@@ -45,23 +78,50 @@ public:
     bool read_available(std::vector<channel::Message>& out);
     // Reaps the process if it has exited (never blocks); true once exited.
     bool try_reap();
-    // Sends a signal if the process has not been reaped yet.
+    // Sends a signal to the worker's process group if the process has not
+    // been reaped yet, and SIGCONT after any signal but SIGKILL: a stopped
+    // process acts on nothing else until it is continued.
     void kill(int signal) noexcept;
+    // Continues a stopped worker (SIGCONT to its process group).
+    void resume() noexcept;
+    // The signal that stopped the worker (SIGSTOP, SIGTSTP, ...) since the
+    // last call, or 0; never blocks, and reports each stop once. The host
+    // learns of a stop through SIGCHLD.
+    int take_stop() noexcept;
     // Which signal the host sent last (0 = none): an exit by that signal is
     // the host's doing, not a crash.
     int signal_sent() const noexcept { return signal_sent_; }
+    // Once exited: how many processes the task left running, all killed.
+    std::size_t leftovers() const noexcept { return leftovers_; }
 
 private:
     WorkerProcess() = default;
     void close_channel() noexcept;
+    // The shim's frames (worker, leftovers) are the process's business,
+    // not the task's: taken here, true when m was one.
+    bool take_shim_frame(const channel::Message& m);
+    // cgroup: counts and kills what the worker left in its cgroup.
+    void end_cgroup() noexcept;
 
-    pid_t pid_ = -1;
+    pid_t pid_ = -1;         // the process the host started (the worker, or its shim)
+    pid_t worker_pid_ = -1;  // with a shim: the worker
     int sock_ = -1;
     int pidfd_ = -1;
     int signal_sent_ = 0;
     std::optional<int> wait_status_;
     channel::FrameReader reader_;
+    Descendants* descendants_ = nullptr;
+    std::filesystem::path cgroup_;  // cgroup: the worker's own
+    std::size_t leftovers_ = 0;
+    bool shim_ = false;
 };
+
+// Starts a helper process of the host (fedflow-worker --guard, --probe-pidns)
+// as a worker is started (its own process group, an empty signal mask), with
+// stdin from `in` (or /dev/null), stdout on /dev/null and stderr on `err`
+// (or the host's). Throws std::system_error; the caller reaps it.
+pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in = -1,
+                   int err = -1);
 
 // "exited with code 3", "killed by signal SIGSEGV (Segmentation fault)".
 std::string describe_wait_status(int status);

@@ -69,6 +69,11 @@ std::string signal_name(int signal) {
     return abbrev != nullptr ? std::string("SIG") + abbrev : "a signal";
 }
 
+// How long a worker past its task-timeout has between SIGTERM and SIGKILL:
+// short, so that the timeout holds to within a second; the long grace is
+// for an interrupted run, whose tasks may have work to save.
+constexpr std::chrono::milliseconds timeout_grace{500};
+
 }  // namespace
 
 fs::path find_worker() {
@@ -133,6 +138,7 @@ int Runner::run() {
     eo.scheduler.auto_adjust = plan_.scheduler.auto_adjust;
     eo.kill_grace = options_.kill_grace;
     eo.sample_period = options_.sample_period;
+    eo.run_name = shm_prefix_;
     executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::make_unique<sched::Probe>(limits_.use_gpus));
     const sched::Snapshot& machine = executor_->machine();
     if (cuda_visible_) select_visible_gpus(*cuda_visible_);
@@ -218,6 +224,7 @@ int Runner::run() {
                     {"tasks", total},
                     {"planned_tasks", planned},
                     {"seed", options_.seed},
+                    {"containment", executor_->containment()},
                     {"resume", options_.resume},
                     {"finished_before", restored}});
     if (options_.resume)
@@ -465,7 +472,9 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
     } else if (!is_final(task.status())) {
         std::string stage = stage_of(task.status());
         std::string message;
-        if (!live.timed_out_stage.empty()) {
+        if (!live.ended_why.empty()) {
+            message = live.ended_why;
+        } else if (!live.timed_out_stage.empty()) {
             stage = live.timed_out_stage;
             message = fmt::format("timed out after {} in {}", format_duration(plan_.scheduler.task_timeout), stage);
         } else if (!stop_reason_.empty()) {
@@ -484,6 +493,35 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
     // A worker that failed may have made segments it never announced.
     if (!live.receiver.segments_removed()) live.receiver.discard();
     task.worker_exited();
+}
+
+void Runner::handle_stop(Live& live, const exec::Event& e) {
+    const TaskGroup& group = *live.group;
+    const Task& task = *live.task;
+    const std::string name = signal_name(e.signal);
+    json event{{"event", "stopped"}, {"group", group.group_name()}};
+    if (group.round() != 0) event["round"] = group.round();
+    event["task"] = task.task_id();
+    event["signal"] = name;
+    event["count"] = e.stops;
+    journal_.write(std::move(event));
+    if (e.ended) {
+        log::warning("{}/{}: its worker was stopped by {} {} times: ending it", group.group_name(), task.task_id(), name,
+                     e.stops);
+        if (!is_final(task.status())) live.ended_why = fmt::format("stopped by {} {} times; ended", name, e.stops);
+    } else {
+        log::warning("{}/{}: its worker was stopped by {}: continuing it", group.group_name(), task.task_id(), name);
+    }
+}
+
+void Runner::report_leftovers(const Live& live, std::size_t count) {
+    json event{{"event", "leftovers"}, {"group", live.group->group_name()}};
+    if (live.group->round() != 0) event["round"] = live.group->round();
+    event["task"] = live.task->task_id();
+    event["count"] = count;
+    journal_.write(std::move(event));
+    log::warning("{}/{}: left {} process{} running; {} killed", live.group->group_name(), live.task->task_id(), count,
+                 count == 1 ? "" : "es", count == 1 ? "it was" : "they were");
 }
 
 std::pair<exec::WorkerId, Runner::Live*> Runner::signalled_by_task(const signalfd_siginfo& si) {
@@ -572,7 +610,9 @@ void Runner::dispatch(exec::Event& event) {
         if (!is_final(l.task->status()))
             fail(*l.group, *l.task, stage_of(l.task->status()), fmt::format("protocol error: {}", event.error));
         break;
+    case exec::Event::Kind::stopped: handle_stop(l, event); break;
     case exec::Event::Kind::exited:
+        if (event.leftovers > 0) report_leftovers(l, event.leftovers);
         handle_exit(l, event);
         live_.erase(it);
         break;
@@ -589,7 +629,7 @@ void Runner::enforce_timeouts() {
         if (now < t.stage_started() + timeout) continue;
         l.timed_out_stage = stage_of(t.status());
         l.ending = true;
-        executor_->signal(id, SIGTERM);
+        executor_->terminate(id, std::min(options_.kill_grace, timeout_grace));
     }
 }
 

@@ -84,6 +84,7 @@ private:
         ResultReceiver receiver;     // its shared-memory segments
         std::string timed_out_stage; // set when the stage ran past task-timeout
         bool ending = false;         // asked to stop (timeout, or the host stops)
+        std::string ended_why;       // why the executor ended it (a worker stopped too often)
     };
 
     // Takes the workdir's lock (one run at a time), after refusing a
@@ -127,6 +128,10 @@ private:
     void handle_message(Live& live, exec::WorkerId id, channel::Message& m);
     void receive_result(Live& live, exec::WorkerId id, const Dict& body);
     void handle_exit(Live& live, const exec::Event& e);
+    // Its worker was found stopped: continued, or ended (exec::Event::stopped).
+    void handle_stop(Live& live, const exec::Event& e);
+    // What the task left running when its worker ended, which was killed.
+    void report_leftovers(const Live& live, std::size_t count);
     // Ran out of memory in stage: retried (the estimate grows) or failed.
     void out_of_memory(Live& live, exec::WorkerId id, const std::string& stage, const std::string& message,
                        bool process_alive);

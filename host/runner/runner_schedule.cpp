@@ -232,7 +232,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     }
     task_seq_ = id;
     waiting_for_.erase(&task);
-    live_.emplace(id, Live{&group, &task, ResultReceiver(prefix), {}, false});
+    live_.emplace(id, Live{&group, &task, ResultReceiver(prefix), {}, false, {}});
     task.start(request.workdir, *executor_, id);
     task.estimates().admitted_memory = a.estimate.bytes;
     status_event(group, task, {{"pid", a.pid}, {"memory_estimate", a.estimate.bytes}});

@@ -15,6 +15,7 @@
 #include "common/shm.hpp"
 #include "worker/crash_report.hpp"
 #include "worker/services.hpp"
+#include "worker/shim.hpp"
 
 #include <fedflow/abi.h>
 #include <fedflow/detail/wire.hpp>
@@ -152,26 +153,49 @@ static void damage_result(const std::string& task, const std::string& prefix, st
 
 int main(int argc, char** argv) {
     long host_pid = 0;
+    long nofile = 0;
+    std::string contain;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--channel" && i + 1 < argc) {
             channel_fd = std::atoi(argv[++i]);
         } else if (a == "--host-pid" && i + 1 < argc) {
             host_pid = std::atol(argv[++i]);
+        } else if (a == "--nofile" && i + 1 < argc) {
+            nofile = std::atol(argv[++i]);
+        } else if (a == "--contain" && i + 1 < argc) {
+            contain = argv[++i];
+        } else if (a == "--guard" && i + 1 < argc) {
+            return fedflow::worker::shim::guard(argv[i + 1]);
+        } else if (a == "--probe-pidns") {
+            return fedflow::worker::shim::probe_pidns();
         } else if (a == "--version") {
             std::printf("fedflow-worker (ABI %u)\n", FEDFLOW_ABI_VERSION);
             return 0;
         } else {
             std::fprintf(stderr,
                          "fedflow-worker: started by fedflow-host, not by hand "
-                         "(usage: fedflow-worker --channel FD --host-pid PID)\n");
+                         "(usage: fedflow-worker --channel FD --host-pid PID [--nofile N] "
+                         "[--contain pidns|subreaper])\n");
             return 2;
         }
     }
+    // The host raised its own limit on open files; the task gets the one
+    // the host was started with.
+    if (nofile > 0) {
+        rlimit rl{};
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = std::min<rlim_t>(static_cast<rlim_t>(nofile), rl.rlim_max);
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    // With a shim, this process becomes it, and the worker goes on in a child.
+    if (!contain.empty()) host_pid = fedflow::worker::shim::run(contain, channel_fd, host_pid);
+
     // A crash leaves the signal, the stage and a backtrace in stderr.log.
     fedflow::worker::crash::install();
 
-    // Die with the host, and catch a host that died before we armed this.
+    // Die with the host (or the shim), and catch one that died before we
+    // armed this.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (host_pid != 0 && getppid() != host_pid) return 0;
 

@@ -90,7 +90,7 @@ class FaultTest(HostTest):
 class EndlessLoop(FaultTest):
     def test_task_timeout_kills_the_loop_and_the_run_goes_on(self):
         # "spin" loops in train, "spin-load" in load; "deaf" ignores SIGTERM,
-        # so that only the SIGKILL after the 5 s grace period ends it.
+        # so that only the SIGKILL after the timeout's 0.5 s grace ends it.
         plan = self.write_plan(faulty_plan("fault_endless_loop", {
             "spin": {}, "spin-load": {"stage": "load"}, "deaf": {"ignore_sigterm": True}}),
             scheduler={"task-timeout": "1s", "train-retries": 0, "load-retries": 0})
@@ -107,17 +107,64 @@ class EndlessLoop(FaultTest):
             self.assertEqual(len(pids), 1, task_id)
             self.assertFalse(worker_alive(pids[0]), "%s's worker %d is still running" % (task_id, pids[0]))
 
-        # SIGTERM ends a loop at once; the deaf one takes the grace period.
-        def stage_ms(task_id, start):
-            events = self.status_events(r, task_id)
-            begin = next(e["elapsed_ms"] for e in events if e["status"] == start)
-            end = next(e["elapsed_ms"] for e in events if e["status"] == "EXCEPTION")
-            return end - begin
-
-        self.assertGreaterEqual(stage_ms("spin", "TRAINING"), 1000)
-        self.assertLess(stage_ms("spin", "TRAINING"), 5000)
-        self.assertGreaterEqual(stage_ms("deaf", "TRAINING"), 5500)
+        # SIGTERM ends a loop at once; the deaf one takes the grace period,
+        # and the timeout still holds to within a second.
+        self.assertGreaterEqual(stage_ms(self, r, "spin", "TRAINING"), 1000)
+        self.assertLess(stage_ms(self, r, "spin", "TRAINING"), 5000)
+        self.assertGreaterEqual(stage_ms(self, r, "deaf", "TRAINING"), 1500)
+        self.assertLess(stage_ms(self, r, "deaf", "TRAINING"), 2500)
         self.assertLess(r.elapsed, 40)
+
+
+def stage_ms(test, r, task_id, start, group="faulty"):
+    """From the task's status `start` to its EXCEPTION, in the journal's ms."""
+    events = test.status_events(r, task_id, group)
+    begin = next(e["elapsed_ms"] for e in events if e["status"] == start)
+    end = next(e["elapsed_ms"] for e in events if e["status"] == "EXCEPTION")
+    return end - begin
+
+
+class Stop(FaultTest):
+    """A worker that stops itself (SIGSTOP) is seen, continued, and ended if it
+    keeps stopping; a task-timeout holds for it to within a second."""
+
+    def stops(self, r, task_id):
+        return [e for e in r.events() if e.get("event") == "stopped" and e.get("task") == task_id]
+
+    def test_a_stopped_worker_is_continued_and_its_task_finishes(self):
+        # No task-timeout: before, nothing ever ended this run.
+        plan = self.write_plan(faulty_plan("fault_stop", {"once": {}, "in-load": {"stage": "load"}}))
+        r = self.run_plan(plan, timeout=30)
+        self.assertExit(r, 0)
+        for task_id in ("once", "in-load"):
+            self.assertStatus(r, "faulty", task_id, "FINISHED")
+            self.assertEqual([(e["signal"], e["count"]) for e in self.stops(r, task_id)], [("SIGSTOP", 1)])
+        self.check_others_finished(r)
+        self.assertInCI("faulty/once: its worker was stopped by SIGSTOP: continuing it", r.stderr)
+        self.assertLess(r.elapsed, 15)
+
+    def test_a_worker_that_keeps_stopping_is_ended(self):
+        plan = self.write_plan(faulty_plan("fault_stop", {"often": {"times": 100}}))
+        r = self.run_plan(plan, timeout=30)
+        self.assertExit(r, 1)
+        self.check_failed(r, "often", "train", r"^stopped by SIGSTOP 3 times; ended$")
+        self.assertEqual([e["count"] for e in self.stops(r, "often")], [1, 2, 3])
+        self.check_others_finished(r)
+        pids = self.pids(r, "often")
+        self.assertFalse(worker_alive(pids[0]))
+
+    def test_the_timeout_of_a_stopped_worker_holds_to_within_a_second(self):
+        # Stops, is continued, then sleeps past its 2 s timeout (before, the
+        # run ended only after the 5 s grace that followed it).
+        plan = self.write_plan(faulty_plan("fault_stop", {"late": {"sleep": 60}}),
+                               scheduler={"task-timeout": "2s"})
+        r = self.run_plan(plan, timeout=30)
+        self.assertExit(r, 1)
+        self.check_failed(r, "late", "train", r"^timed out after 2s in train$")
+        ms = stage_ms(self, r, "late", "TRAINING")
+        self.assertGreaterEqual(ms, 2000)
+        self.assertLess(ms, 3000)
+        self.check_others_finished(r)
 
 
 class AllocUntilBadAlloc(FaultTest):
