@@ -134,7 +134,11 @@ public:
     // The dict a result holds: {"$tensor": {"dtype", "shape", "data"}}.
     Value to_value() const {
         List shape;
-        for (std::int64_t d : shape_) shape.push_back(d);
+        shape.reserve(shape_.size());
+        // emplace_back, not push_back(Value): g++ 12 at -O2 warns
+        // (-Wmaybe-uninitialized) about the moved-from temporary, and
+        // plugins build this header with -Werror.
+        for (std::int64_t d : shape_) shape.emplace_back(d);
         return Value(Dict{{marker, Dict{{"dtype", dtype_name(dtype_)}, {"shape", std::move(shape)}, {"data", data_}}}});
     }
 
