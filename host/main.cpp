@@ -3,6 +3,7 @@
 //   fedflow-host PLAN.toml [options]      run the plan
 //   fedflow-host validate PLAN.toml       check plan and plugins; run nothing
 //   fedflow-host plugins                  list the plugins found
+//   fedflow-host run-task PLAN.toml GROUP/ID   run one task alone, in the foreground
 //   fedflow-host report WORKDIR           write WORKDIR/report.html again from the run's files
 //
 // Exit status: 0 every task finished; 1 some task failed; 2 bad input,
@@ -11,6 +12,7 @@
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
 #include "exec/worker_process.hpp"
+#include "runner/run_task.hpp"
 #include "runner/runner.hpp"
 #include "report/report_html.hpp"
 
@@ -37,6 +39,7 @@ namespace {
 
 struct Options {
     std::string plan;
+    RunTaskOptions task;  // run-task
     std::string workdir;
     std::vector<std::string> plugin_path;
     bool resume = false;
@@ -75,6 +78,29 @@ bool check(const Options& o, Checked& out) {
         print_plan_errors(e);
         return false;
     }
+}
+
+// Runs what starts workers: the host's limit on open files raised first; bad
+// input (std::invalid_argument: FEDFLOW_CONTAIN, a run-task target) is exit
+// 2, any other error exit 3.
+template <class Run>
+int with_workers(Run run) {
+    try {
+        WorkerProcess::raise_fd_limit();
+        return run(find_worker());
+    } catch (const std::invalid_argument& e) {
+        log::error("{}", e.what());
+        return exit_bad_input;
+    } catch (const std::exception& e) {
+        log::error("{}", e.what());
+        return exit_host_failed;
+    }
+}
+
+int cmd_run_task(const Options& o) {
+    Checked c;
+    if (!check(o, c)) return exit_bad_input;
+    return with_workers([&](const fs::path& worker) { return run_task(c.plan, c.plugins, o.task, worker); });
 }
 
 int cmd_validate(const Options& o) {
@@ -188,18 +214,11 @@ int cmd_run(const Options& o) {
         }
         return exit_ok;
     }
-    try {
-        ro.worker = find_worker();
-        WorkerProcess::raise_fd_limit();
+    return with_workers([&](const fs::path& worker) {
+        ro.worker = worker;
         Runner runner(c.plan, c.plugins, ro);
         return runner.run();
-    } catch (const std::invalid_argument& e) {
-        log::error("{}", e.what());
-        return exit_bad_input;
-    } catch (const std::exception& e) {
-        log::error("{}", e.what());
-        return exit_host_failed;
-    }
+    });
 }
 
 }  // namespace
@@ -243,6 +262,18 @@ int main(int argc, char** argv) {
     add_log_level(validate);
     CLI::App* plugins = app.add_subcommand("plugins", "List the plugins found, with ABI version and path");
     add_plugin_path(plugins);
+    CLI::App* run_task = app.add_subcommand(
+        "run-task", "Run one task of the plan alone, in the foreground (load, then train), to debug it");
+    run_task->add_option("plan", o.plan, "The plan file (TOML)")->required()->type_name("PLAN.toml");
+    run_task->add_option("task", o.task.target, "The task: its group's name and its id")->required()->type_name("GROUP/ID");
+    run_task->add_option("--dir", o.task.dir, "Run it here (default: a new directory in $TMPDIR)")->type_name("DIR");
+    run_task->add_option("--device", o.task.device, "Train on this device (default: the task's, else cpu)")
+        ->type_name("cpu|cuda:N");
+    run_task->add_flag("--gdb", o.task.gdb, "Run the worker under gdb (break on the plugin's functions, run, ...)");
+    run_task->add_flag("--print-command", o.task.print_command,
+                       "Print the worker's command line and environment; run nothing");
+    add_plugin_path(run_task);
+    add_log_level(run_task);
     add_log_level(plugins);
     CLI::App* report_cmd = app.add_subcommand("report", "Write report.html of a run again from its files (run.json, events.jsonl, ...)");
     report_cmd->add_option("workdir", o.workdir, "The run's workdir")->required()->type_name("WORKDIR");
@@ -261,6 +292,7 @@ int main(int argc, char** argv) {
 
     if (validate->parsed()) return cmd_validate(o);
     if (plugins->parsed()) return cmd_plugins(o);
+    if (run_task->parsed()) return cmd_run_task(o);
     if (report_cmd->parsed()) return cmd_report(o);
     if (o.plan.empty()) {
         std::fprintf(stderr, "%s", app.help().c_str());

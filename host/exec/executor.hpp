@@ -131,8 +131,8 @@ public:
     // (a stage past its timeout gets less than an interrupted run's).
     virtual void terminate(WorkerId id, std::chrono::milliseconds grace) = 0;
 
-    // How what a task starts ends with it ("cgroup", "pidns" or "subreaper"):
-    // for the journal.
+    // How what a task starts ends with it ("cgroup", "pidns", "subreaper",
+    // or "none" under run-task): for the journal.
     virtual std::string containment() const = 0;
 
     virtual std::size_t live() const = 0;

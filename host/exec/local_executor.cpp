@@ -34,8 +34,10 @@ std::string signal_name(int signal) {
 
 LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> probe)
     : options_(std::move(options)), scheduler_(options_.scheduler, std::move(probe)) {
-    descendants_ = Descendants::open(options_.worker, options_.run_name);
-    log::info("what tasks start ends with them: {}", descendants_->description());
+    if (!options_.foreground) {
+        descendants_ = Descendants::open(options_.worker, options_.run_name);
+        log::info("what tasks start ends with them: {}", descendants_->description());
+    }
     // SIGCHLD tells of a worker that stopped (the pidfds tell of exits).
     sigset_t chld;
     sigemptyset(&chld);
@@ -53,7 +55,7 @@ LocalExecutor::~LocalExecutor() {
 }
 
 std::string LocalExecutor::containment() const {
-    return to_string(descendants_->kind());
+    return descendants_ ? to_string(descendants_->kind()) : "none";
 }
 
 void LocalExecutor::set_gpus(bool use_gpus, std::vector<int> gpus) { scheduler_.set_gpus(use_gpus, std::move(gpus)); }
@@ -150,6 +152,8 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     spawn.workdir = request.workdir;
     spawn.envp = options_.envp;
     spawn.descendants = descendants_.get();
+    spawn.foreground = options_.foreground;
+    spawn.wrapper = options_.wrapper;
     try {
         w.process = WorkerProcess::spawn(spawn);
     } catch (const SpawnDeferred& e) {

@@ -35,6 +35,10 @@ public:
         // How old a sample of the machine may be when a stage waits for
         // resources (twice that while workers train on GPUs, for their peaks).
         std::chrono::milliseconds sample_period{250};
+        // fedflow-host run-task: workers on the host's terminal, under
+        // wrapper when given (gdb), without containment of what they start.
+        bool foreground = false;
+        std::vector<std::string> wrapper;
         std::string run_name;  // names the run's cgroup (containment.hpp)
         std::chrono::milliseconds spawn_patience{10000};
     };
@@ -97,7 +101,7 @@ private:
 
     Options options_;
     sched::StageScheduler scheduler_;
-    std::unique_ptr<Descendants> descendants_;
+    std::unique_ptr<Descendants> descendants_;  // none in the foreground
     int sigchld_fd_ = -1;
     // Since when starts have been refused (SpawnDeferred), why, and when
     // to try again.

@@ -42,9 +42,11 @@ int pidfd_open(pid_t pid) {
 // mask is inherited through exec: a worker gets an empty mask and default
 // handlers back, and its own process group, so that a Ctrl-C in the terminal
 // reaches the host alone and the host ends its workers in order.
+// (run-task's foreground worker stays in the host's group: a debugger reads
+// the terminal, which a background process group may not.)
 struct Attributes {
     posix_spawnattr_t attr;
-    Attributes() {
+    explicit Attributes(bool own_group) {
         posix_spawnattr_init(&attr);
         sigset_t none, defaults;
         sigemptyset(&none);
@@ -52,15 +54,19 @@ struct Attributes {
         for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &defaults);
-        posix_spawnattr_setpgroup(&attr, 0);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+        short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+        if (own_group) {
+            posix_spawnattr_setpgroup(&attr, 0);
+            flags |= POSIX_SPAWN_SETPGROUP;
+        }
+        posix_spawnattr_setflags(&attr, flags);
     }
     ~Attributes() { posix_spawnattr_destroy(&attr); }
 };
 
-const Attributes& attributes() {
-    static const Attributes once;
-    return once;
+const Attributes& attributes(bool own_group) {
+    static const Attributes own(true), hosts(false);
+    return own_group ? own : hosts;
 }
 
 // Owns a posix_spawn_file_actions_t for the duration of one spawn.
@@ -207,17 +213,17 @@ void WorkerProcess::raise_fd_limit() {
     if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) original_fd_soft = soft;
 }
 
-namespace {
-
-std::vector<std::string> command_line(const SpawnOptions& o) {
-    std::vector<std::string> argv{o.worker.string(), "--channel", "3", "--host-pid", std::to_string(::getpid())};
+std::vector<std::string> WorkerProcess::command_line(const SpawnOptions& o) {
+    std::vector<std::string> argv = o.wrapper;
+    argv.push_back(o.worker.string());
+    // Under a debugger the worker's parent is the debugger, not the host.
+    std::string host_pid = o.wrapper.empty() ? std::to_string(::getpid()) : "0";
+    argv.insert(argv.end(), {"--channel", "3", "--host-pid", host_pid});
     if (original_fd_soft != 0) argv.insert(argv.end(), {"--nofile", std::to_string(original_fd_soft)});
     if (o.descendants != nullptr)
         for (auto& a : o.descendants->worker_args()) argv.push_back(std::move(a));
     return argv;
 }
-
-}  // namespace
 
 std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
     check_fd_budget();
@@ -240,11 +246,15 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
     // Order matters: chdir first, so the logs open relative to the workdir;
     // fd 3 is the channel; closefrom(4) drops every other inherited fd.
     fa.check(posix_spawn_file_actions_addchdir_np(&fa.fa, dir.c_str()), "spawn: chdir");
-    fa.check(posix_spawn_file_actions_addopen(&fa.fa, 0, "/dev/null", O_RDONLY, 0), "spawn: stdin");
-    fa.check(posix_spawn_file_actions_addopen(&fa.fa, 1, "stdout.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644),
-             "spawn: stdout");
-    fa.check(posix_spawn_file_actions_addopen(&fa.fa, 2, "stderr.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644),
-             "spawn: stderr");
+    if (!o.foreground) {
+        fa.check(posix_spawn_file_actions_addopen(&fa.fa, 0, "/dev/null", O_RDONLY, 0), "spawn: stdin");
+        fa.check(posix_spawn_file_actions_addopen(&fa.fa, 1, "stdout.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+                                                  0644),
+                 "spawn: stdout");
+        fa.check(posix_spawn_file_actions_addopen(&fa.fa, 2, "stderr.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+                                                  0644),
+                 "spawn: stderr");
+    }
     fa.check(posix_spawn_file_actions_adddup2(&fa.fa, sv[1], 3), "spawn: channel");
     fa.check(posix_spawn_file_actions_addclosefrom_np(&fa.fa, 4), "spawn: closefrom");
 
@@ -253,7 +263,10 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, argv[0], &fa.fa, &attributes().attr, argv.data(), o.envp);
+    const posix_spawnattr_t* attr = &attributes(!o.foreground).attr;
+    // A wrapper (gdb) is looked up on PATH; the worker is a path.
+    int rc = o.wrapper.empty() ? ::posix_spawn(&pid, argv[0], &fa.fa, attr, argv.data(), o.envp)
+                               : ::posix_spawnp(&pid, argv[0], &fa.fa, attr, argv.data(), o.envp);
     ::close(sv[1]);
     if (rc != 0) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
@@ -408,7 +421,7 @@ pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::stri
     for (const auto& a : args) argv.push_back(a.c_str());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &fa.fa, &attributes().attr, const_cast<char* const*>(argv.data()),
+    int rc = ::posix_spawn(&pid, exe.c_str(), &fa.fa, &attributes(true).attr, const_cast<char* const*>(argv.data()),
                            environ);
     if (rc != 0) throw std::system_error(rc, std::generic_category(), fmt::format("cannot start {}", exe.string()));
     return pid;

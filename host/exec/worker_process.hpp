@@ -44,6 +44,11 @@ struct SpawnOptions {
     std::filesystem::path workdir;    // its cwd, where stdout.log and stderr.log go
     char* const* envp = nullptr;      // its environment (NULL-terminated)
     Descendants* descendants = nullptr;  // the run's containment; none: its process group only
+    // fedflow-host run-task: stdin, stdout and stderr are the host's, the
+    // worker stays in the host's process group (a debugger needs the
+    // terminal), and runs under wrapper when given ({"gdb", "--args"}).
+    bool foreground = false;
+    std::vector<std::string> wrapper;
 };
 
 class WorkerProcess {
@@ -51,6 +56,8 @@ public:
     // Starts the worker. Throws SpawnDeferred (see above), or
     // std::system_error when it cannot be started.
     static std::unique_ptr<WorkerProcess> spawn(const SpawnOptions& options);
+    // The command line spawn runs (wrapper included), for run-task to show.
+    static std::vector<std::string> command_line(const SpawnOptions& options);
     ~WorkerProcess();  // kills (SIGKILL) and reaps a worker still running
     WorkerProcess(const WorkerProcess&) = delete;
     WorkerProcess& operator=(const WorkerProcess&) = delete;

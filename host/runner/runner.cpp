@@ -138,6 +138,8 @@ int Runner::run() {
     eo.scheduler.auto_adjust = plan_.scheduler.auto_adjust;
     eo.kill_grace = options_.kill_grace;
     eo.sample_period = options_.sample_period;
+    eo.foreground = options_.foreground;
+    eo.wrapper = options_.wrapper;
     eo.run_name = shm_prefix_;
     executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::make_unique<sched::Probe>(limits_.use_gpus));
     const sched::Snapshot& machine = executor_->machine();
@@ -205,7 +207,9 @@ int Runner::run() {
     // write the reports.
     sigset_t mask;
     sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
+    // Under a debugger, Ctrl-C is the debugger's: the host ignores it.
+    if (options_.wrapper.empty()) sigaddset(&mask, SIGINT);
+    else ::signal(SIGINT, SIG_IGN);
     sigaddset(&mask, SIGTERM);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -50,6 +50,11 @@ struct RunOptions {
     std::string gpus;                   // --gpus: replaces [resources] gpus when set
     bool resume = false;                // --resume: run only what has not finished
     bool force = false;                 // --force: resume even if the plan changed
+    // run-task: workers on the host's terminal and in its process group,
+    // under wrapper when given (gdb; the host then ignores SIGINT, which is
+    // the debugger's), without containment of what they start.
+    bool foreground = false;
+    std::vector<std::string> wrapper;
     // How old a sample of the machine may be when a stage waits for
     // resources (twice that while tasks train on GPUs, for their peaks).
     std::chrono::milliseconds sample_period{250};

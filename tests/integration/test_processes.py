@@ -286,6 +286,95 @@ class Limits(HostTest):
         return fftest.Result(argv, proc.returncode, out, err, time.monotonic() - start, wd)
 
 
+class RunTask(HostTest):
+    """fedflow-host run-task PLAN GROUP/ID: one task alone, in the foreground."""
+
+    PLAN = """
+[[group]]
+name = "first"
+plugin = "echo"
+
+[[group]]
+name = "g"
+plugin = "command"
+inputs = ["first"]
+params = { train = ["sh", "-c", "echo hello from train; echo '{{\\"n\\": 7}}'"] }
+
+[[group.task]]
+id = "talks"
+
+[[group.task]]
+id = "other"
+
+[[group]]
+name = "crash"
+plugin = "fault_segfault"
+"""
+
+    def run_task(self, *args, **kw):
+        plan = self.write_plan(self.PLAN)
+        return self.host("run-task", plan, *args, **kw), plan
+
+    def test_a_task_runs_alone_with_its_output_on_the_terminal_and_its_result_printed(self):
+        d = os.path.join(self.tmp, "alone")
+        r, _ = self.run_task("g/talks", "--dir", d)
+        self.assertExit(r, 0)
+        # The program's own output, then the result.
+        self.assertTrue(r.stdout.startswith("hello from train\n"), r.stdout)
+        self.assertTrue(r.stdout.endswith("\n" + json.dumps({"n": 7}, indent=2) + "\n"), r.stdout)
+        with open(os.path.join(d, "g", "talks", "result.json")) as f:
+            self.assertEqual(json.load(f), {"n": 7})
+        self.assertFalse(os.path.exists(os.path.join(d, "g", "other")), "run-task ran another task")
+        self.assertFalse(os.path.exists(os.path.join(d, "first")), "run-task ran another group")
+        self.assertIn("run-task: g/talks gets no inputs", r.stderr)
+        self.assertIn("run-task: g/talks finished", r.stderr)
+
+    def test_a_crash_shows_its_backtrace_and_fails(self):
+        r, _ = self.run_task("crash/0")
+        self.assertExit(r, 1)
+        self.assertIn("fedflow-worker: SIGSEGV (Segmentation fault) at address", r.stderr)
+        self.assertIn("fault_segfault.so", r.stderr)
+        self.assertIn("run-task: crash/0 failed in train: killed by signal SIGSEGV", r.stderr)
+        where = re.search(r"run-task: crash/0 of \S+ \(plugin fault_segfault\) in (\S+)", r.stderr)
+        self.assertTrue(where, r.stderr)
+        self.assertTrue(os.path.isdir(where.group(1)))
+
+    def test_print_command_shows_the_worker_under_gdb_and_runs_nothing(self):
+        d = os.path.join(self.tmp, "never")
+        r, plan = self.run_task("crash/0", "--gdb", "--print-command", "--dir", d)
+        self.assertExit(r, 0)
+        self.assertRegex(r.stdout, r"command: gdb --args /\S+/fedflow-worker --channel 3 --host-pid 0\n")
+        self.assertIn("cwd: %s\n" % os.path.join(d, "crash", "0"), r.stdout)
+        self.assertIn("CUDA_DEVICE_ORDER=PCI_BUS_ID", r.stdout)
+        self.assertIn("run-task %s crash/0 --gdb runs this command" % plan, r.stdout)
+        self.assertFalse(os.path.exists(d))
+
+    def test_under_gdb_the_crash_stops_in_the_plugin(self):
+        if not shutil.which("gdb"):
+            self.skipTest("gdb is not installed")
+        if SANITIZED:
+            self.skipTest("gdb and AddressSanitizer's shadow memory do not mix well")
+        plan = self.write_plan(self.PLAN)
+        # gdb reads its commands from stdin when it is not a terminal.
+        r = subprocess.run([fftest.HOST, "run-task", plan, "crash/0", "--gdb"], input="run\nbt\nkill\nquit\n",
+                           capture_output=True, text=True, timeout=120, cwd=self.tmp)
+        out = r.stdout + r.stderr
+        self.assertIn("SIGSEGV", out)
+        self.assertRegex(out, r"#0 .*FaultSegfault::train", out[-3000:])
+        self.assertEqual(r.returncode, 1, out[-3000:])
+
+    def test_a_target_the_plan_lacks_is_bad_input(self):
+        r, _ = self.run_task("nope/0")
+        self.assertExit(r, 2)
+        self.assertIn("run-task: the plan has no group 'nope' (its groups: first, g, crash)", r.stderr)
+        r, _ = self.run_task("g/nope")
+        self.assertExit(r, 2)
+        self.assertIn("run-task: group 'g' has no task 'nope' (its tasks: talks, other)", r.stderr)
+        r, _ = self.run_task("g")
+        self.assertExit(r, 2)
+        self.assertIn("run-task: 'g' is not GROUP/ID", r.stderr)
+
+
 def processes_of_user(uid):
     out = []
     for pid in os.listdir("/proc"):
