@@ -9,6 +9,7 @@
 // Exit status: 0 every task finished; 1 some task failed; 2 bad input,
 // nothing started; 3 the host itself failed or was interrupted.
 #include "common/log.hpp"
+#include "common/sim_gpu.hpp"
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
 #include "exec/worker_process.hpp"
@@ -47,6 +48,7 @@ struct Options {
     bool dry_run = false;
     std::string progress = "auto";
     std::string gpus;
+    std::string simulate_gpus;
     std::uint64_t seed = 0;
     std::string log_level = "info";
 };
@@ -176,6 +178,15 @@ int cmd_run(const Options& o) {
             return exit_bad_input;
         }
     }
+    std::vector<simgpu::Spec> simulated;
+    if (!o.simulate_gpus.empty()) {
+        try {
+            simulated = simgpu::parse(o.simulate_gpus);
+        } catch (const std::invalid_argument& e) {
+            std::fprintf(stderr, "fedflow-host: --simulate-gpus: %s\n", e.what());
+            return exit_bad_input;
+        }
+    }
     std::optional<Progress> progress = parse_progress(o.progress);
     if (!progress) {
         std::fprintf(stderr, "fedflow-host: --progress must be auto, tty, plain, verbose, json or none, not '%s'\n",
@@ -193,6 +204,7 @@ int cmd_run(const Options& o) {
     ro.seed = o.seed;
     ro.progress = *progress;
     ro.gpus = o.gpus;
+    ro.simulate_gpus = std::move(simulated);
     ro.resume = o.resume;
     ro.force = o.force;
     if (o.dry_run) {
@@ -253,6 +265,10 @@ int main(int argc, char** argv) {
                    "verbose (plain and every state change), json or none")
         ->check(CLI::IsMember({"auto", "tty", "plain", "verbose", "json", "none"}));
     app.add_option("--gpus", o.gpus, "GPUs to use: all, none, or indices such as 0,2 (replaces [resources] gpus)")->type_name("LIST|none");
+    app.add_option("--simulate-gpus", o.simulate_gpus,
+                   "Schedule on these simulated GPUs instead of the machine's: 4x80GiB, 80GiB,40GiB, "
+                   "80GiB:used=20GiB (tasks are told \"sim:N\"; see docs/scheduling.md)")
+        ->type_name("SPEC");
     app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)");
     add_log_level(&app);
 

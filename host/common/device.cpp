@@ -5,15 +5,31 @@
 
 namespace fedflow::device {
 
-bool valid(std::string_view device) {
-    if (device == "cpu") return true;
-    if (device.substr(0, 5) != "cuda:" || device.size() == 5 || device.size() > 8) return false;
-    return std::all_of(device.begin() + 5, device.end(), [](char c) { return c >= '0' && c <= '9'; });
+namespace {
+
+// The digits after "cuda:" or "sim:", or "" when device is neither.
+std::string_view index_digits(std::string_view device) {
+    for (std::string_view prefix : {std::string_view("cuda:"), std::string_view("sim:")}) {
+        if (device.substr(0, prefix.size()) != prefix) continue;
+        std::string_view n = device.substr(prefix.size());
+        if (n.empty() || n.size() > 3 || !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return {};
+        return n;
+    }
+    return {};
 }
 
-int cuda_index(std::string_view device) {
-    if (!valid(device) || device == "cpu") return -1;
-    return std::stoi(std::string(device.substr(5)));
+}  // namespace
+
+bool valid(std::string_view device) { return device == "cpu" || !index_digits(device).empty(); }
+
+int gpu_index(std::string_view device) {
+    std::string_view n = index_digits(device);
+    return n.empty() ? -1 : std::stoi(std::string(n));
 }
+
+bool simulated(std::string_view device) { return device.substr(0, 4) == "sim:" && !index_digits(device).empty(); }
+
+std::string gpu_name(int index, bool simulated) { return (simulated ? "sim:" : "cuda:") + std::to_string(index); }
 
 }  // namespace fedflow::device

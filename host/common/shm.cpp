@@ -70,24 +70,43 @@ Segment Segment::create(const std::string& name, std::size_t size) {
     return Segment(std::move(impl));
 }
 
-Segment Segment::open_read_only(const std::string& name) {
-    auto impl = std::make_unique<Impl>();
-    impl->name = name;
+namespace {
+
+// Maps the existing segment impl.name with mode (Impl deduced: it is private
+// to Segment).
+template <class Impl>
+void map_existing(Impl& impl, bip::mode_t mode) {
     try {
-        bip::shared_memory_object obj(bip::open_only, name.c_str(), bip::read_only);
+        bip::shared_memory_object obj(bip::open_only, impl.name.c_str(), mode);
         bip::offset_t n = 0;
         obj.get_size(n);
-        impl->size = static_cast<std::size_t>(n);
+        impl.size = static_cast<std::size_t>(n);
         if (n != 0) {
-            impl->region = bip::mapped_region(obj, bip::read_only);
+            impl.region = bip::mapped_region(obj, mode);
             // Fault the pages in with one call instead of one fault per page
             // while they are read (2x faster for large results; ignored by
             // kernels older than 5.14).
-            ::madvise(impl->region.get_address(), impl->region.get_size(), MADV_POPULATE_READ);
+            if (mode == bip::read_only)
+                ::madvise(impl.region.get_address(), impl.region.get_size(), MADV_POPULATE_READ);
         }
     } catch (const bip::interprocess_exception& e) {
-        throw std::runtime_error("shared memory '" + name + "': " + e.what());
+        throw std::runtime_error("shared memory '" + impl.name + "': " + e.what());
     }
+}
+
+}  // namespace
+
+Segment Segment::open_read_only(const std::string& name) {
+    auto impl = std::make_unique<Impl>();
+    impl->name = name;
+    map_existing(*impl, bip::read_only);
+    return Segment(std::move(impl));
+}
+
+Segment Segment::open_read_write(const std::string& name) {
+    auto impl = std::make_unique<Impl>();
+    impl->name = name;
+    map_existing(*impl, bip::read_write);
     return Segment(std::move(impl));
 }
 

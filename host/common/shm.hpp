@@ -27,6 +27,9 @@ public:
     static Segment create(const std::string& name, std::size_t size);
     // An existing segment, mapped read-only. Throws when missing.
     static Segment open_read_only(const std::string& name);
+    // An existing segment, mapped read-write (a table that the host and its
+    // workers share, such as the simulated GPUs'). Throws when missing.
+    static Segment open_read_write(const std::string& name);
     // Removes the name (mappings stay valid). False when it did not exist.
     static bool remove(const std::string& name) noexcept;
 

@@ -67,7 +67,7 @@ void LocalExecutor::start_group(std::optional<std::uint64_t> memory, std::option
 void LocalExecutor::learn(const Peaks& peaks) { scheduler_.learn(peaks.memory, peaks.gpu_memory); }
 
 std::uint64_t LocalExecutor::grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const {
-    return scheduler_.grow(estimate, peak, device::cuda_index(device));
+    return scheduler_.grow(estimate, peak, device::gpu_index(device));
 }
 
 LocalExecutor::Worker* LocalExecutor::find(WorkerId id) {
@@ -266,7 +266,7 @@ std::vector<DeviceUse> LocalExecutor::devices() const {
     for (const auto& g : s.gpus) {
         int tasks = 0;
         for (const auto& [id, w] : workers_) tasks += w.stage == Worker::Stage::training && w.gpu == g.index;
-        out.push_back({"cuda:" + std::to_string(g.index), g.used, g.total, ledger.gpu_charge(g.index), tasks});
+        out.push_back({g.device(), g.used, g.total, ledger.gpu_charge(g.index), tasks});
     }
     return out;
 }

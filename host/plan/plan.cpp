@@ -258,7 +258,7 @@ public:
     std::optional<std::string> device(const toml::table& t, std::string_view context) {
         auto s = string(t, "device", context);
         if (s && !device::valid(*s)) {
-            error(*t.get("device"), fmt::format("device '{}' in {} must be \"cpu\" or \"cuda:N\"", *s, context));
+            error(*t.get("device"), fmt::format("device '{}' in {} must be \"cpu\", \"cuda:N\" or \"sim:N\"", *s, context));
             return std::nullopt;
         }
         return s;

@@ -2,6 +2,8 @@
 
 #include "report/format.hpp"
 
+#include "common/device.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -21,9 +23,7 @@ using json = nlohmann::ordered_json;
 bool lane_before(const std::string& a, const std::string& b) {
     auto rank = [](const std::string& s) -> std::pair<int, long> {
         if (s == "cpu") return {2, 0};
-        if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 15 &&
-            s.find_first_not_of("0123456789", 5) == std::string::npos)
-            return {0, std::stol(s.substr(5))};
+        if (int gpu = device::gpu_index(s); gpu >= 0) return {0, gpu};  // "cuda:N" or "sim:N"
         return {1, 0};
     };
     auto ra = rank(a), rb = rank(b);
@@ -323,7 +323,7 @@ std::vector<std::string> lane_names(const Run& run) {
     // Every GPU of the run gets a lane, also one that stayed idle.
     if (auto d = run.info.find("devices"); !names.empty() && d != run.info.end() && d->is_array())
         for (const auto& dev : *d)
-            if (dev.is_object() && string_at(dev, "name").rfind("cuda:", 0) == 0) names.insert(string_at(dev, "name"));
+            if (dev.is_object() && device::gpu_index(string_at(dev, "name")) >= 0) names.insert(string_at(dev, "name"));
     std::vector<std::string> v(names.begin(), names.end());
     std::sort(v.begin(), v.end(), lane_before);
     return v;

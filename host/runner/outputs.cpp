@@ -75,7 +75,7 @@ void Outputs::start(std::uint64_t seed, const std::string& started, const sched:
     for (const auto& g : machine.gpus) {
         bool used = limits.use_gpus &&
                     (limits.gpus.empty() || std::find(limits.gpus.begin(), limits.gpus.end(), g.index) != limits.gpus.end());
-        devices.push_back({{"name", fmt::format("cuda:{}", g.index)},
+        devices.push_back({{"name", g.device()},
                            {"model", g.name},
                            {"pci_bus_id", g.pci_bus_id},
                            {"uuid", g.uuid},

@@ -110,9 +110,15 @@ Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptio
     // becomes the GPU selection instead (see run()), and workers see all.
     for (char** e = environ; *e != nullptr; ++e) {
         if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0) cuda_visible_ = std::string(*e + 21);
-        else if (std::strncmp(*e, "CUDA_DEVICE_ORDER=", 18) != 0) env_storage_.emplace_back(*e);
+        else if (std::strncmp(*e, "CUDA_DEVICE_ORDER=", 18) != 0 &&
+                 std::string_view(*e).rfind(std::string(simgpu::env_name) + "=", 0) != 0)
+            env_storage_.emplace_back(*e);
     }
     env_storage_.emplace_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
+    // Simulated GPUs: the workers find their table through the environment
+    // (a host run by a task does not pass its own host's on).
+    if (!options_.simulate_gpus.empty())
+        env_storage_.push_back(fmt::format("{}={}-gpus", simgpu::env_name, shm_prefix_));
     for (auto& s : env_storage_) envp_.push_back(s.data());
     envp_.push_back(nullptr);
 }
@@ -141,7 +147,12 @@ int Runner::run() {
     eo.foreground = options_.foreground;
     eo.wrapper = options_.wrapper;
     eo.run_name = shm_prefix_;
-    executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::make_unique<sched::Probe>(limits_.use_gpus));
+    std::unique_ptr<sched::Probe> probe;
+    if (!options_.simulate_gpus.empty() && limits_.use_gpus)
+        probe = std::make_unique<sched::Probe>(simgpu::Table::create(shm_prefix_ + "-gpus", options_.simulate_gpus));
+    else
+        probe = std::make_unique<sched::Probe>(limits_.use_gpus);
+    executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::move(probe));
     const sched::Snapshot& machine = executor_->machine();
     if (cuda_visible_) select_visible_gpus(*cuda_visible_);
     for (int index : limits_.gpus) {
@@ -159,7 +170,7 @@ int Runner::run() {
         log::info("no GPU to schedule ({}): tasks train on \"cpu\"",
                   executor_->gpu_status().empty() ? "NVML sees none" : executor_->gpu_status());
     for (const auto& g : machine.gpus)
-        log::info("cuda:{}: {} ({}), {} in all, {} in use", g.index, g.name, g.pci_bus_id,
+        log::info("{}: {} ({}), {} in all, {} in use", g.device(), g.name, g.pci_bus_id,
                   units::format_size(g.total), units::format_size(g.used));
 
     remove_stale_segments();

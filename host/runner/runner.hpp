@@ -11,6 +11,7 @@
 // deadlines (stage timeouts). Nothing sleeps for a fixed time.
 #pragma once
 
+#include "common/sim_gpu.hpp"
 #include "common/shm.hpp"
 #include "exec/executor.hpp"
 #include "notify/notify.hpp"
@@ -48,6 +49,8 @@ struct RunOptions {
     std::uint64_t result_limit = 0;     // max bytes of one task's result (0 = none)
     std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
     std::string gpus;                   // --gpus: replaces [resources] gpus when set
+    // --simulate-gpus: these GPUs instead of NVML's (common/sim_gpu.hpp).
+    std::vector<simgpu::Spec> simulate_gpus;
     bool resume = false;                // --resume: run only what has not finished
     bool force = false;                 // --force: resume even if the plan changed
     // run-task: workers on the host's terminal and in its process group,

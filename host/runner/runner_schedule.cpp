@@ -5,6 +5,7 @@
 
 #include "common/device.hpp"
 #include "common/log.hpp"
+#include "common/sim_gpu.hpp"
 #include "common/units.hpp"
 #include "runner/results.hpp"
 
@@ -47,7 +48,8 @@ void Runner::select_visible_gpus(const std::string& visible) {
     limits_.gpus = chosen;
     executor_->set_gpus(true, chosen);
     std::string names;
-    for (int i : chosen) names += fmt::format("{}cuda:{}", names.empty() ? "" : ", ", i);
+    const bool simulated = executor_->machine().gpus.front().simulated;
+    for (int i : chosen) names += fmt::format("{}{}", names.empty() ? "" : ", ", device::gpu_name(i, simulated));
     log::info("CUDA_VISIBLE_DEVICES={}: scheduling {} (numbered by PCI bus id; workers see every GPU)", visible, names);
 }
 
@@ -76,8 +78,9 @@ void Runner::out_of_memory(Live& live, exec::WorkerId id, const std::string& sta
     // The estimate that was too small grows: GPU memory when CUDA said so
     // on a GPU, RAM otherwise.
     merge_peaks(task, executor_->peaks(id));
-    bool gpu_oom = !in_load && device::cuda_index(task.device()) >= 0 &&
-                   (message.find("CUDA") != std::string::npos || message.find("cuda") != std::string::npos);
+    bool gpu_oom = !in_load && device::gpu_index(task.device()) >= 0 &&
+                   (message.find("CUDA") != std::string::npos || message.find("cuda") != std::string::npos ||
+                    message.find(simgpu::oom_text) != std::string::npos);
     json grown;
     if (gpu_oom) {
         e.grown_gpu_memory = executor_->grow(e.grown_gpu_memory.value_or(e.admitted_gpu_memory),

@@ -113,15 +113,16 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
     }
     std::vector<const Gpu*> candidates;
     if (!pinned.empty()) {
-        int index = device::cuda_index(pinned);
+        int index = device::gpu_index(pinned);
         for (const Gpu& g : s.gpus)
             if (g.index == index) candidates.push_back(&g);
         if (candidates.empty())
             return never("device", s.gpus.empty()
                                        ? fmt::format("device {} does not exist: no GPU was found", pinned)
                                        : fmt::format("device {} does not exist: this machine has {} GPU(s), "
-                                                     "cuda:0 to cuda:{}",
-                                                     pinned, s.gpus.size(), s.gpus.size() - 1));
+                                                     "{} to {}",
+                                                     pinned, s.gpus.size(), s.gpus.front().device(),
+                                                     s.gpus.back().device()));
     } else {
         candidates = usable_gpus(r, s);
         if (candidates.empty()) {
@@ -163,13 +164,13 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
     for (const Option& o : options) {
         if (o.free >= static_cast<std::int64_t>(gpu_memory)) {
             v.gpu = o.gpu->index;
-            v.device = fmt::format("cuda:{}", o.gpu->index);
+            v.device = o.gpu->device();
             return v;
         }
     }
     std::string free;
     for (const Option& o : options)
-        free += fmt::format("{}cuda:{} {} (others {}, Fedflow {})", free.empty() ? "" : ", ", o.gpu->index,
+        free += fmt::format("{}{} {} (others {}, Fedflow {})", free.empty() ? "" : ", ", o.gpu->device(),
                             size(o.free), units::format_size(l.foreign_gpu(o.gpu->index)),
                             units::format_size(l.gpu_charge(o.gpu->index)));
     return wait("gpu-memory", fmt::format("GPU memory: needs {}; free: {}", units::format_size(gpu_memory), free));

@@ -33,8 +33,8 @@ struct Verdict {
         never,  // can never start on this machine: reason says why
     };
     Kind kind = Kind::go;
-    std::string device;    // train: "cuda:N" or "cpu"
-    int gpu = -1;          // train: N of "cuda:N", -1 on the CPU
+    std::string device;    // train: "cuda:N", "sim:N" or "cpu"
+    int gpu = -1;          // train: N of "cuda:N" or "sim:N", -1 on the CPU
     std::string resource;  // what it waits for: processes, waiting, cpu, memory, gpu-memory
     std::string reason;    // which resource, how much is needed, how much is free
 
@@ -62,7 +62,7 @@ std::vector<const Gpu*> usable_gpus(const Limits& r, const Snapshot& s);
 
 Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
                    const Counts& c, std::uint64_t memory);
-// pinned: the task's device ("cpu", "cuda:N") or empty.
+// pinned: the task's device ("cpu", "cuda:N" or "sim:N": GPU N) or empty.
 Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
                     std::string_view pinned, std::uint64_t gpu_memory);
 

@@ -5,6 +5,7 @@
 #include "sched/probe.hpp"
 
 #include "common/clock.hpp"
+#include "common/units.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <cstdio>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 namespace fedflow::sched {
@@ -186,6 +188,33 @@ void close_file(int& fd) {
 
 }  // namespace
 
+Probe::Probe(simgpu::Table table) : Probe(false) {
+    sim_.emplace(std::move(table));
+    nvml_status_ = "simulated";
+    gpus_ = simulated_gpus();
+}
+
+std::vector<Gpu> Probe::simulated_gpus() {
+    // A worker that has ended frees its memory, as a CUDA process's is freed
+    // when it exits. kill(pid, 0) fails with ESRCH once the host has reaped it.
+    sim_->release_ended([](int pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; });
+    std::vector<Gpu> gpus(sim_->count());
+    for (std::size_t i = 0; i < gpus.size(); ++i) {
+        Gpu& g = gpus[i];
+        g.index = static_cast<int>(i);
+        g.simulated = true;
+        g.total = sim_->spec(i).total;
+        g.name = "simulated GPU (" + units::format_size(g.total) + ")";
+        // Bus ids in index order, as NVML's are sorted.
+        char bus[32];
+        std::snprintf(bus, sizeof bus, "00000000:%02zX:00.0", i + 1);
+        g.pci_bus_id = bus;
+        g.uuid = "SIM-GPU-" + std::to_string(i);
+        g.used = sim_->used(i, g.processes);
+    }
+    return gpus;
+}
+
 Probe::Probe(bool use_nvml) {
     buf_.resize(16 * 1024);
     if (use_nvml) {
@@ -323,6 +352,7 @@ Snapshot Probe::sample(const std::vector<int>& pids) {
         }
 
         if (nvml_) s.gpus = nvml_->devices();
+        else if (sim_) s.gpus = simulated_gpus();
     } catch (...) {
         // Out of memory while filling maps: what was read so far stands.
     }

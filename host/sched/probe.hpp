@@ -1,7 +1,8 @@
 // probe.hpp: reads a Snapshot of the machine: CPU utilization (/proc/stat
 // and the CPU time of Fedflow's own processes), RAM (/proc/meminfo), the
 // RSS of given processes (/proc/<pid>/status), the kernel's OOM-kill count,
-// and the GPUs through NVML (nvml.hpp) when the driver is there.
+// and the GPUs through NVML (nvml.hpp) when the driver is there, or the
+// simulated GPUs of --simulate-gpus (common/sim_gpu.hpp) instead.
 //
 // A sample costs well under a millisecond without GPUs (one /proc read per
 // worker: its CPU time and RSS both come from /proc/<pid>/stat); the
@@ -9,6 +10,7 @@
 // trains on a GPU.
 #pragma once
 
+#include "common/sim_gpu.hpp"
 #include "sched/nvml.hpp"
 #include "sched/resources.hpp"
 
@@ -26,6 +28,10 @@ class Probe {
 public:
     // use_nvml = false: never load NVML (gpus = "none" in the plan).
     explicit Probe(bool use_nvml = true);
+    // Simulated GPUs in place of NVML's: their memory in use, in all and
+    // per process, is read from table as NVML's would be, and what a
+    // process that has ended held there is freed at the next sample.
+    explicit Probe(simgpu::Table table);
     ~Probe();
     Probe(const Probe&) = delete;
     Probe& operator=(const Probe&) = delete;
@@ -40,7 +46,8 @@ public:
     Snapshot sample(const std::vector<int>& pids);
 
     // The GPUs found at construction (empty without NVML or GPUs), and why
-    // NVML is not used when it is not ("libnvidia-ml.so.1 not found").
+    // NVML is not used when it is not ("libnvidia-ml.so.1 not found",
+    // "simulated").
     const std::vector<Gpu>& gpus() const noexcept { return gpus_; }
     const std::string& nvml_status() const noexcept { return nvml_status_; }
 
@@ -67,7 +74,10 @@ private:
     bool read_fd(int fd, std::size_t max);
     std::string_view text() const noexcept { return {buf_.data(), buf_len_}; }
 
+    std::vector<Gpu> simulated_gpus();
+
     std::unique_ptr<Nvml> nvml_;
+    std::optional<simgpu::Table> sim_;
     std::vector<Gpu> gpus_;
     std::string nvml_status_;
     // The start of the current window, and the utilization of the last

@@ -5,6 +5,8 @@
 // decided the same way on a real machine and in a unit test.
 #pragma once
 
+#include "common/device.hpp"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -25,6 +27,12 @@ struct Gpu {
     // Memory of each compute process on the device (pid -> bytes), as far
     // as NVML can tell (processes of other pid namespaces are not seen).
     std::map<int, std::uint64_t> processes;
+    // A GPU of --simulate-gpus (common/sim_gpu.hpp): tasks on it are told
+    // "sim:N" and never touch CUDA.
+    bool simulated = false;
+
+    // "cuda:N", or "sim:N" for a simulated GPU: the device a task is told.
+    std::string device() const { return device::gpu_name(index, simulated); }
 };
 
 struct Snapshot {

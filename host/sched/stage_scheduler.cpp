@@ -70,7 +70,7 @@ Estimate StageScheduler::memory_estimate(std::optional<std::uint64_t> grown, std
 Estimate StageScheduler::gpu_memory_estimate(std::optional<std::uint64_t> grown, std::optional<std::uint64_t> task,
                                              std::string_view pinned) const {
     std::uint64_t cap = 0;
-    int index = device::cuda_index(pinned);
+    int index = device::gpu_index(pinned);
     if (index < 0)
         for (const Gpu* g : usable_gpus(config_.limits, snapshot_))
             cap = std::max(cap, gpu_capacity(config_.limits, g->total));

@@ -292,6 +292,14 @@ int main(int argc, char** argv) {
             } catch (const std::exception& e) {
                 fail_and_exit("train", "protocol", e.what());
             }
+            // A simulated GPU ("sim:N") is no CUDA device: the task declares
+            // its memory there instead (Services::start_train).
+            try {
+                services.start_train(device);
+            } catch (const std::exception& e) {
+                send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", "exception"}, {"message", e.what()}});
+                continue;
+            }
 #ifdef FEDFLOW_WITH_CUDA
             if (device.rfind("cuda:", 0) == 0) {
                 cudaError_t err = cudaSetDevice(std::atoi(device.c_str() + 5));

@@ -1,10 +1,15 @@
 #include "worker/services.hpp"
 
+#include "common/device.hpp"
+
 #include <fedflow/detail/wire.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+
+#include <unistd.h>
 
 namespace fedflow::worker {
 
@@ -43,6 +48,51 @@ Services::Services(std::string prefix, std::uint64_t max_bytes) : prefix_(std::m
     table_.bytes_alloc = &Services::bytes_alloc;
     table_.result_alloc = &Services::result_alloc;
     table_.set_estimates = &Services::set_estimates;
+    table_.declare_gpu_memory = &Services::declare_gpu_memory;
+}
+
+void Services::start_train(const std::string& device) {
+    sim_device_.clear();
+    sim_index_ = -1;
+    std::uint64_t free = 0;
+    if (!device::simulated(device)) {
+        if (sim_gpus_) sim_gpus_->set(::getpid(), 0, 0, free);  // nothing held on a simulated GPU now
+        return;
+    }
+    if (!sim_gpus_) {
+        const char* name = std::getenv(simgpu::env_name);
+        if (name == nullptr || *name == '\0')
+            throw std::runtime_error("train on " + device + ", but the host simulates no GPU (" + simgpu::env_name +
+                                     " is not set)");
+        sim_gpus_ = simgpu::Table::open(name);
+    }
+    int index = device::gpu_index(device);
+    if (static_cast<std::size_t>(index) >= sim_gpus_->count())
+        throw std::runtime_error("train on " + device + ", but the host simulates " +
+                                 std::to_string(sim_gpus_->count()) + " GPU(s)");
+    sim_gpus_->set(::getpid(), static_cast<std::size_t>(index), 0, free);
+    sim_device_ = device;
+    sim_index_ = index;
+}
+
+std::int32_t Services::declare_gpu_memory(void* host, std::uint64_t bytes, fedflow_status* status) {
+    auto* self = static_cast<Services*>(host);
+    if (self->sim_index_ < 0) {
+        set_status(status, FEDFLOW_INVALID, "declare_gpu_memory: train does not run on a simulated GPU");
+        return FEDFLOW_INVALID;
+    }
+    std::uint64_t free = 0;
+    try {
+        if (self->sim_gpus_->set(::getpid(), static_cast<std::size_t>(self->sim_index_), bytes, free))
+            return FEDFLOW_OK;
+    } catch (const std::exception& e) {
+        set_status(status, FEDFLOW_ERROR, e.what());
+        return FEDFLOW_ERROR;
+    }
+    set_status(status, FEDFLOW_OUT_OF_MEMORY,
+               std::string(simgpu::oom_text) + ": " + self->sim_device_ + " cannot hold " + bytes_text(bytes) +
+                   " for this task, " + bytes_text(free) + " free");
+    return FEDFLOW_OUT_OF_MEMORY;
 }
 
 void Services::set_estimates(void* host, std::int64_t memory, std::int64_t gpu_memory) {

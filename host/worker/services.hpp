@@ -1,9 +1,11 @@
 // services.hpp: the fedflow_host_services the worker hands to a plugin:
-// shared-memory buffers for Bytes and for the encoded result, and logging.
+// shared-memory buffers for Bytes and for the encoded result, logging, the
+// task's estimates, and the GPU memory a task declares on a simulated GPU.
 #pragma once
 
 #include "common/integrity.hpp"
 #include "common/shm.hpp"
+#include "common/sim_gpu.hpp"
 
 #include <fedflow/value.hpp>
 
@@ -29,6 +31,11 @@ public:
     // Before a train: forget the previous attempt's result segment and
     // Bytes buffers (a train retried after running out of memory).
     void reset_result();
+    // Before a train on device: on "sim:N", what the task declares goes to
+    // simulated GPU N (the table that FEDFLOW_SIM_GPUS names), and what it
+    // held from an earlier train is freed. Throws std::runtime_error when
+    // the host made no such GPU.
+    void start_train(const std::string& device);
     // After train returned OK: seals the result segment (its header, with
     // length and checksum) and returns the size of the encoded result,
     // encoding an empty dict first if the plugin never asked for a buffer.
@@ -48,6 +55,7 @@ private:
     static std::uint8_t* bytes_alloc(void* host, std::uint64_t size, std::uint64_t* id, fedflow_status* status);
     static std::uint8_t* result_alloc(void* host, std::uint64_t size, fedflow_status* status);
     static void set_estimates(void* host, std::int64_t memory, std::int64_t gpu_memory);
+    static std::int32_t declare_gpu_memory(void* host, std::uint64_t bytes, fedflow_status* status);
     bool within_limit(std::uint64_t size, fedflow_status* status);
 
     fedflow_host_services table_{};
@@ -58,6 +66,9 @@ private:
     std::vector<std::optional<shm::Segment>> buffers_;  // by id; kept mapped until reset
     std::optional<shm::Segment> result_;
     std::int64_t memory_estimate_ = -1, gpu_memory_estimate_ = -1;
+    std::optional<simgpu::Table> sim_gpus_;  // opened at the first train on "sim:N"
+    std::string sim_device_;                 // "sim:N" during a train there, else ""
+    int sim_index_ = -1;
 };
 
 }  // namespace fedflow::worker

@@ -1,6 +1,10 @@
 // gpu_burn: holds `gpu-memory` bytes of device memory and keeps the GPU
 // busy for `seconds`, so that a plan of many of them shows how the
-// scheduler packs tasks onto GPUs (scripts/gpu-check).
+// scheduler packs tasks onto GPUs (scripts/gpu-check). On a simulated GPU
+// ("sim:N", fedflow-host --simulate-gpus) it declares the memory instead
+// (Context::declare_gpu_memory) and holds it for `seconds`: no CUDA is
+// touched, and it is built without the CUDA Runtime too (then only "sim:N"
+// works).
 //
 //   params = { gpu-memory = "6GB", seconds = 5 }
 //
@@ -13,10 +17,13 @@
 // (GPU_BURN_KERNEL), else cudaMemsetAsync. Result: device, bytes, seconds
 // (measured), sweeps, gbps (bytes moved per second / 1e9), free_before
 // (device memory free before the allocation) and free_after (free while the
-// buffer is held, at the end of the burn).
+// buffer is held, at the end of the burn). On "sim:N": device, bytes,
+// seconds (measured) and simulated = true.
 #include <fedflow/task.hpp>
 
+#if GPU_BURN_CUDA
 #include <cuda_runtime_api.h>
+#endif
 
 #include <chrono>
 #include <cmath>
@@ -24,6 +31,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #if GPU_BURN_KERNEL
 #include "sweep.hpp"
@@ -50,6 +58,7 @@ std::uint64_t parse_size(const std::string& text) {
                                 "' (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)");
 }
 
+#if GPU_BURN_CUDA
 void check(cudaError_t err, const std::string& what) {
     if (err != cudaSuccess)
         throw std::runtime_error(what + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
@@ -64,6 +73,7 @@ struct DeviceBuffer {
         if (ptr) cudaFree(ptr);
     }
 };
+#endif
 
 }  // namespace
 
@@ -85,9 +95,39 @@ public:
         if (!(seconds_ >= 0)) throw std::invalid_argument("seconds must be 0 or more");
     }
 
-    fedflow::Dict train(fedflow::Context&, std::string_view device) override {
+    fedflow::Dict train(fedflow::Context& ctx, std::string_view device) override {
         const std::string dev(device);
-        if (dev.rfind("cuda:", 0) != 0) throw std::runtime_error("gpu_burn needs a GPU, not '" + dev + "'");
+        if (dev.rfind("sim:", 0) == 0) return hold_simulated(ctx, dev);
+#if GPU_BURN_CUDA
+        if (dev.rfind("cuda:", 0) == 0) return burn(dev);
+        throw std::runtime_error("gpu_burn needs a GPU, not '" + dev + "'");
+#else
+        throw std::runtime_error("gpu_burn needs a GPU, not '" + dev +
+                                 "' (built without the CUDA Runtime, it runs on simulated GPUs only: "
+                                 "fedflow-host --simulate-gpus)");
+#endif
+    }
+
+private:
+    // The buffer declared on the simulated GPU (out of memory there throws,
+    // as cudaMalloc's failure does below) and held for `seconds`.
+    fedflow::Dict hold_simulated(fedflow::Context& ctx, const std::string& dev) {
+        if (!ctx.declare_gpu_memory(bytes_))
+            throw std::runtime_error("gpu_burn on " + dev + ": this worker cannot declare simulated GPU memory");
+        const auto start = std::chrono::steady_clock::now();
+        std::this_thread::sleep_for(std::chrono::duration<double>(seconds_));
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        ctx.declare_gpu_memory(0);  // freed, as the CUDA buffer is at the end of a burn
+        fedflow::Dict out;
+        out["device"] = dev;
+        out["bytes"] = static_cast<std::int64_t>(bytes_);
+        out["seconds"] = elapsed;
+        out["simulated"] = true;
+        return out;
+    }
+
+#if GPU_BURN_CUDA
+    fedflow::Dict burn(const std::string& dev) {
         const int index = std::atoi(dev.c_str() + 5);
         check(cudaSetDevice(index), "cudaSetDevice(" + dev + ")");
 
@@ -138,8 +178,8 @@ public:
         out["free_after"] = static_cast<std::int64_t>(free_after);
         return out;
     }
+#endif
 
-private:
     std::uint64_t bytes_ = 0;
     double seconds_ = 5;
 };

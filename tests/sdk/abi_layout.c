@@ -41,7 +41,7 @@ int main(void) {
     EXPECT_EQ(FEDFLOW_LOG_INFO, 1);
     EXPECT_EQ(FEDFLOW_LOG_WARNING, 2);
     EXPECT_EQ(FEDFLOW_LOG_ERROR, 3);
-    EXPECT_EQ(FEDFLOW_HOST_SERVICES_VERSION, 2u);
+    EXPECT_EQ(FEDFLOW_HOST_SERVICES_VERSION, 3u);
     EXPECT_EQ(strcmp(FEDFLOW_PLUGIN_ENUM_SYMBOL, "fedflow_plugin_enum"), 0);
     EXPECT_EQ(strcmp(FEDFLOW_INFO_SECTION, ".fedflow_info"), 0);
     {
@@ -63,7 +63,7 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_buffer, data), 0);
     EXPECT_EQ(offsetof(fedflow_buffer, size), 8);
 
-    EXPECT_EQ(sizeof(fedflow_host_services), 48);
+    EXPECT_EQ(sizeof(fedflow_host_services), 56);
     EXPECT_EQ(ALIGNOF(fedflow_host_services), 8);
     EXPECT_EQ(offsetof(fedflow_host_services, version), 0);
     EXPECT_EQ(offsetof(fedflow_host_services, size), 4);
@@ -72,6 +72,7 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_host_services, bytes_alloc), 24);
     EXPECT_EQ(offsetof(fedflow_host_services, result_alloc), 32);
     EXPECT_EQ(offsetof(fedflow_host_services, set_estimates), 40);
+    EXPECT_EQ(offsetof(fedflow_host_services, declare_gpu_memory), 48);
 
     EXPECT_EQ(sizeof(fedflow_context), 80);
     EXPECT_EQ(ALIGNOF(fedflow_context), 8);

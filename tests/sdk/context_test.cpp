@@ -602,3 +602,31 @@ TEST_CASE("set_estimates reaches a worker that has it, and is skipped by one tha
     CHECK_FALSE(ctx.set_estimates(5, 5));
     CHECK(got[0] == 0);
 }
+
+TEST_CASE("declare_gpu_memory: on a simulated GPU only, out of memory as a bad_alloc, skipped by an older worker") {
+    FakeHost host;
+    static std::uint64_t held;
+    held = 0;
+    host.services.declare_gpu_memory = [](void*, std::uint64_t bytes, fedflow_status* st) -> std::int32_t {
+        if (bytes > 100) {
+            st->code = FEDFLOW_OUT_OF_MEMORY;
+            std::strcpy(st->message, "simulated GPU out of memory: sim:0 is full");
+            return FEDFLOW_OUT_OF_MEMORY;
+        }
+        held = bytes;
+        return FEDFLOW_OK;
+    };
+    Context ctx(&host.ctx);
+    ctx.set_device("cuda:0");  // real allocations count there: nothing is declared
+    CHECK_FALSE(ctx.declare_gpu_memory(50));
+    CHECK(held == 0);
+    ctx.set_device("sim:0");
+    CHECK(ctx.declare_gpu_memory(50));
+    CHECK(held == 50);
+    CHECK_THROWS_WITH_AS(ctx.declare_gpu_memory(500), doctest::Contains("sim:0 is full"), std::bad_alloc);
+    CHECK(held == 50);
+    // A worker of services version 2: its table ends before declare_gpu_memory.
+    host.services.size = offsetof(fedflow_host_services, declare_gpu_memory);
+    CHECK_FALSE(ctx.declare_gpu_memory(10));
+    CHECK(held == 50);
+}

@@ -184,7 +184,7 @@ TEST_CASE("devices") {
     CHECK_FALSE(device::valid("cuda:"));
     CHECK_FALSE(device::valid("cuda:x"));
     CHECK_FALSE(device::valid("gpu0"));
-    CHECK(errors("[[group]]\nplugin = \"echo\"\ndevice = \"gpu0\"\n").find("must be \"cpu\" or \"cuda:N\"") !=
+    CHECK(errors("[[group]]\nplugin = \"echo\"\ndevice = \"gpu0\"\n").find("must be \"cpu\", \"cuda:N\" or \"sim:N\"") !=
           std::string::npos);
 }
 
@@ -385,8 +385,8 @@ TEST_CASE("--gpus selections") {
     CHECK(r.gpus.empty());
     CHECK_THROWS_WITH_AS(plan::parse_gpus("0,,2", r), doctest::Contains("not a GPU selection"), std::invalid_argument);
     CHECK_THROWS_WITH_AS(plan::parse_gpus("1,1", r), doctest::Contains("appears twice"), std::invalid_argument);
-    CHECK(device::cuda_index("cuda:3") == 3);
-    CHECK(device::cuda_index("cpu") == -1);
+    CHECK(device::gpu_index("cuda:3") == 3);
+    CHECK(device::gpu_index("cpu") == -1);
 }
 
 TEST_CASE("durations in the plan") {

@@ -87,9 +87,10 @@ typedef struct fedflow_buffer {
 #define FEDFLOW_LOG_WARNING 2
 #define FEDFLOW_LOG_ERROR 3
 
-/* 2: set_estimates appended. A plugin reads an entry only when `size`
- * covers it, so a plugin built against version 1 works with any worker. */
-#define FEDFLOW_HOST_SERVICES_VERSION 2u
+/* 2: set_estimates appended. 3: declare_gpu_memory appended. A plugin
+ * reads an entry only when `size` covers it, so a plugin built against an
+ * older version works with any worker. */
+#define FEDFLOW_HOST_SERVICES_VERSION 3u
 
 /*
  * Services the worker offers to the plugin, so that a plugin needs no
@@ -136,6 +137,21 @@ typedef struct fedflow_host_services {
      * place of the plan's. A later call replaces an earlier one.
      */
     void (*set_estimates)(void *host, int64_t memory, int64_t gpu_memory);
+
+    /*
+     * Since version 3; call it only when `size` covers it.
+     * On a simulated GPU (train's device is "sim:N", fedflow-host
+     * --simulate-gpus): the task now holds `bytes` of GPU memory there, in
+     * place of what it declared before, as if it had allocated them. The
+     * host measures it as it measures a CUDA process's memory through NVML,
+     * until the task declares another amount, its next train starts, or its
+     * process exits. Returns FEDFLOW_OK, or FEDFLOW_OUT_OF_MEMORY with
+     * *status when the simulated GPU cannot hold that much (what the task
+     * held stays). On any other device, and outside train, it does nothing
+     * and returns FEDFLOW_INVALID: a task on "cuda:N" allocates for real.
+     */
+    int32_t (*declare_gpu_memory)(void *host, uint64_t bytes,
+                                  fedflow_status *status);
 } fedflow_host_services;
 
 /*
@@ -175,7 +191,9 @@ typedef struct fedflow_plugin {
     /* CPU stage: prepare data. Must not touch a GPU. */
     int32_t (*load)(void *task, const fedflow_context *ctx,
                     fedflow_status *status);
-    /* GPU stage on `device` ("cuda:N" or "cpu"); writes the result through
+    /* GPU stage on `device` ("cuda:N", "cpu", or "sim:N": a simulated GPU,
+     * on which the task must not touch CUDA and declares its GPU memory
+     * through ctx->host->declare_gpu_memory); writes the result through
      * ctx->host->result_alloc. */
     int32_t (*train)(void *task, const fedflow_context *ctx, const char *device,
                      fedflow_status *status);

@@ -76,7 +76,7 @@ public:
     const std::string& workdir() const noexcept { return workdir_; }
     // Absolute directory of the plan file: resolve relative data paths here.
     const std::string& plan_dir() const noexcept { return plan_dir_; }
-    // The device train runs on ("cuda:N" or "cpu"); empty during load.
+    // The device train runs on ("cuda:N", "cpu" or "sim:N"); empty during load.
     const std::string& device() const noexcept { return device_; }
 
     // The group's params, overridden by the task's own.
@@ -129,6 +129,27 @@ public:
             return false;
         h->set_estimates(h->host, memory, gpu_memory);
         return true;
+    }
+
+    // The GPU memory the task holds now, in bytes, on a simulated GPU
+    // (train's device is "sim:N", fedflow-host --simulate-gpus), where no
+    // CUDA may be used: the host measures it as it measures a CUDA
+    // process's, until the task declares another amount, its next train
+    // starts, or its process exits. Throws an OutOfMemory (a std::bad_alloc,
+    // so the host retries train with a grown GPU estimate) when the
+    // simulated GPU cannot hold it. Returns false, doing nothing, on any
+    // other device (a task on "cuda:N" allocates for real) and with a
+    // worker that predates it (FEDFLOW_HOST_SERVICES_VERSION < 3).
+    bool declare_gpu_memory(std::uint64_t bytes) const {
+        const fedflow_host_services* h = c_->host;
+        if (device_.rfind("sim:", 0) != 0 ||
+            h->size < offsetof(fedflow_host_services, declare_gpu_memory) + sizeof h->declare_gpu_memory ||
+            h->declare_gpu_memory == nullptr)
+            return false;
+        fedflow_status st{};
+        if (h->declare_gpu_memory(h->host, bytes, &st) == FEDFLOW_OK) return true;
+        if (st.code == FEDFLOW_OUT_OF_MEMORY) throw detail::OutOfMemory(st.message);
+        throw std::runtime_error(st.message);
     }
 
     // One line in the task's stderr.log, with the level.
@@ -187,7 +208,9 @@ public:
     virtual ~Task() = default;
     // CPU stage: read and prepare data. No GPU may be touched here.
     virtual void load(Context& ctx) = 0;
-    // GPU stage on the device the scheduler assigned ("cuda:N" or "cpu").
+    // GPU stage on the device the scheduler assigned ("cuda:N", "cpu", or
+    // "sim:N": a simulated GPU, where the task declares its GPU memory with
+    // ctx.declare_gpu_memory instead of touching CUDA).
     virtual Dict train(Context& ctx, std::string_view device) = 0;
 };
 
