@@ -298,8 +298,30 @@ PyObject* host_log(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// Context::declare_gpu_memory: True on a simulated GPU, False elsewhere;
+// MemoryError (out of memory, retried) when the simulated GPU is full.
+PyObject* host_declare_gpu_memory(PyObject*, PyObject* arg) {
+    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (n == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return nullptr;
+    if (g_ctx == nullptr || !g_in_train) {
+        PyErr_SetString(PyExc_RuntimeError, "declare_gpu_memory() may be called only in train (on its device)");
+        return nullptr;
+    }
+    try {
+        if (g_ctx->declare_gpu_memory(n)) Py_RETURN_TRUE;
+        Py_RETURN_FALSE;
+    } catch (const std::bad_alloc& e) {
+        PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+    return nullptr;
+}
+
 PyMethodDef host_methods[] = {
     {"bytes", host_bytes, METH_O, "bytes(n): n zero bytes in shared memory (train only)"},
+    {"declare_gpu_memory", host_declare_gpu_memory, METH_O,
+     "declare_gpu_memory(n): the task holds n bytes on its simulated GPU (train only)"},
     {"log", host_log, METH_VARARGS, "log(level, message): a line in stderr.log"},
     {nullptr, nullptr, 0, nullptr},
 };

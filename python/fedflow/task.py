@@ -136,7 +136,8 @@ class Task:
         """CPU stage: read and prepare data; keep it on self. No GPU here."""
 
     def train(self, device):
-        """GPU stage on ``device`` ("cuda:N" or "cpu"): returns a dict."""
+        """GPU stage on ``device`` ("cuda:N", "cpu", or "sim:N": a simulated
+        GPU, see declare_gpu_memory): returns a dict."""
         raise NotImplementedError("%s does not implement train(self, device)" % type(self).__name__)
 
     # ---- services ----------------------------------------------------------
@@ -156,6 +157,16 @@ class Task:
         for d in shape:
             n *= d
         return np.frombuffer(self.bytes(n), dtype=dt).reshape(shape)
+
+    def declare_gpu_memory(self, n):
+        """On a simulated GPU (``device`` is "sim:N", fedflow-host
+        --simulate-gpus), where no CUDA may be used: the task now holds n
+        bytes of GPU memory there (an int, or a size such as "6GB"), as if
+        it had allocated them; the host measures them as a CUDA process's.
+        Raises MemoryError when the simulated GPU cannot hold them (the host
+        retries train with a grown estimate). Returns False, doing nothing,
+        on any other device. In train only."""
+        return self._ctx().host.declare_gpu_memory(parse_size(n, "declare_gpu_memory"))
 
     def log(self, message, level="info"):
         """One line in the task's stderr.log, with the level (debug, info,

@@ -108,6 +108,16 @@ class OomOnce(Task):
             raise MemoryError("first train wants too much")
         return {"loads": self.loads, "trains": self.trains, "cache": len(self.cache)}
 
+class SimGpu(Task):
+    """Declares GPU memory on a simulated GPU (fedflow-host --simulate-gpus)."""
+    def __init__(self, task_id, holds="3GiB"):
+        super().__init__(task_id)
+        self.holds = holds
+    def train(self, device):
+        declared = self.declare_gpu_memory(self.holds)
+        time.sleep(1.2)  # held while the host samples (every 0.5 s while a task trains on a GPU)
+        return {"device": device, "declared": declared}
+
 class AlwaysOom(Task):
     def train(self, device):
         raise MemoryError("never enough")
@@ -283,6 +293,23 @@ class Python(HostTest):
         self.assertIn("out of memory", t["message"])
         self.assertIn("MemoryError: never enough", t["message"])
         self.assertIn("gave up after 2 train retries", t["message"])
+
+    def test_declare_gpu_memory_on_a_simulated_gpu(self):
+        # 3 GiB fits on the 4 GiB GPU (and is measured as the task's peak);
+        # 6 GiB does not: MemoryError, retried, given up. On "cpu" nothing
+        # is declared.
+        plan = self.write_plan(group("fits", "SimGpu") + group("big", "SimGpu", init={"holds": "6GiB"}) +
+                               group("cpu", "SimGpu") + 'device = "cpu"\n',
+                               scheduler={"train-retries": 1, "auto-adjust": False},
+                               top='[resources]\ngpu-memory-utilization = 1.0\ngpu-memory-reserve = "0"\n')
+        r = self.run_plan(plan, "--simulate-gpus", "4GiB")
+        self.assertExit(r, 1)
+        self.assertEqual(r.result("fits", "0"), {"device": "sim:0", "declared": True})
+        self.assertEqual(r.task("fits", "0")["peak_gpu_memory"], 3 << 30)
+        t = self.assertStatus(r, "big", "0", "EXCEPTION")
+        self.assertIn("MemoryError: simulated GPU out of memory: sim:0 cannot hold", t["message"])
+        self.assertEqual(t["retries"]["train"], 1)
+        self.assertEqual(r.result("cpu", "0"), {"device": "cpu", "declared": False})
 
     def test_output_is_unbuffered(self):
         # os._exit skips every flush: the line is there only if it was

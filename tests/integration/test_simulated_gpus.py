@@ -8,11 +8,13 @@ Fedflow may use there."""
 import json
 import os
 import re
+import subprocess
 import sys
 import unittest
 
 import fftest
 from fftest import HostTest
+from test_progress import ESC, run_in_pty
 
 GiB = 1 << 30
 SIZES = {"B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "TB": 1000 ** 4,
@@ -216,6 +218,30 @@ class SimulatedGpus(HostTest):
         html = r.read("report.html")
         lanes = re.findall(r'<text class="lname"[^>]*>([^<]*)</text>', html)
         self.assertEqual([l for l in lanes if l.startswith("sim:")], ["sim:0", "sim:1", "sim:2"], lanes)
+
+    def test_tty_progress_has_a_line_per_gpu(self):
+        plan = self.plan(burn_group(4, "1GiB", seconds=0.3))
+        rc, out = run_in_pty([fftest.HOST, plan, "--workdir", os.path.join(self.tmp, "run"), "--progress", "tty",
+                              "--simulate-gpus", "4GiB,2GiB"])
+        self.assertEqual(rc, 0, out[-2000:])
+        text = ESC.sub("", out)
+        self.assertRegex(text, r"sim:0 +[\d.]+ \w+ / 4\.0 GiB +in use")
+        self.assertRegex(text, r"sim:1 +[\d.]+ \w+ / 2\.0 GiB +in use")
+
+    def test_gpu_check_simulate_runs_the_check_and_compares_with_the_ideal_from_capacity(self):
+        if os.environ.get("FEDFLOW_SANITIZED"):
+            self.skipTest("24 workers for 10 s under the sanitizers: the other tests cover the path")
+        script = os.path.join(fftest.SOURCE_ROOT, "scripts", "gpu-check")
+        r = subprocess.run([sys.executable, script, "--simulate", "--build", fftest.BUILD_ROOT,
+                            "--workdir", os.path.join(self.tmp, "check")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+        self.assertIn("24 (24 finished, 0 failed)", r.stdout)
+        # An 80 GiB GPU of which Fedflow may use 95 %: twelve 6.5 GB estimates.
+        self.assertIn("ideal makespan:    10.0 s = ceil(24 / 12) * 5.0 s", r.stdout)
+        peak = int(re.search(r"training at once: +(\d+) at the peak \(sim:0: \d+\)", r.stdout).group(1))
+        self.assertLessEqual(peak, 12)
+        self.assertRegex(r.stdout, r"makespan / ideal: +\d\.\d\d")
 
     def test_bad_spec_is_bad_input(self):
         plan = self.plan(burn_group(1, "1GiB"))
