@@ -159,6 +159,21 @@ class SimulatedGpus(HostTest):
         ooms = [e for e in r.events() if e.get("event") == "status" and e["status"] == "INTERRUPT"]
         self.assertTrue(ooms)
 
+    def test_auto_adjust_learns_the_measured_peak(self):
+        # The group's 4 GiB estimate is far above the 1 GiB each task
+        # declares: once one has finished, the rest are admitted on what was
+        # measured (the peak plus a fifth), and more of them fit at once.
+        body = burn_group(10, "4GiB", holds="1GiB", seconds=0.8)
+        r = self.run_sim(self.plan(body, scheduler={"auto-adjust": True, "max-processes": 12}), "8GiB")
+        self.assertExit(r, 0)
+        self.assertEqual(r.task("burn", "0")["peak_gpu_memory"], GiB)
+        trains = [e for e in r.events() if e.get("event") == "status" and e["status"] == "TRAINING"]
+        learned = [e for e in trains if e.get("estimate_from") == "learned"]
+        self.assertTrue(learned, r.describe())
+        self.assertAlmostEqual(learned[-1]["gpu_memory_estimate"] / GiB, 1.2, places=2)
+        self.assertEqual(trains[0]["gpu_memory_estimate"], 4 * GiB)
+        self.assertGreater(self.peak(r), 2)  # more than two 4 GiB estimates fit on 8 GiB
+
     def test_pinned_devices(self):
         body = burn_group(2, "1GiB", name="cuda1", extra='device = "cuda:1"\n')
         body += burn_group(2, "1GiB", name="sim2", extra='device = "sim:2"\n')
