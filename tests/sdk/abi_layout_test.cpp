@@ -40,7 +40,7 @@ TEST_CASE("ABI macros keep their values") {
     CHECK(FEDFLOW_LOG_INFO == 1);
     CHECK(FEDFLOW_LOG_WARNING == 2);
     CHECK(FEDFLOW_LOG_ERROR == 3);
-    CHECK(FEDFLOW_HOST_SERVICES_VERSION == 2u);
+    CHECK(FEDFLOW_HOST_SERVICES_VERSION == 3u);
     CHECK(std::string_view(FEDFLOW_PLUGIN_ENUM_SYMBOL) == "fedflow_plugin_enum");
     CHECK(std::string_view(FEDFLOW_INFO_SECTION) == ".fedflow_info");
 
@@ -84,7 +84,7 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_buffer, size) == 8);
     }
     SUBCASE("fedflow_host_services") {
-        CHECK(sizeof(fedflow_host_services) == 48);
+        CHECK(sizeof(fedflow_host_services) == 56);
         CHECK(alignof(fedflow_host_services) == 8);
         CHECK(offsetof(fedflow_host_services, version) == 0);
         CHECK(offsetof(fedflow_host_services, size) == 4);
@@ -94,6 +94,8 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_host_services, result_alloc) == 32);
         // Appended in services version 2: the entries above never move.
         CHECK(offsetof(fedflow_host_services, set_estimates) == 40);
+        // Appended in services version 3.
+        CHECK(offsetof(fedflow_host_services, declare_gpu_memory) == 48);
     }
     SUBCASE("fedflow_context") {
         CHECK(sizeof(fedflow_context) == 80);
