@@ -1,4 +1,4 @@
-// fedflow-host: the command line (SPEC.md "Command line").
+// fedflow-host: the command line (docs/plan.md, "Command line" and "Exit status").
 //
 //   fedflow-host PLAN.toml [options]      run the plan
 //   fedflow-host validate PLAN.toml       check plan and plugins; run nothing

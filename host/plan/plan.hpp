@@ -1,8 +1,8 @@
 // plan.hpp: the plan file (TOML), read and checked before anything runs.
 //
-// Every key of SPEC.md's plan is read (and [notify], result-limit); unknown
-// keys are errors with a "did you mean", never ignored. All problems of a plan are
-// collected and reported together, each as "file:line:column: message".
+// Every key of docs/plan.md is read; unknown keys are errors with a "did you
+// mean", never ignored. All problems of a plan are collected and reported
+// together, each as "file:line:column: message".
 #pragma once
 
 #include <fedflow/value.hpp>

@@ -63,7 +63,7 @@ struct RunOptions {
     std::chrono::milliseconds sample_period{250};
 };
 
-// Exit codes of fedflow-host (docs/architecture.md).
+// Exit codes of fedflow-host (docs/plan.md, "Exit status").
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_task_failed = 1;
 inline constexpr int exit_bad_input = 2;

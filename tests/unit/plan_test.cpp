@@ -46,7 +46,7 @@ TEST_CASE("a minimal plan: defaults") {
     CHECK(p.digest.size() == 7 + 64);
 }
 
-TEST_CASE("the plan of SPEC.md's group section") {
+TEST_CASE("a plan with the keys of docs/plan.md's [[group]] section") {
     auto p = parse(R"(
 workdir = "runs/demo"
 plugin-path = ["plugins", "/opt/fedflow"]

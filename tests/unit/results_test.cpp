@@ -1,5 +1,6 @@
-// result.json and byte files: written as SPEC.md says, and read back; a write
-// that fails (a full disk) leaves no part of itself behind.
+// result.json and byte files: written as docs/architecture.md ("result.json and
+// byte files") and docs/sdk.md ("Results") say, and read back; a write that
+// fails (a full disk) leaves no part of itself behind.
 #include "runner/results.hpp"
 
 #include <doctest/doctest.h>
