@@ -64,14 +64,16 @@ std::vector<Spec> parse(std::string_view spec) {
             std::string_view rest = item.substr(colon + 1);
             if (rest.substr(0, 5) != "used=" || rest.size() == 5)
                 throw std::invalid_argument(
-                    fmt::format("'{}': after ':' only used=SIZE may follow (the memory that other processes use)", item));
+                    fmt::format("'{}': after ':' only used=SIZE may follow (the memory that other processes use)",
+                                item));
             used = rest.substr(5);
         }
         std::size_t count = 1;
         if (std::size_t x = size.find('x'); x != std::string_view::npos) {
             std::string_view n = size.substr(0, x);
             if (!units::all_digits(n) || n.size() > 3 || std::stoul(std::string(n)) == 0)
-                throw std::invalid_argument(fmt::format("'{}': the count before 'x' must be a number from 1, {}", item, form));
+                throw std::invalid_argument(
+                    fmt::format("'{}': the count before 'x' must be a number from 1, {}", item, form));
             count = std::stoul(std::string(n));
             size = size.substr(x + 1);
         }
@@ -156,7 +158,8 @@ bool Table::set(int pid, std::size_t gpu, std::uint64_t bytes, std::uint64_t& fr
     if (slot == nullptr) {
         free_bytes = limit - std::min(limit, at(row.held).load());
         if (bytes == 0) return true;
-        throw std::runtime_error(fmt::format("the simulated GPUs' table has no free slot ({} processes hold memory)", kSlots));
+        throw std::runtime_error(
+            fmt::format("the simulated GPUs' table has no free slot ({} processes hold memory)", kSlots));
     }
     // Memory on another simulated GPU is freed first: a process holds
     // memory on the device it trains on.
