@@ -319,6 +319,7 @@ int main(int argc, char** argv) {
             std::int64_t t1 = fedflow::clock::monotonic_ns();
             std::fflush(stdout);
             if (rc != FEDFLOW_OK) {
+                services.train_failed();
                 send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
                                                     {"ms", (t1 - t0) / 1000000}, {"peak_memory", peak_rss_bytes()}});
                 continue;

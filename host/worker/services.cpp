@@ -75,6 +75,11 @@ void Services::start_train(const std::string& device) {
     sim_index_ = index;
 }
 
+void Services::train_failed() {
+    std::uint64_t free = 0;
+    if (sim_index_ >= 0) sim_gpus_->set(::getpid(), static_cast<std::size_t>(sim_index_), 0, free);
+}
+
 std::int32_t Services::declare_gpu_memory(void* host, std::uint64_t bytes, fedflow_status* status) {
     auto* self = static_cast<Services*>(host);
     if (self->sim_index_ < 0) {

@@ -36,6 +36,10 @@ public:
     // held from an earlier train is freed. Throws std::runtime_error when
     // the host made no such GPU.
     void start_train(const std::string& device);
+    // After a train that failed: what the task declared on a simulated GPU
+    // is freed, as the exception that ended train freed its allocations (a
+    // task kept for a retry must not hold the room its retry needs).
+    void train_failed();
     // After train returned OK: seals the result segment (its header, with
     // length and checksum) and returns the size of the encoded result,
     // encoding an empty dict first if the plugin never asked for a buffer.

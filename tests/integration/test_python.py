@@ -118,6 +118,17 @@ class SimGpu(Task):
         time.sleep(1.2)  # held while the host samples (every 0.5 s while a task trains on a GPU)
         return {"device": device, "declared": declared}
 
+class SimOomOnce(Task):
+    """Holds 3 GiB on its simulated GPU, then runs out of (host) memory once."""
+    trains = 0
+    def train(self, device):
+        self.trains += 1
+        self.declare_gpu_memory("3GiB")
+        if self.trains == 1:
+            time.sleep(1.2)  # measured by the host while held
+            raise MemoryError("first train wants too much")
+        return {"trains": self.trains}
+
 class AlwaysOom(Task):
     def train(self, device):
         raise MemoryError("never enough")
@@ -310,6 +321,17 @@ class Python(HostTest):
         self.assertIn("MemoryError: simulated GPU out of memory: sim:0 cannot hold", t["message"])
         self.assertEqual(t["retries"]["train"], 1)
         self.assertEqual(r.result("cpu", "0"), {"device": "cpu", "declared": False})
+
+    def test_a_failed_train_frees_what_it_declared_so_that_its_retry_fits(self):
+        # 3 GiB of the 4 GiB GPU held by a train that failed would leave its
+        # retry (2 GiB) waiting for room that only the task itself holds.
+        plan = self.write_plan(group("g", "SimOomOnce") + 'gpu-memory = "2GiB"\n',
+                               scheduler={"train-retries": 2, "auto-adjust": False},
+                               top='[resources]\ngpu-memory-utilization = 1.0\ngpu-memory-reserve = "0"\n')
+        r = self.run_plan(plan, "--simulate-gpus", "4GiB", timeout=40)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "0"), {"trains": 2})
+        self.assertEqual(r.task("g", "0")["peak_gpu_memory"], 3 << 30)
 
     def test_output_is_unbuffered(self):
         # os._exit skips every flush: the line is there only if it was

@@ -144,8 +144,8 @@ typedef struct fedflow_host_services {
      * --simulate-gpus): the task now holds `bytes` of GPU memory there, in
      * place of what it declared before, as if it had allocated them. The
      * host measures it as it measures a CUDA process's memory through NVML,
-     * until the task declares another amount, its next train starts, or its
-     * process exits. Returns FEDFLOW_OK, or FEDFLOW_OUT_OF_MEMORY with
+     * until the task declares another amount, its train fails, its next
+     * train starts, or its process exits. Returns FEDFLOW_OK, or FEDFLOW_OUT_OF_MEMORY with
      * *status when the simulated GPU cannot hold that much (what the task
      * held stays). On any other device, and outside train, it does nothing
      * and returns FEDFLOW_INVALID: a task on "cuda:N" allocates for real.

@@ -134,8 +134,9 @@ public:
     // The GPU memory the task holds now, in bytes, on a simulated GPU
     // (train's device is "sim:N", fedflow-host --simulate-gpus), where no
     // CUDA may be used: the host measures it as it measures a CUDA
-    // process's, until the task declares another amount, its next train
-    // starts, or its process exits. Throws an OutOfMemory (a std::bad_alloc,
+    // process's, until the task declares another amount, its train fails
+    // (as the exception frees what it allocated), its next train starts, or
+    // its process exits. Throws an OutOfMemory (a std::bad_alloc,
     // so the host retries train with a grown GPU estimate) when the
     // simulated GPU cannot hold it. Returns false, doing nothing, on any
     // other device (a task on "cuda:N" allocates for real) and with a
