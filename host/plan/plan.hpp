@@ -36,7 +36,7 @@ private:
 struct TaskSpec {
     std::string id;      // [A-Za-z0-9._-]+, unique in its group
     Dict params;         // the group's params with the task's own on top
-    std::string device;  // pinned device ("cpu", "cuda:N"), or empty
+    std::string device;  // pinned device ("cpu", "cuda:N", "sim:N"), or empty
     // The task's own estimates (bytes); the group's apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;

@@ -389,6 +389,20 @@ TEST_CASE("--gpus selections") {
     CHECK(device::gpu_index("cpu") == -1);
 }
 
+TEST_CASE("device names: cpu, cuda:N and sim:N (a simulated GPU of --simulate-gpus)") {
+    for (const char* ok : {"cpu", "cuda:0", "cuda:123", "sim:0", "sim:12"}) CHECK_MESSAGE(device::valid(ok), ok);
+    for (const char* bad : {"sim:", "sim:1234", "sim:x", "cuda", "gpu0", "SIM:1", "sim:-1"})
+        CHECK_MESSAGE(!device::valid(bad), bad);
+    CHECK(device::gpu_index("sim:2") == 2);
+    CHECK(device::gpu_index("sim:") == -1);
+    CHECK(device::simulated("sim:0"));
+    CHECK_FALSE(device::simulated("cuda:0"));
+    CHECK_FALSE(device::simulated("sim:"));
+    CHECK(device::gpu_name(3, true) == "sim:3");
+    CHECK(device::gpu_name(3, false) == "cuda:3");
+    CHECK(parse("[[group]]\nplugin = \"echo\"\ndevice = \"sim:1\"\n").groups[0].device == "sim:1");
+}
+
 TEST_CASE("durations in the plan") {
     CHECK(parse("[scheduler]\ntask-timeout = 5\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() == 5000);
     CHECK(parse("[scheduler]\ntask-timeout = \"0\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() == 0);
