@@ -32,7 +32,7 @@ def build_paths(build_arg):
     return {
         "build": build,
         "host": build / "host" / "fedflow-host",
-        "worker": build / "host" / "fedflow-worker",
+        "worker": build / "host" / "worker" / "fedflow-worker",
         "plugins": build / "plugins",
         "bench": build / "bench",
         "spawn_floor": build / "bench" / "spawn_floor",
