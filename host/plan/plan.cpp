@@ -472,6 +472,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
 
     auto count = r.integer(t, "tasks", ctx, 0, 1000000);
     if (count) {
+        g.tasks.reserve(static_cast<std::size_t>(*count));  // no slack in a group of 100,000
         for (std::int64_t i = 0; i < *count; ++i) {
             TaskSpec task;
             task.id = std::to_string(i);

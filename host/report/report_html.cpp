@@ -55,13 +55,18 @@ void header(Html& out, const Run& run, const std::string& title, const FailureId
     out.add("<div class=\"plan\">{}</div>\n", plan.empty() ? run.workdir.string() : plan);
 
     std::size_t tasks = 0, finished = 0, failed_n = 0, other = 0;
-    for (const auto& g : run.groups)
+    for (const auto& g : run.groups) {
         for (const auto& t : g.tasks) {
             ++tasks;
             if (t.status == "FINISHED" || t.status == "EXITED") ++finished;
             else if (t.status == "EXCEPTION") ++failed_n;
             else ++other;
         }
+        tasks += g.untold;
+        finished += g.untold_finished;
+        failed_n += g.untold_failed;
+        other += g.untold - g.untold_finished - g.untold_failed;
+    }
     std::string started = string_at(run.info, "started"), ended = string_at(run.info, "ended");
     std::string wall;
     auto a = parse_utc_ms(started), b = parse_utc_ms(ended);

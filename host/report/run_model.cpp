@@ -1,5 +1,7 @@
 #include "report/run_model.hpp"
 
+#include "common/json.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -111,8 +113,12 @@ void RunModel::add_group(const std::string& name, int round, int block, int inde
     if (safe_relative(rel)) g.dir = rel.parent_path();
 }
 
-void RunModel::set_report(const std::string& name, int round, const json& report) {
-    take_report(group(name, round, ""), report);
+void RunModel::set_report(const std::string& name, int round, const json& head) {
+    take_head(group(name, round, ""), head);
+}
+
+void RunModel::report_task(const std::string& name, int round, const std::string& id, const json& entry) {
+    take_entry(group(name, round, ""), id, entry);
 }
 
 std::size_t RunModel::group(const std::string& name, int round, const std::string& report) {
@@ -142,42 +148,60 @@ void RunModel::read_report(std::size_t gi, const fs::path& path, const std::stri
 }
 
 void RunModel::take_report(std::size_t gi, const json& report) {
-    Group& g = run_.groups[gi];
-    g.has_report = true;
-    g.plugin = string_at(report, "plugin");
-    if (int index = integer(report, "index")) g.index = index;
+    take_head(gi, report);
     auto tasks = report.find("tasks");
     if (tasks == report.end() || !tasks->is_object()) return;
-    for (const auto& [id, entry] : tasks->items()) {
-        if (!entry.is_object()) continue;
-        TaskInfo& t = run_.groups[gi].tasks[task(gi, id)];
-        // What the page shows of a result is its scalars: the rest (lists,
-        // tensors as lists, nested dicts) is not kept for the whole run.
-        t.entry = json::object();
-        for (const auto& [k, v] : entry.items()) {
-            if (k != "result" || !v.is_object()) {
-                t.entry[k] = v;
-                continue;
-            }
-            json& scalars = t.entry[k] = json::object();
-            for (const auto& [rk, rv] : v.items())
-                if (rv.is_number() || rv.is_string() || rv.is_boolean()) scalars[rk] = rv;
-        }
-        t.status = string_at(entry, "status");
-        t.device = string_at(entry, "device");
-        t.stage = string_at(entry, "stage");
-        t.message = string_at(entry, "message");
-        t.load_ms = num(entry, "load_ms");
-        t.train_ms = num(entry, "train_ms");
-        t.peak_memory = num(entry, "peak_memory");
-        t.peak_gpu_memory = num(entry, "peak_gpu_memory");
+    for (const auto& [id, entry] : tasks->items()) take_entry(gi, id, entry);
+}
+
+void RunModel::take_head(std::size_t gi, const json& head) {
+    Group& g = run_.groups[gi];
+    g.has_report = true;
+    g.untold = g.untold_finished = g.untold_failed = 0;  // its entries follow
+    g.plugin = string_at(head, "plugin");
+    if (int index = integer(head, "index")) g.index = index;
+}
+
+void RunModel::take_entry(std::size_t gi, const std::string& id, const json& entry) {
+    if (!entry.is_object()) return;
+    std::size_t ti = task(gi, id);
+    if (ti == no_task) {
+        Group& g = run_.groups[gi];
+        const std::string status = string_at(entry, "status");
+        ++g.untold;
+        g.untold_finished += status == "FINISHED" || status == "EXITED";
+        g.untold_failed += status == "EXCEPTION";
+        return;
     }
+    TaskInfo& t = run_.groups[gi].tasks[ti];
+    // What the page shows of a result is its scalars: the rest (lists,
+    // tensors as lists, nested dicts) is not kept for the whole run.
+    // (Keys are appended, not looked up: a result may have a million.)
+    t.entry = json::object();
+    for (const auto& [k, v] : entry.items()) {
+        if (k != "result" || !v.is_object()) {
+            jsonio::append(t.entry, k, v);
+            continue;
+        }
+        json& scalars = jsonio::append(t.entry, k, json::object());
+        for (const auto& [rk, rv] : v.items())
+            if (rv.is_number() || rv.is_string() || rv.is_boolean()) jsonio::append(scalars, rk, rv);
+    }
+    t.status = string_at(entry, "status");
+    t.device = string_at(entry, "device");
+    t.stage = string_at(entry, "stage");
+    t.message = string_at(entry, "message");
+    t.load_ms = num(entry, "load_ms");
+    t.train_ms = num(entry, "train_ms");
+    t.peak_memory = num(entry, "peak_memory");
+    t.peak_gpu_memory = num(entry, "peak_gpu_memory");
 }
 
 std::size_t RunModel::task(std::size_t gi, const std::string& id) {
     auto& index = tasks_[gi];
     if (auto it = index.find(id); it != index.end()) return it->second;
     Group& g = run_.groups[gi];
+    if (g.tasks.size() >= task_detail_limit) return no_task;
     g.tasks.push_back(TaskInfo{});
     g.tasks.back().id = id;
     index.emplace(id, g.tasks.size() - 1);
@@ -261,6 +285,7 @@ void RunModel::add_event(const json& e) {
     std::string id = string_at(e, "task");
     if (id.empty()) return;
     std::size_t ti = task(gi, id);
+    if (ti == no_task) return;  // counted from report.json when the group ends
     Track& track = track_[{gi, ti}];
     if (type == "status") status(gi, ti, track, e, now);
     // A reason belongs to the state the event enters (or to the one going on).

@@ -62,6 +62,9 @@ struct Group {
     std::string plugin;
     bool has_report = false;       // report.json was read
     std::vector<TaskInfo> tasks;   // report.json's order, then tasks seen only in events
+    // The tasks after the first task_detail_limit (a group of 100,000):
+    // counted from report.json, not kept one by one, nor drawn.
+    std::size_t untold = 0, untold_finished = 0, untold_failed = 0;
     std::optional<double> start_ms, end_ms;
 };
 
@@ -88,6 +91,12 @@ struct Run {
     std::vector<std::string> problems;
 };
 
+// How many tasks of a group the page tells one by one (a table row, a
+// timeline row, their stages); the others are only counted (Group::untold).
+// A page of 100,000 rows would take hundreds of MB to build, and be of no
+// use in a browser; report.json keeps every task.
+inline constexpr std::size_t task_detail_limit = 2000;
+
 // A run's model, kept up to date one event at a time: the runner feeds it
 // each journal line as it writes it, so the page can be drawn during a run
 // without reading events.jsonl again; read() builds it from the files (a
@@ -108,8 +117,11 @@ public:
     void add_group(const std::string& name, int round, int block, int index, const std::string& report);
     // One line of events.jsonl, in the journal's order.
     void add_event(const nlohmann::ordered_json& event);
-    // A group's report.json as it was written.
-    void set_report(const std::string& name, int round, const nlohmann::ordered_json& report);
+    // A group's report.json as it was written: its keys but "tasks", then
+    // each task's entry (report_task), so that the report of 100,000 tasks
+    // is never one JSON tree.
+    void set_report(const std::string& name, int round, const nlohmann::ordered_json& head);
+    void report_task(const std::string& name, int round, const std::string& id, const nlohmann::ordered_json& entry);
 
     // The run as the page draws it, now: stages still open end at the
     // latest time the journal reached, rounds get their groups and spans.
@@ -129,6 +141,11 @@ private:
     std::size_t group(const std::string& name, int round, const std::string& report);
     void read_report(std::size_t gi, const std::filesystem::path& path, const std::string& name);
     void take_report(std::size_t gi, const nlohmann::ordered_json& report);
+    void take_head(std::size_t gi, const nlohmann::ordered_json& head);
+    void take_entry(std::size_t gi, const std::string& id, const nlohmann::ordered_json& entry);
+    // The index of the group's task with that id (a new one at the end if
+    // needed), or no_task once the group tells no more tasks one by one.
+    static constexpr std::size_t no_task = static_cast<std::size_t>(-1);
     std::size_t task(std::size_t gi, const std::string& id);
     std::optional<double> time_of(const nlohmann::ordered_json& e);
     void read_events();

@@ -46,18 +46,18 @@ void measure(Html& out, const std::optional<double>& v, std::string (*format)(do
 
 void group_table(Html& out, const Run& run, const FailureIds& failures, std::size_t gi) {
     const Group& g = run.groups[gi];
-    std::size_t finished_n = 0, failed_n = 0;
+    std::size_t finished_n = g.untold_finished, failed_n = g.untold_failed;
     for (const auto& t : g.tasks) {
         if (finished(t)) ++finished_n;
         if (failed(t)) ++failed_n;
     }
+    const std::size_t all = g.tasks.size() + g.untold;
     out.add("<h3 id=\"group-{}\">{}</h3>\n", gi + 1, g.name);
     std::string meta;
     if (g.index) meta += fmt::format("group {}", g.index);
     if (g.round) meta += fmt::format("{}round {}", meta.empty() ? "" : " \u00b7 ", g.round);
     if (!g.plugin.empty()) meta += fmt::format("{}plugin {}", meta.empty() ? "" : " \u00b7 ", g.plugin);
-    meta += fmt::format("{}{} task{} \u00b7 {} finished", meta.empty() ? "" : " \u00b7 ", g.tasks.size(), g.tasks.size() == 1 ? "" : "s",
-                        finished_n);
+    meta += fmt::format("{}{} task{} \u00b7 {} finished", meta.empty() ? "" : " \u00b7 ", all, all == 1 ? "" : "s", finished_n);
     if (failed_n) meta += fmt::format(" \u00b7 {} failed", failed_n);
     if (g.start_ms && g.end_ms) meta += " \u00b7 " + duration(*g.end_ms - *g.start_ms);
     else if (g.start_ms) meta += " \u00b7 running";
@@ -117,6 +117,9 @@ void group_table(Html& out, const Run& run, const FailureIds& failures, std::siz
     }
     out.raw("</tbody></table></div>\n");
     if (cols.dropped) out.add("<p class=\"muted small\">{} more result keys are not shown as columns.</p>\n", cols.dropped);
+    if (g.untold)
+        out.add("<p class=\"muted small\">{} more tasks ({} finished, {} failed) are not listed here; {} has every task.</p>\n",
+                g.untold, g.untold_finished, g.untold_failed, (g.dir / "report.json").string());
 }
 
 const Round* round_of(const Run& run, const Group& g) {
@@ -138,6 +141,9 @@ void round_results(Html& out, const Run& run, const FailureIds& failures, const 
             if (finished(t)) ++finished_n;
             if (failed(t)) ++failed_n;
         }
+        tasks += g.untold;
+        finished_n += g.untold_finished;
+        failed_n += g.untold_failed;
     }
     std::string meta = fmt::format("{} \u00b7 {} task{} \u00b7 {} finished", names, tasks, tasks == 1 ? "" : "s", finished_n);
     if (r.wall_s) meta += " \u00b7 " + duration(*r.wall_s * 1000);
@@ -163,8 +169,13 @@ FailureIds number_failures(const Run& run) {
 }
 
 void failures_section(Html& out, const Run& run, const FailureIds& failures) {
-    out.add("<section id=\"failures\">\n<h2>Failures <span class=\"muted small\">({})</span></h2>\n", failures.size());
-    if (failures.empty()) {
+    std::size_t untold = 0;
+    for (const Group& g : run.groups) untold += g.untold_failed;
+    out.add("<section id=\"failures\">\n<h2>Failures <span class=\"muted small\">({})</span></h2>\n", failures.size() + untold);
+    if (untold)
+        out.add("<p class=\"muted small\">{} of them are in groups too large to list every task: their report.json has "
+                "them.</p>\n", untold);
+    if (failures.empty() && untold == 0) {
         out.raw("<p class=\"muted\">No task failed.</p>\n</section>\n");
         return;
     }

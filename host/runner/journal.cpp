@@ -92,7 +92,7 @@ void Journal::write(nlohmann::ordered_json event) {
     text += '\n';
     if (fd_ >= 0) {
         pending_ += text;
-        flush_pending();
+        if (batches_ == 0) flush_pending();
         const std::string kind = line.value("event", "");
         const std::string status = line.value("status", "");
         if (kind == "run_start" || kind == "group_end" || kind == "run_end" ||

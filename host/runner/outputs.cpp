@@ -121,7 +121,7 @@ void Outputs::group_started(const TaskGroup& g, std::size_t block) {
     dirty_ = true;
 }
 
-void Outputs::group_ended(const TaskGroup& g, const json& report, bool interrupted) {
+void Outputs::group_ended(const TaskGroup& g, bool interrupted) {
     const std::size_t finished = g.count(TaskStatus::FINISHED) + g.count(TaskStatus::EXITED);
     if (auto it = entries_.find(&g); it != entries_.end()) {
         json& entry = run_["groups"][it->second];
@@ -131,7 +131,9 @@ void Outputs::group_ended(const TaskGroup& g, const json& report, bool interrupt
     }
     finished_ += finished;
     failed_ += g.failed_count();
-    model_.set_report(g.group_name(), static_cast<int>(g.round()), report);
+    const int round = static_cast<int>(g.round());
+    model_.set_report(g.group_name(), round, g.head());
+    for (const auto& t : g.tasks()) model_.report_task(g.group_name(), round, t->task_id(), g.entry(*t));
     dirty_ = true;
     if (!interrupted) write_if_due();
 

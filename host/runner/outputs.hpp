@@ -70,10 +70,11 @@ public:
     void event(const nlohmann::ordered_json& line);
     // A group instance starts (block: its [[round]] table, 0 outside rounds).
     void group_started(const TaskGroup& group, std::size_t block);
-    // It ended and wrote report (its report.json): notifies [notify] on = "group".
+    // It ended and wrote its report.json (TaskGroup::write_result): the page
+    // takes the report task by task; notifies [notify] on = "group".
     // interrupted: the run is stopping, so run.json and the page wait for
     // finish (on a full disk the reserve is kept for that last write).
-    void group_ended(const TaskGroup& group, const nlohmann::ordered_json& report, bool interrupted);
+    void group_ended(const TaskGroup& group, bool interrupted);
     // A round ended: its line is appended to rounds.csv.
     void round_ended(RoundRow row);
 

@@ -205,6 +205,46 @@ void write_text_file(const fs::path& path, const std::string& text) {
     }
 }
 
+TextFile::TextFile(fs::path path) : path_(std::move(path)), tmp_(path_) {
+    tmp_ += ".tmp";
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp_.string());
+}
+
+TextFile::~TextFile() {
+    if (fd_ < 0) return;
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+}
+
+void TextFile::drain() {
+    write_all(fd_, buffer_.data(), buffer_.size(), tmp_);
+    buffer_.clear();
+}
+
+void TextFile::write(std::string_view text) {
+    buffer_ += text;
+    if (buffer_.size() >= (std::size_t{1} << 20)) drain();
+}
+
+void TextFile::commit() {
+    drain();
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) {
+        int err = errno;
+        ::unlink(tmp_.c_str());
+        throw std::system_error(err, std::generic_category(), "close " + tmp_.string());
+    }
+    try {
+        fs::rename(tmp_, path_);
+    } catch (...) {
+        std::error_code ec;
+        fs::remove(tmp_, ec);
+        throw;
+    }
+}
+
 bool is_disk_full(const std::exception& e) noexcept {
     const auto* s = dynamic_cast<const std::system_error*>(&e);
     if (s == nullptr) return false;

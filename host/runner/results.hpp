@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace fedflow::results {
 
@@ -40,6 +41,25 @@ Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path
 std::uint64_t write_json_file(const std::filesystem::path& path, const nlohmann::ordered_json& json);
 // Writes text to path the same way (temporary file and rename).
 void write_text_file(const std::filesystem::path& path, const std::string& text);
+// A file written in pieces the same way: path + ".tmp" until commit()
+// renames it; removed when destroyed without commit(). Throws
+// std::system_error naming the file when a write fails. For files too large
+// to hold as one string (report.json of 100,000 tasks).
+class TextFile {
+public:
+    explicit TextFile(std::filesystem::path path);
+    ~TextFile();
+    TextFile(const TextFile&) = delete;
+    TextFile& operator=(const TextFile&) = delete;
+    void write(std::string_view text);
+    void commit();
+
+private:
+    void drain();
+    std::filesystem::path path_, tmp_;
+    int fd_ = -1;
+    std::string buffer_;
+};
 // The error is a filesystem that is full (ENOSPC) or a disk quota that is
 // spent (EDQUOT): not the data's fault, and gone once there is space.
 bool is_disk_full(const std::exception& e) noexcept;

@@ -364,12 +364,13 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
     return name;  // the mapping goes; the segment stays until the group ends
 }
 
-void Runner::fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message) {
+void Runner::fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message, bool log) {
     group.report_exception(task.task_id(), stage, message);
     status_event(group, task, {{"stage", stage}, {"message", message}});
     // Where the progress view shows failures, the log says them only at debug level.
-    log::write(view_ && view_->shows_failures() ? log::Level::debug : log::Level::error,
-               fmt::format("{}/{} failed in {}: {}", group.group_name(), task.task_id(), stage, message));
+    if (log)
+        log::write(view_ && view_->shows_failures() ? log::Level::debug : log::Level::error,
+                   fmt::format("{}/{} failed in {}: {}", group.group_name(), task.task_id(), stage, message));
 }
 
 void Runner::merge_peaks(Task& task, const exec::Peaks& peaks) {
@@ -656,8 +657,10 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     group->set_workdir(group_dir(spec, round));
     const bool have_dir = write_own(group->workdir(), [&] { fs::create_directories(group->workdir()); });
     ResumeState::Tasks* previous = options_.resume ? previous_.finished(round, spec.name) : nullptr;
+    std::shared_ptr<const Dict> params;  // shared by the tasks whose params are alike (`tasks = N`)
     for (const auto& t : spec.tasks) {
-        Task& task = group->add_task(Task(t.id, t.device, t.params));
+        if (params == nullptr || !(*params == t.params)) params = std::make_shared<const Dict>(t.params);
+        Task& task = group->add_task(Task(t.id, t.device, params));
         task.estimates().memory = t.memory;
         task.estimates().gpu_memory = t.gpu_memory;
         if (!options_.resume) continue;
@@ -706,18 +709,28 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         enforce_timeouts();
     }
 
-    // Tasks never started because the host was asked to stop.
-    for (const auto& t : g.tasks()) {
-        if (t->status() == TaskStatus::INIT)
-            fail(g, *t, "start", "not started: " + stop_reason_);
-        else if (t->status() == TaskStatus::INTERRUPT)
-            fail(g, *t, "load", "not restarted after running out of memory: " + stop_reason_);
+    // Tasks never started because the host was asked to stop: each in the
+    // journal and the report, but one line in the log, not 100,000.
+    const std::string not_started = "not started: " + stop_reason_;
+    std::size_t not_started_count = 0;
+    {
+        Journal::Batch batch(journal_);  // one write for all their lines
+        for (const auto& t : g.tasks()) {
+            if (t->status() == TaskStatus::INIT) {
+                fail(g, *t, "start", not_started, false);
+                ++not_started_count;
+            } else if (t->status() == TaskStatus::INTERRUPT) {
+                fail(g, *t, "load", "not restarted after running out of memory: " + stop_reason_);
+            }
+        }
     }
+    if (not_started_count > 0)
+        log::error("{}: {} task(s) {}", g.round() == 0 ? g.group_name() : fmt::format("round {} {}", g.round(), g.group_name()),
+                   not_started_count, not_started);
     if (!inputs_segment_.empty()) shm::Segment::remove(inputs_segment_);
 
-    const json report = g.result();
-    if (have_dir)
-        write_own(g.workdir() / "report.json", [&] { results::write_json_file(g.workdir() / "report.json", report); });
+    // Task by task: the report of 100,000 tasks is never one JSON tree.
+    if (have_dir) write_own(g.workdir() / "report.json", [&] { g.write_result(g.workdir() / "report.json"); });
     journal_.write({{"event", "group_end"},
                     {"group", g.group_name()},
                     {"round", round},
@@ -725,7 +738,7 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
                     {"failed", g.failed_count()}});
     // Once stopped, run.json and the page wait for the end of the run: on a
     // full disk the reserve is for them.
-    outputs_->group_ended(g, report, !stop_reason_.empty());
+    outputs_->group_ended(g, !stop_reason_.empty());
 }
 
 }  // namespace fedflow

@@ -144,7 +144,8 @@ private:
     void out_of_memory(Live& live, exec::WorkerId id, const std::string& stage, const std::string& message,
                        bool process_alive);
     void merge_peaks(Task& task, const exec::Peaks& peaks);
-    void fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message);
+    // The task failed: report, journal, and (unless !log) a line in the log.
+    void fail(TaskGroup& group, Task& task, const std::string& stage, const std::string& message, bool log = true);
     void status_event(const TaskGroup& group, const Task& task, nlohmann::ordered_json extra = {});
     std::string make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec);
     void stop_all(int signal);

@@ -26,7 +26,15 @@ bool is_final(TaskStatus s) noexcept {
 }
 
 Task::Task(std::string task_id, std::string device, Dict params)
-    : task_id_(std::move(task_id)), device_(std::move(device)), pinned_(!device_.empty()), params_(std::move(params)) {}
+    : Task(std::move(task_id), std::move(device),
+           params.empty() ? std::shared_ptr<const Dict>() : std::make_shared<const Dict>(std::move(params))) {}
+
+Task::Task(std::string task_id, std::string device, std::shared_ptr<const Dict> params)
+    : task_id_(std::move(task_id)), device_(std::move(device)), params_(std::move(params)), pinned_(!device_.empty()) {
+    // No params: one empty Dict for every task that has none.
+    static const auto none = std::make_shared<const Dict>();
+    if (params_ == nullptr) params_ = none;
+}
 
 void Task::set_status(TaskStatus s) {
     using S = TaskStatus;

@@ -60,6 +60,9 @@ class Task {
 public:
     // device: a device the task is pinned to ("cuda:1"), or empty.
     explicit Task(std::string task_id, std::string device = {}, Dict params = {});
+    // The same with params shared: the 100,000 tasks of `tasks = 100000`
+    // hold one copy of their group's params, not one each.
+    Task(std::string task_id, std::string device, std::shared_ptr<const Dict> params);
 
     // -- attributes of the original --
     const std::string& task_id() const noexcept { return task_id_; }
@@ -72,7 +75,7 @@ public:
     const nlohmann::ordered_json& result() const noexcept { return result_; }
     TaskStatus status() const noexcept { return status_; }
 
-    const Dict& params() const noexcept { return params_; }
+    const Dict& params() const noexcept { return *params_; }
     TaskStats& stats() noexcept { return stats_; }
     const TaskStats& stats() const noexcept { return stats_; }
     TaskEstimates& estimates() noexcept { return estimates_; }
@@ -112,16 +115,17 @@ public:
     std::chrono::steady_clock::time_point stage_started() const noexcept { return stage_started_; }
 
 private:
+    // (In an order that leaves no padding: a run may hold 100,000 Tasks.)
     std::string task_id_;
     std::string device_;
-    bool pinned_ = false;
-    Dict params_;
+    std::shared_ptr<const Dict> params_;
     std::filesystem::path workdir_;
     nlohmann::ordered_json result_;
     TaskStatus status_ = TaskStatus::INIT;
+    bool pinned_ = false;
+    bool restored_ = false;
     TaskStats stats_;
     TaskEstimates estimates_;
-    bool restored_ = false;
     nlohmann::ordered_json restored_report_;
     exec::Executor* executor_ = nullptr;  // set while the worker lives
     exec::WorkerId worker_ = 0;

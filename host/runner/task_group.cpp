@@ -1,5 +1,8 @@
 #include "runner/task_group.hpp"
 
+#include "common/json.hpp"
+#include "runner/results.hpp"
+
 #include <fmt/core.h>
 
 #include <stdexcept>
@@ -13,13 +16,24 @@ Task& TaskGroup::add_task(Task task) {
     if (get_task(task.task_id()) != nullptr)
         throw std::invalid_argument(fmt::format("group {} already has a task '{}'", group_name_, task.task_id()));
     tasks_.push_back(std::make_unique<Task>(std::move(task)));
+    try {
+        failure_of_.push_back(nullptr);
+        by_id_.added(tasks_.size(), [this](std::size_t i) { return id_at(i); });
+    } catch (...) {
+        failure_of_.resize(tasks_.size() - 1);
+        tasks_.pop_back();
+        throw;
+    }
     return *tasks_.back();
 }
 
+std::size_t TaskGroup::position(std::string_view task_id) const noexcept {
+    return by_id_.find(task_id, tasks_.size(), [this](std::size_t i) { return id_at(i); });
+}
+
 Task* TaskGroup::get_task(std::string_view task_id) noexcept {
-    for (auto& t : tasks_)
-        if (t->task_id() == task_id) return t.get();
-    return nullptr;
+    std::size_t i = position(task_id);
+    return i == detail::KeyIndex::none ? nullptr : tasks_[i].get();
 }
 
 void TaskGroup::report_finish(std::string_view task_id, nlohmann::ordered_json data) {
@@ -30,15 +44,17 @@ void TaskGroup::report_finish(std::string_view task_id, nlohmann::ordered_json d
 }
 
 void TaskGroup::report_exception(std::string_view task_id, std::string stage, std::string message) {
-    Task* t = get_task(task_id);
-    if (t == nullptr) throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
-    t->set_status(TaskStatus::EXCEPTION);
-    failures_.insert_or_assign(std::string(task_id), Failure{std::move(stage), std::move(message)});
+    std::size_t i = position(task_id);
+    if (i == detail::KeyIndex::none) throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
+    tasks_[i]->set_status(TaskStatus::EXCEPTION);
+    const Failure* f = &*failure_pool_.insert(Failure{std::move(stage), std::move(message)}).first;
+    if (failure_of_[i] == nullptr) ++failed_;
+    failure_of_[i] = f;
 }
 
 const TaskGroup::Failure* TaskGroup::failure(std::string_view task_id) const {
-    auto it = failures_.find(task_id);
-    return it == failures_.end() ? nullptr : &it->second;
+    std::size_t i = position(task_id);
+    return i == detail::KeyIndex::none ? nullptr : failure_of_[i];
 }
 
 bool TaskGroup::finished() const noexcept {
@@ -78,44 +94,77 @@ Task* TaskGroup::retrieve_task(TaskStatus s) {
     return candidates[pick(rng_)];
 }
 
-nlohmann::ordered_json TaskGroup::result() const {
-    nlohmann::ordered_json tasks = nlohmann::ordered_json::object();
-    for (const auto& t : tasks_) {
-        if (t->restored()) {
-            // Finished in an earlier run (--resume): reported as it was then.
-            nlohmann::ordered_json e = t->restored_report();
-            e["status"] = "FINISHED";
-            e["result"] = t->result();
-            tasks[t->task_id()] = std::move(e);
-            continue;
-        }
-        nlohmann::ordered_json e;
-        TaskStatus s = t->status();
-        // A task whose process has exited after finishing is reported by its
-        // outcome: FINISHED.
-        e["status"] = to_string(s == TaskStatus::EXITED ? TaskStatus::FINISHED : s);
-        if (!t->device().empty()) e["device"] = t->device();
-        const TaskStats& st = t->stats();
-        if (st.load_ms >= 0) e["load_ms"] = st.load_ms;
-        if (st.train_ms >= 0) e["train_ms"] = st.train_ms;
-        if (st.peak_memory >= 0) e["peak_memory"] = st.peak_memory;
-        if (st.peak_gpu_memory >= 0) e["peak_gpu_memory"] = st.peak_gpu_memory;
-        e["retries"] = {{"load", t->estimates().load_retries}, {"train", t->estimates().train_retries}};
-        if (const Failure* f = failure(t->task_id())) {
-            e["stage"] = f->stage;
-            e["message"] = f->message;
-        }
-        if (s == TaskStatus::FINISHED || s == TaskStatus::EXITED) e["result"] = t->result();
-        tasks[t->task_id()] = std::move(e);
+nlohmann::ordered_json TaskGroup::entry(const Task& t) const {
+    if (t.restored()) {
+        // Finished in an earlier run (--resume): reported as it was then.
+        nlohmann::ordered_json e = t.restored_report();
+        e["status"] = "FINISHED";
+        e["result"] = t.result();
+        return e;
     }
+    nlohmann::ordered_json e;
+    TaskStatus s = t.status();
+    // A task whose process has exited after finishing is reported by its
+    // outcome: FINISHED.
+    e["status"] = to_string(s == TaskStatus::EXITED ? TaskStatus::FINISHED : s);
+    if (!t.device().empty()) e["device"] = t.device();
+    const TaskStats& st = t.stats();
+    if (st.load_ms >= 0) e["load_ms"] = st.load_ms;
+    if (st.train_ms >= 0) e["train_ms"] = st.train_ms;
+    if (st.peak_memory >= 0) e["peak_memory"] = st.peak_memory;
+    if (st.peak_gpu_memory >= 0) e["peak_gpu_memory"] = st.peak_gpu_memory;
+    e["retries"] = {{"load", t.estimates().load_retries}, {"train", t.estimates().train_retries}};
+    if (const Failure* f = failure(t.task_id())) {
+        e["stage"] = f->stage;
+        e["message"] = f->message;
+    }
+    if (s == TaskStatus::FINISHED || s == TaskStatus::EXITED) e["result"] = t.result();
+    return e;
+}
+
+nlohmann::ordered_json TaskGroup::head() const {
     nlohmann::ordered_json out;
     out["group"] = group_name_;
     out["index"] = index_;
     if (round_ != 0) out["round"] = round_;
     out["plugin"] = plugin_;
     if (!device_.empty()) out["device"] = device_;
-    out["tasks"] = std::move(tasks);
+    out["tasks"] = nlohmann::ordered_json::object();
     return out;
+}
+
+nlohmann::ordered_json TaskGroup::result() const {
+    nlohmann::ordered_json out = head();
+    nlohmann::ordered_json& tasks = out["tasks"];
+    for (const auto& t : tasks_) jsonio::append(tasks, t->task_id(), entry(*t));
+    return out;
+}
+
+void TaskGroup::write_result(const std::filesystem::path& path) const {
+    using json = nlohmann::ordered_json;
+    // head() as write_json_file writes it ends in `"tasks": {}` and the
+    // object's end; the entries go in between, each indented as dump()
+    // would indent it two levels down.
+    std::string text = head().dump(2, ' ', false, json::error_handler_t::replace);
+    const std::string tail = "{}\n}";
+    text.resize(text.size() - tail.size());
+    results::TextFile out(path);
+    out.write(text + "{");
+    bool first = true;
+    for (const auto& t : tasks_) {
+        std::string e = entry(*t).dump(2, ' ', false, json::error_handler_t::replace);
+        std::string indented;
+        indented.reserve(e.size() + e.size() / 8);
+        for (char c : e) {
+            indented += c;
+            if (c == '\n') indented += "    ";
+        }
+        out.write((first ? "\n    " : ",\n    ") + json(t->task_id()).dump(-1, ' ', false, json::error_handler_t::replace) +
+                  ": " + indented);
+        first = false;
+    }
+    out.write(first ? "}\n}\n" : "\n  }\n}\n");
+    out.commit();
 }
 
 }  // namespace fedflow

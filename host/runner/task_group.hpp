@@ -5,6 +5,8 @@
 
 #include "runner/task.hpp"
 
+#include <fedflow/value.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -12,8 +14,10 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace fedflow {
@@ -53,14 +57,23 @@ public:
     // -- for reports --
     const std::vector<std::unique_ptr<Task>>& tasks() const noexcept { return tasks_; }
     std::size_t count(TaskStatus s) const noexcept;
-    std::size_t failed_count() const noexcept { return failures_.size(); }
+    std::size_t failed_count() const noexcept { return failed_; }
     void set_plugin(std::string plugin) { plugin_ = std::move(plugin); }
     // Why a task failed, as report_exception recorded it.
     struct Failure {
         std::string stage;
         std::string message;
+        bool operator<(const Failure& o) const { return std::tie(stage, message) < std::tie(o.stage, o.message); }
     };
     const Failure* failure(std::string_view task_id) const;
+    // A task's entry in result()'s "tasks".
+    nlohmann::ordered_json entry(const Task& task) const;
+    // result() with "tasks" empty.
+    nlohmann::ordered_json head() const;
+    // Writes result() to path (through a temporary file and a rename), as
+    // results::write_json_file would, but task by task: the report of
+    // 100,000 tasks is tens of MB of text, and ten times that as a JSON tree.
+    void write_result(const std::filesystem::path& path) const;
 
 private:
     std::size_t index_;
@@ -69,8 +82,15 @@ private:
     std::string plugin_;
     std::filesystem::path workdir_;
     std::uint32_t round_ = 0;
+    std::string_view id_at(std::size_t i) const noexcept { return tasks_[i]->task_id(); }
     std::vector<std::unique_ptr<Task>> tasks_;
-    std::map<std::string, Failure, std::less<>> failures_;
+    detail::KeyIndex by_id_;  // tasks_ by task id: a group may hold 100,000 tasks
+    // Every (stage, message) once: 100,000 tasks that never started share
+    // one; each task's is found by its position.
+    std::set<Failure> failure_pool_;
+    std::vector<const Failure*> failure_of_;  // by position in tasks_; nullptr: not failed
+    std::size_t failed_ = 0;
+    std::size_t position(std::string_view task_id) const noexcept;
     std::mt19937_64 rng_;
     std::vector<Task*> init_order_;  // retrieve_task(INIT): shuffled, drawn from the back
 };
