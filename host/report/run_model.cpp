@@ -43,7 +43,7 @@ std::optional<json> read_json_file(const fs::path& path, std::vector<std::string
     std::ifstream in(path, std::ios::binary);
     if (!in) return std::nullopt;
     std::string text{std::istreambuf_iterator<char>(in), {}};
-    json j = json::parse(text, nullptr, false);
+    json j = jsonio::parse(text, false);
     if (j.is_discarded() || !j.is_object()) {
         problems.push_back(fmt::format("{} is not a JSON object{}", name, text.empty() ? " (empty)" : ""));
         return std::nullopt;

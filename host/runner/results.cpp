@@ -1,6 +1,7 @@
 #include "runner/results.hpp"
 
 #include "common/integrity.hpp"
+#include "common/json.hpp"
 
 #include <fmt/core.h>
 
@@ -97,7 +98,7 @@ public:
             // A "$" key is a convention's marker ($tensor), not a name:
             // weights.$tensor.data is written as weights.data.bin.
             for (const auto& [k, item] : v.as<Dict>())
-                out[k] = value(item, !k.empty() && k.front() == '$' ? path : path.empty() ? k : path + "." + k);
+                jsonio::append(out, k, value(item, !k.empty() && k.front() == '$' ? path : path.empty() ? k : path + "." + k));
             return out;
         }
         }

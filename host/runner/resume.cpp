@@ -1,7 +1,8 @@
 #include "runner/resume.hpp"
 
-#include "common/shm.hpp"
+#include "common/json.hpp"
 #include "common/log.hpp"
+#include "common/shm.hpp"
 #include "runner/results.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,9 +12,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 #include <unistd.h>
 
@@ -24,6 +28,15 @@ using Clock = std::chrono::steady_clock;
 namespace fedflow {
 
 namespace {
+
+// A JSON file read in linear time (jsonio::parse); a discarded value when it
+// cannot be read or parsed.
+json read_json(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return json(json::value_t::discarded);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return jsonio::parse(text, false);
+}
 
 // What changed between two versions of a plan, for --resume's refusal:
 // the first few lines that differ.
@@ -111,9 +124,11 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
         for (std::uint32_t r = g.block == 0 ? 0 : 1; r <= rounds; ++r) {
             const fs::path gdir = plan::group_dir(plan, workdir, g, r);
             fs::remove(gdir / "report.json.tmp", ec);
-            json report;
-            std::ifstream in(gdir / "report.json");
-            if (in) report = json::parse(in, nullptr, false);
+            json report = read_json(gdir / "report.json");
+            // Each task's entry, by id, found once: a group may have 100,000.
+            std::unordered_map<std::string_view, json*> entries;
+            if (report.is_object() && report.contains("tasks") && report["tasks"].is_object())
+                for (auto& [id, entry] : report["tasks"].items()) entries.emplace(id, &entry);
             for (const auto& t : g.tasks) {
                 auto it = finished.find({r, g.name, t.id});
                 if (it == finished.end()) continue;
@@ -133,13 +148,10 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
                                  fs::relative(gdir, workdir).string(), t.id);
                     continue;
                 }
-                std::ifstream rin(dir / "result.json");
-                p.result = json::parse(rin, nullptr, false);
+                p.result = read_json(dir / "result.json");
                 if (p.result.is_discarded()) continue;
-                if (report.is_object() && report.contains("tasks") && report["tasks"].contains(t.id))
-                    p.report = report["tasks"][t.id];
-                else
-                    p.report = json::object();
+                if (auto e = entries.find(t.id); e != entries.end()) p.report = std::move(*e->second);
+                else p.report = json::object();
                 p.report.erase("result");
                 finished_[{r, g.name}][t.id] = std::move(p);
             }
