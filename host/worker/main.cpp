@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
         } else if (a == "--guard" && i + 1 < argc) {
             return fedflow::worker::shim::guard(argv[i + 1]);
         } else if (a == "--probe-pidns") {
-            return fedflow::worker::shim::probe_pidns();
+            fedflow::worker::shim::probe_pidns();
         } else if (a == "--version") {
             std::printf("fedflow-worker (ABI %u)\n", FEDFLOW_ABI_VERSION);
             return 0;

@@ -41,8 +41,9 @@ pid_t run(const std::string& mode, int channel_fd, long host_pid);
 // kills every process in cgroup DIR and below and removes those cgroups.
 int guard(const std::string& dir);
 
-// fedflow-worker --probe-pidns: exit code 0 when this process may create a
-// PID namespace (and fork into it), 1 otherwise (the reason on stderr).
-int probe_pidns();
+// fedflow-worker --probe-pidns: ends the process with exit code 0 when it
+// may create a PID namespace (and fork into it), 1 otherwise (the reason on
+// stderr).
+[[noreturn]] void probe_pidns();
 
 }  // namespace fedflow::worker::shim

@@ -147,12 +147,20 @@ class Descendants(HostTest):
                 out, err = proc.communicate()
                 skip_if_unavailable(self, proc.returncode, err)
                 self.fail("the host ended early (%s):\n%s" % (proc.returncode, err[-3000:]))
-            mine = token_processes(token)
-            sleeps = [p for p in mine if cmdline(p)[:1] == [b"sleep"]]
-            self.assertEqual(len(sleeps), 2, [cmdline(p) for p in mine])
+            # A background child may not have run exec yet when `started`
+            # is written (it is still a copy of the shell): give it a moment.
+            def sleeps():
+                return [p for p in token_processes(token) if cmdline(p)[:1] == [b"sleep"]]
+
+            def shells():
+                return [p for p in token_processes(token)
+                        if cmdline(p)[:2] == [b"sh", b"-c"] and RUNS_ON.encode() in cmdline(p)]
+            wait_until(lambda: len(sleeps()) == 2 and len(shells()) == 1, 5)
+            mine = [cmdline(p) for p in token_processes(token)]
+            self.assertEqual(len(sleeps()), 2, mine)
             # The worker that runs the plugin: the parent of the task's shell.
-            shell = [p for p in mine if cmdline(p)[:2] == [b"sh", b"-c"] and RUNS_ON.encode() in cmdline(p)]
-            self.assertEqual(len(shell), 1, [cmdline(p) for p in mine])
+            shell = shells()
+            self.assertEqual(len(shell), 1, mine)
             worker = parent(shell[0])
             self.assertIn(b"fedflow-worker", cmdline(worker)[0])
             os.kill(proc.pid, signal.SIGKILL)
