@@ -75,6 +75,7 @@ bool check(const Options& o, Checked& out) {
         dirs.insert(dirs.end(), out.plan.plugin_path.begin(), out.plan.plugin_path.end());
         out.registry.scan(PluginRegistry::search_path(dirs));
         out.plugins = out.registry.resolve(out.plan);
+        PluginRegistry::check_params(out.plan, out.plugins);
         return true;
     } catch (const plan::PlanError& e) {
         print_plan_errors(e);

@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <tuple>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -129,6 +131,12 @@ std::string did_you_mean(std::string_view key, Known known) {
     }
     return "";
 }
+
+// Params as a level of the plan leaves them to the next one down.
+struct Params {
+    Dict values;
+    ParamWhere where;
+};
 
 class Reader {
 public:
@@ -291,10 +299,21 @@ public:
         }
     }
 
-    Dict params(const toml::table& t, std::string_view context) {
+    // t's params on top of inherited ones (the plan's, a [[round]]'s, a
+    // group's), with where each key was written.
+    Params params(const toml::table& t, std::string_view context, Params inherited = {}) {
         const toml::node* n = typed(t, "params", toml::node_type::table, context);
-        if (n == nullptr) return Dict();
-        return std::move(value(*n, 0).as<Dict>());
+        if (n == nullptr) return inherited;
+        for (const auto& [k, item] : *n->as_table()) {
+            inherited.values.insert_or_assign(k.str(), value(item, 1));
+            Location at = where(k.source());
+            if (at.line == 0) at = where(item.source());
+            auto w = std::find_if(inherited.where.begin(), inherited.where.end(),
+                                  [&](const auto& e) { return e.first == k.str(); });
+            if (w != inherited.where.end()) w->second = at;
+            else inherited.where.emplace_back(std::string(k.str()), at);
+        }
+        return inherited;
     }
 
 private:
@@ -377,15 +396,16 @@ void read_resources(Reader& r, const toml::table& t, Resources& res) {
     }
 }
 
-void read_task(Reader& r, const toml::table& t, const Dict& group_params, GroupSpec& g) {
+void read_task(Reader& r, const toml::table& t, const Params& group_params, GroupSpec& g) {
     std::string ctx = fmt::format("[[group.task]] of group '{}'", g.name);
     r.check_keys(t, {"id", "params", "device", "memory", "gpu-memory"}, ctx);
     TaskSpec task;
     task.where = where(t.source());
     task.memory = r.size(t, "memory", ctx);
     task.gpu_memory = r.size(t, "gpu-memory", ctx);
-    task.params = group_params;
-    for (auto& [k, v] : r.params(t, ctx)) task.params.insert_or_assign(k, std::move(v));
+    Params mine = r.params(t, ctx, Params{group_params.values, {}});
+    task.params = std::move(mine.values);
+    task.param_where = std::move(mine.where);
     if (auto d = r.device(t, ctx)) task.device = *d;
 
     const toml::node* id = t.get("id");
@@ -422,7 +442,8 @@ struct InputRef {
     Location at;
 };
 
-void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, std::vector<InputRef>& inputs) {
+void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, const Params& inherited,
+                std::vector<InputRef>& inputs) {
     GroupSpec g;
     g.index = plan.groups.size() + 1;
     g.block = block;
@@ -461,7 +482,9 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     if (auto d = r.device(t, ctx)) g.device = *d;
     g.memory = r.size(t, "memory", ctx);
     g.gpu_memory = r.size(t, "gpu-memory", ctx);
-    Dict params = r.params(t, ctx);
+    const Params group_params = r.params(t, ctx, inherited);
+    const Dict& params = group_params.values;
+    g.param_where = group_params.where;
 
     if (const toml::node* in = r.typed(t, "inputs", toml::node_type::array, ctx)) {
         for (const auto& item : *in->as_array()) {
@@ -483,7 +506,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     }
     if (const toml::node* list = t.get("task")) {
         if (auto arr = list->as_array(); arr && arr->is_array_of_tables()) {
-            for (const auto& item : *arr) read_task(r, *item.as_table(), params, g);
+            for (const auto& item : *arr) read_task(r, *item.as_table(), group_params, g);
         } else {
             r.error(*list, fmt::format("'task' in {} must be written [[group.task]] (an array of tables)", ctx));
         }
@@ -648,8 +671,10 @@ Plan parse(std::string_view text, const fs::path& file) {
 
     r.check_keys(root,
                  {"workdir", "plugin-path", "resources", "scheduler", "group",
-                  "round", "notify"},
+                  "round", "notify", "params"},
                  "the plan");
+    // Inherited by every group (a [[round]]'s and a group's own override them).
+    const Params plan_params = r.params(root, "the plan");
     if (auto w = r.string(root, "workdir", "the plan")) plan.workdir = (plan.dir / *w).lexically_normal();
     plan.plugin_path = path_list(r, root, plan.dir);
     if (auto n = r.typed(root, "resources", toml::node_type::table, "the plan"))
@@ -684,14 +709,16 @@ Plan parse(std::string_view text, const fs::path& file) {
     std::vector<InputRef> inputs;
     for (const Entry& e : entries) {
         if (e.group != nullptr) {
-            read_group(r, *e.group, plan, 0, inputs);
+            read_group(r, *e.group, plan, 0, plan_params, inputs);
             continue;
         }
         const toml::table& t = *e.round;
         RoundSpec round;
         round.where = e.at;
         std::string ctx = fmt::format("[[round]] number {}", plan.rounds.size() + 1);
-        r.check_keys(t, {"count", "stop-when", "keep-rounds", "group"}, ctx);
+        r.check_keys(t, {"count", "stop-when", "keep-rounds", "stop-on-failure", "params", "group"}, ctx);
+        if (auto b = r.boolean(t, "stop-on-failure", ctx)) round.stop_on_failure = *b;
+        const Params round_params = r.params(t, ctx, plan_params);
         if (auto n = r.integer(t, "count", ctx, 1, 1000000)) round.count = static_cast<std::uint32_t>(*n);
         else if (t.get("count") == nullptr) r.error(round.where, fmt::format("{} needs a count (how many rounds)", ctx));
         if (auto k = r.integer(t, "keep-rounds", ctx, 0, 1000000)) round.keep_rounds = static_cast<std::uint32_t>(*k);
@@ -707,7 +734,8 @@ Plan parse(std::string_view text, const fs::path& file) {
         else if (arr == nullptr || arr->empty())
             r.error(round.where, fmt::format("{} has no [[round.group]]: nothing to repeat", ctx));
         else
-            for (const auto& item : *arr) read_group(r, *item.as_table(), plan, plan.rounds.size() + 1, inputs);
+            for (const auto& item : *arr)
+                read_group(r, *item.as_table(), plan, plan.rounds.size() + 1, round_params, inputs);
         round.last = plan.groups.size();
         plan.rounds.push_back(round);
     }
@@ -715,6 +743,117 @@ Plan parse(std::string_view text, const fs::path& file) {
     if (plan.groups.empty() && !r.failed()) r.error(Location{1, 1}, "the plan has no [[group]]: nothing to run");
     if (r.failed()) throw PlanError(r.take_errors());
     return plan;
+}
+
+namespace {
+
+// A value as a message shows it: 20.0, "text", a list, a table.
+std::string shown(const Value& v) {
+    switch (v.type()) {
+    case Value::Type::boolean: return v.as<bool>() ? "true" : "false";
+    case Value::Type::integer: return std::to_string(v.as<std::int64_t>());
+    case Value::Type::real: {
+        std::string d = fmt::format("{}", v.as<double>());
+        return d.find_first_of(".en") == std::string::npos ? d + ".0" : d;
+    }
+    case Value::Type::string: return fmt::format("\"{}\"", v.as<std::string>());
+    case Value::Type::list: return "a list";
+    case Value::Type::dict: return "a table";
+    default: return v.type_name();
+    }
+}
+
+// The plan's word for a type (TOML's: a table, not a dict).
+const char* param_type_name(Value::Type t) { return t == Value::Type::dict ? "table" : Value::type_name(t); }
+
+bool fits(const Value& v, Value::Type t) {
+    return t == Value::Type::null || v.type() == t || (t == Value::Type::real && v.is<std::int64_t>());
+}
+
+}  // namespace
+
+std::vector<ParamDecl> parse_param_declaration(std::string_view text, const std::string& origin) {
+    Reader r(origin);
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        const auto& b = e.source().begin;
+        throw PlanError({fmt::format("{}:{}:{}: {}", origin, b.line, b.column, e.description())});
+    }
+    static const std::pair<const char*, Value::Type> types[] = {
+        {"bool", Value::Type::boolean}, {"integer", Value::Type::integer}, {"double", Value::Type::real},
+        {"string", Value::Type::string}, {"list", Value::Type::list},       {"dict", Value::Type::dict},
+        {"table", Value::Type::dict},    {"any", Value::Type::null}};
+    std::vector<ParamDecl> out;
+    for (const auto& [key, node] : root) {
+        std::string ctx = fmt::format("the declaration of param '{}'", key.str());
+        const toml::table* t = node.as_table();
+        if (t == nullptr) {
+            r.error(node, fmt::format("{} must be a table such as {{ type = \"integer\", default = 1 }}", ctx));
+            continue;
+        }
+        r.check_keys(*t, {"type", "default", "required", "doc"}, ctx);
+        ParamDecl d;
+        d.name = std::string(key.str());
+        if (auto type = r.string(*t, "type", ctx)) {
+            auto it = std::find_if(std::begin(types), std::end(types), [&](const auto& e) { return *type == e.first; });
+            if (it == std::end(types))
+                r.error(*t->get("type"), fmt::format("type '{}' in {} is none of bool, integer, double, string, list, "
+                                                     "dict, any", *type, ctx));
+            else
+                d.type = it->second;
+        }
+        d.required = r.boolean(*t, "required", ctx).value_or(false);
+        (void)r.string(*t, "doc", ctx);
+        if (const toml::node* def = t->get("default")) {
+            d.default_value = r.value(*def, 1);
+            if (!fits(*d.default_value, d.type))
+                r.error(*def, fmt::format("the default of param '{}' is {}, not {}", d.name,
+                                          d.default_value->type_name(), param_type_name(d.type)));
+            if (d.required) r.error(*def, fmt::format("param '{}' is required and has a default: choose one", d.name));
+        }
+        out.push_back(std::move(d));
+    }
+    if (r.failed()) throw PlanError(r.take_errors());
+    return out;
+}
+
+void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<ParamDecl>& decls,
+                             const std::string& plugin, std::vector<std::string>& errors) {
+    GroupSpec& g = plan.groups[group];
+    auto at = [&](const TaskSpec& t, const std::string& key) {
+        for (const ParamWhere* list : std::initializer_list<const ParamWhere*>{&t.param_where, &g.param_where})
+            for (const auto& [k, loc] : *list)
+                if (k == key) return loc;
+        return g.where;
+    };
+    std::set<std::string> seen;  // `tasks = N` gives N tasks with the same params: one message
+    for (auto& t : g.tasks) {
+        for (const auto& d : decls) {
+            const Value* v = t.params.find(d.name);
+            std::string message;
+            if (v == nullptr && d.required) {
+                message = fmt::format("group '{}' needs param '{}' ({}), which plugin '{}' requires", g.name, d.name,
+                                      param_type_name(d.type), plugin);
+            } else if (v == nullptr) {
+                if (d.default_value) t.params.insert_or_assign(d.name, *d.default_value);
+                continue;
+            } else if (!fits(*v, d.type)) {
+                message = fmt::format("param '{}' of group '{}' is {} ({}), but plugin '{}' takes {} {}", d.name, g.name,
+                                      shown(*v), v->type_name(), plugin,
+                                      d.type == Value::Type::integer ? "an" : "a", param_type_name(d.type));
+                if (d.type == Value::Type::integer && v->is<double>() && v->as<double>() == std::trunc(v->as<double>()) &&
+                    std::abs(v->as<double>()) < 1e15)
+                    message += fmt::format(" (write {})", static_cast<std::int64_t>(v->as<double>()));
+            } else {
+                continue;
+            }
+            Location loc = at(t, d.name);
+            std::string full = fmt::format("{}:{}:{}: {}", plan.file.string(), loc.line, loc.column, message);
+            if (seen.insert(full).second) errors.push_back(std::move(full));
+        }
+    }
 }
 
 Plan load(const fs::path& file) {

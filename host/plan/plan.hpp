@@ -33,9 +33,14 @@ private:
     std::vector<std::string> messages_;
 };
 
+// Where each param key was written (the level that set it: the plan, a
+// [[round]], the group or the task), for errors about a param's value.
+using ParamWhere = std::vector<std::pair<std::string, Location>>;
+
 struct TaskSpec {
     std::string id;      // [A-Za-z0-9._-]+, unique in its group
-    Dict params;         // the group's params with the task's own on top
+    Dict params;         // the plan's, the [[round]]'s and the group's params, the task's own on top
+    ParamWhere param_where;  // the task's own keys ([[group.task]] params); the group's param_where for the others
     std::string device;  // pinned device ("cpu", "cuda:N", "sim:N"), or empty
     // The task's own estimates (bytes); the group's apply when absent.
     std::optional<std::uint64_t> memory;
@@ -51,6 +56,7 @@ struct GroupSpec {
     Location plugin_where;
     std::string device;     // pinned device for every task, or empty
     std::vector<TaskSpec> tasks;
+    ParamWhere param_where;  // the keys the group has from the plan, its [[round]] and its own params
     // Names of groups whose results this group receives: the most recent
     // finished instance of each (in a round, this round's or an earlier one).
     std::vector<std::string> inputs;
@@ -66,6 +72,9 @@ struct RoundSpec {
     std::uint32_t count = 1;
     std::string stop_when;         // end after a round where a task returned this key = true
     std::uint32_t keep_rounds = 0; // keep the folders of the last N rounds only (0 = all)
+    // A round in which a group failed entirely (every task) ends the run:
+    // later rounds would only repeat the failure.
+    bool stop_on_failure = true;
     std::size_t first = 0, last = 0;  // its groups: Plan::groups[first, last)
     Location where;
 };
@@ -148,6 +157,27 @@ struct Plan {
 Plan load(const std::filesystem::path& file);
 // Same, from text (file names the errors and anchors relative paths).
 Plan parse(std::string_view text, const std::filesystem::path& file);
+
+// One param a plugin declares (FEDFLOW_PARAMS in <fedflow/abi.h>, or a
+// Python task class's declared_params).
+struct ParamDecl {
+    std::string name;
+    Value::Type type = Value::Type::null;  // null: any type
+    std::optional<Value> default_value;
+    bool required = false;
+};
+
+// A plugin's declaration (TOML text). Throws PlanError whose messages are
+// "<origin>:line:column: ..." for a malformed one.
+std::vector<ParamDecl> parse_param_declaration(std::string_view text, const std::string& origin);
+
+// Checks the params of every task of plan.groups[group] against the
+// declaration of its plugin (named `plugin` in messages), and adds the
+// defaults of the params a task does not set. Appends one message per
+// problem ("file:line:column: ...", where the param is written, else where
+// the group is) to errors.
+void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<ParamDecl>& decls,
+                             const std::string& plugin, std::vector<std::string>& errors);
 
 // A name that may become a folder name: [A-Za-z0-9._-]+, not "." or "..".
 bool valid_name(std::string_view name);

@@ -121,6 +121,12 @@ Info read(const std::filesystem::path& path) {
         } else if (name == ".fedflow_python" && sh.sh_type != SHT_NOBITS) {
             std::string v = f.range(sh.sh_offset, std::min<std::uint64_t>(sh.sh_size, 16));
             info.python_version = v.substr(0, v.find('\0'));
+        } else if (name == FEDFLOW_PARAMS_SECTION && sh.sh_type != SHT_NOBITS) {
+            if (sh.sh_size > FEDFLOW_PARAMS_MAX)
+                throw std::runtime_error(fmt::format("section {} is larger than {} bytes", FEDFLOW_PARAMS_SECTION,
+                                                     FEDFLOW_PARAMS_MAX));
+            std::string text = f.range(sh.sh_offset, sh.sh_size);
+            info.params = text.substr(0, text.find('\0'));
         } else if (sh.sh_type == SHT_DYNSYM && sh.sh_link < eh.e_shnum && sh.sh_entsize == sizeof(Elf64_Sym)) {
             // Both tables at once: a C++ plugin exports thousands of symbols.
             std::string strtab = f.range(section(sh.sh_link).sh_offset, section(sh.sh_link).sh_size);

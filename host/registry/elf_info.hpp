@@ -17,6 +17,9 @@ struct Info {
     // The Python version ("3.11") a plugin that embeds Python declares in
     // its section ".fedflow_python" (plugins/python/); empty for others.
     std::string python_version;
+    // The text of its FEDFLOW_PARAMS_SECTION (a TOML declaration of its
+    // params); empty when it has none.
+    std::string params;
 };
 
 // Reads path. Throws std::runtime_error with the reason when it is not a

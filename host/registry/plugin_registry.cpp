@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <cstdlib>
 #include <fstream>
@@ -117,7 +118,7 @@ std::optional<PluginFile> PluginRegistry::inspect(const fs::path& file, std::str
         reason = fmt::format("does not export {} (the entry point FEDFLOW_TASK defines)", FEDFLOW_PLUGIN_ENUM_SYMBOL);
         return std::nullopt;
     }
-    return PluginFile{p.name, p.abi_version, fs::absolute(file).lexically_normal(), info.python_version};
+    return PluginFile{p.name, p.abi_version, fs::absolute(file).lexically_normal(), info.python_version, info.params};
 }
 
 void PluginRegistry::scan(const std::vector<fs::path>& dirs) {
@@ -216,6 +217,29 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
     }
     if (!errors.empty()) throw plan::PlanError(std::move(errors));
     return out;
+}
+
+void PluginRegistry::check_params(plan::Plan& plan, const std::vector<PluginFile>& plugins) {
+    std::vector<std::string> errors;
+    std::map<fs::path, std::vector<plan::ParamDecl>> parsed;  // a plugin of many groups is parsed once
+    for (std::size_t i = 0; i < plan.groups.size() && i < plugins.size(); ++i) {
+        const PluginFile& p = plugins[i];
+        if (p.params.empty()) continue;
+        auto it = parsed.find(p.path);
+        if (it == parsed.end()) {
+            try {
+                it = parsed.emplace(p.path, plan::parse_param_declaration(
+                                                p.params, p.path.string() + " (its " FEDFLOW_PARAMS_SECTION ")")).first;
+            } catch (const plan::PlanError& e) {
+                for (const auto& m : e.messages())
+                    errors.push_back(fmt::format("plugin '{}' declares its params wrongly: {}", p.name, m));
+                parsed.emplace(p.path, std::vector<plan::ParamDecl>());
+                continue;
+            }
+        }
+        plan::apply_param_declaration(plan, i, it->second, p.name, errors);
+    }
+    if (!errors.empty()) throw plan::PlanError(std::move(errors));
 }
 
 }  // namespace fedflow

@@ -25,6 +25,7 @@ struct PluginFile {
     std::uint32_t abi_version = 0;
     std::filesystem::path path;  // absolute
     std::string python_version;  // the Python it embeds ("3.11"), for the python plugin
+    std::string params;          // its declaration of params (FEDFLOW_PARAMS), or empty
 };
 
 struct RejectedFile {
@@ -55,6 +56,12 @@ public:
     // plan::PlanError (file:line:column of each group's plugin key) for a
     // plugin that is not on the search path or cannot serve.
     std::vector<PluginFile> resolve(const plan::Plan& plan) const;
+    // Checks every task's params against the declaration of its group's
+    // plugin (plugins: resolve's answer) and adds the declared defaults a
+    // task does not set. Throws plan::PlanError: a param of the wrong type
+    // or a required one missing, where the plan writes it; a malformed
+    // declaration, named by the plugin's file.
+    static void check_params(plan::Plan& plan, const std::vector<PluginFile>& plugins);
     // Checks one file named by path; its first plugin, or nullopt and reason.
     static std::optional<PluginFile> inspect(const std::filesystem::path& file, std::string& reason);
 

@@ -246,7 +246,7 @@ int Runner::run() {
         log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, total);
 
     try {
-        for (std::size_t i = 0; i < plan_.groups.size() && stop_reason_.empty();) {
+        for (std::size_t i = 0; i < plan_.groups.size() && stop_reason_.empty() && failed_stop_.empty();) {
             const plan::GroupSpec& g = plan_.groups[i];
             if (g.block == 0) {
                 run_group(i);
@@ -273,10 +273,11 @@ int Runner::run() {
     for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
     int code = !stop_reason_.empty() ? exit_host_failed : failed ? exit_task_failed : exit_ok;
     std::string status = !stop_reason_.empty() ? "interrupted" : failed ? "failed" : "finished";
+    const std::string& reason = !stop_reason_.empty() ? stop_reason_ : failed_stop_;
     json end{{"event", "run_end"}, {"status", status}, {"exit_code", code}};
-    if (!stop_reason_.empty()) end["reason"] = stop_reason_;
+    if (!reason.empty()) end["reason"] = reason;
     journal_.write(std::move(end));
-    outputs_->finish(status, code, stop_reason_);
+    outputs_->finish(status, code, reason);
     if (disk_full_)
         log::error("the run was stopped because the workdir's filesystem is full: what finished is kept; free some "
                    "space, then `--resume` runs the rest");
@@ -285,6 +286,7 @@ int Runner::run() {
         if (view_->live()) show_status(true);  // nothing runs any more
         view_->finish();
     }
+    if (!failed_stop_.empty()) log::error("{}", failed_stop_);  // last, below the progress frame
     return code;
 }
 
@@ -340,6 +342,7 @@ void Runner::status_event(const TaskGroup& group, const Task& task, json extra) 
 }
 
 std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec) {
+    inputs_about_.clear();
     if (spec.inputs.empty()) return {};
     Dict inputs;
     for (const auto& name : spec.inputs) {
@@ -353,6 +356,10 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
         for (const auto& t : latest->tasks())
             if ((t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED) && !t->result().is_null())
                 results.insert_or_assign(t->task_id(), results::read_result(t->result(), t->workdir()));
+        // So that a task can say why a result it looks for is missing.
+        inputs_about_.insert_or_assign(name, Dict{{"tasks", latest->tasks().size()},
+                                                  {"finished", results.size()},
+                                                  {"round", std::int64_t{latest->round()}}});
         inputs.insert_or_assign(name, std::move(results));
     }
     if (inputs.size() == 0) return {};

@@ -113,6 +113,8 @@ private:
     void run_group(std::size_t index, std::uint32_t round = 0);
     // A [[round]]: its groups, count times, until stop-when says so.
     void run_rounds(const plan::RoundSpec& rounds);
+    // stop-on-failure: sets failed_stop_ when every task of group failed.
+    void check_failed_entirely(const TaskGroup& group, std::uint32_t round);
     std::filesystem::path group_dir(const plan::GroupSpec& spec, std::uint32_t round) const;
 
     // -- the loop of a group --
@@ -201,6 +203,7 @@ private:
     exec::WorkerId task_seq_ = 0;  // the last WorkerId given out
     int signal_fd_ = -1;
     std::string stop_reason_;  // why the run stops early ("the host received SIGINT"); empty: it does not
+    std::string failed_stop_;  // why a round's failure ended the run ([[round]] stop-on-failure); empty: it did not
     bool signalled_ = false;   // SIGINT/SIGTERM came once: a second one kills at once
     bool disk_full_ = false;
     bool reserve_made_ = false;
@@ -213,6 +216,7 @@ private:
     std::size_t restarts_pending_ = 0;  // INTERRUPT tasks whose process has ended
     bool waiting_on_machine_ = false;   // a stage waits for CPU, RAM or GPU memory
     std::string inputs_segment_;        // the group's inputs, or empty
+    Dict inputs_about_;                 // per group of its inputs: tasks, finished, round (Context::inputs_about)
     // The resource each waiting task last waited for (logged once per change).
     std::unordered_map<const Task*, std::string> waiting_for_;
     std::string last_logged_wait_;      // "load memory": the cause the log last told, and when

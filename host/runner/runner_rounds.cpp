@@ -20,13 +20,33 @@ fs::path Runner::group_dir(const plan::GroupSpec& spec, std::uint32_t round) con
     return plan::group_dir(plan_, workdir_, spec, round);
 }
 
+void Runner::check_failed_entirely(const TaskGroup& group, std::uint32_t round) {
+    const std::size_t n = group.tasks().size();
+    if (n == 0 || group.failed_count() != n || !stop_reason_.empty()) return;
+    // The first failure says why; the others are most often the same.
+    std::string first;
+    for (const auto& t : group.tasks())
+        if (const TaskGroup::Failure* f = group.failure(t->task_id())) {
+            // Its first line: a Python traceback follows in report.json.
+            first = fmt::format("{}/{} in {}: {}", group.group_name(), t->task_id(), f->stage,
+                                f->message.substr(0, f->message.find('\n')));
+            break;
+        }
+    failed_stop_ = fmt::format("round {}: every task of group '{}' failed ({} of {}; {}): the run ends here, since "
+                               "later rounds would repeat it (stop-on-failure = false in the [[round]] goes on)",
+                               round, group.group_name(), n, n, first);
+}
+
 void Runner::run_rounds(const plan::RoundSpec& rounds) {
     const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
-    for (std::uint32_t r = 1; r <= rounds.count && stop_reason_.empty(); ++r) {
+    for (std::uint32_t r = 1; r <= rounds.count && stop_reason_.empty() && failed_stop_.empty(); ++r) {
         auto t0 = Clock::now();
         journal_.write({{"event", "round_start"}, {"round", r}, {"block", block}, {"of", rounds.count}});
         std::size_t first_group = groups_.size();
-        for (std::size_t i = rounds.first; i < rounds.last && stop_reason_.empty(); ++i) run_group(i, r);
+        for (std::size_t i = rounds.first; i < rounds.last && stop_reason_.empty() && failed_stop_.empty(); ++i) {
+            run_group(i, r);
+            if (rounds.stop_on_failure) check_failed_entirely(*groups_.back(), r);
+        }
         double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
         // stop-when: a task of this round returned that key = true.
@@ -82,6 +102,7 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             }
             journal_.write({{"event", "round_removed"}, {"round", old}, {"block", block}});
         }
+        if (!failed_stop_.empty()) break;
         if (!stopped_by.empty()) {
             log::info("round {}: {} returned {} = true: no more rounds", r, stopped_by, rounds.stop_when);
             break;

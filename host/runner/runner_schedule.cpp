@@ -207,6 +207,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
             {"plugin_name", plugins_[plugin].name},
             {"shm_prefix", prefix},
             {"inputs_segment", inputs_segment_},
+            {"inputs_about", inputs_about_},
             {"result_limit", static_cast<std::int64_t>(options_.result_limit)},
             {"params", task.params()},
         };

@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
     if (config->type != ch::Type::config) fail_and_exit("start", "protocol", "first message is not config");
     const Dict& cfg = config->body;
 
-    std::string task_id, group, workdir, plan_dir, plugin_path, plugin_name, prefix, params_doc;
+    std::string task_id, group, workdir, plan_dir, plugin_path, plugin_name, prefix, params_doc, about_doc;
     std::uint32_t round = 0;
     std::uint64_t result_limit = 0;
     std::optional<fedflow::shm::Segment> inputs_segment;
@@ -232,6 +232,8 @@ int main(int argc, char** argv) {
         round = static_cast<std::uint32_t>(cfg.at("round").as<std::int64_t>());
         result_limit = static_cast<std::uint64_t>(cfg.at("result_limit").as<std::int64_t>());
         params_doc = fedflow::wire::encode(cfg.at("params"));
+        if (const Value* about = cfg.find("inputs_about"); about != nullptr && about->is<Dict>() && !about->as<Dict>().empty())
+            about_doc = fedflow::wire::encode(*about);
         if (const Value* in = cfg.find("inputs_segment"); in != nullptr && !in->as<std::string>().empty())
             inputs_segment = fedflow::shm::Segment::open_read_only(in->as<std::string>());
     } catch (const std::exception& e) {
@@ -253,6 +255,7 @@ int main(int argc, char** argv) {
     ctx.plan_dir = plan_dir.c_str();
     ctx.params = {reinterpret_cast<const std::uint8_t*>(params_doc.data()), params_doc.size()};
     if (inputs_segment) ctx.inputs = {inputs_segment->data(), inputs_segment->size()};
+    if (!about_doc.empty()) ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
     ctx.host = services.table();
 
     fedflow_status st{};

@@ -443,6 +443,7 @@ public:
         set("plan_dir", to_python(Value(ctx.plan_dir())));
         set("params", to_python(Value(ctx.params())));
         set("inputs", to_python(Value(ctx.inputs())));
+        set("inputs_about", to_python(Value(ctx.inputs_about())));
         Ref host(check(PyImport_ImportModule("_fedflow_host"), "import _fedflow_host"));
         task_ = Ref(check(PyObject_CallMethod(g_runtime, "create", "OO", info.get(), host.get()), "creating the task"));
         Ref r(check(PyObject_CallMethod(g_runtime, "load", "O", task_.get()), "load"));

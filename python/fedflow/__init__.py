@@ -28,8 +28,8 @@ and in the plan::
 
 docs/python.md is the user's guide.
 """
-from .task import Task, parse_size
+from .task import Task, Param, parse_size
 from .values import Tensor, DTYPES
 
-__all__ = ["Task", "Tensor", "DTYPES", "parse_size"]
+__all__ = ["Task", "Param", "Tensor", "DTYPES", "parse_size"]
 __version__ = "0.1.0"

@@ -68,7 +68,8 @@ def create(info, host):
     if not isinstance(cls, type) or not callable(getattr(cls, "train", None)):
         raise TypeError("%s in module %s is not a task class (a class with train(self, device))" % (cls_name, module))
 
-    info = dict(info, params={k: v for k, v in params.items() if k not in PLUGIN_PARAMS})
+    own = _task.check_params(cls, {k: v for k, v in params.items() if k not in PLUGIN_PARAMS}, info["group"])
+    info = dict(info, params=own)
     ctx = _task._Context(info, host)
     _task._constructing = ctx
     try:

@@ -33,21 +33,102 @@ def parse_size(value, what="size"):
     return int(value)
 
 
+_NO_DEFAULT = object()
+
+
+class Param:
+    """One param a task class declares in its ``declared_params`` dict
+    (name -> Param), as a C++ plugin does with FEDFLOW_PARAMS: before the
+    class is constructed, each task's params are checked against it (a
+    param of another type, or a required one missing, fails the task with
+    what and where), and the defaults of params a task does not set are
+    added to ``self.params``.
+
+    type: bool, int, float (an int is accepted too), str, list, dict, or
+    None for any; default: its value when the plan does not set it;
+    required: the plan must set it."""
+
+    # The plan's words for the types, as the host says them of C++ plugins.
+    _KINDS = {bool: "bool", int: "integer", float: "double", str: "string", list: "list", dict: "table"}
+    _NAMES = {t: ("an " if k[0] in "aeiou" else "a ") + k for t, k in _KINDS.items()}
+
+    def __init__(self, type=None, default=_NO_DEFAULT, required=False, doc=""):
+        if type is not None and type not in self._NAMES:
+            raise TypeError("Param type must be one of bool, int, float, str, list, dict or None, not %r" % (type,))
+        if required and default is not _NO_DEFAULT:
+            raise TypeError("a required Param has no default: choose one")
+        self.type, self.default, self.required, self.doc = type, default, required, doc
+        if default is not _NO_DEFAULT and not self.fits(default):
+            raise TypeError("Param default %r is not %s" % (default, self._NAMES[type]))
+
+    def fits(self, value):
+        t = self.type
+        if t is None:
+            return True
+        if t is float:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if t is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, t)
+
+    def check(self, name, params, where):
+        """The problem with params[name] (a message), or None; adds the
+        default when it is missing."""
+        if name not in params:
+            if self.required:
+                return "%s needs param %r (%s), which it requires" % (where, name, self._KINDS.get(self.type, "any"))
+            if self.default is not _NO_DEFAULT:
+                params[name] = self.default
+            return None
+        value = params[name]
+        if self.fits(value):
+            return None
+        shown = self._KINDS.get(type(value), type(value).__name__)
+        message = "param %r of %s is %r (%s), but it takes %s" % (name, where, value, shown, self._NAMES[self.type])
+        if self.type is int and isinstance(value, float) and value.is_integer():
+            message += " (write %d)" % int(value)
+        return message
+
+
+def check_params(cls, params, group):
+    """params with the defaults of cls.declared_params added; raises
+    TypeError naming every param that does not fit the declaration."""
+    declared = getattr(cls, "declared_params", None)
+    if not declared:
+        return params
+    if not isinstance(declared, dict) or not all(isinstance(p, Param) for p in declared.values()):
+        raise TypeError("%s.declared_params must be a dict of name -> fedflow.Param" % cls.__name__)
+    params = dict(params)
+    where = "group %r (class %s)" % (group, cls.__name__)
+    problems = [m for m in (p.check(n, params, where) for n, p in declared.items()) if m]
+    if problems:
+        raise TypeError("; ".join(problems))
+    return params
+
+
 class Inputs(dict):
     """self.inputs: group -> task id -> result, a dict whose missing keys say
     where they were looked for and what there is."""
 
-    def __init__(self, data, path, round_number):
+    def __init__(self, data, path, round_number, about=None):
         super().__init__(data)
         self._path, self._round = path, round_number
+        self._about = about or {}  # the host's {tasks, finished, round} of this group's instance
 
     def __missing__(self, key):
-        where = " in round %d" % self._round if self._round else ""
+        where = ", round %d" % self._round if self._round else ""
         if self._path == "inputs":
-            raise KeyError("inputs has no group %r%s (it has: %s): a group's results are here when the plan's "
-                           "inputs = [...] names it and it has finished at least once" % (
-                               key, where, ", ".join(sorted(self)) or "none"))
-        raise KeyError("%s has no task %r%s (finished: %s)" % (self._path, key, where, ", ".join(sorted(self)) or "none"))
+            raise KeyError("inputs has no group %r (it has: %s)%s: a group's results are here when the plan's "
+                           "inputs = [...] names it and it has run at least once" % (
+                               key, ", ".join(sorted(self)) or "none", where))
+        count = "%d" % len(self)
+        if "tasks" in self._about:
+            count += " of %d" % self._about["tasks"]
+        count += " finished"
+        if self._about.get("round") not in (None, 0, self._round):
+            count += " in round %d" % self._about["round"]
+        raise KeyError("%s has no task %r (%s: %s)%s" % (
+            self._path, key, count, ", ".join(sorted(self)) or "none", where))
 
 
 class _Context:
@@ -127,7 +208,9 @@ class Task:
         if ctx.inputs is None:
             r = ctx.info["round"]
             decoded = values.decode(ctx.info["inputs"], self.tensor_type)
-            ctx.inputs = Inputs({g: Inputs(tasks, "inputs[%r]" % g, r) for g, tasks in decoded.items()}, "inputs", r)
+            about = ctx.info.get("inputs_about") or {}
+            ctx.inputs = Inputs({g: Inputs(tasks, "inputs.%s" % g, r, about.get(g)) for g, tasks in decoded.items()},
+                                "inputs", r)
         return ctx.inputs
 
     # ---- the two stages ----------------------------------------------------

@@ -19,7 +19,7 @@ EXAMPLE = os.path.join(fftest.SOURCE_ROOT, "docs", "examples", "python")
 # load to train, a result of every type.
 TASKS = r'''
 import os, sys, time
-from fedflow import Task
+from fedflow import Task, Param
 
 class Counter(Task):
     def __init__(self, task_id, scale=1, label="x"):
@@ -145,6 +145,12 @@ class MissingInput(Task):
             task = e.args[0]
         return {"group": group, "task": task, "has": sorted(self.inputs["g"])}
 
+class Declared(Task):
+    declared_params = {"dim": Param(int, default=20), "lr": Param(float, default=0.1),
+                       "data": Param(str, required=True)}
+    def train(self, device):
+        return {"params": self.params}
+
 class BytesInLoad(Task):
     def load(self):
         self.bytes(4)
@@ -237,7 +243,21 @@ class Python(HostTest):
         res = r.result("h", "0")
         self.assertEqual(res["has"], ["0", "1"])
         self.assertIn("inputs has no group 'server' (it has: g)", res["group"])
-        self.assertEqual(res["task"], "inputs['g'] has no task '7' (finished: 0, 1)")
+        self.assertEqual(res["task"], "inputs.g has no task '7' (2 of 2 finished: 0, 1)")
+
+    def test_declared_params_get_defaults_and_are_checked_before_construction(self):
+        plan = self.write_plan(group("g", "Declared", tasks=2, extra=', data = "d", lr = 1'))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "1")["params"], {"data": "d", "lr": 1, "dim": 20})
+        plan = self.write_plan(group("g", "Declared", tasks=2, extra=", dim = 20.0"), name="bad.toml")
+        r = self.run_plan(plan, workdir="bad")
+        self.assertExit(r, 1)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertEqual(t["stage"], "load")
+        self.assertIn("TypeError: param 'dim' of group 'g' (class Declared) is 20.0 (double), but it takes an "
+                      "integer (write 20); group 'g' (class Declared) needs param 'data' (string), which it requires",
+                      t["message"])
 
     def test_shared_memory_bytes(self):
         plan = self.write_plan(group("g", "ZeroCopy"))

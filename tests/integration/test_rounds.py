@@ -279,5 +279,55 @@ count = 2
         self.assertIn("in each of 5 rounds", r.stdout)
 
 
+    def failing_server_plan(self, stop_on_failure=None, count=5):
+        return self.write_plan("""
+[[round]]
+count = %d
+%s
+  [[round.group]]
+  name = "clients"
+  plugin = "inputs_probe"
+  tasks = 2
+  inputs = ["server"]
+  params = { look_up = ["server", "0"] }
+
+  [[round.group]]
+  name = "server"
+  plugin = "fault_throw_train"
+  inputs = ["clients"]
+
+[[group]]
+name = "final"
+plugin = "inputs_probe"
+""" % (count, "" if stop_on_failure is None else "stop-on-failure = %s" % str(stop_on_failure).lower()))
+
+    def test_a_group_that_failed_entirely_ends_the_run_by_default(self):
+        r = self.run_plan(self.failing_server_plan())
+        self.assertExit(r, 1)
+        why = ("round 1: every task of group 'server' failed (1 of 1; server/0 in train: injected failure in "
+               "train): the run ends here")
+        self.assertIn(why, r.stderr.strip().splitlines()[-1])  # the host's last word
+        self.assertFalse(os.path.exists(r.path("round-002")))
+        self.assertFalse(os.path.exists(r.path("final")))
+        self.assertEqual([e["round"] for e in r.events() if e.get("event") == "round_end"], [1])
+        end = r.events()[-1]
+        self.assertEqual((end["event"], end["status"], end["exit_code"]), ("run_end", "failed", 1))
+        self.assertIn(why, end["reason"])
+        run = r.json("run.json")
+        self.assertEqual(run["exit_code"], 1)
+
+    def test_stop_on_failure_false_goes_on_and_inputs_say_what_is_missing(self):
+        r = self.run_plan(self.failing_server_plan(stop_on_failure=False, count=3))
+        self.assertExit(r, 1)
+        self.assertTrue(os.path.isdir(r.path("round-003")))
+        self.assertEqual(r.task("final", "0")["status"], "FINISHED")
+        # Round 1 has no server yet; rounds 2 and 3 get the instance of the
+        # round before, in which no task finished.
+        self.assertEqual(r.json("round-001", "clients", "0", "result.json")["look_up"],
+                         "inputs has no group 'server' (it has: none), round 1")
+        self.assertEqual(r.json("round-003", "clients", "1", "result.json")["look_up"],
+                         "inputs.server has no task '0' (0 of 1 finished in round 2), round 3")
+
+
 if __name__ == "__main__":
     fftest.main()

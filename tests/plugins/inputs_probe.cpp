@@ -30,6 +30,16 @@ public:
         out["device"] = std::string(device);
         out["cwd"] = cwd();
         out["cwd_in_load"] = cwd_in_load_;
+        // look_up = ["group", "task"]: what Dict::at says of that input.
+        if (const fedflow::Value* l = ctx.params().find("look_up")) {
+            const fedflow::List& path = l->as<fedflow::List>();
+            try {
+                ctx.inputs().at(path.at(0).as<std::string>()).as<fedflow::Dict>().at(path.at(1).as<std::string>());
+                out["look_up"] = "found";
+            } catch (const fedflow::TypeError& e) {
+                out["look_up"] = e.what();
+            }
+        }
         return out;
     }
 

@@ -74,7 +74,7 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_host_services, set_estimates), 40);
     EXPECT_EQ(offsetof(fedflow_host_services, declare_gpu_memory), 48);
 
-    EXPECT_EQ(sizeof(fedflow_context), 80);
+    EXPECT_EQ(sizeof(fedflow_context), 96);
     EXPECT_EQ(ALIGNOF(fedflow_context), 8);
     EXPECT_EQ(offsetof(fedflow_context, size), 0);
     EXPECT_EQ(offsetof(fedflow_context, round), 4);
@@ -85,6 +85,7 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_context, params), 40);
     EXPECT_EQ(offsetof(fedflow_context, inputs), 56);
     EXPECT_EQ(offsetof(fedflow_context, host), 72);
+    EXPECT_EQ(offsetof(fedflow_context, inputs_about), 80);
 
     EXPECT_EQ(sizeof(fedflow_plugin), 56);
     EXPECT_EQ(ALIGNOF(fedflow_plugin), 8);

@@ -98,7 +98,7 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_host_services, declare_gpu_memory) == 48);
     }
     SUBCASE("fedflow_context") {
-        CHECK(sizeof(fedflow_context) == 80);
+        CHECK(sizeof(fedflow_context) == 96);
         CHECK(alignof(fedflow_context) == 8);
         CHECK(offsetof(fedflow_context, size) == 0);
         CHECK(offsetof(fedflow_context, round) == 4);
@@ -109,6 +109,7 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_context, params) == 40);
         CHECK(offsetof(fedflow_context, inputs) == 56);
         CHECK(offsetof(fedflow_context, host) == 72);
+        CHECK(offsetof(fedflow_context, inputs_about) == 80);  // appended: read only when size covers it
     }
     SUBCASE("fedflow_plugin") {
         CHECK(sizeof(fedflow_plugin) == 56);

@@ -6,6 +6,7 @@
 #include <fedflow/task.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -21,6 +22,7 @@ using fedflow::Bytes;
 using fedflow::Context;
 using fedflow::Dict;
 using fedflow::List;
+using fedflow::TypeError;
 using fedflow::Value;
 namespace wire = fedflow::wire;
 
@@ -216,6 +218,47 @@ TEST_CASE_FIXTURE(Fixture, "the context describes the task") {
     CHECK(d.train(host.ctx, "cuda:3").code == FEDFLOW_OK);
     CHECK(device_in_load.empty());
     CHECK(device_in_train == "cuda:3");
+}
+
+TEST_CASE_FIXTURE(Fixture, "a missing input says where it was looked for and what there is") {
+    FakeHost host({}, Dict{{"server", Dict{}}, {"clients", Dict{{"1", Dict{}}}}});
+    host.ctx.round = 3;
+    const std::string about = wire::encode(Value(Dict{
+        {"server", Dict{{"tasks", 1}, {"finished", 0}, {"round", 2}}},
+        {"clients", Dict{{"tasks", 2}, {"finished", 1}, {"round", 3}}},
+    }));
+    host.ctx.inputs_about = FakeHost::buffer(about);
+    std::string missing_task, missing_client, missing_group;
+    on_load = [&](Context& ctx) {
+        CHECK_THROWS_WITH_AS(ctx.inputs().at("server").as<Dict>().at("0"),
+                             "inputs.server has no task '0' (0 of 1 finished in round 2), round 3", TypeError);
+        CHECK_THROWS_WITH_AS(ctx.inputs().at("clients").as<Dict>().at("0"),
+                             "inputs.clients has no task '0' (1 of 2 finished), round 3", TypeError);
+        CHECK_THROWS_WITH_AS(ctx.inputs().at("model"), "inputs has no group 'model' (it has: server, clients), round 3",
+                             TypeError);
+        // A copy keeps the description; a Dict of one's own has none.
+        Dict copy = ctx.inputs().at("server").as<Dict>();
+        CHECK_THROWS_WITH_AS(copy.at("4"), "inputs.server has no task '4' (0 of 1 finished in round 2), round 3",
+                             TypeError);
+        CHECK_THROWS_WITH_AS(Dict{}.at("4"), "no key '4'", TypeError);
+        CHECK(ctx.inputs_about().at("clients").as<Dict>().at("tasks").as<std::int64_t>() == 2);
+    };
+    Driver d;
+    CHECK(d.load(host.ctx).code == FEDFLOW_OK);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a worker that predates inputs_about: the count of what finished, and no error") {
+    FakeHost host({}, Dict{{"server", Dict{{"1", Dict{}}}}});
+    host.ctx.size = offsetof(fedflow_context, inputs_about);  // the context ends before it
+    static const std::string garbage = "garbage that must not be read";
+    host.ctx.inputs_about = FakeHost::buffer(garbage);
+    on_load = [&](Context& ctx) {
+        CHECK(ctx.inputs_about().empty());
+        CHECK_THROWS_WITH_AS(ctx.inputs().at("server").as<Dict>().at("0"), "inputs.server has no task '0' (1 finished)",
+                             TypeError);
+    };
+    Driver d;
+    CHECK(d.load(host.ctx).code == FEDFLOW_OK);
 }
 
 TEST_CASE_FIXTURE(Fixture, "no params and no inputs are empty dicts") {

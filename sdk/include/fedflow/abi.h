@@ -171,6 +171,13 @@ typedef struct fedflow_context {
     fedflow_buffer inputs;    /* FFV1 dict: group -> task id -> result of
                                  the groups named in the plan's `inputs` */
     const fedflow_host_services *host;
+    /* Appended after ABI 1's first context; read it only when `size`
+     * covers it (an older worker's context ends before it).
+     * FFV1 dict: group -> {"tasks": int, "finished": int, "round": int}
+     * for each group of `inputs`: how many tasks the instance whose results
+     * are in `inputs` had, how many of them finished, and its round (0
+     * outside rounds). Lets a plugin say why a task's result is missing. */
+    fedflow_buffer inputs_about;
 } fedflow_context;
 
 /*
@@ -233,6 +240,33 @@ typedef struct fedflow_plugin_info {
     __attribute__((section(FEDFLOW_INFO_SECTION), used, aligned(8)))          \
     const fedflow_plugin_info ident = {FEDFLOW_ABI_MAGIC, FEDFLOW_ABI_VERSION, \
                                        name_literal}
+
+/*
+ * Optional: the params a plugin takes, as text in the ELF section
+ * FEDFLOW_PARAMS_SECTION, read by the host from the file (like the info
+ * record) so that `fedflow-host validate` and the start of a run check a
+ * plan's params against it; a plugin without it is not checked. The text is
+ * TOML, one key per param:
+ *
+ *   dim  = { type = "integer", default = 20 }
+ *   lr   = { type = "double", default = 0.1 }
+ *   data = { type = "string", required = true }
+ *
+ * type: "bool", "integer", "double" (an integer is accepted too), "string",
+ * "list" or "dict"; default: a value of that type, which the host adds to
+ * the params of a task that does not set it; required: true when a task
+ * must have it (no default then). At most FEDFLOW_PARAMS_MAX bytes. Added
+ * after ABI 1's first plugins, which have no such section: it needs no new
+ * ABI version, and older hosts ignore it.
+ */
+#define FEDFLOW_PARAMS_SECTION ".fedflow_params"
+#define FEDFLOW_PARAMS_MAX 65536
+
+/* Places the declaration `toml_literal` (a string literal) in the params
+ * section. Once per plugin, at file scope. */
+#define FEDFLOW_PARAMS(toml_literal)                                 \
+    __attribute__((section(FEDFLOW_PARAMS_SECTION), used))           \
+    static const char fedflow_params_declaration[] = toml_literal
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -65,7 +65,9 @@ public:
           workdir_(c->workdir),
           plan_dir_(c->plan_dir),
           params_(decode_dict(c->params, "params")),
-          inputs_(decode_dict(c->inputs, "inputs")) {}
+          inputs_(decode_dict(c->inputs, "inputs")) {
+        describe_inputs(c);
+    }
 
     // Unique in its group; also the name of the task's workdir.
     const std::string& task_id() const noexcept { return task_id_; }
@@ -81,8 +83,13 @@ public:
 
     // The group's params, overridden by the task's own.
     const Dict& params() const noexcept { return params_; }
-    // Results of the groups this group lists in `inputs`: group -> task id -> result.
+    // Results of the groups this group lists in `inputs`: group -> task id
+    // -> result. A missing key's TypeError says where it was looked for and
+    // what there is ("inputs.server has no task '0' (0 of 1 finished), round 3").
     const Dict& inputs() const noexcept { return inputs_; }
+    // Per group of inputs(): {"tasks", "finished", "round"} of the instance
+    // whose results are there; empty from a worker that predates it.
+    const Dict& inputs_about() const noexcept { return inputs_about_; }
 
     // The param key as T; throws TypeError naming the key when it is missing
     // or of another type. T may be bool, any integer type (range-checked),
@@ -173,6 +180,32 @@ private:
         return std::move(v.as<Dict>());
     }
 
+    void describe_inputs(const fedflow_context* c) {
+        if (c->size >= offsetof(fedflow_context, inputs_about) + sizeof c->inputs_about)
+            inputs_about_ = decode_dict(c->inputs_about, "inputs_about");
+        const std::string in_round = c->round != 0 ? ", round " + std::to_string(c->round) : "";
+        std::string have;
+        for (auto& [name, tasks] : inputs_) {
+            have += (have.empty() ? "" : ", ") + name;
+            if (!tasks.is<Dict>()) continue;
+            std::string detail = " (" + std::to_string(tasks.as<Dict>().size());
+            if (const Value* a = inputs_about_.find(name); a != nullptr && a->is<Dict>()) {
+                const Dict& about = a->as<Dict>();
+                const Value* n = about.find("tasks");
+                const Value* r = about.find("round");
+                if (n != nullptr && n->is<std::int64_t>()) detail += " of " + std::to_string(n->as<std::int64_t>());
+                detail += " finished";
+                if (r != nullptr && r->is<std::int64_t>() && r->as<std::int64_t>() != 0 &&
+                    r->as<std::int64_t>() != static_cast<std::int64_t>(c->round))
+                    detail += " in round " + std::to_string(r->as<std::int64_t>());
+            } else {
+                detail += " finished";
+            }
+            tasks.as<Dict>().describe_missing("inputs." + name, "task", detail + ")" + in_round);
+        }
+        inputs_.describe_missing("inputs", "group", " (it has: " + (have.empty() ? "none" : have) + ")" + in_round);
+    }
+
     template <class T>
     static T convert(std::string_view key, const Value& v) {
         try {
@@ -198,7 +231,7 @@ private:
 
     const fedflow_context* c_;
     std::string task_id_, group_, workdir_, plan_dir_, device_;
-    Dict params_, inputs_;
+    Dict params_, inputs_, inputs_about_;
 };
 
 // Base class of a task. The worker creates one object per task process,

@@ -289,9 +289,15 @@ public:
 
     // The value of key, inserted as null when missing.
     Value& operator[](std::string_view key);
-    // The value of key; throws TypeError naming the key when missing.
+    // The value of key; throws TypeError naming the key when missing (and,
+    // for a Dict given a description, where it was looked for).
     Value& at(std::string_view key);
     const Value& at(std::string_view key) const;
+    // How at() reports a missing key: "<path> has no <noun> '<key>'<detail>",
+    // e.g. "inputs.server has no task '0' (0 of 1 finished), round 3". The
+    // SDK describes the inputs it hands a task; copies of the Dict keep the
+    // description, comparisons ignore it.
+    void describe_missing(std::string path, std::string noun, std::string detail = {});
     // The value of key, or nullptr.
     Value* find(std::string_view key) noexcept;
     const Value* find(std::string_view key) const noexcept;
@@ -322,9 +328,14 @@ private:
     // Rebuilds the index from items_; returns a key that appears twice
     // (wire::Reader refuses such a document), or nullptr.
     const std::string* reindex();
+    std::string missing(std::string_view key) const;
 
+    struct Missing {
+        std::string path, noun, detail;
+    };
     std::vector<value_type> items_;
     detail::KeyIndex index_;
+    std::shared_ptr<const Missing> missing_;  // set by describe_missing
 };
 
 // One of: null, bool, 64-bit integer, double, string, Bytes, List, Dict.
@@ -470,13 +481,20 @@ inline Value& Dict::operator[](std::string_view key) {
     }
     return items_.back().second;
 }
+inline std::string Dict::missing(std::string_view key) const {
+    if (!missing_) return "no key '" + std::string(key) + "'";
+    return missing_->path + " has no " + missing_->noun + " '" + std::string(key) + "'" + missing_->detail;
+}
+inline void Dict::describe_missing(std::string path, std::string noun, std::string detail) {
+    missing_ = std::make_shared<const Missing>(Missing{std::move(path), std::move(noun), std::move(detail)});
+}
 inline Value& Dict::at(std::string_view key) {
     if (Value* v = find(key)) return *v;
-    throw TypeError("no key '" + std::string(key) + "'");
+    throw TypeError(missing(key));
 }
 inline const Value& Dict::at(std::string_view key) const {
     if (const Value* v = find(key)) return *v;
-    throw TypeError("no key '" + std::string(key) + "'");
+    throw TypeError(missing(key));
 }
 inline Value& Dict::insert_or_assign(std::string_view key, Value v) {
     Value& slot = (*this)[key];
