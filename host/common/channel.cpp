@@ -32,17 +32,37 @@ namespace {
 
 constexpr std::size_t header_size = 8;
 
+// "'loaded' frame", "frame of unknown type 99".
+std::string frame_name(std::uint32_t type) {
+    const char* name = type_name(static_cast<Type>(type));
+    if (std::string_view(name) == "unknown") return "frame of unknown type " + std::to_string(type);
+    return std::string("'") + name + "' frame";
+}
+
 Message parse(std::uint32_t type, const char* body, std::size_t n) {
-    Value v = wire::decode(reinterpret_cast<const std::uint8_t*>(body), n);
-    if (!v.is<Dict>()) throw std::runtime_error("channel: message body is not a dict");
+    Value v;
+    try {
+        v = wire::decode(reinterpret_cast<const std::uint8_t*>(body), n);
+    } catch (const wire::Error& e) {
+        throw ProtocolError(frame_name(type) + ": the body is not an FFV1 document: " + e.what());
+    }
+    if (!v.is<Dict>()) throw ProtocolError(frame_name(type) + ": the body is " + v.type_name() + ", not a dict");
     return Message{static_cast<Type>(type), std::move(v.as<Dict>())};
+}
+
+void check_length(std::uint32_t type, std::uint32_t n) {
+    if (n > max_frame_body)
+        throw ProtocolError(frame_name(type) + " of " + std::to_string(n) + " bytes refused (at most " +
+                            std::to_string(max_frame_body) + ")");
 }
 
 }  // namespace
 
 std::string frame(Type type, const Dict& body) {
     std::string doc = wire::encode(Value(body));
-    if (doc.size() > max_frame_body) throw std::runtime_error("channel: message too large");
+    if (doc.size() > max_frame_body)
+        throw std::length_error(std::string("channel: a '") + type_name(type) + "' message of " +
+                                std::to_string(doc.size()) + " bytes is larger than a frame may be");
     std::string out(header_size, '\0');
     auto t = static_cast<std::uint32_t>(type);
     auto n = static_cast<std::uint32_t>(doc.size());
@@ -92,13 +112,13 @@ std::optional<Message> receive(int fd) {
     char header[header_size];
     std::size_t got = read_full(fd, header, header_size);
     if (got == 0) return std::nullopt;
-    if (got < header_size) throw std::runtime_error("channel: connection closed inside a frame header");
+    if (got < header_size) throw ProtocolError("the connection closed inside a frame header");
     std::uint32_t type = 0, n = 0;
     std::memcpy(&type, header, 4);
     std::memcpy(&n, header + 4, 4);
-    if (n > max_frame_body) throw std::runtime_error("channel: frame of " + std::to_string(n) + " bytes refused");
+    check_length(type, n);
     std::string body(n, '\0');
-    if (read_full(fd, body.data(), n) < n) throw std::runtime_error("channel: connection closed inside a frame");
+    if (read_full(fd, body.data(), n) < n) throw ProtocolError("the connection closed inside a " + frame_name(type));
     return parse(type, body.data(), body.size());
 }
 
@@ -108,7 +128,7 @@ std::optional<Message> FrameReader::next() {
     std::uint32_t type = 0, n = 0;
     std::memcpy(&type, p, 4);
     std::memcpy(&n, p + 4, 4);
-    if (n > max_frame_body) throw std::runtime_error("channel: frame of " + std::to_string(n) + " bytes refused");
+    check_length(type, n);
     if (pending() < header_size + n) return std::nullopt;
     Message m = parse(type, p + header_size, n);
     offset_ += header_size + n;

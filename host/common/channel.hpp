@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -35,7 +36,16 @@ enum class Type : std::uint32_t {
     leftovers = 21,  // count: processes the task left running, which were killed
 };
 
+// "config", ..., "failed"; "unknown" for any other number.
 const char* type_name(Type t) noexcept;
+
+// What a peer should never have sent: a malformed frame, or (messages.hpp) a
+// message with a missing or bad field, or one out of turn. The peer is broken
+// or hostile; its what() says what it sent.
+class ProtocolError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 // Frames larger than this are refused: control messages are small, and a
 // peer that announces gigabytes is broken or hostile.
@@ -54,14 +64,14 @@ std::string frame(Type type, const Dict& body);
 bool send(int fd, Type type, const Dict& body = {});
 
 // Blocking receive of one frame; std::nullopt on orderly EOF before a frame
-// starts. A truncated or malformed frame throws std::runtime_error.
+// starts. A truncated or malformed frame throws ProtocolError.
 std::optional<Message> receive(int fd);
 
 // Incremental parser for a non-blocking reader: feed bytes, take messages.
 class FrameReader {
 public:
     void feed(const char* data, std::size_t n) { buffer_.append(data, n); }
-    // The next complete message, if any. Throws std::runtime_error on a
+    // The next complete message, if any. Throws ProtocolError on a
     // malformed frame (the peer is then treated as broken).
     std::optional<Message> next();
     // Bytes of an incomplete frame still buffered.

@@ -15,7 +15,7 @@
 // start_train pick the node).
 #pragma once
 
-#include "common/channel.hpp"
+#include "common/messages.hpp"
 #include "sched/admission.hpp"
 
 #include <chrono>
@@ -35,7 +35,7 @@ using WorkerId = std::uint64_t;
 struct LoadRequest {
     WorkerId id = 0;
     std::filesystem::path workdir;
-    std::function<Dict()> config;  // the config message's body, made only when the worker starts
+    std::function<messages::Config()> config;  // the config message, made only when the worker starts
     std::optional<std::uint64_t> grown_memory;  // after an out of memory
     std::optional<std::uint64_t> memory;        // the task's own estimate
 };
@@ -63,18 +63,19 @@ struct Peaks {
 
 struct Event {
     enum class Kind {
-        message,  // the worker sent `message`
-        broken,   // the worker sent what is not a valid frame (`error`); it is being killed
+        message,  // the worker sent `message`, in its turn (messages::Conversation)
+        broken,   // the worker sent what is no valid message, or one out of turn (`error`); it is being killed
         stopped,  // the worker was found stopped by `signal`, the `stops`-th time: continued, or killed (`ended`)
         exited,   // the worker is gone and reaped: `wait_status`
     };
     Kind kind = Kind::message;
     WorkerId id = 0;
-    channel::Message message{};
+    messages::FromWorker message;
     std::string error;
     int wait_status = 0;
     bool killed_for_memory = false;  // exited: by the kernel's out-of-memory killer
     bool signalled_by_host = false;  // exited: by a signal the host sent
+    bool closed_channel = false;     // exited: it had closed its channel while it ran on (a plugin closed fd 3)
     Peaks peaks;                     // exited: what the worker was seen to hold
     std::size_t leftovers = 0;       // exited: processes the task left running, which were killed
     int signal = 0;                  // stopped: the signal that stopped it

@@ -162,8 +162,8 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     spawn_failing_since_.reset();
     spawn_retry_at_.reset();
     // A worker that dies before reading these is seen through its exit.
-    w.process->send(channel::Type::config, request.config());
-    w.process->send(channel::Type::load);
+    w.process->send(request.config());
+    w.process->send(messages::Load{});
     a.pid = w.process->pid();
     scheduler_.ledger().open(request.id, a.pid, a.estimate.bytes);
     workers_.emplace(request.id, std::move(w));
@@ -187,7 +187,7 @@ Admission LocalExecutor::start_train(WorkerId id, const TrainRequest& request) {
     scheduler_.ledger().start_train(id, a.verdict.gpu, a.estimate.bytes);
     w->stage = Worker::Stage::training;
     w->gpu = a.verdict.gpu;
-    w->process->send(channel::Type::train, Dict{{"device", a.verdict.device}});
+    w->process->send(messages::Train{a.verdict.device});
     a.pid = w->process->pid();
     return a;
 }
@@ -208,7 +208,7 @@ void LocalExecutor::release(WorkerId id) {
     Worker* w = find(id);
     if (w == nullptr || w->process->exited()) return;
     w->stage = Worker::Stage::released;
-    if (!w->process->send(channel::Type::exit)) w->process->kill(SIGKILL);
+    if (!w->process->send(messages::Exit{})) w->process->kill(SIGKILL);
 }
 
 void LocalExecutor::signal(WorkerId id, int signal) {
@@ -282,22 +282,34 @@ int LocalExecutor::pid(WorkerId id) const {
 }
 
 void LocalExecutor::read(WorkerId id, Worker& w, std::vector<Event>& out) {
-    std::vector<channel::Message> messages;
+    auto broken = [&](const std::string& error) {
+        Event e;
+        e.kind = Event::Kind::broken;
+        e.id = id;
+        e.error = error;
+        out.push_back(std::move(e));
+        w.broken = true;
+        w.process->kill(SIGKILL);
+    };
+    std::vector<channel::Message> frames;
     bool open = true;
     try {
-        open = w.process->read_available(messages);
-    } catch (const std::exception& e) {
-        // The task is judged first: what it sent before the bad frame
-        // arrives after, as late words of a failed task.
-        Event broken;
-        broken.kind = Event::Kind::broken;
-        broken.id = id;
-        broken.error = e.what();
-        out.push_back(std::move(broken));
-        w.process->kill(SIGKILL);
+        open = w.process->read_available(frames);
+    } catch (const channel::ProtocolError& e) {
+        // The task is judged first: what came before the bad frame is not
+        // believed either.
+        broken(e.what());
+        return;
     }
-    for (auto& m : messages) {
-        if (m.type == channel::Type::loaded && w.stage == Worker::Stage::loading) {
+    for (const auto& frame : frames) {
+        messages::FromWorker m;
+        try {
+            m = w.process->conversation().receive(frame);
+        } catch (const channel::ProtocolError& e) {
+            broken(e.what());  // what it said before stands; nothing after
+            return;
+        }
+        if (std::holds_alternative<messages::Loaded>(m) && w.stage == Worker::Stage::loading) {
             w.stage = Worker::Stage::loaded;
             if (auto* entry = scheduler_.ledger().find(id)) entry->loading = false;
         }
@@ -326,7 +338,8 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     auto consider = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
     for (auto& [id, w] : workers_) {
         WorkerProcess& p = *w.process;
-        fds_.push_back({p.channel_open() ? p.channel_fd() : -1, POLLIN, 0});
+        // A broken worker is not heard any more: it is being killed.
+        fds_.push_back({p.channel_open() && !w.broken ? p.channel_fd() : -1, POLLIN, 0});
         fds_.push_back({p.pid_fd(), POLLIN, 0});
         polled_.push_back(id);
         if (w.kill_deadline) consider(*w.kill_deadline);
@@ -377,6 +390,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         e.id = it->first;
         e.wait_status = *p.wait_status();
         e.signalled_by_host = WIFSIGNALED(e.wait_status) && p.signal_sent() != 0;
+        e.closed_channel = p.channel_closed_by_worker();
         e.peaks = it->second.peaks;
         e.leftovers = p.leftovers();
         e.killed_for_memory = scheduler_.killed_for_memory(e.wait_status, p.signal_sent() == SIGKILL);

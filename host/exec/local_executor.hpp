@@ -81,6 +81,7 @@ private:
         std::unique_ptr<WorkerProcess> process;
         Stage stage = Stage::loading;
         int gpu = -1;  // the GPU of a running train stage
+        bool broken = false;  // sent what is no valid message, or out of turn: killed, not read
         Peaks peaks;
         std::optional<Clock::time_point> closed_at;      // EOF seen on the socket
         std::optional<Clock::time_point> kill_deadline;  // SIGKILL if still alive then
@@ -90,8 +91,9 @@ private:
     const Worker* find(WorkerId id) const;
     std::vector<int> pids() const;
     void sample_if_older_than(std::chrono::milliseconds age);
-    // Reads what a worker sent; a message the executor tracks (loaded) also
-    // updates its state.
+    // Reads and decodes what a worker sent, and checks its turn; a message
+    // the executor tracks (loaded) also updates its state. A worker that
+    // breaks the protocol is killed (a `broken` event).
     void read(WorkerId id, Worker& w, std::vector<Event>& out);
     void note_wait(const sched::Verdict& v);
     // Continues (or, at the third time, kills) the workers that stopped.

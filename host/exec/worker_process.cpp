@@ -28,6 +28,24 @@ namespace fedflow {
 
 namespace {
 
+// True while pid runs and is not exiting: /proc/PID/stat shows no zombie,
+// and its flags lack PF_EXITING, which the kernel sets before it closes a
+// dying process's files. False when it cannot tell.
+bool running_not_exiting(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) return false;
+    std::size_t name_end = line.rfind(')');
+    if (name_end == std::string::npos) return false;
+    std::istringstream fields(line.substr(name_end + 1));
+    char state = 0;
+    long ppid = 0, pgrp = 0, session = 0, tty = 0, tpgid = 0;
+    unsigned long flags = 0;
+    if (!(fields >> state >> ppid >> pgrp >> session >> tty >> tpgid >> flags)) return false;
+    constexpr unsigned long pf_exiting = 0x4;
+    return state != 'Z' && state != 'X' && state != 'x' && (flags & pf_exiting) == 0;
+}
+
 int pidfd_open(pid_t pid) {
 #ifdef SYS_pidfd_open
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -335,13 +353,14 @@ void WorkerProcess::close_channel() noexcept {
     sock_ = -1;
 }
 
-bool WorkerProcess::send(channel::Type type, const Dict& body) {
+bool WorkerProcess::send(const messages::FromHost& m) {
+    conversation_.sent(m);
     if (sock_ < 0) return false;
     // The socket is non-blocking for reads; control messages are small and
     // the socket buffer holds them, so a send that would block means a
     // worker that stopped reading: treat it as gone.
     try {
-        return channel::send(sock_, type, body);
+        return channel::send(sock_, messages::type_of(m), messages::encode(m));
     } catch (const std::system_error&) {
         return false;
     }
@@ -361,6 +380,9 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
         while (auto m = reader_.next())
             if (!take_shim_frame(*m)) out.push_back(std::move(*m));
         if (eof) {
+            // Only the worker holds the other end (the worker makes it
+            // close-on-exec): if it still runs, it closed the channel itself.
+            if (!wait_status_) closed_by_worker_ = running_not_exiting(pid_);
             close_channel();
             return false;
         }

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "common/channel.hpp"
+#include "common/messages.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -79,10 +80,17 @@ public:
     std::optional<int> wait_status() const noexcept { return wait_status_; }
 
     // Sends a message; false when the worker is gone.
-    bool send(channel::Type type, const Dict& body = {});
+    bool send(const messages::FromHost& m);
     // Reads what the socket has (non-blocking) into out. Returns false at
-    // EOF, after which the channel is closed. Throws on a malformed frame.
+    // EOF, after which the channel is closed. Throws channel::ProtocolError
+    // on a malformed frame.
     bool read_available(std::vector<channel::Message>& out);
+    // What was said so far: Conversation::receive decodes and checks what
+    // the worker sends.
+    messages::Conversation& conversation() noexcept { return conversation_; }
+    // The worker closed its end of the channel while it ran on (not while
+    // it died): a plugin closed fd 3, or exec'd. Set by read_available at EOF.
+    bool channel_closed_by_worker() const noexcept { return closed_by_worker_; }
     // Reaps the process if it has exited (never blocks); true once exited.
     bool try_reap();
     // Sends a signal to the worker's process group if the process has not
@@ -115,12 +123,14 @@ private:
     int sock_ = -1;
     int pidfd_ = -1;
     int signal_sent_ = 0;
+    bool closed_by_worker_ = false;
     std::optional<int> wait_status_;
     channel::FrameReader reader_;
     Descendants* descendants_ = nullptr;
     std::filesystem::path cgroup_;  // cgroup: the worker's own
     std::size_t leftovers_ = 0;
     bool shim_ = false;
+    messages::Conversation conversation_;
 };
 
 // Starts a helper process of the host (fedflow-worker --guard, --probe-pidns)

@@ -12,23 +12,20 @@
 
 namespace fedflow {
 
-results::Written ResultReceiver::receive(const ResultAnnouncement& announced, const std::filesystem::path& dir) {
-    const std::uint64_t count = announced.bytes_sizes.size();
-    if (announced.bytes_checksums.size() != count)
-        throw std::runtime_error(fmt::format("the worker announced {} bytes sizes but {} checksums", count,
-                                             announced.bytes_checksums.size()));
+results::Written ResultReceiver::receive(const messages::Result& announced, const std::filesystem::path& dir) {
+    const std::uint64_t count = announced.buffers.size();
     auto seg = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::result_name(prefix_)));
     const std::uint8_t* doc = integrity::check_result(seg->data(), seg->size(), announced.size);
     auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
         if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
-        std::int64_t size = announced.bytes_sizes[id];
-        if (size < 0) throw wire::Error(fmt::format("reference to bytes buffer {} of an earlier attempt", id));
+        const messages::BytesBuffer& buffer = announced.buffers[id];
+        if (!buffer.size) throw wire::Error(fmt::format("reference to bytes buffer {} of an earlier attempt", id));
+        const std::uint64_t size = *buffer.size;
         auto b = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::bytes_name(prefix_, id)));
-        if (b->size() < static_cast<std::uint64_t>(size))
+        if (b->size() < size)
             throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, b->size(), size));
-        if (n > static_cast<std::uint64_t>(size))
-            throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, size, n));
-        if (integrity::checksum(b->data(), static_cast<std::size_t>(size)) != announced.bytes_checksums[id])
+        if (n > size) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, size, n));
+        if (integrity::checksum(b->data(), static_cast<std::size_t>(size)) != buffer.checksum)
             throw wire::Error(fmt::format(
                 "bytes buffer {} corrupt: its checksum does not match (written to after train returned?)", id));
         return Bytes::view(b->data(), n, -1, b);

@@ -11,21 +11,13 @@
 // did not pass.
 #pragma once
 
+#include "common/messages.hpp"
 #include "runner/results.hpp"
 
-#include <cstdint>
 #include <filesystem>
 #include <string>
-#include <vector>
 
 namespace fedflow {
-
-// What the worker's result message says about the segments it left.
-struct ResultAnnouncement {
-    std::uint64_t size = 0;                     // bytes of the encoded document
-    std::vector<std::int64_t> bytes_sizes;      // per Bytes buffer; -1: one of an earlier attempt
-    std::vector<std::uint64_t> bytes_checksums; // per Bytes buffer
-};
 
 class ResultReceiver {
 public:
@@ -33,9 +25,10 @@ public:
     // shm::bytes_name of it name the segments).
     explicit ResultReceiver(std::string prefix) : prefix_(std::move(prefix)) {}
 
-    // Checks and decodes the result and writes it into dir; removes the
-    // segments it read. Throws std::exception with what was wrong.
-    results::Written receive(const ResultAnnouncement& announced, const std::filesystem::path& dir);
+    // Checks and decodes the result that `announced` (the worker's result
+    // message) describes and writes it into dir; removes the segments it
+    // read. Throws std::exception with what was wrong.
+    results::Written receive(const messages::Result& announced, const std::filesystem::path& dir);
     // Removes whatever segments the task left (after a failure: it may have
     // made some it never announced).
     void discard() noexcept;

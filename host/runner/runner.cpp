@@ -385,24 +385,14 @@ void Runner::merge_peaks(Task& task, const exec::Peaks& peaks) {
     task.stats().peak_gpu_memory = std::max(task.stats().peak_gpu_memory, peaks.gpu_memory);
 }
 
-void Runner::receive_result(Live& live, exec::WorkerId id, const Dict& body) {
+void Runner::receive_result(Live& live, exec::WorkerId id, const messages::Result& announced) {
     TaskGroup& group = *live.group;
     Task& task = *live.task;
     std::int64_t received_ns = clock::monotonic_ns();
     try {
-        ResultAnnouncement announced;
-        announced.size = static_cast<std::uint64_t>(body.at("size").as<std::int64_t>());
-        auto count = static_cast<std::uint64_t>(body.at("bytes").as<std::int64_t>());
-        const List& sizes = body.at("bytes_sizes").as<List>();
-        const List& checksums = body.at("bytes_checksums").as<List>();
-        if (sizes.size() != count || checksums.size() != count)
-            throw std::runtime_error(fmt::format("the worker announced {} bytes buffers but {} sizes and {} checksums",
-                                                 count, sizes.size(), checksums.size()));
-        for (const Value& v : sizes) announced.bytes_sizes.push_back(v.as<std::int64_t>());
-        for (const Value& v : checksums) announced.bytes_checksums.push_back(static_cast<std::uint64_t>(v.as<std::int64_t>()));
         results::Written w = live.receiver.receive(announced, task.workdir());
-        task.stats().train_ms = body.at("ms").as<std::int64_t>();
-        task.stats().peak_memory = std::max(task.stats().peak_memory, body.at("peak_memory").as<std::int64_t>());
+        task.stats().train_ms = announced.ms;
+        task.stats().peak_memory = std::max(task.stats().peak_memory, announced.peak_memory);
         merge_peaks(task, executor_->peaks(id));
         group.report_finish(task.task_id(), std::move(w.json));
         executor_->end_stage(id);
@@ -410,13 +400,12 @@ void Runner::receive_result(Live& live, exec::WorkerId id, const Dict& body) {
         // this one was measured to use.
         executor_->learn({task.stats().peak_memory, task.stats().peak_gpu_memory});
         std::int64_t done_ns = clock::monotonic_ns();
-        std::int64_t train_end = body.at("train_end_ns").as<std::int64_t>();
         journal_.write({{"event", "result"},
                         {"group", group.group_name()},
                         {"round", group.round()},
                         {"task", task.task_id()},
                         {"bytes", w.bytes + announced.size},
-                        {"transfer_ms", static_cast<double>(done_ns - train_end) / 1e6},
+                        {"transfer_ms", static_cast<double>(done_ns - announced.train_end_ns) / 1e6},
                         {"host_ms", static_cast<double>(done_ns - received_ns) / 1e6}});
         status_event(group, task, {{"train_ms", task.stats().train_ms},
                                    {"result_checksum", fmt::format("{:016x}", w.checksum)}});
@@ -432,53 +421,43 @@ void Runner::receive_result(Live& live, exec::WorkerId id, const Dict& body) {
     task.exit();
 }
 
-void Runner::handle_message(Live& live, exec::WorkerId id, channel::Message& m) {
+void Runner::handle_message(Live& live, exec::WorkerId id, const messages::FromWorker& message) {
     TaskGroup& group = *live.group;
     Task& task = *live.task;
     if (is_final(task.status())) return;  // late words of a task already judged
-    switch (m.type) {
-    case channel::Type::ready:
+    if (std::holds_alternative<messages::Ready>(message)) {
         log::debug("{}/{}: worker {} ready", group.group_name(), task.task_id(), executor_->pid(id));
-        break;
-    case channel::Type::loaded: {
-        task.stats().load_ms = m.body.at("ms").as<std::int64_t>();
-        task.stats().peak_memory = m.body.at("peak_memory").as<std::int64_t>();
+    } else if (const auto* loaded = std::get_if<messages::Loaded>(&message)) {
+        task.stats().load_ms = loaded->ms;
+        task.stats().peak_memory = loaded->peak_memory;
         task.set_status(TaskStatus::WAITING);
         json extra{{"load_ms", task.stats().load_ms}, {"peak_memory", task.stats().peak_memory}};
         // The task's own estimates (set_estimates in load) replace the plan's
         // for train, its retries and a reload.
-        for (auto [key, field] : {std::pair{"memory_estimate", &TaskEstimates::memory},
-                                  std::pair{"gpu_memory_estimate", &TaskEstimates::gpu_memory}}) {
-            const Value* v = m.body.find(key);
-            if (v == nullptr || !v->is<std::int64_t>() || v->as<std::int64_t>() < 0) continue;
-            task.estimates().*field = static_cast<std::uint64_t>(v->as<std::int64_t>());
-            extra[key] = v->as<std::int64_t>();
+        if (loaded->memory_estimate) {
+            task.estimates().memory = static_cast<std::uint64_t>(*loaded->memory_estimate);
+            extra["memory_estimate"] = *loaded->memory_estimate;
+        }
+        if (loaded->gpu_memory_estimate) {
+            task.estimates().gpu_memory = static_cast<std::uint64_t>(*loaded->gpu_memory_estimate);
+            extra["gpu_memory_estimate"] = *loaded->gpu_memory_estimate;
         }
         status_event(group, task, std::move(extra));
-        break;  // schedule() gives it a device
-    }
-    case channel::Type::result: receive_result(live, id, m.body); break;
-    case channel::Type::failed: {
-        std::string stage = m.body.at("stage").as<std::string>();
-        std::string kind = m.body.at("kind").as<std::string>();
-        std::string message = m.body.at("message").as<std::string>();
-        if (const Value* ms = m.body.find("ms")) {
-            (stage == "load" ? task.stats().load_ms : task.stats().train_ms) = ms->as<std::int64_t>();
-        }
-        if (const Value* peak = m.body.find("peak_memory"))
-            task.stats().peak_memory = std::max(task.stats().peak_memory, peak->as<std::int64_t>());
-        if (kind == "oom") {
-            out_of_memory(live, id, stage, message, true);
+        // schedule() gives it a device
+    } else if (const auto* result = std::get_if<messages::Result>(&message)) {
+        receive_result(live, id, *result);
+    } else {
+        const auto& failed = std::get<messages::Failed>(message);
+        const std::string stage = messages::to_string(failed.stage);
+        if (failed.ms && failed.stage == messages::Failed::Stage::load) task.stats().load_ms = *failed.ms;
+        if (failed.ms && failed.stage == messages::Failed::Stage::train) task.stats().train_ms = *failed.ms;
+        if (failed.peak_memory) task.stats().peak_memory = std::max(task.stats().peak_memory, *failed.peak_memory);
+        if (failed.kind == messages::Failed::Kind::oom) {
+            out_of_memory(live, id, stage, failed.message, true);
         } else {
-            fail(group, task, stage, message);
+            fail(group, task, stage, failed.message);
             task.exit();
         }
-        break;
-    }
-    default:
-        fail(group, task, stage_of(task.status()),
-             fmt::format("protocol error: unexpected message '{}' from the worker", channel::type_name(m.type)));
-        executor_->signal(id, SIGKILL);
     }
 }
 
@@ -502,6 +481,10 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
             message = fmt::format("timed out after {} in {}", format_duration(plan_.scheduler.task_timeout), stage);
         } else if (!stop_reason_.empty()) {
             message = "interrupted: " + stop_reason_;
+        } else if (e.closed_channel ||
+                   (WIFEXITED(status) && WEXITSTATUS(status) == messages::worker_exit_channel_lost)) {
+            message = "the task closed its control channel (fd 3), so it could not report: a plugin must leave fd 3 "
+                      "open";
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             message = "the worker exited without a result";
         } else if (e.killed_for_memory) {
@@ -630,8 +613,13 @@ void Runner::dispatch(exec::Event& event) {
     switch (event.kind) {
     case exec::Event::Kind::message: handle_message(l, event.id, event.message); break;
     case exec::Event::Kind::broken:
+        // Whatever a worker sends, only its own task fails (the executor
+        // ends its worker: what else it says cannot be trusted).
         if (!is_final(l.task->status()))
             fail(*l.group, *l.task, stage_of(l.task->status()), fmt::format("protocol error: {}", event.error));
+        else
+            log::warning("{}/{}: protocol error after the task ended ({}): {}; its worker is ended",
+                         l.group->group_name(), l.task->task_id(), to_string(l.task->status()), event.error);
         break;
     case exec::Event::Kind::stopped: handle_stop(l, event); break;
     case exec::Event::Kind::exited:

@@ -135,8 +135,8 @@ private:
     void note_wait(const TaskGroup& group, Task& task, const std::string& stage, const sched::Verdict& v);
 
     // -- what workers tell --
-    void handle_message(Live& live, exec::WorkerId id, channel::Message& m);
-    void receive_result(Live& live, exec::WorkerId id, const Dict& body);
+    void handle_message(Live& live, exec::WorkerId id, const messages::FromWorker& message);
+    void receive_result(Live& live, exec::WorkerId id, const messages::Result& announced);
     void handle_exit(Live& live, const exec::Event& e);
     // Its worker was found stopped: continued, or ended (exec::Event::stopped).
     void handle_stop(Live& live, const exec::Event& e);

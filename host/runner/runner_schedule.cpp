@@ -197,20 +197,20 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     request.grown_memory = task.estimates().grown_memory;
     request.memory = task.estimates().memory;
     request.config = [&] {
-        return Dict{
-            {"task_id", task.task_id()},
-            {"group", group.group_name()},
-            {"round", std::int64_t{group.round()}},
-            {"workdir", request.workdir.string()},
-            {"plan_dir", plan_.dir.string()},
-            {"plugin_path", plugins_[plugin].path.string()},
-            {"plugin_name", plugins_[plugin].name},
-            {"shm_prefix", prefix},
-            {"inputs_segment", inputs_segment_},
-            {"inputs_about", inputs_about_},
-            {"result_limit", static_cast<std::int64_t>(options_.result_limit)},
-            {"params", task.params()},
-        };
+        messages::Config c;
+        c.task_id = task.task_id();
+        c.group = group.group_name();
+        c.round = group.round();
+        c.workdir = request.workdir.string();
+        c.plan_dir = plan_.dir.string();
+        c.plugin_path = plugins_[plugin].path.string();
+        c.plugin_name = plugins_[plugin].name;
+        c.shm_prefix = prefix;
+        c.inputs_segment = inputs_segment_;
+        c.inputs_about = inputs_about_;
+        c.result_limit = options_.result_limit;
+        c.params = task.params();
+        return c;
     };
     exec::Admission a;
     try {

@@ -12,6 +12,7 @@
 #include "common/channel.hpp"
 #include "common/integrity.hpp"
 #include "common/clock.hpp"
+#include "common/messages.hpp"
 #include "common/shm.hpp"
 #include "worker/crash_report.hpp"
 #include "worker/services.hpp"
@@ -30,10 +31,12 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <system_error>
 
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef FEDFLOW_WITH_CUDA
@@ -41,12 +44,27 @@
 #endif
 
 namespace ch = fedflow::channel;
-using fedflow::Dict;
-using fedflow::Value;
+namespace msg = fedflow::messages;
 
 namespace {
 
 int channel_fd = 3;
+struct stat channel_stat {};  // what fd 3 was at start: a plugin may close it, or open something else on it
+
+// The plugin closed the channel, or replaced it: there is nobody to tell
+// but stderr.log, and the exit code (fedflow-host reports it).
+[[noreturn]] void channel_lost(const std::string& why) {
+    std::fprintf(stderr, "fedflow-worker: the control channel (fd %d) %s: did the plugin close it?\n", channel_fd,
+                 why.c_str());
+    std::fflush(stderr);
+    std::_Exit(msg::worker_exit_channel_lost);
+}
+
+void check_channel() {
+    struct stat st {};
+    if (::fstat(channel_fd, &st) != 0) channel_lost("is closed");
+    if (st.st_dev != channel_stat.st_dev || st.st_ino != channel_stat.st_ino) channel_lost("is another file now");
+}
 
 // The worker's RSS peak, or that of the largest program it ran and waited
 // for (a command task's), whichever is larger.
@@ -57,20 +75,40 @@ std::int64_t peak_rss_bytes() {
     return static_cast<std::int64_t>(std::max(self.ru_maxrss, children.ru_maxrss)) * 1024;
 }
 
-void send_or_exit(ch::Type type, const Dict& body) {
-    // The host is gone: nobody is left to tell, and nothing to finish.
-    if (!ch::send(channel_fd, type, body)) std::_Exit(0);
+// Sends m; false when the host is gone.
+bool send(const msg::FromWorker& m) {
+    check_channel();
+    try {
+        return ch::send(channel_fd, msg::type_of(m), msg::encode(m));
+    } catch (const std::system_error& e) {
+        channel_lost(std::string("cannot be written to: ") + e.what());
+    }
 }
 
-[[noreturn]] void fail_and_exit(const std::string& stage, const std::string& kind, const std::string& message) {
-    std::fprintf(stderr, "fedflow-worker: %s: %s\n", stage.c_str(), message.c_str());
+void send_or_exit(const msg::FromWorker& m) {
+    // The host is gone: nobody is left to tell, and nothing to finish.
+    if (!send(m)) std::_Exit(0);
+}
+
+[[noreturn]] void fail_and_exit(msg::Failed::Stage stage, msg::Failed::Kind kind, const std::string& message) {
+    std::fprintf(stderr, "fedflow-worker: %s: %s\n", msg::to_string(stage), message.c_str());
     std::fflush(stderr);
-    ch::send(channel_fd, ch::Type::failed, Dict{{"stage", stage}, {"kind", kind}, {"message", message}});
+    send(msg::Failed{stage, kind, message, std::nullopt, std::nullopt});
     std::_Exit(2);
 }
 
-const char* kind_of(std::int32_t code) {
-    return code == FEDFLOW_OUT_OF_MEMORY ? "oom" : "exception";
+// The plugin cannot be used: every way open_plugin can fail.
+[[noreturn]] void bad_plugin(const std::string& message) {
+    fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::bad_plugin, message);
+}
+
+msg::Failed::Kind kind_of(std::int32_t code) {
+    return code == FEDFLOW_OUT_OF_MEMORY ? msg::Failed::Kind::oom : msg::Failed::Kind::exception;
+}
+
+// A stage's failure, with how long it ran and the memory peak.
+msg::Failed stage_failed(msg::Failed::Stage stage, std::int32_t code, std::string message, std::int64_t ms) {
+    return msg::Failed{stage, kind_of(code), std::move(message), ms, peak_rss_bytes()};
 }
 
 std::string message_of(const fedflow_status& st) {
@@ -91,33 +129,29 @@ const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::st
         // -Wl,--no-undefined against the libraries they run with have none.
         lib.load(path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
     } catch (const std::exception& e) {
-        fail_and_exit("start", "bad_plugin", "cannot load " + path + ": " + e.what());
+        bad_plugin("cannot load " + path + ": " + e.what());
     }
     if (!lib.has(FEDFLOW_PLUGIN_ENUM_SYMBOL))
-        fail_and_exit("start", "bad_plugin",
-                      path + " does not export " FEDFLOW_PLUGIN_ENUM_SYMBOL " (not built with FEDFLOW_TASK?)");
+        bad_plugin(path + " does not export " FEDFLOW_PLUGIN_ENUM_SYMBOL " (not built with FEDFLOW_TASK?)");
     auto enumerate = lib.get<std::remove_pointer_t<fedflow_plugin_enum_fn>>(FEDFLOW_PLUGIN_ENUM_SYMBOL);
     for (std::uint32_t i = 0; i < 1024; ++i) {
         const fedflow_plugin* p = nullptr;
         std::int32_t r = enumerate(&p, i);
         if (r == 0) break;
         if (r < 0 || p == nullptr)
-            fail_and_exit("start", "bad_plugin", path + ": " FEDFLOW_PLUGIN_ENUM_SYMBOL " failed with " + std::to_string(r));
+            bad_plugin(path + ": " FEDFLOW_PLUGIN_ENUM_SYMBOL " failed with " + std::to_string(r));
         if (p->magic != FEDFLOW_ABI_MAGIC)
-            fail_and_exit("start", "bad_plugin", path + ": plugin " + std::to_string(i) + " has a bad magic number");
+            bad_plugin(path + ": plugin " + std::to_string(i) + " has a bad magic number");
         if (p->abi_version != FEDFLOW_ABI_VERSION)
-            fail_and_exit("start", "bad_plugin",
-                          path + ": plugin ABI version " + std::to_string(p->abi_version) +
-                              ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
+            bad_plugin(path + ": plugin ABI version " + std::to_string(p->abi_version) +
+                       ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
         if (p->size < sizeof(fedflow_plugin) || p->name == nullptr || p->create == nullptr ||
             p->destroy == nullptr || p->load == nullptr || p->train == nullptr)
-            fail_and_exit("start", "bad_plugin", path + ": incomplete plugin table");
+            bad_plugin(path + ": incomplete plugin table");
         if (name == p->name) return p;
     }
-    fail_and_exit("start", "bad_plugin", path + " provides no plugin named '" + name + "'");
+    bad_plugin(path + " provides no plugin named '" + name + "'");
 }
-
-std::string str(const Dict& d, const char* key) { return d.at(key).as<std::string>(); }
 
 }  // namespace
 
@@ -206,53 +240,58 @@ int main(int argc, char** argv) {
     // Line-buffered: what a task printed before it crashed is in its log.
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
-    std::optional<ch::Message> config;
-    try {
-        config = ch::receive(channel_fd);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "fedflow-worker: %s\n", e.what());
+    if (::fstat(channel_fd, &channel_stat) != 0) {
+        std::fprintf(stderr, "fedflow-worker: no control channel on fd %d\n", channel_fd);
         return 2;
     }
-    if (!config) return 0;
-    if (config->type != ch::Type::config) fail_and_exit("start", "protocol", "first message is not config");
-    const Dict& cfg = config->body;
 
-    std::string task_id, group, workdir, plan_dir, plugin_path, plugin_name, prefix, params_doc, about_doc;
-    std::uint32_t round = 0;
-    std::uint64_t result_limit = 0;
+    // The next message from the host; nullopt when the host closed the
+    // channel. A message the worker cannot follow ends it.
+    auto receive = []() -> std::optional<msg::FromHost> {
+        std::optional<ch::Message> m;
+        try {
+            m = ch::receive(channel_fd);
+            if (!m) return std::nullopt;
+            return msg::decode_from_host(*m);
+        } catch (const ch::ProtocolError& e) {
+            fail_and_exit(msg::Failed::Stage::channel, msg::Failed::Kind::protocol, e.what());
+        } catch (const std::system_error& e) {
+            channel_lost(std::string("cannot be read: ") + e.what());
+        }
+    };
+
+    std::optional<msg::FromHost> first = receive();
+    if (!first) return 0;
+    const auto* cfg = std::get_if<msg::Config>(&*first);
+    if (cfg == nullptr)
+        fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::protocol,
+                      std::string("the first message is '") + ch::type_name(msg::type_of(*first)) + "', not 'config'");
+
+    std::string params_doc = fedflow::wire::encode(fedflow::Value(cfg->params));
+    std::string about_doc;
+    if (!cfg->inputs_about.empty()) about_doc = fedflow::wire::encode(fedflow::Value(cfg->inputs_about));
     std::optional<fedflow::shm::Segment> inputs_segment;
     try {
-        task_id = str(cfg, "task_id");
-        group = str(cfg, "group");
-        workdir = str(cfg, "workdir");
-        plan_dir = str(cfg, "plan_dir");
-        plugin_path = str(cfg, "plugin_path");
-        plugin_name = str(cfg, "plugin_name");
-        prefix = str(cfg, "shm_prefix");
-        round = static_cast<std::uint32_t>(cfg.at("round").as<std::int64_t>());
-        result_limit = static_cast<std::uint64_t>(cfg.at("result_limit").as<std::int64_t>());
-        params_doc = fedflow::wire::encode(cfg.at("params"));
-        if (const Value* about = cfg.find("inputs_about"); about != nullptr && about->is<Dict>() && !about->as<Dict>().empty())
-            about_doc = fedflow::wire::encode(*about);
-        if (const Value* in = cfg.find("inputs_segment"); in != nullptr && !in->as<std::string>().empty())
-            inputs_segment = fedflow::shm::Segment::open_read_only(in->as<std::string>());
+        if (!cfg->inputs_segment.empty())
+            inputs_segment = fedflow::shm::Segment::open_read_only(cfg->inputs_segment);
     } catch (const std::exception& e) {
-        fail_and_exit("start", "protocol", std::string("bad config: ") + e.what());
+        fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::exception,
+                      "cannot open the inputs segment " + cfg->inputs_segment + ": " + e.what());
     }
 
-    const std::string task_name = group + "/" + task_id;
+    const std::string task_name = cfg->group + "/" + cfg->task_id;
     fedflow::worker::crash::set_context("start", task_name);
     boost::dll::shared_library lib;
-    const fedflow_plugin* plugin = open_plugin(lib, plugin_path, plugin_name);
+    const fedflow_plugin* plugin = open_plugin(lib, cfg->plugin_path, cfg->plugin_name);
 
-    fedflow::worker::Services services(prefix, result_limit);
+    fedflow::worker::Services services(cfg->shm_prefix, cfg->result_limit);
     fedflow_context ctx{};
     ctx.size = sizeof ctx;
-    ctx.round = round;
-    ctx.task_id = task_id.c_str();
-    ctx.group = group.c_str();
-    ctx.workdir = workdir.c_str();
-    ctx.plan_dir = plan_dir.c_str();
+    ctx.round = cfg->round;
+    ctx.task_id = cfg->task_id.c_str();
+    ctx.group = cfg->group.c_str();
+    ctx.workdir = cfg->workdir.c_str();
+    ctx.plan_dir = cfg->plan_dir.c_str();
     ctx.params = {reinterpret_cast<const std::uint8_t*>(params_doc.data()), params_doc.size()};
     if (inputs_segment) ctx.inputs = {inputs_segment->data(), inputs_segment->size()};
     if (!about_doc.empty()) ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
@@ -260,19 +299,15 @@ int main(int argc, char** argv) {
 
     fedflow_status st{};
     void* task = plugin->create(&st);
-    if (task == nullptr) fail_and_exit("start", kind_of(st.code), "creating the task: " + message_of(st));
-    send_or_exit(ch::Type::ready, Dict{{"plugin", plugin->name}, {"abi_version", std::int64_t{plugin->abi_version}}});
+    if (task == nullptr)
+        fail_and_exit(msg::Failed::Stage::start, kind_of(st.code), "creating the task: " + message_of(st));
+    send_or_exit(msg::Ready{plugin->name, plugin->abi_version});
 
     for (;;) {
-        std::optional<ch::Message> m;
-        try {
-            m = ch::receive(channel_fd);
-        } catch (const std::exception& e) {
-            fail_and_exit("channel", "protocol", e.what());
-        }
-        if (!m || m->type == ch::Type::exit) break;
+        std::optional<msg::FromHost> m = receive();
+        if (!m || std::holds_alternative<msg::Exit>(*m)) break;
 
-        if (m->type == ch::Type::load) {
+        if (std::holds_alternative<msg::Load>(*m)) {
             st = fedflow_status{};
             fedflow::worker::crash::set_context("load", task_name);
             std::int64_t t0 = fedflow::clock::monotonic_ns();
@@ -280,36 +315,33 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
             std::int64_t ms = (fedflow::clock::monotonic_ns() - t0) / 1000000;
             if (rc != FEDFLOW_OK) {
-                send_or_exit(ch::Type::failed, Dict{{"stage", "load"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
-                                                    {"ms", ms}, {"peak_memory", peak_rss_bytes()}});
+                send_or_exit(stage_failed(msg::Failed::Stage::load, rc, message_of(st), ms));
                 continue;
             }
-            Dict loaded{{"ms", ms}, {"peak_memory", peak_rss_bytes()}};
-            if (services.memory_estimate() >= 0) loaded["memory_estimate"] = services.memory_estimate();
-            if (services.gpu_memory_estimate() >= 0) loaded["gpu_memory_estimate"] = services.gpu_memory_estimate();
-            send_or_exit(ch::Type::loaded, loaded);
-        } else if (m->type == ch::Type::train) {
-            std::string device;
-            try {
-                device = str(m->body, "device");
-            } catch (const std::exception& e) {
-                fail_and_exit("train", "protocol", e.what());
-            }
+            msg::Loaded loaded;
+            loaded.ms = ms;
+            loaded.peak_memory = peak_rss_bytes();
+            if (services.memory_estimate() >= 0) loaded.memory_estimate = services.memory_estimate();
+            if (services.gpu_memory_estimate() >= 0) loaded.gpu_memory_estimate = services.gpu_memory_estimate();
+            send_or_exit(loaded);
+        } else if (const auto* train = std::get_if<msg::Train>(&*m)) {
+            const std::string& device = train->device;
             // A simulated GPU ("sim:N") is no CUDA device: the task declares
             // its memory there instead (Services::start_train).
             try {
                 services.start_train(device);
             } catch (const std::exception& e) {
-                send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", "exception"}, {"message", e.what()}});
+                send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception, e.what(), std::nullopt,
+                                         std::nullopt});
                 continue;
             }
 #ifdef FEDFLOW_WITH_CUDA
             if (device.rfind("cuda:", 0) == 0) {
                 cudaError_t err = cudaSetDevice(std::atoi(device.c_str() + 5));
                 if (err != cudaSuccess) {
-                    send_or_exit(ch::Type::failed,
-                                 Dict{{"stage", "train"}, {"kind", "exception"},
-                                      {"message", "cudaSetDevice(" + device + "): " + cudaGetErrorString(err)}});
+                    send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception,
+                                             "cudaSetDevice(" + device + "): " + cudaGetErrorString(err),
+                                             std::nullopt, std::nullopt});
                     continue;
                 }
             }
@@ -323,29 +355,26 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
             if (rc != FEDFLOW_OK) {
                 services.train_failed();
-                send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", kind_of(rc)}, {"message", message_of(st)},
-                                                    {"ms", (t1 - t0) / 1000000}, {"peak_memory", peak_rss_bytes()}});
+                send_or_exit(stage_failed(msg::Failed::Stage::train, rc, message_of(st), (t1 - t0) / 1000000));
                 continue;
             }
-            std::uint64_t size = 0;
+            msg::Result result;
             try {
-                size = services.finish_result();
+                result.size = services.finish_result();
             } catch (const std::exception& e) {
-                send_or_exit(ch::Type::failed, Dict{{"stage", "train"}, {"kind", "oom"}, {"message", e.what()}});
+                send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::oom, e.what(), std::nullopt,
+                                         std::nullopt});
                 continue;
             }
-            fedflow::List sizes = services.bytes_sizes();
-            fedflow::List checksums = services.bytes_checksums();
-            damage_result(task_name, prefix, size);
-            send_or_exit(ch::Type::result, Dict{{"size", std::int64_t(size)},
-                                                {"bytes", std::int64_t(services.bytes_count())},
-                                                {"bytes_sizes", std::move(sizes)},
-                                                {"bytes_checksums", std::move(checksums)},
-                                                {"ms", (t1 - t0) / 1000000},
-                                                {"train_end_ns", t1},
-                                                {"peak_memory", peak_rss_bytes()}});
+            result.buffers = services.buffers();
+            result.ms = (t1 - t0) / 1000000;
+            result.train_end_ns = t1;
+            result.peak_memory = peak_rss_bytes();
+            damage_result(task_name, cfg->shm_prefix, result.size);
+            send_or_exit(result);
         } else {
-            fail_and_exit("channel", "protocol", std::string("unexpected message ") + ch::type_name(m->type));
+            fail_and_exit(msg::Failed::Stage::channel, msg::Failed::Kind::protocol,
+                          std::string("unexpected '") + ch::type_name(msg::type_of(*m)) + "' message");
         }
     }
     fedflow::worker::crash::set_context("exit", task_name);

@@ -191,16 +191,13 @@ std::uint64_t Services::finish_result() {
     return length;
 }
 
-List Services::bytes_sizes() const {
-    List out;
-    for (const auto& b : buffers_) out.emplace_back(b ? static_cast<std::int64_t>(b->size()) : std::int64_t{-1});
-    return out;
-}
-
-List Services::bytes_checksums() const {
-    List out;
-    for (const auto& b : buffers_)
-        out.emplace_back(b ? static_cast<std::int64_t>(integrity::checksum(b->data(), b->size())) : std::int64_t{-1});
+std::vector<messages::BytesBuffer> Services::buffers() const {
+    std::vector<messages::BytesBuffer> out;
+    out.reserve(buffers_.size());
+    for (const auto& b : buffers_) {
+        if (b) out.push_back({b->size(), integrity::checksum(b->data(), b->size())});
+        else out.push_back({std::nullopt, 0});
+    }
     return out;
 }
 

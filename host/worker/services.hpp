@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/integrity.hpp"
+#include "common/messages.hpp"
 #include "common/shm.hpp"
 #include "common/sim_gpu.hpp"
 
@@ -44,12 +45,10 @@ public:
     // length and checksum) and returns the size of the encoded result,
     // encoding an empty dict first if the plugin never asked for a buffer.
     std::uint64_t finish_result();
-    // How many bytes_alloc ids were handed out (the host checks each).
-    std::uint64_t bytes_count() const noexcept { return next_id_; }
-    // Size and checksum of every Bytes buffer by id, for the result message
-    // (-1 for a buffer of an earlier attempt, which no result refers to).
-    List bytes_sizes() const;
-    List bytes_checksums() const;
+    // Size and checksum of every Bytes buffer by the id bytes_alloc handed
+    // out, for the result message (the host checks each); no size for a
+    // buffer of an earlier attempt, which no result refers to.
+    std::vector<messages::BytesBuffer> buffers() const;
     // What the task gave through set_estimates (-1: nothing).
     std::int64_t memory_estimate() const noexcept { return memory_estimate_; }
     std::int64_t gpu_memory_estimate() const noexcept { return gpu_memory_estimate_; }

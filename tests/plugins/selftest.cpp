@@ -8,7 +8,9 @@
 #include <fedflow/detail/wire.hpp>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 using fedflow::Bytes;
@@ -134,8 +137,9 @@ void say(int fd, const std::string& s) {
 }
 
 // alarm_after > 0: the child gets SIGALRM after that many seconds (for a
-// plugin that never returns).
-Ended run(const std::string& name, const Dict& params = {}, unsigned alarm_after = 0) {
+// plugin that never returns). channel >= 0: it becomes the child's fd 3, as
+// the control channel is a worker's.
+Ended run(const std::string& name, const Dict& params = {}, unsigned alarm_after = 0, int channel = -1) {
     std::fflush(nullptr);
     int fds[2];
     REQUIRE(pipe(fds) == 0);
@@ -147,9 +151,16 @@ Ended run(const std::string& name, const Dict& params = {}, unsigned alarm_after
         for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGTERM, SIGALRM}) std::signal(sig, SIG_DFL);
         close(fds[0]);
         if (alarm_after > 0) alarm(alarm_after);
-        run_plugin(fds[1], plugin_path(name), params);
+        int report = fds[1];
+        if (channel >= 0) {
+            report = fcntl(fds[1], F_DUPFD, 10);  // out of fd 3's way
+            if (report < 0 || dup2(channel, 3) != 3) _exit(102);
+            if (channel != 3) close(channel);  // fd 3 is the only copy, as in a worker
+        }
+        run_plugin(report, plugin_path(name), params);
     }
     close(fds[1]);
+    if (channel >= 0) close(channel);
     Ended e;
     char buf[4096];
     ssize_t n;
@@ -295,4 +306,95 @@ TEST_CASE("fault_huge_result marks every MiB and the last byte") {
             CHECK(b.data()[i] == i % 251);
         CHECK(b.data()[1] == 0);
     }
+}
+
+namespace {
+
+// A socketpair standing for the control channel: the plugin's end becomes
+// its fd 3, the host's end reads what it wrote.
+struct Channel {
+    int plugin = -1;
+    int host = -1;
+    Channel() {
+        int fd[2];
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fd) == 0);
+        plugin = fd[0];
+        host = fd[1];
+    }
+    ~Channel() {
+        if (plugin >= 0) close(plugin);
+        close(host);
+    }
+    // For run(), which closes it once the child has its copy.
+    int give() {
+        int fd = plugin;
+        plugin = -1;
+        return fd;
+    }
+    // Everything the plugin wrote, up to EOF (once the child is gone).
+    std::string written() const {
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(host, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+        return out;
+    }
+};
+
+std::uint32_t u32_at(const std::string& s, std::size_t at) {
+    std::uint32_t v = 0;
+    REQUIRE(s.size() >= at + 4);
+    std::memcpy(&v, s.data() + at, 4);
+    return v;
+}
+
+Value frame_body(const std::string& f) {
+    REQUIRE(f.size() >= 8);
+    REQUIRE(u32_at(f, 4) == f.size() - 8);
+    return wire::decode(reinterpret_cast<const std::uint8_t*>(f.data()) + 8, f.size() - 8);
+}
+
+}  // namespace
+
+TEST_CASE("fault_protocol writes the frame it names to fd 3, then finishes") {
+    struct Case {
+        const char* send;
+        std::uint32_t type;
+    };
+    for (Case c : {Case{"failed-empty", 13}, Case{"loaded", 11}, Case{"unknown-type", 99}, Case{"config", 1}}) {
+        CAPTURE(c.send);
+        Channel ch;
+        Ended e = run("fault_protocol", Dict{{"send", c.send}}, 0, ch.give());
+        CHECK(result_of(e) == Dict{{"ok", true}});
+        std::string f = ch.written();
+        CHECK(u32_at(f, 0) == c.type);
+        Value body = frame_body(f);
+        if (std::string(c.send) == "loaded") CHECK(body == Value(Dict{{"ms", 1}, {"peak_memory", 1}}));
+        else CHECK(body == Value(Dict{}));
+    }
+    Channel ch;
+    CHECK(result_of(run("fault_protocol", Dict{{"send", "garbage"}, {"stage", "load"}}, 0, ch.give())) ==
+          Dict{{"ok", true}});
+    std::string g = ch.written();
+    CHECK(g.size() == 64);
+    CHECK(g.rfind("GARBAGE!", 0) == 0);
+    Channel spared;
+    CHECK(result_of(run("fault_protocol", Dict{{"fail", false}}, 0, spared.give())) == Dict{{"ok", true}});
+    CHECK(spared.written().empty());
+}
+
+TEST_CASE("fault_close_channel closes fd 3 in train, then lingers before it returns") {
+    using Clock = std::chrono::steady_clock;
+    Channel ch;
+    Clock::time_point eof{};
+    std::thread reader([&] {
+        (void)ch.written();
+        eof = Clock::now();
+    });
+    Ended e = run("fault_close_channel", Dict{{"linger", 0.5}}, 0, ch.give());
+    auto end = Clock::now();
+    reader.join();
+    CHECK(result_of(e) == Dict{{"ok", true}});
+    // The channel closed before the child lingered half a second.
+    CHECK(end - eof >= std::chrono::milliseconds(250));
 }
