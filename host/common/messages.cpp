@@ -127,6 +127,8 @@ Variant decode_as(const channel::Message& m, const char* direction) {
         const char* name = channel::type_name(m.type);
         if (std::string_view(name) == "unknown")
             throw channel::ProtocolError(fmt::format("message of unknown type {}", static_cast<std::uint32_t>(m.type)));
+        if (m.type == channel::Type::worker || m.type == channel::Type::leftovers)
+            throw channel::ProtocolError(fmt::format("'{}' message, which only a shim sends", name));
         throw channel::ProtocolError(fmt::format("'{}' message, which only {} sends", name, direction));
     } else {
         using M = std::variant_alternative_t<I, Variant>;

@@ -256,6 +256,10 @@ TEST_CASE("decode names the message and the field it refuses") {
                              "'loaded' message, which only the worker sends", ch::ProtocolError);
         CHECK_THROWS_WITH_AS((void)msg::decode_from_worker(ch::Message{static_cast<ch::Type>(99), Dict{}}),
                              "message of unknown type 99", ch::ProtocolError);
+        // The shim's frames are the executor's (worker_process.cpp): past it,
+        // or where there is no shim, they are out of place.
+        CHECK_THROWS_WITH_AS((void)msg::decode_from_worker(ch::Message{ch::Type::leftovers, Dict{{"count", 1}}}),
+                             "'leftovers' message, which only a shim sends", ch::ProtocolError);
     }
 }
 
