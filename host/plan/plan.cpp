@@ -305,13 +305,16 @@ public:
         const toml::node* n = typed(t, "params", toml::node_type::table, context);
         if (n == nullptr) return inherited;
         for (const auto& [k, item] : *n->as_table()) {
-            inherited.values.insert_or_assign(k.str(), value(item, 1));
+            // A copy of the key: clang 14 cannot capture a structured
+            // binding in a lambda.
+            const std::string key(k.str());
+            inherited.values.insert_or_assign(key, value(item, 1));
             Location at = where(k.source());
             if (at.line == 0) at = where(item.source());
             auto w = std::find_if(inherited.where.begin(), inherited.where.end(),
-                                  [&](const auto& e) { return e.first == k.str(); });
+                                  [&](const auto& e) { return e.first == key; });
             if (w != inherited.where.end()) w->second = at;
-            else inherited.where.emplace_back(std::string(k.str()), at);
+            else inherited.where.emplace_back(key, at);
         }
         return inherited;
     }
