@@ -10,6 +10,7 @@
 // nothing started; 3 the host itself failed or was interrupted.
 #include "common/log.hpp"
 #include "common/sim_gpu.hpp"
+#include "common/text.hpp"
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
 #include "exec/worker_process.hpp"
@@ -54,6 +55,9 @@ struct Options {
 };
 
 std::vector<fs::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+// A path as printed: a file name may hold any byte but '/' and NUL.
+std::string shown(const fs::path& p) { return text::printable(p.string()); }
 
 void print_plan_errors(const plan::PlanError& e) {
     for (const auto& m : e.messages()) std::fprintf(stderr, "%s\n", m.c_str());
@@ -111,7 +115,7 @@ int cmd_validate(const Options& o) {
     if (!check(o, c)) return exit_bad_input;
     std::size_t tasks = 0;
     for (const auto& g : c.plan.groups) tasks += g.tasks.size();
-    std::printf("%s: valid: %zu group%s, %zu task%s\n", c.plan.file.c_str(), c.plan.groups.size(),
+    std::printf("%s: valid: %zu group%s, %zu task%s\n", shown(c.plan.file).c_str(), c.plan.groups.size(),
                 c.plan.groups.size() == 1 ? "" : "s", tasks, tasks == 1 ? "" : "s");
     for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
         const auto& g = c.plan.groups[i];
@@ -121,7 +125,8 @@ int cmd_validate(const Options& o) {
             rounds = fmt::format(", in each of {} round{}", n, n == 1 ? "" : "s");
         }
         std::printf("  %zu. %s: %zu task%s of plugin %s (%s)%s\n", g.index, g.name.c_str(), g.tasks.size(),
-                    g.tasks.size() == 1 ? "" : "s", c.plugins[i].name.c_str(), c.plugins[i].path.c_str(), rounds.c_str());
+                    g.tasks.size() == 1 ? "" : "s", c.plugins[i].name.c_str(), shown(c.plugins[i].path).c_str(),
+                    rounds.c_str());
     }
     return exit_ok;
 }
@@ -131,13 +136,14 @@ int cmd_plugins(const Options& o) {
     registry.scan(PluginRegistry::search_path(paths(o.plugin_path)));
     std::printf("search path:\n");
     for (const auto& d : PluginRegistry::search_path(paths(o.plugin_path)))
-        std::printf("  %s%s\n", d.c_str(), fs::is_directory(d) ? "" : "  (missing)");
+        std::printf("  %s%s\n", shown(d).c_str(), fs::is_directory(d) ? "" : "  (missing)");
     std::printf("plugins (%zu):\n", registry.plugins().size());
     for (const auto& p : registry.plugins())
-        std::printf("  %-24s ABI %u  %s\n", p.name.c_str(), p.abi_version, p.path.c_str());
+        std::printf("  %-24s ABI %u  %s\n", p.name.c_str(), p.abi_version, shown(p.path).c_str());
     if (!registry.rejected().empty()) {
         std::printf("rejected (%zu):\n", registry.rejected().size());
-        for (const auto& r : registry.rejected()) std::printf("  %s: %s\n", r.path.c_str(), r.reason.c_str());
+        for (const auto& r : registry.rejected())
+            std::printf("  %s: %s\n", shown(r.path).c_str(), text::printable(r.reason).c_str());
     }
     return exit_ok;
 }
@@ -175,7 +181,7 @@ int cmd_run(const Options& o) {
             plan::Resources check_only;
             plan::parse_gpus(o.gpus, check_only);
         } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "fedflow-host: --gpus: %s\n", e.what());
+            std::fprintf(stderr, "fedflow-host: --gpus: %s\n", text::printable(e.what()).c_str());
             return exit_bad_input;
         }
     }
@@ -191,7 +197,7 @@ int cmd_run(const Options& o) {
     std::optional<Progress> progress = parse_progress(o.progress);
     if (!progress) {
         std::fprintf(stderr, "fedflow-host: --progress must be auto, tty, plain, verbose, json or none, not '%s'\n",
-                     o.progress.c_str());
+                     text::printable(o.progress).c_str());
         return exit_bad_input;
     }
     // Debugging a run without a terminal: every task's every state, too.
@@ -210,20 +216,21 @@ int cmd_run(const Options& o) {
     ro.force = o.force;
     if (o.dry_run) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
-        std::printf("dry run: nothing is started\nworkdir: %s\n", workdir.c_str());
+        std::printf("dry run: nothing is started\nworkdir: %s\n", shown(workdir).c_str());
         for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
             const auto& g = c.plan.groups[i];
             std::printf("group %zu %s: plugin %s (%s), max %u processes\n", g.index, g.name.c_str(),
-                        c.plugins[i].name.c_str(), c.plugins[i].path.c_str(), c.plan.scheduler.max_processes);
+                        c.plugins[i].name.c_str(), shown(c.plugins[i].path).c_str(), c.plan.scheduler.max_processes);
             if (g.block != 0) {
                 // In rounds: the first round's folders, then the pattern.
                 const plan::RoundSpec& r = c.plan.rounds[g.block - 1];
                 std::printf("  in [[round]] %zu: rounds 1 to %u, in %s ... %s\n", g.block, r.count,
-                            (workdir / plan::round_dir(1, r.count) / g.name).c_str(),
-                            (workdir / plan::round_dir(r.count, r.count) / g.name).c_str());
+                            shown(workdir / plan::round_dir(1, r.count) / g.name).c_str(),
+                            shown(workdir / plan::round_dir(r.count, r.count) / g.name).c_str());
             }
             fs::path dir = workdir / (g.block == 0 ? fs::path() : fs::path(plan::round_dir(1, c.plan.rounds[g.block - 1].count))) / g.name;
-            for (const auto& t : g.tasks) std::printf("  task %s -> %s\n", t.id.c_str(), (dir / t.id).lexically_normal().c_str());
+            for (const auto& t : g.tasks)
+                std::printf("  task %s -> %s\n", t.id.c_str(), shown((dir / t.id).lexically_normal()).c_str());
         }
         return exit_ok;
     }
@@ -232,6 +239,26 @@ int cmd_run(const Options& o) {
         Runner runner(c.plan, c.plugins, ro);
         return runner.run();
     });
+}
+
+// "unknown option '--gpu' (did you mean '--gpus'?)" for the first argument
+// CLI11 did not expect that looks like an option, among the options of the
+// (sub)command it was given to; "" when there is none.
+std::string unknown_option(const CLI::App& app) {
+    const CLI::App* where = &app;
+    for (const CLI::App* sub : app.get_subcommands())
+        if (sub->parsed()) where = sub;
+    for (const std::string& arg : where->remaining()) {
+        if (arg.size() < 2 || arg[0] != '-') continue;
+        const std::string name = arg.substr(0, arg.find('='));
+        std::vector<std::string> options;
+        for (const CLI::Option* opt : where->get_options()) {
+            for (const std::string& l : opt->get_lnames()) options.push_back("--" + l);
+            for (const std::string& s : opt->get_snames()) options.push_back("-" + s);
+        }
+        return fmt::format("unknown option '{}'{}", text::printable(name), text::did_you_mean(name, options));
+    }
+    return "";
 }
 
 }  // namespace
@@ -299,6 +326,13 @@ int main(int argc, char** argv) {
 
     try {
         app.parse(argc, argv);
+    } catch (const CLI::ExtrasError& e) {
+        if (std::string hint = unknown_option(app); !hint.empty()) {
+            std::fprintf(stderr, "fedflow-host: %s\nRun with --help for more information.\n", hint.c_str());
+            return exit_bad_input;
+        }
+        app.exit(e);
+        return exit_bad_input;
     } catch (const CLI::ParseError& e) {
         int rc = app.exit(e);
         return rc == 0 ? exit_ok : exit_bad_input;

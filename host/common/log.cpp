@@ -1,5 +1,7 @@
 #include "common/log.hpp"
 
+#include "common/text.hpp"
+
 #include <cstdio>
 
 namespace fedflow::log {
@@ -27,7 +29,9 @@ bool enabled(Level l) { return l >= current; }
 void write(Level l, std::string_view message) {
     if (!enabled(l)) return;
     static const char* const prefix[] = {"debug: ", "", "warning: ", "error: "};
-    std::string line = fmt::format("fedflow: {}{}\n", prefix[static_cast<int>(l)], message);
+    // Messages carry text from plans, plugins and workers: escaped here, at
+    // the one place every log line passes (text::printable_lines).
+    std::string line = fmt::format("fedflow: {}{}\n", prefix[static_cast<int>(l)], text::printable_lines(message));
     if (sink) sink(line);
     else std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -16,6 +16,9 @@ bool parse_level(std::string_view text, Level& out);
 void set_level(Level level);
 Level level();
 bool enabled(Level level);
+// Writes "fedflow: [level: ]message" with the message made printable
+// (text::printable_lines: control characters escaped, the lines after the
+// first indented), so callers pass outside text as it is.
 void write(Level level, std::string_view message);
 // Where log lines go instead of stderr (the live progress view puts them
 // above its frame); nullptr: stderr again.

@@ -1,6 +1,7 @@
 #include "common/sim_gpu.hpp"
 
 #include "common/shm.hpp"
+#include "common/text.hpp"
 #include "common/units.hpp"
 
 #include <fmt/core.h>
@@ -83,7 +84,7 @@ std::vector<Spec> parse(std::string_view spec) {
         if (!used.empty()) g.foreign = parse_size(used, item);
         if (g.foreign > g.total)
             throw std::invalid_argument(fmt::format("'{}': used={} is more than the GPU's {}", item,
-                                                    units::format_size(g.foreign), units::format_size(g.total)));
+                                                    text::format_size(g.foreign), text::format_size(g.total)));
         if (out.size() + count > max_gpus)
             throw std::invalid_argument(fmt::format("'{}': more than {} GPUs", spec, max_gpus));
         out.insert(out.end(), count, g);

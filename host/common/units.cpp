@@ -62,17 +62,6 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
     throw std::invalid_argument(fmt::format("'{}' has unknown unit '{}' (use ms, s, m or h)", text, unit));
 }
 
-std::string format_size(std::uint64_t bytes) {
-    static const char* const names[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = static_cast<double>(bytes);
-    int i = 0;
-    while (v >= 1024 && i < 5) {
-        v /= 1024;
-        ++i;
-    }
-    return i == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, names[i]);
-}
-
 std::vector<std::string_view> split_commas(std::string_view text) {
     std::vector<std::string_view> out;
     std::size_t pos = 0;
@@ -86,21 +75,6 @@ std::vector<std::string_view> split_commas(std::string_view text) {
 
 bool all_digits(std::string_view text) noexcept {
     return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diag = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
 }
 
 const char* file_kind(std::filesystem::file_type type) noexcept {

@@ -31,16 +31,10 @@ std::uint64_t parse_size(std::string_view text);
 // Anything else than 0 is from 1ms to max_duration.
 std::chrono::milliseconds parse_duration(std::string_view text);
 
-// "1.5 GiB", "512 B": for logs and messages.
-std::string format_size(std::uint64_t bytes);
-
 // The parts of a comma-separated list ("0,2" -> "0", "2"); empty parts kept.
 std::vector<std::string_view> split_commas(std::string_view text);
 // Only the digits 0-9, at least one.
 bool all_digits(std::string_view text) noexcept;
-
-// Edit distance, for "did you mean".
-std::size_t edit_distance(std::string_view a, std::string_view b);
 
 // What a path is, for messages about a path of the wrong kind: "a
 // directory", "a FIFO (named pipe)", "a character device", ...

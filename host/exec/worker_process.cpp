@@ -1,6 +1,7 @@
 #include "exec/worker_process.hpp"
 
 #include "common/cgroup.hpp"
+#include "common/file_io.hpp"
 #include "exec/containment.hpp"
 
 #include <fmt/core.h>
@@ -15,14 +16,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace fedflow {
 
@@ -45,57 +42,6 @@ bool running_not_exiting(pid_t pid) {
     constexpr unsigned long pf_exiting = 0x4;
     return state != 'Z' && state != 'X' && state != 'x' && (flags & pf_exiting) == 0;
 }
-
-int pidfd_open(pid_t pid) {
-#ifdef SYS_pidfd_open
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-    (void)pid;
-    errno = ENOSYS;
-    return -1;
-#endif
-}
-
-// The host blocks SIGINT/SIGTERM (it reads them from a signalfd), and the
-// mask is inherited through exec: a worker gets an empty mask and default
-// handlers back, and its own process group, so that a Ctrl-C in the terminal
-// reaches the host alone and the host ends its workers in order.
-// (run-task's foreground worker stays in the host's group: a debugger reads
-// the terminal, which a background process group may not.)
-struct Attributes {
-    posix_spawnattr_t attr;
-    explicit Attributes(bool own_group) {
-        posix_spawnattr_init(&attr);
-        sigset_t none, defaults;
-        sigemptyset(&none);
-        sigemptyset(&defaults);
-        for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &defaults);
-        short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-        if (own_group) {
-            posix_spawnattr_setpgroup(&attr, 0);
-            flags |= POSIX_SPAWN_SETPGROUP;
-        }
-        posix_spawnattr_setflags(&attr, flags);
-    }
-    ~Attributes() { posix_spawnattr_destroy(&attr); }
-};
-
-const Attributes& attributes(bool own_group) {
-    static const Attributes own(true), hosts(false);
-    return own_group ? own : hosts;
-}
-
-// Owns a posix_spawn_file_actions_t for the duration of one spawn.
-struct FileActions {
-    posix_spawn_file_actions_t fa;
-    FileActions() { posix_spawn_file_actions_init(&fa); }
-    ~FileActions() { posix_spawn_file_actions_destroy(&fa); }
-    void check(int rc, const char* what) {
-        if (rc != 0) throw std::system_error(rc, std::generic_category(), what);
-    }
-};
 
 // The soft RLIMIT_NOFILE the host started with, when raise_fd_limit raised
 // it (0: it did not).
@@ -190,8 +136,9 @@ void check_process_budget(const Descendants* descendants) {
 // the pids cgroup), no descriptor, no memory to fork.
 bool transient(int err) { return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM; }
 
-std::string explain(int err, const std::string& what) {
-    std::string text = fmt::format("{}: {}", what, std::strerror(err));
+// The limit behind err, if one: " (ulimit -n is 1024)".
+std::string limit_behind(int err) {
+    std::string text;
     rlimit rl{};
     if (err == EAGAIN && ::getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         text += fmt::format(" (the user's process limit, ulimit -u, is {})", rl.rlim_cur);
@@ -202,10 +149,13 @@ std::string explain(int err, const std::string& what) {
     return text;
 }
 
-[[noreturn]] void spawn_error(int err, const std::string& what) {
+// A start that failed for want of something a worker's end frees is
+// deferred (SpawnDeferred); any other failure is e itself.
+[[noreturn]] void spawn_error(const std::system_error& e) {
+    const int err = e.code().value();
     if (err == EAGAIN) process_limit_binds = true;
-    if (transient(err)) throw SpawnDeferred(explain(err, what));
-    throw std::system_error(err, std::generic_category(), what);
+    if (transient(err)) throw SpawnDeferred(e.what() + limit_behind(err));
+    throw e;
 }
 
 // The parent of pid in /proc/<pid>/stat, or -1.
@@ -247,72 +197,53 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
     check_fd_budget();
     check_process_budget(o.descendants);
     int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) spawn_error(errno, "socketpair");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        spawn_error(std::system_error(errno, std::generic_category(), "socketpair"));
     std::unique_ptr<WorkerProcess> w(new WorkerProcess());
     w->sock_ = sv[0];
+    const file_io::Fd worker_end(sv[1]);  // the child's copy is all it needs
     w->descendants_ = o.descendants;
     w->shim_ = o.descendants != nullptr && o.descendants->kind() != Containment::cgroup;
-    try {
-        if (o.descendants != nullptr) w->cgroup_ = o.descendants->new_task_cgroup();
-    } catch (...) {
-        ::close(sv[1]);
-        throw;
-    }
+    if (o.descendants != nullptr) w->cgroup_ = o.descendants->new_task_cgroup();
 
-    const std::string dir = o.workdir.string();
-    FileActions fa;
-    // Order matters: chdir first, so the logs open relative to the workdir;
-    // fd 3 is the channel; closefrom(4) drops every other inherited fd.
-    fa.check(posix_spawn_file_actions_addchdir_np(&fa.fa, dir.c_str()), "spawn: chdir");
-    if (!o.foreground) {
-        fa.check(posix_spawn_file_actions_addopen(&fa.fa, 0, "/dev/null", O_RDONLY, 0), "spawn: stdin");
-        fa.check(posix_spawn_file_actions_addopen(&fa.fa, 1, "stdout.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
-                                                  0644),
-                 "spawn: stdout");
-        fa.check(posix_spawn_file_actions_addopen(&fa.fa, 2, "stderr.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
-                                                  0644),
-                 "spawn: stderr");
-    }
-    fa.check(posix_spawn_file_actions_adddup2(&fa.fa, sv[1], 3), "spawn: channel");
-    fa.check(posix_spawn_file_actions_addclosefrom_np(&fa.fa, 4), "spawn: closefrom");
-
-    std::vector<std::string> args = command_line(o);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    const posix_spawnattr_t* attr = &attributes(!o.foreground).attr;
+    process::Spec spec;
+    spec.argv = command_line(o);
     // A wrapper (gdb) is looked up on PATH; the worker is a path.
-    int rc = o.wrapper.empty() ? ::posix_spawn(&pid, argv[0], &fa.fa, attr, argv.data(), o.envp)
-                               : ::posix_spawnp(&pid, argv[0], &fa.fa, attr, argv.data(), o.envp);
-    ::close(sv[1]);
-    if (rc != 0) {
+    spec.search_path = !o.wrapper.empty();
+    spec.envp = o.envp;
+    // run-task's foreground worker stays in the host's group: a debugger
+    // reads the terminal, which a background process group may not.
+    spec.own_group = !o.foreground;
+    // The logs open relative to the workdir; fd 3 is the channel; every
+    // other inherited fd is closed.
+    spec.cwd = o.workdir;
+    if (!o.foreground)
+        spec.files = {process::Spec::open(0, "/dev/null", O_RDONLY),
+                      process::Spec::open(1, "stdout.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644),
+                      process::Spec::open(2, "stderr.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644)};
+    spec.files.push_back(process::Spec::dup(sv[1], 3));
+    spec.close_from = 4;
+    try {
+        w->child_ = process::spawn(spec);
+    } catch (const std::system_error& e) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
         w->cgroup_.clear();
-        spawn_error(rc, fmt::format("cannot start {} in {}", argv[0], dir));
+        spawn_error(e);
     }
-    w->pid_ = pid;
     ++live_workers;
     // The worker waits for `config` before it runs anything of the task:
     // in its cgroup before then, it cannot have started a process outside.
-    if (!w->cgroup_.empty()) cgroup::adopt(w->cgroup_, pid);  // on failure, w's destructor ends it
-    w->pidfd_ = pidfd_open(pid);
-    if (w->pidfd_ >= 0) ::fcntl(w->pidfd_, F_SETFD, FD_CLOEXEC);
+    if (!w->cgroup_.empty()) cgroup::adopt(w->cgroup_, w->child_.pid());  // on failure, w's destructor ends it
     ::fcntl(w->sock_, F_SETFL, ::fcntl(w->sock_, F_GETFL) | O_NONBLOCK);
     return w;
 }
 
 WorkerProcess::~WorkerProcess() {
-    if (!wait_status_ && pid_ > 0) {
-        if (::kill(-pid_, SIGKILL) != 0) ::kill(pid_, SIGKILL);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
+    const bool started = child_.pid() > 0;
+    child_ = process::Child();  // kills (SIGKILL) and reaps a worker still running
     end_cgroup();
-    if (pid_ > 0) --live_workers;
+    if (started) --live_workers;
     close_channel();
-    if (pidfd_ >= 0) ::close(pidfd_);
 }
 
 void WorkerProcess::end_cgroup() noexcept {
@@ -335,7 +266,7 @@ bool WorkerProcess::take_shim_frame(const channel::Message& m) {
             // Believed only of a child of the shim: the plugin could send
             // this frame too.
             auto pid = static_cast<pid_t>(m.body.at("pid").as<std::int64_t>());
-            if (worker_pid_ < 0 && pid > 0 && parent_of(pid) == pid_) worker_pid_ = pid;
+            if (worker_pid_ < 0 && pid > 0 && parent_of(pid) == child_.pid()) worker_pid_ = pid;
             return true;
         }
         if (m.type == channel::Type::leftovers) {
@@ -382,7 +313,7 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
         if (eof) {
             // Only the worker holds the other end (the worker makes it
             // close-on-exec): if it still runs, it closed the channel itself.
-            if (!wait_status_) closed_by_worker_ = running_not_exiting(pid_);
+            if (!child_.exited()) closed_by_worker_ = running_not_exiting(child_.pid());
             close_channel();
             return false;
         }
@@ -391,74 +322,18 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
 }
 
 bool WorkerProcess::try_reap() {
-    if (wait_status_) return true;
-    // Exited, but not reaped yet (WNOWAIT): while the worker is a zombie its
-    // pid, and so its process group id, cannot be reused, so what it left
-    // running in its group (a task's program, say) can be killed safely.
-    siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_)
-        return false;
-    end_cgroup();
-    ::kill(-pid_, SIGKILL);
-    int status = 0;
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-        wait_status_ = status;
-        return true;
-    }
-    return false;
-}
-
-void WorkerProcess::kill(int signal) noexcept {
-    if (wait_status_ || pid_ <= 0) return;
-    signal_sent_ = signal;
-    // The worker leads its own process group: the signal reaches what it
-    // started too (a command task's program).
-    if (::kill(-pid_, signal) != 0) ::kill(pid_, signal);
-    if (signal != SIGKILL && signal != SIGCONT) resume();
-}
-
-void WorkerProcess::resume() noexcept {
-    if (wait_status_ || pid_ <= 0) return;
-    if (::kill(-pid_, SIGCONT) != 0) ::kill(pid_, SIGCONT);
-}
-
-int WorkerProcess::take_stop() noexcept {
-    if (wait_status_ || pid_ <= 0) return 0;
-    siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WSTOPPED | WNOHANG) != 0 || info.si_pid != pid_ ||
-        info.si_code != CLD_STOPPED)
-        return 0;
-    return info.si_status;
+    return child_.try_reap([this] { end_cgroup(); });
 }
 
 pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in, int err) {
-    FileActions fa;
-    if (in >= 0) fa.check(posix_spawn_file_actions_adddup2(&fa.fa, in, 0), "spawn: stdin");
-    else fa.check(posix_spawn_file_actions_addopen(&fa.fa, 0, "/dev/null", O_RDONLY, 0), "spawn: stdin");
-    fa.check(posix_spawn_file_actions_addopen(&fa.fa, 1, "/dev/null", O_WRONLY, 0), "spawn: stdout");
-    if (err >= 0) fa.check(posix_spawn_file_actions_adddup2(&fa.fa, err, 2), "spawn: stderr");
-    fa.check(posix_spawn_file_actions_addclosefrom_np(&fa.fa, 3), "spawn: closefrom");
-    std::vector<const char*> argv{exe.c_str()};
-    for (const auto& a : args) argv.push_back(a.c_str());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &fa.fa, &attributes(true).attr, const_cast<char* const*>(argv.data()),
-                           environ);
-    if (rc != 0) throw std::system_error(rc, std::generic_category(), fmt::format("cannot start {}", exe.string()));
-    return pid;
-}
-
-std::string describe_wait_status(int status) {
-    if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char* abbrev = sigabbrev_np(sig);
-        const char* text = strsignal(sig);
-        return fmt::format("killed by signal SIG{} ({})", abbrev != nullptr ? abbrev : std::to_string(sig).c_str(),
-                           text != nullptr ? text : "unknown");
-    }
-    return fmt::format("ended with wait status {}", status);
+    process::Spec spec;
+    spec.argv = {exe.string()};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.files = {in >= 0 ? process::Spec::dup(in, 0) : process::Spec::open(0, "/dev/null", O_RDONLY),
+                  process::Spec::open(1, "/dev/null", O_WRONLY)};
+    if (err >= 0) spec.files.push_back(process::Spec::dup(err, 2));
+    spec.close_from = 3;
+    return process::spawn(spec).detach();
 }
 
 }  // namespace fedflow

@@ -1,9 +1,9 @@
 // worker_process.hpp: one fedflow-worker child process, seen from the host.
 //
-// Started with posix_spawn (vfork + exec: never a bare fork of a host that
-// may hold threads or CUDA state), cwd = the task's workdir, stdin from
-// /dev/null, stdout/stderr into stdout.log/stderr.log there, the control
-// socket as fd 3, and no other descriptor. The host watches two fds per
+// Started by process::spawn (posix_spawn, its own process group), cwd = the
+// task's workdir, stdin from /dev/null, stdout/stderr into
+// stdout.log/stderr.log there, the control socket as fd 3, and no other
+// descriptor. The host watches two fds per
 // worker: the socket (messages, and EOF the moment the worker dies) and a
 // pidfd (readable once the process has exited, so it is reaped at once).
 //
@@ -18,6 +18,7 @@
 
 #include "common/channel.hpp"
 #include "common/messages.hpp"
+#include "common/process.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -71,13 +72,13 @@ public:
 
     // The process that runs the plugin: the worker, once a shim has said
     // which (until then the process the host started).
-    pid_t pid() const noexcept { return worker_pid_ > 0 ? worker_pid_ : pid_; }
+    pid_t pid() const noexcept { return worker_pid_ > 0 ? worker_pid_ : child_.pid(); }
     int channel_fd() const noexcept { return sock_; }
-    int pid_fd() const noexcept { return pidfd_; }
+    int pid_fd() const noexcept { return child_.pid_fd(); }
     bool channel_open() const noexcept { return sock_ >= 0; }
-    bool exited() const noexcept { return wait_status_.has_value(); }
+    bool exited() const noexcept { return child_.exited(); }
     // The wait status once exited.
-    std::optional<int> wait_status() const noexcept { return wait_status_; }
+    std::optional<int> wait_status() const noexcept { return child_.wait_status(); }
 
     // Sends a message; false when the worker is gone.
     bool send(const messages::FromHost& m);
@@ -96,16 +97,16 @@ public:
     // Sends a signal to the worker's process group if the process has not
     // been reaped yet, and SIGCONT after any signal but SIGKILL: a stopped
     // process acts on nothing else until it is continued.
-    void kill(int signal) noexcept;
+    void kill(int signal) noexcept { child_.kill(signal); }
     // Continues a stopped worker (SIGCONT to its process group).
-    void resume() noexcept;
+    void resume() noexcept { child_.resume(); }
     // The signal that stopped the worker (SIGSTOP, SIGTSTP, ...) since the
     // last call, or 0; never blocks, and reports each stop once. The host
     // learns of a stop through SIGCHLD.
-    int take_stop() noexcept;
+    int take_stop() noexcept { return child_.take_stop(); }
     // Which signal the host sent last (0 = none): an exit by that signal is
     // the host's doing, not a crash.
-    int signal_sent() const noexcept { return signal_sent_; }
+    int signal_sent() const noexcept { return child_.signal_sent(); }
     // Once exited: how many processes the task left running, all killed.
     std::size_t leftovers() const noexcept { return leftovers_; }
 
@@ -118,13 +119,10 @@ private:
     // cgroup: counts and kills what the worker left in its cgroup.
     void end_cgroup() noexcept;
 
-    pid_t pid_ = -1;         // the process the host started (the worker, or its shim)
+    process::Child child_;   // the process the host started (the worker, or its shim)
     pid_t worker_pid_ = -1;  // with a shim: the worker
     int sock_ = -1;
-    int pidfd_ = -1;
-    int signal_sent_ = 0;
     bool closed_by_worker_ = false;
-    std::optional<int> wait_status_;
     channel::FrameReader reader_;
     Descendants* descendants_ = nullptr;
     std::filesystem::path cgroup_;  // cgroup: the worker's own
@@ -134,13 +132,10 @@ private:
 };
 
 // Starts a helper process of the host (fedflow-worker --guard, --probe-pidns)
-// as a worker is started (its own process group, an empty signal mask), with
+// by process::spawn (its own process group, an empty signal mask), with
 // stdin from `in` (or /dev/null), stdout on /dev/null and stderr on `err`
 // (or the host's). Throws std::system_error; the caller reaps it.
 pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in = -1,
                    int err = -1);
-
-// "exited with code 3", "killed by signal SIGSEGV (Segmentation fault)".
-std::string describe_wait_status(int status);
 
 }  // namespace fedflow

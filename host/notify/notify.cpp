@@ -1,21 +1,20 @@
 #include "notify/notify.hpp"
 
+#include "common/file_io.hpp"
 #include "common/log.hpp"
+#include "common/process.hpp"
+#include "common/text.hpp"
 
 #include <fmt/core.h>
 
-#include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
-#include <thread>
+#include <system_error>
 #include <vector>
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #ifdef FEDFLOW_WITH_CURL
 #include <curl/curl.h>
@@ -51,10 +50,6 @@ void Notifier::run_command(const Event& e) {
     std::vector<std::string> args = config_.command;
     args.push_back(e.report.string());
     args.push_back(e.status);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
     std::vector<std::string> env_storage;
     for (char** v = environ; *v != nullptr; ++v) env_storage.emplace_back(*v);
     env_storage.push_back("FEDFLOW_NOTIFY=" + e.kind);
@@ -69,47 +64,32 @@ void Notifier::run_command(const Event& e) {
 
     // Its output goes to notify.log in the workdir, stdin is /dev/null.
     const fs::path log_path = workdir_ / "notify.log";
-    int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (out >= 0) {
-        posix_spawn_file_actions_adddup2(&fa, out, 1);
-        posix_spawn_file_actions_adddup2(&fa, out, 2);
-    }
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);  // the host blocks SIGINT/SIGTERM; the command must not
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-    pid_t pid = -1;
-    int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (out >= 0) ::close(out);
-    if (rc != 0) {
-        log::warning("notify: cannot run {}: {}", args[0], std::strerror(rc));
+    file_io::Fd out(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644));
+    process::Spec spec;
+    spec.argv = args;
+    spec.search_path = true;
+    spec.envp = envp.data();
+    spec.files = {process::Spec::open(0, "/dev/null", O_RDONLY)};
+    if (out.valid()) spec.files.insert(spec.files.end(), {process::Spec::dup(out.get(), 1), process::Spec::dup(out.get(), 2)});
+    spec.close_from = 3;
+    process::Child child;
+    try {
+        child = process::spawn(spec);
+    } catch (const std::system_error& e) {
+        log::warning("notify: {}", e.what());
         return;
     }
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    int status = 0;
-    for (;;) {
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return;
-        if (std::chrono::steady_clock::now() >= deadline) {
-            ::kill(-pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            log::warning("notify: {} did not end within {}s: killed (its output: {})", args[0], timeout.count(),
-                         log_path.string());
-            return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    out.reset();
+    if (!child.wait_for(timeout)) {
+        child.kill(SIGKILL);
+        child.wait_for(std::chrono::seconds(5));
+        log::warning("notify: {} did not end within {}: killed (its output: {})", args[0],
+                     text::format_duration(timeout), log_path.string());
+        return;
     }
+    const int status = *child.wait_status();
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        log::warning("notify: {} failed ({}; its output: {})", args[0],
-                     WIFEXITED(status) ? fmt::format("exit code {}", WEXITSTATUS(status)) : "killed by a signal",
+        log::warning("notify: {} failed ({}; its output: {})", args[0], describe_wait_status(status),
                      log_path.string());
 }
 

@@ -3,6 +3,8 @@
 #include "common/device.hpp"
 
 #include "plan/sha256.hpp"
+#include "common/names.hpp"
+#include "common/text.hpp"
 #include "common/units.hpp"
 
 #include <fmt/core.h>
@@ -24,21 +26,23 @@ namespace fs = std::filesystem;
 
 namespace fedflow::plan {
 
+namespace {
+// A plan's names and values reach the messages as they were written: made
+// printable here, once for every message, so that none can forget it.
+std::vector<std::string> printable(std::vector<std::string> messages) {
+    for (std::string& m : messages) m = text::printable(m);
+    return messages;
+}
+}  // namespace
+
 PlanError::PlanError(std::vector<std::string> messages)
-    : std::runtime_error(messages.empty() ? "invalid plan" : messages.front()), messages_(std::move(messages)) {}
+    : std::runtime_error(messages.empty() ? "invalid plan" : text::printable(messages.front())),
+      messages_(printable(std::move(messages))) {}
 
 const GroupSpec* Plan::find_group(std::string_view name) const {
     for (const auto& g : groups)
         if (g.name == name) return &g;
     return nullptr;
-}
-
-bool valid_name(std::string_view name) {
-    if (name.empty() || name == "." || name == ".." || name.size() > 255) return false;
-    return std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-               c == '-';
-    });
 }
 
 std::string digest(std::string_view data) { return "sha256:" + sha256_hex(data); }
@@ -110,28 +114,6 @@ Location where(const toml::source_region& r) { return Location{r.begin.line, r.b
 // The keys a table may hold.
 using Known = std::initializer_list<std::string_view>;
 
-// The known key closest to a misspelt one: a few edits away, or an
-// abbreviation of it ("max-procs" for "max-processes").
-std::string did_you_mean(std::string_view key, Known known) {
-    std::string_view best;
-    std::size_t best_d = std::numeric_limits<std::size_t>::max();
-    for (const auto& candidate : known) {
-        std::size_t d = units::edit_distance(key, candidate);
-        if (d < best_d) {
-            best_d = d;
-            best = candidate;
-        }
-    }
-    if (best_d <= std::max<std::size_t>(2, key.size() / 3)) return fmt::format(" (did you mean '{}'?)", best);
-    for (const auto& candidate : known) {
-        std::size_t common = 0;
-        while (common < key.size() && common < candidate.size() && key[common] == candidate[common]) ++common;
-        if (key.size() >= 3 && common * 2 >= key.size() + 1 && common >= 3)
-            return fmt::format(" (did you mean '{}'?)", candidate);
-    }
-    return "";
-}
-
 // Params as a level of the plan leaves them to the next one down.
 struct Params {
     Dict values;
@@ -163,7 +145,7 @@ public:
             if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
             Location at = where(key.source());
             if (at.line == 0) at = where(node.source());
-            error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, did_you_mean(key.str(), known)));
+            error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, text::did_you_mean(key.str(), std::vector<std::string_view>(known))));
         }
     }
 
@@ -254,7 +236,7 @@ public:
 
     std::optional<std::string> name(const toml::table& t, std::string_view key, std::string_view context) {
         auto s = string(t, key, context);
-        if (s && !valid_name(*s)) {
+        if (s && !names::valid(*s)) {
             error(*t.get(key), fmt::format("{} '{}' in {} may use only letters, digits, '.', '_' and '-', and may not be "
                                            "'.' or '..'",
                                            key, *s, context));
@@ -424,7 +406,7 @@ void read_task(Reader& r, const toml::table& t, const Params& group_params, Grou
         r.error(*id, fmt::format("key 'id' in {} must be a string, not {}", ctx, type_name(id->type())));
         return;
     }
-    if (!valid_name(task.id)) {
+    if (!names::valid(task.id)) {
         r.error(*id, fmt::format("task id '{}' in group '{}' may use only letters, digits, '.', '_' and '-', and may "
                                  "not be '.' or '..'",
                                  task.id, g.name));
@@ -618,10 +600,10 @@ void check_inputs(Reader& r, Plan& plan, const std::vector<InputRef>& inputs) {
         std::string ctx = fmt::format("group '{}'", g.name);
         const GroupSpec* target = plan.find_group(in.name);
         if (target == nullptr) {
-            std::string hint;
-            for (const auto& other : plan.groups)
-                if (units::edit_distance(other.name, in.name) <= 2) hint = fmt::format(" (did you mean '{}'?)", other.name);
-            r.error(in.at, fmt::format("inputs of {}: there is no group '{}'{}", ctx, in.name, hint));
+            std::vector<std::string_view> names;
+            for (const auto& other : plan.groups) names.push_back(other.name);
+            r.error(in.at, fmt::format("inputs of {}: there is no group '{}'{}", ctx, in.name,
+                                       text::did_you_mean(in.name, names)));
             continue;
         }
         bool same_round = g.block != 0 && target->block == g.block;

@@ -23,7 +23,9 @@ struct Location {
     std::uint32_t column = 0;
 };
 
-// Every problem found in a plan, formatted "file:line:column: message".
+// Every problem found in a plan, formatted "file:line:column: message", with
+// control characters escaped (text::printable): a name in a plan cannot
+// write to the terminal.
 class PlanError : public std::runtime_error {
 public:
     explicit PlanError(std::vector<std::string> messages);
@@ -179,8 +181,6 @@ std::vector<ParamDecl> parse_param_declaration(std::string_view text, const std:
 void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<ParamDecl>& decls,
                              const std::string& plugin, std::vector<std::string>& errors);
 
-// A name that may become a folder name: [A-Za-z0-9._-]+, not "." or "..".
-bool valid_name(std::string_view name);
 // A GPU selection as --gpus takes it: "all", "none" or "0,2". Throws
 // std::invalid_argument.
 void parse_gpus(std::string_view text, Resources& into);

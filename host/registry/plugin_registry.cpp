@@ -2,8 +2,10 @@
 
 #include "registry/elf_info.hpp"
 #include "common/log.hpp"
-#include "common/python_version.hpp"
+#include "common/names.hpp"
+#include "common/text.hpp"
 #include "common/units.hpp"
+#include "common/python_version.hpp"
 #include "plan/plan.hpp"
 
 #include <fedflow/abi.h>
@@ -110,7 +112,7 @@ std::optional<PluginFile> PluginRegistry::inspect(const fs::path& file, std::str
         reason = fmt::format("plugin ABI version {}, this host supports version {}", p.abi_version, FEDFLOW_ABI_VERSION);
         return std::nullopt;
     }
-    if (!plan::valid_name(p.name)) {
+    if (!names::valid(p.name)) {
         reason = fmt::format("invalid plugin name '{}'", p.name);
         return std::nullopt;
     }
@@ -186,9 +188,9 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
             out.push_back(*p);
             continue;
         }
-        std::string hint;
-        for (const auto& p : plugins_)
-            if (units::edit_distance(p.name, g.plugin) <= 2) hint = fmt::format(" (did you mean '{}'?)", p.name);
+        std::vector<std::string_view> names;
+        for (const auto& p : plugins_) names.push_back(p.name);
+        const std::string hint = text::did_you_mean(g.plugin, names);
         std::string rejected;
         for (const auto& r : rejected_)
             if (r.path.stem().string().find(g.plugin) != std::string::npos)

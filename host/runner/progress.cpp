@@ -1,6 +1,7 @@
 #include "runner/progress.hpp"
 
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "common/units.hpp"
 
 #include <fmt/core.h>
@@ -56,11 +57,9 @@ std::string describe_event(const json& e) {
 
 namespace {
 
+// Whole seconds: the frame is redrawn ten times a second.
 std::string duration(double s) {
-    auto n = static_cast<long long>(std::llround(std::max(0.0, s)));
-    if (n >= 3600) return fmt::format("{}h{:02}m", n / 3600, n % 3600 / 60);
-    if (n >= 60) return fmt::format("{}m{:02}s", n / 60, n % 60);
-    return fmt::format("{}s", n);
+    return text::format_duration(std::chrono::seconds(std::llround(std::max(0.0, s))));
 }
 
 // Columns of UTF-8 text (every code point one column: the view writes no
@@ -165,9 +164,9 @@ public:
 private:
     void print(const json& e, const std::string& what) {
         if (what.empty()) return;
-        std::string text =
-            fmt::format("fedflow: [{:8.2f}s] {}\n", static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0, what);
-        std::fwrite(text.data(), 1, text.size(), out_);
+        std::string line = fmt::format("fedflow: [{:8.2f}s] {}\n", static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0,
+                                       text::printable_lines(what));
+        std::fwrite(line.data(), 1, line.size(), out_);
     }
 
     std::FILE* out_;
@@ -210,7 +209,7 @@ public:
         bool printed = false;
         for (const auto& line : above) {
             if (line.empty()) continue;
-            print_above(fmt::format("fedflow: {}\n", line));
+            print_above(fmt::format("fedflow: {}\n", text::printable_lines(line)));
             printed = true;
         }
         if (!printed) redraw(false);
@@ -349,7 +348,8 @@ void TtyModel::event(const json& e) {
 std::vector<std::string> TtyModel::frame(const LiveStatus& status, int width, double elapsed_s) const {
     std::vector<std::string> out;
     // Header: the plan, elapsed, rounds, and the time left at the pace so far.
-    std::string head = fmt::format("fedflow  {}  {}", plan_.substr(plan_.rfind('/') + 1), duration(elapsed_s));
+    std::string head =
+        fmt::format("fedflow  {}  {}", text::printable(plan_.substr(plan_.rfind('/') + 1)), duration(elapsed_s));
     if (rounds_ > 0) head += fmt::format("  round {}/{}", round_, rounds_);
     if (!ended_.empty()) {
         head += "  " + ended_;
@@ -383,8 +383,8 @@ std::vector<std::string> TtyModel::frame(const LiveStatus& status, int width, do
     // A line per device: in use on the machine, and held by Fedflow's tasks.
     for (const auto& d : status.devices) {
         out.push_back(clip(fmt::format("  {:<8} {:>10} / {:<10} in use   {:>10} reserved by {} task{}", d.name,
-                                       units::format_size(d.used), units::format_size(d.total),
-                                       units::format_size(d.reserved), d.tasks, d.tasks == 1 ? "" : "s"),
+                                       text::format_size(d.used), text::format_size(d.total),
+                                       text::format_size(d.reserved), d.tasks, d.tasks == 1 ? "" : "s"),
                            width));
     }
 

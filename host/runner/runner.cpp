@@ -4,7 +4,8 @@
 #include "common/device.hpp"
 #include "common/log.hpp"
 #include "common/shm.hpp"
-#include "common/units.hpp"
+#include "common/signals.hpp"
+#include "common/text.hpp"
 #include "exec/local_executor.hpp"
 #include "exec/worker_process.hpp"
 #include "runner/config.hpp"
@@ -54,19 +55,6 @@ std::string stage_of(TaskStatus s) {
     case TaskStatus::TRAINING: return "train";
     default: return "start";
     }
-}
-
-std::string format_duration(std::chrono::milliseconds ms) {
-    auto n = ms.count();
-    if (n % 3600000 == 0) return fmt::format("{}h", n / 3600000);
-    if (n % 60000 == 0) return fmt::format("{}m", n / 60000);
-    if (n % 1000 == 0) return fmt::format("{}s", n / 1000);
-    return fmt::format("{}ms", n);
-}
-
-std::string signal_name(int signal) {
-    const char* abbrev = sigabbrev_np(signal);
-    return abbrev != nullptr ? std::string("SIG") + abbrev : "a signal";
 }
 
 // How long a worker past its task-timeout has between SIGTERM and SIGKILL:
@@ -171,7 +159,7 @@ int Runner::run() {
                   executor_->gpu_status().empty() ? "NVML sees none" : executor_->gpu_status());
     for (const auto& g : machine.gpus)
         log::info("{}: {} ({}), {} in all, {} in use", g.device(), g.name, g.pci_bus_id,
-                  units::format_size(g.total), units::format_size(g.used));
+                  text::format_size(g.total), text::format_size(g.used));
 
     remove_stale_segments();
     if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
@@ -478,7 +466,7 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
             message = live.ended_why;
         } else if (!live.timed_out_stage.empty()) {
             stage = live.timed_out_stage;
-            message = fmt::format("timed out after {} in {}", format_duration(plan_.scheduler.task_timeout), stage);
+            message = fmt::format("timed out after {} in {}", text::format_duration(plan_.scheduler.task_timeout), stage);
         } else if (!stop_reason_.empty()) {
             message = "interrupted: " + stop_reason_;
         } else if (e.closed_channel ||

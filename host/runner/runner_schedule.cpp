@@ -6,6 +6,7 @@
 #include "common/device.hpp"
 #include "common/log.hpp"
 #include "common/sim_gpu.hpp"
+#include "common/text.hpp"
 #include "common/units.hpp"
 #include "runner/results.hpp"
 
@@ -92,7 +93,7 @@ void Runner::out_of_memory(Live& live, exec::WorkerId id, const std::string& sta
     }
     log::warning("{}/{} ran out of memory in {} (retry {} of {}): {}; estimate now {}", group.group_name(),
                  task.task_id(), stage, used, limit, message,
-                 units::format_size(gpu_oom ? *e.grown_gpu_memory : *e.grown_memory));
+                 text::format_size(gpu_oom ? *e.grown_gpu_memory : *e.grown_memory));
 
     const bool keep_process = process_alive && !in_load;
     task.set_status(TaskStatus::INTERRUPT);

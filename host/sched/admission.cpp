@@ -1,8 +1,7 @@
 #include "sched/admission.hpp"
 
 #include "common/device.hpp"
-
-#include "common/units.hpp"
+#include "common/text.hpp"
 
 #include <fmt/core.h>
 
@@ -24,8 +23,8 @@ std::int64_t signed_free(std::uint64_t cap, std::uint64_t foreign, std::uint64_t
 }
 
 std::string size(std::int64_t bytes) {
-    return bytes < 0 ? "-" + units::format_size(static_cast<std::uint64_t>(-bytes))
-                     : units::format_size(static_cast<std::uint64_t>(bytes));
+    return bytes < 0 ? "-" + text::format_size(static_cast<std::uint64_t>(-bytes))
+                     : text::format_size(static_cast<std::uint64_t>(bytes));
 }
 
 Verdict wait(std::string resource, std::string reason) {
@@ -75,9 +74,9 @@ Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const L
     if (memory > cap)
         return never("memory", fmt::format("RAM: needs {} (memory estimate), but Fedflow may use at most {} of this "
                                            "machine's {} (memory-utilization {}, memory-reserve {})",
-                                           units::format_size(memory), units::format_size(cap),
-                                           units::format_size(s.ram_total), r.memory_utilization,
-                                           units::format_size(r.memory_reserve)));
+                                           text::format_size(memory), text::format_size(cap),
+                                           text::format_size(s.ram_total), r.memory_utilization,
+                                           text::format_size(r.memory_reserve)));
 
     // cpu-utilization = 1 turns the check off: CPUs are never busier. The
     // check limits how many loads run at once on busy CPUs; it never stops
@@ -98,9 +97,9 @@ Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const L
     if (free < static_cast<std::int64_t>(memory))
         return wait("memory", fmt::format("RAM: needs {}, {} free (Fedflow may use {}: other processes hold {}, "
                                           "Fedflow's tasks {})",
-                                          units::format_size(memory), size(free), units::format_size(cap),
-                                          units::format_size(l.foreign_memory()),
-                                          units::format_size(l.memory_charge())));
+                                          text::format_size(memory), size(free), text::format_size(cap),
+                                          text::format_size(l.foreign_memory()),
+                                          text::format_size(l.memory_charge())));
     return Verdict{};
 }
 
@@ -139,8 +138,8 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
         return never("gpu-memory", fmt::format("GPU memory: needs {} (gpu-memory estimate), but Fedflow may use at most "
                                                "{} of any GPU it may use (gpu-memory-utilization {}, "
                                                "gpu-memory-reserve {})",
-                                               units::format_size(gpu_memory), units::format_size(largest),
-                                               r.gpu_memory_utilization, units::format_size(r.gpu_memory_reserve)));
+                                               text::format_size(gpu_memory), text::format_size(largest),
+                                               r.gpu_memory_utilization, text::format_size(r.gpu_memory_reserve)));
     }
 
     struct Option {
@@ -171,9 +170,9 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
     std::string free;
     for (const Option& o : options)
         free += fmt::format("{}{} {} (others {}, Fedflow {})", free.empty() ? "" : ", ", o.gpu->device(),
-                            size(o.free), units::format_size(l.foreign_gpu(o.gpu->index)),
-                            units::format_size(l.gpu_charge(o.gpu->index)));
-    return wait("gpu-memory", fmt::format("GPU memory: needs {}; free: {}", units::format_size(gpu_memory), free));
+                            size(o.free), text::format_size(l.foreign_gpu(o.gpu->index)),
+                            text::format_size(l.gpu_charge(o.gpu->index)));
+    return wait("gpu-memory", fmt::format("GPU memory: needs {}; free: {}", text::format_size(gpu_memory), free));
 }
 
 Estimate choose_estimate(std::optional<std::uint64_t> grown, std::optional<std::uint64_t> task,

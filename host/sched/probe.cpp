@@ -5,7 +5,7 @@
 #include "sched/probe.hpp"
 
 #include "common/clock.hpp"
-#include "common/units.hpp"
+#include "common/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -204,7 +204,7 @@ std::vector<Gpu> Probe::simulated_gpus() {
         g.index = static_cast<int>(i);
         g.simulated = true;
         g.total = sim_->spec(i).total;
-        g.name = "simulated GPU (" + units::format_size(g.total) + ")";
+        g.name = "simulated GPU (" + text::format_size(g.total) + ")";
         // Bus ids in index order, as NVML's are sorted.
         char bus[32];
         std::snprintf(bus, sizeof bus, "00000000:%02zX:00.0", i + 1);

@@ -1,6 +1,7 @@
 #include "worker/services.hpp"
 
 #include "common/device.hpp"
+#include "common/text.hpp"
 
 #include <fedflow/detail/wire.hpp>
 
@@ -24,17 +25,10 @@ void set_status(fedflow_status* st, std::int32_t code, const std::string& messag
 // A successful zero-byte allocation still needs a non-null pointer.
 std::uint8_t empty_buffer[1];
 
-// "2147483648 bytes (2.0 GiB)": exact, and readable.
+// "2147483648 bytes (2.00 GiB)": exact, and readable.
 std::string bytes_text(std::uint64_t n) {
-    char text[64];
-    if (n >= (std::uint64_t{1} << 30))
-        std::snprintf(text, sizeof text, "%llu bytes (%.1f GiB)", static_cast<unsigned long long>(n),
-                      static_cast<double>(n) / 1073741824.0);
-    else if (n >= (std::uint64_t{1} << 20))
-        std::snprintf(text, sizeof text, "%llu bytes (%.1f MiB)", static_cast<unsigned long long>(n),
-                      static_cast<double>(n) / 1048576.0);
-    else
-        std::snprintf(text, sizeof text, "%llu bytes", static_cast<unsigned long long>(n));
+    std::string text = std::to_string(n) + " bytes";
+    if (n >= (std::uint64_t{1} << 20)) text += " (" + fedflow::text::format_size(n) + ")";
     return text;
 }
 

@@ -14,6 +14,8 @@
 // docs/command.md.
 #include "command.hpp"
 
+#include "common/signals.hpp"
+
 #include <fedflow/task.hpp>
 
 #include <algorithm>
@@ -51,6 +53,8 @@ using fedflow::Dict;
 using fedflow::List;
 using fedflow::Value;
 using namespace fedflow::command;
+namespace file_io = fedflow::file_io;
+namespace value_json = fedflow::value_json;
 
 namespace {
 
@@ -158,30 +162,6 @@ std::string quoted(const std::vector<std::string>& argv) {
 }
 
 // ---- running a program ------------------------------------------------------
-
-const char* signal_name(int sig) {
-    switch (sig) {
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGILL: return "SIGILL";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGKILL: return "SIGKILL";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGALRM: return "SIGALRM";
-    case SIGTERM: return "SIGTERM";
-    case SIGXCPU: return "SIGXCPU";
-    case SIGXFSZ: return "SIGXFSZ";
-    case SIGSYS: return "SIGSYS";
-    default: return nullptr;
-    }
-}
 
 // The file posix_spawn is to run: name itself when it holds a '/', else the
 // first executable regular file name in the directories of path (the PATH
@@ -421,19 +401,8 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
 
 // Why a finished program failed, or "" when it exited with code 0.
 std::string failure(const std::string& program, const Outcome& o) {
-    std::string head;
-    if (WIFEXITED(o.status)) {
-        if (WEXITSTATUS(o.status) == 0) return "";
-        head = "`" + program + "` exited with code " + std::to_string(WEXITSTATUS(o.status));
-    } else if (WIFSIGNALED(o.status)) {
-        const int sig = WTERMSIG(o.status);
-        const char* name = signal_name(sig);
-        const char* text = ::strsignal(sig);
-        head = "`" + program + "` was killed by signal " + (name != nullptr ? name : std::to_string(sig)) +
-               (text != nullptr ? std::string(" (") + text + ")" : std::string());
-    } else {
-        head = "`" + program + "` ended with wait status " + std::to_string(o.status);
-    }
+    if (WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0) return "";
+    std::string head = "`" + program + "` " + (WIFSIGNALED(o.status) ? "was " : "") + fedflow::describe_wait_status(o.status);
     if (is_blank(o.err.text())) return head + " (its stderr is empty)";
     head += "; the end of its stderr:\n";
     const std::size_t room = kMessageMax > head.size() + 16 ? kMessageMax - head.size() : 16;
@@ -452,14 +421,6 @@ std::string hint_for(const std::string& text) {
     if (text.find("NaN") != std::string::npos || text.find("Infinity") != std::string::npos)
         return " (JSON has no NaN or Infinity: write null instead; Python's json.dump(..., allow_nan=False) finds them)";
     return "";
-}
-
-std::string safe_file_name(const std::string& s) {
-    std::string out;
-    for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
-    if (out.empty() || out.front() == '.') out.insert(out.begin(), '_');
-    if (out.size() > 200) out.resize(200);
-    return out;
 }
 
 }  // namespace
@@ -571,57 +532,30 @@ private:
     // memory; the host then writes them next to its result.json.
     Dict to_dict(fedflow::Context& ctx, const json& j, const std::string& source) {
         auto load_bytes = [&](const std::string& file, std::optional<std::uint64_t> size) -> Value {
-            const fs::path p = fs::path(file).is_absolute() ? fs::path(file) : fs::path(ctx.workdir()) / file;
-            std::error_code ec;
-            const std::uintmax_t actual = fs::file_size(p, ec);
-            if (ec) throw std::runtime_error(source + " names the byte file " + file + ": " + ec.message());
-            if (size && *size != actual)
-                throw std::runtime_error(source + " says the byte file " + file + " has " + std::to_string(*size) +
-                                         " bytes; it has " + std::to_string(actual));
-            fedflow::Bytes b = ctx.bytes(static_cast<std::size_t>(actual));
-            Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-            if (fd.fd < 0) throw std::system_error(errno, std::generic_category(), "open " + p.string());
-            std::size_t done = 0;
-            while (done < b.size()) {
-                const ssize_t r = ::read(fd.fd, b.data() + done, b.size() - done);
-                if (r < 0 && errno == EINTR) continue;
-                if (r <= 0) throw std::runtime_error("byte file " + p.string() + ": short read");
-                done += static_cast<std::size_t>(r);
-            }
-            return Value(std::move(b));
+            return Value(value_json::read_byte_file(ctx.workdir(), file, size,
+                                                    [&](std::size_t n) { return ctx.bytes(n); }));
         };
-        Value v = from_json(j, load_bytes);
-        return std::move(v.as<Dict>());
+        try {
+            Value v = from_json(j, load_bytes);
+            return std::move(v.as<Dict>());
+        } catch (const std::runtime_error& e) {
+            throw std::runtime_error(source + ": " + e.what());
+        }
     }
 
     // inputs.json in the workdir: ctx.inputs() as JSON, each Bytes value in a
-    // file under inputs/<group>/<task>/, named after its key path.
+    // file beside it named after its key path ("inputs.clients.0.weights.bin").
     void write_inputs(fedflow::Context& ctx) {
         if (inputs_written_) return;
         std::set<std::string> used;
-        auto write_bytes = [&](const fedflow::Bytes& b, const std::vector<std::string>& path) -> json {
-            fs::path dir = "inputs";
-            std::string key;
-            for (std::size_t i = 0; i < path.size(); ++i) {
-                if (i < 2 && path.size() > 2) dir /= safe_file_name(path[i]);
-                else key += (key.empty() ? "" : ".") + path[i];
-            }
-            std::string name = (dir / (safe_file_name(key) + ".bin")).string();
-            for (int n = 2; used.count(name) != 0; ++n)
-                name = (dir / (safe_file_name(key) + "-" + std::to_string(n) + ".bin")).string();
-            used.insert(name);
-            fs::create_directories(dir);
-            Fd fd(::open(name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-            if (fd.fd < 0) throw std::system_error(errno, std::generic_category(), "create " + name);
-            if (!write_all(fd.fd, reinterpret_cast<const char*>(b.data()), b.size()))
-                throw std::system_error(errno, std::generic_category(), "write " + name);
+        auto write_bytes = [&](const fedflow::Bytes& b, const std::string& key_path) -> json {
+            const std::string name = value_json::file_name_for("inputs." + key_path, used);
+            value_json::write_byte_file(ctx.workdir(), name, b);
             return json{{"$bytes", json{{"file", name}, {"size", b.size()}}}};
         };
         const std::string text = to_json(Value(ctx.inputs()), write_bytes).dump(2, ' ', false,
                                                                                 json::error_handler_t::replace) + "\n";
-        std::ofstream out("inputs.json", std::ios::binary | std::ios::trunc);
-        out << text;
-        if (!out.flush()) throw std::runtime_error("cannot write inputs.json in " + ctx.workdir());
+        file_io::write_file(fs::path(ctx.workdir()) / "inputs.json", text.data(), text.size());
         inputs_written_ = true;
     }
 

@@ -1,11 +1,14 @@
 // command.hpp: the parts of the `command` plugin that do not start
 // processes, kept apart so that command_test.cpp checks them without a host:
-// placeholder expansion, params as text, JSON <-> Value, the bounded tails of
-// a program's output, and the program's environment.
+// placeholder expansion, params as text, the bounded tails of a program's
+// output, and the program's environment. JSON <-> Value, with byte files, is
+// the host's own (common/value_json.hpp), so both follow one rule.
 //
 // C++17, the SDK and nlohmann-json (header-only) only.
 #ifndef FEDFLOW_COMMAND_HPP
 #define FEDFLOW_COMMAND_HPP
+
+#include "common/value_json.hpp"
 
 #include <fedflow/value.hpp>
 
@@ -25,7 +28,9 @@
 
 namespace fedflow::command {
 
-using json = nlohmann::ordered_json;
+using json = value_json::json;
+using value_json::from_json;
+using value_json::to_json;
 
 // The params the plugin reads itself; they are not placeholders.
 inline bool is_reserved_param(std::string_view key) {
@@ -37,21 +42,6 @@ inline bool is_reserved_param(std::string_view key) {
 // ("0.1", "1.0", "1e-05"; "nan", "inf", "-inf"), a bool as true/false, a
 // list or dict as compact JSON.
 inline std::string to_text(const Value& v);
-
-// A Value as JSON. `bytes` turns a Bytes value (at the key path `path`) into
-// its JSON; without it, Bytes become {"$bytes": {"size": n}}. Doubles that
-// are NaN or infinite become null, as in result.json.
-using BytesToJson = std::function<json(const Bytes&, const std::vector<std::string>& path)>;
-inline json to_json(const Value& v, const BytesToJson& bytes = nullptr, std::vector<std::string>* path = nullptr);
-
-// JSON as a Value: null, bool, a number without fraction or exponent that
-// fits in int64 -> integer, every other number -> double, string, array ->
-// List, object -> Dict (in document order). An object of the shape
-// {"$bytes": {"file": F}} or {"$bytes": {"file": F, "size": N}} is handed to
-// `bytes` (file name, size if given), which returns the Bytes; without
-// `bytes` it stays a Dict.
-using JsonToBytes = std::function<Value(const std::string& file, std::optional<std::uint64_t> size)>;
-inline Value from_json(const json& j, const JsonToBytes& bytes = nullptr);
 
 // What the placeholders of one stage stand for. Names are looked up in the
 // order they were added, so the built-in ones, added first, win over a param
@@ -245,85 +235,6 @@ inline std::string to_text(const Value& v) {
     case Value::Type::boolean: return v.as<bool>() ? "true" : "false";
     case Value::Type::null: return "null";
     default: return to_json(v).dump();
-    }
-}
-
-inline json to_json(const Value& v, const BytesToJson& bytes, std::vector<std::string>* path) {
-    std::vector<std::string> root;
-    if (path == nullptr) path = &root;
-    switch (v.type()) {
-    case Value::Type::null: return nullptr;
-    case Value::Type::boolean: return v.as<bool>();
-    case Value::Type::integer: return v.as<std::int64_t>();
-    case Value::Type::real: {
-        const double d = v.as<double>();
-        return std::isfinite(d) ? json(d) : json(nullptr);
-    }
-    case Value::Type::string: return v.as<std::string>();
-    case Value::Type::bytes: {
-        const Bytes& b = v.as<Bytes>();
-        if (bytes) return bytes(b, *path);
-        return json{{"$bytes", json{{"size", b.size()}}}};
-    }
-    case Value::Type::list: {
-        json out = json::array();
-        std::size_t i = 0;
-        for (const Value& item : v.as<List>()) {
-            path->push_back(std::to_string(i++));
-            out.push_back(to_json(item, bytes, path));
-            path->pop_back();
-        }
-        return out;
-    }
-    case Value::Type::dict: {
-        json out = json::object();
-        for (const auto& [k, item] : v.as<Dict>()) {
-            path->push_back(k);
-            out[k] = to_json(item, bytes, path);
-            path->pop_back();
-        }
-        return out;
-    }
-    }
-    return nullptr;
-}
-
-inline Value from_json(const json& j, const JsonToBytes& bytes) {
-    switch (j.type()) {
-    case json::value_t::null: return Value();
-    case json::value_t::boolean: return Value(j.get<bool>());
-    case json::value_t::number_integer: return Value(j.get<std::int64_t>());
-    case json::value_t::number_unsigned: {
-        const auto u = j.get<std::uint64_t>();
-        if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-            return Value(static_cast<std::int64_t>(u));
-        return Value(static_cast<double>(u));
-    }
-    case json::value_t::number_float: return Value(j.get<double>());
-    case json::value_t::string: return Value(j.get<std::string>());
-    case json::value_t::array: {
-        List l;
-        l.reserve(j.size());
-        for (const auto& item : j) l.push_back(from_json(item, bytes));
-        return Value(std::move(l));
-    }
-    case json::value_t::object: {
-        if (bytes && j.size() == 1 && j.contains("$bytes")) {
-            const json& b = j["$bytes"];
-            const bool file_ok = b.is_object() && b.contains("file") && b["file"].is_string();
-            const bool size_ok = !b.contains("size") || b["size"].is_number_unsigned() ||
-                                 (b["size"].is_number_integer() && b["size"].get<std::int64_t>() >= 0);
-            if (file_ok && size_ok && b.size() == (b.contains("size") ? 2u : 1u)) {
-                std::optional<std::uint64_t> size;
-                if (b.contains("size")) size = b["size"].get<std::uint64_t>();
-                return bytes(b["file"].get<std::string>(), size);
-            }
-        }
-        Dict d;
-        for (const auto& [k, item] : j.items()) d.insert_or_assign(k, from_json(item, bytes));
-        return Value(std::move(d));
-    }
-    default: return Value();  // binary: the parser never makes it
     }
 }
 

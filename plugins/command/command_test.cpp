@@ -1,5 +1,6 @@
 // The command plugin's pure parts (command.hpp): placeholders, params as
-// text, JSON <-> Value, output tails, the program's environment.
+// text, output tails, the program's environment. (JSON <-> Value is the
+// host's: tests/unit/value_json_test.cpp.)
 #include "command.hpp"
 
 #include <doctest/doctest.h>
@@ -99,76 +100,6 @@ TEST_CASE("params as text") {
     CHECK(to_text(Value(List{1, "x", 0.5})) == "[1,\"x\",0.5]");
     CHECK(to_text(Value(Dict{{"b", 1}, {"a", List{}}})) == "{\"b\":1,\"a\":[]}");
     CHECK(to_text(Value(Bytes(3))) == "{\"$bytes\":{\"size\":3}}");
-}
-
-TEST_CASE("JSON to Value") {
-    const json j = json::parse(R"({"n": 3, "neg": -4, "big": 18446744073709551615, "x": 0.5, "whole": 2.0,
-                                   "e": 1e3, "s": "hi", "ok": true, "none": null,
-                                   "l": [1, [2], {"k": "v"}], "d": {"z": 1, "a": 2}})");
-    const Value v = from_json(j);
-    REQUIRE(v.is<Dict>());
-    const Dict& d = v.as<Dict>();
-    CHECK(d.at("n") == Value(3));
-    CHECK(d.at("n").is<std::int64_t>());
-    CHECK(d.at("neg") == Value(-4));
-    CHECK(d.at("big").is<double>());  // does not fit in int64
-    CHECK(d.at("big").as<double>() == 18446744073709551615.0);
-    CHECK(d.at("x") == Value(0.5));
-    CHECK(d.at("whole").is<double>());  // written with a fraction: a double
-    CHECK(d.at("e").is<double>());
-    CHECK(d.at("s") == Value("hi"));
-    CHECK(d.at("ok") == Value(true));
-    CHECK(d.at("none").is_null());
-    CHECK(d.at("l") == Value(List{1, List{2}, Dict{{"k", "v"}}}));
-    // Document order, not sorted.
-    std::vector<std::string> keys;
-    for (const auto& [k, item] : d.at("d").as<Dict>()) keys.push_back(k);
-    CHECK(keys == std::vector<std::string>{"z", "a"});
-    CHECK(from_json(json::parse("9223372036854775807")) == Value(INT64_MAX));
-    CHECK(from_json(json::parse("-9223372036854775808")) == Value(INT64_MIN));
-}
-
-TEST_CASE("byte files in JSON") {
-    std::vector<std::pair<std::string, std::optional<std::uint64_t>>> asked;
-    auto reader = [&](const std::string& file, std::optional<std::uint64_t> size) -> Value {
-        asked.emplace_back(file, size);
-        return Value(Bytes(static_cast<std::size_t>(size.value_or(2))));
-    };
-    const json j = json::parse(R"({"w": {"$bytes": {"file": "w.bin", "size": 8}},
-                                   "v": {"$bytes": {"file": "v.bin"}},
-                                   "not1": {"$bytes": {"file": "x.bin", "size": 1, "extra": 0}},
-                                   "not2": {"$bytes": {"file": 7}},
-                                   "not3": {"$bytes": {"file": "x", "size": -1}},
-                                   "not4": {"$bytes": {"file": "x"}, "other": 1}})");
-    const Dict d = from_json(j, reader).as<Dict>();
-    CHECK(d.at("w").is<Bytes>());
-    CHECK(d.at("w").as<Bytes>().size() == 8);
-    CHECK(d.at("v").as<Bytes>().size() == 2);
-    for (const char* k : {"not1", "not2", "not3", "not4"}) {
-        CAPTURE(k);
-        CHECK(d.at(k).is<Dict>());
-    }
-    REQUIRE(asked.size() == 2);
-    CHECK(asked[0] == std::make_pair(std::string("w.bin"), std::optional<std::uint64_t>(8)));
-    CHECK(asked[1] == std::make_pair(std::string("v.bin"), std::optional<std::uint64_t>()));
-    // Without a reader, {"$bytes": ...} stays a dict.
-    CHECK(from_json(j).as<Dict>().at("w").is<Dict>());
-}
-
-TEST_CASE("Value to JSON, with byte files") {
-    Bytes w(4);
-    const Dict inputs{{"clients", Dict{{"0", Dict{{"weights", w}, {"loss", 0.5},
-                                                  {"bad", std::numeric_limits<double>::infinity()},
-                                                  {"layers", List{w}}}}}}};
-    std::vector<std::vector<std::string>> paths;
-    auto writer = [&](const Bytes& b, const std::vector<std::string>& path) -> json {
-        paths.push_back(path);
-        return json{{"$bytes", json{{"file", "f" + std::to_string(paths.size())}, {"size", b.size()}}}};
-    };
-    const json j = to_json(Value(inputs), writer);
-    CHECK(j.dump() == R"({"clients":{"0":{"weights":{"$bytes":{"file":"f1","size":4}},"loss":0.5,"bad":null,)"
-                      R"("layers":[{"$bytes":{"file":"f2","size":4}}]}}})");
-    CHECK(paths == std::vector<std::vector<std::string>>{{"clients", "0", "weights"}, {"clients", "0", "layers", "0"}});
 }
 
 TEST_CASE("the last line of stdout") {

@@ -10,6 +10,7 @@
 // seed corpus, found crashes included, against the TOML++ library the host
 // really links.
 #include "common/device.hpp"
+#include "common/names.hpp"
 #include "plan/plan.hpp"
 
 #include <cstddef>
@@ -24,14 +25,13 @@ namespace {
 // only from groups that can have run before.
 void check(const fedflow::plan::Plan& plan) {
     using fedflow::device::valid;
-    using fedflow::plan::valid_name;
     if (plan.groups.empty()) std::abort();
     for (const auto& g : plan.groups) {
-        if (!valid_name(g.name) || g.tasks.empty()) std::abort();
+        if (!fedflow::names::valid(g.name) || g.tasks.empty()) std::abort();
         if (!g.device.empty() && !valid(g.device)) std::abort();
         if (plan.find_group(g.name) != &g) std::abort();
         for (const auto& t : g.tasks) {
-            if (!valid_name(t.id) || t.id == "report.json") std::abort();
+            if (!fedflow::names::valid(t.id) || t.id == "report.json") std::abort();
             if (!t.device.empty() && !valid(t.device)) std::abort();
         }
         for (const auto& in : g.inputs) {

@@ -36,6 +36,21 @@ class Cli(HostTest):
                 self.assertTrue(r.stderr.strip(), "says why" + r.describe())
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "fedflow-runs")), "nothing ran")
 
+    def test_unknown_option_gets_a_suggestion(self):
+        # CLI11 alone says "arguments were not expected"; the host names the
+        # option and the one it is closest to (the rule of plan keys).
+        plan = self.write_plan('[[group]]\nplugin = "noop"\n')
+        for args, said in (([plan, "--gpu", "0"], "unknown option '--gpu' (did you mean '--gpus'?)"),
+                           ([plan, "--workdr=x"], "unknown option '--workdr' (did you mean '--workdir'?)"),
+                           (["validate", plan, "--plugin-pth", "x"],
+                            "unknown option '--plugin-pth' (did you mean '--plugin-path'?)"),
+                           ([plan, "--zzz"], "unknown option '--zzz'\n")):
+            with self.subTest(args=args):
+                r = self.host(*args)
+                self.assertExit(r, 2)
+                self.assertIn("fedflow-host: " + said, r.stderr, r.describe())
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "fedflow-runs")), "nothing ran")
+
     def test_no_plan(self):
         self.assertExit(self.host(), 2)
 

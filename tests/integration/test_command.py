@@ -98,7 +98,7 @@ class Command(HostTest):
         inputs = r.json("server", "0", "inputs.json")
         self.assertEqual(sorted(inputs["clients"]), ["0", "1", "2"])
         ref = inputs["clients"]["2"]["weights"]["$bytes"]
-        self.assertEqual(ref, {"file": "inputs/clients/2/weights.bin", "size": 8})
+        self.assertEqual(ref, {"file": "inputs.clients.2.weights.bin", "size": 8})
         self.assertEqual(slurp(r.path("server", "0", ref["file"])),
                          slurp(r.path("clients", "2", "weights.bin")))
 
@@ -195,7 +195,7 @@ params = { train = %s }
         self.assertEqual(got["1"]["n"], 10)
         self.assertEqual(got["1"]["x"], 0.5)
         self.assertEqual(got["1"]["nested"], {"list": [1, "two", None, True]})
-        self.assertEqual(got["1"]["blob"], {"$bytes": {"file": "inputs/first/1/blob.bin", "size": 5}})
+        self.assertEqual(got["1"]["blob"], {"$bytes": {"file": "inputs.first.1.blob.bin", "size": 5}})
         # second returned those references in its own result.json: they are
         # byte files too, so the host wrote them beside its result.
         theirs = r.result("second", "0")["inputs"]["first"]["1"]["blob"]
@@ -248,7 +248,7 @@ params = { train = %s, result = "%s" }
 
     def test_bad_results(self):
         bad = self.script("bad.py", """
-            import sys
+            import os, sys
             kind = sys.argv[1]
             text = {"not-json": '{"loss": NaN}', "list": "[1, 2]",
                     "missing-bytes": '{"w": {"$bytes": {"file": "nowhere.bin"}}}',
@@ -261,8 +261,8 @@ params = { train = %s, result = "%s" }
         body = GROUP_G
         cases = [("not-json", "wrote a result.json that is not JSON: "),
                  ("list", "wrote a result.json that holds a JSON array, not an object"),
-                 ("missing-bytes", "result.json names the byte file nowhere.bin: No such file or directory"),
-                 ("wrong-size", "result.json says the byte file w.bin has 9 bytes; it has 4")]
+                 ("missing-bytes", 'result.json: byte file "nowhere.bin": No such file or directory'),
+                 ("wrong-size", 'result.json: byte file "w.bin": it has 4 bytes, not the 9 its JSON says')]
         for tid, _ in cases:
             body += '[[group.task]]\nid = "%s"\nparams = { train = %s }\n' % (tid, argv(sys.executable, bad, tid))
         r = self.run_plan(self.write_plan(body))
@@ -275,6 +275,57 @@ params = { train = %s, result = "%s" }
                 self.assertFalse(os.path.exists(r.path("g", tid, "result.json")))
                 self.assertTrue(os.path.exists(r.path("g", tid, "program-result.json")))
         self.assertIn("JSON has no NaN or Infinity", r.task("g", "not-json")["message"])
+
+    def test_byte_files_follow_the_hosts_rule(self):
+        # One rule for byte files, the host's (tests/unit/results_test.cpp
+        # checks the same names and words there): a plain name in the task's
+        # folder, a regular file. An absolute path, a path upwards or into a
+        # subfolder, or a symbolic link fails the task, whatever the file.
+        outside = self.write("outside.bin", "secret")
+        bad = self.script("bad_bytes.py", """
+            import json, os, sys
+            name = sys.argv[1]
+            if name == "link.bin":
+                os.symlink(sys.argv[2], "link.bin")
+            os.makedirs("sub", exist_ok=True)
+            with open("sub/w.bin", "wb") as f:
+                f.write(b"1234")
+            json.dump({"w": {"$bytes": {"file": name}}}, open("result.json", "w"))
+        """)
+        plain = "a byte file is a plain name in the folder of its JSON: 1 to 255 characters of [A-Za-z0-9._-], " \
+                "not '.' or '..' (no '/')"
+        cases = {"absolute": (outside, 'byte file "%s": %s' % (outside, plain)),
+                 "upwards": ("../../outside.bin", 'byte file "../../outside.bin": ' + plain),
+                 "subfolder": ("sub/w.bin", 'byte file "sub/w.bin": ' + plain),
+                 "link": ("link.bin", 'byte file "link.bin": is a symbolic link; a byte file must be a regular file')}
+        body = GROUP_G
+        for tid, (name, _) in cases.items():
+            body += '[[group.task]]\nid = "%s"\nparams = { train = %s }\n' % (
+                tid, argv(sys.executable, bad, name, outside))
+        r = self.run_plan(self.write_plan(body))
+        self.assertExit(r, 1)
+        for tid, (_, message) in cases.items():
+            with self.subTest(task=tid):
+                t = self.assertStatus(r, "g", tid, "EXCEPTION")
+                self.assertEqual(t["message"], "result.json: " + message)
+
+    def test_control_characters_of_a_failure_are_escaped_on_the_terminal(self):
+        # The end of a program's stderr is part of its task's failure message.
+        # On the host's output an ESC sequence (retitle the terminal, clear
+        # the screen) is escaped, and a line of it cannot pass for the host's
+        # own: it is indented. report.json keeps the message as it was.
+        evil = self.script("evil.py", """
+            import sys
+            sys.stderr.write("\\x1b]0;pwned\\x07\\x1b[2J\\rback\\nfedflow: error: forged\\n")
+            sys.exit(1)
+        """)
+        r = self.run_one_task("train = %s" % argv(sys.executable, evil))
+        self.assertExit(r, 1)
+        t = self.assertStatus(r, "g", "0", "EXCEPTION")
+        self.assertIn("\x1b]0;pwned\x07\x1b[2J\rback\nfedflow: error: forged", t["message"])
+        for raw in ("\x1b", "\x07", "\r", "\nfedflow: error: forged"):
+            self.assertNotIn(raw, r.stderr, r.describe())
+        self.assertIn("\\e]0;pwned\\x07\\e[2J\\rback\n  fedflow: error: forged", r.stderr, r.describe())
 
     def test_cuda_out_of_memory_on_stderr_is_retried(self):
         # PyTorch's message in the end of stderr makes the stage's failure an

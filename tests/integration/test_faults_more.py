@@ -219,8 +219,8 @@ class HugeResult(FaultTest):
         r = self.run_plan(plan, timeout=60)
         self.assertExit(r, 1)
         boom = self.check_failed(r, "boom", "train",
-                                 r"^bytes\(2147483648\): result too large: it needs 2147483648 bytes \(2\.0 GiB\), "
-                                 r"more than the result limit of 1073741824 bytes \(1\.0 GiB\) "
+                                 r"^bytes\(2147483648\): result too large: it needs 2147483648 bytes \(2\.00 GiB\), "
+                                 r"more than the result limit of 1073741824 bytes \(1\.00 GiB\) "
                                  r"\(\[scheduler\] result-limit\)$")
         # Too large is not out of memory: no retry would make it smaller.
         self.assertEqual(boom.get("retries"), {"load": 0, "train": 0})
@@ -237,8 +237,8 @@ class HugeResult(FaultTest):
         r = self.run_plan(plan)
         self.assertExit(r, 1)
         self.check_failed(r, "inline", "train",
-                          r"^result of 2097\d{3} bytes: result too large: it needs 2097\d{3} bytes \(2\.0 MiB\), "
-                          r"more than the result limit of 1048576 bytes \(1\.0 MiB\) \(\[scheduler\] result-limit\)$")
+                          r"^result of 2097\d{3} bytes: result too large: it needs 2097\d{3} bytes \(2\.00 MiB\), "
+                          r"more than the result limit of 1048576 bytes \(1\.00 MiB\) \(\[scheduler\] result-limit\)$")
         fits = self.assertStatus(r, "faulty", "fits", "FINISHED")
         self.assertEqual(fits["result"]["size"], MiB - 4096)
         self.assertEqual(os.path.getsize(r.path("faulty", "fits", "data.bin")), MiB - 4096)

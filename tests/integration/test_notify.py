@@ -115,7 +115,7 @@ class Notify(HostTest):
         self.assertExit(r, 0)
         got = self.records(record)
         self.assertEqual([g["kind"] for g in got], ["run"])
-        self.assertIn("notify: sh failed (exit code 3", r.stderr)
+        self.assertIn("notify: sh failed (exited with code 3", r.stderr)
 
     def test_mail_through_a_local_smtp_server(self):
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SMTPHandler)

@@ -103,6 +103,29 @@ id = "1"
                     body = '[[group]]\nname = "%s"\nplugin = "echo"\n' % value
                 self.check_refused(body, '%s = "%s"' % (key, value), value, name="names-%d.toml" % i)
 
+    def test_control_characters_in_names_are_escaped(self):
+        # A group name with an ESC sequence that would retitle the terminal,
+        # a NUL that would cut the message and a newline that would forge a
+        # line of the host's own; a task id with a clear-screen sequence.
+        # Both are refused, and every message shows them escaped.
+        plan = self.write_plan(
+            '[[group]]\nname = "a\\u001b]0;pwned\\u0007b\\u0000c\\nfedflow: error: forged"\nplugin = "echo"\n\n'
+            '[[group]]\nname = "g"\nplugin = "echo"\n[[group.task]]\nid = "t\\u001b[2J\\u0000\\n"\n')
+        for args in ([plan, "--workdir", os.path.join(self.tmp, "wd")], ["validate", plan]):
+            with self.subTest(args=args[0]):
+                r = self.host(*args)
+                self.assertExit(r, 2)
+                for raw in ("\x1b", "\x00", "\x07", "\nfedflow: error: forged"):
+                    self.assertNotIn(raw, r.output, r.describe())
+                self.assertIn("a\\e]0;pwned\\x07b\\0c\\nfedflow: error: forged", r.output, r.describe())
+                self.assertIn("t\\e[2J\\0\\n", r.output, r.describe())
+                self.assertIn("2 errors; nothing was started", r.output)
+
+    def test_unknown_plugin_far_from_the_name_gets_a_suggestion(self):
+        # More than a few edits away, but an abbreviation of the name.
+        r = self.check_refused('[[group]]\nname = "g"\nplugin = "throw_train"\n', "plugin =", "throw_train")
+        self.assertIn("no plugin named 'throw_train' (did you mean 'fault_throw_train'?)", r.output)
+
     def test_inputs_from_a_later_group(self):
         self.check_refused("""
 [[group]]

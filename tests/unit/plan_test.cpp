@@ -2,6 +2,7 @@
 // and the key, unknown keys with "did you mean", later keys refused.
 #include "plan/plan.hpp"
 #include "common/device.hpp"
+#include "common/names.hpp"
 
 #include <doctest/doctest.h>
 
@@ -152,8 +153,8 @@ TEST_CASE("names and ids cannot escape the workdir") {
         auto g = errors(std::string("[[group]]\nname = \"") + bad + "\"\nplugin = \"echo\"\n");
         CHECK(g.find("may use only letters, digits") != std::string::npos);
     }
-    CHECK(plan::valid_name("client-a_1.2"));
-    CHECK_FALSE(plan::valid_name("client/a"));
+    CHECK(fedflow::names::valid("client-a_1.2"));
+    CHECK_FALSE(fedflow::names::valid("client/a"));
 }
 
 TEST_CASE("duplicates and missing pieces") {
@@ -175,6 +176,10 @@ TEST_CASE("inputs must name a group that runs before") {
     CHECK(errors("[[group]]\nname = \"clients\"\nplugin = \"c\"\n[[group]]\nplugin = \"s\"\ninputs = [\"client\"]\n")
               .find("did you mean 'clients'?") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"c\"\ninputs = [\"a\"]\n").find("lists itself") != std::string::npos);
+    // An abbreviation, further than a few edits from the name.
+    CHECK(errors("[[group]]\nname = \"aggregation-server\"\nplugin = \"s\"\n[[group]]\nname = \"clients\"\n"
+                 "plugin = \"c\"\ninputs = [\"agg-server\"]\n")
+              .find("there is no group 'agg-server' (did you mean 'aggregation-server'?)") != std::string::npos);
 }
 
 TEST_CASE("devices") {

@@ -3,6 +3,8 @@
 // fails (a full disk) leaves no part of itself behind.
 #include "runner/results.hpp"
 
+#include "support/files.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cerrno>
@@ -19,27 +21,11 @@
 
 using namespace fedflow;
 namespace fs = std::filesystem;
-
-namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "fedflow-results-XXXXXX").string();
-        path = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
-
-}  // namespace
+using fedflow::test::slurp;
+using fedflow::test::TempDir;
 
 TEST_CASE("a result with every kind of value") {
-    TempDir dir;
+    TempDir dir("fedflow-results");
     Bytes w(16);
     for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] = static_cast<std::uint8_t>(i);
     Dict result{{"loss", 0.25},
@@ -77,16 +63,25 @@ TEST_CASE("a result with every kind of value") {
     }
     SUBCASE("a byte file of the wrong size is refused") {
         std::ofstream(dir.path / "weights.bin") << "short";
-        CHECK_THROWS_WITH_AS(results::read_result(j, dir.path), doctest::Contains("result.json says 16"), std::runtime_error);
+        CHECK_THROWS_WITH_AS(results::read_result(j, dir.path),
+                             doctest::Contains("byte file \"weights.bin\": it has 5 bytes, not the 16 its JSON says"),
+                             std::runtime_error);
     }
     SUBCASE("a byte file name cannot leave the directory") {
-        nlohmann::ordered_json evil = {{"x", {{"$bytes", {{"file", "../../etc/passwd"}, {"size", 1}}}}}};
-        CHECK_THROWS_WITH_AS(results::read_result(evil, dir.path), doctest::Contains("leaves"), std::runtime_error);
+        // The same rule, and the same words, as the command plugin's
+        // (test_command.py: test_byte_files_follow_the_hosts_rule).
+        for (const char* name : {"../../etc/passwd", "/etc/passwd", "sub/w.bin", ".."}) {
+            CAPTURE(name);
+            nlohmann::ordered_json evil = {{"x", {{"$bytes", {{"file", name}, {"size", 1}}}}}};
+            CHECK_THROWS_WITH_AS(results::read_result(evil, dir.path),
+                                 doctest::Contains("\": a byte file is a plain name in the folder of its JSON"),
+                                 std::runtime_error);
+        }
     }
 }
 
 TEST_CASE("byte files do not clobber each other or the task's files") {
-    TempDir dir;
+    TempDir dir("fedflow-results");
     Dict result{{"a.b", Bytes(1)}, {"a", Dict{{"b", Bytes(2)}}}, {"result", Dict{{"json", Bytes(3)}}}};
     auto j = results::write_result(result, dir.path).json;
     CHECK(j["a.b"]["$bytes"]["file"] == "a.b.bin");
@@ -96,7 +91,7 @@ TEST_CASE("byte files do not clobber each other or the task's files") {
 }
 
 TEST_CASE("byte files never follow a symlink planted in the workdir") {
-    TempDir dir;
+    TempDir dir("fedflow-results");
     fs::path target = dir.path / "elsewhere";
     std::ofstream(target) << "keep";
     fs::create_symlink(target, dir.path / "weights.bin");
@@ -105,23 +100,25 @@ TEST_CASE("byte files never follow a symlink planted in the workdir") {
 }
 
 TEST_CASE("write_json_file replaces atomically") {
-    TempDir dir;
+    TempDir dir("fedflow-results");
     results::write_json_file(dir.path / "r.json", {{"a", 1}});
     results::write_json_file(dir.path / "r.json", {{"a", 2}});
     CHECK(nlohmann::json::parse(slurp(dir.path / "r.json"))["a"] == 2);
-    CHECK_FALSE(fs::exists(dir.path / "r.json.tmp"));
+    std::size_t files = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path)) ++files;
+    CHECK(files == 1);  // no temporary file left
 }
 
 TEST_CASE("a result dict that merely has a \"$bytes\" key stays a dict") {
-    TempDir dir;
-    nlohmann::ordered_json odd = {{"x", {{"$bytes", "not a file"}}}, {"y", {{"$bytes", {{"file", "f"}}}}}};
+    TempDir dir("fedflow-results");
+    nlohmann::ordered_json odd = {{"x", {{"$bytes", "not a file"}}}, {"y", {{"$bytes", {{"file", "f"}, {"n", 1}}}}}};
     Dict back = results::read_result(odd, dir.path);
     CHECK(back.at("x").as<Dict>().at("$bytes").as<std::string>() == "not a file");
     CHECK(back.at("y").is<Dict>());
 }
 
 TEST_CASE("a $ key (a convention's marker such as $tensor) adds nothing to a byte file's name") {
-    TempDir dir;
+    TempDir dir("fedflow-results");
     Dict tensor{{"dtype", "float32"}, {"shape", List{std::int64_t{2}}}, {"data", Bytes(8)}};
     Dict result{{"weights", Dict{{"$tensor", tensor}}}};
     auto j = results::write_result(result, dir.path).json;
@@ -178,7 +175,9 @@ TEST_CASE("a JSON file that cannot be written leaves no temporary file and the o
                         std::system_error);
     }
     CHECK(slurp(dir.path / "run.json") == before);
-    CHECK_FALSE(fs::exists(dir.path / "run.json.tmp"));
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(dir.path)) left.push_back(e.path().filename().string());
+    CHECK(left == std::vector<std::string>{"run.json"});
 }
 
 TEST_CASE("is_disk_full: ENOSPC and EDQUOT, from any layer, and nothing else") {
@@ -187,4 +186,11 @@ TEST_CASE("is_disk_full: ENOSPC and EDQUOT, from any layer, and nothing else") {
     CHECK(results::is_disk_full(fs::filesystem_error("rename", std::make_error_code(std::errc::no_space_on_device))));
     CHECK_FALSE(results::is_disk_full(std::system_error(EIO, std::generic_category(), "write x")));
     CHECK_FALSE(results::is_disk_full(std::runtime_error("No space left on device")));
+}
+
+TEST_CASE("a byte file without a size, as a command task's program writes it, is read too") {
+    TempDir dir("fedflow-results");
+    std::ofstream(dir.path / "w.bin") << "abc";
+    Dict back = results::read_result({{"w", {{"$bytes", {{"file", "w.bin"}}}}}}, dir.path);
+    CHECK(back.at("w").as<Bytes>().size() == 3);
 }

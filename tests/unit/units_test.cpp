@@ -56,20 +56,6 @@ TEST_CASE("durations") {
     }
 }
 
-TEST_CASE("format_size") {
-    CHECK(format_size(512) == "512 B");
-    CHECK(format_size(1536) == "1.5 KiB");
-    CHECK(format_size(3ull << 30) == "3.0 GiB");
-}
-
-TEST_CASE("edit distance for did-you-mean") {
-    CHECK(edit_distance("tasks", "tasks") == 0);
-    CHECK(edit_distance("taks", "tasks") == 1);
-    CHECK(edit_distance("plugn", "plugin") == 1);
-    CHECK(edit_distance("", "abc") == 3);
-    CHECK(edit_distance("kitten", "sitting") == 3);
-}
-
 TEST_CASE("comma lists and digits") {
     using V = std::vector<std::string_view>;
     CHECK(split_commas("0,2") == V{"0", "2"});

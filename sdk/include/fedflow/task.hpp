@@ -20,6 +20,7 @@
 #define FEDFLOW_TASK_HPP
 
 #include <fedflow/abi.h>
+#include <fedflow/detail/name.hpp>
 #include <fedflow/detail/wire.hpp>
 #include <fedflow/value.hpp>
 
@@ -249,21 +250,6 @@ public:
 };
 
 namespace detail {
-
-// A name may become a folder name: [A-Za-z0-9._-]+, not "." or "..".
-constexpr bool valid_name(const char* s) {
-    std::size_t n = 0;
-    for (; s[n] != '\0'; ++n) {
-        char c = s[n];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == '-';
-        if (!ok) return false;
-    }
-    if (n == 0 || n >= FEDFLOW_NAME_MAX) return false;
-    if (n == 1 && s[0] == '.') return false;
-    if (n == 2 && s[0] == '.' && s[1] == '.') return false;
-    return true;
-}
 
 // Fills *st with code and prefix + message, cut to fit. Never allocates:
 // it runs in the handler of std::bad_alloc, when memory may be exhausted.

@@ -1,0 +1,131 @@
+// Starting and waiting for a child (common/process.hpp): what the child
+// gets, and a wait that ends when the child does or the timeout passes.
+#include "common/process.hpp"
+
+#include "support/files.hpp"
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace fedflow;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using fedflow::test::slurp;
+using fedflow::test::TempDir;
+
+namespace {
+
+process::Spec shell(const std::string& script) {
+    process::Spec s;
+    s.argv = {"/bin/sh", "-c", script};
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("a child's exit status, described") {
+    process::Child c = process::spawn(shell("exit 3"));
+    CHECK(c.pid() > 0);
+    REQUIRE(c.wait_for(30s));
+    CHECK(c.exited());
+    CHECK(process::describe_wait_status(*c.wait_status()) == "exited with code 3");
+}
+
+TEST_CASE("wait_for gives up after its timeout; kill ends the child's whole group") {
+    process::Child c = process::spawn(shell("sleep 60 & sleep 60; wait"));
+    CHECK_FALSE(c.wait_for(50ms));
+    CHECK_FALSE(c.exited());
+    CHECK(::getpgid(c.pid()) == c.pid());  // a process group of its own
+    c.kill(SIGKILL);
+    REQUIRE(c.wait_for(30s));
+    CHECK(c.signal_sent() == SIGKILL);
+    CHECK(process::describe_wait_status(*c.wait_status()) == "killed by signal SIGKILL (Killed)");
+    CHECK(::kill(-c.pid(), 0) != 0);  // nothing of its group is left
+}
+
+TEST_CASE("what the child gets: cwd, files, closed descriptors, an empty signal mask") {
+    TempDir dir("fedflow-process");
+    const int leaked = ::open("/dev/null", O_RDONLY);  // not close-on-exec
+    REQUIRE(leaked >= 3);
+    const int kept = ::open("/dev/null", O_RDONLY);
+    process::Spec s = shell("pwd; ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; grep SigBlk /proc/self/status; "
+                            "echo oops >&2");
+    s.cwd = dir.path;
+    s.files = {process::Spec::open(1, "out.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644), process::Spec::dup(1, 2),
+               process::Spec::dup(kept, 3)};
+    s.close_from = 4;
+    // The host blocks SIGTERM; the child must not inherit that.
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &term, &old);
+    process::Child c = process::spawn(s);
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    REQUIRE(c.wait_for(30s));
+    ::close(leaked);
+    ::close(kept);
+    CHECK(*c.wait_status() == 0);
+    const std::string out = slurp(dir.path / "out.txt");
+    CAPTURE(out);
+    CHECK(out.find(fs::canonical(dir.path).string() + "\n") == 0);
+    // 0 (the host's stdin), 1 and 2 (out.txt), 3 (kept), and ls's own
+    // descriptor for /proc/self/fd; not the leaked one.
+    CHECK(out.find("\n0 1 2 3 4 \n") != std::string::npos);
+    CHECK(out.find("SigBlk:\t0000000000000000") != std::string::npos);
+    CHECK(out.find("oops") != std::string::npos);
+}
+
+TEST_CASE("a program looked up in PATH, an environment of its own") {
+    TempDir dir("fedflow-process");
+    char env0[] = "FEDFLOW_PROCESS_TEST=hello";
+    char env1[] = "PATH=/usr/bin:/bin";
+    char* envp[] = {env0, env1, nullptr};
+    process::Spec s;
+    s.argv = {"sh", "-c", "echo $FEDFLOW_PROCESS_TEST > env.txt"};
+    s.search_path = true;
+    s.envp = envp;
+    s.cwd = dir.path;
+    process::Child c = process::spawn(s);
+    REQUIRE(c.wait_for(30s));
+    CHECK(slurp(dir.path / "env.txt") == "hello\n");
+}
+
+TEST_CASE("a program that cannot start is an error that names it") {
+    process::Spec s;
+    s.argv = {"/nonexistent/fedflow-program"};
+    CHECK_THROWS_WITH_AS(process::spawn(s), doctest::Contains("cannot start /nonexistent/fedflow-program"),
+                         std::system_error);
+    s.argv = {"/bin/true"};
+    s.cwd = "/nonexistent-dir";
+    CHECK_THROWS_WITH_AS(process::spawn(s), doctest::Contains("in /nonexistent-dir"), std::system_error);
+}
+
+TEST_CASE("a child that is dropped is killed and reaped") {
+    pid_t pid = -1;
+    {
+        process::Child c = process::spawn(shell("sleep 60"));
+        pid = c.pid();
+        process::Child moved = std::move(c);
+        CHECK(c.pid() == -1);
+        CHECK(moved.pid() == pid);
+    }
+    CHECK(::kill(pid, 0) != 0);  // gone, not a zombie: reaped
+}
+
+TEST_CASE("signals and wait statuses in words") {
+    CHECK(signal_name(SIGTERM) == "SIGTERM");
+    CHECK(signal_name(1000) == "signal 1000");
+    CHECK(describe_signal(SIGSEGV) == "SIGSEGV (Segmentation fault)");
+    CHECK(describe_wait_status(0) == "exited with code 0");
+    CHECK(describe_wait_status(SIGKILL) == "killed by signal SIGKILL (Killed)");
+}
