@@ -176,14 +176,26 @@ std::optional<std::string> closest(std::string_view word, const std::vector<std:
     return closest_in(word, candidates);
 }
 
-std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
-    auto c = closest(word, candidates);
+std::optional<std::string> closest(std::string_view word, std::initializer_list<std::string_view> candidates) {
+    return closest_in(word, candidates);
+}
+
+namespace {
+std::string phrase(const std::optional<std::string>& c) {
     return c ? fmt::format(" (did you mean '{}'?)", printable(*c)) : std::string();
+}
+}  // namespace
+
+std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
+    return phrase(closest(word, candidates));
 }
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
-    auto c = closest(word, candidates);
-    return c ? fmt::format(" (did you mean '{}'?)", printable(*c)) : std::string();
+    return phrase(closest(word, candidates));
+}
+
+std::string did_you_mean(std::string_view word, std::initializer_list<std::string_view> candidates) {
+    return phrase(closest(word, candidates));
 }
 
 std::string format_size(std::uint64_t bytes) {

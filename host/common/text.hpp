@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,10 +41,12 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 // not a misspelling and never suggested.
 std::optional<std::string> closest(std::string_view word, const std::vector<std::string_view>& candidates);
 std::optional<std::string> closest(std::string_view word, const std::vector<std::string>& candidates);
+std::optional<std::string> closest(std::string_view word, std::initializer_list<std::string_view> candidates);
 
 // " (did you mean 'X'?)" with closest(word, candidates), or "" when none.
 std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates);
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+std::string did_you_mean(std::string_view word, std::initializer_list<std::string_view> candidates);
 
 // "512 B", "1.50 KiB", "12.3 MiB", "0.98 GiB", "400 GiB": powers of 1024,
 // three significant digits; from 1000 of a unit on, the next unit.

@@ -145,7 +145,7 @@ public:
             if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
             Location at = where(key.source());
             if (at.line == 0) at = where(node.source());
-            error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, text::did_you_mean(key.str(), std::vector<std::string_view>(known))));
+            error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, text::did_you_mean(key.str(), known)));
         }
     }
 

@@ -1,5 +1,7 @@
 #include "report/format.hpp"
 
+#include "common/text.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -7,30 +9,19 @@
 
 namespace fedflow::report {
 
+// The host's own formats (common/text.hpp), for the doubles of the model.
 std::string duration(double ms) {
     if (!(ms >= 0)) return "";
-    if (ms < 1000) return fmt::format("{:.0f} ms", ms);
-    if (ms < 10000) return fmt::format("{:.2f} s", ms / 1000);
-    if (ms < 60000) return fmt::format("{:.1f} s", ms / 1000);
-    auto s = static_cast<std::int64_t>(ms / 1000 + 0.5);
-    if (s < 3600) return fmt::format("{}m {:02}s", s / 60, s % 60);
-    return fmt::format("{}h {:02}m {:02}s", s / 3600, s / 60 % 60, s % 60);
+    return text::format_duration(std::chrono::milliseconds(std::llround(ms)));
 }
 
 std::string bytes(double b) {
-    static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     if (!(b >= 0)) return "";
-    int u = 0;
-    while (b >= 1000 && u < 5) {  // 1000, not 1024: "0.98 GiB" reads better than "1002 MiB"
-        b /= 1024;
-        ++u;
-    }
-    if (u == 0) return fmt::format("{:.0f} B", b);
-    return fmt::format("{:.{}f} {}", b, b < 10 ? 2 : b < 100 ? 1 : 0, units[u]);
+    return text::format_size(static_cast<std::uint64_t>(std::llround(b)));
 }
 
 std::string at(double ms) {
-    if (ms < 60000) return fmt::format("+{:.3f} s", ms / 1000);
+    if (ms < 60000) return fmt::format("+{:.3f}s", ms / 1000);
     return "+" + duration(ms);
 }
 

@@ -7,15 +7,16 @@
 
 namespace fedflow::report {
 
-// A duration for people: "350 ms", "2.35 s", "12.3 s", "4m 05s", "1h 02m 03s";
-// empty for a negative or NaN one.
+// A duration for people, as the host writes one (text::format_duration:
+// "350ms", "2.35s", "12.3s", "4m05s", "1h02m03s"); empty for a negative or
+// NaN one.
 std::string duration(double ms);
 
-// A size in bytes: "512 B", "1.50 KiB", "0.98 GiB" (a unit is taken from 1000
-// of the one below, so a value never shows four digits); empty when negative.
+// A size in bytes, as the host writes one (text::format_size: "512 B",
+// "1.50 KiB", "0.98 GiB"); empty when negative.
 std::string bytes(double b);
 
-// A point on the run's time axis, for tooltips: "+1.234 s", "+2m 05s".
+// A point on the run's time axis, for tooltips: "+1.234s", "+2m05s".
 std::string at(double ms);
 
 // A JSON number as a table shows it: integers whole, others with six

@@ -7,14 +7,11 @@
 #include "report/tables.hpp"
 #include "report/timeline.hpp"
 
+#include "common/file_io.hpp"
+
 #include <fmt/format.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <ctime>
-#include <system_error>
-
-#include <unistd.h>
 
 namespace fedflow::report {
 
@@ -149,32 +146,6 @@ std::string render_html(const Run& run) {
 
 void write_html(const fs::path& workdir) { write_html(read_run(workdir)); }
 
-void write_html(const Run& run) {
-    std::string page = render_html(run);
-    fs::path target = run.workdir / "report.html";
-    fs::path temp = run.workdir / fmt::format(".report.html.{}.tmp", ::getpid());
-    std::FILE* f = std::fopen(temp.c_str(), "wbx");
-    if (!f && errno == EEXIST) {  // left by a killed host with our pid
-        std::error_code ec;
-        fs::remove(temp, ec);
-        f = std::fopen(temp.c_str(), "wbx");
-    }
-    if (!f) throw std::system_error(errno, std::generic_category(), "cannot create " + temp.string());
-    bool ok = std::fwrite(page.data(), 1, page.size(), f) == page.size();
-    ok = std::fflush(f) == 0 && ok;
-    int err = errno;
-    ok = std::fclose(f) == 0 && ok;
-    if (!ok) {
-        std::error_code ec;
-        fs::remove(temp, ec);
-        throw std::system_error(err ? err : EIO, std::generic_category(), "cannot write " + temp.string());
-    }
-    std::error_code ec;
-    fs::rename(temp, target, ec);
-    if (ec) {
-        fs::remove(temp, ec);
-        throw std::system_error(ec, "cannot rename " + temp.string() + " to " + target.string());
-    }
-}
+void write_html(const Run& run) { file_io::write_file_atomic(run.workdir / "report.html", render_html(run)); }
 
 }  // namespace fedflow::report

@@ -2,6 +2,8 @@
 
 #include "report/format.hpp"
 
+#include "common/names.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,15 +25,6 @@ const char* status_class(const std::string& s) {
     if (s == "INTERRUPT") return "oom";
     if (s == "INIT") return "idle";
     return "run";
-}
-
-// A task's directory name, for a path into the workdir: nothing that could
-// leave its group's folder.
-bool safe_name(const std::string& s) {
-    if (s.empty() || s == "." || s == ".." || s.size() > 255) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    });
 }
 
 std::string task_name(const Run& run, std::size_t g, std::size_t t) { return run.groups[g].name + "/" + run.groups[g].tasks[t].id; }
@@ -195,7 +188,7 @@ void failures_section(Html& out, const Run& run, const FailureIds& failures) {
         out.add("<div class=\"msg\">{}</div>\n", task.message.empty() ? "(no message)" : truncated(task.message, 4000));
         std::string where = (group.dir / task.id / "stderr.log").string();
         std::optional<std::string> tail;
-        if (safe_name(task.id) && !group.dir.empty()) tail = tail_lines(run.workdir / group.dir / task.id / "stderr.log", 20);
+        if (names::valid(task.id) && !group.dir.empty()) tail = tail_lines(run.workdir / group.dir / task.id / "stderr.log", 20);
         if (!tail) {
             out.add("<p class=\"muted small\">{}: not found</p>\n", where);
         } else if (tail->empty()) {

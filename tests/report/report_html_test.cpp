@@ -5,6 +5,8 @@
 #include "report/report_html.hpp"
 #include "report/timeline.hpp"
 
+#include "support/files.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -19,27 +21,11 @@
 
 using namespace fedflow::report;
 namespace fs = std::filesystem;
+using fedflow::test::put;
+using fedflow::test::slurp;
+using fedflow::test::TempDir;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "fedflow-report-XXXXXX").string();
-        path = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-void put(const fs::path& file, const std::string& text) {
-    fs::create_directories(file.parent_path());
-    std::ofstream(file, std::ios::binary) << text;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), {}};
-}
 
 std::size_t count(const std::string& hay, const std::string& needle) {
     std::size_t n = 0;
@@ -141,7 +127,7 @@ TEST_CASE("pack_rows: overlapping spans go to different rows, others share the l
 }
 
 TEST_CASE("a run: stages, lanes, overlapping trains in different rows, escaping") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     write_run(dir.path);
     Run run = read_run(dir.path);
     REQUIRE(run.groups.size() == 1);
@@ -198,7 +184,7 @@ TEST_CASE("a run: stages, lanes, overlapping trains in different rows, escaping"
 }
 
 TEST_CASE("a running run: truncated last line, no report.json, no run_end") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     std::string e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"g","index":1,"tasks":2)") +
                     status(5, "g", "t1", "LOADING") + status(300, "g", "t1", "WAITING") + status(320, "g", "t1", "TRAINING", R"(,"device":"cuda:3")") +
                     status(8, "g", "t2", "LOADING") + R"({"time":"2026-11-28T01:00:00.400Z","elapsed_ms":400,"event":"sta)";
@@ -226,7 +212,7 @@ TEST_CASE("a running run: truncated last line, no report.json, no run_end") {
 }
 
 TEST_CASE("out of memory: an interrupted train and its retry") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     put(dir.path / "events.jsonl",
         ev(0, R"("event":"run_start")") + status(1, "g", "t", "LOADING") + status(100, "g", "t", "WAITING") +
             status(110, "g", "t", "TRAINING", R"(,"device":"cuda:0")") +
@@ -248,7 +234,7 @@ TEST_CASE("out of memory: an interrupted train and its retry") {
 }
 
 TEST_CASE("a resumed run: the second run's times follow the first's") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     std::string first = ev(0, R"("event":"run_start")") + status(10, "g", "a", "LOADING") + status(50, "g", "a", "WAITING") +
                         status(60, "g", "a", "TRAINING") + ev(5000, R"("event":"run_end")");
     // Resumed a minute later: elapsed_ms starts again at 0.
@@ -265,7 +251,7 @@ TEST_CASE("a resumed run: the second run's times follow the first's") {
 }
 
 TEST_CASE("nothing, garbage and hostile files: a page all the same") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     SUBCASE("an empty workdir") {
         write_html(dir.path);
         std::string html = slurp(dir.path / "report.html");
@@ -287,7 +273,7 @@ TEST_CASE("nothing, garbage and hostile files: a page all the same") {
 }
 
 TEST_CASE("tail_lines: the last lines of a file, also of a large one") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     CHECK_FALSE(tail_lines(dir.path / "none.log", 20).has_value());
     put(dir.path / "empty.log", "");
     CHECK(tail_lines(dir.path / "empty.log", 20) == std::string());
@@ -310,7 +296,7 @@ TEST_CASE("parse_utc_ms") {
 }
 
 TEST_CASE("a thousand tasks: one bar per stage, and a page of reasonable size") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     std::string e = ev(0, R"("event":"run_start")");
     for (int i = 0; i < 1000; ++i) {
         std::string id = std::to_string(i);
@@ -412,7 +398,7 @@ void write_rounds(const fs::path& wd, int rounds, bool two_tables = false) {
 }  // namespace
 
 TEST_CASE("rounds: a chart per value that changes, the results folded by round, a band per round") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     write_rounds(dir.path, 5);
     Run run = read_run(dir.path);
     // One group per round instance; the round-less "result" events join the
@@ -451,11 +437,11 @@ TEST_CASE("rounds: a chart per value that changes, the results folded by round, 
     CHECK(html.find("<h3 id=\"group-1\">setup</h3>") < html.find("<details class=\"round\" id=\"round-1-1\""));
     // The timeline has a band per round.
     CHECK(count(html, "<rect class=\"rb") == 5);
-    CHECK(html.find("<title>round 2\n+2.001 s") != std::string::npos);
+    CHECK(html.find("<title>round 2\n+2.001s") != std::string::npos);
 }
 
 TEST_CASE("rounds: two [[round]] tables both have a round 1; a round of one is charted") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     // run.json's groups say which table each belongs to.
     write_rounds(dir.path, 2, true);
     Run run = read_run(dir.path);
@@ -478,7 +464,7 @@ TEST_CASE("rounds: two [[round]] tables both have a round 1; a round of one is c
 }
 
 TEST_CASE("rounds: a round still running, with no values yet") {
-    TempDir dir;
+    TempDir dir("fedflow-report");
     write_rounds(dir.path, 2);
     // Round 3 has started: its group is in the journal, not in run.json's rounds.
     std::ofstream(dir.path / "events.jsonl", std::ios::app)

@@ -72,6 +72,7 @@ TEST_CASE("did you mean: the best match") {
         CHECK(closest("gpu", {"gpus", "seed", "progress"}) == "gpus");
     }
     SUBCASE("the nearest wins; equals go to the shorter, then the earlier") {
+        CHECK(closest("fed", plugins) == "fedavg_client");
         CHECK(closest("tasc", {"task", "tasks"}) == "task");
         CHECK(closest("tasks2", {"tasks", "tasks3"}) == "tasks");
         CHECK(closest("ab", {"ac", "ad"}) == "ac");
@@ -83,7 +84,8 @@ TEST_CASE("did you mean: the best match") {
     SUBCASE("nothing close: no suggestion") {
         CHECK(closest("zzz", plugins) == std::nullopt);
         CHECK(closest("xyzzy-frobnicate", plugins) == std::nullopt);
-        CHECK(closest("fed", plugins) == std::nullopt);  // too short for a prefix or a subsequence
+        CHECK(closest("xy", plugins) == std::nullopt);
+        CHECK(closest("srvr", {"fedavg_server"}) == std::nullopt);  // a subsequence, but of far more
         CHECK(closest("anything", std::vector<std::string_view>{}) == std::nullopt);
     }
     SUBCASE("the phrase, with the suggestion made printable") {
