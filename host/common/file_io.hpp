@@ -84,14 +84,19 @@ inline void write_file(const std::filesystem::path& path, const void* data, std:
     if (fd.close() != 0) fail("close", path);
 }
 
+// The temporary file that stands for path until it is complete:
+// ".<name>.<pid>.tmp" beside it, which remove_temporaries finds.
+inline std::filesystem::path temporary_for(const std::filesystem::path& path) {
+    return path.parent_path() / ("." + path.filename().string() + "." + std::to_string(::getpid()) + ".tmp");
+}
+
 // Replaces path with text so that a reader, or a crash, never sees half a
-// file: writes ".<name>.<pid>.tmp" beside it (its own, made exclusively; one
+// file: writes temporary_for(path) (its own, made exclusively; one
 // that a killed process with the same pid left is replaced), then renames
 // it over path. On failure the temporary file is removed and path is as it
 // was. Not fsync'ed: atomic against a crash of the host, not of the machine.
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view text) {
-    std::filesystem::path temp = path.parent_path() / ("." + path.filename().string() + "." +
-                                                       std::to_string(::getpid()) + ".tmp");
+    const std::filesystem::path temp = temporary_for(path);
     const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     Fd fd(::open(temp.c_str(), flags, 0644));
     if (!fd.valid() && errno == EEXIST) {
@@ -106,6 +111,18 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
     } catch (...) {
         ::unlink(temp.c_str());
         throw;
+    }
+}
+
+// Removes from dir the temporary files that write_file_atomic makes
+// (".<name>.<pid>.tmp"), which a process killed while it wrote leaves
+// behind. Only the folder itself; errors are ignored.
+inline void remove_temporaries(const std::filesystem::path& dir) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() > 5 && name.front() == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0)
+            std::filesystem::remove(e.path(), ec);
     }
 }
 

@@ -59,8 +59,7 @@ Dict read_result(const json& j, const fs::path& dir) {
 
 void write_text_file(const fs::path& path, const std::string& text) { file_io::write_file_atomic(path, text); }
 
-TextFile::TextFile(fs::path path) : path_(std::move(path)), tmp_(path_) {
-    tmp_ += ".tmp";
+TextFile::TextFile(fs::path path) : path_(std::move(path)), tmp_(file_io::temporary_for(path_)) {
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp_.string());
 }

@@ -1,5 +1,6 @@
 #include "runner/resume.hpp"
 
+#include "common/file_io.hpp"
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "common/shm.hpp"
@@ -70,13 +71,8 @@ std::string plan_changes(const std::string& before, const std::string& after) {
 void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool force) {
     const fs::path run_file = workdir / "run.json";
     std::error_code ec;
-    // What a host killed while it replaced a file left (results.hpp).
-    for (const auto& e : fs::directory_iterator(workdir, ec)) {
-        const std::string name = e.path().filename().string();
-        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
-            (name.rfind("run.json.", 0) == 0 || name.rfind("rounds.csv.", 0) == 0 || name.rfind(".report.html.", 0) == 0))
-            fs::remove(e.path(), ec);
-    }
+    // What a host killed while it replaced a file left (file_io.hpp).
+    file_io::remove_temporaries(workdir);
     if (!fs::exists(run_file, ec))
         throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
                                                 workdir.string()));
@@ -123,7 +119,7 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
         std::uint32_t rounds = g.block == 0 ? 0 : plan.rounds[g.block - 1].count;
         for (std::uint32_t r = g.block == 0 ? 0 : 1; r <= rounds; ++r) {
             const fs::path gdir = plan::group_dir(plan, workdir, g, r);
-            fs::remove(gdir / "report.json.tmp", ec);
+            file_io::remove_temporaries(gdir);
             json report = read_json(gdir / "report.json");
             // Each task's entry, by id, found once: a group may have 100,000.
             std::unordered_map<std::string_view, json*> entries;

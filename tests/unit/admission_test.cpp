@@ -1,6 +1,7 @@
 // Admission decided against device tables written here: several GPUs,
 // memory used by other processes, pinned devices, estimates that grow after
 // an out-of-memory and follow the group's peaks (auto-adjust).
+#include "common/text.hpp"
 #include "common/units.hpp"
 #include "sched/admission.hpp"
 
@@ -71,7 +72,7 @@ TEST_CASE("loads are admitted while the RAM Fedflow may use holds their estimate
         if (!v.go()) {
             CHECK(v.kind == Verdict::Kind::wait);
             CHECK(v.resource == "memory");
-            CHECK(v.reason.find("RAM: needs " + units::format_size(10 * GB) + ", 0 B free") != std::string::npos);
+            CHECK(v.reason.find("RAM: needs " + text::format_size(10 * GB) + ", 0 B free") != std::string::npos);
             break;
         }
         Ledger::Entry& e = l.open(static_cast<Ledger::Key>(i), 1000 + i, 10 * GB);
@@ -117,7 +118,7 @@ TEST_CASE("memory used by other processes counts") {
     l.measure(s);
     Verdict v = admit_load(r, sc, s, l, {}, 10 * GB);
     CHECK(v.kind == Verdict::Kind::wait);
-    CHECK(v.reason.find("other processes hold " + units::format_size(75 * GB)) != std::string::npos);
+    CHECK(v.reason.find("other processes hold " + text::format_size(75 * GB)) != std::string::npos);
     CHECK(admit_load(r, sc, s, l, {}, 5 * GB).go());
 }
 
@@ -128,7 +129,7 @@ TEST_CASE("an estimate larger than the capacity can never run") {
     l.measure(s);
     Verdict v = admit_load(r, {}, s, l, {}, 81 * GB);
     CHECK(v.kind == Verdict::Kind::never);
-    CHECK(v.reason.find("at most " + units::format_size(80 * GB)) != std::string::npos);
+    CHECK(v.reason.find("at most " + text::format_size(80 * GB)) != std::string::npos);
 }
 
 TEST_CASE("max-processes and max-waiting") {
@@ -208,7 +209,7 @@ TEST_CASE("several tasks share a GPU as long as their memory fits") {
         Verdict v = admit_train(r, sc, s, l, "", 6 * GB);
         if (!v.go()) {
             CHECK(v.resource == "gpu-memory");
-            CHECK(v.reason.find("needs " + units::format_size(6 * GB) + "; free: cuda:0 0 B") != std::string::npos);
+            CHECK(v.reason.find("needs " + text::format_size(6 * GB) + "; free: cuda:0 0 B") != std::string::npos);
             break;
         }
         CHECK(v.device == "cuda:0");
@@ -293,7 +294,7 @@ TEST_CASE("a GPU estimate larger than every usable GPU can never run") {
     l.measure(s);
     Verdict v = admit_train(r, {}, s, l, "", 50 * GB);
     CHECK(v.kind == Verdict::Kind::never);
-    CHECK(v.reason.find("at most " + units::format_size(gpu_capacity(r, 48 * GB)) + " of any GPU") != std::string::npos);
+    CHECK(v.reason.find("at most " + text::format_size(gpu_capacity(r, 48 * GB)) + " of any GPU") != std::string::npos);
     CHECK(v.reason.find("gpu-memory estimate") != std::string::npos);
 }
 

@@ -91,3 +91,15 @@ TEST_CASE("read_file reads regular files only") {
     fs::create_symlink(dir.path / "big", dir.path / "link");
     CHECK_THROWS(file_io::read_file(dir.path / "link"));
 }
+
+TEST_CASE("remove_temporaries removes what a killed writer left, and nothing else") {
+    TempDir dir("fedflow-file-io");
+    for (const char* name : {".run.json.123.tmp", ".report.html.9.tmp", "run.json", "notes.tmp", ".hidden"})
+        std::ofstream(dir.path / name) << "x";
+    file_io::remove_temporaries(dir.path);
+    CHECK_FALSE(fs::exists(dir.path / ".run.json.123.tmp"));
+    CHECK_FALSE(fs::exists(dir.path / ".report.html.9.tmp"));
+    CHECK(fs::exists(dir.path / "run.json"));
+    CHECK(fs::exists(dir.path / "notes.tmp"));
+    CHECK(fs::exists(dir.path / ".hidden"));
+}
