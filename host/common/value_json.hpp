@@ -16,9 +16,9 @@
 #ifndef FEDFLOW_COMMON_VALUE_JSON_HPP
 #define FEDFLOW_COMMON_VALUE_JSON_HPP
 
-#include "file_io.hpp"
-#include "json.hpp"
-#include "names.hpp"
+#include "common/file_io.hpp"
+#include "common/json.hpp"
+#include "common/names.hpp"
 
 #include <fedflow/value.hpp>
 

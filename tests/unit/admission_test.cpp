@@ -2,7 +2,6 @@
 // memory used by other processes, pinned devices, estimates that grow after
 // an out-of-memory and follow the group's peaks (auto-adjust).
 #include "common/text.hpp"
-#include "common/units.hpp"
 #include "sched/admission.hpp"
 
 #include <doctest/doctest.h>
