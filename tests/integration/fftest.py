@@ -31,6 +31,23 @@ SOURCE_ROOT = os.environ.get("FEDFLOW_SOURCE_ROOT", "")
 DEFAULT_TIMEOUT = 30
 
 
+# Python source for a program a test starts through the host (a command
+# task's, a [notify] command): open_fds() lists the descriptors above 2 it
+# inherited.
+OPEN_FDS_PY = """
+def open_fds():
+    import os
+    found = []
+    for fd in range(3, 256):
+        try:
+            os.fstat(fd)
+            found.append(fd)
+        except OSError:
+            pass
+    return found
+"""
+
+
 def have_host():
     return bool(HOST) and os.access(HOST, os.X_OK)
 

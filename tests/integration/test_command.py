@@ -29,7 +29,7 @@ def argv(*items):
 # Writes what it was given: argv, FEDFLOW_* and the env params, its cwd, the
 # fds it inherited, and where stdin comes from. In train it returns that as
 # result.json; in load it writes load.json.
-PROBE = r'''
+PROBE = fftest.OPEN_FDS_PY + r'''
 import json, os, sys
 seen = {
     "argv": sys.argv[1:],
@@ -37,14 +37,7 @@ seen = {
     "cwd": os.getcwd(),
     "stdin": os.readlink("/proc/self/fd/0"),
 }
-open_fds = []
-for fd in range(3, 256):
-    try:
-        os.fstat(fd)
-        open_fds.append(fd)
-    except OSError:
-        pass
-seen["fds"] = open_fds
+seen["fds"] = open_fds()
 stage = os.environ["FEDFLOW_STAGE"]
 with open(stage + ".json" if stage == "load" else "result.json", "w") as f:
     json.dump(seen, f)

@@ -7,7 +7,9 @@ import email
 import email.policy
 import json
 import os
+import signal
 import socketserver
+import subprocess
 import sys
 import threading
 
@@ -116,6 +118,39 @@ class Notify(HostTest):
         got = self.records(record)
         self.assertEqual([g["kind"] for g in got], ["run"])
         self.assertIn("notify: sh failed (exited with code 3", r.stderr)
+
+    def test_a_command_killed_by_a_signal_is_said_so_by_name(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\n', top=(
+            '[notify]\non = "run"\ncommand = ["sh", "-c", "kill -KILL $$"]\n\n'))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertIn("notify: sh failed (killed by signal SIGKILL", r.stderr)
+
+    def test_the_command_starts_as_a_worker_does(self):
+        """Started by the one spawn helper: default handlers for the signals
+        a shell's `&` or nohup makes the host ignore, no signal blocked, no
+        descriptor of the host's but 0, 1 and 2."""
+        probe = self.write("probe.py", fftest.OPEN_FDS_PY + """
+fds = open_fds()  # before the status file is opened
+with open("/proc/self/status") as f:
+    status = dict(l.split(":", 1) for l in f if l.startswith("Sig"))
+print("ignored=%x blocked=%x fds=%s" % (int(status["SigIgn"], 16), int(status["SigBlk"], 16), fds))
+""")
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\n', top=(
+            '[notify]\non = "run"\ncommand = [%s, %s]\n\n' % (fftest.toml_str(sys.executable),
+                                                              fftest.toml_str(probe))))
+        wd = os.path.join(self.tmp, "run")
+        ignore = lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGHUP, signal.SIGINT)]
+        p = subprocess.run([fftest.HOST, plan, "--workdir", wd], cwd=self.tmp, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, preexec_fn=ignore, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        with open(os.path.join(wd, "notify.log")) as f:
+            line = [l for l in f.read().splitlines() if l.startswith("ignored=")][-1]
+        ignored, blocked, fds = line.split(" ", 2)
+        mask = int(ignored.split("=")[1], 16)
+        self.assertEqual(mask & ((1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1))), 0, line)
+        self.assertEqual(blocked, "blocked=0", line)
+        self.assertEqual(fds, "fds=[]", line)
 
     def test_mail_through_a_local_smtp_server(self):
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SMTPHandler)

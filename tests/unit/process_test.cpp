@@ -138,3 +138,52 @@ TEST_CASE("signals and wait statuses in words") {
     CHECK(describe_wait_status(0) == "exited with code 0");
     CHECK(describe_wait_status(SIGKILL) == "killed by signal SIGKILL (Killed)");
 }
+
+TEST_CASE("a stopped child: take_stop says so once, a signal reaches it, resume continues it") {
+    process::Child c = process::spawn(shell("kill -STOP $$; exit 4"));
+    int stop = 0;
+    for (int i = 0; i < 30000 && stop == 0; ++i, ::usleep(1000)) stop = c.take_stop();
+    CHECK(stop == SIGSTOP);
+    CHECK(c.take_stop() == 0);  // each stop once
+    CHECK_FALSE(c.wait_for(20ms));
+    c.resume();
+    REQUIRE(c.wait_for(30s));
+    CHECK(describe_wait_status(*c.wait_status()) == "exited with code 4");
+
+    // SIGTERM to a stopped child is followed by SIGCONT: it acts on it.
+    process::Child d = process::spawn(shell("kill -STOP $$; sleep 60"));
+    for (int i = 0; i < 30000 && d.take_stop() == 0; ++i) ::usleep(1000);
+    d.kill(SIGTERM);
+    REQUIRE(d.wait_for(30s));
+    CHECK(describe_wait_status(*d.wait_status()) == "killed by signal SIGTERM (Terminated)");
+}
+
+TEST_CASE("try_reap runs on_exit once the child has exited, before it is reaped") {
+    process::Child c = process::spawn(shell("exit 0"));
+    bool zombie_seen = false;
+    int calls = 0;
+    const pid_t pid = c.pid();
+    auto on_exit = [&] {
+        ++calls;
+        // Not reaped yet: its pid is still a zombie's.
+        zombie_seen = slurp("/proc/" + std::to_string(pid) + "/stat").find(") Z ") != std::string::npos;
+    };
+    for (int i = 0; i < 30000 && !c.try_reap(on_exit); ++i) ::usleep(1000);
+    CHECK(c.exited());
+    CHECK(calls == 1);
+    CHECK(zombie_seen);
+    CHECK(c.try_reap(on_exit));
+    CHECK(calls == 1);
+}
+
+TEST_CASE("a detached child is left to its caller") {
+    pid_t pid = -1;
+    {
+        process::Child c = process::spawn(shell("exit 5"));
+        pid = c.detach();
+        CHECK(c.pid() == -1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);  // not reaped by the Child
+    CHECK(describe_wait_status(status) == "exited with code 5");
+}
