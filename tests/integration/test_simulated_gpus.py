@@ -224,7 +224,7 @@ class SimulatedGpus(HostTest):
         waits = [e for e in r.events() if e.get("event") == "waiting" and e.get("resource") == "gpu-memory"]
         self.assertTrue(waits, r.describe())
         self.assertIn("sim:0", waits[0]["reason"])
-        self.assertIn("others 8.0 GiB", waits[0]["reason"])
+        self.assertIn("others 8.00 GiB", waits[0]["reason"])
 
     def test_report_has_one_timeline_lane_per_gpu(self):
         plan = self.plan(burn_group(2, "1GiB", seconds=0))
@@ -240,8 +240,8 @@ class SimulatedGpus(HostTest):
                               "--simulate-gpus", "4GiB,2GiB"])
         self.assertEqual(rc, 0, out[-2000:])
         text = ESC.sub("", out)
-        self.assertRegex(text, r"sim:0 +[\d.]+ \w+ / 4\.0 GiB +in use")
-        self.assertRegex(text, r"sim:1 +[\d.]+ \w+ / 2\.0 GiB +in use")
+        self.assertRegex(text, r"sim:0 +[\d.]+ \w+ / 4\.00 GiB +in use")
+        self.assertRegex(text, r"sim:1 +[\d.]+ \w+ / 2\.00 GiB +in use")
 
     def test_gpu_check_simulate_runs_the_check_and_compares_with_the_ideal_from_capacity(self):
         if os.environ.get("FEDFLOW_SANITIZED"):

@@ -47,7 +47,7 @@ TEST_CASE("--simulate-gpus SPEC: counts, sizes, foreign use, and what is wrong")
     CHECK_THROWS_WITH_AS(simgpu::parse("80 lightyears"), doctest::Contains("'80 lightyears'"), std::invalid_argument);
     CHECK_THROWS_WITH_AS(simgpu::parse("0x80GiB"), doctest::Contains("count before 'x'"), std::invalid_argument);
     CHECK_THROWS_WITH_AS(simgpu::parse("80GiB:free=1GB"), doctest::Contains("used=SIZE"), std::invalid_argument);
-    CHECK_THROWS_WITH_AS(simgpu::parse("8GiB:used=9GiB"), doctest::Contains("more than the GPU's 8.0 GiB"),
+    CHECK_THROWS_WITH_AS(simgpu::parse("8GiB:used=9GiB"), doctest::Contains("more than the GPU's 8.00 GiB"),
                          std::invalid_argument);
     CHECK_THROWS_WITH_AS(simgpu::parse("65x1GiB"), doctest::Contains("more than 64 GPUs"), std::invalid_argument);
     CHECK_THROWS_WITH_AS(simgpu::parse("0B"), doctest::Contains("size 0"), std::invalid_argument);
