@@ -3,6 +3,7 @@
 #include "common/clock.hpp"
 #include "common/device.hpp"
 #include "common/log.hpp"
+#include "common/proc_stat.hpp"
 #include "common/shm.hpp"
 #include "common/signals.hpp"
 #include "common/text.hpp"
@@ -527,13 +528,8 @@ std::pair<exec::WorkerId, Runner::Live*> Runner::signalled_by_task(const signalf
         return {0, nullptr};
     };
     auto parent = [](pid_t pid) -> pid_t {
-        std::ifstream in(fmt::format("/proc/{}/stat", pid));
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        std::size_t close = stat.rfind(')');  // the name in (...) may hold anything
-        if (close == std::string::npos) return 0;
-        char state = 0;
-        int ppid = 0;
-        return std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 ? ppid : 0;
+        auto stat = proc::read_brief(pid);
+        return stat ? stat->ppid : 0;
     };
     // The sender, or the process group or parent it belongs to, up to a
     // worker (which leads its own group); a descendant that left the group

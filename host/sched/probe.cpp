@@ -4,6 +4,8 @@
 // whenever it has a decision to make.
 #include "sched/probe.hpp"
 
+#include "common/proc_stat.hpp"
+
 #include "common/clock.hpp"
 #include "common/text.hpp"
 
@@ -98,33 +100,13 @@ bool parse_proc_stat_cpu(std::string_view text, std::uint64_t& busy, std::uint64
 
 namespace {
 
-// The fields of /proc/<pid>/stat from the third on (state, ppid, ...):
-// comm, the second, may hold anything, ')' included, so they start after
-// the last ')'. Fills up to n of them; returns how many there were.
-int stat_fields(std::string_view text, std::string_view* out, int n) {
-    std::size_t paren = text.rfind(')');
-    if (paren == std::string_view::npos) return 0;
-    std::string_view rest = text.substr(paren + 1);
-    int count = 0;
-    while (count < n) {
-        skip_blanks(rest);
-        std::size_t end = rest.find_first_of(" \t\n");
-        std::string_view f = rest.substr(0, end);
-        if (f.empty()) break;
-        out[count++] = f;
-        if (end == std::string_view::npos) break;
-        rest.remove_prefix(end);
-    }
-    return count;
-}
-
 template <typename T>
 bool whole_number(std::string_view s, T& value) {
     return take_number(s, value) && s.empty();
 }
 
-// Indexes into stat_fields: field N of proc(5) is N - 3.
-constexpr int kState = 0, kUtime = 11, kStime = 12, kCutime = 13, kCstime = 14, kVsize = 20, kRss = 21;
+using proc::stat_fields, proc::kState, proc::kUtime, proc::kStime, proc::kCutime, proc::kCstime, proc::kVsize,
+    proc::kRss;
 
 }  // namespace
 
