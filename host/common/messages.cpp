@@ -1,5 +1,7 @@
 #include "common/messages.hpp"
 
+#include "common/text.hpp"
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -13,16 +15,10 @@ namespace {
 
 constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
 
-// A hostile peer's text in an error: at most 64 characters, every byte
-// outside printable ASCII as \xNN, so it cannot garble a terminal or a log.
+// A hostile peer's text in an error: at most 64 bytes of it, made
+// printable (text.hpp), so it cannot garble a terminal or a log.
 std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size() && i < 64; ++i) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
-    }
-    return out + (s.size() > 64 ? "\"..." : "\"");
+    return "\"" + text::printable(s.substr(0, 64)) + (s.size() > 64 ? "\"..." : "\"");
 }
 
 // The body of one message, read field by field; every refusal names the
@@ -127,7 +123,7 @@ Variant decode_as(const channel::Message& m, const char* direction) {
         const char* name = channel::type_name(m.type);
         if (std::string_view(name) == "unknown")
             throw channel::ProtocolError(fmt::format("message of unknown type {}", static_cast<std::uint32_t>(m.type)));
-        if (m.type == channel::Type::worker || m.type == channel::Type::leftovers)
+        if (m.type == ShimWorker::type || m.type == ShimLeftovers::type)
             throw channel::ProtocolError(fmt::format("'{}' message, which only a shim sends", name));
         throw channel::ProtocolError(fmt::format("'{}' message, which only {} sends", name, direction));
     } else {
@@ -286,6 +282,20 @@ Failed Failed::decode(const Dict& body) {
     return f;
 }
 
+Dict ShimWorker::encode() const { return Dict{{"pid", pid}}; }
+
+ShimWorker ShimWorker::decode(const Dict& body) {
+    Body b(type, body, {"pid"});
+    return ShimWorker{b.integer("pid", 1)};
+}
+
+Dict ShimLeftovers::encode() const { return Dict{{"count", count}}; }
+
+ShimLeftovers ShimLeftovers::decode(const Dict& body) {
+    Body b(type, body, {"count"});
+    return ShimLeftovers{b.integer("count", 1)};
+}
+
 channel::Type type_of(const FromHost& m) noexcept {
     return std::visit([](const auto& v) { return std::decay_t<decltype(v)>::type; }, m);
 }
@@ -301,6 +311,12 @@ Dict encode(const FromWorker& m) {
 
 FromHost decode_from_host(const channel::Message& m) { return decode_as<FromHost>(m, "the worker"); }
 FromWorker decode_from_worker(const channel::Message& m) { return decode_as<FromWorker>(m, "the host"); }
+
+std::optional<FromShim> decode_from_shim(const channel::Message& m) {
+    if (m.type == ShimWorker::type) return ShimWorker::decode(m.body);
+    if (m.type == ShimLeftovers::type) return ShimLeftovers::decode(m.body);
+    return std::nullopt;
+}
 
 void Conversation::sent(const FromHost& m) noexcept {
     if (std::holds_alternative<Load>(m)) pending_ = Pending::load;

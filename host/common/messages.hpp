@@ -11,6 +11,8 @@
 //
 //   host -> worker   Config, Load, Train, Exit
 //   worker -> host   Ready, Loaded, Result, Failed
+//   shim -> host     ShimWorker, ShimLeftovers (the process between the
+//                    host and the worker under some containments)
 //
 // Conversation is the host's check of the order: a worker may only answer
 // what the host asked, once.
@@ -165,8 +167,32 @@ const char* to_string(Failed::Kind k) noexcept;
 // gone, 2 after a `failed` in start or channel.
 inline constexpr int worker_exit_channel_lost = 98;
 
+// -- shim -> host (worker/shim.hpp): the executor's business, not the task's --
+
+// The process that runs the plugin, a child of the shim.
+struct ShimWorker {
+    static constexpr channel::Type type = channel::Type::worker;
+    std::int64_t pid = 0;  // > 0
+
+    Dict encode() const;
+    static ShimWorker decode(const Dict& body);
+    friend bool operator==(const ShimWorker&, const ShimWorker&) = default;
+};
+
+// How many processes the task left running when its worker ended; the shim
+// killed them.
+struct ShimLeftovers {
+    static constexpr channel::Type type = channel::Type::leftovers;
+    std::int64_t count = 0;  // > 0
+
+    Dict encode() const;
+    static ShimLeftovers decode(const Dict& body);
+    friend bool operator==(const ShimLeftovers&, const ShimLeftovers&) = default;
+};
+
 using FromHost = std::variant<Config, Load, Train, Exit>;
 using FromWorker = std::variant<Ready, Loaded, Result, Failed>;
+using FromShim = std::variant<ShimWorker, ShimLeftovers>;
 
 channel::Type type_of(const FromHost& m) noexcept;
 channel::Type type_of(const FromWorker& m) noexcept;
@@ -178,6 +204,9 @@ Dict encode(const FromWorker& m);
 // for a body its decode() refuses.
 FromHost decode_from_host(const channel::Message& m);
 FromWorker decode_from_worker(const channel::Message& m);
+// A shim's frame: nullopt for a frame of any other type (the worker's, for
+// Conversation); throws channel::ProtocolError for a malformed body.
+std::optional<FromShim> decode_from_shim(const channel::Message& m);
 
 // What the host sent one worker, and so what it may answer: `ready` once,
 // first (or `failed` in start); then per stage the host asked for, one

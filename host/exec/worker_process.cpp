@@ -2,6 +2,7 @@
 
 #include "common/cgroup.hpp"
 #include "common/file_io.hpp"
+#include "common/proc_stat.hpp"
 #include "exec/containment.hpp"
 
 #include <fmt/core.h>
@@ -24,24 +25,6 @@
 namespace fedflow {
 
 namespace {
-
-// True while pid runs and is not exiting: /proc/PID/stat shows no zombie,
-// and its flags lack PF_EXITING, which the kernel sets before it closes a
-// dying process's files. False when it cannot tell.
-bool running_not_exiting(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(f, line)) return false;
-    std::size_t name_end = line.rfind(')');
-    if (name_end == std::string::npos) return false;
-    std::istringstream fields(line.substr(name_end + 1));
-    char state = 0;
-    long ppid = 0, pgrp = 0, session = 0, tty = 0, tpgid = 0;
-    unsigned long flags = 0;
-    if (!(fields >> state >> ppid >> pgrp >> session >> tty >> tpgid >> flags)) return false;
-    constexpr unsigned long pf_exiting = 0x4;
-    return state != 'Z' && state != 'X' && state != 'x' && (flags & pf_exiting) == 0;
-}
 
 // The soft RLIMIT_NOFILE the host started with, when raise_fd_limit raised
 // it (0: it did not).
@@ -158,19 +141,6 @@ std::string limit_behind(int err) {
     throw e;
 }
 
-// The parent of pid in /proc/<pid>/stat, or -1.
-pid_t parent_of(pid_t pid) {
-    std::ifstream in(fmt::format("/proc/{}/stat", pid));
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::size_t paren = text.rfind(')');
-    if (paren == std::string::npos) return -1;
-    std::istringstream rest(text.substr(paren + 1));
-    std::string state;
-    pid_t ppid = -1;
-    rest >> state >> ppid;
-    return ppid;
-}
-
 }  // namespace
 
 void WorkerProcess::raise_fd_limit() {
@@ -261,22 +231,23 @@ void WorkerProcess::end_cgroup() noexcept {
 
 bool WorkerProcess::take_shim_frame(const channel::Message& m) {
     if (!shim_) return false;
+    std::optional<messages::FromShim> frame;
     try {
-        if (m.type == channel::Type::worker) {
-            // Believed only of a child of the shim: the plugin could send
-            // this frame too.
-            auto pid = static_cast<pid_t>(m.body.at("pid").as<std::int64_t>());
-            if (worker_pid_ < 0 && pid > 0 && parent_of(pid) == child_.pid()) worker_pid_ = pid;
-            return true;
-        }
-        if (m.type == channel::Type::leftovers) {
-            leftovers_ = static_cast<std::size_t>(std::max<std::int64_t>(0, m.body.at("count").as<std::int64_t>()));
-            return true;
-        }
-    } catch (const std::exception&) {
-        return true;  // a malformed frame of this kind says nothing
+        frame = messages::decode_from_shim(m);
+    } catch (const channel::ProtocolError&) {
+        return true;  // a malformed frame of a shim's type says nothing
     }
-    return false;
+    if (!frame) return false;
+    if (const auto* w = std::get_if<messages::ShimWorker>(&*frame)) {
+        // Believed only of a child of the shim: the plugin could send this
+        // frame too.
+        auto pid = static_cast<pid_t>(w->pid);
+        auto stat = proc::read_brief(pid);
+        if (worker_pid_ < 0 && stat && stat->ppid == child_.pid()) worker_pid_ = pid;
+    } else {
+        leftovers_ = static_cast<std::size_t>(std::get<messages::ShimLeftovers>(*frame).count);
+    }
+    return true;
 }
 
 void WorkerProcess::close_channel() noexcept {
@@ -313,7 +284,10 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
         if (eof) {
             // Only the worker holds the other end (the worker makes it
             // close-on-exec): if it still runs, it closed the channel itself.
-            if (!child_.exited()) closed_by_worker_ = running_not_exiting(child_.pid());
+            if (!child_.exited()) {
+                auto stat = proc::read_brief(child_.pid());
+                closed_by_worker_ = stat && stat->running_not_exiting();
+            }
             close_channel();
             return false;
         }

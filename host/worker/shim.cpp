@@ -2,6 +2,8 @@
 
 #include "common/cgroup.hpp"
 #include "common/channel.hpp"
+#include "common/messages.hpp"
+#include "common/proc_stat.hpp"
 
 #include <fedflow/value.hpp>
 
@@ -41,7 +43,10 @@ int channel = -1;  // the channel's fd, once run() knows it
     std::fflush(stderr);
     if (channel >= 0) {
         try {
-            ch::send(channel, ch::Type::failed, Dict{{"stage", "start"}, {"kind", "exception"}, {"message", message}});
+            messages::Failed failed;
+            failed.stage = messages::Failed::Stage::start;
+            failed.message = message;
+            ch::send(channel, failed.type, failed.encode());
         } catch (const std::exception&) {
         }
     }
@@ -66,10 +71,8 @@ std::vector<pid_t> children_of(pid_t pid) {
 }
 
 bool zombie(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::size_t paren = text.rfind(')');
-    return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] == 'Z' || text[paren + 2] == 'X';
+    auto stat = proc::read_brief(pid);
+    return !stat || stat->ended();
 }
 
 // Every live process below root.
@@ -148,9 +151,10 @@ pid_t fork_retrying(const char* what) {
     std::_Exit(WIFEXITED(status) ? WEXITSTATUS(status) : 2);
 }
 
-void tell_host(int channel_fd, ch::Type type, const Dict& body) {
+template <class Message>
+void tell_host(int channel_fd, const Message& m) {
     try {
-        ch::send(channel_fd, type, body);
+        ch::send(channel_fd, Message::type, m.encode());
     } catch (const std::exception&) {
         // The host is gone or the channel broken: nobody to tell.
     }
@@ -219,7 +223,7 @@ pid_t run(const std::string& mode, int channel_fd, long host_pid) {
     }
     ::close(STDIN_FILENO);
     ::close(STDOUT_FILENO);
-    tell_host(channel_fd, ch::Type::worker, Dict{{"pid", std::int64_t{worker}}});
+    tell_host(channel_fd, messages::ShimWorker{worker});
 
     int status = 0;
     bool worker_ended = false;
@@ -270,7 +274,7 @@ pid_t run(const std::string& mode, int channel_fd, long host_pid) {
     } else {
         left = kill_descendants();
     }
-    if (left > 0) tell_host(channel_fd, ch::Type::leftovers, Dict{{"count", static_cast<std::int64_t>(left)}});
+    if (left > 0) tell_host(channel_fd, messages::ShimLeftovers{static_cast<std::int64_t>(left)});
     end_as(status);
 }
 

@@ -80,6 +80,28 @@ class HostileFrames(FaultTest):
             self.assertNotIn("FINISHED", statuses, task_id)
 
 
+class AfterTheEnd(FaultTest):
+    def test_a_frame_after_the_result_keeps_the_result(self):
+        # The task's result was taken and the host said exit; its destructor
+        # then writes a bad frame, or one out of turn. The task finished and
+        # stays so: its worker is ended and the host says why, once.
+        plan = self.write_plan(faulty_plan("fault_protocol", {
+            "garbage-at-exit": {"send": "not-dict", "stage": "exit"},
+            "loaded-at-exit": {"send": "loaded", "stage": "exit"}}))
+        r = self.run_plan(plan, timeout=60)
+        self.assertExit(r, 0)
+        for task_id in ("garbage-at-exit", "loaded-at-exit"):
+            with self.subTest(task=task_id):
+                self.assertStatus(r, "faulty", task_id, "FINISHED")
+                self.assertEqual(r.json("faulty", task_id, "result.json"), {"ok": True})
+                warnings = [l for l in r.stderr.splitlines()
+                            if "faulty/%s: protocol error after the task ended (FINISHED)" % task_id in l]
+                self.assertEqual(len(warnings), 1, r.describe())
+                self.assertFalse(worker_alive(self.pids(r, task_id)[0]))
+        self.check_others_finished(r)
+        self.assertEqual(r.json("run.json")["status"], "finished")
+
+
 class ClosedChannel(FaultTest):
     def test_a_plugin_that_closes_fd_3_is_reported_as_such(self):
         # "now": closes fd 3 and returns at once (the worker then finds its

@@ -1,8 +1,9 @@
 // Injects: frames written to the worker's control channel (fd 3) behind its
 // back, as a plugin with a stray write, or a hostile one, could. In the stage
-// of param `stage` ("train", the default, or "load") it writes what param
-// `send` names, then returns as a spared task does, so the worker's own
-// answer follows:
+// of param `stage` ("train", the default, "load", or "exit": when the task is
+// destroyed, after its result was delivered and the host said exit) it
+// writes what param `send` names, then returns as a spared task does, so the
+// worker's own answer follows:
 //   failed-empty   a `failed` frame with an empty body
 //   loaded         a well-formed `loaded` (in load the worker's own makes
 //                  two; in train it is out of turn)
@@ -46,7 +47,8 @@ void write_all(const std::string& s) {
     }
 }
 
-void inject(const fedflow::Context& ctx) {
+// The bytes that param `send` names.
+std::string frame_to_send(const fedflow::Context& ctx) {
     using fedflow::Dict;
     using fedflow::List;
     const std::string what = ctx.param<std::string>("send", "failed-empty");
@@ -65,10 +67,33 @@ void inject(const fedflow::Context& ctx) {
     else if (what == "not-dict") out = frame(13, doc(List{"stage", "train"}));
     else if (what == "garbage") out = std::string("GARBAGE!") + std::string(56, '?');
     else throw std::invalid_argument("fault_protocol: unknown param send = '" + what + "'");
-    write_all(out);
+    return out;
 }
 
 }  // namespace
 
-class FaultProtocol final : public fault::InStage<inject> {};
+class FaultProtocol final : public fedflow::Task {
+public:
+    void load(fedflow::Context& ctx) override {
+        stage_ = fault::armed(ctx) ? ctx.param<std::string>("stage", "train") : "";
+        out_ = frame_to_send(ctx);
+        if (stage_ == "load") write_all(out_);
+    }
+    fedflow::Dict train(fedflow::Context& ctx, std::string_view) override {
+        if (stage_ == "train") write_all(out_);
+        return fault::spared(ctx);
+    }
+    ~FaultProtocol() override {
+        if (stage_ != "exit") return;
+        try {
+            write_all(out_);
+        } catch (const std::exception&) {
+            // The host closed the channel already: nobody to garble.
+        }
+    }
+
+private:
+    std::string stage_;
+    std::string out_;
+};
 FEDFLOW_TASK(FaultProtocol, "fault_protocol")

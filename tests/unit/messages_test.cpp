@@ -225,7 +225,7 @@ TEST_CASE("decode names the message and the field it refuses") {
         CHECK(decode_error(ch::Type::failed, with(failed, "stage", "boot")) ==
               "'failed' message: field 'stage' is \"boot\", not one of start, load, train, channel");
         CHECK(decode_error(ch::Type::failed, with(failed, "kind", "\x1b]0;pwned\x07")) ==
-              "'failed' message: field 'kind' is \"\\x1b]0;pwned\\x07\", not one of exception, oom, bad_plugin, "
+              "'failed' message: field 'kind' is \"\\e]0;pwned\\x07\", not one of exception, oom, bad_plugin, "
               "protocol");
         CHECK(decode_error(ch::Type::failed, with(failed, "stage", std::string(100, 'x'))) ==
               "'failed' message: field 'stage' is \"" + std::string(64, 'x') +
@@ -261,6 +261,30 @@ TEST_CASE("decode names the message and the field it refuses") {
         CHECK_THROWS_WITH_AS((void)msg::decode_from_worker(ch::Message{ch::Type::leftovers, Dict{{"count", 1}}}),
                              "'leftovers' message, which only a shim sends", ch::ProtocolError);
     }
+}
+
+TEST_CASE("a shim's frames: its own decoding, and nothing else is one") {
+    auto shim = [](ch::Type type, const Dict& body) { return msg::decode_from_shim(over_the_wire(type, body)); };
+    CHECK(round_trip(msg::ShimWorker{4242}) == msg::ShimWorker{4242});
+    CHECK(round_trip(msg::ShimLeftovers{3}) == msg::ShimLeftovers{3});
+    auto w = shim(ch::Type::worker, msg::ShimWorker{77}.encode());
+    REQUIRE(w);
+    CHECK(std::get<msg::ShimWorker>(*w).pid == 77);
+    auto l = shim(ch::Type::leftovers, msg::ShimLeftovers{2}.encode());
+    REQUIRE(l);
+    CHECK(std::get<msg::ShimLeftovers>(*l).count == 2);
+    // The worker's frames are not the shim's: they go on to the Conversation.
+    CHECK_FALSE(shim(ch::Type::loaded, a_loaded(1, 2).encode()));
+    CHECK_FALSE(shim(static_cast<ch::Type>(99), Dict{}));
+    // A shim's frame that a plugin forged, or a broken shim sent, is refused
+    // field by field, as every message is.
+    CHECK_THROWS_WITH_AS(shim(ch::Type::worker, Dict{}), "'worker' message: field 'pid' is missing", ch::ProtocolError);
+    CHECK_THROWS_WITH_AS(shim(ch::Type::worker, Dict{{"pid", 0}}), "'worker' message: field 'pid' is 0, not in 1..9223372036854775807",
+                         ch::ProtocolError);
+    CHECK_THROWS_WITH_AS(shim(ch::Type::leftovers, Dict{{"count", "3"}}),
+                         "'leftovers' message: field 'count' is a string, not an integer", ch::ProtocolError);
+    CHECK_THROWS_WITH_AS(shim(ch::Type::leftovers, Dict{{"count", 1}, {"pid", 2}}),
+                         "'leftovers' message: unknown field \"pid\"", ch::ProtocolError);
 }
 
 TEST_CASE("frames the channel cannot read are protocol errors that say why") {
