@@ -45,9 +45,10 @@ public:
     // last sync. The runner calls it once per turn of its loop, so a burst
     // of finished tasks costs one sync, and before acting on them.
     void sync();
-    // While a Batch lives, lines are kept and written when it ends, in one
-    // write: for bursts of events (the 100,000 tasks that never started
-    // after a SIGTERM), not a write per line.
+    // While a Batch lives, lines are kept and written when it ends, or
+    // whenever kBatchChunk bytes of them wait, a write per chunk: for bursts
+    // of events (the 100,000 tasks that never started after a SIGTERM), not
+    // a write per line.
     class Batch {
     public:
         explicit Batch(Journal& j) : j_(j) { ++j_.batches_; }
@@ -72,6 +73,7 @@ private:
 
     int fd_ = -1;
     std::string pending_;  // lines not in the file yet
+    static constexpr std::size_t kBatchChunk = std::size_t{1} << 20;
     off_t size_ = 0;       // the file's length: whole lines only
     int error_ = 0;
     bool unsynced_ = false;
