@@ -16,6 +16,7 @@
 #pragma once
 
 #include "common/messages.hpp"
+#include "exec/fork_server.hpp"
 #include "sched/admission.hpp"
 
 #include <chrono>
@@ -38,6 +39,9 @@ struct LoadRequest {
     std::function<messages::Config()> config;  // the config message, made only when the worker starts
     std::optional<std::uint64_t> grown_memory;  // after an out of memory
     std::optional<std::uint64_t> memory;        // the task's own estimate
+    // What a fork server for this task would load: the executor may fork
+    // the worker from one instead of exec'ing it. Absent: exec.
+    std::optional<PreloadSpec> preload;
 };
 
 // A loaded worker's train.

@@ -3,6 +3,8 @@
 #include "common/device.hpp"
 #include "common/log.hpp"
 
+#include <fedflow/detail/wire.hpp>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -50,6 +52,8 @@ LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> prob
 // the containment that holds their cgroups goes.
 LocalExecutor::~LocalExecutor() {
     workers_.clear();
+    servers_.clear();
+    retired_servers_.clear();
     descendants_.reset();
     if (sigchld_fd_ >= 0) ::close(sigchld_fd_);
 }
@@ -91,6 +95,16 @@ void LocalExecutor::sample_if_older_than(std::chrono::milliseconds age) {
     // A shim names the worker only after the start (containment.hpp).
     for (auto& [id, w] : workers_)
         if (auto* entry = scheduler_.ledger().find(id)) entry->pid = w.process->pid();
+    if (Clock::now() - scheduler_.sampled_at() < age) return;
+    // Forked workers are measured by PSS, and their servers' CPU time is
+    // Fedflow's (sched/probe.hpp).
+    std::vector<int> forked, servers;
+    for (auto& [id, w] : workers_)
+        if (w.process->relayed()) forked.push_back(w.process->pid());
+    for (auto& [key, s] : servers_)
+        if (s.server) servers.push_back(s.server->pid());
+    for (auto& server : retired_servers_) servers.push_back(server->pid());
+    scheduler_.probe().set_forked(std::move(forked), std::move(servers));
     if (!scheduler_.sample_if_older_than(age, pids())) return;
     for (auto& [id, w] : workers_) {
         int pid = w.process->pid();
@@ -128,6 +142,52 @@ Admission LocalExecutor::spawn_deferred(const std::string& why) {
     return a;
 }
 
+ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
+    std::string key = wire::encode(Value(preload.encode()));
+    auto it = servers_.find(key);
+    if (it != servers_.end()) return it->second.server.get();
+    Server& s = servers_[key];
+    s.plugin = preload.plugin_name;
+    try {
+        s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience);
+        log::debug("fork server of plugin '{}' started (pid {})", s.plugin, s.server->pid());
+    } catch (const std::exception& e) {
+        log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin,
+                     e.what());
+    }
+    return s.server.get();
+}
+
+void LocalExecutor::drop_fork_server(ForkServer* server, const std::string& why) {
+    for (auto& [key, s] : servers_) {
+        if (s.server.get() != server) continue;
+        log::warning("the fork server of plugin '{}' cannot fork: {}; its tasks start by exec from now on", s.plugin,
+                     why);
+        // Its workers stay its children: it lives on to reap them, and
+        // forks no more.
+        retired_servers_.push_back(std::move(s.server));
+    }
+}
+
+std::unique_ptr<WorkerProcess> LocalExecutor::start_worker(const LoadRequest& request, const SpawnOptions& spawn) {
+    if (request.preload && options_.fork_server && !options_.foreground) {
+        if (ForkServer* server = fork_server(*request.preload)) {
+            try {
+                return WorkerProcess::fork(*server, spawn);
+            } catch (const ForkRefused& e) {
+                drop_fork_server(server, e.what());
+            } catch (const SpawnDeferred&) {
+                throw;
+            } catch (const std::system_error&) {
+                throw;
+            } catch (const std::runtime_error& e) {
+                drop_fork_server(server, e.what());
+            }
+        }
+    }
+    return WorkerProcess::spawn(spawn);
+}
+
 Admission LocalExecutor::start_load(const LoadRequest& request) {
     if (spawn_retry_at_ && Clock::now() < *spawn_retry_at_) {
         Admission a;
@@ -155,7 +215,7 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     spawn.foreground = options_.foreground;
     spawn.wrapper = options_.wrapper;
     try {
-        w.process = WorkerProcess::spawn(spawn);
+        w.process = start_worker(request, spawn);
     } catch (const SpawnDeferred& e) {
         return spawn_deferred(e.what());
     }
@@ -336,17 +396,28 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     auto now = Clock::now();
     std::optional<Clock::time_point> next = until;
     auto consider = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
+    // The fork servers tell of their workers' exits and stops.
+    servers_polled_.clear();
+    auto poll_server = [&](ForkServer* server) {
+        if (server == nullptr || !server->alive()) return;
+        fds_.push_back({server->fd(), POLLIN, 0});
+        servers_polled_.push_back(server);
+    };
+    for (auto& [key, s] : servers_) poll_server(s.server.get());
+    for (auto& server : retired_servers_) poll_server(server.get());
+    const std::size_t first_worker = fds_.size();
     for (auto& [id, w] : workers_) {
         WorkerProcess& p = *w.process;
         // A broken worker is not heard any more: it is being killed.
         fds_.push_back({p.channel_open() && !w.broken ? p.channel_fd() : -1, POLLIN, 0});
-        fds_.push_back({p.pid_fd(), POLLIN, 0});
+        // A forked worker's exit comes from its server.
+        fds_.push_back({p.relayed() ? -1 : p.pid_fd(), POLLIN, 0});
         polled_.push_back(id);
         if (w.kill_deadline) consider(*w.kill_deadline);
         if (w.closed_at) consider(*w.closed_at + options_.kill_grace);
         // Without a pidfd (old kernels) a worker whose channel closed is
         // looked at until it has exited.
-        if (p.pid_fd() < 0 && w.closed_at) consider(now + std::chrono::milliseconds(10));
+        if (p.pid_fd() < 0 && !p.relayed() && w.closed_at) consider(now + std::chrono::milliseconds(10));
     }
     if (waiting_on_machine_ || gpu_training)
         consider(scheduler_.sampled_at() + (waiting_on_machine_ ? 1 : 2) * options_.sample_period);
@@ -361,13 +432,20 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     if (::poll(fds_.data(), fds_.size(), wait_ms) < 0 && errno != EINTR)
         throw std::system_error(errno, std::generic_category(), "poll");
 
-    if (fds_[1].revents & POLLIN) take_stops(out);
+    bool server_spoke = false;
+    for (std::size_t i = 0; i < servers_polled_.size(); ++i)
+        if (fds_[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
+            servers_polled_[i]->pump();
+            server_spoke = true;
+        }
+    if ((fds_[1].revents & POLLIN) || server_spoke) take_stops(out);
     for (std::size_t i = 0; i < polled_.size(); ++i) {
         Worker& w = workers_.at(polled_[i]);
         WorkerProcess& p = *w.process;
-        const pollfd& sock = fds_[2 + 2 * i];
+        const pollfd& sock = fds_[first_worker + 2 * i];
         if (sock.fd >= 0 && (sock.revents & (POLLIN | POLLHUP | POLLERR))) read(polled_[i], w, out);
-        if (p.pid_fd() < 0 || (fds_[3 + 2 * i].revents & POLLIN) || w.closed_at) p.try_reap();
+        if (p.pid_fd() < 0 || p.relayed() || (fds_[first_worker + 1 + 2 * i].revents & POLLIN) || w.closed_at)
+            p.try_reap();
     }
 
     // Deadlines: the grace period after a signal, and a worker that closed

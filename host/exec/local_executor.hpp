@@ -41,6 +41,10 @@ public:
         std::vector<std::string> wrapper;
         std::string run_name;  // names the run's cgroup (containment.hpp)
         std::chrono::milliseconds spawn_patience{10000};
+        // Workers of a LoadRequest with a preload are forked by a fork
+        // server per preload (exec/fork_server.hpp); none in the foreground.
+        bool fork_server = true;
+        std::chrono::milliseconds preload_patience{120000};  // a fork server's preload (import torch)
     };
     // Throws std::invalid_argument when FEDFLOW_CONTAIN asks for a
     // containment this machine cannot give (containment.hpp).
@@ -100,6 +104,13 @@ private:
     void take_stops(std::vector<Event>& out);
     // The start that SpawnDeferred refused: wait, or fail after spawn_patience.
     Admission spawn_deferred(const std::string& why);
+    // Starts the worker: forked by the fork server of its preload when there
+    // is one that can, else exec'd.
+    std::unique_ptr<WorkerProcess> start_worker(const LoadRequest& request, const SpawnOptions& spawn);
+    // The fork server of a preload, started at its first use; nullptr when
+    // it cannot start or can no longer fork (told once, in the log).
+    ForkServer* fork_server(const PreloadSpec& preload);
+    void drop_fork_server(ForkServer* server, const std::string& why);
 
     Options options_;
     sched::StageScheduler scheduler_;
@@ -110,6 +121,14 @@ private:
     std::optional<Clock::time_point> spawn_failing_since_, spawn_retry_at_;
     std::chrono::milliseconds spawn_backoff_{0};
     std::string spawn_why_;
+    struct Server {
+        std::unique_ptr<ForkServer> server;  // null: it could not start, or stopped forking
+        std::string plugin;                  // for the log
+    };
+    std::map<std::string, Server> servers_;  // by the preload's encoding
+    // Servers that may fork no more (threads): they still reap their workers.
+    std::vector<std::unique_ptr<ForkServer>> retired_servers_;
+    std::vector<ForkServer*> servers_polled_;
     std::map<WorkerId, Worker> workers_;
     bool waiting_on_machine_ = false;  // a stage waited for CPU, RAM or GPU memory since the last wait()
     std::vector<::pollfd> fds_;

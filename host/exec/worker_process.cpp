@@ -4,6 +4,7 @@
 #include "common/file_io.hpp"
 #include "common/proc_stat.hpp"
 #include "exec/containment.hpp"
+#include "exec/fork_server.hpp"
 
 #include <fmt/core.h>
 
@@ -208,8 +209,82 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
     return w;
 }
 
+std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const SpawnOptions& o) {
+    check_fd_budget();
+    check_process_budget(o.descendants);
+    const std::string dir = o.workdir.string();
+    // The logs are opened here as spawn's file actions open them: in the
+    // workdir, never through a link.
+    auto open_log = [&](const char* name) {
+        int fd = ::open((o.workdir / name).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+            spawn_error(std::system_error(errno, std::generic_category(), fmt::format("cannot open {} in {}", name, dir)));
+        return file_io::Fd(fd);
+    };
+    const file_io::Fd out = open_log("stdout.log");
+    const file_io::Fd err = open_log("stderr.log");
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        spawn_error(std::system_error(errno, std::generic_category(), "socketpair"));
+    std::unique_ptr<WorkerProcess> w(new WorkerProcess());
+    w->sock_ = sv[0];
+    const file_io::Fd worker_end(sv[1]);  // the child's copy is all it needs
+    w->descendants_ = o.descendants;
+    w->shim_ = o.descendants != nullptr && o.descendants->kind() != Containment::cgroup;
+    if (o.descendants != nullptr) w->cgroup_ = o.descendants->new_task_cgroup();
+    std::string contain;
+    if (o.descendants != nullptr) {
+        std::vector<std::string> args = o.descendants->worker_args();  // {"--contain", MODE} or none
+        if (args.size() == 2) contain = args[1];
+    }
+    try {
+        w->forked_pid_ = server.fork(o.workdir, sv[1], out.get(), err.get(), static_cast<long>(original_fd_soft),
+                                     contain);
+    } catch (const ForkRefused& e) {
+        if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
+        w->cgroup_.clear();
+        if (e.err != 0) spawn_error(std::system_error(e.err, std::generic_category(), "cannot fork a worker in " + dir));
+        throw;
+    } catch (...) {
+        if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
+        w->cgroup_.clear();
+        throw;
+    }
+    w->server_ = &server;
+    ++live_workers;
+    // As with spawn: the worker runs nothing of the task before `config`.
+    if (!w->cgroup_.empty()) cgroup::adopt(w->cgroup_, w->forked_pid_);
+    ::fcntl(w->sock_, F_SETFL, ::fcntl(w->sock_, F_GETFL) | O_NONBLOCK);
+    return w;
+}
+
+void WorkerProcess::kill(int signal) noexcept {
+    if (server_ == nullptr) return child_.kill(signal);
+    if (forked_status_) return;
+    forked_signal_sent_ = signal;
+    // As process::Child::kill: its process group, and SIGCONT after.
+    if (::kill(-forked_pid_, signal) != 0) ::kill(forked_pid_, signal);
+    if (signal != SIGKILL && signal != SIGCONT) resume();
+}
+
+void WorkerProcess::resume() noexcept {
+    if (server_ == nullptr) return child_.resume();
+    if (forked_status_) return;
+    if (::kill(-forked_pid_, SIGCONT) != 0) ::kill(forked_pid_, SIGCONT);
+}
+
+int WorkerProcess::take_stop() noexcept {
+    if (server_ == nullptr) return child_.take_stop();
+    return forked_status_ ? 0 : server_->take_stop(forked_pid_);
+}
+
 WorkerProcess::~WorkerProcess() {
-    const bool started = child_.pid() > 0;
+    const bool started = started_pid() > 0;
+    if (server_ != nullptr && !forked_status_) {
+        // Its server reaps it.
+        if (::kill(-forked_pid_, SIGKILL) != 0) ::kill(forked_pid_, SIGKILL);
+        server_->forget(forked_pid_);
+    }
     child_ = process::Child();  // kills (SIGKILL) and reaps a worker still running
     end_cgroup();
     if (started) --live_workers;
@@ -243,7 +318,7 @@ bool WorkerProcess::take_shim_frame(const channel::Message& m) {
         // frame too.
         auto pid = static_cast<pid_t>(w->pid);
         auto stat = proc::read_brief(pid);
-        if (worker_pid_ < 0 && stat && stat->ppid == child_.pid()) worker_pid_ = pid;
+        if (worker_pid_ < 0 && stat && stat->ppid == started_pid()) worker_pid_ = pid;
     } else {
         leftovers_ = static_cast<std::size_t>(std::get<messages::ShimLeftovers>(*frame).count);
     }
@@ -284,8 +359,8 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
         if (eof) {
             // Only the worker holds the other end (the worker makes it
             // close-on-exec): if it still runs, it closed the channel itself.
-            if (!child_.exited()) {
-                auto stat = proc::read_brief(child_.pid());
+            if (!exited()) {
+                auto stat = proc::read_brief(started_pid());
                 closed_by_worker_ = stat && stat->running_not_exiting();
             }
             close_channel();
@@ -296,11 +371,20 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
 }
 
 bool WorkerProcess::try_reap() {
-    return child_.try_reap([this] { end_cgroup(); });
+    if (server_ == nullptr) return child_.try_reap([this] { end_cgroup(); });
+    if (forked_status_) return true;
+    // The server killed its process group before it reaped it.
+    std::optional<int> status = server_->take_exit(forked_pid_);
+    if (!status) return false;
+    end_cgroup();
+    forked_status_ = *status;
+    return true;
 }
 
-pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in, int err) {
+pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in, int err,
+                   char* const* envp) {
     process::Spec spec;
+    spec.envp = envp;
     spec.argv = {exe.string()};
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.files = {in >= 0 ? process::Spec::dup(in, 0) : process::Spec::open(0, "/dev/null", O_RDONLY),

@@ -32,6 +32,7 @@
 namespace fedflow {
 
 class Descendants;
+class ForkServer;
 
 // The worker cannot start now for want of something that the end of a
 // running worker frees (a file descriptor, a process under RLIMIT_NPROC);
@@ -58,6 +59,10 @@ public:
     // Starts the worker. Throws SpawnDeferred (see above), or
     // std::system_error when it cannot be started.
     static std::unique_ptr<WorkerProcess> spawn(const SpawnOptions& options);
+    // Starts the worker as a child of a fork server (exec/fork_server.hpp),
+    // set up as spawn sets it up (options.worker, envp, foreground and
+    // wrapper do not apply). Throws as spawn does, and ForkRefused.
+    static std::unique_ptr<WorkerProcess> fork(ForkServer& server, const SpawnOptions& options);
     // The command line spawn runs (wrapper included), for run-task to show.
     static std::vector<std::string> command_line(const SpawnOptions& options);
     ~WorkerProcess();  // kills (SIGKILL) and reaps a worker still running
@@ -72,13 +77,17 @@ public:
 
     // The process that runs the plugin: the worker, once a shim has said
     // which (until then the process the host started).
-    pid_t pid() const noexcept { return worker_pid_ > 0 ? worker_pid_ : child_.pid(); }
+    pid_t pid() const noexcept { return worker_pid_ > 0 ? worker_pid_ : started_pid(); }
     int channel_fd() const noexcept { return sock_; }
+    // -1 for a forked worker: its server tells of its end.
     int pid_fd() const noexcept { return child_.pid_fd(); }
     bool channel_open() const noexcept { return sock_ >= 0; }
-    bool exited() const noexcept { return child_.exited(); }
+    bool exited() const noexcept { return wait_status().has_value(); }
+    // Forked by a fork server, which tells how it ended (no pidfd to poll
+    // while the server lives).
+    bool relayed() const noexcept { return server_ != nullptr; }
     // The wait status once exited.
-    std::optional<int> wait_status() const noexcept { return child_.wait_status(); }
+    std::optional<int> wait_status() const noexcept { return server_ ? forked_status_ : child_.wait_status(); }
 
     // Sends a message; false when the worker is gone.
     bool send(const messages::FromHost& m);
@@ -97,16 +106,16 @@ public:
     // Sends a signal to the worker's process group if the process has not
     // been reaped yet, and SIGCONT after any signal but SIGKILL: a stopped
     // process acts on nothing else until it is continued.
-    void kill(int signal) noexcept { child_.kill(signal); }
+    void kill(int signal) noexcept;
     // Continues a stopped worker (SIGCONT to its process group).
-    void resume() noexcept { child_.resume(); }
+    void resume() noexcept;
     // The signal that stopped the worker (SIGSTOP, SIGTSTP, ...) since the
     // last call, or 0; never blocks, and reports each stop once. The host
     // learns of a stop through SIGCHLD.
-    int take_stop() noexcept { return child_.take_stop(); }
+    int take_stop() noexcept;
     // Which signal the host sent last (0 = none): an exit by that signal is
     // the host's doing, not a crash.
-    int signal_sent() const noexcept { return child_.signal_sent(); }
+    int signal_sent() const noexcept { return server_ ? forked_signal_sent_ : child_.signal_sent(); }
     // Once exited: how many processes the task left running, all killed.
     std::size_t leftovers() const noexcept { return leftovers_; }
 
@@ -118,6 +127,8 @@ private:
     bool take_shim_frame(const channel::Message& m);
     // cgroup: counts and kills what the worker left in its cgroup.
     void end_cgroup() noexcept;
+    // The process the host started (or its fork server forked).
+    pid_t started_pid() const noexcept { return server_ ? forked_pid_ : child_.pid(); }
 
     process::Child child_;   // the process the host started (the worker, or its shim)
     pid_t worker_pid_ = -1;  // with a shim: the worker
@@ -129,13 +140,19 @@ private:
     std::size_t leftovers_ = 0;
     bool shim_ = false;
     messages::Conversation conversation_;
+    // Forked: the server that is its parent, and what a Child would hold.
+    ForkServer* server_ = nullptr;
+    pid_t forked_pid_ = -1;
+    std::optional<int> forked_status_;
+    int forked_signal_sent_ = 0;
 };
 
-// Starts a helper process of the host (fedflow-worker --guard, --probe-pidns)
-// by process::spawn (its own process group, an empty signal mask), with
-// stdin from `in` (or /dev/null), stdout on /dev/null and stderr on `err`
-// (or the host's). Throws std::system_error; the caller reaps it.
+// Starts a helper process of the host (fedflow-worker --guard, --probe-pidns,
+// --fork-server) by process::spawn (its own process group, an empty signal
+// mask), with stdin from `in` (or /dev/null), stdout on /dev/null, stderr on
+// `err` (or the host's) and the environment envp (or the host's). Throws
+// std::system_error; the caller reaps it.
 pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in = -1,
-                   int err = -1);
+                   int err = -1, char* const* envp = nullptr);
 
 }  // namespace fedflow

@@ -318,7 +318,8 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
                   "default-memory",
                   "default-gpu-memory",
                   "auto-adjust",
-                  "result-limit"},
+                  "result-limit",
+                  "worker-start"},
                  ctx);
     auto count = [&](std::string_view key, std::uint32_t& into, std::int64_t max) {
         if (auto n = r.integer(t, key, ctx, 0, max)) into = static_cast<std::uint32_t>(*n);
@@ -340,6 +341,13 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     if (auto b = r.size(t, "default-gpu-memory", ctx)) s.default_gpu_memory = *b;
     if (auto b = r.boolean(t, "auto-adjust", ctx)) s.auto_adjust = *b;
     if (auto b = r.size(t, "result-limit", ctx)) s.result_limit = *b;
+    if (auto w = r.string(t, "worker-start", ctx)) {
+        if (*w == "fork-server") s.worker_start = WorkerStart::fork_server;
+        else if (*w == "exec") s.worker_start = WorkerStart::exec;
+        else
+            r.error(*t.get("worker-start"),
+                    fmt::format("worker-start '{}' in {} must be \"fork-server\" or \"exec\"", *w, ctx));
+    }
 }
 
 void read_resources(Reader& r, const toml::table& t, Resources& res) {
@@ -436,7 +444,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     std::string ctx = fmt::format("{} number {}", block == 0 ? "[[group]]" : "[[round.group]]", g.index);
     r.check_keys(t,
                  {"name", "plugin", "device", "params", "tasks", "inputs",
-                  "task", "memory", "gpu-memory"},
+                  "task", "memory", "gpu-memory", "preload"},
                  ctx);
 
     g.name = fmt::format("group-{}", g.index);
@@ -475,6 +483,14 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
         for (const auto& item : *in->as_array()) {
             if (auto str = item.as_string()) inputs.push_back({plan.groups.size(), str->get(), where(item.source())});
             else r.error(item, fmt::format("inputs of {} must be group names (strings)", ctx));
+        }
+    }
+
+    if (const toml::node* pre = r.typed(t, "preload", toml::node_type::array, ctx)) {
+        for (const auto& item : *pre->as_array()) {
+            auto str = item.as_string();
+            if (str && !str->get().empty()) g.preload.push_back(str->get());
+            else r.error(item, fmt::format("preload of {} must be module names (strings)", ctx));
         }
     }
 

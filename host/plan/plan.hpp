@@ -62,6 +62,9 @@ struct GroupSpec {
     // Names of groups whose results this group receives: the most recent
     // finished instance of each (in a round, this round's or an earlier one).
     std::vector<std::string> inputs;
+    // Modules the fork server of the group's plugin imports before it forks
+    // (the python plugin: `preload = ["torch", "numpy"]`).
+    std::vector<std::string> preload;
     // Estimates per task (bytes); [scheduler] defaults apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;
@@ -93,6 +96,10 @@ std::filesystem::path group_dir(const Plan& plan, const std::filesystem::path& w
 
 enum class GpuOrder { pci, total_memory, free_memory };
 
+// How a task's worker starts: forked by a fork server that has loaded the
+// plugin, or exec'd (docs/scheduling.md, "Starting workers").
+enum class WorkerStart { fork_server, exec };
+
 // [resources]: how much of the machine Fedflow may use.
 struct Resources {
     double cpu_utilization = 0.8;         // start no load while CPUs are busier
@@ -115,6 +122,7 @@ struct Scheduler {
     bool auto_adjust = true;                      // learn estimates from finished tasks
     std::chrono::milliseconds task_timeout{0};    // per stage; 0 = none
     std::uint64_t result_limit = 0;               // bytes of one task's result and Bytes; 0 = none
+    WorkerStart worker_start = WorkerStart::fork_server;
 };
 
 // [notify]: tell someone when a group or the run ends, as the original

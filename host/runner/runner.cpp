@@ -136,6 +136,7 @@ int Runner::run() {
     eo.foreground = options_.foreground;
     eo.wrapper = options_.wrapper;
     eo.run_name = shm_prefix_;
+    eo.fork_server = plan_.scheduler.worker_start == plan::WorkerStart::fork_server;
     std::unique_ptr<sched::Probe> probe;
     if (!options_.simulate_gpus.empty() && limits_.use_gpus)
         probe = std::make_unique<sched::Probe>(simgpu::Table::create(shm_prefix_ + "-gpus", options_.simulate_gpus));

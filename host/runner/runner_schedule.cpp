@@ -197,6 +197,14 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     request.workdir = group.workdir() / task.task_id();
     request.grown_memory = task.estimates().grown_memory;
     request.memory = task.estimates().memory;
+    // Tasks of a plugin share a fork server when they load alike: the same
+    // plugin, preloads and interpreter.
+    PreloadSpec& preload = request.preload.emplace();
+    preload.plugin_path = plugins_[plugin].path.string();
+    preload.plugin_name = plugins_[plugin].name;
+    preload.modules = plan_.groups[plugin].preload;
+    if (const Value* python = task.params().find("python")) preload.params["python"] = *python;
+    preload.plan_dir = plan_.dir.string();
     request.config = [&] {
         messages::Config c;
         c.task_id = task.task_id();

@@ -285,6 +285,20 @@ std::optional<Probe::CpuTimes> Probe::read_cpu_times(const std::vector<int>& pid
         t.own += st.utime + st.stime;
         if (st.vsize > 0) s.rss[pid] = st.rss_pages * page;  // a zombie has no memory left
     }
+    // A forked worker's RSS counts every page it shares with its fork
+    // server: charged whole to each worker, a preloaded torch would be
+    // counted once per task.
+    for (int pid : pss_pids_) {
+        auto it = s.rss.find(pid);
+        if (it == s.rss.end()) continue;
+        std::snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
+        std::uint64_t pss = 0;
+        if (read_file(path, 4096) && parse_status_kb(text(), "Pss", pss)) it->second = pss;
+    }
+    for (int pid : servers_) {
+        std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        if (read_file(path) && parse_pid_stat_ticks(text(), true, ticks)) t.own += ticks;
+    }
     for (auto it = worker_stat_.begin(); it != worker_stat_.end();) {
         if (it->second.seen == samples_) {
             ++it;
@@ -294,6 +308,11 @@ std::optional<Probe::CpuTimes> Probe::read_cpu_times(const std::vector<int>& pid
         }
     }
     return t;
+}
+
+void Probe::set_forked(std::vector<int> pss_pids, std::vector<int> servers) {
+    pss_pids_ = std::move(pss_pids);
+    servers_ = std::move(servers);
 }
 
 Snapshot Probe::sample(const std::vector<int>& pids) {

@@ -39,6 +39,7 @@ public:
 
     const Snapshot& snapshot() const noexcept { return snapshot_; }
     const Probe& probe() const noexcept { return *probe_; }
+    Probe& probe() noexcept { return *probe_; }
     const Limits& limits() const noexcept { return config_.limits; }
     // The GPUs to schedule, when chosen after construction (CUDA_VISIBLE_DEVICES).
     void set_gpus(bool use_gpus, std::vector<int> gpus);

@@ -6,6 +6,9 @@
 //
 //   fedflow-worker --channel 3 --host-pid PID
 //
+// or forked, set up the same way, by a fork server that has loaded the
+// plugin already (fedflow-worker --fork-server FD, fork_server.hpp).
+//
 // It receives `config`, loads and checks the plugin, answers `ready`, then
 // runs `load` and `train` when told, and exits on `exit` or when the host
 // goes away. Plugin code runs only here, never in the host.
@@ -15,6 +18,7 @@
 #include "common/messages.hpp"
 #include "common/shm.hpp"
 #include "worker/crash_report.hpp"
+#include "worker/fork_server.hpp"
 #include "worker/services.hpp"
 #include "worker/shim.hpp"
 
@@ -66,13 +70,46 @@ void check_channel() {
     if (st.st_dev != channel_stat.st_dev || st.st_ino != channel_stat.st_ino) channel_lost("is another file now");
 }
 
+
+
+// With a fork server: the resident set the child started with, all of it
+// shared with the server (its peaks are counted above it).
+std::int64_t rss_at_fork = -1;
+
+// A forked worker's own memory: its proportional set size (what it shares
+// with the fork server and its siblings counted in part), or, where that is
+// larger, the growth of its resident set since the fork.
+std::int64_t resident_bytes() {
+    long pages = 0, resident = 0;
+    FILE* f = std::fopen("/proc/self/statm", "re");
+    if (f == nullptr) return 0;
+    int n = std::fscanf(f, "%ld %ld", &pages, &resident);
+    std::fclose(f);
+    return n == 2 ? static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE) : 0;
+}
+
+std::int64_t pss_bytes() {
+    FILE* f = std::fopen("/proc/self/smaps_rollup", "re");
+    if (f == nullptr) return -1;
+    char line[256];
+    std::int64_t kb = -1;
+    while (std::fgets(line, sizeof line, f) != nullptr)
+        if (std::sscanf(line, "Pss: %ld kB", &kb) == 1) break;
+    std::fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
 // The worker's RSS peak, or that of the largest program it ran and waited
-// for (a command task's), whichever is larger.
+// for (a command task's), whichever is larger; in a forked worker, what
+// it holds beyond the fork server's pages (see pss_bytes).
 std::int64_t peak_rss_bytes() {
     rusage self{}, children{};
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &children);
-    return static_cast<std::int64_t>(std::max(self.ru_maxrss, children.ru_maxrss)) * 1024;
+    std::int64_t own = static_cast<std::int64_t>(self.ru_maxrss) * 1024;
+    std::int64_t programs = static_cast<std::int64_t>(children.ru_maxrss) * 1024;
+    if (rss_at_fork >= 0) own = std::max(own - rss_at_fork, pss_bytes());
+    return std::max<std::int64_t>({own, programs, 0});
 }
 
 // Sends m; false when the host is gone.
@@ -117,9 +154,13 @@ std::string message_of(const fedflow_status& st) {
     return m;
 }
 
-// Loads the library and finds the plugin named `name`; every way this can
-// go wrong ends the process with a `failed` message of kind bad_plugin.
-const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::string& path, const std::string& name) {
+struct BadPlugin : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Loads the library and finds the plugin named `name`; throws BadPlugin
+// for every way this can go wrong.
+const fedflow_plugin* find_plugin(boost::dll::shared_library& lib, const std::string& path, const std::string& name) {
     try {
         // Lazy binding: resolving every import of a C++ plugin up front
         // (RTLD_NOW) cost a quarter of a no-op task's CPU time. A function
@@ -129,28 +170,51 @@ const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::st
         // -Wl,--no-undefined against the libraries they run with have none.
         lib.load(path, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
     } catch (const std::exception& e) {
-        bad_plugin("cannot load " + path + ": " + e.what());
+        throw BadPlugin("cannot load " + path + ": " + e.what());
     }
     if (!lib.has(FEDFLOW_PLUGIN_ENUM_SYMBOL))
-        bad_plugin(path + " does not export " FEDFLOW_PLUGIN_ENUM_SYMBOL " (not built with FEDFLOW_TASK?)");
+        throw BadPlugin(path + " does not export " FEDFLOW_PLUGIN_ENUM_SYMBOL " (not built with FEDFLOW_TASK?)");
     auto enumerate = lib.get<std::remove_pointer_t<fedflow_plugin_enum_fn>>(FEDFLOW_PLUGIN_ENUM_SYMBOL);
     for (std::uint32_t i = 0; i < 1024; ++i) {
         const fedflow_plugin* p = nullptr;
         std::int32_t r = enumerate(&p, i);
         if (r == 0) break;
         if (r < 0 || p == nullptr)
-            bad_plugin(path + ": " FEDFLOW_PLUGIN_ENUM_SYMBOL " failed with " + std::to_string(r));
+            throw BadPlugin(path + ": " FEDFLOW_PLUGIN_ENUM_SYMBOL " failed with " + std::to_string(r));
         if (p->magic != FEDFLOW_ABI_MAGIC)
-            bad_plugin(path + ": plugin " + std::to_string(i) + " has a bad magic number");
+            throw BadPlugin(path + ": plugin " + std::to_string(i) + " has a bad magic number");
         if (p->abi_version != FEDFLOW_ABI_VERSION)
-            bad_plugin(path + ": plugin ABI version " + std::to_string(p->abi_version) +
+            throw BadPlugin(path + ": plugin ABI version " + std::to_string(p->abi_version) +
                        ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
         if (p->size < sizeof(fedflow_plugin) || p->name == nullptr || p->create == nullptr ||
             p->destroy == nullptr || p->load == nullptr || p->train == nullptr)
-            bad_plugin(path + ": incomplete plugin table");
+            throw BadPlugin(path + ": incomplete plugin table");
         if (name == p->name) return p;
     }
-    bad_plugin(path + " provides no plugin named '" + name + "'");
+    throw BadPlugin(path + " provides no plugin named '" + name + "'");
+}
+
+// The plugin a fork server loaded before it forked this process (and its
+// hooks), or none in a worker that was exec'd.
+boost::dll::shared_library preloaded_lib;
+const fedflow_plugin* preloaded = nullptr;
+std::string preloaded_path, preloaded_name;
+using ForkHook = void (*)(int);
+ForkHook plugin_fork_hook = nullptr;
+
+// Every way open_plugin can fail ends the process with a `failed` message
+// of kind bad_plugin.
+const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::string& path, const std::string& name) {
+    if (preloaded != nullptr) {
+        if (path == preloaded_path && name == preloaded_name) return preloaded;
+        bad_plugin("the fork server holds plugin '" + preloaded_name + "' of " + preloaded_path + ", not '" + name +
+                   "' of " + path);
+    }
+    try {
+        return find_plugin(lib, path, name);
+    } catch (const BadPlugin& e) {
+        bad_plugin(e.what());
+    }
 }
 
 }  // namespace
@@ -185,9 +249,54 @@ static void damage_result(const std::string& task, const std::string& prefix, st
     if (points.find("bytes-corrupt") != std::string::npos) flip(fedflow::shm::bytes_name(prefix, 0), 0);
 }
 
+namespace {
+
+int run_worker(long host_pid, long nofile, const std::string& contain);
+
+// The fork server's side of the plugin (fork_server.hpp): load it once, and
+// let it prepare for each fork (an embedded interpreter must).
+std::string preload_plugin(const fedflow::Dict& preload) {
+    auto text = [&](const char* key) {
+        const fedflow::Value* v = preload.find(key);
+        return v != nullptr && v->is<std::string>() ? v->as<std::string>() : std::string();
+    };
+    preloaded_path = text("plugin_path");
+    preloaded_name = text("plugin_name");
+    try {
+        preloaded = find_plugin(preloaded_lib, preloaded_path, preloaded_name);
+    } catch (const BadPlugin& e) {
+        return e.what();
+    }
+    // A plugin may prepare more than its library (the python plugin starts
+    // its interpreter and imports the plan's `preload` modules).
+    using PreloadFn = int (*)(const std::uint8_t*, std::size_t, char*, std::size_t);
+    if (preloaded_lib.has("fedflow_fork_server_preload")) {
+        auto fn = preloaded_lib.get<std::remove_pointer_t<PreloadFn>>("fedflow_fork_server_preload");
+        std::string doc = fedflow::wire::encode(fedflow::Value(preload));
+        char error[1024] = {};
+        if (fn(reinterpret_cast<const std::uint8_t*>(doc.data()), doc.size(), error, sizeof error) != 0)
+            return error[0] != '\0' ? std::string(error, strnlen(error, sizeof error)) : "the plugin's preload failed";
+    }
+    if (preloaded_lib.has("fedflow_fork_server_fork"))
+        plugin_fork_hook = preloaded_lib.get<std::remove_pointer_t<ForkHook>>("fedflow_fork_server_fork");
+    return {};
+}
+
+void fork_hook(int phase) {
+    if (plugin_fork_hook != nullptr) plugin_fork_hook(phase);
+}
+
+int forked_worker(const fedflow::worker::fork_server::Child& child) {
+    rss_at_fork = resident_bytes();
+    return run_worker(child.parent_pid, child.nofile, child.contain);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     long host_pid = 0;
     long nofile = 0;
+    int fork_server_fd = -1;
     std::string contain;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -199,6 +308,8 @@ int main(int argc, char** argv) {
             nofile = std::atol(argv[++i]);
         } else if (a == "--contain" && i + 1 < argc) {
             contain = argv[++i];
+        } else if (a == "--fork-server" && i + 1 < argc) {
+            fork_server_fd = std::atoi(argv[++i]);
         } else if (a == "--guard" && i + 1 < argc) {
             return fedflow::worker::shim::guard(argv[i + 1]);
         } else if (a == "--probe-pidns") {
@@ -214,6 +325,14 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    if (fork_server_fd >= 0)
+        fedflow::worker::fork_server::run(fork_server_fd, host_pid, {&preload_plugin, &fork_hook, &forked_worker});
+    return run_worker(host_pid, nofile, contain);
+}
+
+namespace {
+
+int run_worker(long host_pid, long nofile, const std::string& contain) {
     // The host raised its own limit on open files; the task gets the one
     // the host was started with.
     if (nofile > 0) {
@@ -385,3 +504,5 @@ int main(int argc, char** argv) {
     // known to crash at teardown, and the task's work is already delivered.
     std::_Exit(0);
 }
+
+}  // namespace

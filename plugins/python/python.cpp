@@ -16,9 +16,11 @@
 
 #include "common/python_version.hpp"
 
+#include <fedflow/detail/wire.hpp>
 #include <fedflow/task.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -488,3 +490,59 @@ private:
 }  // namespace
 
 FEDFLOW_TASK(PythonTask, "python")
+
+// ---- the fork server (host/worker/fork_server.hpp) ------------------------------
+
+// In fedflow-worker --fork-server, before any fork: starts the interpreter
+// (the task's `python`) and imports the group's `preload` modules, so that
+// each forked task has them at once. doc: FFV1 of {modules, params,
+// plan_dir}. 0, or 1 with why in error.
+extern "C" __attribute__((visibility("default"))) int fedflow_fork_server_preload(const std::uint8_t* doc,
+                                                                                  std::size_t size, char* error,
+                                                                                  std::size_t error_size) {
+    try {
+        Value v = fedflow::wire::decode(doc, size);
+        const Dict& d = v.as<Dict>();
+        std::string python;
+        if (const Value* params = d.find("params"); params != nullptr && params->is<Dict>())
+            if (const Value* p = params->as<Dict>().find("python"); p != nullptr && p->is<std::string>()) {
+                fs::path path = p->as<std::string>();
+                const Value* dir = d.find("plan_dir");
+                python = path.is_absolute() || dir == nullptr ? path.string()
+                                                              : (fs::path(dir->as<std::string>()) / path).string();
+            }
+        start_python(python);
+        if (const Value* modules = d.find("modules"); modules != nullptr && modules->is<List>())
+            for (const Value& m : modules->as<List>()) {
+                const std::string& name = m.as<std::string>();
+                Ref module(check(PyImport_ImportModule(name.c_str()), "import " + name));
+            }
+        return 0;
+    } catch (const std::exception& e) {
+        std::snprintf(error, error_size, "%s", e.what());
+        return 1;
+    }
+}
+
+// Around each fork of the fork server: 0 before, 1 in the server after, 2
+// in the child, which also gets the task's thread settings back.
+extern "C" __attribute__((visibility("default"))) void fedflow_fork_server_fork(int phase) {
+    if (!Py_IsInitialized() || g_runtime == nullptr) return;
+    if (phase == 0) {
+        PyOS_BeforeFork();
+        return;
+    }
+    if (phase == 1) {
+        PyOS_AfterFork_Parent();
+        return;
+    }
+    PyOS_AfterFork_Child();
+    Ref env(PyDict_New());
+    for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}) {
+        const char* value = std::getenv(name);
+        Ref v(value != nullptr ? PyUnicode_DecodeFSDefault(value) : (Py_INCREF(Py_None), Py_None));
+        if (v) PyDict_SetItemString(env.get(), name, v.get());
+    }
+    Ref r(PyObject_CallMethod(g_runtime, "after_fork", "O", env.get()));
+    if (!r) PyErr_Print();  // in stderr.log; the task runs on with what it has
+}

@@ -123,3 +123,23 @@ def describe(exc):
                                      (": " + f.line.strip()[:80]) if f.line else "")
              for f in frames[-FRAMES_IN_MESSAGE:]]
     return is_out_of_memory(exc), "\n".join([head] + lines), full
+
+
+def after_fork(env):
+    """In a worker forked by a fork server: the thread settings the task was
+    started with (env: variable -> value, None when unset), which the preload
+    ran without (OMP_NUM_THREADS=1 and the like, docs/python.md)."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        # torch sized its pool from OMP_NUM_THREADS when it was imported.
+        wanted = env.get("OMP_NUM_THREADS")
+        try:
+            n = int(wanted) if wanted else len(os.sched_getaffinity(0))
+        except ValueError:
+            n = len(os.sched_getaffinity(0))
+        torch.set_num_threads(max(1, n))

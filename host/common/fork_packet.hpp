@@ -1,0 +1,31 @@
+// fork_packet.hpp: the messages between fedflow-host and a fork server
+// (fedflow-worker --fork-server, host/worker/fork_server.hpp), on a
+// SOCK_SEQPACKET socket: one packet is one Dict (FFV1, <fedflow/detail/wire.hpp>),
+// and may carry descriptors (SCM_RIGHTS).
+//
+//   host -> server   {"preload": {plugin_path, plugin_name, modules, params, plan_dir}}   first, once
+//                    {"fork": {workdir, nofile, contain}} + fds [channel, stdout.log, stderr.log]
+//   server -> host   {"ready": {}} | {"failed": message}                                    after preload
+//                    {"forked": pid} | {"refused": message[, "errno": N]}                     after each fork
+//                    {"exited": pid, "status": wait status}                                  any time
+//                    {"stopped": pid, "signal": N}                                           any time
+#pragma once
+
+#include <fedflow/value.hpp>
+
+#include <optional>
+#include <vector>
+
+namespace fedflow::fork_packet {
+
+// Sends one packet with fds (at most 4). False when the peer is gone.
+// Throws std::system_error on any other error.
+bool send(int fd, const Dict& body, const std::vector<int>& fds = {});
+
+// Receives one packet; its descriptors (close-on-exec) are appended to fds.
+// nullopt when the peer is gone (EOF), or, on a non-blocking socket, when
+// nothing waits (then would_block is set). Throws std::system_error, and
+// std::runtime_error on a packet that is no Dict.
+std::optional<Dict> receive(int fd, std::vector<int>& fds, bool* would_block = nullptr);
+
+}  // namespace fedflow::fork_packet

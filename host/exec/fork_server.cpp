@@ -1,0 +1,203 @@
+#include "exec/fork_server.hpp"
+
+#include "common/fork_packet.hpp"
+#include "exec/worker_process.hpp"
+
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <csignal>
+#include <system_error>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fedflow {
+
+namespace {
+
+std::string text_of(const Dict& d, const char* key) {
+    const Value* v = d.find(key);
+    return v != nullptr && v->is<std::string>() ? v->as<std::string>() : std::string();
+}
+
+std::int64_t integer_of(const Dict& d, const char* key, std::int64_t otherwise = -1) {
+    const Value* v = d.find(key);
+    return v != nullptr && v->is<std::int64_t>() ? v->as<std::int64_t>() : otherwise;
+}
+
+}  // namespace
+
+Dict PreloadSpec::encode() const {
+    Dict d;
+    d["plugin_path"] = plugin_path;
+    d["plugin_name"] = plugin_name;
+    List m;
+    for (const auto& s : modules) m.emplace_back(s);
+    d["modules"] = std::move(m);
+    d["params"] = params;
+    d["plan_dir"] = plan_dir;
+    return d;
+}
+
+std::unique_ptr<ForkServer> ForkServer::start(const std::filesystem::path& worker, char* const* envp,
+                                              const PreloadSpec& spec, std::chrono::milliseconds patience) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        throw std::system_error(errno, std::generic_category(), "fork server: socketpair");
+    std::unique_ptr<ForkServer> s(new ForkServer());
+    s->sock_ = sv[0];
+    try {
+        // The socket is its stdin; its stderr is the host's (what a preload
+        // prints before any task runs).
+        s->pid_ = spawn_helper(worker, {"--fork-server", "0", "--host-pid", std::to_string(::getpid())}, sv[1], -1,
+                               envp);
+    } catch (...) {
+        ::close(sv[1]);
+        throw;
+    }
+    ::close(sv[1]);
+    Dict first;
+    first["preload"] = spec.encode();
+    if (!fork_packet::send(s->sock_, first)) throw std::runtime_error("it ended at once");
+    ::fcntl(s->sock_, F_SETFL, ::fcntl(s->sock_, F_GETFL) | O_NONBLOCK);
+    std::optional<Dict> a = s->answer(std::chrono::steady_clock::now() + patience);
+    if (!a) throw std::runtime_error(fmt::format("it did not load the plugin within {} s", patience.count() / 1000));
+    if (a->contains("failed")) throw std::runtime_error(text_of(*a, "failed"));
+    if (!a->contains("ready")) throw std::runtime_error("it answered what it should not");
+    return s;
+}
+
+ForkServer::~ForkServer() {
+    if (sock_ >= 0) ::close(sock_);
+    if (pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+void ForkServer::lost() {
+    if (sock_ >= 0) ::close(sock_);
+    sock_ = -1;
+    // Its children had its death as their parent-death signal (SIGKILL).
+    for (const auto& [pid, alive] : children_)
+        if (alive && !exits_.count(pid)) exits_[pid] = SIGKILL;
+    children_.clear();
+}
+
+bool ForkServer::take_event(const Dict& m) {
+    if (m.contains("exited")) {
+        auto pid = static_cast<pid_t>(integer_of(m, "exited"));
+        if (children_.erase(pid) > 0) exits_[pid] = static_cast<int>(integer_of(m, "status", 0));
+        return true;
+    }
+    if (m.contains("stopped")) {
+        auto pid = static_cast<pid_t>(integer_of(m, "stopped"));
+        if (children_.count(pid) > 0) stops_[pid] = static_cast<int>(integer_of(m, "signal", SIGSTOP));
+        return true;
+    }
+    return false;
+}
+
+std::optional<Dict> ForkServer::next(bool& would_block) {
+    would_block = false;
+    if (sock_ < 0) return std::nullopt;
+    std::vector<int> fds;
+    std::optional<Dict> m;
+    try {
+        m = fork_packet::receive(sock_, fds, &would_block);
+    } catch (const std::exception&) {
+        would_block = false;  // a server that sends garbage is as good as gone
+    }
+    for (int f : fds) ::close(f);  // it sends none
+    if (!m && !would_block) lost();
+    return m;
+}
+
+std::optional<Dict> ForkServer::answer(std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        bool would_block = false;
+        std::optional<Dict> m = next(would_block);
+        if (m) {
+            if (!take_event(*m)) return m;
+            continue;
+        }
+        if (!would_block) return std::nullopt;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        pollfd p{sock_, POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    }
+}
+
+pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
+                       const std::string& contain) {
+    if (sock_ < 0) throw std::runtime_error("the fork server is gone");
+    Dict r;
+    r["workdir"] = workdir.string();
+    r["nofile"] = std::int64_t{nofile};
+    r["contain"] = contain;
+    Dict m;
+    m["fork"] = std::move(r);
+    if (!fork_packet::send(sock_, m, {channel, out, err})) {
+        lost();
+        throw std::runtime_error("the fork server is gone");
+    }
+    // A fork of a small process takes well under a millisecond; a server
+    // that does not answer in seconds is stuck, and is given up.
+    std::optional<Dict> a = answer(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    if (!a) {
+        lost();
+        throw std::runtime_error("the fork server did not answer");
+    }
+    if (a->contains("forked")) {
+        auto pid = static_cast<pid_t>(integer_of(*a, "forked"));
+        children_[pid] = true;
+        return pid;
+    }
+    if (a->contains("refused")) throw ForkRefused(text_of(*a, "refused"), static_cast<int>(integer_of(*a, "errno", 0)));
+    lost();
+    throw std::runtime_error("the fork server answered what it should not");
+}
+
+bool ForkServer::pump() {
+    for (;;) {
+        bool would_block = false;
+        std::optional<Dict> m = next(would_block);
+        if (m) {
+            take_event(*m);  // nothing else comes unasked
+            continue;
+        }
+        return would_block;
+    }
+}
+
+std::optional<int> ForkServer::take_exit(pid_t pid) {
+    auto it = exits_.find(pid);
+    if (it == exits_.end()) return std::nullopt;
+    int status = it->second;
+    exits_.erase(it);
+    stops_.erase(pid);
+    return status;
+}
+
+int ForkServer::take_stop(pid_t pid) {
+    auto it = stops_.find(pid);
+    if (it == stops_.end()) return 0;
+    int sig = it->second;
+    stops_.erase(it);
+    return sig;
+}
+
+void ForkServer::forget(pid_t pid) {
+    children_.erase(pid);
+    exits_.erase(pid);
+    stops_.erase(pid);
+}
+
+}  // namespace fedflow

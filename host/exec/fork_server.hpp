@@ -1,0 +1,97 @@
+// fork_server.hpp: the host's side of a fork server (fedflow-worker
+// --fork-server, worker/fork_server.hpp): a pre-started worker that has
+// loaded one plugin (and, for the python plugin, the interpreter and the
+// group's `preload` modules) and forks one worker per task.
+//
+// The server is the forked workers' parent, so the host cannot wait for
+// them: the server reaps them and sends each wait status (and each stop)
+// here, where WorkerProcess takes it (take_exit, take_stop). The server dies
+// with the host (its parent-death signal), and its children with it.
+#pragma once
+
+#include <fedflow/value.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace fedflow {
+
+// What a fork server loads: the plugin, and what its preload hook takes.
+struct PreloadSpec {
+    std::string plugin_path;
+    std::string plugin_name;
+    std::vector<std::string> modules;  // the group's `preload`
+    Dict params;                       // params that choose what is loaded (the python plugin's `python`)
+    std::string plan_dir;              // relative paths in params are relative to it
+    Dict encode() const;
+};
+
+// The server would not fork: what() says why. err is the fork's errno when
+// fork() failed (EAGAIN: no process slot), 0 when the server is unfit to
+// fork (it holds threads): then it is not asked again.
+class ForkRefused : public std::runtime_error {
+public:
+    ForkRefused(const std::string& why, int err) : std::runtime_error(why), err(err) {}
+    int err;
+};
+
+class ForkServer {
+public:
+    // Starts the server and waits (at most `patience`) until it has loaded
+    // the plugin. Throws std::runtime_error saying why it could not.
+    static std::unique_ptr<ForkServer> start(const std::filesystem::path& worker, char* const* envp,
+                                             const PreloadSpec& spec, std::chrono::milliseconds patience);
+    ~ForkServer();  // closes its socket (it exits), kills and reaps it
+    ForkServer(const ForkServer&) = delete;
+    ForkServer& operator=(const ForkServer&) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+    int fd() const noexcept { return sock_; }
+    bool alive() const noexcept { return sock_ >= 0; }
+
+    // Forks a worker set up as posix_spawn sets up an exec'd one (cwd
+    // workdir; fds 1, 2 and 3 from out, err and channel; nofile and contain
+    // as the worker's --nofile and --contain). Returns its pid. Throws
+    // ForkRefused, or std::runtime_error when the server is gone.
+    pid_t fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
+               const std::string& contain);
+
+    // Reads what the server sent (non-blocking): exits and stops. False once
+    // it is gone (its workers were killed with it: take_exit says SIGKILL).
+    bool pump();
+    // The wait status of a forked worker that has ended, once.
+    std::optional<int> take_exit(pid_t pid);
+    // The signal that stopped a forked worker since the last call, or 0.
+    int take_stop(pid_t pid);
+    // The worker is no longer watched (its WorkerProcess is gone).
+    void forget(pid_t pid);
+
+private:
+    ForkServer() = default;
+    // The next packet, if one waits (else would_block); a server that is
+    // gone, or sent what is no packet, is given up (lost).
+    std::optional<Dict> next(bool& would_block);
+    // The next answer to a request (ready, failed, forked, refused); exits
+    // and stops that come first are kept. nullopt: the server is gone, or
+    // did not answer by the deadline.
+    std::optional<Dict> answer(std::chrono::steady_clock::time_point deadline);
+    // An exit or a stop: kept; false for any other packet.
+    bool take_event(const Dict& m);
+    void lost();
+
+    pid_t pid_ = -1;
+    int sock_ = -1;
+    std::map<pid_t, int> exits_;
+    std::map<pid_t, int> stops_;
+    std::map<pid_t, bool> children_;  // forked and not yet ended
+};
+
+}  // namespace fedflow

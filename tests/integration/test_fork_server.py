@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Workers started by a fork server ([scheduler] worker-start, docs/scheduling.md
+"Starting workers"): a forked worker is set up as an exec'd one; a plugin that
+starts a thread when loaded, or a preload that fails, falls back to exec with a
+warning; crashes, exit codes, stops, timeouts and out-of-memory retries are
+told apart as for exec'd workers; a SIGKILLed host leaves no process; Python
+tasks start with the group's `preload` modules imported, their thread
+settings restored, and are charged for their own memory, not the server's."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import fftest
+from fftest import HostTest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import test_python  # noqa: E402  (its helpers: the python plugin, the interpreter)
+
+
+def group(plugin, tasks=1, extra=""):
+    return '[[group]]\nname = "g"\nplugin = "%s"\ntasks = %d\n%s\n' % (plugin, tasks, extra)
+
+
+def is_forked(result):
+    """Whether the worker that returned result (process_info) was forked by a
+    fork server. Under a PID namespace the parent cannot be seen: None."""
+    if result["pid"] == 2 and result["parent"] == "":
+        return None
+    return "--fork-server" in result["parent"]
+
+
+def parent(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def processes_of_host(host_pid):
+    """Fork servers of that host (their command line names it) and the
+    workers they forked (which have the same command line)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--fork-server" in argv and str(host_pid).encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+class ForkServer(HostTest):
+    def test_forked_worker_is_set_up_as_an_exec_one(self):
+        results = {}
+        for start in ("fork-server", "exec"):
+            plan = self.write_plan(group("process_info", tasks=3), name=start + ".toml",
+                                   scheduler={"worker-start": start})
+            r = self.run_plan(plan, workdir=start)
+            self.assertExit(r, 0)
+            for i in range(3):
+                res = r.result("g", str(i))
+                self.assertEqual(res["fds"], [0, 1, 2, 3], "stdin, the logs and the channel only")
+                self.assertEqual(res["cwd"], r.path("g", str(i)))
+                self.assertEqual(res["blocked"], [])
+                self.assertTrue(res["sigterm_default"])
+                self.assertEqual(res["threads"], 1)
+                with open(r.path("g", str(i), "stdout.log")) as f:
+                    self.assertEqual(f.read(), "")
+            results[start] = r.result("g", "0")
+        forked, execd = results["fork-server"], results["exec"]
+        # Its own process group (with a shim: the shim's, as for an exec'd worker).
+        self.assertEqual(forked["pgrp"] == forked["pid"], execd["pgrp"] == execd["pid"], results)
+        self.assertIn(is_forked(forked), (True, None))
+        self.assertIn(is_forked(execd), (False, None))
+
+    def test_thread_at_load_falls_back_to_exec(self):
+        plan = self.write_plan(group("fault_thread_at_load", tasks=3))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertInCI("the fork server of plugin 'fault_thread_at_load' cannot fork: it runs 2 threads", r.stderr)
+        self.assertInCI("its tasks start by exec", r.stderr)
+        self.assertEqual(r.stderr.count("cannot fork"), 1, "warned once" + r.describe())
+        for i in range(3):
+            self.assertIn(is_forked(r.result("g", str(i))), (False, None))
+
+    def test_bad_worker_start(self):
+        plan = self.write_plan(group("process_info"), scheduler={"worker-start": "zygote"})
+        r = self.run_plan(plan)
+        self.assertExit(r, 2)
+        self.assertInCI("worker-start 'zygote' in [scheduler] must be \"fork-server\" or \"exec\"", r.stderr)
+
+    def test_bad_preload(self):
+        plan = self.write_plan(group("process_info", extra="preload = [1]"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 2)
+        self.assertInCI("preload of group 'g' must be module names (strings)", r.stderr)
+
+    def test_failures_are_told_apart(self):
+        plan = self.write_plan(
+            '[[group]]\nname = "seg"\nplugin = "fault_segfault"\n'
+            '[[group]]\nname = "exit"\nplugin = "fault_exit"\n'
+            '[[group]]\nname = "throw"\nplugin = "fault_throw_train"\n'
+            '[[group]]\nname = "slow"\nplugin = "fault_sleep"\nparams = { seconds = 30 }\n',
+            scheduler={"task-timeout": "1s"})
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        self.assertEqual(r.task("seg", "0")["message"], "killed by signal SIGSEGV (Segmentation fault)")
+        self.assertInCI("SIGSEGV", r.read("seg", "0", "stderr.log"))  # the crash report of a forked worker
+        self.assertRegex(r.task("exit", "0")["message"], r"exited with code \d+")
+        self.assertEqual(r.task("throw", "0")["stage"], "train")
+        self.assertEqual(r.task("slow", "0")["message"], "timed out after 1s in train")
+
+    def test_out_of_memory_retry(self):
+        plan = self.write_plan(group("fault_bad_alloc"))
+        r = self.run_plan(plan)
+        t = r.task("g", "0")
+        self.assertGreater(t["retries"]["train"] + t["retries"]["load"], 0, json.dumps(t) + r.describe())
+
+    def test_stopped_worker_is_continued(self):
+        plan = self.write_plan(group("fault_stop"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertTrue(any(e.get("event") == "stopped" for e in r.events()), r.describe())
+
+    def test_sigkilled_host_leaves_no_process(self):
+        plan = self.write_plan(group("process_info", tasks=2, extra="params = { seconds = 60 }"))
+        wd = os.path.join(self.tmp, "run")
+        proc = self.start_host(plan, "--workdir", wd)
+        try:
+            self.wait_for_event(wd, lambda e: e.get("status") == "TRAINING", proc)
+            servers = [p for p in processes_of_host(proc.pid) if parent(p) == proc.pid]
+            self.assertEqual(len(servers), 1, "one fork server")
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (fftest.worker_cwds(wd) or processes_of_host(proc.pid)):
+                time.sleep(0.05)
+            self.assertEqual(fftest.worker_cwds(wd), [], "workers survived the host")
+            self.assertEqual(processes_of_host(proc.pid), [], "the fork server survived the host")
+        finally:
+            fftest.kill_group(proc)
+
+    def test_resume_after_failure(self):
+        # Task 1 fails in the first run; --resume forks only it again.
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "fault_throw_train"\n'
+                               '[[group.task]]\nid = "0"\nparams = { fail = false }\n'
+                               '[[group.task]]\nid = "1"\n')
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        self.assertStatus(r, "g", "0", "FINISHED")
+        r2 = self.run_plan(plan, "--resume")
+        self.assertStatus(r2, "g", "0", "FINISHED")
+        self.assertStatus(r2, "g", "1", "EXCEPTION")
+        started = [e for e in r2.events() if e.get("status") == "AVAILABLE" and e.get("task") == "1"]
+        self.assertEqual(len(started), 2, "task 1 ran again")
+
+
+PRELOADED = r'''
+import os, sys
+import blob  # preloaded by the fork server: imported once, shared
+
+class Probe:
+    def __init__(self, task_id):
+        self.id = task_id
+    def train(self, device):
+        return {"omp": os.environ.get("OMP_NUM_THREADS"), "c_omp": os.getenv("OMP_NUM_THREADS"),
+                "imported_at": blob.IMPORTED_AT, "pid": os.getpid(), "ppid": os.getppid(),
+                "size": len(blob.DATA)}
+'''
+
+BLOB = r'''
+import os, time
+IMPORTED_AT = os.getpid()
+# 200 MB, touched: resident in the fork server and shared with every task.
+DATA = bytearray(200 * 1000 * 1000)
+for i in range(0, len(DATA), 4096):
+    DATA[i] = 1
+'''
+
+
+class PythonForkServer(HostTest):
+    def setUp(self):
+        super().setUp()
+        test_python.require_plugin(self)
+        self.write("tasks.py", PRELOADED)
+        self.write("mods/blob.py", BLOB)
+
+    def plan(self, start, preload='["blob"]', tasks=3):
+        return self.write_plan(
+            '[[group]]\nname = "g"\nplugin = "python"\ntasks = %d\npreload = %s\n'
+            'params = { module = "tasks.py", class = "Probe" }\n' % (tasks, preload),
+            name=start + ".toml", scheduler={"worker-start": start})
+
+    def env(self, **extra):
+        env = {"PYTHONPATH": os.path.join(self.tmp, "mods")}
+        env.update(extra)
+        return env
+
+    def test_preloaded_modules_and_thread_settings(self):
+        env = self.env()
+        os.environ.pop("OMP_NUM_THREADS", None)
+        r = self.run_plan(self.plan("fork-server"), env=env, timeout=60)
+        self.assertExit(r, 0)
+        servers = set()
+        for i in range(3):
+            res = r.result("g", str(i))
+            self.assertNotEqual(res["imported_at"], res["pid"], "imported by the fork server, not the task")
+            servers.add(res["imported_at"])
+            self.assertIsNone(res["omp"], "OMP_NUM_THREADS=1 of the preload is gone")
+            self.assertIsNone(res["c_omp"])
+        self.assertEqual(len(servers), 1, "one fork server")
+        # Charged for its own memory: the 200 MB it shares with the server
+        # count in part (PSS), not whole as RSS would.
+        for i in range(3):
+            self.assertLess(r.task("g", str(i))["peak_memory"], 150 * 1000 * 1000, r.describe())
+
+        r = self.run_plan(self.plan("fork-server", tasks=1), workdir="omp", env=self.env(OMP_NUM_THREADS="3"),
+                          timeout=60)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "0")["omp"], "3")
+        self.assertEqual(r.result("g", "0")["c_omp"], "3")
+
+    def test_exec_imports_in_each_task(self):
+        r = self.run_plan(self.plan("exec", tasks=1), env=self.env(), timeout=60)
+        self.assertExit(r, 0)
+        res = r.result("g", "0")
+        self.assertEqual(res["imported_at"], res["pid"])
+        self.assertGreater(r.task("g", "0")["peak_memory"], 200 * 1000 * 1000)
+
+    def test_failed_preload_falls_back_to_exec(self):
+        r = self.run_plan(self.plan("fork-server", preload='["blob", "no_such_module_here"]', tasks=2),
+                          env=self.env(), timeout=60)
+        self.assertExit(r, 0)
+        self.assertInCI("the fork server of plugin 'python' could not start", r.stderr)
+        self.assertInCI("no_such_module_here", r.stderr)
+        self.assertEqual(r.stderr.count("could not start"), 1, r.describe())
+        for i in range(2):
+            res = r.result("g", str(i))
+            self.assertEqual(res["imported_at"], res["pid"], "imported by the task itself")
+
+
+if __name__ == "__main__":
+    fftest.main()
