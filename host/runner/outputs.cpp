@@ -133,7 +133,8 @@ void Outputs::group_ended(const TaskGroup& g, bool interrupted) {
     failed_ += g.failed_count();
     const int round = static_cast<int>(g.round());
     model_.set_report(g.group_name(), round, g.head());
-    for (const auto& t : g.tasks()) model_.report_task(g.group_name(), round, t->task_id(), g.entry(*t));
+    for (std::size_t i = 0; i < g.tasks().size(); ++i)
+        model_.report_task(g.group_name(), round, g.tasks()[i]->task_id(), g.entry(i));
     dirty_ = true;
     if (!interrupted) write_if_due();
 
@@ -145,10 +146,10 @@ void Outputs::group_ended(const TaskGroup& g, bool interrupted) {
     e.report = g.workdir() / "report.json";
     e.summary = fmt::format("Group {}: {} of {} task(s) finished, {} failed.", e.name, finished, g.tasks().size(), g.failed_count());
     std::size_t listed = 0;
-    for (const auto& t : g.tasks()) {
-        const TaskGroup::Failure* f = g.failure(t->task_id());
+    for (std::size_t i = 0; i < g.tasks().size(); ++i) {
+        const TaskGroup::Failure* f = g.failure_at(i);
         if (f == nullptr || ++listed > 10) continue;
-        e.summary += fmt::format("\n  {} failed in {}: {}", t->task_id(), f->stage, f->message);
+        e.summary += fmt::format("\n  {} failed in {}: {}", g.tasks()[i]->task_id(), f->stage, f->message);
     }
     if (listed > 10) e.summary += fmt::format("\n  ... and {} more", listed - 10);
     notifier_->send(e);

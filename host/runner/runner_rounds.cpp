@@ -25,10 +25,10 @@ void Runner::check_failed_entirely(const TaskGroup& group, std::uint32_t round) 
     if (n == 0 || group.failed_count() != n || !stop_reason_.empty()) return;
     // The first failure says why; the others are most often the same.
     std::string first;
-    for (const auto& t : group.tasks())
-        if (const TaskGroup::Failure* f = group.failure(t->task_id())) {
+    for (std::size_t i = 0; i < n; ++i)
+        if (const TaskGroup::Failure* f = group.failure_at(i)) {
             // Its first line: a Python traceback follows in report.json.
-            first = fmt::format("{}/{} in {}: {}", group.group_name(), t->task_id(), f->stage,
+            first = fmt::format("{}/{} in {}: {}", group.group_name(), group.tasks()[i]->task_id(), f->stage,
                                 f->message.substr(0, f->message.find('\n')));
             break;
         }

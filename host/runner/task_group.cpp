@@ -94,7 +94,8 @@ Task* TaskGroup::retrieve_task(TaskStatus s) {
     return candidates[pick(rng_)];
 }
 
-nlohmann::ordered_json TaskGroup::entry(const Task& t) const {
+nlohmann::ordered_json TaskGroup::entry(std::size_t position) const {
+    const Task& t = *tasks_[position];
     if (t.restored()) {
         // Finished in an earlier run (--resume): reported as it was then.
         nlohmann::ordered_json e = t.restored_report();
@@ -114,7 +115,7 @@ nlohmann::ordered_json TaskGroup::entry(const Task& t) const {
     if (st.peak_memory >= 0) e["peak_memory"] = st.peak_memory;
     if (st.peak_gpu_memory >= 0) e["peak_gpu_memory"] = st.peak_gpu_memory;
     e["retries"] = {{"load", t.estimates().load_retries}, {"train", t.estimates().train_retries}};
-    if (const Failure* f = failure(t.task_id())) {
+    if (const Failure* f = failure_of_[position]) {
         e["stage"] = f->stage;
         e["message"] = f->message;
     }
@@ -136,7 +137,7 @@ nlohmann::ordered_json TaskGroup::head() const {
 nlohmann::ordered_json TaskGroup::result() const {
     nlohmann::ordered_json out = head();
     nlohmann::ordered_json& tasks = out["tasks"];
-    for (const auto& t : tasks_) jsonio::append(tasks, t->task_id(), entry(*t));
+    for (std::size_t i = 0; i < tasks_.size(); ++i) jsonio::append(tasks, tasks_[i]->task_id(), entry(i));
     return out;
 }
 
@@ -151,8 +152,9 @@ void TaskGroup::write_result(const std::filesystem::path& path) const {
     results::TextFile out(path);
     out.write(text + "{");
     bool first = true;
-    for (const auto& t : tasks_) {
-        std::string e = entry(*t).dump(2, ' ', false, json::error_handler_t::replace);
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+        const Task* t = tasks_[i].get();
+        std::string e = entry(i).dump(2, ' ', false, json::error_handler_t::replace);
         std::string indented;
         indented.reserve(e.size() + e.size() / 8);
         for (char c : e) {

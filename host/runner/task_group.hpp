@@ -66,8 +66,11 @@ public:
         bool operator<(const Failure& o) const { return std::tie(stage, message) < std::tie(o.stage, o.message); }
     };
     const Failure* failure(std::string_view task_id) const;
-    // A task's entry in result()'s "tasks".
-    nlohmann::ordered_json entry(const Task& task) const;
+    // The same for the task at `position` in tasks(): no lookup by id, for
+    // loops over every task (a group may hold 100,000).
+    const Failure* failure_at(std::size_t position) const noexcept { return failure_of_[position]; }
+    // The entry in result()'s "tasks" of the task at `position` in tasks().
+    nlohmann::ordered_json entry(std::size_t position) const;
     // result() with "tasks" empty.
     nlohmann::ordered_json head() const;
     // Writes result() to path (through a temporary file and a rename), as

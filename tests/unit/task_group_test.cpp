@@ -172,6 +172,12 @@ TEST_CASE("100,000 tasks: added, found, failed and reported in linear time (issu
     // One record for the 99,999 alike failures.
     CHECK(g.failure("1") == g.failure("99999"));
     CHECK(g.failure("0") == nullptr);
+    // By position, as loops over every task read it.
+    CHECK(g.failure_at(0) == nullptr);
+    CHECK(g.failure_at(1) == g.failure("1"));
+    CHECK(g.failure_at(n - 1) == g.failure("99999"));
+    CHECK(g.entry(n - 1)["stage"] == "start");
+    CHECK(g.entry(0).count("stage") == 0);
     CHECK(g.result()["tasks"].size() == n);
 }
 
