@@ -5,6 +5,7 @@
 //   fedflow-host plugins                  list the plugins found
 //   fedflow-host run-task PLAN.toml GROUP/ID   run one task alone, in the foreground
 //   fedflow-host report WORKDIR           write WORKDIR/report.html again from the run's files
+//   fedflow-host agent                    a node agent of --slurm, started by srun (exec/node_agent.hpp)
 //
 // Exit status: 0 every task finished; 1 some task failed; 2 bad input,
 // nothing started; 3 the host itself failed or was interrupted.
@@ -13,6 +14,7 @@
 #include "common/text.hpp"
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
+#include "exec/node_agent.hpp"
 #include "exec/worker_process.hpp"
 #include "runner/run_task.hpp"
 #include "runner/runner.hpp"
@@ -47,6 +49,7 @@ struct Options {
     bool resume = false;
     bool force = false;
     bool dry_run = false;
+    bool slurm = false;
     std::string progress = "auto";
     std::string gpus;
     std::string simulate_gpus;
@@ -212,6 +215,8 @@ int cmd_run(const Options& o) {
     ro.progress = *progress;
     ro.gpus = o.gpus;
     ro.simulate_gpus = std::move(simulated);
+    ro.simulate_gpus_text = o.simulate_gpus;
+    ro.slurm = o.slurm || c.plan.slurm.enabled;
     ro.resume = o.resume;
     ro.force = o.force;
     if (o.dry_run) {
@@ -297,6 +302,9 @@ int main(int argc, char** argv) {
                    "Schedule on these simulated GPUs instead of the machine's: 4x80GiB, 80GiB,40GiB, "
                    "80GiB:used=20GiB (tasks are told \"sim:N\"; see docs/scheduling.md)")
         ->type_name("SPEC");
+    app.add_flag("--slurm", o.slurm,
+                 "Run the tasks on the nodes of the Slurm allocation the host runs in (salloc, sbatch; "
+                 "docs/slurm.md)");
     app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)");
     add_log_level(&app);
 
@@ -322,6 +330,9 @@ int main(int argc, char** argv) {
     CLI::App* report_cmd = app.add_subcommand("report", "Write report.html of a run again from its files (run.json, events.jsonl, ...)");
     report_cmd->add_option("workdir", o.workdir, "The run's workdir")->required()->type_name("WORKDIR");
     add_log_level(report_cmd);
+    CLI::App* agent_cmd = app.add_subcommand("agent", "A node agent of --slurm (started by the host through srun)");
+    agent_cmd->group("");  // not for users: the host starts it
+    add_log_level(agent_cmd);
     app.require_subcommand(0, 1);
 
     try {
@@ -345,6 +356,8 @@ int main(int argc, char** argv) {
     if (plugins->parsed()) return cmd_plugins(o);
     if (run_task->parsed()) return cmd_run_task(o);
     if (report_cmd->parsed()) return cmd_report(o);
+    if (agent_cmd->parsed())
+        return with_workers([](const fs::path& worker) { return exec::run_node_agent(worker); });
     if (o.plan.empty()) {
         std::fprintf(stderr, "%s", app.help().c_str());
         std::fprintf(stderr, "fedflow-host: no plan given\n");

@@ -9,6 +9,15 @@
 
 namespace fedflow::device {
 
+// On a cluster (fedflow-host --slurm) a GPU's name is that of its node,
+// a slash, then the node's own name for it: "n1/cuda:0". A task is told the
+// node's own name; gpu_index() and simulated() read either form.
+
+// The device's name on its node: what follows the last '/'.
+std::string_view local(std::string_view device);
+// The node of "n1/cuda:0"; "" for a device of this machine.
+std::string_view node(std::string_view device);
+
 // "cpu", "cuda:N" or "sim:N" (N of at most three digits).
 bool valid(std::string_view device);
 // The N of "cuda:N" or "sim:N"; -1 for "cpu" or anything else. A pin of

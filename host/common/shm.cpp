@@ -1,5 +1,6 @@
 #include "common/shm.hpp"
 
+#include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/permissions.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -100,6 +101,24 @@ Segment Segment::open_read_only(const std::string& name) {
     auto impl = std::make_unique<Impl>();
     impl->name = name;
     map_existing(*impl, bip::read_only);
+    return Segment(std::move(impl));
+}
+
+Segment Segment::open_file_read_only(const std::string& path) {
+    auto impl = std::make_unique<Impl>();
+    impl->name = path;
+    std::error_code ec;
+    auto n = std::filesystem::file_size(path, ec);
+    if (ec) throw std::runtime_error("'" + path + "': " + ec.message());
+    impl->size = static_cast<std::size_t>(n);
+    try {
+        if (n != 0) {
+            bip::file_mapping file(path.c_str(), bip::read_only);
+            impl->region = bip::mapped_region(file, bip::read_only, 0, impl->size);
+        }
+    } catch (const bip::interprocess_exception& e) {
+        throw std::runtime_error("'" + path + "': " + e.what());
+    }
     return Segment(std::move(impl));
 }
 

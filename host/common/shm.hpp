@@ -27,6 +27,10 @@ public:
     static Segment create(const std::string& name, std::size_t size);
     // An existing segment, mapped read-only. Throws when missing.
     static Segment open_read_only(const std::string& name);
+    // A file (a segment copied from another machine's /dev/shm into a
+    // shared folder), mapped read-only; its name() is the path. Throws
+    // when missing.
+    static Segment open_file_read_only(const std::string& path);
     // An existing segment, mapped read-write (a table that the host and its
     // workers share, such as the simulated GPUs'). Throws when missing.
     static Segment open_read_write(const std::string& name);

@@ -12,7 +12,7 @@
 // instead of posix_spawn), workers kept across rounds (release() may keep a
 // process for the next start of the same task), and remote node agents on
 // a cluster (each node its own probe, ledger and admission: start_load and
-// start_train pick the node).
+// start_train pick the node; SlurmExecutor, slurm_executor.hpp).
 #pragma once
 
 #include "common/messages.hpp"
@@ -85,6 +85,12 @@ struct Event {
     int signal = 0;                  // stopped: the signal that stopped it
     int stops = 0;                   // stopped: how often it was found stopped
     bool ended = false;              // stopped: too often; it is being killed
+    // message of a result from another machine: its segments were copied
+    // into files of this folder (named as the segments), not in /dev/shm.
+    std::filesystem::path result_dir;
+    // exited: not the worker's doing; the node it ran on, or the node's
+    // agent, was lost (`error` says how). What it ran may run again elsewhere.
+    bool node_lost = false;
 };
 
 

@@ -247,7 +247,8 @@ Admission LocalExecutor::start_train(WorkerId id, const TrainRequest& request) {
     scheduler_.ledger().start_train(id, a.verdict.gpu, a.estimate.bytes);
     w->stage = Worker::Stage::training;
     w->gpu = a.verdict.gpu;
-    w->process->send(messages::Train{a.verdict.device});
+    auto told = options_.told_devices.find(a.verdict.gpu);
+    w->process->send(messages::Train{told == options_.told_devices.end() ? a.verdict.device : told->second});
     a.pid = w->process->pid();
     return a;
 }

@@ -45,6 +45,9 @@ public:
         // server per preload (exec/fork_server.hpp); none in the foreground.
         bool fork_server = true;
         std::chrono::milliseconds preload_patience{120000};  // a fork server's preload (import torch)
+        // The name a worker is told for GPU N when it is not "cuda:N" (a
+        // Slurm step's GPUs, renumbered by CUDA: node_agent.hpp).
+        std::map<int, std::string> told_devices;
     };
     // Throws std::invalid_argument when FEDFLOW_CONTAIN asks for a
     // containment this machine cannot give (containment.hpp).

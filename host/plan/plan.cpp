@@ -350,6 +350,13 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     }
 }
 
+void read_slurm(Reader& r, const toml::table& t, Slurm& s) {
+    constexpr std::string_view ctx = "[slurm]";
+    r.check_keys(t, {"enabled", "requeue"}, ctx);
+    if (auto b = r.boolean(t, "enabled", ctx)) s.enabled = *b;
+    if (auto n = r.integer(t, "requeue", ctx, 0, 100)) s.requeue = static_cast<std::uint32_t>(*n);
+}
+
 void read_resources(Reader& r, const toml::table& t, Resources& res) {
     constexpr std::string_view ctx = "[resources]";
     r.check_keys(t,
@@ -671,7 +678,7 @@ Plan parse(std::string_view text, const fs::path& file) {
     }
 
     r.check_keys(root,
-                 {"workdir", "plugin-path", "resources", "scheduler", "group",
+                 {"workdir", "plugin-path", "resources", "scheduler", "slurm", "group",
                   "round", "notify", "params"},
                  "the plan");
     // Inherited by every group (a [[round]]'s and a group's own override them).
@@ -682,6 +689,7 @@ Plan parse(std::string_view text, const fs::path& file) {
         read_resources(r, *n->as_table(), plan.resources);
     if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan")) read_scheduler(r, *n->as_table(), plan.scheduler);
     if (auto n = r.typed(root, "notify", toml::node_type::table, "the plan")) read_notify(r, *n->as_table(), plan);
+    if (auto n = r.typed(root, "slurm", toml::node_type::table, "the plan")) read_slurm(r, *n->as_table(), plan.slurm);
 
     // [[group]] and [[round]] tables run in file order, whichever array
     // they belong to.

@@ -125,6 +125,12 @@ struct Scheduler {
     WorkerStart worker_start = WorkerStart::fork_server;
 };
 
+// [slurm]: run across the nodes of a Slurm allocation (docs/slurm.md).
+struct Slurm {
+    bool enabled = false;       // as --slurm
+    std::uint32_t requeue = 1;  // times a task whose node was lost runs again on another
+};
+
 // [notify]: tell someone when a group or the run ends, as the original
 // mailed its group reports.
 struct Notify {
@@ -156,6 +162,7 @@ struct Plan {
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
     Resources resources;
     Scheduler scheduler;
+    Slurm slurm;
     std::vector<GroupSpec> groups;   // file order; a round's groups are consecutive
     std::vector<RoundSpec> rounds;
     std::optional<Notify> notify;

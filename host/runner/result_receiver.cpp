@@ -14,14 +14,14 @@ namespace fedflow {
 
 results::Written ResultReceiver::receive(const messages::Result& announced, const std::filesystem::path& dir) {
     const std::uint64_t count = announced.buffers.size();
-    auto seg = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::result_name(prefix_)));
+    auto seg = std::make_shared<shm::Segment>(open(shm::result_name(prefix_)));
     const std::uint8_t* doc = integrity::check_result(seg->data(), seg->size(), announced.size);
     auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
         if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
         const messages::BytesBuffer& buffer = announced.buffers[id];
         if (!buffer.size) throw wire::Error(fmt::format("reference to bytes buffer {} of an earlier attempt", id));
         const std::uint64_t size = *buffer.size;
-        auto b = std::make_shared<shm::Segment>(shm::Segment::open_read_only(shm::bytes_name(prefix_, id)));
+        auto b = std::make_shared<shm::Segment>(open(shm::bytes_name(prefix_, id)));
         if (b->size() < size)
             throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, b->size(), size));
         if (n > size) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, size, n));
@@ -34,12 +34,36 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
     if (!v.is<Dict>()) throw std::runtime_error("the result is not a dict");
     results::Written w = results::write_result(v.as<Dict>(), dir);
     // The names are known: no need to list /dev/shm on this path.
-    shm::Segment::remove(shm::result_name(prefix_));
-    for (std::uint64_t id = 0; id < count; ++id) shm::Segment::remove(shm::bytes_name(prefix_, id));
+    remove(shm::result_name(prefix_));
+    for (std::uint64_t id = 0; id < count; ++id) remove(shm::bytes_name(prefix_, id));
+    if (!files_.empty()) {
+        std::error_code ec;
+        std::filesystem::remove(files_, ec);  // empty now, unless the worker made more than it announced
+    }
     removed_ = true;
     return w;
 }
 
-void ResultReceiver::discard() noexcept { shm::remove_prefix(prefix_ + "-"); }
+shm::Segment ResultReceiver::open(const std::string& name) const {
+    return files_.empty() ? shm::Segment::open_read_only(name) : shm::Segment::open_file_read_only(files_ / name);
+}
+
+void ResultReceiver::remove(const std::string& name) const noexcept {
+    if (files_.empty()) {
+        shm::Segment::remove(name);
+        return;
+    }
+    std::error_code ec;
+    std::filesystem::remove(files_ / name, ec);
+}
+
+void ResultReceiver::discard() noexcept {
+    if (files_.empty()) {
+        shm::remove_prefix(prefix_ + "-");
+        return;
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(files_, ec);
+}
 
 }  // namespace fedflow

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "common/messages.hpp"
+#include "common/shm.hpp"
 #include "runner/results.hpp"
 
 #include <filesystem>
@@ -24,6 +25,9 @@ public:
     // prefix: the task's shared-memory name prefix (shm::result_name and
     // shm::bytes_name of it name the segments).
     explicit ResultReceiver(std::string prefix) : prefix_(std::move(prefix)) {}
+    // The segments are files of dir, named as the segments (a worker of
+    // another node: exec::Event::result_dir), not in this machine's /dev/shm.
+    void read_files_from(std::filesystem::path dir) { files_ = std::move(dir); }
 
     // Checks and decodes the result that `announced` (the worker's result
     // message) describes and writes it into dir; removes the segments it
@@ -36,7 +40,11 @@ public:
     bool segments_removed() const noexcept { return removed_; }
 
 private:
+    shm::Segment open(const std::string& name) const;
+    void remove(const std::string& name) const noexcept;
+
     std::string prefix_;
+    std::filesystem::path files_;
     bool removed_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include "common/signals.hpp"
 #include "common/text.hpp"
 #include "exec/local_executor.hpp"
+#include "exec/slurm_executor.hpp"
 #include "exec/worker_process.hpp"
 #include "runner/config.hpp"
 #include "runner/results.hpp"
@@ -106,7 +107,7 @@ Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptio
     env_storage_.emplace_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
     // Simulated GPUs: the workers find their table through the environment
     // (a host run by a task does not pass its own host's on).
-    if (!options_.simulate_gpus.empty())
+    if (!options_.simulate_gpus.empty() && !options_.slurm)
         env_storage_.push_back(fmt::format("{}={}-gpus", simgpu::env_name, shm_prefix_));
     for (auto& s : env_storage_) envp_.push_back(s.data());
     envp_.push_back(nullptr);
@@ -123,28 +124,46 @@ Runner::~Runner() {
 int Runner::run() {
     // What the machine has, before anything is written: a plan that names
     // GPUs this machine lacks is bad input (exit 2).
-    exec::LocalExecutor::Options eo;
-    eo.worker = options_.worker;
-    eo.envp = envp_.data();
-    eo.scheduler.limits = limits_;
-    eo.scheduler.policy = sched_policy(plan_.scheduler);
-    eo.scheduler.default_memory = plan_.scheduler.default_memory;
-    eo.scheduler.default_gpu_memory = plan_.scheduler.default_gpu_memory;
-    eo.scheduler.auto_adjust = plan_.scheduler.auto_adjust;
-    eo.kill_grace = options_.kill_grace;
-    eo.sample_period = options_.sample_period;
-    eo.foreground = options_.foreground;
-    eo.wrapper = options_.wrapper;
-    eo.run_name = shm_prefix_;
-    eo.fork_server = plan_.scheduler.worker_start == plan::WorkerStart::fork_server;
-    std::unique_ptr<sched::Probe> probe;
-    if (!options_.simulate_gpus.empty() && limits_.use_gpus)
-        probe = std::make_unique<sched::Probe>(simgpu::Table::create(shm_prefix_ + "-gpus", options_.simulate_gpus));
-    else
-        probe = std::make_unique<sched::Probe>(limits_.use_gpus);
-    executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::move(probe));
+    sched::StageScheduler::Config scheduler;
+    scheduler.limits = limits_;
+    scheduler.policy = sched_policy(plan_.scheduler);
+    scheduler.default_memory = plan_.scheduler.default_memory;
+    scheduler.default_gpu_memory = plan_.scheduler.default_gpu_memory;
+    scheduler.auto_adjust = plan_.scheduler.auto_adjust;
+    if (options_.slurm) {
+        exec::SlurmExecutor::Options so;
+        std::error_code ec;
+        so.host = fs::read_symlink("/proc/self/exe", ec);
+        so.workdir = workdir_;
+        so.hello.scheduler = scheduler;
+        so.hello.kill_grace = options_.kill_grace;
+        so.hello.sample_period = options_.sample_period;
+        so.hello.simulate_gpus = options_.simulate_gpus_text;
+        so.hello.fork_server = plan_.scheduler.worker_start == plan::WorkerStart::fork_server;
+        static const char* const levels[] = {"debug", "info", "warning", "error"};
+        so.log_level = levels[static_cast<int>(log::level())];
+        executor_ = std::make_unique<exec::SlurmExecutor>(std::move(so));
+    } else {
+        exec::LocalExecutor::Options eo;
+        eo.worker = options_.worker;
+        eo.envp = envp_.data();
+        eo.scheduler = scheduler;
+        eo.kill_grace = options_.kill_grace;
+        eo.sample_period = options_.sample_period;
+        eo.foreground = options_.foreground;
+        eo.wrapper = options_.wrapper;
+        eo.run_name = shm_prefix_;
+        eo.fork_server = plan_.scheduler.worker_start == plan::WorkerStart::fork_server;
+        std::unique_ptr<sched::Probe> probe;
+        if (!options_.simulate_gpus.empty() && limits_.use_gpus)
+            probe = std::make_unique<sched::Probe>(simgpu::Table::create(shm_prefix_ + "-gpus", options_.simulate_gpus));
+        else
+            probe = std::make_unique<sched::Probe>(limits_.use_gpus);
+        executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::move(probe));
+    }
     const sched::Snapshot& machine = executor_->machine();
-    if (cuda_visible_) select_visible_gpus(*cuda_visible_);
+    // On a cluster each node's step says which GPUs are its own.
+    if (cuda_visible_ && !options_.slurm) select_visible_gpus(*cuda_visible_);
     for (int index : limits_.gpus) {
         bool found = std::any_of(machine.gpus.begin(), machine.gpus.end(),
                                  [&](const sched::Gpu& g) { return g.index == index; });
@@ -459,6 +478,8 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
     if (task.status() == TaskStatus::FINISHED) {
         task.set_status(TaskStatus::EXITED);
         status_event(group, task);
+    } else if (e.node_lost && !is_final(task.status()) && stop_reason_.empty()) {
+        requeue(live, e);
     } else if (task.status() == TaskStatus::INTERRUPT && stop_reason_.empty()) {
         ++restarts_pending_;  // out of memory in load: starts again in a new process
     } else if (!is_final(task.status())) {
@@ -489,6 +510,27 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
     // A worker that failed may have made segments it never announced.
     if (!live.receiver.segments_removed()) live.receiver.discard();
     task.worker_exited();
+}
+
+void Runner::requeue(Live& live, const exec::Event& e) {
+    TaskGroup& group = *live.group;
+    Task& task = *live.task;
+    const std::string stage = stage_of(task.status());
+    std::uint32_t& used = task.estimates().requeues;
+    const std::uint32_t limit = plan_.slurm.requeue;
+    if (used >= limit) {
+        fail(group, task, stage,
+             limit == 0 ? fmt::format("{} ([slurm] requeue = 0)", e.error)
+                        : fmt::format("{} (it ran {} time{} before on nodes that were lost: [slurm] requeue = {})",
+                                      e.error, used + 1, used == 0 ? "" : "s", limit));
+        return;
+    }
+    ++used;
+    // Nothing of it is kept: it starts again, load first, on another node.
+    log::warning("{}/{}: {}; it runs again (re-queue {} of {})", group.group_name(), task.task_id(), e.error, used, limit);
+    task.set_status(TaskStatus::INTERRUPT);
+    status_event(group, task, {{"stage", stage}, {"message", e.error}, {"requeue", used}, {"requeues", limit}});
+    ++restarts_pending_;
 }
 
 void Runner::handle_stop(Live& live, const exec::Event& e) {
@@ -596,7 +638,10 @@ void Runner::dispatch(exec::Event& event) {
     if (it == live_.end()) return;
     Live& l = it->second;
     switch (event.kind) {
-    case exec::Event::Kind::message: handle_message(l, event.id, event.message); break;
+    case exec::Event::Kind::message:
+        if (!event.result_dir.empty()) l.receiver.read_files_from(event.result_dir);
+        handle_message(l, event.id, event.message);
+        break;
     case exec::Event::Kind::broken:
         // Whatever a worker sends, only its own task fails (the executor
         // ends its worker: what else it says cannot be trusted).

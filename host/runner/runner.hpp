@@ -51,6 +51,10 @@ struct RunOptions {
     std::string gpus;                   // --gpus: replaces [resources] gpus when set
     // --simulate-gpus: these GPUs instead of NVML's (common/sim_gpu.hpp).
     std::vector<simgpu::Spec> simulate_gpus;
+    std::string simulate_gpus_text;     // the same as given (each node of --slurm makes its own)
+    // --slurm (or [slurm] enabled): the workers run on the nodes of the
+    // Slurm allocation the host runs in (exec/slurm_executor.hpp).
+    bool slurm = false;
     bool resume = false;                // --resume: run only what has not finished
     bool force = false;                 // --force: resume even if the plan changed
     // run-task: workers on the host's terminal and in its process group,
@@ -140,6 +144,9 @@ private:
     void handle_exit(Live& live, const exec::Event& e);
     // Its worker was found stopped: continued, or ended (exec::Event::stopped).
     void handle_stop(Live& live, const exec::Event& e);
+    // A worker gone with its node: the task runs again elsewhere, up to
+    // [slurm] requeue times, or fails.
+    void requeue(Live& live, const exec::Event& e);
     // What the task left running when its worker ended, which was killed.
     void report_leftovers(const Live& live, std::size_t count);
     // Ran out of memory in stage: retried (the estimate grows) or failed.

@@ -48,7 +48,10 @@ void Task::set_status(TaskStatus s) {
     case S::FINISHED: ok = status_ == S::TRAINING; break;
     case S::EXITED: ok = status_ == S::FINISHED; break;
     case S::EXCEPTION: ok = status_ != S::FINISHED && status_ != S::EXITED && status_ != S::EXCEPTION; break;
-    case S::INTERRUPT: ok = status_ == S::AVAILABLE || status_ == S::LOADING || status_ == S::TRAINING; break;
+    // (From WAITING: its node was lost while it waited for a device.)
+    case S::INTERRUPT:
+        ok = status_ == S::AVAILABLE || status_ == S::LOADING || status_ == S::WAITING || status_ == S::TRAINING;
+        break;
     }
     if (!ok)
         throw std::logic_error(fmt::format("task {}: no transition from {} to {}", task_id_, to_string(status_), to_string(s)));

@@ -11,7 +11,9 @@
 //   (any running state) -> EXCEPTION
 //   INTERRUPT: ran out of memory. From LOADING, the process ends and the
 //   task starts again in a new one (INTERRUPT -> AVAILABLE); from TRAINING
-//   it keeps its process and loaded data (INTERRUPT -> WAITING).
+//   it keeps its process and loaded data (INTERRUPT -> WAITING). Also: its
+//   node was lost (--slurm), from LOADING, WAITING or TRAINING; it starts
+//   again in a new process, on another node (INTERRUPT -> AVAILABLE).
 #pragma once
 
 #include "exec/executor.hpp"
@@ -54,6 +56,7 @@ struct TaskEstimates {
     std::uint64_t admitted_gpu_memory = 0;
     std::uint32_t load_retries = 0;
     std::uint32_t train_retries = 0;
+    std::uint32_t requeues = 0;  // runs again after its node was lost ([slurm] requeue)
 };
 
 class Task {

@@ -4,8 +4,8 @@
 // whenever it has a decision to make.
 #include "sched/probe.hpp"
 
+#include "common/cgroup.hpp"
 #include "common/proc_stat.hpp"
-
 #include "common/clock.hpp"
 #include "common/text.hpp"
 
@@ -13,8 +13,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -69,6 +71,18 @@ bool parse_kb_value(std::string_view value, std::uint64_t& bytes) {
 }  // namespace
 
 // ---- parsers ------------------------------------------------------------------
+
+void apply_memory_limit(std::string_view limit, std::string_view usage, std::uint64_t& total,
+                        std::uint64_t& available) {
+    std::uint64_t max = 0, used = 0;
+    limit = first_line(limit);
+    if (limit == "max" || !take_number(limit, max)) return;
+    // v1 writes "no limit" as the largest page-aligned int64.
+    if (max >= (std::uint64_t{1} << 62)) return;
+    total = std::min(total, max);
+    std::string_view u = first_line(usage);
+    if (take_number(u, used)) available = std::min(available, max > used ? max - used : 0);
+}
 
 bool parse_meminfo(std::string_view text, std::uint64_t& total, std::uint64_t& available) {
     auto t = field(text, "MemTotal", ':');
@@ -218,6 +232,30 @@ Probe::Probe(bool use_nvml) {
             if (::access(events.c_str(), R_OK) == 0) memory_events_ = std::move(events);
         }
     }
+    // The limits of this cgroup and its ancestors (a Slurm step's is set
+    // on the step or the job, above the task's own cgroup).
+    std::string why;
+    std::filesystem::path dir = cgroup::own_dir(why);
+    auto add_limits = [&](std::filesystem::path d, const char* max_name, const char* current_name) {
+        // Up to the hierarchy's root, whose files are not there.
+        for (int depth = 0; depth < 32 && d.string().rfind("/sys/fs/cgroup/", 0) == 0; ++depth, d = d.parent_path()) {
+            std::string max = (d / max_name).string();
+            if (read_file(max.c_str(), 64) && !text().empty() && text().substr(0, 3) != "max")
+                memory_limits_.emplace_back(max, (d / current_name).string());
+        }
+    };
+    if (!dir.empty()) add_limits(dir, "memory.max", "memory.current");
+    if (read_file("/proc/self/cgroup")) {
+        // v1: "N:memory:/path".
+        std::string_view t = text();
+        std::size_t at = t.find(":memory:/");
+        if (at != std::string_view::npos) {
+            std::string_view path = first_line(t.substr(at + 8));
+            std::filesystem::path v1 = std::filesystem::path("/sys/fs/cgroup/memory") / std::string(path.substr(1));
+            if (::access((v1 / "memory.limit_in_bytes").c_str(), R_OK) == 0)
+                add_limits(v1, "memory.limit_in_bytes", "memory.usage_in_bytes");
+        }
+    }
 }
 
 Probe::~Probe() {
@@ -323,6 +361,10 @@ Snapshot Probe::sample(const std::vector<int>& pids) {
         if (cpus_read_ns_ == 0 || s.taken_ns - cpus_read_ns_ >= kCpusRefreshNs) {
             long online = ::sysconf(_SC_NPROCESSORS_ONLN);
             cpus_ = online > 0 ? static_cast<unsigned>(online) : 1;
+            // A cpuset (a Slurm step's CPUs, taskset) allows fewer.
+            cpu_set_t set;
+            if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+                cpus_ = std::min(cpus_, static_cast<unsigned>(CPU_COUNT(&set)));
             cpus_read_ns_ = s.taken_ns;
         }
         s.cpus = cpus_;
@@ -343,6 +385,11 @@ Snapshot Probe::sample(const std::vector<int>& pids) {
         s.own_cpu_utilization = last_utilization_ < 0 ? 0 : last_own_utilization_;
 
         if (read_open(meminfo_, "/proc/meminfo")) parse_meminfo(text(), s.ram_total, s.ram_available);
+        for (const auto& [max, current] : memory_limits_) {
+            if (!read_file(max.c_str(), 64)) continue;
+            std::string limit(text());
+            if (read_file(current.c_str(), 64)) apply_memory_limit(limit, text(), s.ram_total, s.ram_available);
+        }
 
         std::int64_t oom = -1;
         if (read_open(oom_, memory_events_.empty() ? "/proc/vmstat" : memory_events_.c_str()) &&

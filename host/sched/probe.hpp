@@ -95,6 +95,11 @@ private:
     // The cgroup v2 memory.events of this process, "" when there is none
     // (then /proc/vmstat counts OOM kills machine-wide).
     std::string memory_events_;
+    // memory.max and memory.current (cgroup v2), or memory.limit_in_bytes
+    // and memory.usage_in_bytes (v1), of this process's cgroup and each of
+    // its ancestors that has a limit: a Slurm step's --mem, a container's
+    // limit, which /proc/meminfo does not show. Found at construction.
+    std::vector<std::pair<std::string, std::string>> memory_limits_;
     OpenFile proc_stat_, self_stat_, meminfo_, oom_;
     // /proc/<pid>/stat of each worker, open while the worker is passed to
     // sample(). Such a descriptor belongs to that process: once it has
@@ -127,6 +132,11 @@ struct PidStat {
 bool parse_pid_stat(std::string_view text, PidStat& out);
 // VmRSS (or another "Vm" key) of /proc/<pid>/status text, in bytes.
 bool parse_status_kb(std::string_view text, std::string_view key, std::uint64_t& bytes);
+// RAM as a cgroup limit cuts it: total is at most `limit`, available at
+// most limit - usage. The texts are memory.max ("max": no limit) and
+// memory.current, or v1's limit_in_bytes and usage_in_bytes.
+void apply_memory_limit(std::string_view limit, std::string_view usage, std::uint64_t& total,
+                        std::uint64_t& available);
 // oom_kill of /proc/vmstat or a cgroup's memory.events text.
 bool parse_oom_kill(std::string_view text, std::int64_t& count);
 

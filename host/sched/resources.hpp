@@ -30,9 +30,15 @@ struct Gpu {
     // A GPU of --simulate-gpus (common/sim_gpu.hpp): tasks on it are told
     // "sim:N" and never touch CUDA.
     bool simulated = false;
+    // The cluster node it is on ("n1"), for a GPU of another machine
+    // (fedflow-host --slurm); "" on this machine.
+    std::string node;
 
-    // "cuda:N", or "sim:N" for a simulated GPU: the device a task is told.
-    std::string device() const { return device::gpu_name(index, simulated); }
+    // "cuda:N", or "sim:N" for a simulated GPU: the device a task is told;
+    // "n1/cuda:N" for a GPU of node n1.
+    std::string device() const {
+        return node.empty() ? device::gpu_name(index, simulated) : node + "/" + device::gpu_name(index, simulated);
+    }
 };
 
 struct Snapshot {

@@ -377,3 +377,26 @@ TEST_CASE("the GPUs of this machine, when it has any") {
     CHECK(probe.gpus().size() == gpus.size());
     CHECK(probe.sample({}).gpus.size() == gpus.size());
 }
+
+TEST_CASE("apply_memory_limit: a cgroup's limit cuts RAM as /proc/meminfo tells it") {
+    std::uint64_t total = 64ull << 30, available = 60ull << 30;
+    SUBCASE("no limit") {
+        apply_memory_limit("max\n", "123\n", total, available);
+        CHECK(total == 64ull << 30);
+        CHECK(available == 60ull << 30);
+    }
+    SUBCASE("cgroup v1's 'no limit'") {
+        apply_memory_limit("9223372036854771712\n", "1\n", total, available);
+        CHECK(total == 64ull << 30);
+    }
+    SUBCASE("a Slurm step's --mem=8G, 3 GiB of it in use") {
+        apply_memory_limit("8589934592\n", "3221225472\n", total, available);
+        CHECK(total == 8ull << 30);
+        CHECK(available == 5ull << 30);
+    }
+    SUBCASE("more in use than the limit (page cache counts): none available") {
+        apply_memory_limit("1024\n", "4096\n", total, available);
+        CHECK(total == 1024);
+        CHECK(available == 0);
+    }
+}

@@ -111,3 +111,34 @@ TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
     r.discard();
     CHECK(shm::list_prefix(w.prefix + "-").empty());
 }
+
+TEST_CASE("a result from another node is read from the files its segments were copied to") {
+    // What a node agent does (exec/node_agent.hpp): the segments become
+    // files named as the segments, in a folder of the shared workdir.
+    TempDir dir;
+    fs::path copied = dir.path / ".fedflow-result";
+    fs::create_directories(copied);
+    WorkerResult w(64);
+    for (const std::string& name : {shm::result_name(w.prefix), shm::bytes_name(w.prefix, 0)})
+        fs::copy_file("/dev/shm/" + name, copied / name);
+    shm::remove_prefix(w.prefix + "-");
+    ResultReceiver r(w.prefix);
+    r.read_files_from(copied);
+    SUBCASE("intact: written out, and the copies removed") {
+        results::Written out = r.receive(w.announced, dir.path);
+        CHECK(out.json["weights"]["$bytes"]["size"] == 64);
+        CHECK(fs::file_size(dir.path / "weights.bin") == 64);
+        CHECK_FALSE(fs::exists(copied));
+    }
+    SUBCASE("a copy cut short is refused as a segment would be") {
+        fs::resize_file(copied / shm::bytes_name(w.prefix, 0), 10);
+        CHECK_THROWS_WITH(r.receive(w.announced, dir.path), doctest::Contains("truncated"));
+        r.discard();
+        CHECK_FALSE(fs::exists(copied));
+    }
+    SUBCASE("a copy that is missing names the file") {
+        fs::remove(copied / shm::result_name(w.prefix));
+        CHECK_THROWS_WITH(r.receive(w.announced, dir.path), doctest::Contains(shm::result_name(w.prefix).c_str()));
+    }
+    CHECK(shm::list_prefix(w.prefix + "-").empty());
+}
