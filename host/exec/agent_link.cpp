@@ -380,7 +380,8 @@ std::vector<DeviceUse> decode_devices(const Dict& body, std::size_t& live) {
     for (const Value& v : r.list("devices")) {
         if (!v.is<Dict>()) r.fail("devices", "holds what is not a dict");
         Reader d("state", v.as<Dict>());
-        out.push_back({d.str("name"), d.u64("used"), d.u64("total"), d.u64("reserved"), static_cast<int>(d.i64("tasks"))});
+        out.push_back(
+            {d.str("name"), d.u64("used"), d.u64("total"), d.u64("reserved"), static_cast<int>(d.i64("tasks"))});
     }
     return out;
 }

@@ -126,8 +126,7 @@ private:
         if (!hello_.simulate_gpus.empty() && hello_.scheduler.limits.use_gpus)
             probe = std::make_unique<sched::Probe>(
                 simgpu::Table::create(lock_.prefix() + "-gpus", simgpu::parse(hello_.simulate_gpus)));
-        else
-            probe = std::make_unique<sched::Probe>(hello_.scheduler.limits.use_gpus);
+        else probe = std::make_unique<sched::Probe>(hello_.scheduler.limits.use_gpus);
 
         // The workers' environment: this step's, with CUDA numbering GPUs as
         // NVML does, and this node's simulated GPUs.
@@ -145,8 +144,7 @@ private:
         }
         env_.emplace_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
         if (!gpus.cuda_visible.empty()) env_.push_back("CUDA_VISIBLE_DEVICES=" + gpus.cuda_visible);
-        if (!hello_.simulate_gpus.empty())
-            env_.push_back(fmt::format("{}={}-gpus", simgpu::env_name, lock_.prefix()));
+        if (!hello_.simulate_gpus.empty()) env_.push_back(fmt::format("{}={}-gpus", simgpu::env_name, lock_.prefix()));
         for (auto& s : env_) envp_.push_back(s.data());
         envp_.push_back(nullptr);
         o.envp = envp_.data();
@@ -193,7 +191,8 @@ private:
                 fs::path dir = fs::path(w->second.workdir) / ".fedflow-result";
                 try {
                     fs::create_directories(dir);
-                    copy_segment(shm::result_name(w->second.local_prefix), dir / shm::result_name(w->second.host_prefix));
+                    copy_segment(shm::result_name(w->second.local_prefix),
+                                 dir / shm::result_name(w->second.host_prefix));
                     for (std::size_t i = 0; i < result->buffers.size(); ++i)
                         if (result->buffers[i].size)
                             copy_segment(shm::bytes_name(w->second.local_prefix, i),
@@ -201,7 +200,8 @@ private:
                 } catch (const std::exception& x) {
                     // The host finds a file missing or short, and fails the
                     // task with what was wrong; this says why.
-                    log::error("{}: cannot copy the result of worker {} into {}: {}", node_, e.id, dir.string(), x.what());
+                    log::error("{}: cannot copy the result of worker {} into {}: {}", node_, e.id, dir.string(),
+                               x.what());
                 }
                 shm::remove_prefix(w->second.local_prefix + "-");
                 e.result_dir = dir;
@@ -219,7 +219,9 @@ private:
         while (::read(signal_fd_, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
             // scancel, or srun passing on the host's Ctrl-C: the workers end
             // (SIGKILL after the grace period), then the agent.
-            if (!ending_) log::info("{}: received {}: ending its {} worker(s)", node_, strsignal(static_cast<int>(si.ssi_signo)), executor_->live());
+            if (!ending_)
+                log::info("{}: received {}: ending its {} worker(s)", node_, strsignal(static_cast<int>(si.ssi_signo)),
+                          executor_->live());
             ending_ = true;
             executor_->signal_all(SIGTERM);
         }
@@ -245,7 +247,9 @@ private:
         auto it = inputs_.find(file);
         if (it != inputs_.end()) return it->second;
         std::ifstream in(file, std::ios::binary);
-        if (!in) throw std::runtime_error(fmt::format("cannot read the group's inputs {} on node {} (is the workdir shared?)", file, node_));
+        if (!in)
+            throw std::runtime_error(
+                fmt::format("cannot read the group's inputs {} on node {} (is the workdir shared?)", file, node_));
         std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         std::string name = fmt::format("{}-in{}", lock_.prefix(), ++inputs_seq_);
         shm::Segment seg = shm::Segment::create(name, data.size());
@@ -291,7 +295,8 @@ private:
                 if (a.verdict.go()) workers_.emplace(l.id, std::move(w));
             } catch (const std::exception& e) {
                 // The task fails (the run goes on), as a local start that throws.
-                a.verdict = {sched::Verdict::Kind::never, {}, -1, "start", fmt::format("on node {}: {}", node_, e.what())};
+                a.verdict = {
+                    sched::Verdict::Kind::never, {}, -1, "start", fmt::format("on node {}: {}", node_, e.what())};
             }
             reply(a);
             break;
@@ -306,7 +311,9 @@ private:
         case agent::Frame::reserve: executor_->reserve_memory(id(), *opt("memory")); break;
         case agent::Frame::release: executor_->release(id()); break;
         case agent::Frame::signal: executor_->signal(id(), static_cast<int>(b.at("signal").as<std::int64_t>())); break;
-        case agent::Frame::signal_all: executor_->signal_all(static_cast<int>(b.at("signal").as<std::int64_t>())); break;
+        case agent::Frame::signal_all:
+            executor_->signal_all(static_cast<int>(b.at("signal").as<std::int64_t>()));
+            break;
         case agent::Frame::terminate:
             executor_->terminate(id(), std::chrono::milliseconds(b.at("grace_ms").as<std::int64_t>()));
             break;
@@ -314,8 +321,7 @@ private:
             const std::string& path = b.at("path").as<std::string>();
             std::error_code ec;
             std::string error;
-            if (!fs::exists(path, ec))
-                error = fmt::format("node {} ({}) does not see {}", node_, hostname(), path);
+            if (!fs::exists(path, ec)) error = fmt::format("node {} ({}) does not see {}", node_, hostname(), path);
             send(agent::Frame::reply, Dict{{"error", error}});
             break;
         }

@@ -2,8 +2,8 @@
 
 #include "common/device.hpp"
 #include "common/log.hpp"
-#include "common/shm.hpp"
 #include "common/process.hpp"
+#include "common/shm.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
 #include "exec/worker_process.hpp"
@@ -47,7 +47,8 @@ std::vector<unsigned> parse_cpus_per_node(std::string_view text, std::size_t cou
         }
         if (n.empty() || n.size() > 6 || !units::all_digits(n))
             throw std::invalid_argument(fmt::format("SLURM_JOB_CPUS_PER_NODE={}: cannot read '{}'", text, item));
-        for (std::size_t i = 0; i < times && out.size() < count; ++i) out.push_back(static_cast<unsigned>(std::stoul(std::string(n))));
+        for (std::size_t i = 0; i < times && out.size() < count; ++i)
+            out.push_back(static_cast<unsigned>(std::stoul(std::string(n))));
     }
     if (out.size() != count)
         throw std::invalid_argument(
@@ -118,8 +119,9 @@ SlurmExecutor::SlurmExecutor(Options options) : options_(std::move(options)) {
     const std::string job = getenv_or("SLURM_JOB_ID");
     const std::string nodelist = getenv_or("SLURM_JOB_NODELIST", getenv_or("SLURM_NODELIST").c_str());
     if (job.empty() || nodelist.empty())
-        throw std::invalid_argument("--slurm: not inside a Slurm allocation (SLURM_JOB_ID and SLURM_JOB_NODELIST are not "
-                                    "set): run fedflow-host in `salloc` or in an sbatch script (docs/slurm.md)");
+        throw std::invalid_argument(
+            "--slurm: not inside a Slurm allocation (SLURM_JOB_ID and SLURM_JOB_NODELIST are not "
+            "set): run fedflow-host in `salloc` or in an sbatch script (docs/slurm.md)");
     std::vector<std::string> names;
     std::string listed = capture({"scontrol", "show", "hostnames", nodelist});
     for (std::size_t pos = 0; pos < listed.size();) {
@@ -129,7 +131,8 @@ SlurmExecutor::SlurmExecutor(Options options) : options_(std::move(options)) {
         if (!name.empty()) names.push_back(name);
         pos = end + 1;
     }
-    if (names.empty()) throw std::runtime_error(fmt::format("--slurm: `scontrol show hostnames {}` named no node", nodelist));
+    if (names.empty())
+        throw std::runtime_error(fmt::format("--slurm: `scontrol show hostnames {}` named no node", nodelist));
     std::vector<unsigned> cpus(names.size(), 0);
     std::string per_node = getenv_or("SLURM_JOB_CPUS_PER_NODE");
     if (!per_node.empty()) cpus = parse_cpus_per_node(per_node, names.size());
@@ -292,8 +295,7 @@ void SlurmExecutor::take(Node& n, const channel::Message& m, std::optional<Dict>
         if (reply == nullptr || reply->has_value()) throw channel::ProtocolError("a reply to no request");
         *reply = m.body;
         break;
-    default:
-        throw channel::ProtocolError(fmt::format("unexpected frame type {}", static_cast<std::uint32_t>(m.type)));
+    default: throw channel::ProtocolError(fmt::format("unexpected frame type {}", static_cast<std::uint32_t>(m.type)));
     }
 }
 
@@ -434,7 +436,8 @@ void SlurmExecutor::start_group(std::optional<std::uint64_t> memory, std::option
 }
 
 void SlurmExecutor::learn(const Peaks& peaks) {
-    for (auto& n : nodes_) send(n, agent::Frame::learn, Dict{{"memory", peaks.memory}, {"gpu_memory", peaks.gpu_memory}});
+    for (auto& n : nodes_)
+        send(n, agent::Frame::learn, Dict{{"memory", peaks.memory}, {"gpu_memory", peaks.gpu_memory}});
 }
 
 std::uint64_t SlurmExecutor::grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const {
@@ -574,7 +577,8 @@ void SlurmExecutor::release(WorkerId id) {
 
 void SlurmExecutor::signal(WorkerId id, int signal) {
     if (auto w = workers_.find(id); w != workers_.end())
-        send(nodes_[w->second.node], agent::Frame::signal, Dict{{"id", id_value(id)}, {"signal", std::int64_t{signal}}});
+        send(nodes_[w->second.node], agent::Frame::signal,
+             Dict{{"id", id_value(id)}, {"signal", std::int64_t{signal}}});
 }
 
 void SlurmExecutor::signal_all(int signal) {
@@ -639,8 +643,9 @@ void SlurmExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     const auto now = Clock::now();
     int wait_ms = -1;
     if (next)
-        wait_ms = static_cast<int>(std::clamp<std::int64_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1, 0, INT_MAX));
+        wait_ms = static_cast<int>(
+            std::clamp<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1, 0,
+                                     INT_MAX));
     if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR)
         throw std::system_error(errno, std::generic_category(), "poll");
     for (std::size_t i = 0; i < polled.size(); ++i) {

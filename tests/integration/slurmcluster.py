@@ -217,7 +217,8 @@ class Cluster:
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
         kw.setdefault("timeout", 30)
-        return subprocess.run(argv, env=self.env, **kw)
+        kw.setdefault("env", self.env)
+        return subprocess.run(argv, **kw)
 
     def salloc_popen(self, salloc_args, command, **kw):
         """`salloc SALLOC_ARGS COMMAND` in the background: COMMAND runs here

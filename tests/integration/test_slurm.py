@@ -72,6 +72,11 @@ def agents(job=None):
     return out
 
 
+def text(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 def workers_under(path):
     """pids of processes whose cwd is below path (a run's workers)."""
     out = []
@@ -222,6 +227,44 @@ inputs = ["server"]
         nodes = {d.split("/")[0] for ds in self.trains(r).values() for d in ds}
         self.assertEqual(nodes, {"n1", "n2"})
 
+    def test_failures_timeouts_and_out_of_memory_retries_as_on_one_machine(self):
+        body = """
+[[group]]
+name = "crash"
+plugin = "fault_segfault"
+tasks = 2
+
+[[group]]
+name = "oom"
+plugin = "fault_bad_alloc"
+tasks = 2
+
+[[group]]
+name = "hang"
+plugin = "fault_endless_loop"
+tasks = 2
+
+[[group]]
+name = "after"
+plugin = "echo"
+tasks = 4
+"""
+        r = self.salloc(self.plan(body, scheduler={"task-timeout": "2s", "train-retries": 1}), "--slurm")
+        self.assertEqual(r.rc, 1, r.describe())
+        for tid, t in r.report("crash")["tasks"].items():
+            self.assertEqual((t["status"], t["stage"]), ("EXCEPTION", "train"))
+            self.assertIn("killed by signal SIGSEGV", t["message"])
+            # The crash report is in the task's stderr.log, on the shared workdir.
+            self.assertIn("SIGSEGV", r.read("crash", tid, "stderr.log"))
+        for t in r.report("oom")["tasks"].values():
+            self.assertEqual(t["status"], "EXCEPTION")
+            self.assertIn("gave up after 1 train retry", t["message"])
+            self.assertEqual(t["retries"]["train"], 1)
+        for t in r.report("hang")["tasks"].values():
+            self.assertEqual(t["message"], "timed out after 2s in train")
+        for t in r.report("after")["tasks"].values():
+            self.assertEqual(t["status"], "FINISHED")
+
     def kill_agent_mid_run(self, slurm=""):
         plan = self.plan('[[group]]\nname = "g"\nplugin = "fault_sleep"\ntasks = 8\nparams = { seconds = 2.0 }\n',
                          slurm=slurm)
@@ -286,6 +329,28 @@ inputs = ["server"]
         self.assertEqual(r2.rc, 0, r2.describe())
         self.assertEqual(self.finished_count(r2), {str(i): 1 for i in range(4)})
 
+    def test_ctrl_c_to_the_host_ends_every_remote_worker(self):
+        plan = self.plan('[[group]]\nname = "g"\nplugin = "fault_sleep"\ntasks = 4\nparams = { seconds = 30.0 }\n')
+        p = self.salloc(plan, "--slurm", background=True)
+        self.wait_training_on(self.workdir, "n1", p)
+        self.wait_training_on(self.workdir, "n2", p)
+        hosts = [pid for pid in os.listdir("/proc") if pid.isdigit() and self.is_host(pid)]
+        self.assertEqual(len(hosts), 1, hosts)
+        os.kill(int(hosts[0]), signal.SIGINT)
+        r = self.finish(p)
+        self.assertEqual(r.rc, 3, r.describe())
+        for t in r.report("g")["tasks"].values():
+            self.assertEqual(t["status"], "EXCEPTION")
+            self.assertIn("interrupted: the host received SIGINT", t["message"])
+
+    def is_host(self, pid):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return False
+        return argv[0] == fftest.HOST.encode() and b"--workdir" in argv and self.workdir.encode() in argv
+
     def test_a_workdir_that_a_node_does_not_see_is_refused(self):
         if not os.path.ismount(CLUSTER.private) and not os.listdir(CLUSTER.private) == []:
             self.skipTest("no private mount for n2 (unshare missing)")
@@ -299,6 +364,31 @@ inputs = ["server"]
         self.assertEqual(r.rc, 3, r.describe())
         self.assertIn("is not shared by every node of the job (node n2", r.stderr)
         self.assertIn("docs/slurm.md", r.stderr)
+
+
+    def test_the_sbatch_example_runs_a_plan_and_resumes_it(self):
+        # docs/examples/slurm/fedflow.sbatch as shipped; only the GPUs per
+        # node are this cluster's.
+        script = os.path.join(fftest.SOURCE_ROOT, "docs", "examples", "slurm", "fedflow.sbatch")
+        plan = self.plan('[[group]]\nname = "g"\nplugin = "fault_sleep"\ntasks = 6\nparams = { seconds = 0.1 }\n')
+        env = dict(CLUSTER.env)
+        env.update({k: v for k, v in os.environ.items() if k.startswith(("FEDFLOW_", "ASAN_", "UBSAN_"))})
+        env["PATH"] = os.path.dirname(fftest.HOST) + ":" + env["PATH"]
+        self.workdir = os.path.join(self.tmp, "fedflow-runs", "plan")
+        for run in (1, 2):
+            r = CLUSTER.run(["sbatch", "--wait", "--quiet", "--gres=gpu:2", "--chdir", self.tmp, script, plan], env=env,
+                            timeout=TIMEOUT)
+            logs = [f for f in os.listdir(self.tmp) if f.startswith("fedflow-") and f.endswith(".log")]
+            log = "".join(text(os.path.join(self.tmp, f)) for f in logs)
+            self.assertEqual(r.returncode, 0, r.stderr + log)
+            events = [json.loads(line) for line in text(os.path.join(self.workdir, "events.jsonl")).splitlines()]
+            starts = [e for e in events if e.get("event") == "run_start"]
+            self.assertEqual(len(starts), run)
+            self.assertEqual(starts[-1]["resume"], run == 2)
+        nodes = {e["device"].split("/")[0] for e in events if e.get("status") == "TRAINING"}
+        self.assertEqual(nodes, {"n1", "n2"})
+        # The second run found everything finished: nothing ran again.
+        self.assertEqual(len([e for e in events if e.get("status") == "FINISHED"]), 6)
 
 
 class WithoutAllocation(HostTest):
