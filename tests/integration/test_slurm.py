@@ -51,8 +51,9 @@ def tearDownModule():
             shutil.rmtree(CLUSTER.root, ignore_errors=True)
 
 
-def agents(job=None):
-    """pid -> node of every `fedflow-host agent` running (of job, if given)."""
+def agents():
+    """pid -> node of every `fedflow-host agent` of this file's cluster (not
+    those of another test run on the same machine)."""
     out = {}
     for p in os.listdir("/proc"):
         if not p.isdigit():
@@ -66,7 +67,7 @@ def agents(job=None):
                 env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
         except OSError:
             continue
-        if job is not None and env.get(b"SLURM_JOB_ID", b"").decode() != str(job):
+        if CLUSTER is None or env.get(b"SLURM_CONF", b"").decode() != CLUSTER.env["SLURM_CONF"]:
             continue
         out[int(p)] = env.get(b"SLURMD_NODENAME", b"?").decode()
     return out
