@@ -96,11 +96,12 @@ void LocalExecutor::sample_if_older_than(std::chrono::milliseconds age) {
     for (auto& [id, w] : workers_)
         if (auto* entry = scheduler_.ledger().find(id)) entry->pid = w.process->pid();
     if (Clock::now() - scheduler_.sampled_at() < age) return;
-    // Forked workers are measured by PSS, and their servers' CPU time is
-    // Fedflow's (sched/probe.hpp).
-    std::vector<int> forked, servers;
+    // Forked workers are measured beyond what they share with their
+    // server, and the servers' CPU time is Fedflow's (sched/probe.hpp).
+    std::vector<std::pair<int, int>> forked;
+    std::vector<int> servers;
     for (auto& [id, w] : workers_)
-        if (w.process->relayed()) forked.push_back(w.process->pid());
+        if (w.process->relayed()) forked.emplace_back(w.process->pid(), w.process->server_pid());
     for (auto& [key, s] : servers_)
         if (s.server) servers.push_back(s.server->pid());
     for (auto& server : retired_servers_) servers.push_back(server->pid());

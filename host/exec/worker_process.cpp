@@ -267,6 +267,8 @@ void WorkerProcess::kill(int signal) noexcept {
     if (signal != SIGKILL && signal != SIGCONT) resume();
 }
 
+pid_t WorkerProcess::server_pid() const noexcept { return server_ != nullptr ? server_->pid() : -1; }
+
 void WorkerProcess::resume() noexcept {
     if (server_ == nullptr) return child_.resume();
     if (forked_status_) return;

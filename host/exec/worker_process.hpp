@@ -86,6 +86,8 @@ public:
     // Forked by a fork server, which tells how it ended (no pidfd to poll
     // while the server lives).
     bool relayed() const noexcept { return server_ != nullptr; }
+    // The fork server that forked it, or -1.
+    pid_t server_pid() const noexcept;
     // The wait status once exited.
     std::optional<int> wait_status() const noexcept { return server_ ? forked_status_ : child_.wait_status(); }
 

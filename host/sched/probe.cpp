@@ -323,19 +323,27 @@ std::optional<Probe::CpuTimes> Probe::read_cpu_times(const std::vector<int>& pid
         t.own += st.utime + st.stime;
         if (st.vsize > 0) s.rss[pid] = st.rss_pages * page;  // a zombie has no memory left
     }
-    // A forked worker's RSS counts every page it shares with its fork
-    // server: charged whole to each worker, a preloaded torch would be
-    // counted once per task.
-    for (int pid : pss_pids_) {
-        auto it = s.rss.find(pid);
-        if (it == s.rss.end()) continue;
-        std::snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
-        std::uint64_t pss = 0;
-        if (read_file(path, 4096) && parse_status_kb(text(), "Pss", pss)) it->second = pss;
-    }
+    // The fork servers: their CPU time and their reaped workers' are
+    // Fedflow's, and their resident set is what their workers share.
+    std::map<int, std::uint64_t> server_rss;
     for (int pid : servers_) {
         std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        if (read_file(path) && parse_pid_stat_ticks(text(), true, ticks)) t.own += ticks;
+        PidStat st;
+        if (!read_file(path) || !parse_pid_stat(text(), st)) continue;
+        t.own += st.utime + st.stime + static_cast<std::uint64_t>(std::max<std::int64_t>(0, st.cutime + st.cstime));
+        server_rss[pid] = st.rss_pages * page;
+    }
+    // A forked worker's RSS counts every page it shares with its fork
+    // server: charged whole to each worker, a preloaded torch would count
+    // once per task. It is charged what it holds beyond the server's
+    // resident set. (Its PSS would also count the pages it copied on
+    // write, but smaps_rollup walks every page table: tens of ms for a
+    // process with torch, on every sample.)
+    for (auto [pid, server] : forked_) {
+        auto it = s.rss.find(pid);
+        auto shared = server_rss.find(server);
+        if (it == s.rss.end() || shared == server_rss.end()) continue;
+        it->second = it->second > shared->second ? it->second - shared->second : 0;
     }
     for (auto it = worker_stat_.begin(); it != worker_stat_.end();) {
         if (it->second.seen == samples_) {
@@ -348,8 +356,8 @@ std::optional<Probe::CpuTimes> Probe::read_cpu_times(const std::vector<int>& pid
     return t;
 }
 
-void Probe::set_forked(std::vector<int> pss_pids, std::vector<int> servers) {
-    pss_pids_ = std::move(pss_pids);
+void Probe::set_forked(std::vector<std::pair<int, int>> forked, std::vector<int> servers) {
+    forked_ = std::move(forked);
     servers_ = std::move(servers);
 }
 

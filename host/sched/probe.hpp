@@ -44,11 +44,11 @@ public:
     // report rounding. Never throws: a source that cannot be read
     // leaves its fields at their "unknown" values.
     Snapshot sample(const std::vector<int>& pids);
-    // Workers forked by a fork server share its pages: among pids, these
-    // are measured by their proportional set size (smaps_rollup's Pss), not
-    // their RSS. servers: the fork servers, whose CPU time and their reaped
+    // Workers forked by a fork server share its pages: forked lists them
+    // with their server, and each is measured by its RSS beyond the
+    // server's. servers: the fork servers, whose CPU time and their reaped
     // workers' count as Fedflow's own. Both hold for the next samples.
-    void set_forked(std::vector<int> pss_pids, std::vector<int> servers);
+    void set_forked(std::vector<std::pair<int, int>> forked, std::vector<int> servers);
 
     // The GPUs found at construction (empty without NVML or GPUs), and why
     // NVML is not used when it is not ("libnvidia-ml.so.1 not found",
@@ -105,7 +105,8 @@ private:
     // sample(). Such a descriptor belongs to that process: once it has
     // ended, reads fail, so a recycled pid is never read by mistake.
     std::map<int, OpenFile> worker_stat_;
-    std::vector<int> pss_pids_, servers_;
+    std::vector<std::pair<int, int>> forked_;  // worker, its fork server
+    std::vector<int> servers_;
     std::uint64_t samples_ = 0;
     std::string buf_;  // reused by every read: no allocation per sample
     std::size_t buf_len_ = 0;

@@ -76,9 +76,7 @@ void check_channel() {
 // shared with the server (its peaks are counted above it).
 std::int64_t rss_at_fork = -1;
 
-// A forked worker's own memory: its proportional set size (what it shares
-// with the fork server and its siblings counted in part), or, where that is
-// larger, the growth of its resident set since the fork.
+// The resident set now, in bytes (0 when it cannot tell).
 std::int64_t resident_bytes() {
     long pages = 0, resident = 0;
     FILE* f = std::fopen("/proc/self/statm", "re");
@@ -88,27 +86,17 @@ std::int64_t resident_bytes() {
     return n == 2 ? static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE) : 0;
 }
 
-std::int64_t pss_bytes() {
-    FILE* f = std::fopen("/proc/self/smaps_rollup", "re");
-    if (f == nullptr) return -1;
-    char line[256];
-    std::int64_t kb = -1;
-    while (std::fgets(line, sizeof line, f) != nullptr)
-        if (std::sscanf(line, "Pss: %ld kB", &kb) == 1) break;
-    std::fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
 // The worker's RSS peak, or that of the largest program it ran and waited
 // for (a command task's), whichever is larger; in a forked worker, what
-// it holds beyond the fork server's pages (see pss_bytes).
+// its resident set grew by since the fork (what it shares with the fork
+// server is not its own).
 std::int64_t peak_rss_bytes() {
     rusage self{}, children{};
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &children);
     std::int64_t own = static_cast<std::int64_t>(self.ru_maxrss) * 1024;
     std::int64_t programs = static_cast<std::int64_t>(children.ru_maxrss) * 1024;
-    if (rss_at_fork >= 0) own = std::max(own - rss_at_fork, pss_bytes());
+    if (rss_at_fork >= 0) own -= rss_at_fork;
     return std::max<std::int64_t>({own, programs, 0});
 }
 

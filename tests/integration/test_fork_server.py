@@ -218,7 +218,7 @@ class PythonForkServer(HostTest):
             self.assertIsNone(res["c_omp"])
         self.assertEqual(len(servers), 1, "one fork server")
         # Charged for its own memory: the 200 MB it shares with the server
-        # count in part (PSS), not whole as RSS would (an exec'd task holds
+        # are not its own, as RSS would count them (an exec'd task holds
         # them all; sanitizers add the same to both).
         execd = self.run_plan(self.plan("exec", tasks=1), workdir="exec", env=env, timeout=60)
         self.assertExit(execd, 0)
