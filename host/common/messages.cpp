@@ -149,6 +149,7 @@ Dict Config::encode() const {
         {"plugin_name", plugin_name},
         {"shm_prefix", shm_prefix},
         {"inputs_segment", inputs_segment},
+        {"verify_inputs", verify_inputs},
         {"inputs_about", inputs_about},
         {"result_limit", result_limit},
         {"params", params},
@@ -158,7 +159,7 @@ Dict Config::encode() const {
 Config Config::decode(const Dict& body) {
     Body b(type, body,
            {"task_id", "group", "round", "workdir", "plan_dir", "plugin_path", "plugin_name", "shm_prefix",
-            "inputs_segment", "inputs_about", "result_limit", "params"});
+            "inputs_segment", "verify_inputs", "inputs_about", "result_limit", "params"});
     Config c;
     c.task_id = b.string("task_id");
     c.group = b.string("group");
@@ -169,6 +170,7 @@ Config Config::decode(const Dict& body) {
     c.plugin_name = b.string("plugin_name");
     c.shm_prefix = b.string("shm_prefix");
     c.inputs_segment = b.string("inputs_segment", true);
+    c.verify_inputs = b.as<bool>("verify_inputs", b.required("verify_inputs"));
     c.inputs_about = b.as<Dict>("inputs_about", b.required("inputs_about"));
     c.result_limit = static_cast<std::uint64_t>(b.integer("result_limit"));
     c.params = b.as<Dict>("params", b.required("params"));

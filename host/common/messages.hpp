@@ -44,6 +44,7 @@ struct Config {
     std::string plugin_name;      // which plugin of that file
     std::string shm_prefix;       // the names of the task's segments start with it
     std::string inputs_segment;   // the group's inputs, or empty
+    bool verify_inputs = false;   // check each input byte file's checksum before load ([[group]] verify-inputs)
     Dict inputs_about;            // what the inputs hold (Context::inputs_about), or empty
     std::uint64_t result_limit = 0;  // max bytes of the result (0 = none); at most INT64_MAX
     Dict params;

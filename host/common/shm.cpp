@@ -129,6 +129,12 @@ Segment Segment::open_read_write(const std::string& name) {
     return Segment(std::move(impl));
 }
 
+int Segment::open_fd_read_only(const std::string& name) {
+    int fd = ::shm_open(("/" + name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+    if (fd < 0) throw std::runtime_error("shared memory '" + name + "': " + std::strerror(errno));
+    return fd;
+}
+
 bool Segment::remove(const std::string& name) noexcept { return bip::shared_memory_object::remove(name.c_str()); }
 
 std::vector<std::string> list_prefix(const std::string& prefix) {

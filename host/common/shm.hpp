@@ -34,6 +34,11 @@ public:
     // An existing segment, mapped read-write (a table that the host and its
     // workers share, such as the simulated GPUs'). Throws when missing.
     static Segment open_read_write(const std::string& name);
+    // An existing segment's file descriptor, read-only and not mapped (for
+    // pread: the host copies a Bytes buffer without faulting it into its
+    // own memory). The caller closes it. Throws std::runtime_error naming
+    // the segment when it is missing.
+    static int open_fd_read_only(const std::string& name);
     // Removes the name (mappings stay valid). False when it did not exist.
     static bool remove(const std::string& name) noexcept;
 

@@ -1,7 +1,7 @@
 // value_json.hpp: a Value as JSON and back, with each byte value in a file
 // beside the JSON, written as
 //
-//   {"$bytes": {"file": "weights.bin", "size": 4096}}
+//   {"$bytes": {"file": "weights.bin", "size": 4096, "checksum": "9c1a0e4f6b2d8e73"}}
 //
 // The one implementation of it: the host writes and reads result.json with
 // it, the bundled `command` plugin reads its program's result.json and writes
@@ -17,6 +17,7 @@
 #define FEDFLOW_COMMON_VALUE_JSON_HPP
 
 #include "common/file_io.hpp"
+#include "common/integrity.hpp"
 #include "common/json.hpp"
 #include "common/names.hpp"
 
@@ -158,8 +159,11 @@ inline json to_json(const Value& v, const BytesToJson& bytes = nullptr, const st
     return nullptr;
 }
 
-// A byte value from its file name (checked) and size (if its JSON gives one).
-using JsonToBytes = std::function<Value(const std::string& file, std::optional<std::uint64_t> size)>;
+// A byte value from its file name (checked), size and checksum (if its JSON
+// gives them; the host writes the XXH64 of a byte file's bytes as 16 hex
+// digits, integrity::checksum_text).
+using JsonToBytes = std::function<Value(const std::string& file, std::optional<std::uint64_t> size,
+                                        std::optional<std::uint64_t> checksum)>;
 
 // JSON as a Value: null, bool, a number without fraction or exponent that
 // fits in int64 -> integer, every other number -> double, string, array ->
@@ -193,13 +197,18 @@ inline Value from_json(const json& j, const JsonToBytes& bytes = nullptr) {
             const bool file_ok = b.is_object() && b.contains("file") && b["file"].is_string();
             const bool size_ok = !b.contains("size") || b["size"].is_number_unsigned() ||
                                  (b["size"].is_number_integer() && b["size"].get<std::int64_t>() >= 0);
-            if (file_ok && size_ok && b.size() == (b.contains("size") ? 2u : 1u)) {
+            std::uint64_t sum = 0;
+            const bool sum_ok = !b.contains("checksum") ||
+                                (b["checksum"].is_string() && integrity::parse_checksum(b["checksum"].get<std::string>(), sum));
+            if (file_ok && size_ok && sum_ok &&
+                b.size() == 1u + (b.contains("size") ? 1u : 0u) + (b.contains("checksum") ? 1u : 0u)) {
                 const std::string file = b["file"].get<std::string>();
                 if (std::string why = check_file_name(file); !why.empty())
                     throw std::runtime_error("byte file " + quote_name(file) + ": " + why);
-                std::optional<std::uint64_t> size;
+                std::optional<std::uint64_t> size, checksum;
                 if (b.contains("size")) size = b["size"].get<std::uint64_t>();
-                return bytes(file, size);
+                if (b.contains("checksum")) checksum = sum;
+                return bytes(file, size, checksum);
             }
         }
         Dict d;

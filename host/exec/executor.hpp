@@ -116,6 +116,12 @@ public:
 
     // A new group starts: its own estimates apply and nothing is learned.
     virtual void start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory) = 0;
+    // The group's tasks each map `bytes` of input byte files (the data
+    // path): added to every estimate the plan gave or defaulted, since a
+    // task that reads its inputs needs them in RAM (docs/scheduling.md,
+    // "Memory of mapped inputs"). Called after start_group; an executor
+    // that cannot place memory ignores it.
+    virtual void group_inputs(std::uint64_t bytes) { (void)bytes; }
     // A finished task's peaks teach the group's estimates (auto-adjust).
     virtual void learn(const Peaks& peaks) = 0;
     // After an out of memory in a stage: the estimate that was too small, grown.

@@ -68,6 +68,8 @@ void LocalExecutor::start_group(std::optional<std::uint64_t> memory, std::option
     scheduler_.start_group(memory, gpu_memory);
 }
 
+void LocalExecutor::group_inputs(std::uint64_t bytes) { scheduler_.set_inputs_memory(bytes); }
+
 void LocalExecutor::learn(const Peaks& peaks) { scheduler_.learn(peaks.memory, peaks.gpu_memory); }
 
 std::uint64_t LocalExecutor::grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const {

@@ -450,7 +450,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     g.where = where(t.source());
     std::string ctx = fmt::format("{} number {}", block == 0 ? "[[group]]" : "[[round.group]]", g.index);
     r.check_keys(t,
-                 {"name", "plugin", "device", "params", "tasks", "inputs",
+                 {"name", "plugin", "device", "params", "tasks", "inputs", "verify-inputs",
                   "task", "memory", "gpu-memory", "preload"},
                  ctx);
 
@@ -500,6 +500,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
             else r.error(item, fmt::format("preload of {} must be module names (strings)", ctx));
         }
     }
+    if (auto b = r.boolean(t, "verify-inputs", ctx)) g.verify_inputs = *b;
 
     auto count = r.integer(t, "tasks", ctx, 0, 1000000);
     if (count) {

@@ -65,6 +65,10 @@ struct GroupSpec {
     // Modules the fork server of the group's plugin imports before it forks
     // (the python plugin: `preload = ["torch", "numpy"]`).
     std::vector<std::string> preload;
+    // Each task checks the checksum of every input byte file before its
+    // load (verify-inputs): costs a read of every byte, finds a file that
+    // changed on disk.
+    bool verify_inputs = false;
     // Estimates per task (bytes); [scheduler] defaults apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;

@@ -1,5 +1,6 @@
 #include "runner/result_receiver.hpp"
 
+#include "common/byte_file.hpp"
 #include "common/integrity.hpp"
 #include "common/shm.hpp"
 
@@ -9,30 +10,64 @@
 
 #include <memory>
 #include <stdexcept>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace fedflow {
+
+namespace {
+
+// Closes a descriptor when it goes.
+class OwnedFd {
+public:
+    explicit OwnedFd(int fd) noexcept : fd_(fd) {}
+    ~OwnedFd() { ::close(fd_); }
+    OwnedFd(const OwnedFd&) = delete;
+    OwnedFd& operator=(const OwnedFd&) = delete;
+    int get() const noexcept { return fd_; }
+
+private:
+    int fd_;
+};
+
+}  // namespace
 
 results::Written ResultReceiver::receive(const messages::Result& announced, const std::filesystem::path& dir) {
     const std::uint64_t count = announced.buffers.size();
     auto seg = std::make_shared<shm::Segment>(open(shm::result_name(prefix_)));
     const std::uint8_t* doc = integrity::check_result(seg->data(), seg->size(), announced.size);
+    // A reference becomes a Bytes without data that names its buffer: the
+    // host never maps a Bytes buffer, write_result copies it from the
+    // segment's descriptor (byte_file::copy) and checks its checksum as it
+    // goes.
     auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
         if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
         const messages::BytesBuffer& buffer = announced.buffers[id];
         if (!buffer.size) throw wire::Error(fmt::format("reference to bytes buffer {} of an earlier attempt", id));
+        if (n > *buffer.size) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, *buffer.size, n));
+        return Bytes::view(nullptr, static_cast<std::size_t>(n), static_cast<std::int64_t>(id));
+    };
+    auto copy = [&](std::uint64_t id, std::uint64_t n, const std::filesystem::path& path) -> std::uint64_t {
+        const messages::BytesBuffer& buffer = announced.buffers[id];
         const std::uint64_t size = *buffer.size;
-        auto b = std::make_shared<shm::Segment>(open(shm::bytes_name(prefix_, id)));
-        if (b->size() < size)
-            throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, b->size(), size));
-        if (n > size) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, size, n));
-        if (integrity::checksum(b->data(), static_cast<std::size_t>(size)) != buffer.checksum)
+        const std::string name = shm::bytes_name(prefix_, id);
+        OwnedFd fd(open_fd(name));
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
+        if (static_cast<std::uint64_t>(st.st_size) < size)
+            throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, st.st_size, size));
+        byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, fmt::format("bytes buffer {}", id));
+        if (c.source_checksum != buffer.checksum)
             throw wire::Error(fmt::format(
                 "bytes buffer {} corrupt: its checksum does not match (written to after train returned?)", id));
-        return Bytes::view(b->data(), n, -1, b);
+        return c.file_checksum;
     };
     Value v = wire::decode(doc, static_cast<std::size_t>(announced.size), resolve, seg);
     if (!v.is<Dict>()) throw std::runtime_error("the result is not a dict");
-    results::Written w = results::write_result(v.as<Dict>(), dir);
+    results::Written w = results::write_result(v.as<Dict>(), dir, copy);
     // The names are known: no need to list /dev/shm on this path.
     remove(shm::result_name(prefix_));
     for (std::uint64_t id = 0; id < count; ++id) remove(shm::bytes_name(prefix_, id));
@@ -46,6 +81,14 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
 
 shm::Segment ResultReceiver::open(const std::string& name) const {
     return files_.empty() ? shm::Segment::open_read_only(name) : shm::Segment::open_file_read_only(files_ / name);
+}
+
+int ResultReceiver::open_fd(const std::string& name) const {
+    if (files_.empty()) return shm::Segment::open_fd_read_only(name);
+    const std::filesystem::path path = files_ / name;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + path.string());
+    return fd;
 }
 
 void ResultReceiver::remove(const std::string& name) const noexcept {

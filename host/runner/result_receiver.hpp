@@ -41,6 +41,8 @@ public:
 
 private:
     shm::Segment open(const std::string& name) const;
+    // The same segment's descriptor, read-only (the caller closes it).
+    int open_fd(const std::string& name) const;
     void remove(const std::string& name) const noexcept;
 
     std::string prefix_;

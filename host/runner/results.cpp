@@ -1,5 +1,6 @@
 #include "runner/results.hpp"
 
+#include "common/byte_file.hpp"
 #include "common/file_io.hpp"
 #include "common/integrity.hpp"
 #include "common/json.hpp"
@@ -18,16 +19,22 @@ using json = nlohmann::ordered_json;
 
 namespace fedflow::results {
 
-Written write_result(const Dict& result, const fs::path& dir) {
+Written write_result(const Dict& result, const fs::path& dir, const SegmentCopy& copy_segment) {
     Written out;
     // result.json is the task's own; its byte files never take that name.
     std::set<std::string> used{"result.json"};
     try {
         out.json = value_json::to_json(Value(result), [&](const Bytes& b, const std::string& key_path) {
             std::string name = value_json::file_name_for(key_path, used);
-            value_json::write_byte_file(dir, name, b);
+            std::uint64_t sum;
+            if (b.shm_id() >= 0) {
+                if (!copy_segment) throw std::logic_error("write_result: a Bytes in shared memory, and no copy_segment");
+                sum = copy_segment(static_cast<std::uint64_t>(b.shm_id()), b.size(), dir / name);
+            } else {
+                sum = byte_file::write(b.data(), b.size(), dir / name);
+            }
             out.bytes += b.size();
-            return json{{"$bytes", json{{"file", name}, {"size", b.size()}}}};
+            return json{{"$bytes", json{{"file", name}, {"size", b.size()}, {"checksum", integrity::checksum_text(sum)}}}};
         });
         std::string text = out.json.dump(2, ' ', false, json::error_handler_t::replace);
         text += '\n';
@@ -44,13 +51,39 @@ Written write_result(const Dict& result, const fs::path& dir) {
     return out;
 }
 
-Dict read_result(const json& j, const fs::path& dir) {
+Dict read_result(const json& j, const fs::path& dir, bool verify) {
     Value v;
     try {
-        v = value_json::from_json(j, [&](const std::string& file, std::optional<std::uint64_t> size) {
-            return Value(value_json::read_byte_file(dir, file, size, [](std::size_t n) { return Bytes(n); }));
+        v = value_json::from_json(j, [&](const std::string& file, std::optional<std::uint64_t> size,
+                                         std::optional<std::uint64_t> checksum) {
+            Bytes b = value_json::read_byte_file(dir, file, size, [](std::size_t n) { return Bytes(n); });
+            if (verify && checksum && integrity::checksum(b.data(), b.size()) != *checksum)
+                throw std::runtime_error("byte file " + value_json::quote_name(file) +
+                                         " is corrupt: its checksum is not the one result.json holds");
+            return Value(std::move(b));
         });
     } catch (const std::runtime_error& e) {
+        throw std::runtime_error(fmt::format("result.json in {}: {}", dir.string(), e.what()));
+    }
+    if (!v.is<Dict>()) throw std::runtime_error(fmt::format("result.json in {} is not an object", dir.string()));
+    return std::move(v.as<Dict>());
+}
+
+Dict reference_result(const json& j, const fs::path& dir, std::vector<inputs_manifest::File>& files) {
+    const fs::path abs = fs::absolute(dir);
+    Value v;
+    try {
+        v = value_json::from_json(j, [&](const std::string& file, std::optional<std::uint64_t> size,
+                                         std::optional<std::uint64_t> checksum) {
+            const fs::path path = abs / file;
+            // The host writes every size; one without (a result.json from
+            // elsewhere) gets the file's, and a file that is not there then
+            // fails every task of the group (cannot prepare inputs).
+            const std::uint64_t n = size ? *size : static_cast<std::uint64_t>(fs::file_size(path));
+            files.push_back({path.string(), n, checksum});
+            return Value(Bytes::view(nullptr, static_cast<std::size_t>(n), static_cast<std::int64_t>(files.size() - 1)));
+        });
+    } catch (const std::exception& e) {
         throw std::runtime_error(fmt::format("result.json in {}: {}", dir.string(), e.what()));
     }
     if (!v.is<Dict>()) throw std::runtime_error(fmt::format("result.json in {} is not an object", dir.string()));

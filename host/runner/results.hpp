@@ -2,9 +2,12 @@
 //
 // result.json is the Dict that train returned, as JSON. A Bytes value is
 // written to a file beside it and appears as
-//   {"$bytes": {"file": "<file name>", "size": <n>}}
-// read_result() is the inverse, used to hand results to later groups.
+//   {"$bytes": {"file": "<file name>", "size": <n>, "checksum": "<16 hex>"}}
+// where checksum is the XXH64 of the file's bytes (integrity::checksum),
+// computed as the file is written. read_result() is the inverse.
 #pragma once
+
+#include "common/inputs_manifest.hpp"
 
 #include <fedflow/value.hpp>
 
@@ -12,9 +15,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fedflow::results {
 
@@ -29,11 +34,26 @@ struct Written {
 // characters outside [A-Za-z0-9._-] replaced, and never follow symlinks.
 // Throws std::system_error when a file cannot be written, after removing
 // what it wrote: a result is on disk whole or not at all.
-Written write_result(const Dict& result, const std::filesystem::path& dir);
+//
+// A Bytes value whose shm_id() is >= 0 is still in its worker's shared
+// memory (ResultReceiver makes such values, without data): copy_segment(id,
+// n, path) writes its first n bytes to path and returns their checksum.
+using SegmentCopy = std::function<std::uint64_t(std::uint64_t id, std::uint64_t n, const std::filesystem::path& path)>;
+Written write_result(const Dict& result, const std::filesystem::path& dir, const SegmentCopy& copy_segment = nullptr);
 
 // The Dict that a result.json describes; byte files are read from dir.
-// Throws std::runtime_error when a byte file is missing or of another size.
-Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path& dir);
+// Throws std::runtime_error naming the file when a byte file is missing, of
+// another size, or (with verify, where its entry has a checksum) of other
+// content.
+Dict read_result(const nlohmann::ordered_json& json, const std::filesystem::path& dir, bool verify = false);
+
+// The Dict that a result.json describes without reading a byte file: each
+// becomes a reference (a Bytes without data whose shm_id() is its index in
+// files) and its absolute path, size and checksum are appended to files,
+// for an inputs segment (inputs_manifest). Throws std::runtime_error for a
+// byte file name that leaves dir.
+Dict reference_result(const nlohmann::ordered_json& json, const std::filesystem::path& dir,
+                      std::vector<inputs_manifest::File>& files);
 
 // Writes path through a temporary file and rename, so that a reader (or a
 // crash) never sees half a file; a write that fails removes the temporary

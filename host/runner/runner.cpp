@@ -2,6 +2,7 @@
 
 #include "common/clock.hpp"
 #include "common/device.hpp"
+#include "common/inputs_manifest.hpp"
 #include "common/log.hpp"
 #include "common/proc_stat.hpp"
 #include "common/shm.hpp"
@@ -354,6 +355,10 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
     inputs_about_.clear();
     if (spec.inputs.empty()) return {};
     Dict inputs;
+    // Where each byte file is, never its bytes: workers map the files
+    // (inputs_manifest.hpp), so the host's memory does not grow with the
+    // size or the number of the models it hands on.
+    std::vector<inputs_manifest::File> files;
     for (const auto& name : spec.inputs) {
         // The most recent instance of that group that ran before this one
         // (this round's, else an earlier round's); none yet: no key.
@@ -364,7 +369,7 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
         Dict results;
         for (const auto& t : latest->tasks())
             if ((t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED) && !t->result().is_null())
-                results.insert_or_assign(t->task_id(), results::read_result(t->result(), t->workdir()));
+                results.insert_or_assign(t->task_id(), results::reference_result(t->result(), t->workdir(), files));
         // So that a task can say why a result it looks for is missing.
         inputs_about_.insert_or_assign(name, Dict{{"tasks", latest->tasks().size()},
                                                   {"finished", results.size()},
@@ -372,11 +377,13 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
         inputs.insert_or_assign(name, std::move(results));
     }
     if (inputs.size() == 0) return {};
-    Value doc(std::move(inputs));
-    std::size_t size = wire::encoded_size(doc);
+    std::uint64_t mapped = 0;
+    for (const auto& f : files) mapped += f.size;
+    executor_->group_inputs(mapped);
+    const std::string doc = inputs_manifest::encode(Value(std::move(inputs)), files);
     std::string name = fmt::format("{}-in{}", shm_prefix_, ++inputs_seq_);
-    shm::Segment seg = shm::Segment::create(name, size);
-    wire::encode(doc, seg.data(), size);
+    shm::Segment seg = shm::Segment::create(name, doc.size());
+    std::memcpy(seg.data(), doc.data(), doc.size());
     return name;  // the mapping goes; the segment stays until the group ends
 }
 

@@ -216,6 +216,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
         c.plugin_name = plugins_[plugin].name;
         c.shm_prefix = prefix;
         c.inputs_segment = inputs_segment_;
+        c.verify_inputs = spec_->verify_inputs;
         c.inputs_about = inputs_about_;
         c.result_limit = options_.result_limit;
         c.params = task.params();

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <limits>
+#include <string_view>
 
 #include <sys/wait.h>
 
@@ -50,6 +52,7 @@ std::int64_t StageScheduler::gpu_memory_of(int pid) const noexcept {
 void StageScheduler::start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory) {
     group_memory_ = memory;
     group_gpu_memory_ = gpu_memory;
+    inputs_memory_ = 0;
     learned_memory_ = 0;
     learned_gpu_memory_ = 0;
 }
@@ -63,8 +66,16 @@ void StageScheduler::learn(std::int64_t peak_memory, std::int64_t peak_gpu_memor
 Estimate StageScheduler::memory_estimate(std::optional<std::uint64_t> grown, std::optional<std::uint64_t> task) const {
     std::optional<std::uint64_t> learned;
     if (config_.auto_adjust && learned_memory_ > 0) learned = learned_estimate(learned_memory_);
-    return choose_estimate(grown, task, learned, group_memory_, config_.default_memory,
-                           memory_capacity(config_.limits, snapshot_.ram_total));
+    const std::uint64_t cap = memory_capacity(config_.limits, snapshot_.ram_total);
+    Estimate e = choose_estimate(grown, task, learned, group_memory_, config_.default_memory, cap);
+    const std::string_view from = e.source;
+    if (inputs_memory_ != 0 && from != "grown" && from != "learned") {
+        const std::uint64_t with = e.bytes > std::numeric_limits<std::uint64_t>::max() - inputs_memory_
+                                       ? std::numeric_limits<std::uint64_t>::max()
+                                       : e.bytes + inputs_memory_;
+        e.bytes = std::max(e.bytes, std::min(with, cap));
+    }
+    return e;
 }
 
 Estimate StageScheduler::gpu_memory_estimate(std::optional<std::uint64_t> grown, std::optional<std::uint64_t> task,

@@ -58,6 +58,12 @@ public:
     // -- estimates --
     // A new group starts: its own estimates apply, and nothing is learned yet.
     void start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory);
+    // Each task of the group maps `bytes` of input byte files: a task,
+    // group or default estimate gets them added (at most up to capacity, so
+    // that inputs larger than the machine make a task run alone, not never);
+    // a learned or grown one does not, since it comes from measured peaks,
+    // which count the mapped pages a task touched (RssFile is part of RSS).
+    void set_inputs_memory(std::uint64_t bytes) noexcept { inputs_memory_ = bytes; }
     // A task of the group finished with these peaks (-1: unknown).
     void learn(std::int64_t peak_memory, std::int64_t peak_gpu_memory);
     Estimate memory_estimate(std::optional<std::uint64_t> grown, std::optional<std::uint64_t> task) const;
@@ -84,6 +90,7 @@ private:
     Ledger ledger_;
     std::int64_t oom_kills_ = -1;  // the kernel's OOM-kill count at the last look
     std::optional<std::uint64_t> group_memory_, group_gpu_memory_;
+    std::uint64_t inputs_memory_ = 0;   // what each task of the group maps from its inputs
     std::uint64_t learned_memory_ = 0;  // the largest peaks of the group's finished tasks
     std::uint64_t learned_gpu_memory_ = 0;
 };

@@ -19,6 +19,7 @@
 #include "common/shm.hpp"
 #include "worker/crash_report.hpp"
 #include "worker/fork_server.hpp"
+#include "worker/inputs.hpp"
 #include "worker/services.hpp"
 #include "worker/shim.hpp"
 
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -174,7 +176,8 @@ const fedflow_plugin* find_plugin(boost::dll::shared_library& lib, const std::st
         if (p->abi_version != FEDFLOW_ABI_VERSION)
             throw BadPlugin(path + ": plugin ABI version " + std::to_string(p->abi_version) +
                        ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
-        if (p->size < sizeof(fedflow_plugin) || p->name == nullptr || p->create == nullptr ||
+        // ABI 1's first tables end before `features`.
+        if (p->size < offsetof(fedflow_plugin, features) || p->name == nullptr || p->create == nullptr ||
             p->destroy == nullptr || p->load == nullptr || p->train == nullptr)
             throw BadPlugin(path + ": incomplete plugin table");
         if (name == p->name) return p;
@@ -377,19 +380,24 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
     std::string params_doc = fedflow::wire::encode(fedflow::Value(cfg->params));
     std::string about_doc;
     if (!cfg->inputs_about.empty()) about_doc = fedflow::wire::encode(fedflow::Value(cfg->inputs_about));
-    std::optional<fedflow::shm::Segment> inputs_segment;
-    try {
-        if (!cfg->inputs_segment.empty())
-            inputs_segment = fedflow::shm::Segment::open_read_only(cfg->inputs_segment);
-    } catch (const std::exception& e) {
-        fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::exception,
-                      "cannot open the inputs segment " + cfg->inputs_segment + ": " + e.what());
-    }
-
     const std::string task_name = cfg->group + "/" + cfg->task_id;
     fedflow::worker::crash::set_context("start", task_name);
     boost::dll::shared_library lib;
     const fedflow_plugin* plugin = open_plugin(lib, cfg->plugin_path, cfg->plugin_name);
+
+    std::optional<fedflow::worker::Inputs> inputs;
+    fedflow_buffer inputs_doc{};
+    const bool input_files = plugin->size >= offsetof(fedflow_plugin, features) + sizeof plugin->features &&
+                             (plugin->features & FEDFLOW_FEATURE_INPUT_FILES) != 0;
+    try {
+        if (!cfg->inputs_segment.empty()) {
+            inputs.emplace(cfg->inputs_segment, cfg->verify_inputs);
+            inputs_doc = input_files ? inputs->by_reference() : inputs->inline_copy();
+        }
+    } catch (const std::exception& e) {
+        fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::exception,
+                      std::string("cannot open the inputs: ") + e.what());
+    }
 
     fedflow::worker::Services services(cfg->shm_prefix, cfg->result_limit);
     fedflow_context ctx{};
@@ -400,7 +408,11 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
     ctx.workdir = cfg->workdir.c_str();
     ctx.plan_dir = cfg->plan_dir.c_str();
     ctx.params = {reinterpret_cast<const std::uint8_t*>(params_doc.data()), params_doc.size()};
-    if (inputs_segment) ctx.inputs = {inputs_segment->data(), inputs_segment->size()};
+    ctx.inputs = inputs_doc;
+    if (inputs && input_files) {
+        ctx.input_files = inputs->files();
+        ctx.input_file_count = inputs->file_count();
+    }
     if (!about_doc.empty()) ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
     ctx.host = services.table();
 

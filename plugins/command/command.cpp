@@ -531,7 +531,7 @@ private:
     // Byte files that the program's result names become Bytes in shared
     // memory; the host then writes them next to its result.json.
     Dict to_dict(fedflow::Context& ctx, const json& j, const std::string& source) {
-        auto load_bytes = [&](const std::string& file, std::optional<std::uint64_t> size) -> Value {
+        auto load_bytes = [&](const std::string& file, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) -> Value {
             return Value(value_json::read_byte_file(ctx.workdir(), file, size,
                                                     [&](std::size_t n) { return ctx.bytes(n); }));
         };
@@ -543,14 +543,22 @@ private:
         }
     }
 
-    // inputs.json in the workdir: ctx.inputs() as JSON, each Bytes value in a
+    // inputs.json in the workdir: ctx.inputs() as JSON, each Bytes value a
     // file beside it named after its key path ("inputs.clients.0.weights.bin").
+    // An earlier task's byte file (Bytes::file) is linked there, not copied:
+    // a hard link is a plain name in this folder and a regular file, as the
+    // $bytes rule wants, and costs no byte. Only where the link cannot be
+    // made (another filesystem) are the bytes copied.
     void write_inputs(fedflow::Context& ctx) {
         if (inputs_written_) return;
         std::set<std::string> used;
         auto write_bytes = [&](const fedflow::Bytes& b, const std::string& key_path) -> json {
             const std::string name = value_json::file_name_for("inputs." + key_path, used);
-            value_json::write_byte_file(ctx.workdir(), name, b);
+            const fs::path path = fs::path(ctx.workdir()) / name;
+            // What an earlier attempt left may be a link to an earlier task's
+            // file: writing through it would change that task's result.
+            ::unlink(path.c_str());
+            if (b.file() == nullptr || ::link(b.file(), path.c_str()) != 0) value_json::write_byte_file(ctx.workdir(), name, b);
             return json{{"$bytes", json{{"file", name}, {"size", b.size()}}}};
         };
         const std::string text = to_json(Value(ctx.inputs()), write_bytes).dump(2, ' ', false,

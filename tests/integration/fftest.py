@@ -65,6 +65,59 @@ def toml_str(s):
     return json.dumps(s)  # a JSON string is a valid TOML basic string
 
 
+_M64 = (1 << 64) - 1
+_P1, _P2, _P3, _P4, _P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                           0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
+
+
+def xxh64(data):
+    """XXH64 (seed 0) of bytes, as the host's integrity::checksum: the checksum
+    of a byte file in result.json. Pure Python: for test-sized data only."""
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & _M64
+
+    def rnd(acc, v):
+        return (rotl((acc + v * _P2) & _M64, 31) * _P1) & _M64
+
+    n, p = len(data), 0
+    word = lambda i, k: int.from_bytes(data[i:i + k], "little")  # noqa: E731
+    if n >= 32:
+        v = [(_P1 + _P2) & _M64, _P2, 0, (-_P1) & _M64]
+        while p + 32 <= n:
+            v = [rnd(v[i], word(p + 8 * i, 8)) for i in range(4)]
+            p += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & _M64
+        for x in v:
+            h = ((h ^ rnd(0, x)) * _P1 + _P4) & _M64
+    else:
+        h = _P5
+    h = (h + n) & _M64
+    while p + 8 <= n:
+        h = (rotl(h ^ rnd(0, word(p, 8)), 27) * _P1 + _P4) & _M64
+        p += 8
+    if p + 4 <= n:
+        h = (rotl(h ^ ((word(p, 4) * _P1) & _M64), 23) * _P2 + _P3) & _M64
+        p += 4
+    while p < n:
+        h = (rotl(h ^ ((data[p] * _P5) & _M64), 11) * _P1) & _M64
+        p += 1
+    h ^= h >> 33
+    h = (h * _P2) & _M64
+    h ^= h >> 29
+    h = (h * _P3) & _M64
+    h ^= h >> 32
+    return h
+
+
+def bytes_entry(file, size, content=None):
+    """A byte file's entry in result.json; its checksum is that of content
+    (default: what the test compares it with must then say "checksum" too)."""
+    e = {"file": file, "size": size}
+    if content is not None:
+        e["checksum"] = "%016x" % xxh64(content)
+    return {"$bytes": e}
+
+
 class Result:
     """One finished fedflow-host process."""
 

@@ -74,8 +74,9 @@ class Command(HostTest):
             self.assertEqual(res["device"], r.task("clients", str(k))["device"])
             self.assertLess(res["loss"], 1e-9)
             # The program's weights.bin became Bytes, written back by the host.
-            self.assertEqual(res["weights"], {"$bytes": {"file": "weights.bin", "size": 8}})
-            w, b = struct.unpack("=2f", slurp(r.path("clients", str(k), "weights.bin")))
+            raw = slurp(r.path("clients", str(k), "weights.bin"))
+            self.assertEqual(res["weights"], fftest.bytes_entry("weights.bin", 8, raw))
+            w, b = struct.unpack("=2f", raw)
             self.assertAlmostEqual(w, 2 + k, places=4)
             self.assertAlmostEqual(b, 1, places=4)
             # The program's own result.json is kept under another name.
@@ -87,13 +88,14 @@ class Command(HostTest):
         self.assertEqual(server["samples"], 60)
         self.assertAlmostEqual(server["w"], (10 * 2 + 20 * 3 + 30 * 4) / 60, places=4)
         self.assertAlmostEqual(server["b"], 1.0, places=4)
-        # The clients' weights, as files the server read.
+        # The clients' weights: their own byte files, linked, not copied.
         inputs = r.json("server", "0", "inputs.json")
         self.assertEqual(sorted(inputs["clients"]), ["0", "1", "2"])
         ref = inputs["clients"]["2"]["weights"]["$bytes"]
         self.assertEqual(ref, {"file": "inputs.clients.2.weights.bin", "size": 8})
-        self.assertEqual(slurp(r.path("server", "0", ref["file"])),
-                         slurp(r.path("clients", "2", "weights.bin")))
+        # A hard link to the client's own byte file: the same file, no copy.
+        self.assertEqual(os.stat(r.path("server", "0", ref["file"])).st_ino,
+                         os.stat(r.path("clients", "2", "weights.bin")).st_ino)
 
     def test_placeholders_and_environment(self):
         probe = self.script("probe.py", PROBE)
@@ -180,7 +182,7 @@ params = { train = %s }
         r = self.run_plan(plan)
         self.assertExit(r, 0)
         # first's result came from the last line of stdout, with a byte file.
-        self.assertEqual(r.result("first", "1")["blob"], {"$bytes": {"file": "blob.bin", "size": 5}})
+        self.assertEqual(r.result("first", "1")["blob"], fftest.bytes_entry("blob.bin", 5, bytes([1] * 5)))
         res = r.result("second", "0")
         self.assertEqual(res["blobs"], {"0": [0] * 5, "1": [1] * 5})
         got = r.json("second", "0", "inputs.json")["first"]
@@ -189,10 +191,12 @@ params = { train = %s }
         self.assertEqual(got["1"]["x"], 0.5)
         self.assertEqual(got["1"]["nested"], {"list": [1, "two", None, True]})
         self.assertEqual(got["1"]["blob"], {"$bytes": {"file": "inputs.first.1.blob.bin", "size": 5}})
+        self.assertEqual(os.stat(r.path("second", "0", "inputs.first.1.blob.bin")).st_ino,
+                         os.stat(r.path("first", "1", "blob.bin")).st_ino, "linked, not copied")
         # second returned those references in its own result.json: they are
         # byte files too, so the host wrote them beside its result.
         theirs = r.result("second", "0")["inputs"]["first"]["1"]["blob"]
-        self.assertEqual(theirs, {"$bytes": {"file": "inputs.first.1.blob.bin", "size": 5}})
+        self.assertEqual(theirs, fftest.bytes_entry("inputs.first.1.blob.bin", 5, bytes([1] * 5)))
         self.assertEqual(slurp(r.path("second", "0", "inputs.first.1.blob.bin")), bytes([1]) * 5)
 
     def test_result_from_stdout_and_result_modes(self):

@@ -257,6 +257,7 @@ class HugeResult(FaultTest):
         self.assertExit(r, 0)
         huge = self.assertStatus(r, "faulty", "huge", "FINISHED")
         size = 2 * GiB
+        self.assertRegex(huge["result"]["data"]["$bytes"].pop("checksum"), "^[0-9a-f]{16}$")
         self.assertEqual(huge["result"], {"data": {"$bytes": {"file": "data.bin", "size": size}}, "size": size})
         path = r.path("faulty", "huge", "data.bin")
         self.assertEqual(os.path.getsize(path), size)

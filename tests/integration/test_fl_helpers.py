@@ -30,7 +30,8 @@ class FlHelpers(HostTest):
             res = r.result("clients", str(k))
             self.assertEqual(res["samples"], len(res["indices"]))
             self.assertGreaterEqual(res["samples"], 1)
-            self.assertEqual(res["weights"], {"$bytes": {"file": "weights.bin", "size": 12}})
+            with open(r.path("clients", str(k), "weights.bin"), "rb") as f:
+                self.assertEqual(res["weights"], fftest.bytes_entry("weights.bin", 12, f.read()))
             seen += res["indices"]
             sizes.append(res["samples"])
         self.assertEqual(sorted(seen), list(range(600)))

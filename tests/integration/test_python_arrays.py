@@ -53,6 +53,37 @@ class NumpyServer(Task):
         return out
 '''
 
+AVERAGE_TASKS = r'''
+import numpy as np
+from fedflow import Task
+from fedflow.fl import weighted_average
+
+class Client(Task):
+    def train(self, device):
+        k = int(self.task_id)
+        a = self.array((5, 4000), "float32")
+        a[:] = np.arange(20000, dtype=np.float32).reshape(5, 4000) % 7 + k
+        return {"w": a, "samples": k + 1}
+
+class Server(Task):
+    def train(self, device):
+        clients = [r for _, r in sorted(self.inputs["clients"].items())]
+        views = [r["w"] for r in clients]
+        avg = weighted_average(views, [r["samples"] for r in clients])
+        want = sum(r["w"].astype(np.float64) * r["samples"] for r in clients) / sum(r["samples"] for r in clients)
+        errors = []
+        for bad in (lambda: weighted_average([], []), lambda: weighted_average(views, [0, 0, 0]),
+                    lambda: weighted_average([views[0], views[1][:2]], [1, 1]),
+                    lambda: weighted_average(views, [1, -1, 1])):
+            try:
+                bad()
+                errors.append(None)
+            except ValueError as e:
+                errors.append(str(e))
+        return {"shape": list(avg.shape), "dtype": str(avg.dtype), "max_error": float(np.abs(avg - want).max()),
+                "views": [v.base is not None and not v.flags.writeable for v in views], "errors": errors}
+'''
+
 TORCH_TASKS = r'''
 import torch
 from fedflow import Task
@@ -113,6 +144,23 @@ class Arrays(HostTest):
         self.assertEqual(s["0"]["big"], [[300, 100], 30000.0])
         self.assertEqual(s["0"]["raw"][1], [2])
         self.assertFalse(s["0"]["writable"], "inputs are read-only views of shared memory")
+
+    def test_weighted_average_over_the_mapped_inputs(self):
+        require_module(self, "numpy")
+        self.write("avg_tasks.py", AVERAGE_TASKS)
+        plan = self.write_plan(group("clients", "avg_tasks.py", "Client", tasks=3) +
+                               group("server", "avg_tasks.py", "Server", inputs=["clients"]))
+        r = self.run_plan(plan, timeout=120)
+        self.assertExit(r, 0)
+        s = r.result("server", "0")
+        self.assertEqual((s["shape"], s["dtype"]), ([5, 4000], "float32"))
+        self.assertLess(s["max_error"], 1e-5)
+        self.assertEqual(s["views"], [True] * 3, "the inputs are read-only views, not copies")
+        self.assertEqual(s["errors"], [
+            "fedflow.fl.weighted_average: no array to average",
+            "fedflow.fl.weighted_average: the weights sum to zero",
+            "fedflow.fl.weighted_average: array 1 has 8000 values, array 0 has 20000: all must have the same size",
+            "fedflow.fl.weighted_average: weight 1 is -1.0, not a finite number >= 0"])
 
     def test_torch_tensors_keep_dtype_and_shape(self):
         require_module(self, "torch")

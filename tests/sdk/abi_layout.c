@@ -74,7 +74,7 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_host_services, set_estimates), 40);
     EXPECT_EQ(offsetof(fedflow_host_services, declare_gpu_memory), 48);
 
-    EXPECT_EQ(sizeof(fedflow_context), 96);
+    EXPECT_EQ(sizeof(fedflow_context), 112);
     EXPECT_EQ(ALIGNOF(fedflow_context), 8);
     EXPECT_EQ(offsetof(fedflow_context, size), 0);
     EXPECT_EQ(offsetof(fedflow_context, round), 4);
@@ -86,8 +86,15 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_context, inputs), 56);
     EXPECT_EQ(offsetof(fedflow_context, host), 72);
     EXPECT_EQ(offsetof(fedflow_context, inputs_about), 80);
+    EXPECT_EQ(offsetof(fedflow_context, input_files), 96);
+    EXPECT_EQ(offsetof(fedflow_context, input_file_count), 104);
 
-    EXPECT_EQ(sizeof(fedflow_plugin), 56);
+    EXPECT_EQ(sizeof(fedflow_input_file), 24);
+    EXPECT_EQ(offsetof(fedflow_input_file, data), 0);
+    EXPECT_EQ(offsetof(fedflow_input_file, size), 8);
+    EXPECT_EQ(offsetof(fedflow_input_file, path), 16);
+
+    EXPECT_EQ(sizeof(fedflow_plugin), 64);
     EXPECT_EQ(ALIGNOF(fedflow_plugin), 8);
     EXPECT_EQ(offsetof(fedflow_plugin, magic), 0);
     EXPECT_EQ(offsetof(fedflow_plugin, abi_version), 4);
@@ -98,6 +105,7 @@ int main(void) {
     EXPECT_EQ(offsetof(fedflow_plugin, destroy), 32);
     EXPECT_EQ(offsetof(fedflow_plugin, load), 40);
     EXPECT_EQ(offsetof(fedflow_plugin, train), 48);
+    EXPECT_EQ(offsetof(fedflow_plugin, features), 56);
 
     EXPECT_EQ(sizeof(fedflow_plugin_info), 64);
     EXPECT_EQ(ALIGNOF(fedflow_plugin_info), 4);

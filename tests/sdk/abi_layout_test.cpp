@@ -98,7 +98,7 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_host_services, declare_gpu_memory) == 48);
     }
     SUBCASE("fedflow_context") {
-        CHECK(sizeof(fedflow_context) == 96);
+        CHECK(sizeof(fedflow_context) == 112);
         CHECK(alignof(fedflow_context) == 8);
         CHECK(offsetof(fedflow_context, size) == 0);
         CHECK(offsetof(fedflow_context, round) == 4);
@@ -110,9 +110,17 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_context, inputs) == 56);
         CHECK(offsetof(fedflow_context, host) == 72);
         CHECK(offsetof(fedflow_context, inputs_about) == 80);  // appended: read only when size covers it
+        CHECK(offsetof(fedflow_context, input_files) == 96);   // appended after it
+        CHECK(offsetof(fedflow_context, input_file_count) == 104);
+    }
+    SUBCASE("fedflow_input_file") {
+        CHECK(sizeof(fedflow_input_file) == 24);
+        CHECK(offsetof(fedflow_input_file, data) == 0);
+        CHECK(offsetof(fedflow_input_file, size) == 8);
+        CHECK(offsetof(fedflow_input_file, path) == 16);
     }
     SUBCASE("fedflow_plugin") {
-        CHECK(sizeof(fedflow_plugin) == 56);
+        CHECK(sizeof(fedflow_plugin) == 64);
         CHECK(alignof(fedflow_plugin) == 8);
         CHECK(offsetof(fedflow_plugin, magic) == 0);
         CHECK(offsetof(fedflow_plugin, abi_version) == 4);
@@ -123,6 +131,7 @@ TEST_CASE("struct layout on LP64") {
         CHECK(offsetof(fedflow_plugin, destroy) == 32);
         CHECK(offsetof(fedflow_plugin, load) == 40);
         CHECK(offsetof(fedflow_plugin, train) == 48);
+        CHECK(offsetof(fedflow_plugin, features) == 56);  // appended: ABI 1's first tables are 56 bytes
     }
     SUBCASE("fedflow_plugin_info: 64 bytes, no pointers") {
         CHECK(sizeof(fedflow_plugin_info) == 64);

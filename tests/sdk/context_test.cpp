@@ -185,6 +185,7 @@ TEST_CASE_FIXTURE(Fixture, "make_plugin fills the plugin table") {
     CHECK(p.abi_version == FEDFLOW_ABI_VERSION);
     CHECK(p.size == sizeof(fedflow_plugin));
     CHECK(p.reserved == 0);
+    CHECK(p.features == FEDFLOW_FEATURE_INPUT_FILES);  // this SDK resolves inputs through input_files
     CHECK(std::string(p.name) == "scripted");
     CHECK((p.create != nullptr));
     CHECK((p.destroy != nullptr));
@@ -259,6 +260,44 @@ TEST_CASE_FIXTURE(Fixture, "a worker that predates inputs_about: the count of wh
     };
     Driver d;
     CHECK(d.load(host.ctx).code == FEDFLOW_OK);
+}
+
+TEST_CASE_FIXTURE(Fixture, "input byte values are views of the files the worker mapped, with their paths") {
+    static const std::uint8_t weights[] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const fedflow_input_file files[] = {{weights, 8, "/runs/clients/0/weights.bin"}, {nullptr, 0, "/runs/clients/1/e.bin"}};
+    Dict inputs{{"clients", Dict{{"0", Dict{{"weights", Bytes::view(nullptr, 6, 0)}, {"n", 3}}},
+                                 {"1", Dict{{"e", Bytes::view(nullptr, 0, 1)}}}}}};
+    FakeHost host({}, inputs);  // encoded with BYTES_REF 0 and 1, as the worker hands them on
+    host.ctx.input_files = files;
+    host.ctx.input_file_count = 2;
+    on_load = [&](Context& ctx) {
+        const Bytes& b = ctx.inputs().at("clients").as<Dict>().at("0").as<Dict>().at("weights").as<Bytes>();
+        CHECK(b.data() == weights);  // the mapping itself, no copy
+        CHECK(b.size() == 6);        // a reference may take the first n bytes
+        CHECK(std::string(b.file()) == "/runs/clients/0/weights.bin");
+        CHECK(b.shm_id() == -1);     // not a buffer of this task: a result that holds it copies it
+        CHECK(ctx.inputs().at("clients").as<Dict>().at("1").as<Dict>().at("e").as<Bytes>().empty());
+    };
+    Driver d;
+    CHECK(d.load(host.ctx).code == FEDFLOW_OK);
+
+    SUBCASE("a reference past the table fails load, naming it") {
+        FakeHost bad({}, Dict{{"clients", Dict{{"0", Dict{{"w", Bytes::view(nullptr, 1, 5)}}}}}});
+        bad.ctx.input_files = files;
+        bad.ctx.input_file_count = 2;
+        Driver d2;
+        StageResult r = d2.load(bad.ctx);
+        CHECK(r.code == FEDFLOW_ERROR);
+        CHECK(r.message.find("inputs refer to byte file 5 of 2") != std::string::npos);
+    }
+    SUBCASE("more bytes than the file has fails load") {
+        FakeHost bad({}, Dict{{"clients", Dict{{"0", Dict{{"w", Bytes::view(nullptr, 9, 0)}}}}}});
+        bad.ctx.input_files = files;
+        bad.ctx.input_file_count = 2;
+        Driver d2;
+        CHECK(d2.load(bad.ctx).message.find("inputs refer to 9 bytes of /runs/clients/0/weights.bin, which has 8") !=
+              std::string::npos);
+    }
 }
 
 TEST_CASE_FIXTURE(Fixture, "no params and no inputs are empty dicts") {

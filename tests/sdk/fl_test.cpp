@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -311,26 +312,69 @@ TEST_CASE("Bytes as floats") {
           "fedflow::fl::write_floats: 1 floats need 4 bytes, the buffer has 8");
 }
 
-TEST_CASE("to_bytes puts floats into a shared-memory buffer") {
+namespace {
+
+// A context whose bytes_alloc hands out `segment` (resized), as the worker's
+// shared memory would be.
+struct FakeContext {
     std::vector<std::uint8_t> segment;
     fedflow_host_services services{};
-    services.version = FEDFLOW_HOST_SERVICES_VERSION;
-    services.size = sizeof services;
-    services.host = &segment;
-    services.bytes_alloc = [](void* h, std::uint64_t size, std::uint64_t* id, fedflow_status*) -> std::uint8_t* {
-        auto* seg = static_cast<std::vector<std::uint8_t>*>(h);
-        seg->assign(size, 0xCD);
-        *id = 0;
-        return seg->data();
-    };
     fedflow_context c{};
-    c.size = sizeof c;
-    c.task_id = "0";
-    c.group = "server";
-    c.workdir = "/runs/server/0";
-    c.plan_dir = "/plans";
-    c.host = &services;
-    fedflow::Context ctx(&c);
+    std::optional<fedflow::Context> ctx;
+    FakeContext() {
+        services.version = FEDFLOW_HOST_SERVICES_VERSION;
+        services.size = sizeof services;
+        services.host = &segment;
+        services.bytes_alloc = [](void* h, std::uint64_t size, std::uint64_t* id, fedflow_status*) -> std::uint8_t* {
+            auto* seg = static_cast<std::vector<std::uint8_t>*>(h);
+            seg->assign(size, 0xCD);
+            *id = 0;
+            return seg->data();
+        };
+        c.size = sizeof c;
+        c.task_id = "0";
+        c.group = "server";
+        c.workdir = "/runs/server/0";
+        c.plan_dir = "/plans";
+        c.host = &services;
+        ctx.emplace(&c);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("weighted average into ctx.bytes, chunk by chunk") {
+    FakeContext f;
+    SUBCASE("the same values as the vector form, across chunk boundaries and at any alignment") {
+        const std::size_t n = 3 * 8192 + 5;  // three whole chunks and a part
+        std::vector<float> x(n), y(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            x[i] = static_cast<float>(i % 97) * 0.5f;
+            y[i] = -static_cast<float>(i % 13);
+        }
+        std::vector<unsigned char> raw(n * 4 + 1);
+        std::memcpy(raw.data() + 1, y.data(), n * 4);
+        const std::vector<fl::WeightedBuffer> in{{x.data(), n * 4, 1.0}, {raw.data() + 1, n * 4, 3.0}};
+        const Bytes out = fl::weighted_average(*f.ctx, in);
+        CHECK(out.shm_id() == 0);
+        CHECK(out.data() == f.segment.data());
+        CHECK(fl::to_floats(out) == fl::weighted_average(in));
+        CHECK(fl::to_floats(out)[8192 * 2 + 3] == (x[8192 * 2 + 3] + 3 * y[8192 * 2 + 3]) / 4);
+    }
+    SUBCASE("the same errors") {
+        const Bytes a = floats({1.0f, 2.0f, 3.0f});
+        const Bytes b = floats({1.0f, 2.0f});
+        CHECK(what([&] { fl::weighted_average(*f.ctx, {{a, 1.0}, {b, 1.0}}); }) ==
+              "fedflow::fl::weighted_average: buffer 1 has 8 bytes, buffer 0 has 12: all must have the same size");
+        CHECK(what([&] { fl::weighted_average(*f.ctx, {}); }) == "fedflow::fl::weighted_average: no buffer to average");
+        CHECK(f.segment.empty());  // nothing allocated for a call that fails
+    }
+}
+
+TEST_CASE("to_bytes puts floats into a shared-memory buffer") {
+    FakeContext f;
+    fedflow::Context& ctx = *f.ctx;
+    std::vector<std::uint8_t>& segment = f.segment;
 
     const Bytes b = fl::to_bytes(ctx, {1.0f, -2.5f, 8.0f});
     CHECK(b.shm_id() == 0);

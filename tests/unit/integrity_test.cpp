@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,39 @@ TEST_CASE("checksum is XXH64") {
     std::uint64_t before = integrity::checksum(one.data(), one.size());
     one[57] ^= 1;
     CHECK(integrity::checksum(one.data(), one.size()) != before);
+}
+
+TEST_CASE("Hasher: the same checksum whatever pieces the bytes come in") {
+    std::vector<unsigned char> data(1000);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>(i * 131 + 7);
+    for (std::size_t size : {0, 1, 3, 4, 31, 32, 33, 63, 64, 100, 1000}) {
+        const std::uint64_t whole = integrity::checksum(data.data(), size);
+        for (std::size_t piece : {1, 5, 8, 31, 32, 33, 64, 999}) {
+            integrity::Hasher h;
+            for (std::size_t at = 0; at < size; at += piece) h.update(data.data() + at, std::min(piece, size - at));
+            CAPTURE(size);
+            CAPTURE(piece);
+            CHECK(h.digest() == whole);
+        }
+    }
+    integrity::Hasher h;
+    h.update("Nobody inspects", 15);
+    h.update(" the spammish repetition", 24);
+    CHECK(h.digest() == 0xFBCEA83C8A378BF1ULL);
+}
+
+TEST_CASE("a checksum as result.json writes it: 16 hex digits, and back") {
+    CHECK(integrity::checksum_text(0xFBCEA83C8A378BF1ULL) == "fbcea83c8a378bf1");
+    CHECK(integrity::checksum_text(1) == "0000000000000001");
+    std::uint64_t sum = 0;
+    CHECK(integrity::parse_checksum("fbcea83c8a378bf1", sum));
+    CHECK(sum == 0xFBCEA83C8A378BF1ULL);
+    CHECK(integrity::parse_checksum("FBCEA83C8A378BF1", sum));
+    CHECK(sum == 0xFBCEA83C8A378BF1ULL);
+    CHECK_FALSE(integrity::parse_checksum("fbcea83c8a378bf", sum));    // 15 digits
+    CHECK_FALSE(integrity::parse_checksum("fbcea83c8a378bf10", sum));  // 17
+    CHECK_FALSE(integrity::parse_checksum("fbcea83c8a378bfg", sum));
+    CHECK_FALSE(integrity::parse_checksum("", sum));
 }
 
 namespace {

@@ -72,9 +72,31 @@ TEST_CASE("a valid result is written to the task's folder and its segments are r
     CHECK(out.json["weights"]["$bytes"]["size"] == 64);
     CHECK(out.bytes == 64);
     CHECK(fs::file_size(dir.path / "weights.bin") == 64);
+    CHECK(out.json["weights"]["$bytes"]["checksum"] ==
+          integrity::checksum_text(integrity::checksum(std::string(64, '\7').data(), 64)));
     CHECK(fs::exists(dir.path / "result.json"));
     CHECK(r.segments_removed());
     CHECK(shm::list_prefix(w.prefix + "-").empty());
+}
+
+TEST_CASE("a reference to the first n bytes of a buffer: n bytes in the file, the buffer checked whole") {
+    TempDir dir;
+    const std::string prefix = "fedflow-test-" + std::to_string(::getpid()) + "-part";
+    shm::Segment b = shm::Segment::create(shm::bytes_name(prefix, 0), 300000);
+    for (std::size_t i = 0; i < b.size(); ++i) b.data()[i] = static_cast<std::uint8_t>(i);
+    Dict doc{{"head", Bytes::view(b.data(), 1000, 0)}};
+    std::size_t size = wire::encoded_size(Value(doc));
+    shm::Segment r = shm::Segment::create(shm::result_name(prefix), integrity::result_header_size + size);
+    wire::encode(Value(doc), r.data() + integrity::result_header_size, size);
+    integrity::write_result_header(r.data(), size);
+    messages::Result a;
+    a.size = size;
+    a.buffers = {{300000, integrity::checksum(b.data(), b.size())}};
+    ResultReceiver rr(prefix);
+    results::Written out = rr.receive(a, dir.path);
+    CHECK(fs::file_size(dir.path / "head.bin") == 1000);
+    CHECK(out.json["head"]["$bytes"]["checksum"] == integrity::checksum_text(integrity::checksum(b.data(), 1000)));
+    shm::remove_prefix(prefix + "-");
 }
 
 TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
@@ -107,6 +129,7 @@ TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
         CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("earlier attempt"));
     }
     CHECK_FALSE(fs::exists(dir.path / "result.json"));
+    CHECK_FALSE(fs::exists(dir.path / "weights.bin"));
     CHECK_FALSE(r.segments_removed());
     r.discard();
     CHECK(shm::list_prefix(w.prefix + "-").empty());

@@ -3,6 +3,7 @@
 // fails (a full disk) leaves no part of itself behind.
 #include "runner/results.hpp"
 
+#include "common/integrity.hpp"
 #include "support/files.hpp"
 
 #include <doctest/doctest.h>
@@ -46,6 +47,8 @@ TEST_CASE("a result with every kind of value") {
     CHECK(j["history"].size() == 2);
     CHECK(j["weights"]["$bytes"]["file"] == "weights.bin");
     CHECK(j["weights"]["$bytes"]["size"] == 16);
+    // Each byte file's own checksum, as 16 hex digits of XXH64.
+    CHECK(j["weights"]["$bytes"]["checksum"] == integrity::checksum_text(integrity::checksum(w.data(), w.size())));
     CHECK(j["meta"]["w"]["$bytes"]["file"] == "meta.w.bin");
     CHECK(j["meta"]["a/b"]["$bytes"]["file"] == "meta.a_b.bin");  // never a path
     CHECK(j["list"][0]["$bytes"]["file"] == "list.0.bin");
@@ -67,6 +70,19 @@ TEST_CASE("a result with every kind of value") {
                              doctest::Contains("byte file \"weights.bin\": it has 5 bytes, not the 16 its JSON says"),
                              std::runtime_error);
     }
+    SUBCASE("a corrupt byte file is refused where the reader asks for the check, naming the file") {
+        std::string bad(16, 'x');
+        std::ofstream(dir.path / "weights.bin", std::ios::binary) << bad;
+        CHECK_NOTHROW(results::read_result(j, dir.path));
+        CHECK_THROWS_WITH_AS(results::read_result(j, dir.path, true),
+                             doctest::Contains("byte file \"weights.bin\" is corrupt: its checksum is not the one"),
+                             std::runtime_error);
+    }
+    SUBCASE("an entry without a checksum (an older result) is still a byte file") {
+        nlohmann::ordered_json old = j;
+        old["weights"]["$bytes"].erase("checksum");
+        CHECK(results::read_result(old, dir.path, true) == result);
+    }
     SUBCASE("a byte file name cannot leave the directory") {
         // The same rule, and the same words, as the command plugin's
         // (test_command.py: test_byte_files_follow_the_hosts_rule).
@@ -78,6 +94,24 @@ TEST_CASE("a result with every kind of value") {
                                  std::runtime_error);
         }
     }
+}
+
+TEST_CASE("reference_result: each byte file's path, size and checksum, and no byte read") {
+    TempDir dir("fedflow-results");
+    Bytes w(16);
+    auto j = results::write_result(Dict{{"weights", w}, {"n", 2}}, dir.path).json;
+    fs::remove(dir.path / "weights.bin");  // never read: it may even be gone
+    std::vector<inputs_manifest::File> files{{"/elsewhere/x.bin", 1, std::nullopt}};
+    Dict d = results::reference_result(j, dir.path, files);
+    REQUIRE(files.size() == 2);
+    CHECK(files[1].path == (fs::absolute(dir.path) / "weights.bin").string());
+    CHECK(files[1].size == 16);
+    CHECK(files[1].checksum == std::optional<std::uint64_t>(integrity::checksum(w.data(), 16)));
+    CHECK(d.at("weights").as<Bytes>().shm_id() == 1);  // its index in files
+    CHECK(d.at("weights").as<Bytes>().size() == 16);
+    CHECK(d.at("n").as<std::int64_t>() == 2);
+    nlohmann::ordered_json evil = {{"x", {{"$bytes", {{"file", "../../etc/passwd"}, {"size", 1}}}}}};
+    CHECK_THROWS_AS(results::reference_result(evil, dir.path, files), std::runtime_error);
 }
 
 TEST_CASE("byte files do not clobber each other or the task's files") {

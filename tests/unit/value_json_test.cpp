@@ -34,7 +34,7 @@ Bytes owned(std::size_t n) { return Bytes(n); }
 std::string refusal(const std::string& file, const fs::path& dir) {
     try {
         value_json::from_json(json{{"w", {{"$bytes", {{"file", file}}}}}},
-                              [&](const std::string& f, std::optional<std::uint64_t> size) {
+                              [&](const std::string& f, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) {
                                   return Value(value_json::read_byte_file(dir, f, size, owned));
                               });
     } catch (const std::runtime_error& e) {
@@ -74,7 +74,7 @@ TEST_CASE("JSON to Value") {
 
 TEST_CASE("the shape of a byte value in JSON") {
     std::vector<std::pair<std::string, std::optional<std::uint64_t>>> asked;
-    auto reader = [&](const std::string& file, std::optional<std::uint64_t> size) -> Value {
+    auto reader = [&](const std::string& file, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) -> Value {
         asked.emplace_back(file, size);
         return Value(Bytes(static_cast<std::size_t>(size.value_or(2))));
     };
@@ -139,7 +139,7 @@ TEST_CASE("the rule for byte files: a plain name in the folder of the JSON") {
 
     SUBCASE("a plain name is read, its size checked when given") {
         const Value v = value_json::from_json(json{{"$bytes", {{"file", "w.bin"}}}},
-                                              [&](const std::string& f, std::optional<std::uint64_t> size) {
+                                              [&](const std::string& f, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) {
                                                   return Value(value_json::read_byte_file(dir.path, f, size, owned));
                                               });
         REQUIRE(v.is<Bytes>());

@@ -19,12 +19,14 @@ public:
             models.emplace_back(r.at("weights").as<fedflow::Bytes>(),
                                 static_cast<double>(r.at("samples").as<std::int64_t>()));
         }
-        const std::vector<float> average = fl::weighted_average(models);
+        // Read from the clients' mapped byte files and written into
+        // ctx.bytes, a chunk at a time: one model in memory, not N.
+        const fedflow::Bytes average = fl::weighted_average(ctx, models);
 
         fedflow::Dict out;
-        out["weights"] = fl::to_bytes(ctx, average);
+        out["weights"] = average;
         fedflow::List readable;
-        for (float v : average) readable.push_back(v);
+        for (float v : fl::to_floats(average)) readable.push_back(v);
         out["average"] = readable;
         out["clients"] = static_cast<std::int64_t>(models.size());
         return out;

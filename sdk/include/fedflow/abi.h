@@ -155,6 +155,17 @@ typedef struct fedflow_host_services {
 } fedflow_host_services;
 
 /*
+ * One byte file of the inputs (a Bytes value of an earlier task's result,
+ * the file beside its result.json), mapped read-only by the worker. The
+ * mapping stays until the process exits.
+ */
+typedef struct fedflow_input_file {
+    const uint8_t *data;  /* NULL when size is 0 */
+    uint64_t size;
+    const char *path;     /* absolute path of the file */
+} fedflow_input_file;
+
+/*
  * What a stage knows about its task. Owned by the worker; valid during the
  * call that receives it (the strings and buffers stay valid until the
  * process exits, so a plugin may keep views into them).
@@ -178,6 +189,14 @@ typedef struct fedflow_context {
      * are in `inputs` had, how many of them finished, and its round (0
      * outside rounds). Lets a plugin say why a task's result is missing. */
     fedflow_buffer inputs_about;
+    /* Appended after inputs_about; read them only when `size` covers them.
+     * Set only for a plugin whose fedflow_plugin.features has
+     * FEDFLOW_FEATURE_INPUT_FILES: then every byte value in `inputs` is a
+     * BYTES_REF (FFV1 tag 7) whose id indexes this table, and its bytes are
+     * the first n bytes of that file's mapping, not a copy. For any other
+     * plugin they are NULL and 0, and `inputs` holds the bytes inline. */
+    const fedflow_input_file *input_files;
+    uint64_t input_file_count;
 } fedflow_context;
 
 /*
@@ -204,7 +223,17 @@ typedef struct fedflow_plugin {
      * ctx->host->result_alloc. */
     int32_t (*train)(void *task, const fedflow_context *ctx, const char *device,
                      fedflow_status *status);
+    /* Appended after ABI 1's first table; the worker reads it only when
+     * `size` covers it (an older plugin's table ends before it, and has
+     * none of these features). FEDFLOW_FEATURE_* bits; other bits zero. */
+    uint64_t features;
 } fedflow_plugin;
+
+/* fedflow_plugin.features: the plugin resolves byte values of
+ * fedflow_context.inputs through fedflow_context.input_files (the C++ SDK
+ * does). Without it, the worker copies every input byte file into `inputs`
+ * before load. */
+#define FEDFLOW_FEATURE_INPUT_FILES 0x1u
 
 /*
  * The well-known symbol every plugin exports:

@@ -6,7 +6,7 @@
 //
 //   std::vector<fedflow::fl::WeightedBuffer> models;                   // in the aggregator
 //   for (...) models.emplace_back(result.at("weights").as<fedflow::Bytes>(), samples);
-//   out["weights"] = fedflow::fl::to_bytes(ctx, fedflow::fl::weighted_average(models));
+//   out["weights"] = fedflow::fl::weighted_average(ctx, models);     // into ctx.bytes, chunk by chunk
 //
 // Splits. Every function that draws takes a seed and gives the same result
 // for the same arguments on every platform: the only generator is
@@ -386,41 +386,81 @@ struct WeightedBuffer {
         : data(static_cast<const std::uint8_t*>(d)), size(bytes), weight(w) {}
 };
 
-// sum_i weight_i * buffer_i / sum_i weight_i, value by value, accumulated in
-// double; the buffers may have any alignment. Throws std::invalid_argument
-// when there is no buffer, the sizes differ or are not a multiple of 4, a
-// weight is negative or not finite, or the weights sum to zero.
-inline std::vector<float> weighted_average(const std::vector<WeightedBuffer>& buffers) {
-    if (buffers.empty()) throw std::invalid_argument("fedflow::fl::weighted_average: no buffer to average");
+namespace detail {
+
+// The sum of the weights, after checking the buffers as weighted_average
+// says (fn names the caller in messages).
+inline double check_weighted(const char* fn, const std::vector<WeightedBuffer>& buffers) {
+    const std::string name = std::string("fedflow::fl::") + fn;
+    if (buffers.empty()) throw std::invalid_argument(name + ": no buffer to average");
     const std::size_t bytes = buffers.front().size;
     if (bytes % sizeof(float) != 0)
-        throw std::invalid_argument("fedflow::fl::weighted_average: buffer 0 has " + std::to_string(bytes) +
+        throw std::invalid_argument(name + ": buffer 0 has " + std::to_string(bytes) +
                                     " bytes, not a whole number of float32 values");
     double total = 0.0;
     for (std::size_t i = 0; i < buffers.size(); ++i) {
         const WeightedBuffer& b = buffers[i];
         if (b.size != bytes)
-            throw std::invalid_argument("fedflow::fl::weighted_average: buffer " + std::to_string(i) + " has " +
-                                        std::to_string(b.size) + " bytes, buffer 0 has " + std::to_string(bytes) +
-                                        ": all must have the same size");
+            throw std::invalid_argument(name + ": buffer " + std::to_string(i) + " has " + std::to_string(b.size) +
+                                        " bytes, buffer 0 has " + std::to_string(bytes) + ": all must have the same size");
         if (!(b.weight >= 0.0) || !std::isfinite(b.weight))
-            throw std::invalid_argument("fedflow::fl::weighted_average: weight " + std::to_string(i) + " is " +
-                                        std::to_string(b.weight) + ", not a finite number >= 0");
+            throw std::invalid_argument(name + ": weight " + std::to_string(i) + " is " + std::to_string(b.weight) +
+                                        ", not a finite number >= 0");
         total += b.weight;
     }
-    if (!(total > 0.0)) throw std::invalid_argument("fedflow::fl::weighted_average: the weights sum to zero");
-    const std::size_t n = bytes / sizeof(float);
-    std::vector<double> acc(n, 0.0);
-    for (const WeightedBuffer& b : buffers) {
-        if (b.weight == 0.0) continue;
-        for (std::size_t j = 0; j < n; ++j) {
-            float x;
-            std::memcpy(&x, b.data + j * sizeof(float), sizeof(float));
-            acc[j] += b.weight * static_cast<double>(x);
+    if (!(total > 0.0)) throw std::invalid_argument(name + ": the weights sum to zero");
+    return total;
+}
+
+// Writes the average of n float32 values into out (any alignment), a chunk
+// of values at a time across all buffers: the chunk's sums (8192 doubles,
+// 64 KiB) stay in the cache while each buffer's next 32 KiB streams past, so
+// the buffers are read once, in order, and the memory it takes is one chunk
+// whatever their number or size.
+inline void average_chunked(const std::vector<WeightedBuffer>& buffers, double total, std::uint8_t* out, std::size_t n) {
+    constexpr std::size_t chunk = 8192;
+    std::vector<double> acc(n < chunk ? n : chunk);
+    for (std::size_t first = 0; first < n; first += chunk) {
+        const std::size_t k = n - first < chunk ? n - first : chunk;
+        std::fill(acc.begin(), acc.begin() + static_cast<std::ptrdiff_t>(k), 0.0);
+        for (const WeightedBuffer& b : buffers) {
+            if (b.weight == 0.0) continue;
+            const std::uint8_t* p = b.data + first * sizeof(float);
+            for (std::size_t j = 0; j < k; ++j) {
+                float x;
+                std::memcpy(&x, p + j * sizeof(float), sizeof(float));
+                acc[j] += b.weight * static_cast<double>(x);
+            }
+        }
+        for (std::size_t j = 0; j < k; ++j) {
+            const float y = static_cast<float>(acc[j] / total);
+            std::memcpy(out + (first + j) * sizeof(float), &y, sizeof(float));
         }
     }
-    std::vector<float> out(n);
-    for (std::size_t j = 0; j < n; ++j) out[j] = static_cast<float>(acc[j] / total);
+}
+
+}  // namespace detail
+
+// sum_i weight_i * buffer_i / sum_i weight_i, value by value, accumulated in
+// double; the buffers may have any alignment. Throws std::invalid_argument
+// when there is no buffer, the sizes differ or are not a multiple of 4, a
+// weight is negative or not finite, or the weights sum to zero.
+inline std::vector<float> weighted_average(const std::vector<WeightedBuffer>& buffers) {
+    const double total = detail::check_weighted("weighted_average", buffers);
+    std::vector<float> out(buffers.front().size / sizeof(float));
+    detail::average_chunked(buffers, total, reinterpret_cast<std::uint8_t*>(out.data()), out.size());
+    return out;
+}
+
+// The same average, written straight into a new shared-memory buffer
+// (ctx.bytes) that is ready to put in a result: a server that averages N
+// clients' models from ctx.inputs() (each a mapping of a client's byte file)
+// holds one model, its output, and reads each input once, chunk by chunk.
+// The same exceptions as above.
+inline Bytes weighted_average(Context& ctx, const std::vector<WeightedBuffer>& buffers) {
+    const double total = detail::check_weighted("weighted_average", buffers);
+    Bytes out = ctx.bytes(buffers.front().size);
+    detail::average_chunked(buffers, total, out.data(), out.size() / sizeof(float));
     return out;
 }
 

@@ -66,7 +66,7 @@ public:
           workdir_(c->workdir),
           plan_dir_(c->plan_dir),
           params_(decode_dict(c->params, "params")),
-          inputs_(decode_dict(c->inputs, "inputs")) {
+          inputs_(decode_inputs(c)) {
         describe_inputs(c);
     }
 
@@ -178,6 +178,30 @@ private:
         if (b.size == 0) return Dict();
         Value v = wire::decode(b.data, b.size);
         if (!v.is<Dict>()) throw TypeError(std::string(what) + " is not a dict");
+        return std::move(v.as<Dict>());
+    }
+
+    // The inputs, whose byte values refer to the files the worker mapped
+    // (fedflow_context.input_files, which this SDK asks for through
+    // FEDFLOW_FEATURE_INPUT_FILES): views of the mappings, no copy.
+    static Dict decode_inputs(const fedflow_context* c) {
+        if (c->inputs.size == 0) return Dict();
+        wire::RefResolver resolve;
+        if (c->size >= offsetof(fedflow_context, input_file_count) + sizeof c->input_file_count) {
+            const fedflow_input_file* files = c->input_files;
+            const std::uint64_t count = c->input_file_count;
+            resolve = [files, count](std::uint64_t id, std::uint64_t n) -> Bytes {
+                if (id >= count)
+                    throw wire::Error("inputs refer to byte file " + std::to_string(id) + " of " + std::to_string(count));
+                const fedflow_input_file& f = files[id];
+                if (n > f.size)
+                    throw wire::Error("inputs refer to " + std::to_string(n) + " bytes of " + f.path + ", which has " +
+                                      std::to_string(f.size));
+                return Bytes::mapped_file(f.data, static_cast<std::size_t>(n), f.path);
+            };
+        }
+        Value v = wire::decode(c->inputs.data, c->inputs.size, resolve);
+        if (!v.is<Dict>()) throw TypeError("inputs is not a dict");
         return std::move(v.as<Dict>());
     }
 
@@ -303,6 +327,7 @@ fedflow_plugin make_plugin(const char* name) noexcept {
     p.abi_version = FEDFLOW_ABI_VERSION;
     p.size = sizeof(fedflow_plugin);
     p.name = name;
+    p.features = FEDFLOW_FEATURE_INPUT_FILES;
     p.create = [](fedflow_status* st) -> void* {
         Instance<T>* inst = nullptr;
         guarded(st, [&] { inst = new Instance<T>(); });

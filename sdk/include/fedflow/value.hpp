@@ -47,8 +47,9 @@ public:
 //    result that holds it reaches the host without a copy (shm_id() >= 0);
 //  - made by Bytes(n) or Bytes(data, n): owned by the handle, copied into
 //    the result once when train returns;
-//  - received in Context::inputs(): a read-only view of host memory that
-//    stays valid until the process exits.
+//  - received in Context::inputs(): a read-only view that stays valid until
+//    the process exits; a byte value of an earlier task's result is that
+//    task's byte file, mapped read-only (file() names it), not a copy.
 class Bytes {
 public:
     Bytes() = default;
@@ -86,6 +87,15 @@ public:
 
     // The id of the shared-memory buffer made by Context::bytes, else -1.
     std::int64_t shm_id() const noexcept { return shm_id_; }
+    // The absolute path of the byte file this input maps (Context::inputs),
+    // else nullptr. Its bytes are read-only: writing to them crashes.
+    const char* file() const noexcept { return file_; }
+    // A view of a mapped input file. Used by the SDK itself.
+    static Bytes mapped_file(const std::uint8_t* data, std::size_t n, const char* path) {
+        Bytes b = view(const_cast<std::uint8_t*>(data), n);
+        b.file_ = path;
+        return b;
+    }
 
     // Equal content (not identity).
     friend bool operator==(const Bytes& a, const Bytes& b) noexcept {
@@ -99,6 +109,7 @@ private:
     std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0;
     std::int64_t shm_id_ = -1;
+    const char* file_ = nullptr;  // the worker's, valid until the process exits
 };
 
 // A sequence of values; behaves like std::vector<Value>.
