@@ -52,7 +52,7 @@ static int32_t train(void *task, const fedflow_context *ctx, const char *device,
 
 static const fedflow_plugin plugin = {
     FEDFLOW_ABI_MAGIC, WRONG_ABI_VERSION, sizeof(fedflow_plugin), 0, PLUGIN_NAME,
-    create, destroy, load, train,
+    create, destroy, load, train, 0 /* features */,
 };
 
 __attribute__((visibility("default"))) int32_t fedflow_plugin_enum(const fedflow_plugin **out, uint32_t index) {
