@@ -100,6 +100,24 @@ TEST_CASE("the shape of a byte value in JSON") {
     CHECK(value_json::from_json(j).as<Dict>().at("w").is<Dict>());
 }
 
+TEST_CASE("a byte value's checksum, as the host writes it, reaches the reader") {
+    std::optional<std::uint64_t> got;
+    auto reader = [&](const std::string&, std::optional<std::uint64_t>, std::optional<std::uint64_t> sum) -> Value {
+        got = sum;
+        return Value(Bytes(1));
+    };
+    const Value v = value_json::from_json(
+        json{{"w", {{"$bytes", {{"file", "w.bin"}, {"size", 1}, {"checksum", "00000000000000ff"}}}}}}, reader);
+    CHECK(v.as<Dict>().at("w").is<Bytes>());
+    CHECK(got == std::optional<std::uint64_t>(0xff));
+    // Not 16 hex digits, or a key the rule does not have: a dict, as any other.
+    for (const json& other : {json{{"file", "w.bin"}, {"checksum", "ff"}}, json{{"file", "w.bin"}, {"checksum", 255}},
+                              json{{"file", "w.bin"}, {"size", 1}, {"checksum", "00000000000000ff"}, {"x", 1}}}) {
+        CAPTURE(other.dump());
+        CHECK(value_json::from_json(json{{"w", {{"$bytes", other}}}}, reader).as<Dict>().at("w").is<Dict>());
+    }
+}
+
 TEST_CASE("Value to JSON, with the key path of each byte value") {
     Bytes w(4);
     const Dict inputs{{"clients", Dict{{"0", Dict{{"weights", w}, {"loss", 0.5},

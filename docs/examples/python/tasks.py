@@ -42,7 +42,7 @@ class Server(Task):
         clients = self.inputs["clients"]       # task id -> that client's result
         n = sum(r["samples"] for r in clients.values())
         # Each "weights" is a float32 numpy array of shape (2,) again: a
-        # read-only view of the shared memory, not a copy.
+        # read-only view of the client's byte file, mapped, not a copy.
         avg = sum(r["weights"] * (r["samples"] / n) for r in clients.values())
         return {"clients": len(clients), "samples": n, "w": float(avg[0]), "b": float(avg[1]),
                 "weights": avg.astype(np.float32)}
