@@ -17,15 +17,6 @@
 #include <cstring>
 #include <vector>
 
-namespace {
-
-std::int64_t steady_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
-}  // namespace
-
 #ifndef AGGREGATE_SERVER
 
 class AggregateClient final : public fedflow::Task {
@@ -42,6 +33,15 @@ public:
 FEDFLOW_TASK(AggregateClient, "bench_aggregate_client")
 
 #else
+
+namespace {
+
+std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
 
 class AggregateServer final : public fedflow::Task {
 public:
