@@ -33,7 +33,6 @@
  * a buffer that is freed without being read. */
 static void *(*volatile copy_fn)(void *, const void *, size_t) = memcpy;
 
-
 /* n bytes of memory never touched before. */
 static unsigned char *fresh_map(size_t n) {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -25,7 +25,6 @@
 
 extern char **environ;
 
-
 /* Reaps one child; returns 0, or -1 when the child did not exit with 0. */
 static int reap_one(void) {
     int status = 0;

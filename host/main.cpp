@@ -12,13 +12,13 @@
 #include "common/log.hpp"
 #include "common/sim_gpu.hpp"
 #include "common/text.hpp"
-#include "plan/plan.hpp"
-#include "registry/plugin_registry.hpp"
 #include "exec/node_agent.hpp"
 #include "exec/worker_process.hpp"
+#include "plan/plan.hpp"
+#include "registry/plugin_registry.hpp"
+#include "report/report_html.hpp"
 #include "runner/run_task.hpp"
 #include "runner/runner.hpp"
-#include "report/report_html.hpp"
 
 #include <fedflow/abi.h>
 
@@ -161,7 +161,8 @@ int cmd_report(const Options& o) {
         return exit_bad_input;
     }
     if (!fs::exists(workdir / "run.json", ec) && !fs::exists(workdir / "events.jsonl", ec)) {
-        std::fprintf(stderr, "fedflow-host report: %s holds no Fedflow run (no run.json, no events.jsonl)\n", workdir.c_str());
+        std::fprintf(stderr, "fedflow-host report: %s holds no Fedflow run (no run.json, no events.jsonl)\n",
+                     workdir.c_str());
         return exit_bad_input;
     }
     try {
@@ -233,7 +234,10 @@ int cmd_run(const Options& o) {
                             shown(workdir / plan::round_dir(1, r.count) / g.name).c_str(),
                             shown(workdir / plan::round_dir(r.count, r.count) / g.name).c_str());
             }
-            fs::path dir = workdir / (g.block == 0 ? fs::path() : fs::path(plan::round_dir(1, c.plan.rounds[g.block - 1].count))) / g.name;
+            fs::path dir = workdir /
+                           (g.block == 0 ? fs::path()
+                                         : fs::path(plan::round_dir(1, c.plan.rounds[g.block - 1].count))) /
+                           g.name;
             for (const auto& t : g.tasks)
                 std::printf("  task %s -> %s\n", t.id.c_str(), shown((dir / t.id).lexically_normal()).c_str());
         }
@@ -271,7 +275,8 @@ std::string unknown_option(const CLI::App& app) {
 int main(int argc, char** argv) {
     Options o;
     CLI::App app{"Fedflow: run many machine-learning tasks side by side, each in its own process."};
-    app.set_version_flag("--version", fmt::format("fedflow-host {} (plugin ABI {})", FEDFLOW_VERSION, FEDFLOW_ABI_VERSION));
+    app.set_version_flag("--version",
+                         fmt::format("fedflow-host {} (plugin ABI {})", FEDFLOW_VERSION, FEDFLOW_ABI_VERSION));
     app.footer(
         "Exit status: 0 every task finished; 1 some task failed; 2 bad input (nothing started);\n"
         "3 the host failed or was interrupted.\n"
@@ -297,7 +302,8 @@ int main(int argc, char** argv) {
                    "auto (tty on a terminal, else plain), tty, plain (a line per group or round, and failures), "
                    "verbose (plain and every state change), json or none")
         ->check(CLI::IsMember({"auto", "tty", "plain", "verbose", "json", "none"}));
-    app.add_option("--gpus", o.gpus, "GPUs to use: all, none, or indices such as 0,2 (replaces [resources] gpus)")->type_name("LIST|none");
+    app.add_option("--gpus", o.gpus, "GPUs to use: all, none, or indices such as 0,2 (replaces [resources] gpus)")
+        ->type_name("LIST|none");
     app.add_option("--simulate-gpus", o.simulate_gpus,
                    "Schedule on these simulated GPUs instead of the machine's: 4x80GiB, 80GiB,40GiB, "
                    "80GiB:used=20GiB (tasks are told \"sim:N\"; see docs/scheduling.md)")
@@ -317,7 +323,9 @@ int main(int argc, char** argv) {
     CLI::App* run_task = app.add_subcommand(
         "run-task", "Run one task of the plan alone, in the foreground (load, then train), to debug it");
     run_task->add_option("plan", o.plan, "The plan file (TOML)")->required()->type_name("PLAN.toml");
-    run_task->add_option("task", o.task.target, "The task: its group's name and its id")->required()->type_name("GROUP/ID");
+    run_task->add_option("task", o.task.target, "The task: its group's name and its id")
+        ->required()
+        ->type_name("GROUP/ID");
     run_task->add_option("--dir", o.task.dir, "Run it here (default: a new directory in $TMPDIR)")->type_name("DIR");
     run_task->add_option("--device", o.task.device, "Train on this device (default: the task's, else cpu)")
         ->type_name("cpu|cuda:N");
@@ -327,7 +335,8 @@ int main(int argc, char** argv) {
     add_plugin_path(run_task);
     add_log_level(run_task);
     add_log_level(plugins);
-    CLI::App* report_cmd = app.add_subcommand("report", "Write report.html of a run again from its files (run.json, events.jsonl, ...)");
+    CLI::App* report_cmd =
+        app.add_subcommand("report", "Write report.html of a run again from its files (run.json, events.jsonl, ...)");
     report_cmd->add_option("workdir", o.workdir, "The run's workdir")->required()->type_name("WORKDIR");
     add_log_level(report_cmd);
     CLI::App* agent_cmd = app.add_subcommand("agent", "A node agent of --slurm (started by the host through srun)");
@@ -356,8 +365,7 @@ int main(int argc, char** argv) {
     if (plugins->parsed()) return cmd_plugins(o);
     if (run_task->parsed()) return cmd_run_task(o);
     if (report_cmd->parsed()) return cmd_report(o);
-    if (agent_cmd->parsed())
-        return with_workers([](const fs::path& worker) { return exec::run_node_agent(worker); });
+    if (agent_cmd->parsed()) return with_workers([](const fs::path& worker) { return exec::run_node_agent(worker); });
     if (o.plan.empty()) {
         std::fprintf(stderr, "%s", app.help().c_str());
         std::fprintf(stderr, "fedflow-host: no plan given\n");

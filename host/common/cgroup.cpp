@@ -1,7 +1,7 @@
 #include "common/cgroup.hpp"
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <fstream>
 #include <sstream>

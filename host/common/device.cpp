@@ -41,7 +41,9 @@ int gpu_index(std::string_view device) {
     return n.empty() ? -1 : std::stoi(std::string(n));
 }
 
-bool simulated(std::string_view device) { return local(device).substr(0, 4) == "sim:" && !index_digits(device).empty(); }
+bool simulated(std::string_view device) {
+    return local(device).substr(0, 4) == "sim:" && !index_digits(device).empty();
+}
 
 std::string gpu_name(int index, bool simulated) { return (simulated ? "sim:" : "cuda:") + std::to_string(index); }
 

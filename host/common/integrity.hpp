@@ -131,7 +131,10 @@ inline bool parse_checksum(const std::string& text, std::uint64_t& sum) noexcept
     if (text.size() != 16) return false;
     std::uint64_t v = 0;
     for (char c : text) {
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return false;
         v = v << 4 | static_cast<std::uint64_t>(d);
     }
@@ -142,11 +145,11 @@ inline bool parse_checksum(const std::string& text, std::uint64_t& sum) noexcept
 // The first 64 bytes of a result segment (64 keeps the encoded document
 // that follows as aligned as the segment itself).
 struct ResultHeader {
-    char magic[8];            // "FFRESULT"
-    std::uint32_t version;    // 1
+    char magic[8];          // "FFRESULT"
+    std::uint32_t version;  // 1
     std::uint32_t reserved;
-    std::uint64_t length;     // bytes of the encoded document after the header
-    std::uint64_t checksum;   // checksum() of those bytes
+    std::uint64_t length;    // bytes of the encoded document after the header
+    std::uint64_t checksum;  // checksum() of those bytes
     std::uint8_t padding[32];
 };
 static_assert(sizeof(ResultHeader) == 64);
@@ -165,7 +168,8 @@ inline void write_result_header(void* segment, std::uint64_t length) noexcept {
 // The encoded document of a result segment of segment_size bytes, after
 // checking it against its header and the length the worker announced.
 // Throws std::runtime_error saying what is wrong.
-inline const std::uint8_t* check_result(const std::uint8_t* segment, std::size_t segment_size, std::uint64_t announced) {
+inline const std::uint8_t* check_result(const std::uint8_t* segment, std::size_t segment_size,
+                                        std::uint64_t announced) {
     if (segment_size < sizeof(ResultHeader))
         throw std::runtime_error("result segment truncated: " + std::to_string(segment_size) +
                                  " bytes, smaller than its header");
@@ -177,11 +181,12 @@ inline const std::uint8_t* check_result(const std::uint8_t* segment, std::size_t
         throw std::runtime_error("result segment says " + std::to_string(h.length) + " bytes, the worker announced " +
                                  std::to_string(announced));
     if (h.length > segment_size - sizeof h)
-        throw std::runtime_error("result segment truncated: " + std::to_string(segment_size - sizeof h) +
-                                 " bytes of " + std::to_string(h.length));
+        throw std::runtime_error("result segment truncated: " + std::to_string(segment_size - sizeof h) + " bytes of " +
+                                 std::to_string(h.length));
     const std::uint8_t* doc = segment + sizeof h;
     if (checksum(doc, h.length) != h.checksum)
-        throw std::runtime_error("result segment corrupt: its checksum does not match (written to after train returned?)");
+        throw std::runtime_error(
+            "result segment corrupt: its checksum does not match (written to after train returned?)");
     return doc;
 }
 

@@ -84,8 +84,7 @@ public:
         out.reserve(l.size());
         for (std::size_t i = 0; i < l.size(); ++i) {
             const Value& v = l[i];
-            if (!v.is<std::int64_t>())
-                fail(field, fmt::format("item {} is {}, not an integer", i, a(v.type_name())));
+            if (!v.is<std::int64_t>()) fail(field, fmt::format("item {} is {}, not an integer", i, a(v.type_name())));
             if (v.as<std::int64_t>() < min || v.as<std::int64_t>() > max)
                 fail(field, fmt::format("item {} is {}, not in {}..{}", i, v.as<std::int64_t>(), min, max));
             out.push_back(v.as<std::int64_t>());
@@ -244,8 +243,8 @@ Result Result::decode(const Dict& body) {
     r.size = static_cast<std::uint64_t>(b.integer("size"));
     auto count = static_cast<std::uint64_t>(b.integer("bytes"));
     std::vector<std::int64_t> sizes = b.integers("bytes_sizes", -1, int64_max);
-    std::vector<std::int64_t> checksums =
-        b.integers("bytes_checksums", std::numeric_limits<std::int64_t>::min(), int64_max);
+    std::vector<std::int64_t> checksums = b.integers("bytes_checksums", std::numeric_limits<std::int64_t>::min(),
+                                                     int64_max);
     auto check_count = [&](const char* field, std::size_t n) {
         if (n != count) b.fail(field, fmt::format("has {} items, but 'bytes' announces {} buffers", n, count));
     };

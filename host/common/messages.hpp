@@ -37,15 +37,15 @@ struct Config {
     static constexpr channel::Type type = channel::Type::config;
     std::string task_id;
     std::string group;
-    std::uint32_t round = 0;      // 1.. inside a [[round]], else 0
-    std::string workdir;          // the task's directory (the worker's cwd)
+    std::uint32_t round = 0;  // 1.. inside a [[round]], else 0
+    std::string workdir;      // the task's directory (the worker's cwd)
     std::string plan_dir;
-    std::string plugin_path;      // the plugin .so
-    std::string plugin_name;      // which plugin of that file
-    std::string shm_prefix;       // the names of the task's segments start with it
-    std::string inputs_segment;   // the group's inputs, or empty
-    bool verify_inputs = false;   // check each input byte file's checksum before load ([[group]] verify-inputs)
-    Dict inputs_about;            // what the inputs hold (Context::inputs_about), or empty
+    std::string plugin_path;         // the plugin .so
+    std::string plugin_name;         // which plugin of that file
+    std::string shm_prefix;          // the names of the task's segments start with it
+    std::string inputs_segment;      // the group's inputs, or empty
+    bool verify_inputs = false;      // check each input byte file's checksum before load ([[group]] verify-inputs)
+    Dict inputs_about;               // what the inputs hold (Context::inputs_about), or empty
     std::uint64_t result_limit = 0;  // max bytes of the result (0 = none); at most INT64_MAX
     Dict params;
 
@@ -125,11 +125,11 @@ struct BytesBuffer {
 // `bytes`, their length.
 struct Result {
     static constexpr channel::Type type = channel::Type::result;
-    std::uint64_t size = 0;             // bytes of the encoded result in segment -r
+    std::uint64_t size = 0;  // bytes of the encoded result in segment -r
     std::vector<BytesBuffer> buffers;
-    std::int64_t ms = 0;                // how long train ran, >= 0
-    std::int64_t train_end_ns = 0;      // clock::monotonic_ns() when train returned, >= 0
-    std::int64_t peak_memory = 0;       // bytes, >= 0
+    std::int64_t ms = 0;            // how long train ran, >= 0
+    std::int64_t train_end_ns = 0;  // clock::monotonic_ns() when train returned, >= 0
+    std::int64_t peak_memory = 0;   // bytes, >= 0
 
     Dict encode() const;
     static Result decode(const Dict& body);
@@ -233,7 +233,7 @@ private:
     [[noreturn]] void refuse(const char* what, const char* stage) const;
 
     bool ready_ = false;
-    bool ended_ = false;         // failed in start or channel: the worker exits
+    bool ended_ = false;  // failed in start or channel: the worker exits
     bool exit_sent_ = false;
     Pending pending_ = Pending::none;
 };

@@ -23,7 +23,7 @@ inline constexpr int kState = 0, kPpid = 1, kFlags = 6, kUtime = 11, kStime = 12
 
 // What the host asks of another process's stat line.
 struct Brief {
-    char state = 0;           // R, S, D, Z (zombie), X (dead), ...
+    char state = 0;  // R, S, D, Z (zombie), X (dead), ...
     pid_t ppid = -1;
     unsigned long flags = 0;  // PF_* (PF_EXITING = 0x4: it is ending)
 

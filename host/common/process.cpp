@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdint>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -74,8 +74,7 @@ Child spawn(const Spec& spec) {
     const std::string dir = spec.cwd.string();
     if (!dir.empty()) fa.check(posix_spawn_file_actions_addchdir_np(&fa.fa, dir.c_str()), "chdir " + dir);
     for (const Spec::Fd& f : spec.files) {
-        if (f.from >= 0)
-            fa.check(posix_spawn_file_actions_adddup2(&fa.fa, f.from, f.fd), fmt::format("fd {}", f.fd));
+        if (f.from >= 0) fa.check(posix_spawn_file_actions_adddup2(&fa.fa, f.from, f.fd), fmt::format("fd {}", f.fd));
         else
             fa.check(posix_spawn_file_actions_addopen(&fa.fa, f.fd, f.path.c_str(), f.flags, f.mode),
                      fmt::format("fd {} ({})", f.fd, f.path));
@@ -102,7 +101,9 @@ Child spawn(const Spec& spec) {
 }
 
 Child::Child(Child&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)), pidfd_(std::exchange(o.pidfd_, -1)), signal_sent_(o.signal_sent_),
+    : pid_(std::exchange(o.pid_, -1)),
+      pidfd_(std::exchange(o.pidfd_, -1)),
+      signal_sent_(o.signal_sent_),
       wait_status_(o.wait_status_) {}
 
 Child& Child::operator=(Child&& o) noexcept {

@@ -55,7 +55,9 @@ struct Spec {
     // the host forgot to mark close-on-exec; -1: none closed.
     int close_from = -1;
 
-    static Fd open(int fd, std::string path, int flags, mode_t mode = 0) { return {fd, std::move(path), flags, mode, -1}; }
+    static Fd open(int fd, std::string path, int flags, mode_t mode = 0) {
+        return {fd, std::move(path), flags, mode, -1};
+    }
     static Fd dup(int from, int fd) { return {fd, {}, 0, 0, from}; }
 };
 

@@ -73,8 +73,10 @@ std::string version_mismatch(const std::string& path, const std::string& version
     if (version == embedded) return {};
     return "python = \"" + path + "\" is Python " + version + ", but the python plugin embeds Python " + embedded +
            ": rebuild Fedflow against Python " + version + "'s python3-embed (its python" + version +
-           "-dev headers and libpython" + version + "; meson setup finds it through pkg-config, e.g. "
-           "PKG_CONFIG_PATH=<its prefix>/lib/pkgconfig), or name an interpreter of Python " + embedded;
+           "-dev headers and libpython" + version +
+           "; meson setup finds it through pkg-config, e.g. "
+           "PKG_CONFIG_PATH=<its prefix>/lib/pkgconfig), or name an interpreter of Python " +
+           embedded;
 }
 
 }  // namespace fedflow::python

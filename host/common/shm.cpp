@@ -166,7 +166,8 @@ std::string run_of(const std::string& name) {
 // The lock file we hold is the one at its name: a sweep may have removed
 // the name between our create and our flock (it found the file unlocked).
 bool still_named(int fd, const std::string& name) {
-    struct stat held{}, now{};
+    struct stat held {
+    }, now{};
     return ::fstat(fd, &held) == 0 && ::stat(("/dev/shm/" + name).c_str(), &now) == 0 && held.st_dev == now.st_dev &&
            held.st_ino == now.st_ino;
 }

@@ -121,7 +121,8 @@ std::optional<std::string> closest_in(std::string_view word, const Candidates& c
         while (common < w.size() && common < c.size() && w[common] == c[common]) ++common;
         if (d <= std::max<std::size_t>(2, w.size() / 3)) r = Rank{0, d, c.size()};
         else if (common >= 3 && common * 2 > w.size()) r = Rank{1, c.size() - common, c.size()};
-        else if (w.size() >= 4 && w.size() * 2 >= c.size() && is_subsequence(w, c)) r = Rank{2, c.size() - w.size(), c.size()};
+        else if (w.size() >= 4 && w.size() * 2 >= c.size() && is_subsequence(w, c))
+            r = Rank{2, c.size() - w.size(), c.size()};
         if (r && (!best || *r < *best)) {
             best = r;
             found = std::string(cand);

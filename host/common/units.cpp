@@ -28,9 +28,8 @@ std::pair<double, std::string_view> number_and_unit(std::string_view text, const
 
 std::uint64_t parse_size(std::string_view text) {
     static const std::pair<std::string_view, double> table[] = {
-        {"", 1},           {"B", 1},          {"KB", 1e3},           {"MB", 1e6},
-        {"GB", 1e9},       {"TB", 1e12},      {"KiB", 1024.0},       {"MiB", 1048576.0},
-        {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+        {"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
+        {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
     };
     auto [v, unit] = number_and_unit(text, "size (e.g. \"2GB\", \"512MiB\")");
     for (const auto& [name, factor] : table) {

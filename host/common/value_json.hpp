@@ -85,7 +85,9 @@ inline void write_byte_file(const std::filesystem::path& dir, const std::string&
 // std::runtime_error "byte file \"name\": why".
 inline Bytes read_byte_file(const std::filesystem::path& dir, const std::string& name,
                             std::optional<std::uint64_t> size, const std::function<Bytes(std::size_t)>& alloc) {
-    const auto fail = [&](const std::string& why) { return std::runtime_error("byte file " + quote_name(name) + ": " + why); };
+    const auto fail = [&](const std::string& why) {
+        return std::runtime_error("byte file " + quote_name(name) + ": " + why);
+    };
     if (std::string why = check_file_name(name); !why.empty()) throw fail(why);
     const std::filesystem::path path = dir / name;
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
@@ -152,7 +154,11 @@ inline json to_json(const Value& v, const BytesToJson& bytes = nullptr, const st
         // path of weights.$tensor.data is "weights.data". A Dict's keys are
         // unique, so each is appended without a lookup (linear time).
         for (const auto& [k, item] : v.as<Dict>())
-            jsonio::append(out, k, to_json(item, bytes, !k.empty() && k.front() == '$' ? key_path : key_path.empty() ? k : key_path + "." + k));
+            jsonio::append(out, k,
+                           to_json(item, bytes,
+                                   !k.empty() && k.front() == '$' ? key_path
+                                   : key_path.empty()             ? k
+                                                                  : key_path + "." + k));
         return out;
     }
     }
@@ -199,7 +205,8 @@ inline Value from_json(const json& j, const JsonToBytes& bytes = nullptr) {
                                  (b["size"].is_number_integer() && b["size"].get<std::int64_t>() >= 0);
             std::uint64_t sum = 0;
             const bool sum_ok = !b.contains("checksum") ||
-                                (b["checksum"].is_string() && integrity::parse_checksum(b["checksum"].get<std::string>(), sum));
+                                (b["checksum"].is_string() &&
+                                 integrity::parse_checksum(b["checksum"].get<std::string>(), sum));
             if (file_ok && size_ok && sum_ok &&
                 b.size() == 1u + (b.contains("size") ? 1u : 0u) + (b.contains("checksum") ? 1u : 0u)) {
                 const std::string file = b["file"].get<std::string>();

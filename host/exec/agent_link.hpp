@@ -81,8 +81,8 @@ struct Load {
     WorkerId id = 0;
     std::string workdir;
     std::optional<std::uint64_t> grown_memory, memory;
-    Dict config;              // messages::Config, encoded
-    std::string inputs_file;  // the group's inputs, as a file in the shared workdir ("" none)
+    Dict config;                         // messages::Config, encoded
+    std::string inputs_file;             // the group's inputs, as a file in the shared workdir ("" none)
     std::optional<PreloadSpec> preload;  // LoadRequest::preload
 
     Dict encode() const;

@@ -36,7 +36,7 @@ using WorkerId = std::uint64_t;
 struct LoadRequest {
     WorkerId id = 0;
     std::filesystem::path workdir;
-    std::function<messages::Config()> config;  // the config message, made only when the worker starts
+    std::function<messages::Config()> config;   // the config message, made only when the worker starts
     std::optional<std::uint64_t> grown_memory;  // after an out of memory
     std::optional<std::uint64_t> memory;        // the task's own estimate
     // What a fork server for this task would load: the executor may fork
@@ -93,11 +93,10 @@ struct Event {
     bool node_lost = false;
 };
 
-
 // What one device holds now, for the live view.
 struct DeviceUse {
-    std::string name;            // "RAM", "cuda:0"
-    std::uint64_t used = 0;      // in use on the machine, by anyone
+    std::string name;        // "RAM", "cuda:0"
+    std::uint64_t used = 0;  // in use on the machine, by anyone
     std::uint64_t total = 0;
     std::uint64_t reserved = 0;  // held by the running stages (the ledger)
     int tasks = 0;               // workers on it now (RAM: every live worker)

@@ -58,9 +58,7 @@ LocalExecutor::~LocalExecutor() {
     if (sigchld_fd_ >= 0) ::close(sigchld_fd_);
 }
 
-std::string LocalExecutor::containment() const {
-    return descendants_ ? to_string(descendants_->kind()) : "none";
-}
+std::string LocalExecutor::containment() const { return descendants_ ? to_string(descendants_->kind()) : "none"; }
 
 void LocalExecutor::set_gpus(bool use_gpus, std::vector<int> gpus) { scheduler_.set_gpus(use_gpus, std::move(gpus)); }
 
@@ -155,8 +153,7 @@ ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
         s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience);
         log::debug("fork server of plugin '{}' started (pid {})", s.plugin, s.server->pid());
     } catch (const std::exception& e) {
-        log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin,
-                     e.what());
+        log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin, e.what());
     }
     return s.server.get();
 }
@@ -311,7 +308,8 @@ void LocalExecutor::take_stops(std::vector<Event>& out) {
         e.stops = ++w.stops;
         e.ended = w.stops >= max_stops;
         if (e.ended) {
-            log::warning("worker {} was stopped by {} {} times: ending it", w.process->pid(), signal_name(sig), w.stops);
+            log::warning("worker {} was stopped by {} {} times: ending it", w.process->pid(), signal_name(sig),
+                         w.stops);
             w.process->kill(SIGKILL);
         } else {
             log::debug("worker {} was stopped by {}: continuing it", w.process->pid(), signal_name(sig));
@@ -431,8 +429,9 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     int wait_ms = -1;
     // (A timeout may be a year away: more milliseconds than an int holds.)
     if (next)
-        wait_ms = static_cast<int>(std::clamp<std::int64_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1, 0, INT_MAX));
+        wait_ms = static_cast<int>(
+            std::clamp<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1, 0,
+                                     INT_MAX));
     if (::poll(fds_.data(), fds_.size(), wait_ms) < 0 && errno != EINTR)
         throw std::system_error(errno, std::generic_category(), "poll");
 

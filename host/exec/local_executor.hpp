@@ -88,7 +88,7 @@ private:
         enum class Stage { loading, loaded, training, released };
         std::unique_ptr<WorkerProcess> process;
         Stage stage = Stage::loading;
-        int gpu = -1;  // the GPU of a running train stage
+        int gpu = -1;         // the GPU of a running train stage
         bool broken = false;  // sent what is no valid message, or out of turn: killed, not read
         Peaks peaks;
         std::optional<Clock::time_point> closed_at;      // EOF seen on the socket

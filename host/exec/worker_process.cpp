@@ -128,8 +128,7 @@ std::string limit_behind(int err) {
         text += fmt::format(" (the user's process limit, ulimit -u, is {})", rl.rlim_cur);
     else if (err == EMFILE && ::getrlimit(RLIMIT_NOFILE, &rl) == 0)
         text += fmt::format(" (ulimit -n is {})", rl.rlim_cur);
-    else if (err == ENFILE)
-        text += " (the system's file table is full)";
+    else if (err == ENFILE) text += " (the system's file table is full)";
     return text;
 }
 
@@ -218,7 +217,8 @@ std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const Spa
     auto open_log = [&](const char* name) {
         int fd = ::open((o.workdir / name).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
-            spawn_error(std::system_error(errno, std::generic_category(), fmt::format("cannot open {} in {}", name, dir)));
+            spawn_error(
+                std::system_error(errno, std::generic_category(), fmt::format("cannot open {} in {}", name, dir)));
         return file_io::Fd(fd);
     };
     const file_io::Fd out = open_log("stdout.log");
@@ -243,7 +243,8 @@ std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const Spa
     } catch (const ForkRefused& e) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
         w->cgroup_.clear();
-        if (e.err != 0) spawn_error(std::system_error(e.err, std::generic_category(), "cannot fork a worker in " + dir));
+        if (e.err != 0)
+            spawn_error(std::system_error(e.err, std::generic_category(), "cannot fork a worker in " + dir));
         throw;
     } catch (...) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());

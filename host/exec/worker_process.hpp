@@ -43,9 +43,9 @@ public:
 };
 
 struct SpawnOptions {
-    std::filesystem::path worker;     // the fedflow-worker executable
-    std::filesystem::path workdir;    // its cwd, where stdout.log and stderr.log go
-    char* const* envp = nullptr;      // its environment (NULL-terminated)
+    std::filesystem::path worker;        // the fedflow-worker executable
+    std::filesystem::path workdir;       // its cwd, where stdout.log and stderr.log go
+    char* const* envp = nullptr;         // its environment (NULL-terminated)
     Descendants* descendants = nullptr;  // the run's containment; none: its process group only
     // fedflow-host run-task: stdin, stdout and stderr are the host's, the
     // worker stays in the host's process group (a debugger needs the
@@ -154,7 +154,7 @@ private:
 // mask), with stdin from `in` (or /dev/null), stdout on /dev/null, stderr on
 // `err` (or the host's) and the environment envp (or the host's). Throws
 // std::system_error; the caller reaps it.
-pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in = -1,
-                   int err = -1, char* const* envp = nullptr);
+pid_t spawn_helper(const std::filesystem::path& exe, const std::vector<std::string>& args, int in = -1, int err = -1,
+                   char* const* envp = nullptr);
 
 }  // namespace fedflow

@@ -70,7 +70,8 @@ void Notifier::run_command(const Event& e) {
     spec.search_path = true;
     spec.envp = envp.data();
     spec.files = {process::Spec::open(0, "/dev/null", O_RDONLY)};
-    if (out.valid()) spec.files.insert(spec.files.end(), {process::Spec::dup(out.get(), 1), process::Spec::dup(out.get(), 2)});
+    if (out.valid())
+        spec.files.insert(spec.files.end(), {process::Spec::dup(out.get(), 1), process::Spec::dup(out.get(), 2)});
     spec.close_from = 3;
     process::Child child;
     try {
@@ -174,16 +175,15 @@ void Notifier::mail(const Event& e) {
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
     CURLcode rc = curl_easy_perform(curl);
     if (rc != CURLE_OK)
-        log::warning("notify: mail to {} through {} failed: {}", to_line, url, error[0] ? error : curl_easy_strerror(rc));
+        log::warning("notify: mail to {} through {} failed: {}", to_line, url,
+                     error[0] ? error : curl_easy_strerror(rc));
     curl_mime_free(mime);
     curl_slist_free_all(headers);
     curl_slist_free_all(rcpt);
     curl_easy_cleanup(curl);
 }
 #else
-void Notifier::mail(const Event&) {
-    log::warning("notify: this fedflow-host was built without libcurl: no mail sent");
-}
+void Notifier::mail(const Event&) { log::warning("notify: this fedflow-host was built without libcurl: no mail sent"); }
 #endif
 
 }  // namespace fedflow::notify

@@ -35,11 +35,11 @@ struct Config {
 };
 
 struct Event {
-    std::string kind;                // "group" or "run"
-    std::string name;                // the group ("round 3 clients"), or the plan's file name
-    std::string status;              // finished, failed, interrupted, error
-    std::filesystem::path report;    // report.json of the group; report.html of the run
-    std::string summary;             // a few lines of text: what finished, what failed
+    std::string kind;              // "group" or "run"
+    std::string name;              // the group ("round 3 clients"), or the plan's file name
+    std::string status;            // finished, failed, interrupted, error
+    std::filesystem::path report;  // report.json of the group; report.html of the run
+    std::string summary;           // a few lines of text: what finished, what failed
 };
 
 class Notifier {

@@ -2,16 +2,15 @@
 
 #include "common/device.hpp"
 
-#include "plan/sha256.hpp"
 #include "common/names.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
+#include "plan/sha256.hpp"
 
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <tuple>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -21,6 +20,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 namespace fs = std::filesystem;
 
@@ -61,8 +61,9 @@ void parse_gpus(std::string_view text, Resources& into) {
     std::vector<int> list;
     for (std::string_view item : units::split_commas(text)) {
         if (!units::all_digits(item) || item.size() > 4)
-            throw std::invalid_argument(fmt::format(
-                "'{}' is not a GPU selection: write all, none, or GPU indices separated by commas (0,2)", text));
+            throw std::invalid_argument(
+                fmt::format("'{}' is not a GPU selection: write all, none, or GPU indices separated by commas (0,2)",
+                            text));
         int i = std::stoi(std::string(item));
         if (std::find(list.begin(), list.end(), i) != list.end())
             throw std::invalid_argument(fmt::format("GPU {} appears twice in '{}'", i, text));
@@ -145,15 +146,18 @@ public:
             if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
             Location at = where(key.source());
             if (at.line == 0) at = where(node.source());
-            error(at, fmt::format("unknown key '{}' in {}{}", key.str(), context, text::did_you_mean(key.str(), known)));
+            error(at,
+                  fmt::format("unknown key '{}' in {}{}", key.str(), context, text::did_you_mean(key.str(), known)));
         }
     }
 
-    const toml::node* typed(const toml::table& t, std::string_view key, toml::node_type type, std::string_view context) {
+    const toml::node* typed(const toml::table& t, std::string_view key, toml::node_type type,
+                            std::string_view context) {
         const toml::node* n = t.get(key);
         if (n == nullptr) return nullptr;
         if (n->type() != type) {
-            error(*n, fmt::format("key '{}' in {} must be {}, not {}", key, context, type_name(type), type_name(n->type())));
+            error(*n, fmt::format("key '{}' in {} must be {}, not {}", key, context, type_name(type),
+                                  type_name(n->type())));
             return nullptr;
         }
         return n;
@@ -178,17 +182,20 @@ public:
     }
 
     // A duration: a string with a unit, or a number of seconds.
-    std::optional<std::chrono::milliseconds> duration(const toml::table& t, std::string_view key, std::string_view context) {
+    std::optional<std::chrono::milliseconds> duration(const toml::table& t, std::string_view key,
+                                                      std::string_view context) {
         const toml::node* n = t.get(key);
         if (n == nullptr) return std::nullopt;
         try {
             if (auto s = n->as_string()) return units::parse_duration(s->get());
             if (auto i = n->as_integer(); i && i->get() >= 0) {
                 if (i->get() > std::chrono::duration_cast<std::chrono::seconds>(units::max_duration).count())
-                    throw std::invalid_argument(fmt::format("{} seconds is out of range: {}", i->get(), units::duration_range));
+                    throw std::invalid_argument(
+                        fmt::format("{} seconds is out of range: {}", i->get(), units::duration_range));
                 return std::chrono::seconds(i->get());
             }
-            error(*n, fmt::format("key '{}' in {} must be a duration such as \"30s\", \"5m\" or \"1.5h\"", key, context));
+            error(*n,
+                  fmt::format("key '{}' in {} must be a duration such as \"30s\", \"5m\" or \"1.5h\"", key, context));
         } catch (const std::invalid_argument& e) {
             error(*n, fmt::format("key '{}' in {}: {}", key, context, e.what()));
         }
@@ -203,7 +210,8 @@ public:
             if (auto s = n->as_string()) return units::parse_size(s->get());
             if (auto i = n->as_integer(); i && i->get() >= 0) {
                 if (static_cast<std::uint64_t>(i->get()) > units::max_size)
-                    throw std::invalid_argument(fmt::format("{} bytes is out of range: {}", i->get(), units::size_range));
+                    throw std::invalid_argument(
+                        fmt::format("{} bytes is out of range: {}", i->get(), units::size_range));
                 return static_cast<std::uint64_t>(i->get());
             }
             error(*n, fmt::format("key '{}' in {} must be a size such as \"2GB\" or \"1500MiB\"", key, context));
@@ -237,9 +245,10 @@ public:
     std::optional<std::string> name(const toml::table& t, std::string_view key, std::string_view context) {
         auto s = string(t, key, context);
         if (s && !names::valid(*s)) {
-            error(*t.get(key), fmt::format("{} '{}' in {} may use only letters, digits, '.', '_' and '-', and may not be "
-                                           "'.' or '..'",
-                                           key, *s, context));
+            error(*t.get(key),
+                  fmt::format("{} '{}' in {} may use only letters, digits, '.', '_' and '-', and may not be "
+                              "'.' or '..'",
+                              key, *s, context));
             return std::nullopt;
         }
         return s;
@@ -248,7 +257,8 @@ public:
     std::optional<std::string> device(const toml::table& t, std::string_view context) {
         auto s = string(t, "device", context);
         if (s && !device::valid(*s)) {
-            error(*t.get("device"), fmt::format("device '{}' in {} must be \"cpu\", \"cuda:N\" or \"sim:N\"", *s, context));
+            error(*t.get("device"),
+                  fmt::format("device '{}' in {} must be \"cpu\", \"cuda:N\" or \"sim:N\"", *s, context));
             return std::nullopt;
         }
         return s;
@@ -309,17 +319,8 @@ private:
 void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     constexpr std::string_view ctx = "[scheduler]";
     r.check_keys(t,
-                 {"max-processes",
-                  "task-timeout",
-                  "max-waiting",
-                  "load-retries",
-                  "train-retries",
-                  "gpu-order",
-                  "default-memory",
-                  "default-gpu-memory",
-                  "auto-adjust",
-                  "result-limit",
-                  "worker-start"},
+                 {"max-processes", "task-timeout", "max-waiting", "load-retries", "train-retries", "gpu-order",
+                  "default-memory", "default-gpu-memory", "auto-adjust", "result-limit", "worker-start"},
                  ctx);
     auto count = [&](std::string_view key, std::uint32_t& into, std::int64_t max) {
         if (auto n = r.integer(t, key, ctx, 0, max)) into = static_cast<std::uint32_t>(*n);
@@ -360,12 +361,8 @@ void read_slurm(Reader& r, const toml::table& t, Slurm& s) {
 void read_resources(Reader& r, const toml::table& t, Resources& res) {
     constexpr std::string_view ctx = "[resources]";
     r.check_keys(t,
-                 {"cpu-utilization",
-                  "memory-utilization",
-                  "gpu-memory-utilization",
-                  "memory-reserve",
-                  "gpu-memory-reserve",
-                  "gpus"},
+                 {"cpu-utilization", "memory-utilization", "gpu-memory-utilization", "memory-reserve",
+                  "gpu-memory-reserve", "gpus"},
                  ctx);
     if (auto f = r.fraction(t, "cpu-utilization", ctx)) res.cpu_utilization = *f;
     if (auto f = r.fraction(t, "memory-utilization", ctx)) res.memory_utilization = *f;
@@ -450,8 +447,8 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     g.where = where(t.source());
     std::string ctx = fmt::format("{} number {}", block == 0 ? "[[group]]" : "[[round.group]]", g.index);
     r.check_keys(t,
-                 {"name", "plugin", "device", "params", "tasks", "inputs", "verify-inputs",
-                  "task", "memory", "gpu-memory", "preload"},
+                 {"name", "plugin", "device", "params", "tasks", "inputs", "verify-inputs", "task", "memory",
+                  "gpu-memory", "preload"},
                  ctx);
 
     g.name = fmt::format("group-{}", g.index);
@@ -462,7 +459,8 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
                 r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the run's own files", *n));
         if (n->rfind(".fedflow", 0) == 0)  // .fedflow.lock, .fedflow.reserve
             r.error(*t.get("name"), fmt::format("group name '{}' is reserved: names that begin with '.fedflow' are "
-                                                "the workdir's own files", *n));
+                                                "the workdir's own files",
+                                                *n));
         if (n->rfind("round-", 0) == 0 && n->size() > 6 &&
             std::all_of(n->begin() + 6, n->end(), [](char c) { return c >= '0' && c <= '9'; }))
             r.error(*t.get("name"), fmt::format("group name '{}' is reserved for the folders of rounds", *n));
@@ -470,7 +468,8 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     }
     ctx = fmt::format("group '{}'", g.name);
     for (const auto& other : plan.groups)
-        if (other.name == g.name) r.error(g.where, fmt::format("group name '{}' is used twice (first at line {})", g.name, other.where.line));
+        if (other.name == g.name)
+            r.error(g.where, fmt::format("group name '{}' is used twice (first at line {})", g.name, other.where.line));
 
     if (auto p = r.string(t, "plugin", ctx)) {
         g.plugin = *p;
@@ -538,7 +537,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
 }
 
 std::optional<std::vector<std::string>> strings(Reader& r, const toml::table& t, std::string_view key,
-                                                 std::string_view context, bool one_is_a_list) {
+                                                std::string_view context, bool one_is_a_list) {
     const toml::node* n = t.get(key);
     if (n == nullptr) return std::nullopt;
     std::vector<std::string> out;
@@ -567,7 +566,8 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
     n.where = where(t.source());
     r.check_keys(t, {"command", "smtp", "on"}, ctx);
     if (auto argv = strings(r, t, "command", ctx, false)) {
-        if (argv->empty()) r.error(*t.get("command"), "command in [notify] is empty: give the program and its arguments");
+        if (argv->empty())
+            r.error(*t.get("command"), "command in [notify] is empty: give the program and its arguments");
         n.command = *argv;
     }
     if (auto on = strings(r, t, "on", ctx, true)) {
@@ -581,10 +581,7 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
     if (const toml::node* node = r.typed(t, "smtp", toml::node_type::table, ctx)) {
         const toml::table& m = *node->as_table();
         constexpr std::string_view sctx = "smtp of [notify]";
-        r.check_keys(m,
-                     {"server", "port", "security", "from", "to", "user",
-                      "password-env", "subject"},
-                     sctx);
+        r.check_keys(m, {"server", "port", "security", "from", "to", "user", "password-env", "subject"}, sctx);
         Notify::Smtp smtp;
         Location at = where(m.source());
         if (auto v = r.string(m, "server", sctx)) smtp.server = *v;
@@ -592,7 +589,8 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
         if (auto v = r.integer(m, "port", sctx, 1, 65535)) smtp.port = static_cast<std::uint32_t>(*v);
         if (auto v = r.string(m, "security", sctx)) {
             if (*v != "starttls" && *v != "ssl" && *v != "none")
-                r.error(*m.get("security"), fmt::format("security '{}' in {} must be \"starttls\", \"ssl\" or \"none\"", *v, sctx));
+                r.error(*m.get("security"),
+                        fmt::format("security '{}' in {} must be \"starttls\", \"ssl\" or \"none\"", *v, sctx));
             smtp.security = *v;
         }
         if (auto v = r.string(m, "from", sctx)) smtp.from = *v;
@@ -679,8 +677,7 @@ Plan parse(std::string_view text, const fs::path& file) {
     }
 
     r.check_keys(root,
-                 {"workdir", "plugin-path", "resources", "scheduler", "slurm", "group",
-                  "round", "notify", "params"},
+                 {"workdir", "plugin-path", "resources", "scheduler", "slurm", "group", "round", "notify", "params"},
                  "the plan");
     // Inherited by every group (a [[round]]'s and a group's own override them).
     const Params plan_params = r.params(root, "the plan");
@@ -688,7 +685,8 @@ Plan parse(std::string_view text, const fs::path& file) {
     plan.plugin_path = path_list(r, root, plan.dir);
     if (auto n = r.typed(root, "resources", toml::node_type::table, "the plan"))
         read_resources(r, *n->as_table(), plan.resources);
-    if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan")) read_scheduler(r, *n->as_table(), plan.scheduler);
+    if (auto n = r.typed(root, "scheduler", toml::node_type::table, "the plan"))
+        read_scheduler(r, *n->as_table(), plan.scheduler);
     if (auto n = r.typed(root, "notify", toml::node_type::table, "the plan")) read_notify(r, *n->as_table(), plan);
     if (auto n = r.typed(root, "slurm", toml::node_type::table, "the plan")) read_slurm(r, *n->as_table(), plan.slurm);
 
@@ -709,7 +707,8 @@ Plan parse(std::string_view text, const fs::path& file) {
             return;
         }
         for (const auto& item : *arr)
-            entries.push_back({where(item.source()), is_round ? nullptr : item.as_table(), is_round ? item.as_table() : nullptr});
+            entries.push_back(
+                {where(item.source()), is_round ? nullptr : item.as_table(), is_round ? item.as_table() : nullptr});
     };
     collect("group", false);
     collect("round", true);
@@ -730,11 +729,13 @@ Plan parse(std::string_view text, const fs::path& file) {
         if (auto b = r.boolean(t, "stop-on-failure", ctx)) round.stop_on_failure = *b;
         const Params round_params = r.params(t, ctx, plan_params);
         if (auto n = r.integer(t, "count", ctx, 1, 1000000)) round.count = static_cast<std::uint32_t>(*n);
-        else if (t.get("count") == nullptr) r.error(round.where, fmt::format("{} needs a count (how many rounds)", ctx));
+        else if (t.get("count") == nullptr)
+            r.error(round.where, fmt::format("{} needs a count (how many rounds)", ctx));
         if (auto k = r.integer(t, "keep-rounds", ctx, 0, 1000000)) round.keep_rounds = static_cast<std::uint32_t>(*k);
         if (auto w = r.string(t, "stop-when", ctx)) {
             round.stop_when = *w;
-            if (w->empty()) r.error(*t.get("stop-when"), fmt::format("stop-when of {} is empty: name a result key", ctx));
+            if (w->empty())
+                r.error(*t.get("stop-when"), fmt::format("stop-when of {} is empty: name a result key", ctx));
         }
         round.first = plan.groups.size();
         const toml::node* groups = t.get("group");
@@ -792,7 +793,7 @@ std::vector<ParamDecl> parse_param_declaration(std::string_view text, const std:
         throw PlanError({fmt::format("{}:{}:{}: {}", origin, b.line, b.column, e.description())});
     }
     static const std::pair<const char*, Value::Type> types[] = {
-        {"bool", Value::Type::boolean}, {"integer", Value::Type::integer}, {"double", Value::Type::real},
+        {"bool", Value::Type::boolean},  {"integer", Value::Type::integer}, {"double", Value::Type::real},
         {"string", Value::Type::string}, {"list", Value::Type::list},       {"dict", Value::Type::dict},
         {"table", Value::Type::dict},    {"any", Value::Type::null}};
     std::vector<ParamDecl> out;
@@ -810,9 +811,9 @@ std::vector<ParamDecl> parse_param_declaration(std::string_view text, const std:
             auto it = std::find_if(std::begin(types), std::end(types), [&](const auto& e) { return *type == e.first; });
             if (it == std::end(types))
                 r.error(*t->get("type"), fmt::format("type '{}' in {} is none of bool, integer, double, string, list, "
-                                                     "dict, any", *type, ctx));
-            else
-                d.type = it->second;
+                                                     "dict, any",
+                                                     *type, ctx));
+            else d.type = it->second;
         }
         d.required = r.boolean(*t, "required", ctx).value_or(false);
         (void)r.string(*t, "doc", ctx);
@@ -850,11 +851,11 @@ void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<Pa
                 if (d.default_value) t.params.insert_or_assign(d.name, *d.default_value);
                 continue;
             } else if (!fits(*v, d.type)) {
-                message = fmt::format("param '{}' of group '{}' is {} ({}), but plugin '{}' takes {} {}", d.name, g.name,
-                                      shown(*v), v->type_name(), plugin,
+                message = fmt::format("param '{}' of group '{}' is {} ({}), but plugin '{}' takes {} {}", d.name,
+                                      g.name, shown(*v), v->type_name(), plugin,
                                       d.type == Value::Type::integer ? "an" : "a", param_type_name(d.type));
-                if (d.type == Value::Type::integer && v->is<double>() && v->as<double>() == std::trunc(v->as<double>()) &&
-                    std::abs(v->as<double>()) < 1e15)
+                if (d.type == Value::Type::integer && v->is<double>() &&
+                    v->as<double>() == std::trunc(v->as<double>()) && std::abs(v->as<double>()) < 1e15)
                     message += fmt::format(" (write {})", static_cast<std::int64_t>(v->as<double>()));
             } else {
                 continue;

@@ -40,10 +40,10 @@ private:
 using ParamWhere = std::vector<std::pair<std::string, Location>>;
 
 struct TaskSpec {
-    std::string id;      // [A-Za-z0-9._-]+, unique in its group
-    Dict params;         // the plan's, the [[round]]'s and the group's params, the task's own on top
+    std::string id;          // [A-Za-z0-9._-]+, unique in its group
+    Dict params;             // the plan's, the [[round]]'s and the group's params, the task's own on top
     ParamWhere param_where;  // the task's own keys ([[group.task]] params); the group's param_where for the others
-    std::string device;  // pinned device ("cpu", "cuda:N", "sim:N"), or empty
+    std::string device;      // pinned device ("cpu", "cuda:N", "sim:N"), or empty
     // The task's own estimates (bytes); the group's apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;
@@ -56,7 +56,7 @@ struct GroupSpec {
     std::string name;       // default group-<index>
     std::string plugin;     // registered name, or a path to a .so
     Location plugin_where;
-    std::string device;     // pinned device for every task, or empty
+    std::string device;  // pinned device for every task, or empty
     std::vector<TaskSpec> tasks;
     ParamWhere param_where;  // the keys the group has from the plan, its [[round]] and its own params
     // Names of groups whose results this group receives: the most recent
@@ -79,8 +79,8 @@ struct GroupSpec {
 // `block` set) run `count` times, in order, before the plan goes on.
 struct RoundSpec {
     std::uint32_t count = 1;
-    std::string stop_when;         // end after a round where a task returned this key = true
-    std::uint32_t keep_rounds = 0; // keep the folders of the last N rounds only (0 = all)
+    std::string stop_when;          // end after a round where a task returned this key = true
+    std::uint32_t keep_rounds = 0;  // keep the folders of the last N rounds only (0 = all)
     // A round in which a group failed entirely (every task) ends the run:
     // later rounds would only repeat the failure.
     bool stop_on_failure = true;
@@ -106,26 +106,26 @@ enum class WorkerStart { fork_server, exec };
 
 // [resources]: how much of the machine Fedflow may use.
 struct Resources {
-    double cpu_utilization = 0.8;         // start no load while CPUs are busier
-    double memory_utilization = 0.8;      // share of RAM Fedflow may fill
-    double gpu_memory_utilization = 0.9;  // ... of each GPU
+    double cpu_utilization = 0.8;                      // start no load while CPUs are busier
+    double memory_utilization = 0.8;                   // share of RAM Fedflow may fill
+    double gpu_memory_utilization = 0.9;               // ... of each GPU
     std::uint64_t memory_reserve = 1'000'000'000;      // RAM always left free
     std::uint64_t gpu_memory_reserve = 1'000'000'000;  // ... on each GPU
-    bool use_gpus = true;                 // gpus = "none": train on the CPU
-    std::vector<int> gpus;                // indices; empty = all
+    bool use_gpus = true;                              // gpus = "none": train on the CPU
+    std::vector<int> gpus;                             // indices; empty = all
 };
 
 struct Scheduler {
-    std::uint32_t max_processes = 0;              // 0 = no limit
-    std::uint32_t max_waiting = 0;                // loaded tasks waiting for a device; 0 = no limit
-    std::uint32_t load_retries = 3;               // out of memory in load: new process
-    std::uint32_t train_retries = 3;              // out of memory in train: same process
+    std::uint32_t max_processes = 0;  // 0 = no limit
+    std::uint32_t max_waiting = 0;    // loaded tasks waiting for a device; 0 = no limit
+    std::uint32_t load_retries = 3;   // out of memory in load: new process
+    std::uint32_t train_retries = 3;  // out of memory in train: same process
     GpuOrder gpu_order = GpuOrder::free_memory;
     std::uint64_t default_memory = 2'000'000'000;
     std::uint64_t default_gpu_memory = 2'000'000'000;
-    bool auto_adjust = true;                      // learn estimates from finished tasks
-    std::chrono::milliseconds task_timeout{0};    // per stage; 0 = none
-    std::uint64_t result_limit = 0;               // bytes of one task's result and Bytes; 0 = none
+    bool auto_adjust = true;                    // learn estimates from finished tasks
+    std::chrono::milliseconds task_timeout{0};  // per stage; 0 = none
+    std::uint64_t result_limit = 0;             // bytes of one task's result and Bytes; 0 = none
     WorkerStart worker_start = WorkerStart::fork_server;
 };
 
@@ -143,12 +143,12 @@ struct Notify {
     std::vector<std::string> command;
     struct Smtp {
         std::string server;
-        std::uint32_t port = 0;       // 0: 25, 587 or 465 by security
+        std::uint32_t port = 0;             // 0: 25, 587 or 465 by security
         std::string security = "starttls";  // starttls | ssl | none
         std::string from;
         std::vector<std::string> to;
         std::string user;
-        std::string password_env;     // the password is read from this variable
+        std::string password_env;           // the password is read from this variable
         std::string subject = "[fedflow]";  // the start of every subject
     };
     std::optional<Smtp> smtp;
@@ -158,16 +158,16 @@ struct Notify {
 };
 
 struct Plan {
-    std::filesystem::path file;   // absolute
-    std::filesystem::path dir;    // absolute directory of file
-    std::string digest;           // "sha256:<hex>" of the file's bytes
-    std::string text;             // the file's bytes (kept in run.json for --resume)
-    std::filesystem::path workdir;  // absolute
+    std::filesystem::path file;                      // absolute
+    std::filesystem::path dir;                       // absolute directory of file
+    std::string digest;                              // "sha256:<hex>" of the file's bytes
+    std::string text;                                // the file's bytes (kept in run.json for --resume)
+    std::filesystem::path workdir;                   // absolute
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
     Resources resources;
     Scheduler scheduler;
     Slurm slurm;
-    std::vector<GroupSpec> groups;   // file order; a round's groups are consecutive
+    std::vector<GroupSpec> groups;  // file order; a round's groups are consecutive
     std::vector<RoundSpec> rounds;
     std::optional<Notify> notify;
 

@@ -2,8 +2,8 @@
 
 #include <fmt/core.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include <elf.h>
@@ -102,7 +102,9 @@ Info read(const std::filesystem::path& path) {
     if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 || eh.e_shstrndx >= eh.e_shnum)
         throw std::runtime_error("no section table");
 
-    auto section = [&](std::uint32_t i) { return f.at<Elf64_Shdr>(eh.e_shoff + std::uint64_t{i} * sizeof(Elf64_Shdr)); };
+    auto section = [&](std::uint32_t i) {
+        return f.at<Elf64_Shdr>(eh.e_shoff + std::uint64_t{i} * sizeof(Elf64_Shdr));
+    };
     Elf64_Shdr names = section(eh.e_shstrndx);
 
     Info info;
@@ -123,8 +125,8 @@ Info read(const std::filesystem::path& path) {
             info.python_version = v.substr(0, v.find('\0'));
         } else if (name == FEDFLOW_PARAMS_SECTION && sh.sh_type != SHT_NOBITS) {
             if (sh.sh_size > FEDFLOW_PARAMS_MAX)
-                throw std::runtime_error(fmt::format("section {} is larger than {} bytes", FEDFLOW_PARAMS_SECTION,
-                                                     FEDFLOW_PARAMS_MAX));
+                throw std::runtime_error(
+                    fmt::format("section {} is larger than {} bytes", FEDFLOW_PARAMS_SECTION, FEDFLOW_PARAMS_MAX));
             std::string text = f.range(sh.sh_offset, sh.sh_size);
             info.params = text.substr(0, text.find('\0'));
         } else if (sh.sh_type == SHT_DYNSYM && sh.sh_link < eh.e_shnum && sh.sh_entsize == sizeof(Elf64_Sym)) {

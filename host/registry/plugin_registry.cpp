@@ -1,22 +1,22 @@
 #include "registry/plugin_registry.hpp"
 
-#include "registry/elf_info.hpp"
 #include "common/log.hpp"
 #include "common/names.hpp"
+#include "common/python_version.hpp"
 #include "common/text.hpp"
 #include "common/units.hpp"
-#include "common/python_version.hpp"
 #include "plan/plan.hpp"
+#include "registry/elf_info.hpp"
 
 #include <fedflow/abi.h>
 
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <map>
-#include <set>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <unistd.h>
 
@@ -109,7 +109,8 @@ std::optional<PluginFile> PluginRegistry::inspect(const fs::path& file, std::str
         return std::nullopt;
     }
     if (p.abi_version != FEDFLOW_ABI_VERSION) {
-        reason = fmt::format("plugin ABI version {}, this host supports version {}", p.abi_version, FEDFLOW_ABI_VERSION);
+        reason = fmt::format("plugin ABI version {}, this host supports version {}", p.abi_version,
+                             FEDFLOW_ABI_VERSION);
         return std::nullopt;
     }
     if (!names::valid(p.name)) {
@@ -212,8 +213,9 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
             const std::string& path = v->as<std::string>();
             std::string resolved = fs::path(path).is_absolute() ? path : (plan.dir / path).string();
             python::Interpreter in = python::inspect_interpreter(resolved);
-            std::string problem = in.version.empty() ? in.error
-                                                     : python::version_mismatch(path, in.version, out[i].python_version);
+            std::string problem = in.version.empty()
+                                      ? in.error
+                                      : python::version_mismatch(path, in.version, out[i].python_version);
             if (!problem.empty()) error(plan.groups[i], problem);
         }
     }
@@ -230,8 +232,11 @@ void PluginRegistry::check_params(plan::Plan& plan, const std::vector<PluginFile
         auto it = parsed.find(p.path);
         if (it == parsed.end()) {
             try {
-                it = parsed.emplace(p.path, plan::parse_param_declaration(
-                                                p.params, p.path.string() + " (its " FEDFLOW_PARAMS_SECTION ")")).first;
+                it = parsed
+                         .emplace(p.path,
+                                  plan::parse_param_declaration(p.params,
+                                                                p.path.string() + " (its " FEDFLOW_PARAMS_SECTION ")"))
+                         .first;
             } catch (const plan::PlanError& e) {
                 for (const auto& m : e.messages())
                     errors.push_back(fmt::format("plugin '{}' declares its params wrongly: {}", p.name, m));

@@ -35,8 +35,9 @@ void line_chart(Html& out, const std::vector<const Round*>& list, const std::str
     }
     auto [mn, mx] = std::minmax_element(pts.begin(), pts.end(), [](auto& a, auto& b) { return a.second < b.second; });
     double lo = mn->second, hi = mx->second;
-    out.add("<figcaption><b>{}</b><span><span class=\"muted\">min {} \u00b7 max {} \u00b7 round {}:</span> {}</span></figcaption>\n", name,
-            short_number(lo), short_number(hi), pts.back().first, number(json(pts.back().second)));
+    out.add(
+        "<figcaption><b>{}</b><span><span class=\"muted\">min {} \u00b7 max {} \u00b7 round {}:</span> {}</span></figcaption>\n",
+        name, short_number(lo), short_number(hi), pts.back().first, number(json(pts.back().second)));
     if (lo == hi) {
         double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
         lo -= pad;
@@ -73,8 +74,9 @@ void line_chart(Html& out, const std::vector<const Round*>& list, const std::str
                 "<text class=\"ax\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
                 x, x, H - bottom, H - bottom + 4, x, H - bottom + 15, r);
     }
-    out.add("\n<line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/><line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
-            left, W - right, H - bottom, H - bottom, left, left, top, H - bottom);
+    out.add(
+        "\n<line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/><line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
+        left, W - right, H - bottom, H - bottom, left, left, top, H - bottom);
     out.add("<text class=\"ax\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">round</text>\n", left + pw / 2, H - 2);
 
     std::string line, area = fmt::format("{:.1f},{:.1f}", X(pts.front().first), H - bottom);
@@ -83,13 +85,15 @@ void line_chart(Html& out, const std::vector<const Round*>& list, const std::str
         area += fmt::format(" {:.1f},{:.1f}", X(r), Y(v));
     }
     area += fmt::format(" {:.1f},{:.1f}", X(pts.back().first), H - bottom);
-    if (pts.size() > 1) out.add("<polygon class=\"ca\" points=\"{}\"/><polyline class=\"cl\" points=\"{}\"/>\n", area, line);
+    if (pts.size() > 1)
+        out.add("<polygon class=\"ca\" points=\"{}\"/><polyline class=\"cl\" points=\"{}\"/>\n", area, line);
     const double radius = pts.size() <= 40 ? 3 : pts.size() <= 150 ? 2 : 1.2;
     for (const auto& [r, v] : pts)
-        out.add("<circle class=\"cp\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\"><title>round {}: {} = {}</title></circle>", X(r), Y(v), radius, r,
-                name, number(json(v)));
+        out.add("<circle class=\"cp\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{}\"><title>round {}: {} = {}</title></circle>",
+                X(r), Y(v), radius, r, name, number(json(v)));
     const auto& [lr, lv] = pts.back();
-    out.add("\n<text class=\"clast\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n</svg></figure>\n", X(lr) + 7, Y(lv) + 4, short_number(lv));
+    out.add("\n<text class=\"clast\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n</svg></figure>\n", X(lr) + 7, Y(lv) + 4,
+            short_number(lv));
 }
 
 }  // namespace
@@ -167,21 +171,24 @@ Ticks nice_ticks(double lo, double hi, int want) {
         if (t >= hi - step * 1e-9) break;
     }
     out.decimals = std::clamp(static_cast<int>(-std::floor(std::log10(step) + 1e-9)), 0, 8);
-    if (step * std::pow(10.0, out.decimals) != std::round(step * std::pow(10.0, out.decimals))) ++out.decimals;  // 2.5, 0.25
+    if (step * std::pow(10.0, out.decimals) != std::round(step * std::pow(10.0, out.decimals)))
+        ++out.decimals;  // 2.5, 0.25
     return out;
 }
 
 void rounds_section(Html& out, const Run& run, const Curves& all_curves) {
     if (run.rounds.empty()) return;
-    out.add("<section id=\"rounds\">\n<h2>Rounds <span class=\"muted small\">({}) \u00b7 what the last group of each round "
-            "returned (averaged over its tasks); hover a point for its value</span></h2>\n",
-            run.rounds.size());
+    out.add(
+        "<section id=\"rounds\">\n<h2>Rounds <span class=\"muted small\">({}) \u00b7 what the last group of each round "
+        "returned (averaged over its tasks); hover a point for its value</span></h2>\n",
+        run.rounds.size());
     auto blocks = round_blocks(run);
     for (const auto& list : blocks) {
         if (blocks.size() > 1) out.add("<h3>[[round]] {}</h3>\n", list.front()->block);
         for (const Round* r : list)
             if (!r->stopped_by.empty())
-                out.add("<p class=\"muted small\">Stopped after round {}: {} asked to stop (stop-when).</p>\n", r->round, r->stopped_by);
+                out.add("<p class=\"muted small\">Stopped after round {}: {} asked to stop (stop-when).</p>\n",
+                        r->round, r->stopped_by);
         static const std::vector<std::string> none;
         auto found = all_curves.find(list.front()->block);
         const std::vector<std::string>& charted = found != all_curves.end() ? found->second : none;
@@ -192,18 +199,23 @@ void rounds_section(Html& out, const Run& run, const Curves& all_curves) {
             if (std::find(charted.begin(), charted.end(), k) != charted.end()) continue;
             const double* v = nullptr;
             for (const Round* r : list) v = v ? v : value_of(*r, k);
-            if (v) constant.add("{}<b>{}</b> {}", Raw{constant.str().empty() ? "" : " \u00b7 "}, truncated(k, 40), number(json(*v)));
+            if (v)
+                constant.add("{}<b>{}</b> {}", Raw{constant.str().empty() ? "" : " \u00b7 "}, truncated(k, 40),
+                             number(json(*v)));
         }
-        if (charted.empty() && constant.str().empty()) out.raw("<p class=\"muted\">No round has returned a number yet.</p>\n");
+        if (charted.empty() && constant.str().empty())
+            out.raw("<p class=\"muted\">No round has returned a number yet.</p>\n");
         if (!charted.empty()) {
             out.raw("<div class=\"charts\">\n");
             for (std::size_t i = 0; i < charted.size() && i < max_charts; ++i) line_chart(out, list, charted[i]);
             out.raw("</div>\n");
             if (charted.size() > max_charts)
-                out.add("<p class=\"muted small\">{} more values are in the table below.</p>\n", charted.size() - max_charts);
+                out.add("<p class=\"muted small\">{} more values are in the table below.</p>\n",
+                        charted.size() - max_charts);
         }
         if (!constant.str().empty())
-            out.add("<p class=\"small constant\"><span class=\"muted\">The same in every round:</span> {}</p>\n", Raw{constant.str()});
+            out.add("<p class=\"small constant\"><span class=\"muted\">The same in every round:</span> {}</p>\n",
+                    Raw{constant.str()});
         rounds_table(out, list);
     }
     out.raw("</section>\n");

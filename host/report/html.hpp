@@ -33,7 +33,8 @@ template <class T>
 auto html_arg(T&& v) {
     using D = std::remove_cvref_t<T>;
     if constexpr (std::is_same_v<D, Raw>) return v.markup;
-    else if constexpr (std::is_convertible_v<const D&, std::string_view> && !std::is_same_v<D, char>) return escape(std::string_view(v));
+    else if constexpr (std::is_convertible_v<const D&, std::string_view> && !std::is_same_v<D, char>)
+        return escape(std::string_view(v));
     else return std::forward<T>(v);
 }
 
@@ -62,9 +63,7 @@ public:
         return *this;
     }
     // <tag>text</tag>, the text escaped.
-    Html& element(std::string_view tag, std::string_view text) {
-        return add("<{}>{}</{}>", Raw{tag}, text, Raw{tag});
-    }
+    Html& element(std::string_view tag, std::string_view text) { return add("<{}>{}</{}>", Raw{tag}, text, Raw{tag}); }
 
     const std::string& str() const noexcept { return out_; }
     std::string take() noexcept { return std::move(out_); }

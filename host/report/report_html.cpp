@@ -41,13 +41,20 @@ std::string run_status(const Run& run) {
     return run.ended ? "ended" : "running";
 }
 
-void fact(Html& out, const std::string& name, const std::string& value) { out.add("<div><dt>{}</dt><dd>{}</dd></div>\n", name, value); }
+void fact(Html& out, const std::string& name, const std::string& value) {
+    out.add("<div><dt>{}</dt><dd>{}</dd></div>\n", name, value);
+}
 
 // The run's facts, its devices and the links to the sections.
 void header(Html& out, const Run& run, const std::string& title, const FailureIds& failures) {
     std::string s = run_status(run);
-    const char* cls = s == "finished" ? "ok" : s == "failed" || s == "error" ? "fail" : s == "interrupted" ? "oom" : "run";
-    out.add("<header>\n<div class=\"title\"><h1>Fedflow run \u00b7 {}</h1><span class=\"badge big {}\">{}</span></div>\n", title, Raw{cls}, s);
+    const char* cls = s == "finished"                 ? "ok"
+                      : s == "failed" || s == "error" ? "fail"
+                      : s == "interrupted"            ? "oom"
+                                                      : "run";
+    out.add(
+        "<header>\n<div class=\"title\"><h1>Fedflow run \u00b7 {}</h1><span class=\"badge big {}\">{}</span></div>\n",
+        title, Raw{cls}, s);
     std::string plan = string_at(run.info, "plan");
     out.add("<div class=\"plan\">{}</div>\n", plan.empty() ? run.workdir.string() : plan);
 
@@ -93,10 +100,10 @@ void header(Html& out, const Run& run, const std::string& title, const FailureId
             std::string parts;
             for (const auto& [k, v] : dev.items()) {
                 if (k == "name" || v.is_object() || v.is_array() || v.is_null()) continue;
-                std::string text = v.is_string()                                           ? v.get<std::string>()
+                std::string text = v.is_string()                                            ? v.get<std::string>()
                                    : v.is_number() && k.find("memory") != std::string::npos ? bytes(v.get<double>())
-                                   : v.is_number()                                         ? number(v)
-                                                                                           : v.dump();
+                                   : v.is_number()                                          ? number(v)
+                                                                                            : v.dump();
                 if (!parts.empty()) parts += " \u00b7 ";
                 parts += k + " " + text;
             }

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <system_error>
 #include <string_view>
+#include <system_error>
 #include <tuple>
 #include <utility>
 
@@ -94,7 +94,8 @@ RunModel RunModel::read(const fs::path& workdir) {
     if (auto g = m.run_.info.find("groups"); g != m.run_.info.end() && g->is_array()) {
         for (const auto& e : *g) {
             if (!e.is_object() || string_at(e, "group").empty()) continue;
-            m.add_group(string_at(e, "group"), integer(e, "round"), integer(e, "block"), integer(e, "index"), string_at(e, "report"));
+            m.add_group(string_at(e, "group"), integer(e, "round"), integer(e, "block"), integer(e, "index"),
+                        string_at(e, "report"));
         }
     }
     m.read_events();
@@ -262,7 +263,8 @@ void RunModel::add_event(const json& e) {
     std::string group_name = string_at(e, "group");
     if (type == "run_end") run_.ended = true;
     if (type == "run_start") run_.ended = false;
-    if (type == "round_end" && !string_at(e, "stopped_by").empty()) stops_.push_back({integer(e, "block"), integer(e, "round"), string_at(e, "stopped_by")});
+    if (type == "round_end" && !string_at(e, "stopped_by").empty())
+        stops_.push_back({integer(e, "block"), integer(e, "round"), string_at(e, "stopped_by")});
     if (group_name.empty()) return;
     // An event without "round" (some event types carry none) belongs to
     // the latest instance of its group that has started.
@@ -289,7 +291,8 @@ void RunModel::add_event(const json& e) {
     Track& track = track_[{gi, ti}];
     if (type == "status") status(gi, ti, track, e, now);
     // A reason belongs to the state the event enters (or to the one going on).
-    if (auto r = e.find("reason"); r != e.end() && !r->is_null() && track.open) run_.stages[*track.open].reason = text_of(*r);
+    if (auto r = e.find("reason"); r != e.end() && !r->is_null() && track.open)
+        run_.stages[*track.open].reason = text_of(*r);
 }
 
 void RunModel::status(std::size_t gi, std::size_t ti, Track& track, const json& e, double now) {
@@ -384,8 +387,9 @@ Run RunModel::run() const {
         if (auto end = g.end_ms ? g.end_ms : g.start_ms ? std::optional<double>(run.end_ms) : std::nullopt)
             r.end_ms = std::max(r.end_ms.value_or(*end), *end);
     }
-    std::stable_sort(run.rounds.begin(), run.rounds.end(),
-                     [](const Round& a, const Round& b) { return std::tie(a.block, a.round) < std::tie(b.block, b.round); });
+    std::stable_sort(run.rounds.begin(), run.rounds.end(), [](const Round& a, const Round& b) {
+        return std::tie(a.block, a.round) < std::tie(b.block, b.round);
+    });
     // stop-when: an older host's round_end names no table: the table whose
     // last round it is.
     for (const Stop& stop : stops_)
@@ -439,7 +443,8 @@ std::string string_at(const json& j, const char* key) {
 
 std::optional<double> parse_utc_ms(const std::string& s) {
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
-    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) return std::nullopt;
+    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
+        return std::nullopt;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
     double frac = 0;
     std::size_t i = static_cast<std::size_t>(used);

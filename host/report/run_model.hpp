@@ -28,17 +28,17 @@ enum class StageKind { load, wait, train };
 // One stretch of a task's life between two status events: LOADING, WAITING or
 // TRAINING until the task's next status.
 struct Stage {
-    std::size_t group = 0;         // index into Run::groups
-    std::size_t task = 0;          // index into Group::tasks
+    std::size_t group = 0;  // index into Run::groups
+    std::size_t task = 0;   // index into Group::tasks
     StageKind kind = StageKind::load;
-    std::string lane;              // "cpu" for loads and waits; the device for a train
-    double start_ms = 0;           // since the run started (first run_start)
-    double end_ms = 0;             // == Run::end_ms while open
+    std::string lane;     // "cpu" for loads and waits; the device for a train
+    double start_ms = 0;  // since the run started (first run_start)
+    double end_ms = 0;    // == Run::end_ms while open
     Outcome outcome = Outcome::running;
-    std::string ended_by;          // the status that ended it; empty while open
-    std::string detail;            // the ending event's message
-    std::string reason;            // the last "reason" given while it ran (why a task waits)
-    int attempt = 1;               // 1 + earlier stages of this kind of the task
+    std::string ended_by;  // the status that ended it; empty while open
+    std::string detail;    // the ending event's message
+    std::string reason;    // the last "reason" given while it ran (why a task waits)
+    int attempt = 1;       // 1 + earlier stages of this kind of the task
 };
 
 struct TaskInfo {
@@ -47,21 +47,21 @@ struct TaskInfo {
     // From report.json when present, else from the last events.
     std::string status;
     std::string device;
-    std::string stage;             // of a failure
+    std::string stage;  // of a failure
     std::string message;
     std::optional<double> load_ms, train_ms;
     std::optional<double> peak_memory, peak_gpu_memory;
 };
 
 struct Group {
-    std::string name;              // as in events.jsonl and run.json
-    int index = 0;                 // 1-based plan order; 0 when unknown
-    int round = 0;                 // 0 outside rounds (a "round" key on its events, or round-NNN/ in its path)
-    int block = 0;                 // its [[round]] table, 1-based (run.json's or group_start's "block"); 0 outside rounds
-    std::filesystem::path dir;     // its folder, relative to the workdir
+    std::string name;           // as in events.jsonl and run.json
+    int index = 0;              // 1-based plan order; 0 when unknown
+    int round = 0;              // 0 outside rounds (a "round" key on its events, or round-NNN/ in its path)
+    int block = 0;              // its [[round]] table, 1-based (run.json's or group_start's "block"); 0 outside rounds
+    std::filesystem::path dir;  // its folder, relative to the workdir
     std::string plugin;
-    bool has_report = false;       // report.json was read
-    std::vector<TaskInfo> tasks;   // report.json's order, then tasks seen only in events
+    bool has_report = false;      // report.json was read
+    std::vector<TaskInfo> tasks;  // report.json's order, then tasks seen only in events
     // The tasks after the first task_detail_limit (a group of 100,000):
     // counted from report.json, not kept one by one, nor drawn.
     std::size_t untold = 0, untold_finished = 0, untold_failed = 0;
@@ -71,23 +71,23 @@ struct Group {
 // One round of a [[round]] table: what run.json's "rounds" says of it (the
 // scalars its last group returned, averaged over its tasks), and its groups.
 struct Round {
-    int block = 1;                 // the [[round]] table, 1-based
+    int block = 1;  // the [[round]] table, 1-based
     int round = 0;
     std::optional<double> wall_s;
     std::vector<std::pair<std::string, double>> values;  // in run.json's order; null values left out
     std::vector<std::size_t> groups;                     // indices into Run::groups, in run order
     std::optional<double> start_ms, end_ms;              // from its groups' start and end
-    std::string stopped_by;        // "group/task" that ended the loop after this round (stop-when)
+    std::string stopped_by;  // "group/task" that ended the loop after this round (stop-when)
 };
 
 struct Run {
     std::filesystem::path workdir;
     nlohmann::ordered_json info = nlohmann::ordered_json::object();  // run.json
     std::vector<Group> groups;
-    std::vector<Stage> stages;     // in the order they started
-    std::vector<Round> rounds;     // by block, then round
-    double end_ms = 0;             // the latest time the journal reached
-    bool ended = false;            // a run_end event was read
+    std::vector<Stage> stages;  // in the order they started
+    std::vector<Round> rounds;  // by block, then round
+    double end_ms = 0;          // the latest time the journal reached
+    bool ended = false;         // a run_end event was read
     std::vector<std::string> problems;
 };
 
@@ -156,7 +156,7 @@ private:
     std::map<std::string, std::size_t> groups_;
     std::vector<std::map<std::string, std::size_t>> tasks_;
     std::map<std::pair<std::size_t, std::size_t>, Track> track_;
-    std::vector<Stop> stops_;                   // round_end events with a stopped_by
+    std::vector<Stop> stops_;                    // round_end events with a stopped_by
     std::map<std::string, std::size_t> latest_;  // group name -> its instance seen last in the journal
     std::optional<double> origin_;
     double offset_ = 0;

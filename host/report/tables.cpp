@@ -27,7 +27,9 @@ const char* status_class(const std::string& s) {
     return "run";
 }
 
-std::string task_name(const Run& run, std::size_t g, std::size_t t) { return run.groups[g].name + "/" + run.groups[g].tasks[t].id; }
+std::string task_name(const Run& run, std::size_t g, std::size_t t) {
+    return run.groups[g].name + "/" + run.groups[g].tasks[t].id;
+}
 
 void measure(Html& out, const std::optional<double>& v, std::string (*format)(double)) {
     if (!v) {
@@ -50,7 +52,8 @@ void group_table(Html& out, const Run& run, const FailureIds& failures, std::siz
     if (g.index) meta += fmt::format("group {}", g.index);
     if (g.round) meta += fmt::format("{}round {}", meta.empty() ? "" : " \u00b7 ", g.round);
     if (!g.plugin.empty()) meta += fmt::format("{}plugin {}", meta.empty() ? "" : " \u00b7 ", g.plugin);
-    meta += fmt::format("{}{} task{} \u00b7 {} finished", meta.empty() ? "" : " \u00b7 ", all, all == 1 ? "" : "s", finished_n);
+    meta += fmt::format("{}{} task{} \u00b7 {} finished", meta.empty() ? "" : " \u00b7 ", all, all == 1 ? "" : "s",
+                        finished_n);
     if (failed_n) meta += fmt::format(" \u00b7 {} failed", failed_n);
     if (g.start_ms && g.end_ms) meta += " \u00b7 " + duration(*g.end_ms - *g.start_ms);
     else if (g.start_ms) meta += " \u00b7 running";
@@ -59,21 +62,25 @@ void group_table(Html& out, const Run& run, const FailureIds& failures, std::siz
     if (g.tasks.empty()) return;
 
     const ResultColumns cols = result_columns(g);
-    out.raw("<div class=\"scroll\"><table class=\"sortable\"><thead><tr>"
-            "<th>Task</th><th>Status</th><th>Device</th><th class=\"n\">Load</th><th class=\"n\">Train</th><th class=\"n\">Peak RAM</th>");
+    out.raw(
+        "<div class=\"scroll\"><table class=\"sortable\"><thead><tr>"
+        "<th>Task</th><th>Status</th><th>Device</th><th class=\"n\">Load</th><th class=\"n\">Train</th><th class=\"n\">Peak RAM</th>");
     if (cols.gpu) out.raw("<th class=\"n\">Peak GPU</th>");
     if (cols.retries) out.raw("<th class=\"n\">Retries</th>");
-    for (const auto& k : cols.keys) out.add("<th{} title=\"result[{}]\">{}</th>", Raw{cols.text.count(k) ? "" : " class=\"n\""}, k, truncated(k, 40));
+    for (const auto& k : cols.keys)
+        out.add("<th{} title=\"result[{}]\">{}</th>", Raw{cols.text.count(k) ? "" : " class=\"n\""}, k,
+                truncated(k, 40));
     out.raw("</tr></thead><tbody>\n");
     for (std::size_t ti = 0; ti < g.tasks.size(); ++ti) {
         const TaskInfo& t = g.tasks[ti];
         out.add("<tr><td>{}</td>", t.id);
         std::string word = t.status == "EXITED" ? "FINISHED" : t.status;
         if (auto f = failures.find({gi, ti}); f != failures.end())
-            out.add("<td data-v=\"{}\"><a href=\"#fail-{}\" title=\"{}\"><span class=\"badge fail\">{}</span></a></td>", word, f->second,
-                    truncated(t.stage + ": " + t.message, 300), word);
+            out.add("<td data-v=\"{}\"><a href=\"#fail-{}\" title=\"{}\"><span class=\"badge fail\">{}</span></a></td>",
+                    word, f->second, truncated(t.stage + ": " + t.message, 300), word);
         else
-            out.add("<td data-v=\"{}\"><span class=\"badge {}\">{}</span></td>", word, Raw{status_class(t.status)}, word);
+            out.add("<td data-v=\"{}\"><span class=\"badge {}\">{}</span></td>", word, Raw{status_class(t.status)},
+                    word);
         out.add("<td>{}</td>", t.device);
         measure(out, t.load_ms, duration);
         measure(out, t.train_ms, duration);
@@ -109,10 +116,12 @@ void group_table(Html& out, const Run& run, const FailureIds& failures, std::siz
         out.raw("</tr>\n");
     }
     out.raw("</tbody></table></div>\n");
-    if (cols.dropped) out.add("<p class=\"muted small\">{} more result keys are not shown as columns.</p>\n", cols.dropped);
+    if (cols.dropped)
+        out.add("<p class=\"muted small\">{} more result keys are not shown as columns.</p>\n", cols.dropped);
     if (g.untold)
-        out.add("<p class=\"muted small\">{} more tasks ({} finished, {} failed) are not listed here; {} has every task.</p>\n",
-                g.untold, g.untold_finished, g.untold_failed, (g.dir / "report.json").string());
+        out.add(
+            "<p class=\"muted small\">{} more tasks ({} finished, {} failed) are not listed here; {} has every task.</p>\n",
+            g.untold, g.untold_finished, g.untold_failed, (g.dir / "report.json").string());
 }
 
 const Round* round_of(const Run& run, const Group& g) {
@@ -138,15 +147,19 @@ void round_results(Html& out, const Run& run, const FailureIds& failures, const 
         finished_n += g.untold_finished;
         failed_n += g.untold_failed;
     }
-    std::string meta = fmt::format("{} \u00b7 {} task{} \u00b7 {} finished", names, tasks, tasks == 1 ? "" : "s", finished_n);
+    std::string meta = fmt::format("{} \u00b7 {} task{} \u00b7 {} finished", names, tasks, tasks == 1 ? "" : "s",
+                                   finished_n);
     if (r.wall_s) meta += " \u00b7 " + duration(*r.wall_s * 1000);
     if (auto c = curves.find(r.block); c != curves.end())
         for (std::size_t i = 0; i < c->second.size() && i < 3; ++i)
-            if (const double* v = value_of(r, c->second[i])) meta += fmt::format(" \u00b7 {} {}", truncated(c->second[i], 30), number(json(*v)));
+            if (const double* v = value_of(r, c->second[i]))
+                meta += fmt::format(" \u00b7 {} {}", truncated(c->second[i], 30), number(json(*v)));
     bool blocks = run.rounds.back().block > 1;
-    out.add("<details class=\"round\" id=\"round-{}-{}\"{}><summary><b>{}Round {}</b>{} <span class=\"muted\">{}</span></summary>\n", r.block,
-            r.round, Raw{last || failed_n ? " open" : ""}, blocks ? fmt::format("[[round]] {} \u00b7 ", r.block) : "", r.round,
-            Raw{failed_n ? fmt::format(" <span class=\"badge fail\">{} failed</span>", failed_n) : ""}, meta);
+    out.add(
+        "<details class=\"round\" id=\"round-{}-{}\"{}><summary><b>{}Round {}</b>{} <span class=\"muted\">{}</span></summary>\n",
+        r.block, r.round, Raw{last || failed_n ? " open" : ""},
+        blocks ? fmt::format("[[round]] {} \u00b7 ", r.block) : "", r.round,
+        Raw{failed_n ? fmt::format(" <span class=\"badge fail\">{} failed</span>", failed_n) : ""}, meta);
     for (std::size_t gi : r.groups) group_table(out, run, failures, gi);
     out.raw("</details>\n");
 }
@@ -164,10 +177,12 @@ FailureIds number_failures(const Run& run) {
 void failures_section(Html& out, const Run& run, const FailureIds& failures) {
     std::size_t untold = 0;
     for (const Group& g : run.groups) untold += g.untold_failed;
-    out.add("<section id=\"failures\">\n<h2>Failures <span class=\"muted small\">({})</span></h2>\n", failures.size() + untold);
+    out.add("<section id=\"failures\">\n<h2>Failures <span class=\"muted small\">({})</span></h2>\n",
+            failures.size() + untold);
     if (untold)
         out.add("<p class=\"muted small\">{} of them are in groups too large to list every task: their report.json has "
-                "them.</p>\n", untold);
+                "them.</p>\n",
+                untold);
     if (failures.empty() && untold == 0) {
         out.raw("<p class=\"muted\">No task failed.</p>\n</section>\n");
         return;
@@ -180,33 +195,37 @@ void failures_section(Html& out, const Run& run, const FailureIds& failures) {
         auto [g, t] = list[n];
         const Group& group = run.groups[g];
         const TaskInfo& task = group.tasks[t];
-        out.add("<div class=\"failure\" id=\"fail-{}\">\n<div class=\"head\"><span class=\"badge fail\">{}</span><b>{}</b>", n + 1, task.status,
-                task_name(run, g, t));
+        out.add(
+            "<div class=\"failure\" id=\"fail-{}\">\n<div class=\"head\"><span class=\"badge fail\">{}</span><b>{}</b>",
+            n + 1, task.status, task_name(run, g, t));
         if (!task.stage.empty()) out.add("<span class=\"muted\">in {}</span>", task.stage);
         if (!task.device.empty()) out.add("<span class=\"muted\">on {}</span>", task.device);
         out.raw("</div>\n");
         out.add("<div class=\"msg\">{}</div>\n", task.message.empty() ? "(no message)" : truncated(task.message, 4000));
         std::string where = (group.dir / task.id / "stderr.log").string();
         std::optional<std::string> tail;
-        if (names::valid(task.id) && !group.dir.empty()) tail = tail_lines(run.workdir / group.dir / task.id / "stderr.log", 20);
+        if (names::valid(task.id) && !group.dir.empty())
+            tail = tail_lines(run.workdir / group.dir / task.id / "stderr.log", 20);
         if (!tail) {
             out.add("<p class=\"muted small\">{}: not found</p>\n", where);
         } else if (tail->empty()) {
             out.add("<p class=\"muted small\">{} is empty</p>\n", where);
         } else {
-            out.add("<details{}><summary>{} \u2014 last lines</summary><pre class=\"log\">{}</pre></details>\n", Raw{n < open ? " open" : ""}, where,
-                    *tail);
+            out.add("<details{}><summary>{} \u2014 last lines</summary><pre class=\"log\">{}</pre></details>\n",
+                    Raw{n < open ? " open" : ""}, where, *tail);
         }
         out.raw("</div>\n");
     }
     if (list.size() > full) {
-        out.add("<p class=\"muted small\">{} more failures (their stderr.log is in each task's folder):</p>\n", list.size() - full);
-        out.raw("<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>Task</th><th>Stage</th><th>Message</th></tr></thead><tbody>\n");
+        out.add("<p class=\"muted small\">{} more failures (their stderr.log is in each task's folder):</p>\n",
+                list.size() - full);
+        out.raw(
+            "<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th>Task</th><th>Stage</th><th>Message</th></tr></thead><tbody>\n");
         for (std::size_t n = full; n < list.size(); ++n) {
             auto [g, t] = list[n];
             const TaskInfo& task = run.groups[g].tasks[t];
-            out.add("<tr id=\"fail-{}\"><td>{}</td><td>{}</td><td class=\"s\" title=\"{}\">{}</td></tr>\n", n + 1, task_name(run, g, t), task.stage,
-                    truncated(task.message, 1000), truncated(task.message, 200));
+            out.add("<tr id=\"fail-{}\"><td>{}</td><td>{}</td><td class=\"s\" title=\"{}\">{}</td></tr>\n", n + 1,
+                    task_name(run, g, t), task.stage, truncated(task.message, 1000), truncated(task.message, 200));
         }
         out.raw("</tbody></table></div>\n");
     }
@@ -233,8 +252,10 @@ void rounds_table(Html& out, const std::vector<const Round*>& list) {
     for (const Round* r : list)
         for (const auto& [k, v] : r->values)
             if (std::find(keys.begin(), keys.end(), k) == keys.end() && keys.size() < 40) keys.push_back(k);
-    out.add("<details class=\"values\"{}><summary>values of every round</summary>\n", Raw{list.size() <= 12 ? " open" : ""});
-    out.raw("<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th class=\"n\">Round</th><th class=\"n\">Wall</th>");
+    out.add("<details class=\"values\"{}><summary>values of every round</summary>\n",
+            Raw{list.size() <= 12 ? " open" : ""});
+    out.raw(
+        "<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th class=\"n\">Round</th><th class=\"n\">Wall</th>");
     for (const auto& k : keys) out.add("<th class=\"n\">{}</th>", truncated(k, 40));
     out.raw("</tr></thead><tbody>\n");
     for (const Round* r : list) {

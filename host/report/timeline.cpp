@@ -54,8 +54,9 @@ public:
     Timeline(Html& out, const Run& run) : out_(out), run_(run) {}
 
     void draw() {
-        out_.raw("<section id=\"timeline\">\n<h2>Timeline <span class=\"muted small\">\u00b7 one lane per device; hover a bar for the "
-                 "task, its times and memory peaks</span></h2>\n");
+        out_.raw(
+            "<section id=\"timeline\">\n<h2>Timeline <span class=\"muted small\">\u00b7 one lane per device; hover a bar for the "
+            "task, its times and memory peaks</span></h2>\n");
         span_ms_ = std::max(run_.end_ms, 1.0);
         std::vector<std::string> lanes = lane_names(run_);
         if (lanes.empty()) {
@@ -76,7 +77,8 @@ public:
         // One item per run of a task's consecutive stages in one lane, so a
         // load and the wait after it share a row; items are packed into rows.
         std::map<std::pair<std::size_t, std::size_t>, std::vector<std::size_t>> by_task;
-        for (std::size_t i = 0; i < run_.stages.size(); ++i) by_task[{run_.stages[i].group, run_.stages[i].task}].push_back(i);
+        for (std::size_t i = 0; i < run_.stages.size(); ++i)
+            by_task[{run_.stages[i].group, run_.stages[i].task}].push_back(i);
         std::map<std::string, std::vector<Item>> items;
         constexpr double min_w = 3;  // what bar() draws at least
         for (auto& [key, list] : by_task) {
@@ -109,7 +111,8 @@ public:
         const double lane_pad = 8, min_lane_h = 40;
         const double top_h = axis_h + (round_strip() ? round_strip_h : 0);
         double height = top_h;
-        for (const auto& lane : lanes) height += std::max(min_lane_h, static_cast<double>(row_count[lane]) * row_h + 2 * lane_pad);
+        for (const auto& lane : lanes)
+            height += std::max(min_lane_h, static_cast<double>(row_count[lane]) * row_h + 2 * lane_pad);
         height += 26;  // the bottom axis
 
         out_.add("<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {:.0f}\" "
@@ -175,7 +178,8 @@ private:
             if (room > 6.5 * 3) {
                 auto fits = static_cast<std::size_t>(room / 6.5);
                 if (label.size() > fits) label = truncated(label, fits > 1 ? fits - 1 : 1);
-                out_.add("<text class=\"gname\" x=\"{:.1f}\" y=\"12\"><title>{}</title>{}</text>", x0 + 4, group_title(g), label);
+                out_.add("<text class=\"gname\" x=\"{:.1f}\" y=\"12\"><title>{}</title>{}</text>", x0 + 4,
+                         group_title(g), label);
             }
             out_.raw("\n");
         }
@@ -183,7 +187,8 @@ private:
 
     static std::string group_title(const Group& g) {
         std::string t = "group " + g.name;
-        if (g.start_ms) t += fmt::format("\n{} \u2192 {}", at(*g.start_ms), g.end_ms ? at(*g.end_ms) : std::string("running"));
+        if (g.start_ms)
+            t += fmt::format("\n{} \u2192 {}", at(*g.start_ms), g.end_ms ? at(*g.end_ms) : std::string("running"));
         if (g.start_ms && g.end_ms) t += fmt::format(" ({})", duration(*g.end_ms - *g.start_ms));
         return t;
     }
@@ -193,10 +198,13 @@ private:
         for (double t = 0; t <= span_ms_ + step * 1e-9; t += step) {
             double x = x_of(t);
             std::string label = tick_label(t, step, span_ms_);
-            out_.add("<line class=\"grid\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\"/>", x, x, top - 6, bottom);
+            out_.add("<line class=\"grid\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\"/>", x, x, top - 6,
+                     bottom);
             Raw anchor{t == 0 ? "start" : x > width - right_pad - 20 ? "end" : "middle"};
-            out_.add("<text class=\"ax\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>", x, top - 10, anchor, label);
-            out_.add("<text class=\"ax\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>\n", x, height - 8, anchor, label);
+            out_.add("<text class=\"ax\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>", x, top - 10, anchor,
+                     label);
+            out_.add("<text class=\"ax\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>\n", x, height - 8,
+                     anchor, label);
         }
         out_.add("<line class=\"lane\" x1=\"0\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\"/>\n", width, top, top);
     }
@@ -216,8 +224,9 @@ private:
         } else {
             cls = fmt::format("{} {}", st.kind == StageKind::load ? "ld" : "tr", outcome_class(st.outcome));
         }
-        out_.add("<rect class=\"b {}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"><title>{}</title></rect>\n", cls, x0, y,
-                 w, h, stage_title(st));
+        out_.add(
+            "<rect class=\"b {}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"><title>{}</title></rect>\n",
+            cls, x0, y, w, h, stage_title(st));
     }
 
     std::string stage_title(const Stage& st) const {
@@ -227,7 +236,8 @@ private:
         if (st.kind == StageKind::wait) s += "waiting for a device";
         else s += fmt::format("{} on {}", kind_name(st.kind), st.lane);
         if (st.attempt > 1) s += fmt::format(" (attempt {})", st.attempt);
-        s += fmt::format("\n{} \u2192 {}  ({})", at(st.start_ms), st.outcome == Outcome::running ? std::string("now") : at(st.end_ms),
+        s += fmt::format("\n{} \u2192 {}  ({})", at(st.start_ms),
+                         st.outcome == Outcome::running ? std::string("now") : at(st.end_ms),
                          duration(st.end_ms - st.start_ms));
         switch (st.outcome) {
         case Outcome::ok: s += st.kind == StageKind::wait ? "" : "\nfinished"; break;
@@ -239,13 +249,15 @@ private:
         if (!st.reason.empty()) s += "\nwhy: " + truncated(st.reason, 300);
         std::string peaks;
         if (t.peak_memory) peaks += "peak RAM " + bytes(*t.peak_memory);
-        if (t.peak_gpu_memory) peaks += (peaks.empty() ? "" : " \u00b7 ") + std::string("peak GPU ") + bytes(*t.peak_gpu_memory);
+        if (t.peak_gpu_memory)
+            peaks += (peaks.empty() ? "" : " \u00b7 ") + std::string("peak GPU ") + bytes(*t.peak_gpu_memory);
         if (!peaks.empty()) s += "\n" + peaks + " (task)";
         return s;
     }
 
     bool round_strip() const {
-        return std::any_of(run_.rounds.begin(), run_.rounds.end(), [](const Round& r) { return r.start_ms.has_value(); });
+        return std::any_of(run_.rounds.begin(), run_.rounds.end(),
+                           [](const Round& r) { return r.start_ms.has_value(); });
     }
 
     // A thin band per round under the group names, alternating in shade, with
@@ -260,18 +272,22 @@ private:
             if (!r.start_ms) continue;
             double x0 = x_of(*r.start_ms), x1 = x_of(r.end_ms.value_or(run_.end_ms));
             double w = std::max(x1 - x0, 1.0);
-            out_.add("<rect class=\"rb{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{}\"><title>{}</title></rect>",
-                     Raw{n++ % 2 ? " alt" : ""}, x0, y, w, h, round_title(r, blocks));
+            out_.add(
+                "<rect class=\"rb{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{}\"><title>{}</title></rect>",
+                Raw{n++ % 2 ? " alt" : ""}, x0, y, w, h, round_title(r, blocks));
             std::string label = std::to_string(r.round);
             if (w > 6.0 * static_cast<double>(label.size()) + 4)
-                out_.add("<text class=\"rn\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x0 + w / 2, y + 10, label);
+                out_.add("<text class=\"rn\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x0 + w / 2,
+                         y + 10, label);
             out_.raw("\n");
         }
     }
 
     static std::string round_title(const Round& r, bool blocks) {
-        std::string t = blocks ? fmt::format("[[round]] {}, round {}", r.block, r.round) : fmt::format("round {}", r.round);
-        if (r.start_ms) t += fmt::format("\n{} \u2192 {}", at(*r.start_ms), r.end_ms ? at(*r.end_ms) : std::string("running"));
+        std::string t = blocks ? fmt::format("[[round]] {}, round {}", r.block, r.round)
+                               : fmt::format("round {}", r.round);
+        if (r.start_ms)
+            t += fmt::format("\n{} \u2192 {}", at(*r.start_ms), r.end_ms ? at(*r.end_ms) : std::string("running"));
         if (r.wall_s) t += fmt::format(" ({})", duration(*r.wall_s * 1000));
         for (std::size_t i = 0; i < r.values.size() && i < 8; ++i)
             t += fmt::format("\n{} = {}", truncated(r.values[i].first, 40), number(json(r.values[i].second)));
@@ -291,7 +307,8 @@ void timeline(Html& out, const Run& run) { Timeline(out, run).draw(); }
 std::vector<std::size_t> pack_rows(const std::vector<std::pair<double, double>>& spans, double gap) {
     std::vector<std::size_t> order(spans.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return spans[a].first < spans[b].first; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return spans[a].first < spans[b].first; });
     // Rows in use, by the time they become free; rows free now, lowest first.
     using Busy = std::pair<double, std::size_t>;
     std::priority_queue<Busy, std::vector<Busy>, std::greater<>> busy;
@@ -330,9 +347,9 @@ std::vector<std::string> lane_names(const Run& run) {
 }
 
 double tick_step(double span_ms) {
-    static const double steps[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 15000, 30000,
-                                   60000, 120000, 300000, 600000, 900000, 1800000, 3600000, 7200000, 10800000,
-                                   21600000, 43200000, 86400000};
+    static const double steps[] = {1,      2,      5,       10,      20,      50,       100,      200,      500,
+                                   1000,   2000,   5000,    10000,   15000,   30000,    60000,    120000,   300000,
+                                   600000, 900000, 1800000, 3600000, 7200000, 10800000, 21600000, 43200000, 86400000};
     double step = steps[std::size(steps) - 1];
     for (double s : steps)
         if (span_ms / s <= 10) {

@@ -37,7 +37,8 @@ std::size_t Journal::open(const std::filesystem::path& path, ProgressView* view)
         off_t from = std::max<off_t>(0, end - static_cast<off_t>(buf.size()));
         ssize_t n = ::pread(fd_, buf.data(), static_cast<std::size_t>(end - from), from);
         if (n < 0 && errno == EINTR) continue;
-        if (n != end - from) throw std::system_error(errno ? errno : EIO, std::generic_category(), "read " + path.string());
+        if (n != end - from)
+            throw std::system_error(errno ? errno : EIO, std::generic_category(), "read " + path.string());
         auto nl = std::find(buf.rbegin() + static_cast<std::ptrdiff_t>(buf.size() - static_cast<std::size_t>(n)),
                             buf.rend(), '\n');
         if (nl != buf.rend()) {
@@ -47,7 +48,8 @@ std::size_t Journal::open(const std::filesystem::path& path, ProgressView* view)
         end = from;
     }
     if (end == size_) return 0;
-    if (::ftruncate(fd_, end) != 0) throw std::system_error(errno, std::generic_category(), "truncate " + path.string());
+    if (::ftruncate(fd_, end) != 0)
+        throw std::system_error(errno, std::generic_category(), "truncate " + path.string());
     std::size_t cut = static_cast<std::size_t>(size_ - end);
     size_ = end;
     return cut;

@@ -17,7 +17,6 @@
 
 namespace fedflow {
 
-
 class Journal {
 public:
     Journal() = default;
@@ -74,7 +73,7 @@ private:
     int fd_ = -1;
     std::string pending_;  // lines not in the file yet
     static constexpr std::size_t kBatchChunk = std::size_t{1} << 20;
-    off_t size_ = 0;       // the file's length: whole lines only
+    off_t size_ = 0;  // the file's length: whole lines only
     int error_ = 0;
     bool unsynced_ = false;
     int batches_ = 0;

@@ -59,22 +59,20 @@ report::RunModel first_model(const fs::path& workdir, bool resume) {
 }  // namespace
 
 Outputs::Outputs(const plan::Plan& plan, fs::path workdir, bool resume, Options options)
-    : plan_(plan),
-      workdir_(std::move(workdir)),
-      options_(std::move(options)),
-      model_(first_model(workdir_, resume)) {
+    : plan_(plan), workdir_(std::move(workdir)), options_(std::move(options)), model_(first_model(workdir_, resume)) {
     if (plan_.notify) notifier_.emplace(notify_config(*plan_.notify), workdir_);
 }
 
-void Outputs::start(std::uint64_t seed, const std::string& started, const sched::Snapshot& machine, const sched::Limits& limits) {
+void Outputs::start(std::uint64_t seed, const std::string& started, const sched::Snapshot& machine,
+                    const sched::Limits& limits) {
     json cpu;
     cpu["name"] = "cpu";
     cpu["cpus"] = ::sysconf(_SC_NPROCESSORS_ONLN);
     cpu["memory"] = machine.ram_total;
     json devices = json::array({cpu});
     for (const auto& g : machine.gpus) {
-        bool used = limits.use_gpus &&
-                    (limits.gpus.empty() || std::find(limits.gpus.begin(), limits.gpus.end(), g.index) != limits.gpus.end());
+        bool used = limits.use_gpus && (limits.gpus.empty() || std::find(limits.gpus.begin(), limits.gpus.end(),
+                                                                         g.index) != limits.gpus.end());
         devices.push_back({{"name", g.device()},
                            {"model", g.name},
                            {"pci_bus_id", g.pci_bus_id},
@@ -117,7 +115,8 @@ void Outputs::group_started(const TaskGroup& g, std::size_t block) {
     entry["failed"] = g.failed_count();
     entries_[&g] = run_["groups"].size();
     run_["groups"].push_back(std::move(entry));
-    model_.add_group(g.group_name(), static_cast<int>(g.round()), static_cast<int>(block), static_cast<int>(g.index()), report);
+    model_.add_group(g.group_name(), static_cast<int>(g.round()), static_cast<int>(block), static_cast<int>(g.index()),
+                     report);
     dirty_ = true;
 }
 
@@ -144,7 +143,8 @@ void Outputs::group_ended(const TaskGroup& g, bool interrupted) {
     e.name = g.round() != 0 ? fmt::format("{} (round {})", g.group_name(), g.round()) : g.group_name();
     e.status = interrupted ? "interrupted" : g.failed_count() > 0 ? "failed" : "finished";
     e.report = g.workdir() / "report.json";
-    e.summary = fmt::format("Group {}: {} of {} task(s) finished, {} failed.", e.name, finished, g.tasks().size(), g.failed_count());
+    e.summary = fmt::format("Group {}: {} of {} task(s) finished, {} failed.", e.name, finished, g.tasks().size(),
+                            g.failed_count());
     std::size_t listed = 0;
     for (std::size_t i = 0; i < g.tasks().size(); ++i) {
         const TaskGroup::Failure* f = g.failure_at(i);
@@ -220,8 +220,8 @@ void Outputs::finish(const std::string& status, int exit_code, const std::string
     e.name = plan_.file.filename().string();
     e.status = status;
     e.report = workdir_ / "report.html";
-    e.summary = fmt::format("Run of {} in {}: {}. {} task(s) finished, {} failed, in {} group run(s).", e.name, workdir_.string(),
-                            status, finished_, failed_, run_["groups"].size());
+    e.summary = fmt::format("Run of {} in {}: {}. {} task(s) finished, {} failed, in {} group run(s).", e.name,
+                            workdir_.string(), status, finished_, failed_, run_["groups"].size());
     notifier_->send(e);
 }
 

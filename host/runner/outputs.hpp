@@ -34,7 +34,7 @@ namespace fedflow {
 // One round of a [[round]] table: a line of rounds.csv and an entry of
 // run.json's "rounds".
 struct RoundRow {
-    std::size_t block = 1;          // the [[round]] table, 1-based
+    std::size_t block = 1;  // the [[round]] table, 1-based
     std::uint32_t round = 0;
     double wall_s = 0;
     nlohmann::ordered_json values;  // the scalars the round's last group returned, averaged over its tasks
@@ -65,7 +65,8 @@ public:
 
     // Writes run.json at once, "status": "running", with the run's facts: the
     // plan, this host, the seed, the start time, the machine's devices.
-    void start(std::uint64_t seed, const std::string& started, const sched::Snapshot& machine, const sched::Limits& limits);
+    void start(std::uint64_t seed, const std::string& started, const sched::Snapshot& machine,
+               const sched::Limits& limits);
     // Every line of events.jsonl, as the journal writes it.
     void event(const nlohmann::ordered_json& line);
     // A group instance starts (block: its [[round]] table, 0 outside rounds).
@@ -99,13 +100,13 @@ private:
     Options options_;
     std::optional<notify::Notifier> notifier_;
     report::RunModel model_;
-    nlohmann::ordered_json run_;  // run.json
+    nlohmann::ordered_json run_;                       // run.json
     std::map<const TaskGroup*, std::size_t> entries_;  // a group's index in run_["groups"]
     std::vector<RoundRow> rows_;
-    std::vector<std::string> columns_;  // rounds.csv's value columns, in the order first seen
-    bool csv_written_ = false;          // rounds.csv has this run's header
+    std::vector<std::string> columns_;       // rounds.csv's value columns, in the order first seen
+    bool csv_written_ = false;               // rounds.csv has this run's header
     std::size_t finished_ = 0, failed_ = 0;  // tasks, over every group that ended
-    bool dirty_ = false;                // something changed since run.json and report.html were written
+    bool dirty_ = false;                     // something changed since run.json and report.html were written
     Clock::time_point written_at_{};
     Clock::duration write_cost_{};
 };

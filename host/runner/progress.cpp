@@ -42,7 +42,8 @@ std::string describe_event(const json& e) {
         return fmt::format("group {} ({} task{}) started", where, n, n == 1 ? "" : "s");
     }
     if (kind == "group_end")
-        return fmt::format("group {} ended: {} finished, {} failed", where, e.value("finished", 0), e.value("failed", 0));
+        return fmt::format("group {} ended: {} finished, {} failed", where, e.value("finished", 0),
+                           e.value("failed", 0));
     if (kind == "round_end") {
         std::string what = fmt::format("round {} ended", e.value("round", 0));
         if (e.contains("values") && e["values"].is_object())
@@ -58,9 +59,7 @@ std::string describe_event(const json& e) {
 namespace {
 
 // Whole seconds: the frame is redrawn ten times a second.
-std::string duration(double s) {
-    return text::format_duration(std::chrono::seconds(std::llround(std::max(0.0, s))));
-}
+std::string duration(double s) { return text::format_duration(std::chrono::seconds(std::llround(std::max(0.0, s)))); }
 
 // Columns of UTF-8 text (every code point one column: the view writes no
 // wide characters).
@@ -119,7 +118,8 @@ public:
         if (e.value("round", 0) != 0) where = fmt::format("round {} {}", e.value("round", 0), where);
         for (const auto& [what, n] : seen_)
             if (n > shown)
-                out.push_back(fmt::format("{}: {} more task(s) failed in {}: {}", where, n - shown, what.first, what.second));
+                out.push_back(
+                    fmt::format("{}: {} more task(s) failed in {}: {}", where, n - shown, what.first, what.second));
         seen_.clear();
         return out;
     }
@@ -164,7 +164,8 @@ public:
 private:
     void print(const json& e, const std::string& what) {
         if (what.empty()) return;
-        std::string line = fmt::format("fedflow: [{:8.2f}s] {}\n", static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0,
+        std::string line = fmt::format("fedflow: [{:8.2f}s] {}\n",
+                                       static_cast<double>(e.value("elapsed_ms", 0)) / 1000.0,
                                        text::printable_lines(what));
         std::fwrite(line.data(), 1, line.size(), out_);
     }
@@ -348,13 +349,14 @@ void TtyModel::event(const json& e) {
 std::vector<std::string> TtyModel::frame(const LiveStatus& status, int width, double elapsed_s) const {
     std::vector<std::string> out;
     // Header: the plan, elapsed, rounds, and the time left at the pace so far.
-    std::string head =
-        fmt::format("fedflow  {}  {}", text::printable(plan_.substr(plan_.rfind('/') + 1)), duration(elapsed_s));
+    std::string head = fmt::format("fedflow  {}  {}", text::printable(plan_.substr(plan_.rfind('/') + 1)),
+                                   duration(elapsed_s));
     if (rounds_ > 0) head += fmt::format("  round {}/{}", round_, rounds_);
     if (!ended_.empty()) {
         head += "  " + ended_;
     } else if (done_ > 0 && planned_ > done_) {
-        head += fmt::format("  ~{} left", duration(elapsed_s / static_cast<double>(done_) * static_cast<double>(planned_ - done_)));
+        head += fmt::format("  ~{} left",
+                            duration(elapsed_s / static_cast<double>(done_) * static_cast<double>(planned_ - done_)));
     }
     if (planned_ > 0) head += fmt::format("  {}/{} tasks", done_, planned_);
     out.push_back(clip(head, width));
@@ -390,7 +392,8 @@ std::vector<std::string> TtyModel::frame(const LiveStatus& status, int width, do
 
     // The tasks running now, longest first.
     std::vector<LiveStatus::Running> running = status.running;
-    std::stable_sort(running.begin(), running.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+    std::stable_sort(running.begin(), running.end(),
+                     [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
     std::string line = "  running:";
     std::size_t shown = 0;
     for (const auto& r : running) {

@@ -36,17 +36,17 @@ std::optional<Progress> parse_progress(std::string_view text);
 // What the runner knows that the journal's events do not say.
 struct LiveStatus {
     struct Device {
-        std::string name;             // "RAM", "cuda:0"
-        std::uint64_t used = 0;       // in use on the machine, by anyone
+        std::string name;        // "RAM", "cuda:0"
+        std::uint64_t used = 0;  // in use on the machine, by anyone
         std::uint64_t total = 0;
-        std::uint64_t reserved = 0;   // held by Fedflow's tasks (the scheduler's ledger)
-        int tasks = 0;                // Fedflow's tasks on it now
+        std::uint64_t reserved = 0;  // held by Fedflow's tasks (the scheduler's ledger)
+        int tasks = 0;               // Fedflow's tasks on it now
     };
     struct Running {
-        std::string task;             // "clients/3"
-        std::string stage;            // load, wait, train
+        std::string task;   // "clients/3"
+        std::string stage;  // load, wait, train
         std::string device;
-        double seconds = 0;           // in this stage so far
+        double seconds = 0;  // in this stage so far
     };
     std::vector<Device> devices;
     std::vector<Running> running;
@@ -100,7 +100,7 @@ private:
     std::size_t planned_ = 0;    // task runs the plan asks for (rounds counted)
     std::size_t done_ = 0;       // ended, finished or failed
     std::uint32_t round_ = 0, rounds_ = 0;
-    std::string ended_;          // the run's status once it ended
+    std::string ended_;                                                // the run's status once it ended
     std::map<std::pair<std::string, std::string>, std::string> last_;  // (group/round, task) -> status
 };
 

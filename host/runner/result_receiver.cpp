@@ -47,7 +47,8 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
         if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
         const messages::BytesBuffer& buffer = announced.buffers[id];
         if (!buffer.size) throw wire::Error(fmt::format("reference to bytes buffer {} of an earlier attempt", id));
-        if (n > *buffer.size) throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, *buffer.size, n));
+        if (n > *buffer.size)
+            throw wire::Error(fmt::format("bytes buffer {} has {} bytes, not {}", id, *buffer.size, n));
         return Bytes::view(nullptr, static_cast<std::size_t>(n), static_cast<std::int64_t>(id));
     };
     auto copy = [&](std::uint64_t id, std::uint64_t n, const std::filesystem::path& path) -> std::uint64_t {
@@ -61,8 +62,9 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
             throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, st.st_size, size));
         byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, fmt::format("bytes buffer {}", id));
         if (c.source_checksum != buffer.checksum)
-            throw wire::Error(fmt::format(
-                "bytes buffer {} corrupt: its checksum does not match (written to after train returned?)", id));
+            throw wire::Error(
+                fmt::format("bytes buffer {} corrupt: its checksum does not match (written to after train returned?)",
+                            id));
         return c.file_checksum;
     };
     Value v = wire::decode(doc, static_cast<std::size_t>(announced.size), resolve, seg);

@@ -28,13 +28,15 @@ Written write_result(const Dict& result, const fs::path& dir, const SegmentCopy&
             std::string name = value_json::file_name_for(key_path, used);
             std::uint64_t sum;
             if (b.shm_id() >= 0) {
-                if (!copy_segment) throw std::logic_error("write_result: a Bytes in shared memory, and no copy_segment");
+                if (!copy_segment)
+                    throw std::logic_error("write_result: a Bytes in shared memory, and no copy_segment");
                 sum = copy_segment(static_cast<std::uint64_t>(b.shm_id()), b.size(), dir / name);
             } else {
                 sum = byte_file::write(b.data(), b.size(), dir / name);
             }
             out.bytes += b.size();
-            return json{{"$bytes", json{{"file", name}, {"size", b.size()}, {"checksum", integrity::checksum_text(sum)}}}};
+            return json{
+                {"$bytes", json{{"file", name}, {"size", b.size()}, {"checksum", integrity::checksum_text(sum)}}}};
         });
         std::string text = out.json.dump(2, ' ', false, json::error_handler_t::replace);
         text += '\n';
@@ -81,7 +83,8 @@ Dict reference_result(const json& j, const fs::path& dir, std::vector<inputs_man
             // fails every task of the group (cannot prepare inputs).
             const std::uint64_t n = size ? *size : static_cast<std::uint64_t>(fs::file_size(path));
             files.push_back({path.string(), n, checksum});
-            return Value(Bytes::view(nullptr, static_cast<std::size_t>(n), static_cast<std::int64_t>(files.size() - 1)));
+            return Value(
+                Bytes::view(nullptr, static_cast<std::size_t>(n), static_cast<std::int64_t>(files.size() - 1)));
         });
     } catch (const std::exception& e) {
         throw std::runtime_error(fmt::format("result.json in {}: {}", dir.string(), e.what()));

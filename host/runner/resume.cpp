@@ -60,7 +60,8 @@ std::string plan_changes(const std::string& before, const std::string& after) {
         const std::string* x = i < a.size() ? &a[i] : nullptr;
         const std::string* y = i < b.size() ? &b[i] : nullptr;
         if (x && y && *x == *y) continue;
-        out += fmt::format("; line {}: {} is now {}", i + 1, x ? "'" + *x + "'" : "(none)", y ? "'" + *y + "'" : "(none)");
+        out += fmt::format("; line {}: {} is now {}", i + 1, x ? "'" + *x + "'" : "(none)",
+                           y ? "'" + *y + "'" : "(none)");
         ++shown;
     }
     return out;
@@ -74,8 +75,8 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     // What a host killed while it replaced a file left (file_io.hpp).
     file_io::remove_temporaries(workdir);
     if (!fs::exists(run_file, ec))
-        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
-                                                workdir.string()));
+        throw std::invalid_argument(
+            fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir.string()));
     json run;
     try {
         std::ifstream in(run_file);
@@ -91,8 +92,8 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
                 "to start over, or add --force to resume with the plan as it is now",
                 workdir.string(), before.empty() ? "unknown" : before.substr(0, 19), plan.digest.substr(0, 19),
                 plan_changes(run.value("plan_text", ""), plan.text)));
-        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})",
-                     workdir.string(), before.substr(0, 19), plan.digest.substr(0, 19));
+        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})", workdir.string(),
+                     before.substr(0, 19), plan.digest.substr(0, 19));
     }
 
     // The journal says which tasks finished, with the checksum of the

@@ -17,7 +17,7 @@ namespace fedflow {
 
 class ResumeState {
 public:
-    struct Previous {  // a task the earlier run finished
+    struct Previous {                   // a task the earlier run finished
         nlohmann::ordered_json result;  // its result.json
         nlohmann::ordered_json report;  // its entry in the group's report.json
     };

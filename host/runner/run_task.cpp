@@ -2,8 +2,8 @@
 
 #include "common/device.hpp"
 #include "common/log.hpp"
-#include "runner/runner.hpp"
 #include "exec/worker_process.hpp"
+#include "runner/runner.hpp"
 
 #include <fmt/core.h>
 
@@ -46,7 +46,8 @@ bool on_path(const std::string& program) {
 
 fs::path new_temporary_dir() {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = (fs::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") / "fedflow-run-task-XXXXXX").string();
+    std::string pattern =
+        (fs::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") / "fedflow-run-task-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)
         throw std::system_error(errno, std::generic_category(), "cannot create a directory like " + pattern);
     return pattern;
@@ -58,8 +59,8 @@ int run_task(const plan::Plan& plan, const std::vector<PluginFile>& plugins, con
              const fs::path& worker) {
     std::size_t slash = o.target.find('/');
     if (slash == std::string::npos)
-        throw std::invalid_argument(fmt::format("run-task: '{}' is not GROUP/ID (a group's name and a task's id)",
-                                                o.target));
+        throw std::invalid_argument(
+            fmt::format("run-task: '{}' is not GROUP/ID (a group's name and a task's id)", o.target));
     const std::string group = o.target.substr(0, slash), id = o.target.substr(slash + 1);
     std::size_t gi = plan.groups.size();
     std::string names;
@@ -111,7 +112,8 @@ int run_task(const plan::Plan& plan, const std::vector<PluginFile>& plugins, con
         std::string command;
         for (const auto& a : WorkerProcess::command_line(so)) command += (command.empty() ? "" : " ") + shell_quote(a);
         std::printf("cwd: %s\n", (dir / group / id).c_str());
-        std::printf("environment: fedflow-host's, with CUDA_DEVICE_ORDER=PCI_BUS_ID (and without CUDA_VISIBLE_DEVICES)\n");
+        std::printf(
+            "environment: fedflow-host's, with CUDA_DEVICE_ORDER=PCI_BUS_ID (and without CUDA_VISIBLE_DEVICES)\n");
         std::printf("command: %s\n", command.c_str());
         std::printf("fd 3: the control channel, on which fedflow-host sends the task (config, load, train): "
                     "fedflow-host run-task %s %s%s runs this command and drives it\n",

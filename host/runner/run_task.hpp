@@ -18,11 +18,11 @@
 namespace fedflow {
 
 struct RunTaskOptions {
-    std::string target;           // "GROUP/ID"
-    std::filesystem::path dir;    // where the run goes; empty: a new directory in $TMPDIR
-    std::string device;           // where train runs; empty: the task's pinned device, else "cpu"
-    bool gdb = false;             // run the worker under gdb
-    bool print_command = false;   // print the worker's command line and environment; run nothing
+    std::string target;          // "GROUP/ID"
+    std::filesystem::path dir;   // where the run goes; empty: a new directory in $TMPDIR
+    std::string device;          // where train runs; empty: the task's pinned device, else "cpu"
+    bool gdb = false;            // run the worker under gdb
+    bool print_command = false;  // print the worker's command line and environment; run nothing
 };
 
 // Runs the task; returns the exit code (0 finished, 1 failed). Throws

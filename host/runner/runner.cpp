@@ -23,10 +23,7 @@
 #include <climits>
 #include <csignal>
 #include <cstdio>
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -157,9 +154,9 @@ int Runner::run() {
         eo.fork_server = plan_.scheduler.worker_start == plan::WorkerStart::fork_server;
         std::unique_ptr<sched::Probe> probe;
         if (!options_.simulate_gpus.empty() && limits_.use_gpus)
-            probe = std::make_unique<sched::Probe>(simgpu::Table::create(shm_prefix_ + "-gpus", options_.simulate_gpus));
-        else
-            probe = std::make_unique<sched::Probe>(limits_.use_gpus);
+            probe = std::make_unique<sched::Probe>(
+                simgpu::Table::create(shm_prefix_ + "-gpus", options_.simulate_gpus));
+        else probe = std::make_unique<sched::Probe>(limits_.use_gpus);
         executor_ = std::make_unique<exec::LocalExecutor>(std::move(eo), std::move(probe));
     }
     const sched::Snapshot& machine = executor_->machine();
@@ -180,12 +177,13 @@ int Runner::run() {
         log::info("no GPU to schedule ({}): tasks train on \"cpu\"",
                   executor_->gpu_status().empty() ? "NVML sees none" : executor_->gpu_status());
     for (const auto& g : machine.gpus)
-        log::info("{}: {} ({}), {} in all, {} in use", g.device(), g.name, g.pci_bus_id,
-                  text::format_size(g.total), text::format_size(g.used));
+        log::info("{}: {} ({}), {} in all, {} in use", g.device(), g.name, g.pci_bus_id, text::format_size(g.total),
+                  text::format_size(g.used));
 
     remove_stale_segments();
     if (plan_.notify && plan_.notify->smtp && !notify::have_smtp())
-        throw std::invalid_argument("[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
+        throw std::invalid_argument(
+            "[notify] smtp: this fedflow-host was built without libcurl, so it cannot send mail");
     // The start sequence is ordered so that a host killed at any point of
     // it leaves a workdir that a fresh run and --resume both accept: the
     // lock file first (it marks the directory as Fedflow's), then run.json,
@@ -209,7 +207,9 @@ int Runner::run() {
     view_ = ProgressView::make(options_.progress);
     make_reserve();
     Outputs::Options outputs;
-    outputs.write_own = [this](const fs::path& file, const std::function<void()>& write) { return write_own(file, write); };
+    outputs.write_own = [this](const fs::path& file, const std::function<void()>& write) {
+        return write_own(file, write);
+    };
     outputs_.emplace(plan_, workdir_, options_.resume, std::move(outputs));
     outputs_->start(options_.seed, started_, executor_->machine(), limits_);
     failpoint("run-json-written");
@@ -271,7 +271,8 @@ int Runner::run() {
         // The host itself failed: say so in the run's files before the
         // caller reports it (the destructor ends the workers).
         try {
-            journal_.write({{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
+            journal_.write(
+                {{"event", "run_end"}, {"status", "error"}, {"exit_code", exit_host_failed}, {"message", e.what()}});
             if (outputs_) outputs_->finish("error", exit_host_failed);
         } catch (...) {
         }
@@ -317,10 +318,11 @@ void Runner::claim_workdir() {
     WorkdirLock::check_path(workdir_);
     std::error_code ec;
     const bool exists = fs::exists(workdir_, ec);
-    const bool ours = exists && (fs::exists(workdir_ / "run.json", ec) || fs::exists(workdir_ / WorkdirLock::file_name, ec));
+    const bool ours = exists &&
+                      (fs::exists(workdir_ / "run.json", ec) || fs::exists(workdir_ / WorkdirLock::file_name, ec));
     if (options_.resume && !ours)
-        throw std::invalid_argument(fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume",
-                                                workdir_.string()));
+        throw std::invalid_argument(
+            fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir_.string()));
     if (exists && !ours && fs::is_directory(workdir_, ec) && !fs::is_empty(workdir_, ec))
         throw std::invalid_argument(fmt::format(
             "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
@@ -423,8 +425,8 @@ void Runner::receive_result(Live& live, exec::WorkerId id, const messages::Resul
                         {"bytes", w.bytes + announced.size},
                         {"transfer_ms", static_cast<double>(done_ns - announced.train_end_ns) / 1e6},
                         {"host_ms", static_cast<double>(done_ns - received_ns) / 1e6}});
-        status_event(group, task, {{"train_ms", task.stats().train_ms},
-                                   {"result_checksum", fmt::format("{:016x}", w.checksum)}});
+        status_event(group, task,
+                     {{"train_ms", task.stats().train_ms}, {"result_checksum", fmt::format("{:016x}", w.checksum)}});
     } catch (const std::exception& e) {
         live.receiver.discard();
         if (results::is_disk_full(e)) {
@@ -496,7 +498,8 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
             message = live.ended_why;
         } else if (!live.timed_out_stage.empty()) {
             stage = live.timed_out_stage;
-            message = fmt::format("timed out after {} in {}", text::format_duration(plan_.scheduler.task_timeout), stage);
+            message = fmt::format("timed out after {} in {}", text::format_duration(plan_.scheduler.task_timeout),
+                                  stage);
         } else if (!stop_reason_.empty()) {
             message = "interrupted: " + stop_reason_;
         } else if (e.closed_channel ||
@@ -534,7 +537,8 @@ void Runner::requeue(Live& live, const exec::Event& e) {
     }
     ++used;
     // Nothing of it is kept: it starts again, load first, on another node.
-    log::warning("{}/{}: {}; it runs again (re-queue {} of {})", group.group_name(), task.task_id(), e.error, used, limit);
+    log::warning("{}/{}: {}; it runs again (re-queue {} of {})", group.group_name(), task.task_id(), e.error, used,
+                 limit);
     task.set_status(TaskStatus::INTERRUPT);
     status_event(group, task, {{"stage", stage}, {"message", e.error}, {"requeue", used}, {"requeues", limit}});
     ++restarts_pending_;
@@ -551,8 +555,8 @@ void Runner::handle_stop(Live& live, const exec::Event& e) {
     event["count"] = e.stops;
     journal_.write(std::move(event));
     if (e.ended) {
-        log::warning("{}/{}: its worker was stopped by {} {} times: ending it", group.group_name(), task.task_id(), name,
-                     e.stops);
+        log::warning("{}/{}: its worker was stopped by {} {} times: ending it", group.group_name(), task.task_id(),
+                     name, e.stops);
         if (!is_final(task.status())) live.ended_why = fmt::format("stopped by {} {} times; ended", name, e.stops);
     } else {
         log::warning("{}/{}: its worker was stopped by {}: continuing it", group.group_name(), task.task_id(), name);
@@ -757,7 +761,8 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         }
     }
     if (not_started_count > 0)
-        log::error("{}: {} task(s) {}", g.round() == 0 ? g.group_name() : fmt::format("round {} {}", g.round(), g.group_name()),
+        log::error("{}: {} task(s) {}",
+                   g.round() == 0 ? g.group_name() : fmt::format("round {} {}", g.round(), g.group_name()),
                    not_started_count, not_started);
     if (!inputs_segment_.empty()) shm::Segment::remove(inputs_segment_);
 

@@ -11,8 +11,8 @@
 // deadlines (stage timeouts). Nothing sleeps for a fixed time.
 #pragma once
 
-#include "common/sim_gpu.hpp"
 #include "common/shm.hpp"
+#include "common/sim_gpu.hpp"
 #include "exec/executor.hpp"
 #include "notify/notify.hpp"
 #include "plan/plan.hpp"
@@ -42,21 +42,21 @@
 namespace fedflow {
 
 struct RunOptions {
-    std::filesystem::path workdir;      // overrides the plan's when set
-    std::filesystem::path worker;       // the fedflow-worker executable
+    std::filesystem::path workdir;  // overrides the plan's when set
+    std::filesystem::path worker;   // the fedflow-worker executable
     std::uint64_t seed = 0;
     Progress progress = Progress::plain;
-    std::uint64_t result_limit = 0;     // max bytes of one task's result (0 = none)
+    std::uint64_t result_limit = 0;              // max bytes of one task's result (0 = none)
     std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
-    std::string gpus;                   // --gpus: replaces [resources] gpus when set
+    std::string gpus;                            // --gpus: replaces [resources] gpus when set
     // --simulate-gpus: these GPUs instead of NVML's (common/sim_gpu.hpp).
     std::vector<simgpu::Spec> simulate_gpus;
-    std::string simulate_gpus_text;     // the same as given (each node of --slurm makes its own)
+    std::string simulate_gpus_text;  // the same as given (each node of --slurm makes its own)
     // --slurm (or [slurm] enabled): the workers run on the nodes of the
     // Slurm allocation the host runs in (exec/slurm_executor.hpp).
     bool slurm = false;
-    bool resume = false;                // --resume: run only what has not finished
-    bool force = false;                 // --force: resume even if the plan changed
+    bool resume = false;  // --resume: run only what has not finished
+    bool force = false;   // --force: resume even if the plan changed
     // run-task: workers on the host's terminal and in its process group,
     // under wrapper when given (gdb; the host then ignores SIGINT, which is
     // the debugger's), without containment of what they start.
@@ -93,10 +93,10 @@ private:
     struct Live {
         TaskGroup* group = nullptr;
         Task* task = nullptr;
-        ResultReceiver receiver;     // its shared-memory segments
-        std::string timed_out_stage; // set when the stage ran past task-timeout
-        bool ending = false;         // asked to stop (timeout, or the host stops)
-        std::string ended_why;       // why the executor ended it (a worker stopped too often)
+        ResultReceiver receiver;      // its shared-memory segments
+        std::string timed_out_stage;  // set when the stage ran past task-timeout
+        bool ending = false;          // asked to stop (timeout, or the host stops)
+        std::string ended_why;        // why the executor ended it (a worker stopped too often)
     };
 
     // Takes the workdir's lock (one run at a time), after refusing a
@@ -226,7 +226,7 @@ private:
     Dict inputs_about_;                 // per group of its inputs: tasks, finished, round (Context::inputs_about)
     // The resource each waiting task last waited for (logged once per change).
     std::unordered_map<const Task*, std::string> waiting_for_;
-    std::string last_logged_wait_;      // "load memory": the cause the log last told, and when
+    std::string last_logged_wait_;  // "load memory": the cause the log last told, and when
     std::chrono::steady_clock::time_point last_logged_wait_at_{};
 };
 

@@ -55,8 +55,8 @@ bool Runner::write_own(const fs::path& file, const std::function<void()>& write)
             if (!results::is_disk_full(e)) throw;
             disk_full(e.what());  // frees the reserve: one more try
             if (attempt == 1) {
-                log::error("cannot write {}: the filesystem is full even after freeing the reserve ({})",
-                           file.string(), e.what());
+                log::error("cannot write {}: the filesystem is full even after freeing the reserve ({})", file.string(),
+                           e.what());
                 return false;
             }
         }

@@ -93,8 +93,7 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             std::uint32_t old = r - rounds.keep_rounds;
             fs::path dir = workdir_ / plan::round_dir(old, rounds.count);
             bool shared = false;  // another [[round]] block's groups live there too
-            for (const auto& other : plan_.rounds)
-                shared = shared || (&other != &rounds && other.count >= old);
+            for (const auto& other : plan_.rounds) shared = shared || (&other != &rounds && other.count >= old);
             if (shared) {
                 for (std::size_t i = rounds.first; i < rounds.last; ++i) fs::remove_all(dir / plan_.groups[i].name);
             } else {

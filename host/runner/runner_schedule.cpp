@@ -67,10 +67,10 @@ void Runner::out_of_memory(Live& live, exec::WorkerId id, const std::string& sta
                            : "out of memory: " + message;
     if (used >= limit) {
         fail(group, task, stage,
-             limit == 0 ? fmt::format("{} ({}-retries = 0)", what, in_load ? "load" : "train")
-                        : fmt::format("{} (gave up after {} {} retr{}: {}-retries = {})", what, used,
-                                      in_load ? "load" : "train", used == 1 ? "y" : "ies", in_load ? "load" : "train",
-                                      limit));
+             limit == 0
+                 ? fmt::format("{} ({}-retries = 0)", what, in_load ? "load" : "train")
+                 : fmt::format("{} (gave up after {} {} retr{}: {}-retries = {})", what, used,
+                               in_load ? "load" : "train", used == 1 ? "y" : "ies", in_load ? "load" : "train", limit));
         if (process_alive) task.exit();
         return;
     }

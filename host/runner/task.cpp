@@ -54,7 +54,8 @@ void Task::set_status(TaskStatus s) {
         break;
     }
     if (!ok)
-        throw std::logic_error(fmt::format("task {}: no transition from {} to {}", task_id_, to_string(status_), to_string(s)));
+        throw std::logic_error(
+            fmt::format("task {}: no transition from {} to {}", task_id_, to_string(status_), to_string(s)));
     status_ = s;
     // Stage timeouts count from here, and the live view shows how long a
     // task has loaded, waited or trained.

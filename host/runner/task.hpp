@@ -48,11 +48,11 @@ struct TaskStats {
 // What the scheduler knows of a task's size, and how often it ran out of
 // memory.
 struct TaskEstimates {
-    std::optional<std::uint64_t> memory;      // the plan's, for this task
+    std::optional<std::uint64_t> memory;  // the plan's, for this task
     std::optional<std::uint64_t> gpu_memory;
-    std::optional<std::uint64_t> grown_memory;      // after an out-of-memory
+    std::optional<std::uint64_t> grown_memory;  // after an out-of-memory
     std::optional<std::uint64_t> grown_gpu_memory;
-    std::uint64_t admitted_memory = 0;        // what the running stages were admitted on
+    std::uint64_t admitted_memory = 0;  // what the running stages were admitted on
     std::uint64_t admitted_gpu_memory = 0;
     std::uint32_t load_retries = 0;
     std::uint32_t train_retries = 0;

@@ -10,7 +10,10 @@
 namespace fedflow {
 
 TaskGroup::TaskGroup(std::size_t index, std::string group_name, std::string device, std::uint64_t seed)
-    : index_(index), group_name_(std::move(group_name)), device_(std::move(device)), rng_(seed ^ (0x9e3779b97f4a7c15ull * index)) {}
+    : index_(index),
+      group_name_(std::move(group_name)),
+      device_(std::move(device)),
+      rng_(seed ^ (0x9e3779b97f4a7c15ull * index)) {}
 
 Task& TaskGroup::add_task(Task task) {
     if (get_task(task.task_id()) != nullptr)
@@ -45,7 +48,8 @@ void TaskGroup::report_finish(std::string_view task_id, nlohmann::ordered_json d
 
 void TaskGroup::report_exception(std::string_view task_id, std::string stage, std::string message) {
     std::size_t i = position(task_id);
-    if (i == detail::KeyIndex::none) throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
+    if (i == detail::KeyIndex::none)
+        throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
     tasks_[i]->set_status(TaskStatus::EXCEPTION);
     const Failure* f = &*failure_pool_.insert(Failure{std::move(stage), std::move(message)}).first;
     if (failure_of_[i] == nullptr) ++failed_;
@@ -161,8 +165,8 @@ void TaskGroup::write_result(const std::filesystem::path& path) const {
             indented += c;
             if (c == '\n') indented += "    ";
         }
-        out.write((first ? "\n    " : ",\n    ") + json(t->task_id()).dump(-1, ' ', false, json::error_handler_t::replace) +
-                  ": " + indented);
+        out.write((first ? "\n    " : ",\n    ") +
+                  json(t->task_id()).dump(-1, ' ', false, json::error_handler_t::replace) + ": " + indented);
         first = false;
     }
     out.write(first ? "}\n}\n" : "\n  }\n}\n");

@@ -96,14 +96,16 @@ WorkdirLock::WorkdirLock(const fs::path& workdir) {
         // Locked, but is it still the file at that path? No run removes
         // it, but someone may have replaced it between our open and flock,
         // and a lock on a file nobody else can open keeps nobody out.
-        struct stat locked{}, now{};
+        struct stat locked {
+        }, now{};
         if (::fstat(fd, &locked) == 0 && ::stat(path.c_str(), &now) == 0 && locked.st_dev == now.st_dev &&
             locked.st_ino == now.st_ino) {
             fd_ = fd;
             break;
         }
         ::close(fd);
-        if (attempt == 3) throw std::invalid_argument(fmt::format("{} keeps being replaced: cannot lock it", path.string()));
+        if (attempt == 3)
+            throw std::invalid_argument(fmt::format("{} keeps being replaced: cannot lock it", path.string()));
     }
 
     char host[256] = {};

@@ -63,8 +63,8 @@ std::vector<const Gpu*> usable_gpus(const Limits& r, const Snapshot& s) {
     return out;
 }
 
-Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
-                   const Counts& c, std::uint64_t memory) {
+Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l, const Counts& c,
+                   std::uint64_t memory) {
     if (sc.max_processes != 0 && c.processes >= sc.max_processes)
         return wait("processes", fmt::format("max-processes: {} task processes are alive", c.processes));
     if (sc.max_waiting != 0 && c.waiting >= sc.max_waiting)
@@ -72,11 +72,11 @@ Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const L
 
     std::uint64_t cap = memory_capacity(r, s.ram_total);
     if (memory > cap)
-        return never("memory", fmt::format("RAM: needs {} (memory estimate), but Fedflow may use at most {} of this "
-                                           "machine's {} (memory-utilization {}, memory-reserve {})",
-                                           text::format_size(memory), text::format_size(cap),
-                                           text::format_size(s.ram_total), r.memory_utilization,
-                                           text::format_size(r.memory_reserve)));
+        return never("memory",
+                     fmt::format("RAM: needs {} (memory estimate), but Fedflow may use at most {} of this "
+                                 "machine's {} (memory-utilization {}, memory-reserve {})",
+                                 text::format_size(memory), text::format_size(cap), text::format_size(s.ram_total),
+                                 r.memory_utilization, text::format_size(r.memory_reserve)));
 
     // cpu-utilization = 1 turns the check off: CPUs are never busier. The
     // check limits how many loads run at once on busy CPUs; it never stops
@@ -98,13 +98,12 @@ Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const L
         return wait("memory", fmt::format("RAM: needs {}, {} free (Fedflow may use {}: other processes hold {}, "
                                           "Fedflow's tasks {})",
                                           text::format_size(memory), size(free), text::format_size(cap),
-                                          text::format_size(l.foreign_memory()),
-                                          text::format_size(l.memory_charge())));
+                                          text::format_size(l.foreign_memory()), text::format_size(l.memory_charge())));
     return Verdict{};
 }
 
-Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
-                    std::string_view pinned, std::uint64_t gpu_memory) {
+Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l, std::string_view pinned,
+                    std::uint64_t gpu_memory) {
     Verdict v;
     if (pinned == "cpu") {
         v.device = "cpu";
@@ -116,12 +115,11 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
         for (const Gpu& g : s.gpus)
             if (g.index == index) candidates.push_back(&g);
         if (candidates.empty())
-            return never("device", s.gpus.empty()
-                                       ? fmt::format("device {} does not exist: no GPU was found", pinned)
-                                       : fmt::format("device {} does not exist: this machine has {} GPU(s), "
-                                                     "{} to {}",
-                                                     pinned, s.gpus.size(), s.gpus.front().device(),
-                                                     s.gpus.back().device()));
+            return never("device", s.gpus.empty() ? fmt::format("device {} does not exist: no GPU was found", pinned)
+                                                  : fmt::format("device {} does not exist: this machine has {} GPU(s), "
+                                                                "{} to {}",
+                                                                pinned, s.gpus.size(), s.gpus.front().device(),
+                                                                s.gpus.back().device()));
     } else {
         candidates = usable_gpus(r, s);
         if (candidates.empty()) {
@@ -135,11 +133,12 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
     if (!fits_somewhere) {
         std::uint64_t largest = 0;
         for (const Gpu* g : candidates) largest = std::max(largest, gpu_capacity(r, g->total));
-        return never("gpu-memory", fmt::format("GPU memory: needs {} (gpu-memory estimate), but Fedflow may use at most "
-                                               "{} of any GPU it may use (gpu-memory-utilization {}, "
-                                               "gpu-memory-reserve {})",
-                                               text::format_size(gpu_memory), text::format_size(largest),
-                                               r.gpu_memory_utilization, text::format_size(r.gpu_memory_reserve)));
+        return never("gpu-memory",
+                     fmt::format("GPU memory: needs {} (gpu-memory estimate), but Fedflow may use at most "
+                                 "{} of any GPU it may use (gpu-memory-utilization {}, "
+                                 "gpu-memory-reserve {})",
+                                 text::format_size(gpu_memory), text::format_size(largest), r.gpu_memory_utilization,
+                                 text::format_size(r.gpu_memory_reserve)));
     }
 
     struct Option {
@@ -169,8 +168,8 @@ Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const 
     }
     std::string free;
     for (const Option& o : options)
-        free += fmt::format("{}{} {} (others {}, Fedflow {})", free.empty() ? "" : ", ", o.gpu->device(),
-                            size(o.free), text::format_size(l.foreign_gpu(o.gpu->index)),
+        free += fmt::format("{}{} {} (others {}, Fedflow {})", free.empty() ? "" : ", ", o.gpu->device(), size(o.free),
+                            text::format_size(l.foreign_gpu(o.gpu->index)),
                             text::format_size(l.gpu_charge(o.gpu->index)));
     return wait("gpu-memory", fmt::format("GPU memory: needs {}; free: {}", text::format_size(gpu_memory), free));
 }

@@ -60,11 +60,11 @@ std::int64_t gpu_free(const Limits& r, const Gpu& g, const Ledger& l) noexcept;
 // The GPUs that unpinned tasks may train on (the plan's gpus that exist).
 std::vector<const Gpu*> usable_gpus(const Limits& r, const Snapshot& s);
 
-Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
-                   const Counts& c, std::uint64_t memory);
+Verdict admit_load(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l, const Counts& c,
+                   std::uint64_t memory);
 // pinned: the task's device ("cpu", "cuda:N" or "sim:N": GPU N) or empty.
-Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l,
-                    std::string_view pinned, std::uint64_t gpu_memory);
+Verdict admit_train(const Limits& r, const Policy& sc, const Snapshot& s, const Ledger& l, std::string_view pinned,
+                    std::uint64_t gpu_memory);
 
 // -- estimates --
 

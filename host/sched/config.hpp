@@ -12,13 +12,13 @@ enum class GpuOrder { pci, total_memory, free_memory };
 
 // How much of the machine Fedflow may use (the plan's [resources]).
 struct Limits {
-    double cpu_utilization = 0.8;         // start no load while CPUs are busier
-    double memory_utilization = 0.8;      // share of RAM Fedflow may fill
-    double gpu_memory_utilization = 0.9;  // ... of each GPU
+    double cpu_utilization = 0.8;                      // start no load while CPUs are busier
+    double memory_utilization = 0.8;                   // share of RAM Fedflow may fill
+    double gpu_memory_utilization = 0.9;               // ... of each GPU
     std::uint64_t memory_reserve = 1'000'000'000;      // RAM always left free
     std::uint64_t gpu_memory_reserve = 1'000'000'000;  // ... on each GPU
-    bool use_gpus = true;                 // false: train on the CPU
-    std::vector<int> gpus;                // indices; empty = all
+    bool use_gpus = true;                              // false: train on the CPU
+    std::vector<int> gpus;                             // indices; empty = all
 };
 
 // How stages are admitted (the scheduling part of the plan's [scheduler]).

@@ -22,11 +22,11 @@ public:
 
     struct Entry {
         int pid = -1;
-        bool loading = true;                 // AVAILABLE or LOADING: counts one CPU
-        std::uint64_t memory_estimate = 0;   // reserved while the process lives
-        std::uint64_t memory_measured = 0;   // RSS at the last sample
-        int gpu = -1;                        // the device of a running train stage
-        std::uint64_t gpu_estimate = 0;      // reserved while that stage runs
+        bool loading = true;                        // AVAILABLE or LOADING: counts one CPU
+        std::uint64_t memory_estimate = 0;          // reserved while the process lives
+        std::uint64_t memory_measured = 0;          // RSS at the last sample
+        int gpu = -1;                               // the device of a running train stage
+        std::uint64_t gpu_estimate = 0;             // reserved while that stage runs
         std::map<int, std::uint64_t> gpu_measured;  // device -> bytes at the last sample
 
         std::uint64_t memory_charge() const noexcept;

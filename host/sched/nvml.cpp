@@ -28,7 +28,7 @@ namespace {
 // nvmlProcessInfo_t, which _v2 and _v3 of
 // nvmlDeviceGetComputeRunningProcesses fill; the unversioned symbol fills
 // the v1 struct), the nvmlReturn_t values and the buffer sizes.
-using nvmlReturn_t = int;                     // enum nvmlReturn_enum
+using nvmlReturn_t = int;                    // enum nvmlReturn_enum
 using nvmlDevice_t = struct nvmlDevice_st*;  // opaque handle
 constexpr nvmlReturn_t NVML_SUCCESS = 0;
 constexpr nvmlReturn_t NVML_ERROR_INSUFFICIENT_SIZE = 7;
@@ -100,7 +100,7 @@ bool running_processes(Fn fn, nvmlDevice_t dev, std::map<int, std::uint64_t>& ou
         if (rc != NVML_SUCCESS) return false;
         for (unsigned i = 0; i < count && i < buf.size(); ++i) {
             if (buf[i].usedGpuMemory == NVML_VALUE_NOT_AVAILABLE) continue;  // unknown: left out
-            out[static_cast<int>(buf[i].pid)] += buf[i].usedGpuMemory;    // MIG: one pid, several instances
+            out[static_cast<int>(buf[i].pid)] += buf[i].usedGpuMemory;       // MIG: one pid, several instances
         }
         return true;
     }
@@ -118,7 +118,7 @@ struct Nvml::Api {
     StringFn uuid = nullptr;
     PciFn pci = nullptr;
     MemoryFn memory = nullptr;
-    ProcessesFn processes = nullptr;      // _v3, else _v2
+    ProcessesFn processes = nullptr;       // _v3, else _v2
     ProcessesV1Fn processes_v1 = nullptr;  // the unversioned one of old drivers
     ErrorStringFn error_string = nullptr;
 
@@ -250,10 +250,8 @@ std::vector<Gpu> Nvml::devices() {
             g.total = mem.total;
             g.used = mem.used;
         }
-        if (api_->processes)
-            running_processes<nvmlProcessInfo_t>(api_->processes, dev, g.processes);
-        else if (api_->processes_v1)
-            running_processes<nvmlProcessInfo_v1_t>(api_->processes_v1, dev, g.processes);
+        if (api_->processes) running_processes<nvmlProcessInfo_t>(api_->processes, dev, g.processes);
+        else if (api_->processes_v1) running_processes<nvmlProcessInfo_v1_t>(api_->processes_v1, dev, g.processes);
     }
     return gpus;
 }

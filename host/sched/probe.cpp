@@ -5,8 +5,8 @@
 #include "sched/probe.hpp"
 
 #include "common/cgroup.hpp"
-#include "common/proc_stat.hpp"
 #include "common/clock.hpp"
+#include "common/proc_stat.hpp"
 #include "common/text.hpp"
 
 #include <algorithm>

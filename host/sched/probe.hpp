@@ -125,7 +125,7 @@ bool parse_pid_stat_ticks(std::string_view text, bool with_children, std::uint64
 // The fields of /proc/<pid>/stat that the probe uses.
 struct PidStat {
     char state = '?';
-    std::uint64_t utime = 0, stime = 0;  // clock ticks
+    std::uint64_t utime = 0, stime = 0;   // clock ticks
     std::int64_t cutime = 0, cstime = 0;  // of reaped children; clock ticks
     std::uint64_t vsize = 0;              // bytes; 0 for a zombie
     std::uint64_t rss_pages = 0;          // the resident set: VmRSS of /proc/<pid>/status, in pages
@@ -136,8 +136,7 @@ bool parse_status_kb(std::string_view text, std::string_view key, std::uint64_t&
 // RAM as a cgroup limit cuts it: total is at most `limit`, available at
 // most limit - usage. The texts are memory.max ("max": no limit) and
 // memory.current, or v1's limit_in_bytes and usage_in_bytes.
-void apply_memory_limit(std::string_view limit, std::string_view usage, std::uint64_t& total,
-                        std::uint64_t& available);
+void apply_memory_limit(std::string_view limit, std::string_view usage, std::uint64_t& total, std::uint64_t& available);
 // oom_kill of /proc/vmstat or a cgroup's memory.events text.
 bool parse_oom_kill(std::string_view text, std::int64_t& count);
 

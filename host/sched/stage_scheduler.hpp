@@ -28,9 +28,9 @@ public:
     struct Config {
         Limits limits;
         Policy policy;
-        std::uint64_t default_memory = 2'000'000'000;      // estimates when nothing better is known
+        std::uint64_t default_memory = 2'000'000'000;  // estimates when nothing better is known
         std::uint64_t default_gpu_memory = 2'000'000'000;
-        bool auto_adjust = true;                            // learn estimates from finished tasks
+        bool auto_adjust = true;  // learn estimates from finished tasks
     };
 
     // Takes a first sample at once: what the machine has is known from

@@ -97,7 +97,8 @@ void handler(int sig, siginfo_t* info, void* uc) {
     line.str("fedflow-worker: SIG").str(abbrev != nullptr ? abbrev : "?").str(" (").str(descr).str(")");
     bool fault = info != nullptr && info->si_code > 0 && sig != SIGABRT;
     if (fault) line.str(" at address ").hex(reinterpret_cast<std::uintptr_t>(info->si_addr));
-    else if (info != nullptr && info->si_code <= 0) line.str(" sent by pid ").dec(static_cast<std::uint64_t>(info->si_pid));
+    else if (info != nullptr && info->si_code <= 0)
+        line.str(" sent by pid ").dec(static_cast<std::uint64_t>(info->si_pid));
     line.str(" in ").str(context_stage);
     if (context_task[0] != '\0') line.str(" of task ").str(context_task);
     line.str("\n");
@@ -125,7 +126,11 @@ void handler(int sig, siginfo_t* info, void* uc) {
         if (::dladdr(frames[i], &dl) != 0 && dl.dli_fname != nullptr) {
             line.str(" ").str(dl.dli_fname).str(" ").hex(addr - reinterpret_cast<std::uintptr_t>(dl.dli_fbase));
             if (dl.dli_sname != nullptr)
-                line.str(" (").str(dl.dli_sname).str("+").hex(addr - reinterpret_cast<std::uintptr_t>(dl.dli_saddr)).str(")");
+                line.str(" (")
+                    .str(dl.dli_sname)
+                    .str("+")
+                    .hex(addr - reinterpret_cast<std::uintptr_t>(dl.dli_saddr))
+                    .str(")");
         }
         line.str("\n");
         line.flush(STDERR_FILENO);
@@ -159,7 +164,7 @@ void install() {
         ss.ss_size = kAltStackSize;
         alt = ::sigaltstack(&ss, nullptr) == 0;
     }
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_SIGINFO | (alt ? SA_ONSTACK : 0);

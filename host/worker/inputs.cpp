@@ -46,7 +46,8 @@ Inputs::Inputs(const std::string& name, bool verify) : segment_(shm::Segment::op
         if (static_cast<std::uint64_t>(st.st_size) != f.size) {
             ::close(fd);
             fail(f.path, "it has " + std::to_string(st.st_size) + " bytes, its result.json says " +
-                             std::to_string(f.size) + (static_cast<std::uint64_t>(st.st_size) < f.size ? " (truncated)" : ""));
+                             std::to_string(f.size) +
+                             (static_cast<std::uint64_t>(st.st_size) < f.size ? " (truncated)" : ""));
         }
         const std::uint8_t* data = nullptr;
         if (f.size != 0) {

@@ -13,8 +13,8 @@
 // runs `load` and `train` when told, and exits on `exit` or when the host
 // goes away. Plugin code runs only here, never in the host.
 #include "common/channel.hpp"
-#include "common/integrity.hpp"
 #include "common/clock.hpp"
+#include "common/integrity.hpp"
 #include "common/messages.hpp"
 #include "common/shm.hpp"
 #include "worker/crash_report.hpp"
@@ -31,8 +31,8 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -71,8 +71,6 @@ void check_channel() {
     if (::fstat(channel_fd, &st) != 0) channel_lost("is closed");
     if (st.st_dev != channel_stat.st_dev || st.st_ino != channel_stat.st_ino) channel_lost("is another file now");
 }
-
-
 
 // With a fork server: the resident set the child started with, all of it
 // shared with the server (its peaks are counted above it).
@@ -175,7 +173,7 @@ const fedflow_plugin* find_plugin(boost::dll::shared_library& lib, const std::st
             throw BadPlugin(path + ": plugin " + std::to_string(i) + " has a bad magic number");
         if (p->abi_version != FEDFLOW_ABI_VERSION)
             throw BadPlugin(path + ": plugin ABI version " + std::to_string(p->abi_version) +
-                       ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
+                            ", this worker supports version " + std::to_string(FEDFLOW_ABI_VERSION));
         // ABI 1's first tables end before `features`.
         if (p->size < offsetof(fedflow_plugin, features) || p->name == nullptr || p->create == nullptr ||
             p->destroy == nullptr || p->load == nullptr || p->train == nullptr)
@@ -309,10 +307,9 @@ int main(int argc, char** argv) {
             std::printf("fedflow-worker (ABI %u)\n", FEDFLOW_ABI_VERSION);
             return 0;
         } else {
-            std::fprintf(stderr,
-                         "fedflow-worker: started by fedflow-host, not by hand "
-                         "(usage: fedflow-worker --channel FD --host-pid PID [--nofile N] "
-                         "[--contain pidns|subreaper])\n");
+            std::fprintf(stderr, "fedflow-worker: started by fedflow-host, not by hand "
+                                 "(usage: fedflow-worker --channel FD --host-pid PID [--nofile N] "
+                                 "[--contain pidns|subreaper])\n");
             return 2;
         }
     }
@@ -413,7 +410,8 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
         ctx.input_files = inputs->files();
         ctx.input_file_count = inputs->file_count();
     }
-    if (!about_doc.empty()) ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
+    if (!about_doc.empty())
+        ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
     ctx.host = services.table();
 
     fedflow_status st{};
@@ -450,8 +448,8 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
             try {
                 services.start_train(device);
             } catch (const std::exception& e) {
-                send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception, e.what(), std::nullopt,
-                                         std::nullopt});
+                send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception, e.what(),
+                                         std::nullopt, std::nullopt});
                 continue;
             }
 #ifdef FEDFLOW_WITH_CUDA
@@ -459,8 +457,8 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
                 cudaError_t err = cudaSetDevice(std::atoi(device.c_str() + 5));
                 if (err != cudaSuccess) {
                     send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception,
-                                             "cudaSetDevice(" + device + "): " + cudaGetErrorString(err),
-                                             std::nullopt, std::nullopt});
+                                             "cudaSetDevice(" + device + "): " + cudaGetErrorString(err), std::nullopt,
+                                             std::nullopt});
                     continue;
                 }
             }

@@ -22,9 +22,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,7 +289,8 @@ int guard(const std::string& dir) {
     if (!cgroup::kill(dir) && errno == ENOENT) return 0;  // the host removed it
     cgroup::wait_empty(dir, std::chrono::seconds(5));
     if (!cgroup::remove(dir)) {
-        std::fprintf(stderr, "fedflow-worker --guard: cannot remove cgroup %s: processes are left in it\n", dir.c_str());
+        std::fprintf(stderr, "fedflow-worker --guard: cannot remove cgroup %s: processes are left in it\n",
+                     dir.c_str());
         return 1;
     }
     return 0;

@@ -79,8 +79,10 @@ struct Config {
 std::vector<std::string> argv_param(const Dict& params, const char* key) {
     const Value& v = params.at(key);
     if (!v.is<List>())
-        throw std::invalid_argument(std::string("param '") + key + "' must be a list of strings (the program and its "
-                                    "arguments), not " + v.type_name());
+        throw std::invalid_argument(std::string("param '") + key +
+                                    "' must be a list of strings (the program and its "
+                                    "arguments), not " +
+                                    v.type_name());
     std::vector<std::string> argv;
     for (const Value& item : v.as<List>()) {
         if (item.is<List>() || item.is<Dict>() || item.is<fedflow::Bytes>() || item.is_null())
@@ -99,7 +101,8 @@ Config read_config(const Dict& params) {
     if (params.contains("load")) c.load = argv_param(params, "load");
     if (params.contains("train")) c.train = argv_param(params, "train");
     if (const Value* env = params.find("env")) {
-        if (!env->is<Dict>()) throw std::invalid_argument(std::string("param 'env' must be a table, not ") + env->type_name());
+        if (!env->is<Dict>())
+            throw std::invalid_argument(std::string("param 'env' must be a table, not ") + env->type_name());
         for (const auto& [name, value] : env->as<Dict>()) {
             if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos)
                 throw std::invalid_argument("param 'env': '" + name + "' is not a variable name");
@@ -148,7 +151,7 @@ std::string quoted(const std::vector<std::string>& argv) {
     std::string s;
     for (const std::string& a : argv) {
         bool plain = !a.empty() && a.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                        "0123456789_-./:=,+@%") == std::string::npos;
+                                                       "0123456789_-./:=,+@%") == std::string::npos;
         if (!s.empty()) s += ' ';
         if (plain) {
             s += a;
@@ -174,7 +177,7 @@ std::string find_program(const std::string& name, const std::string& path) {
         std::string dir = path.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
         if (dir.empty()) dir = ".";
         const std::string candidate = dir + "/" + name;
-        struct stat st{};
+        struct stat st {};
         if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
             return candidate;
         if (end == std::string::npos) break;
@@ -303,7 +306,8 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     ::sigprocmask(SIG_BLOCK, &term, &old_mask);
-    struct sigaction sa{}, old_action{};
+    struct sigaction sa {
+    }, old_action{};
     sa.sa_handler = forward_sigterm;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGTERM, &sa, &old_action);
@@ -402,7 +406,8 @@ Outcome run_program(const std::vector<std::string>& argv, const std::vector<std:
 // Why a finished program failed, or "" when it exited with code 0.
 std::string failure(const std::string& program, const Outcome& o) {
     if (WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0) return "";
-    std::string head = "`" + program + "` " + (WIFSIGNALED(o.status) ? "was " : "") + fedflow::describe_wait_status(o.status);
+    std::string head = "`" + program + "` " + (WIFSIGNALED(o.status) ? "was " : "") +
+                       fedflow::describe_wait_status(o.status);
     if (is_blank(o.err.text())) return head + " (its stderr is empty)";
     head += "; the end of its stderr:\n";
     const std::size_t room = kMessageMax > head.size() + 16 ? kMessageMax - head.size() : 16;
@@ -515,25 +520,31 @@ private:
                 json j = json::parse(*line);
                 if (j.is_object()) return to_dict(ctx, j, "the last line of stdout");
             } catch (const json::exception& e) {
-                throw std::runtime_error("the last line of `" + program_ + "`'s stdout starts with '{' but is not "
-                                         "JSON: " + e.what() + hint_for(*line));
+                throw std::runtime_error("the last line of `" + program_ +
+                                         "`'s stdout starts with '{' but is not "
+                                         "JSON: " +
+                                         e.what() + hint_for(*line));
             }
         }
         std::string said = !line ? std::string(o.out.cut() ? " (it is longer than 1 MiB)" : " (stdout is empty)")
-                                 : " (it is " + json(line->size() > 200 ? line->substr(0, 200) + "..." : *line).dump() + ")";
+                                 : " (it is " + json(line->size() > 200 ? line->substr(0, 200) + "..." : *line).dump() +
+                                       ")";
         if (from == ResultFrom::standard_output)
             throw std::runtime_error("the last line of `" + program_ + "`'s stdout is not a JSON object" + said +
                                      " (param result = \"stdout\")");
-        throw std::runtime_error("`" + program_ + "` wrote no result.json and its last line of stdout is not a JSON "
-                                 "object" + said);
+        throw std::runtime_error("`" + program_ +
+                                 "` wrote no result.json and its last line of stdout is not a JSON "
+                                 "object" +
+                                 said);
     }
 
     // Byte files that the program's result names become Bytes in shared
     // memory; the host then writes them next to its result.json.
     Dict to_dict(fedflow::Context& ctx, const json& j, const std::string& source) {
-        auto load_bytes = [&](const std::string& file, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) -> Value {
-            return Value(value_json::read_byte_file(ctx.workdir(), file, size,
-                                                    [&](std::size_t n) { return ctx.bytes(n); }));
+        auto load_bytes = [&](const std::string& file, std::optional<std::uint64_t> size,
+                              std::optional<std::uint64_t>) -> Value {
+            return Value(
+                value_json::read_byte_file(ctx.workdir(), file, size, [&](std::size_t n) { return ctx.bytes(n); }));
         };
         try {
             Value v = from_json(j, load_bytes);
@@ -558,11 +569,12 @@ private:
             // What an earlier attempt left may be a link to an earlier task's
             // file: writing through it would change that task's result.
             ::unlink(path.c_str());
-            if (b.file() == nullptr || ::link(b.file(), path.c_str()) != 0) value_json::write_byte_file(ctx.workdir(), name, b);
+            if (b.file() == nullptr || ::link(b.file(), path.c_str()) != 0)
+                value_json::write_byte_file(ctx.workdir(), name, b);
             return json{{"$bytes", json{{"file", name}, {"size", b.size()}}}};
         };
-        const std::string text = to_json(Value(ctx.inputs()), write_bytes).dump(2, ' ', false,
-                                                                                json::error_handler_t::replace) + "\n";
+        const std::string text =
+            to_json(Value(ctx.inputs()), write_bytes).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
         file_io::write_file(fs::path(ctx.workdir()) / "inputs.json", text.data(), text.size());
         inputs_written_ = true;
     }

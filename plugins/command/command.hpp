@@ -143,9 +143,7 @@ private:
     std::string buf_;
 };
 
-inline bool is_blank(std::string_view s) {
-    return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos;
-}
+inline bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos; }
 
 // The last line of text that is not blank, without its line end; nullopt
 // when there is none, or when it may have been cut (it starts where a cut

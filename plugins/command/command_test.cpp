@@ -66,8 +66,7 @@ TEST_CASE("placeholders") {
               "param train[2] = \"--lr={lrr}\": unknown placeholder {lrr}; known: {task_id}, {group}, {round}, "
               "{device}, {workdir}, {lr}");
         CHECK(error_of(p, "{}").find("unknown placeholder {}") != std::string::npos);
-        CHECK(error_of(p, "{lr") ==
-              "param train[2] = \"{lr\": '{' without a closing '}' (write {{ for a literal '{')");
+        CHECK(error_of(p, "{lr") == "param train[2] = \"{lr\": '{' without a closing '}' (write {{ for a literal '{')");
         CHECK(error_of(p, "a}b") ==
               "param train[2] = \"a}b\": '}' without an opening '{' (write }} for a literal '}')");
     }

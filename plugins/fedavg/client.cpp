@@ -50,7 +50,8 @@ public:
         shard_ = ctx.params().contains("shard") ? ctx.param<std::size_t>("shard")
                                                 : fedavg::shard_of(ctx.task_id(), config_.clients);
         if (shard_ >= config_.clients) {
-            throw std::invalid_argument("param 'shard' must be below clients (" + std::to_string(config_.clients) + ")");
+            throw std::invalid_argument("param 'shard' must be below clients (" + std::to_string(config_.clients) +
+                                        ")");
         }
         fedavg::Partition part(config_);
         data_ = part.all.subset(part.shards[shard_]);

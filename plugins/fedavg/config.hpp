@@ -92,8 +92,8 @@ inline std::size_t shard_of(const std::string& task_id, std::size_t clients) {
     auto [end, ec] = std::from_chars(task_id.data(), task_id.data() + task_id.size(), shard);
     if (ec != std::errc() || end != task_id.data() + task_id.size() || shard >= clients) {
         throw std::invalid_argument("task id '" + task_id + "' is not a shard number 0.." +
-                                    std::to_string(clients - 1) + " (set param 'shard' or use tasks = " +
-                                    std::to_string(clients) + ")");
+                                    std::to_string(clients - 1) +
+                                    " (set param 'shard' or use tasks = " + std::to_string(clients) + ")");
     }
     return shard;
 }

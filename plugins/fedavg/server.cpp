@@ -36,8 +36,9 @@ public:
         if (group == nullptr) {
             std::string have;
             for (const auto& [name, v] : ctx.inputs()) have += (have.empty() ? "" : ", ") + name;
-            throw std::runtime_error("no input group 'clients' (set inputs = [\"clients\"] on the server group; inputs: " +
-                                     (have.empty() ? std::string("none") : have) + ")");
+            throw std::runtime_error(
+                "no input group 'clients' (set inputs = [\"clients\"] on the server group; inputs: " +
+                (have.empty() ? std::string("none") : have) + ")");
         }
 
         std::vector<fedflow::fl::WeightedBuffer> models;
@@ -49,7 +50,8 @@ public:
             const fedflow::Value* w = result != nullptr ? result->find("weights") : nullptr;
             const fedflow::Value* n = result != nullptr ? result->find("samples") : nullptr;
             if (w == nullptr || n == nullptr || !w->is<fedflow::Bytes>() || !n->is<std::int64_t>()) {
-                ctx.log("client " + id + ": no weights and samples in its result; left out", fedflow::LogLevel::warning);
+                ctx.log("client " + id + ": no weights and samples in its result; left out",
+                        fedflow::LogLevel::warning);
                 continue;
             }
             const std::size_t shard = fedavg::shard_of(id, config_.clients);

@@ -57,8 +57,7 @@ struct Model {
         if (n != m.byte_size()) {
             throw std::invalid_argument("fedavg: weights of " + std::to_string(n) + " bytes, expected " +
                                         std::to_string(m.byte_size()) + " (" + std::to_string(features) + "x" +
-                                        std::to_string(classes) + " float32 + " + std::to_string(classes) +
-                                        " biases)");
+                                        std::to_string(classes) + " float32 + " + std::to_string(classes) + " biases)");
         }
         if (n != 0) std::memcpy(m.params.data(), data, n);
         return m;

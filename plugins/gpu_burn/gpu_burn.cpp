@@ -50,7 +50,7 @@ std::uint64_t parse_size(const std::string& text) {
     static const struct {
         const char* name;
         double factor;
-    } units[] = {{"", 1},     {"B", 1},      {"KB", 1e3},     {"MB", 1e6},     {"GB", 1e9},
+    } units[] = {{"", 1},      {"B", 1},        {"KB", 1e3},        {"MB", 1e6},           {"GB", 1e9},
                  {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
     for (const auto& u : units)
         if (unit == u.name) return static_cast<std::uint64_t>(std::llround(value * u.factor));

@@ -205,7 +205,8 @@ Value from_python(PyObject* o, const std::string& path) {
     if (PyLong_Check(o)) {
         int overflow = 0;
         long long i = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (overflow != 0) throw std::invalid_argument(path + ": the integer does not fit in 64 bits (send it as a float or a str)");
+        if (overflow != 0)
+            throw std::invalid_argument(path + ": the integer does not fit in 64 bits (send it as a float or a str)");
         if (i == -1 && PyErr_Occurred()) throw_python_error(path);
         return Value(static_cast<std::int64_t>(i));
     }
@@ -328,8 +329,15 @@ PyMethodDef host_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef host_module = {PyModuleDef_HEAD_INIT, "_fedflow_host", "The worker's services to fedflow.Task", -1,
-                           host_methods, nullptr, nullptr, nullptr, nullptr};
+PyModuleDef host_module = {PyModuleDef_HEAD_INIT,
+                           "_fedflow_host",
+                           "The worker's services to fedflow.Task",
+                           -1,
+                           host_methods,
+                           nullptr,
+                           nullptr,
+                           nullptr,
+                           nullptr};
 
 PyObject* init_host_module() { return PyModule_Create(&host_module); }
 
@@ -497,9 +505,8 @@ FEDFLOW_TASK(PythonTask, "python")
 // (the task's `python`) and imports the group's `preload` modules, so that
 // each forked task has them at once. doc: FFV1 of {modules, params,
 // plan_dir}. 0, or 1 with why in error.
-extern "C" __attribute__((visibility("default"))) int fedflow_fork_server_preload(const std::uint8_t* doc,
-                                                                                  std::size_t size, char* error,
-                                                                                  std::size_t error_size) {
+extern "C" __attribute__((visibility("default"))) int
+fedflow_fork_server_preload(const std::uint8_t* doc, std::size_t size, char* error, std::size_t error_size) {
     try {
         Value v = fedflow::wire::decode(doc, size);
         const Dict& d = v.as<Dict>();

@@ -37,8 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     // Decoded: BYTES views point into data, which is valid for this call.
     std::string once = wire::encode(v);
-    fedflow::Value again =
-        wire::decode(reinterpret_cast<const std::uint8_t*>(once.data()), once.size(), resolve);
+    fedflow::Value again = wire::decode(reinterpret_cast<const std::uint8_t*>(once.data()), once.size(), resolve);
     if (wire::encode(again) != once) std::abort();
     return 0;
 }

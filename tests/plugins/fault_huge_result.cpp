@@ -18,7 +18,8 @@ public:
         if (!fault::armed(ctx)) return fault::spared(ctx);
         auto size = static_cast<std::size_t>(ctx.param<std::int64_t>("size", std::int64_t{2} << 30));
         fedflow::Bytes data = ctx.param<bool>("inline", false) ? fedflow::Bytes(size) : ctx.bytes(size);
-        for (std::size_t i = 0; i < size; i += std::size_t{1} << 20) data.data()[i] = static_cast<std::uint8_t>(i % 251);
+        for (std::size_t i = 0; i < size; i += std::size_t{1} << 20)
+            data.data()[i] = static_cast<std::uint8_t>(i % 251);
         if (size > 0) data.data()[size - 1] = static_cast<std::uint8_t>((size - 1) % 251);
         return fedflow::Dict{{"data", data}, {"size", static_cast<std::int64_t>(size)}};
     }

@@ -5,6 +5,4 @@
 FEDFLOW_PLUGIN_INFO(fault_no_entry_info, "fault_no_entry");
 
 /* Exported, but under the wrong name. */
-__attribute__((visibility("default"))) int32_t fedflow_plugin_enumerate(uint32_t index) {
-    return index == 0 ? 1 : 0;
-}
+__attribute__((visibility("default"))) int32_t fedflow_plugin_enumerate(uint32_t index) { return index == 0 ? 1 : 0; }

@@ -58,8 +58,13 @@ std::string frame_to_send(const fedflow::Context& ctx) {
     else if (what == "loaded") out = frame(11, doc(loaded));
     else if (what == "ready") out = frame(10, doc(Dict{{"plugin", "fault_protocol"}, {"abi_version", 1}}));
     else if (what == "result")
-        out = frame(12, doc(Dict{{"size", 0}, {"bytes", 0}, {"bytes_sizes", List{}}, {"bytes_checksums", List{}},
-                                 {"ms", 1}, {"train_end_ns", 1}, {"peak_memory", 1}}));
+        out = frame(12, doc(Dict{{"size", 0},
+                                 {"bytes", 0},
+                                 {"bytes_sizes", List{}},
+                                 {"bytes_checksums", List{}},
+                                 {"ms", 1},
+                                 {"train_end_ns", 1},
+                                 {"peak_memory", 1}}));
     else if (what == "config") out = frame(1, doc(Dict{}));
     else if (what == "unknown-type") out = frame(99, doc(Dict{}));
     else if (what == "bad-field") out = frame(11, doc(Dict{{"ms", "one"}, {"peak_memory", 1}}));

@@ -7,9 +7,7 @@
 #include <thread>
 
 namespace {
-double now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 class FaultSleep final : public fedflow::Task {

@@ -21,8 +21,8 @@
 #define INFO_ABI_VERSION WRONG_ABI_VERSION
 #endif
 
-__attribute__((section(FEDFLOW_INFO_SECTION), used, aligned(8)))
-static const fedflow_plugin_info info = {FEDFLOW_ABI_MAGIC, INFO_ABI_VERSION, PLUGIN_NAME};
+__attribute__((section(FEDFLOW_INFO_SECTION), used,
+               aligned(8))) static const fedflow_plugin_info info = {FEDFLOW_ABI_MAGIC, INFO_ABI_VERSION, PLUGIN_NAME};
 
 static int32_t refuse(fedflow_status *status) {
     status->code = FEDFLOW_ERROR;
@@ -51,8 +51,8 @@ static int32_t train(void *task, const fedflow_context *ctx, const char *device,
 }
 
 static const fedflow_plugin plugin = {
-    FEDFLOW_ABI_MAGIC, WRONG_ABI_VERSION, sizeof(fedflow_plugin), 0, PLUGIN_NAME,
-    create, destroy, load, train, 0 /* features */,
+    FEDFLOW_ABI_MAGIC, WRONG_ABI_VERSION, sizeof(fedflow_plugin), 0, PLUGIN_NAME, create, destroy, load, train,
+    0 /* features */,
 };
 
 __attribute__((visibility("default"))) int32_t fedflow_plugin_enum(const fedflow_plugin **out, uint32_t index) {

@@ -30,8 +30,8 @@ std::int32_t train(void*, const fedflow_context* c, const char*, fedflow_status*
                         if (!v.is<fedflow::Bytes>()) continue;
                         std::int64_t sum = 0;
                         for (std::uint8_t b : v.as<fedflow::Bytes>()) sum += b;
-                        seen[std::string(group) + "/" + std::string(task) + "/" + std::string(key)] =
-                            fedflow::Dict{{"size", static_cast<std::int64_t>(v.as<fedflow::Bytes>().size())}, {"sum", sum}};
+                        seen[std::string(group) + "/" + std::string(task) + "/" + std::string(key)] = fedflow::Dict{
+                            {"size", static_cast<std::int64_t>(v.as<fedflow::Bytes>().size())}, {"sum", sum}};
                     }
         }
         fedflow::Value result(fedflow::Dict{{"seen", std::move(seen)}});
@@ -54,7 +54,7 @@ extern "C" {
 FEDFLOW_PLUGIN_INFO(fedflow_plugin_info_entry, "inputs_abi1");
 
 __attribute__((visibility("default"))) std::int32_t fedflow_plugin_enum(const fedflow_plugin** plugin,
-                                                                         std::uint32_t index) {
+                                                                        std::uint32_t index) {
     static const fedflow_plugin def = [] {
         fedflow_plugin p{};
         p.magic = FEDFLOW_ABI_MAGIC;

@@ -68,7 +68,8 @@ public:
                     const fedflow::Bytes& b = v.as<fedflow::Bytes>();
                     fedflow::Dict d{{"size", static_cast<std::int64_t>(b.size())}, {"sum", sum_of(b)}};
                     d["file"] = b.file() ? fedflow::Value(std::string(b.file())) : fedflow::Value();
-                    d["mapped"] = b.file() != nullptr && b.size() != 0 && mapped_read_only(b.data(), b.size(), b.file());
+                    d["mapped"] = b.file() != nullptr && b.size() != 0 &&
+                                  mapped_read_only(b.data(), b.size(), b.file());
                     seen[std::string(group) + "/" + std::string(task) + "/" + std::string(key)] = std::move(d);
                 }
         fedflow::Dict out{{"seen", std::move(seen)}};

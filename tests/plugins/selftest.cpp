@@ -260,9 +260,7 @@ TEST_CASE("big_bytes returns size bytes of i % 251") {
     CHECK(pattern);
 }
 
-TEST_CASE("fault_wrong_abi says ABI version 99") {
-    CHECK(run("fault_wrong_abi").report == "abi 99 fault_wrong_abi");
-}
+TEST_CASE("fault_wrong_abi says ABI version 99") { CHECK(run("fault_wrong_abi").report == "abi 99 fault_wrong_abi"); }
 
 TEST_CASE("fault_no_entry has no fedflow_plugin_enum") {
     CHECK(run("fault_no_entry").report == "dlsym 0 no entry symbol");

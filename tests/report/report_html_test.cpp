@@ -38,11 +38,14 @@ std::size_t count(const std::string& hay, const std::string& needle) {
 std::string ev(int ms, const std::string& rest, int elapsed = -1) {
     char time[40];
     std::snprintf(time, sizeof time, "2026-11-28T01:%02d:%02d.%03dZ", ms / 60000, ms / 1000 % 60, ms % 1000);
-    return "{\"time\":\"" + std::string(time) + "\",\"elapsed_ms\":" + std::to_string(elapsed < 0 ? ms : elapsed) + "," + rest + "}\n";
+    return "{\"time\":\"" + std::string(time) + "\",\"elapsed_ms\":" + std::to_string(elapsed < 0 ? ms : elapsed) +
+           "," + rest + "}\n";
 }
 
-std::string status(int ms, const std::string& group, const std::string& task, const std::string& st, const std::string& extra = "") {
-    return ev(ms, "\"event\":\"status\",\"group\":\"" + group + "\",\"task\":\"" + task + "\",\"status\":\"" + st + "\"" + extra);
+std::string status(int ms, const std::string& group, const std::string& task, const std::string& st,
+                   const std::string& extra = "") {
+    return ev(ms, "\"event\":\"status\",\"group\":\"" + group + "\",\"task\":\"" + task + "\",\"status\":\"" + st +
+                      "\"" + extra);
 }
 
 // The y of the bar whose tooltip starts with title.
@@ -63,19 +66,26 @@ const Stage* find_stage(const Run& run, const std::string& task, StageKind kind,
 
 // Two tasks training on cuda:0 at once, one failing with a hostile message.
 void write_run(const fs::path& wd) {
-    put(wd / "run.json", R"({"plan":"/p/demo.toml","started":"2026-11-28T01:00:00.000Z","ended":"2026-11-28T01:00:09.000Z",
+    put(wd / "run.json",
+        R"({"plan":"/p/demo.toml","started":"2026-11-28T01:00:00.000Z","ended":"2026-11-28T01:00:09.000Z",
         "status":"failed","exit_code":1,"devices":[{"name":"cpu","cpus":8},{"name":"cuda:0","memory_total":85520809984},{"name":"cuda:1"}],
         "groups":[{"index":1,"group":"clients","report":"clients/report.json"}]})");
-    std::string e = ev(0, R"("event":"run_start","plan":"/p/demo.toml")") + ev(0, R"("event":"group_start","group":"clients","index":1,"tasks":2)") +
-                    status(10, "clients", "a", "AVAILABLE", R"(,"pid":1)") + status(11, "clients", "a", "LOADING") +
-                    status(20, "clients", "b", "AVAILABLE", R"(,"pid":2)") + status(21, "clients", "b", "LOADING") +
-                    status(500, "clients", "a", "WAITING", R"(,"load_ms":489)") + status(510, "clients", "a", "TRAINING", R"(,"device":"cuda:0")") +
-                    status(600, "clients", "b", "WAITING", R"(,"load_ms":579)") +
-                    ev(610, R"("event":"waiting","group":"clients","task":"b","reason":"gpu memory: needs 6 GiB, 2 GiB free","new_key":[1,2])") +
-                    status(700, "clients", "b", "TRAINING", R"(,"device":"cuda:0","reason":"fits","retry":0)") +
-                    status(3000, "clients", "b", "EXCEPTION", R"(,"stage":"train","message":"<script>alert(1)</script> & \"quotes\"")") +
-                    status(5000, "clients", "a", "FINISHED", R"(,"train_ms":4490)") + status(5010, "clients", "a", "EXITED") +
-                    ev(5020, R"("event":"group_end","group":"clients","finished":1,"failed":1)") + ev(9000, R"("event":"run_end","status":"failed","exit_code":1)");
+    std::string e =
+        ev(0, R"("event":"run_start","plan":"/p/demo.toml")") +
+        ev(0, R"("event":"group_start","group":"clients","index":1,"tasks":2)") +
+        status(10, "clients", "a", "AVAILABLE", R"(,"pid":1)") + status(11, "clients", "a", "LOADING") +
+        status(20, "clients", "b", "AVAILABLE", R"(,"pid":2)") + status(21, "clients", "b", "LOADING") +
+        status(500, "clients", "a", "WAITING", R"(,"load_ms":489)") +
+        status(510, "clients", "a", "TRAINING", R"(,"device":"cuda:0")") +
+        status(600, "clients", "b", "WAITING", R"(,"load_ms":579)") +
+        ev(610,
+           R"("event":"waiting","group":"clients","task":"b","reason":"gpu memory: needs 6 GiB, 2 GiB free","new_key":[1,2])") +
+        status(700, "clients", "b", "TRAINING", R"(,"device":"cuda:0","reason":"fits","retry":0)") +
+        status(3000, "clients", "b", "EXCEPTION",
+               R"(,"stage":"train","message":"<script>alert(1)</script> & \"quotes\"")") +
+        status(5000, "clients", "a", "FINISHED", R"(,"train_ms":4490)") + status(5010, "clients", "a", "EXITED") +
+        ev(5020, R"("event":"group_end","group":"clients","finished":1,"failed":1)") +
+        ev(9000, R"("event":"run_end","status":"failed","exit_code":1)");
     put(wd / "events.jsonl", e);
     put(wd / "clients" / "report.json", R"({"group":"clients","index":1,"plugin":"demo_client","tasks":{
         "a":{"status":"FINISHED","device":"cuda:0","load_ms":489,"train_ms":4490,"peak_memory":1073741824,"peak_gpu_memory":6442450944,
@@ -93,10 +103,11 @@ TEST_CASE("escape: markup, quotes, control characters and invalid UTF-8") {
     CHECK(escape("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;");
     CHECK(escape("a & \"b\" 'c'") == "a &amp; &quot;b&quot; &#39;c&#39;");
     CHECK(escape("tab\tnew\nline") == "tab\tnew\nline");
-    CHECK(escape(std::string("nul\0bell\a", 9)) == "nul\xEF\xBF\xBD" "bell\xEF\xBF\xBD");
+    CHECK(escape(std::string("nul\0bell\a", 9)) == "nul\xEF\xBF\xBD"
+                                                   "bell\xEF\xBF\xBD");
     CHECK(escape("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80") == "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9F\x98\x80");
-    CHECK(escape("\xFF\xC3") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // stray byte, truncated sequence
-    CHECK(escape("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // overlong '/'
+    CHECK(escape("\xFF\xC3") == "\xEF\xBF\xBD\xEF\xBF\xBD");                  // stray byte, truncated sequence
+    CHECK(escape("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong '/'
     CHECK(escape("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
 }
 
@@ -185,9 +196,11 @@ TEST_CASE("a run: stages, lanes, overlapping trains in different rows, escaping"
 
 TEST_CASE("a running run: truncated last line, no report.json, no run_end") {
     TempDir dir("fedflow-report");
-    std::string e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"g","index":1,"tasks":2)") +
-                    status(5, "g", "t1", "LOADING") + status(300, "g", "t1", "WAITING") + status(320, "g", "t1", "TRAINING", R"(,"device":"cuda:3")") +
-                    status(8, "g", "t2", "LOADING") + R"({"time":"2026-11-28T01:00:00.400Z","elapsed_ms":400,"event":"sta)";
+    std::string e = ev(0, R"("event":"run_start")") +
+                    ev(1, R"("event":"group_start","group":"g","index":1,"tasks":2)") +
+                    status(5, "g", "t1", "LOADING") + status(300, "g", "t1", "WAITING") +
+                    status(320, "g", "t1", "TRAINING", R"(,"device":"cuda:3")") + status(8, "g", "t2", "LOADING") +
+                    R"({"time":"2026-11-28T01:00:00.400Z","elapsed_ms":400,"event":"sta)";
     put(dir.path / "events.jsonl", e);
     Run run = read_run(dir.path);
     CHECK_FALSE(run.ended);
@@ -217,8 +230,9 @@ TEST_CASE("out of memory: an interrupted train and its retry") {
         ev(0, R"("event":"run_start")") + status(1, "g", "t", "LOADING") + status(100, "g", "t", "WAITING") +
             status(110, "g", "t", "TRAINING", R"(,"device":"cuda:0")") +
             status(200, "g", "t", "INTERRUPT", R"(,"stage":"train","message":"out of memory: CUDA out of memory")") +
-            status(201, "g", "t", "WAITING", R"(,"retry":1)") + status(300, "g", "t", "TRAINING", R"(,"device":"cuda:1")") +
-            status(400, "g", "t", "FINISHED") + ev(401, R"("event":"run_end")"));
+            status(201, "g", "t", "WAITING", R"(,"retry":1)") +
+            status(300, "g", "t", "TRAINING", R"(,"device":"cuda:1")") + status(400, "g", "t", "FINISHED") +
+            ev(401, R"("event":"run_end")"));
     Run run = read_run(dir.path);
     const Stage* first = find_stage(run, "t", StageKind::train, 1);
     const Stage* second = find_stage(run, "t", StageKind::train, 2);
@@ -235,8 +249,9 @@ TEST_CASE("out of memory: an interrupted train and its retry") {
 
 TEST_CASE("a resumed run: the second run's times follow the first's") {
     TempDir dir("fedflow-report");
-    std::string first = ev(0, R"("event":"run_start")") + status(10, "g", "a", "LOADING") + status(50, "g", "a", "WAITING") +
-                        status(60, "g", "a", "TRAINING") + ev(5000, R"("event":"run_end")");
+    std::string first = ev(0, R"("event":"run_start")") + status(10, "g", "a", "LOADING") +
+                        status(50, "g", "a", "WAITING") + status(60, "g", "a", "TRAINING") +
+                        ev(5000, R"("event":"run_end")");
     // Resumed a minute later: elapsed_ms starts again at 0.
     std::string second = ev(60000, R"("event":"run_start")", 0) +
                          ev(60010, R"("event":"status","group":"g","task":"b","status":"LOADING")", 10);
@@ -260,9 +275,10 @@ TEST_CASE("nothing, garbage and hostile files: a page all the same") {
     }
     SUBCASE("files that are not what they claim") {
         put(dir.path / "run.json", "[1,2");
-        put(dir.path / "events.jsonl", "garbage\n[]\n{\"event\":17}\n{\"time\":5,\"elapsed_ms\":\"x\",\"event\":\"status\",\"group\":[],\"task\":{}}\n" +
-                                           status(5, "g", "t", "LOADING") + status(6, "g", "t", "TRAINING", R"(,"device":42)") +
-                                           status(7, "../..", "../etc", "EXCEPTION", R"(,"message":7)"));
+        put(dir.path / "events.jsonl",
+            "garbage\n[]\n{\"event\":17}\n{\"time\":5,\"elapsed_ms\":\"x\",\"event\":\"status\",\"group\":[],\"task\":{}}\n" +
+                status(5, "g", "t", "LOADING") + status(6, "g", "t", "TRAINING", R"(,"device":42)") +
+                status(7, "../..", "../etc", "EXCEPTION", R"(,"message":7)"));
         put(dir.path / "g" / "report.json", R"({"tasks":{"t":{"status":5,"result":[1,2],"peak_memory":"big"},"u":7}})");
         CHECK_NOTHROW(write_html(dir.path));
         std::string html = slurp(dir.path / "report.html");
@@ -319,16 +335,22 @@ TEST_CASE("a group of 5,000 tasks: the first 2,000 told one by one, the others c
     constexpr int n = 5000;
     put(dir.path / "run.json", R"({"plan":"/p/many.toml","status":"interrupted","exit_code":3,
         "groups":[{"index":1,"group":"many","report":"many/report.json"}]})");
-    std::string e = ev(0, R"("event":"run_start")") + ev(0, R"("event":"group_start","group":"many","index":1,"tasks":5000)");
+    std::string e = ev(0, R"("event":"run_start")") +
+                    ev(0, R"("event":"group_start","group":"many","index":1,"tasks":5000)");
     std::string report = R"({"group":"many","index":1,"plugin":"noop","tasks":{)";
     for (int i = 0; i < n; ++i) {
         std::string id = std::to_string(i);
         bool ran = i % 1000 == 0;  // 0, 1000, ..., 4000 ran and finished
-        if (ran) e += status(i, "many", id, "LOADING") + status(i + 5, "many", id, "TRAINING", R"(,"device":"cpu")") + status(i + 9, "many", id, "FINISHED");
-        else e += status(6000, "many", id, "EXCEPTION", R"(,"stage":"start","message":"not started: the host received SIGTERM")");
-        report += (i ? "," : "") + ("\"" + id + "\":") +
-                  (ran ? R"({"status":"FINISHED","retries":{"load":0,"train":0},"result":{"v":1}})"
-                       : R"({"status":"EXCEPTION","stage":"start","message":"not started: the host received SIGTERM"})");
+        if (ran)
+            e += status(i, "many", id, "LOADING") + status(i + 5, "many", id, "TRAINING", R"(,"device":"cpu")") +
+                 status(i + 9, "many", id, "FINISHED");
+        else
+            e += status(6000, "many", id, "EXCEPTION",
+                        R"(,"stage":"start","message":"not started: the host received SIGTERM")");
+        report +=
+            (i ? "," : "") + ("\"" + id + "\":") +
+            (ran ? R"({"status":"FINISHED","retries":{"load":0,"train":0},"result":{"v":1}})"
+                 : R"({"status":"EXCEPTION","stage":"start","message":"not started: the host received SIGTERM"})");
     }
     put(dir.path / "events.jsonl", e + ev(6100, R"("event":"group_end","group":"many","finished":5,"failed":4995)"));
     put(dir.path / "many" / "report.json", report + "}}");
@@ -359,39 +381,48 @@ namespace {
 // two_tables: the server is in a second [[round]] table (run.json says so).
 void write_rounds(const fs::path& wd, int rounds, bool two_tables = false) {
     std::string groups = R"({"index":1,"group":"setup","report":"setup/report.json"})";
-    std::string list, e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"setup","round":0,"index":1)") +
-                          status(2, "setup", "0", "LOADING", R"(,"round":0)") + status(5, "setup", "0", "TRAINING", R"(,"round":0)") +
-                          status(9, "setup", "0", "FINISHED", R"(,"round":0)") + ev(10, R"("event":"group_end","group":"setup","round":0)");
-    put(wd / "setup" / "report.json", R"({"group":"setup","index":1,"plugin":"echo","tasks":{"0":{"status":"FINISHED","result":{"n":3}}}})");
+    std::string list,
+        e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"setup","round":0,"index":1)") +
+            status(2, "setup", "0", "LOADING", R"(,"round":0)") + status(5, "setup", "0", "TRAINING", R"(,"round":0)") +
+            status(9, "setup", "0", "FINISHED", R"(,"round":0)") +
+            ev(10, R"("event":"group_end","group":"setup","round":0)");
+    put(wd / "setup" / "report.json",
+        R"({"group":"setup","index":1,"plugin":"echo","tasks":{"0":{"status":"FINISHED","result":{"n":3}}}})");
     for (int r = 1; r <= rounds; ++r) {
         std::string rd = "round-00" + std::to_string(r), R = std::to_string(r), t = std::to_string(r * 1000);
         double acc = 0.5 + 0.1 * r, loss = 1.0 / r;
         int ms = r * 1000;
-        groups += ",{\"index\":2,\"group\":\"clients\",\"round\":" + R + ",\"report\":\"" + rd + "/clients/report.json\"}";
-        groups += ",{\"index\":3,\"group\":\"server\",\"round\":" + R + (two_tables ? ",\"block\":2" : "") + ",\"report\":\"" + rd +
-                  "/server/report.json\"}";
-        list += std::string(list.empty() ? "" : ",") + "{\"round\":" + R + ",\"wall_s\":0.9,\"values\":{\"accuracy\":" + std::to_string(acc) +
+        groups += ",{\"index\":2,\"group\":\"clients\",\"round\":" + R + ",\"report\":\"" + rd +
+                  "/clients/report.json\"}";
+        groups += ",{\"index\":3,\"group\":\"server\",\"round\":" + R + (two_tables ? ",\"block\":2" : "") +
+                  ",\"report\":\"" + rd + "/server/report.json\"}";
+        list += std::string(list.empty() ? "" : ",") + "{\"round\":" + R +
+                ",\"wall_s\":0.9,\"values\":{\"accuracy\":" + std::to_string(acc) +
                 ",\"loss\":" + std::to_string(loss) + ",\"round\":" + R + ".0,\"stop\":0.0,\"clients\":2.0}}";
         std::string rr = ",\"round\":" + R;
         e += ev(ms, "\"event\":\"round_start\",\"round\":" + R) +
              ev(ms + 1, "\"event\":\"group_start\",\"group\":\"clients\",\"index\":2" + rr);
         for (const char* c : {"0", "1"})
             e += status(ms + 2, "clients", c, "LOADING", rr) + status(ms + 100, "clients", c, "TRAINING", rr) +
-                 status(ms + 400, "clients", c, "FINISHED", rr) + ev(ms + 401, R"("event":"result","group":"clients","task":")" + std::string(c) + "\",\"bytes\":9");
+                 status(ms + 400, "clients", c, "FINISHED", rr) +
+                 ev(ms + 401, R"("event":"result","group":"clients","task":")" + std::string(c) + "\",\"bytes\":9");
         e += ev(ms + 500, "\"event\":\"group_end\",\"group\":\"clients\"" + rr) +
              ev(ms + 501, "\"event\":\"group_start\",\"group\":\"server\",\"index\":3" + rr) +
              status(ms + 502, "server", "0", "LOADING", rr) + status(ms + 600, "server", "0", "TRAINING", rr) +
-             status(ms + 900, "server", "0", "FINISHED", rr) + ev(ms + 901, R"("event":"result","group":"server","task":"0","bytes":9)") +
+             status(ms + 900, "server", "0", "FINISHED", rr) +
+             ev(ms + 901, R"("event":"result","group":"server","task":"0","bytes":9)") +
              ev(ms + 902, "\"event\":\"group_end\",\"group\":\"server\"" + rr) +
              ev(ms + 903, "\"event\":\"round_end\",\"round\":" + R + ",\"stopped_by\":null");
         put(wd / rd / "clients" / "report.json",
             R"({"group":"clients","index":2,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"value":1}},"1":{"status":"FINISHED","result":{"value":2}}}})");
         put(wd / rd / "server" / "report.json",
-            R"({"group":"server","index":3,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"accuracy":)" + std::to_string(acc) +
-                R"(,"loss":)" + std::to_string(loss) + R"(,"round":)" + R + R"(,"stop":false,"clients":2}}}})");
+            R"({"group":"server","index":3,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"accuracy":)" +
+                std::to_string(acc) + R"(,"loss":)" + std::to_string(loss) + R"(,"round":)" + R +
+                R"(,"stop":false,"clients":2}}}})");
     }
     e += ev(rounds * 1000 + 1000, R"("event":"run_end","status":"finished","exit_code":0)");
-    put(wd / "run.json", "{\"plan\":\"/p/fl.toml\",\"status\":\"finished\",\"groups\":[" + groups + "],\"rounds\":[" + list + "]}");
+    put(wd / "run.json",
+        "{\"plan\":\"/p/fl.toml\",\"status\":\"finished\",\"groups\":[" + groups + "],\"rounds\":[" + list + "]}");
     put(wd / "events.jsonl", e);
 }
 
@@ -468,7 +499,8 @@ TEST_CASE("rounds: a round still running, with no values yet") {
     write_rounds(dir.path, 2);
     // Round 3 has started: its group is in the journal, not in run.json's rounds.
     std::ofstream(dir.path / "events.jsonl", std::ios::app)
-        << ev(9000, R"("event":"round_start","round":3)") << ev(9001, R"("event":"group_start","group":"clients","round":3,"index":2)")
+        << ev(9000, R"("event":"round_start","round":3)")
+        << ev(9001, R"("event":"group_start","group":"clients","round":3,"index":2)")
         << status(9002, "clients", "0", "LOADING", R"(,"round":3)");
     Run run = read_run(dir.path);
     REQUIRE(run.rounds.size() == 3);
@@ -498,7 +530,8 @@ TEST_CASE("the model kept up to date line by line draws the page that reading th
     // it is written, a group's report.json when it ends, run.json now and then.
     RunModel live(dir.path);
     for (const auto& g : info["groups"])
-        live.add_group(g["group"].get<std::string>(), g.value("round", 0), g.value("block", 0), g.value("index", 0), g["report"].get<std::string>());
+        live.add_group(g["group"].get<std::string>(), g.value("round", 0), g.value("block", 0), g.value("index", 0),
+                       g["report"].get<std::string>());
     std::ifstream events(dir.path / "events.jsonl");
     for (std::string l; std::getline(events, l);) live.add_event(nlohmann::ordered_json::parse(l));
     for (const auto& g : info["groups"]) {
@@ -517,12 +550,15 @@ TEST_CASE("the model kept up to date line by line draws the page that reading th
 
 TEST_CASE("[[round]] tables from the journal alone: group_start and round_end name theirs") {
     TempDir dir;
-    put(dir.path / "events.jsonl",
-        ev(0, R"("event":"run_start")") + ev(1, R"("event":"round_start","round":1,"block":1)") +
-            ev(2, R"("event":"group_start","group":"a","round":1,"block":1,"index":1)") + ev(3, R"("event":"group_end","group":"a","round":1)") +
-            ev(4, R"("event":"round_end","round":1,"block":1,"stopped_by":"a/0")") + ev(5, R"("event":"round_start","round":1,"block":2)") +
-            ev(6, R"("event":"group_start","group":"b","round":1,"block":2,"index":2)") + ev(7, R"("event":"group_end","group":"b","round":1)") +
-            ev(8, R"("event":"round_end","round":1,"block":2,"stopped_by":null)"));
+    put(dir.path / "events.jsonl", ev(0, R"("event":"run_start")") +
+                                       ev(1, R"("event":"round_start","round":1,"block":1)") +
+                                       ev(2, R"("event":"group_start","group":"a","round":1,"block":1,"index":1)") +
+                                       ev(3, R"("event":"group_end","group":"a","round":1)") +
+                                       ev(4, R"("event":"round_end","round":1,"block":1,"stopped_by":"a/0")") +
+                                       ev(5, R"("event":"round_start","round":1,"block":2)") +
+                                       ev(6, R"("event":"group_start","group":"b","round":1,"block":2,"index":2)") +
+                                       ev(7, R"("event":"group_end","group":"b","round":1)") +
+                                       ev(8, R"("event":"round_end","round":1,"block":2,"stopped_by":null)"));
     Run run = read_run(dir.path);
     REQUIRE(run.rounds.size() == 2);
     CHECK(run.rounds[0].block == 1);
@@ -538,7 +574,8 @@ TEST_CASE("the model keeps a result's scalars only; a resumed run is running aga
     put(dir.path / "g" / "report.json",
         R"({"group":"g","tasks":{"0":{"status":"FINISHED","retries":{"train":1},"result":{"acc":0.5,"name":"x","w":[1,2,3],"m":{"k":1}}}}})");
     put(dir.path / "run.json", R"({"groups":[{"group":"g","report":"g/report.json"}]})");
-    put(dir.path / "events.jsonl", ev(0, R"("event":"run_start")") + ev(5, R"("event":"run_end")") + ev(60000, R"("event":"run_start")", 0));
+    put(dir.path / "events.jsonl",
+        ev(0, R"("event":"run_start")") + ev(5, R"("event":"run_end")") + ev(60000, R"("event":"run_start")", 0));
     Run run = read_run(dir.path);
     REQUIRE(run.groups.size() == 1);
     const auto& entry = run.groups[0].tasks.at(0).entry;

@@ -113,7 +113,8 @@ TEST_CASE("lanes: GPUs by number, other devices, then cpu; idle GPUs too") {
         run.stages.push_back(s);
     }
     CHECK(lane_names(run) == std::vector<std::string>{"cuda:2", "cuda:10", "cuda:x", "tpu", "cpu"});
-    run.info = json{{"devices", json::array({json{{"name", "cpu"}}, json{{"name", "cuda:0"}}, json{{"name", "cuda:2"}}})}};
+    run.info = json{
+        {"devices", json::array({json{{"name", "cpu"}}, json{{"name", "cuda:0"}}, json{{"name", "cuda:2"}}})}};
     CHECK(lane_names(run) == std::vector<std::string>{"cuda:0", "cuda:2", "cuda:10", "cuda:x", "tpu", "cpu"});
 }
 
@@ -139,7 +140,9 @@ TEST_CASE("charts: values that change are curves; the round number, flags and co
     server.tasks.push_back(task("0", "FINISHED", json{{"accuracy", 0.9}, {"stop", false}}));
     run.groups.push_back(server);
     for (int r = 1; r <= 3; ++r)
-        run.rounds.push_back(round(r, {{"accuracy", 0.5 + r * 0.1}, {"round", r}, {"stop", 0}, {"clients", 10}, {"loss", 1.0 / r}}, {0}));
+        run.rounds.push_back(
+            round(r, {{"accuracy", 0.5 + r * 0.1}, {"round", r}, {"stop", 0}, {"clients", 10}, {"loss", 1.0 / r}},
+                  {0}));
     auto rounds = all(run);
     CHECK(chart_keys(run, rounds) == std::vector<std::string>{"accuracy", "clients", "loss"});
     CHECK(curves(run, rounds) == std::vector<std::string>{"accuracy", "loss"});
@@ -186,7 +189,8 @@ TEST_CASE("rounds_section: charts, facts that never change, the table") {
 
 TEST_CASE("result columns: scalars in order of appearance, at most 40") {
     Group g;
-    g.tasks.push_back(task("0", "FINISHED", json{{"loss", 0.5}, {"name", "a"}, {"w", json::array({1, 2})}, {"ok", true}}));
+    g.tasks.push_back(
+        task("0", "FINISHED", json{{"loss", 0.5}, {"name", "a"}, {"w", json::array({1, 2})}, {"ok", true}}));
     g.tasks.push_back(task("1", "FINISHED", json{{"extra", 1}, {"loss", "n/a"}}));
     g.tasks.push_back(task("2", "EXCEPTION"));
     ResultColumns c = result_columns(g);

@@ -8,17 +8,23 @@
 
 static int failures = 0;
 
-#define EXPECT_EQ(expr, expected)                                                    \
-    do {                                                                             \
-        unsigned long long got_ = (unsigned long long)(expr);                        \
-        if (got_ != (unsigned long long)(expected)) {                                \
-            fprintf(stderr, "%s:%d: %s is %llu, expected %llu\n", __FILE__, __LINE__, \
-                    #expr, got_, (unsigned long long)(expected));                    \
-            ++failures;                                                              \
-        }                                                                            \
+#define EXPECT_EQ(expr, expected)                                                                                      \
+    do {                                                                                                               \
+        unsigned long long got_ = (unsigned long long)(expr);                                                          \
+        if (got_ != (unsigned long long)(expected)) {                                                                  \
+            fprintf(stderr, "%s:%d: %s is %llu, expected %llu\n", __FILE__, __LINE__, #expr, got_,                     \
+                    (unsigned long long)(expected));                                                                   \
+            ++failures;                                                                                                \
+        }                                                                                                              \
     } while (0)
 
-#define ALIGNOF(type) offsetof(struct { char c; type t; }, t)
+#define ALIGNOF(type)                                                                                                  \
+    offsetof(                                                                                                          \
+        struct {                                                                                                       \
+            char c;                                                                                                    \
+            type t;                                                                                                    \
+        },                                                                                                             \
+        t)
 
 /* C99 has no _Static_assert; the info section must hold plain C data. */
 FEDFLOW_PLUGIN_INFO(layout_info, "abi_layout_c");

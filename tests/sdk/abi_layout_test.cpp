@@ -16,8 +16,8 @@ constexpr bool lp64 = sizeof(void*) == 8 && sizeof(long) == 8;
 
 // What crosses the boundary must be plain data that C can read and write.
 template <class T>
-constexpr bool plain_c_data = std::is_standard_layout_v<T> && std::is_trivially_copyable_v<T> &&
-                              std::is_trivially_default_constructible_v<T>;
+constexpr bool plain_c_data =
+    std::is_standard_layout_v<T>&& std::is_trivially_copyable_v<T>&& std::is_trivially_default_constructible_v<T>;
 static_assert(plain_c_data<fedflow_status>);
 static_assert(plain_c_data<fedflow_buffer>);
 static_assert(plain_c_data<fedflow_host_services>);

@@ -61,8 +61,7 @@ struct FakeHost {
         services.log = [](void* h, std::int32_t level, const char* message) {
             static_cast<FakeHost*>(h)->logs.emplace_back(level, message);
         };
-        services.bytes_alloc = [](void* h, std::uint64_t size, std::uint64_t* id,
-                                  fedflow_status* st) -> std::uint8_t* {
+        services.bytes_alloc = [](void* h, std::uint64_t size, std::uint64_t* id, fedflow_status* st) -> std::uint8_t* {
             auto* self = static_cast<FakeHost*>(h);
             if (self->fail_bytes_with != FEDFLOW_OK) {
                 st->code = self->fail_bytes_with;
@@ -125,8 +124,7 @@ struct StageResult {
 // Drives one task through the plugin table: create, load, train, destroy.
 class Driver {
 public:
-    explicit Driver(const char* name = "scripted")
-        : plugin_(fedflow::detail::make_plugin<Scripted>(name)) {
+    explicit Driver(const char* name = "scripted") : plugin_(fedflow::detail::make_plugin<Scripted>(name)) {
         fedflow_status st{};
         task_ = plugin_.create(&st);
         REQUIRE(task_ != nullptr);
@@ -264,7 +262,8 @@ TEST_CASE_FIXTURE(Fixture, "a worker that predates inputs_about: the count of wh
 
 TEST_CASE_FIXTURE(Fixture, "input byte values are views of the files the worker mapped, with their paths") {
     static const std::uint8_t weights[] = {1, 2, 3, 4, 5, 6, 7, 8};
-    const fedflow_input_file files[] = {{weights, 8, "/runs/clients/0/weights.bin"}, {nullptr, 0, "/runs/clients/1/e.bin"}};
+    const fedflow_input_file files[] = {{weights, 8, "/runs/clients/0/weights.bin"},
+                                        {nullptr, 0, "/runs/clients/1/e.bin"}};
     Dict inputs{{"clients", Dict{{"0", Dict{{"weights", Bytes::view(nullptr, 6, 0)}, {"n", 3}}},
                                  {"1", Dict{{"e", Bytes::view(nullptr, 0, 1)}}}}}};
     FakeHost host({}, inputs);  // encoded with BYTES_REF 0 and 1, as the worker hands them on
@@ -275,7 +274,7 @@ TEST_CASE_FIXTURE(Fixture, "input byte values are views of the files the worker 
         CHECK(b.data() == weights);  // the mapping itself, no copy
         CHECK(b.size() == 6);        // a reference may take the first n bytes
         CHECK(std::string(b.file()) == "/runs/clients/0/weights.bin");
-        CHECK(b.shm_id() == -1);     // not a buffer of this task: a result that holds it copies it
+        CHECK(b.shm_id() == -1);  // not a buffer of this task: a result that holds it copies it
         CHECK(ctx.inputs().at("clients").as<Dict>().at("1").as<Dict>().at("e").as<Bytes>().empty());
     };
     Driver d;
@@ -313,9 +312,14 @@ TEST_CASE_FIXTURE(Fixture, "no params and no inputs are empty dicts") {
 }
 
 TEST_CASE_FIXTURE(Fixture, "param<T>(key, default) is typed") {
-    Dict params{{"n", 5},      {"lr", 0.5},           {"whole", 2},
-                {"name", "x"}, {"on", true},          {"layers", List{1, 2}},
-                {"opt", Dict{{"m", 0.9}}}, {"blob", Bytes("ab", 2)}};
+    Dict params{{"n", 5},
+                {"lr", 0.5},
+                {"whole", 2},
+                {"name", "x"},
+                {"on", true},
+                {"layers", List{1, 2}},
+                {"opt", Dict{{"m", 0.9}}},
+                {"blob", Bytes("ab", 2)}};
     StageResult r = load_with(params, [](Context& ctx) {
         CHECK(ctx.param<std::int64_t>("n", 3) == 5);
         CHECK(ctx.param<std::int64_t>("absent", 3) == 3);
@@ -378,8 +382,10 @@ TEST_CASE_FIXTURE(Fixture, "integer params are range-checked for the type asked 
     };
     fails(3000000000LL, [](Context& c) { (void)c.param<int>("k"); });
     fails(-3000000000LL, [](Context& c) { (void)c.param<int>("k"); });
-    ok(std::numeric_limits<int>::max(), [](Context& c) { CHECK(c.param<int>("k") == std::numeric_limits<int>::max()); });
-    ok(std::numeric_limits<int>::min(), [](Context& c) { CHECK(c.param<int>("k") == std::numeric_limits<int>::min()); });
+    ok(std::numeric_limits<int>::max(),
+       [](Context& c) { CHECK(c.param<int>("k") == std::numeric_limits<int>::max()); });
+    ok(std::numeric_limits<int>::min(),
+       [](Context& c) { CHECK(c.param<int>("k") == std::numeric_limits<int>::min()); });
     fails(256, [](Context& c) { (void)c.param<std::uint8_t>("k"); });
     fails(-1, [](Context& c) { (void)c.param<std::uint8_t>("k"); });
     ok(255, [](Context& c) { CHECK(c.param<std::uint8_t>("k") == 255); });
@@ -461,8 +467,14 @@ TEST_CASE_FIXTURE(Fixture, "CUDA out-of-memory text is FEDFLOW_OUT_OF_MEMORY and
 TEST_CASE_FIXTURE(Fixture, "the encoded result decodes to what train returned") {
     FakeHost host;
     Dict returned{
-        {"device", "cpu"},   {"n", 3},    {"ok", true},      {"loss", 0.25}, {"history", List{1.0, 0.5, 0.25}},
-        {"meta", Dict{{"group", "clients"}}}, {"none", nullptr}, {"small", Bytes("\x01\x02\x03", 3)},
+        {"device", "cpu"},
+        {"n", 3},
+        {"ok", true},
+        {"loss", 0.25},
+        {"history", List{1.0, 0.5, 0.25}},
+        {"meta", Dict{{"group", "clients"}}},
+        {"none", nullptr},
+        {"small", Bytes("\x01\x02\x03", 3)},
         {"neg", std::int64_t{-9}},
     };
     on_train = [&](Context&, std::string_view) { return returned; };

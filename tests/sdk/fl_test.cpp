@@ -207,8 +207,8 @@ TEST_CASE("Dirichlet: the skew grows as alpha shrinks") {
     CAPTURE(very_non_iid);
     CHECK(near_iid < non_iid);
     CHECK(non_iid < very_non_iid);
-    CHECK(near_iid < 0.2);       // about 1/10: every client sees every class
-    CHECK(very_non_iid > 0.6);   // mostly one class per client
+    CHECK(near_iid < 0.2);      // about 1/10: every client sees every class
+    CHECK(very_non_iid > 0.6);  // mostly one class per client
 }
 
 TEST_CASE("Dirichlet: min_size redraws, and says when it cannot") {
@@ -231,7 +231,8 @@ TEST_CASE("split arguments are checked") {
     CHECK(what([&] { fl::split_shards(y, 2, 0, 1); }) ==
           "fedflow::fl::split_shards: shards_per_client must be at least 1");
     CHECK_THROWS_AS(fl::split_dirichlet(y, 0, 1.0, 1), std::invalid_argument);
-    CHECK(what([&] { fl::split_dirichlet(y, 2, 0.0, 1); }).find("alpha must be a positive number") != std::string::npos);
+    CHECK(what([&] { fl::split_dirichlet(y, 2, 0.0, 1); }).find("alpha must be a positive number") !=
+          std::string::npos);
     CHECK_THROWS_AS(fl::split_dirichlet(y, 2, -1.0, 1), std::invalid_argument);
     CHECK_THROWS_AS(fl::split_dirichlet(y, 2, std::numeric_limits<double>::infinity(), 1), std::invalid_argument);
     CHECK_THROWS_AS(fl::split_dirichlet(y, 2, 1.0, 1, 0, 0), std::invalid_argument);
@@ -275,16 +276,20 @@ TEST_CASE("weighted average of float buffers") {
     SUBCASE("errors") {
         const Bytes a = floats({1.0f, 2.0f, 3.0f});
         const Bytes b = floats({1.0f, 2.0f});
-        CHECK(what([&] { fl::weighted_average({{a, 1.0}, {b, 1.0}}); }) ==
+        CHECK(what([&] {
+                  fl::weighted_average({{a, 1.0}, {b, 1.0}});
+              }) ==
               "fedflow::fl::weighted_average: buffer 1 has 8 bytes, buffer 0 has 12: all must have the same size");
-        CHECK(what([&] { fl::weighted_average({{a, 0.0}, {a, 0.0}}); }) ==
-              "fedflow::fl::weighted_average: the weights sum to zero");
+        CHECK(what([&] {
+                  fl::weighted_average({{a, 0.0}, {a, 0.0}});
+              }) == "fedflow::fl::weighted_average: the weights sum to zero");
         CHECK(what([] { fl::weighted_average({}); }) == "fedflow::fl::weighted_average: no buffer to average");
         CHECK(what([&] { fl::weighted_average({{a, -1.0}}); }).find("weight 0 is -1") != std::string::npos);
         CHECK_THROWS_AS(fl::weighted_average({{a, std::numeric_limits<double>::quiet_NaN()}}), std::invalid_argument);
         const Bytes odd(6);
-        CHECK(what([&] { fl::weighted_average({{odd, 1.0}}); }) ==
-              "fedflow::fl::weighted_average: buffer 0 has 6 bytes, not a whole number of float32 values");
+        CHECK(what([&] {
+                  fl::weighted_average({{odd, 1.0}});
+              }) == "fedflow::fl::weighted_average: buffer 0 has 6 bytes, not a whole number of float32 values");
     }
 }
 
@@ -364,7 +369,9 @@ TEST_CASE("weighted average into ctx.bytes, chunk by chunk") {
     SUBCASE("the same errors") {
         const Bytes a = floats({1.0f, 2.0f, 3.0f});
         const Bytes b = floats({1.0f, 2.0f});
-        CHECK(what([&] { fl::weighted_average(*f.ctx, {{a, 1.0}, {b, 1.0}}); }) ==
+        CHECK(what([&] {
+                  fl::weighted_average(*f.ctx, {{a, 1.0}, {b, 1.0}});
+              }) ==
               "fedflow::fl::weighted_average: buffer 1 has 8 bytes, buffer 0 has 12: all must have the same size");
         CHECK(what([&] { fl::weighted_average(*f.ctx, {}); }) == "fedflow::fl::weighted_average: no buffer to average");
         CHECK(f.segment.empty());  // nothing allocated for a call that fails

@@ -60,8 +60,8 @@ TEST_CASE("dtype names, sizes and C++ types") {
     CHECK(fedflow::dtype_size(DType::bfloat16) == 2);
     CHECK(fedflow::dtype_size(DType::complex128) == 16);
     CHECK(fedflow::dtype_from_name("int64") == DType::int64);
-    CHECK_THROWS_WITH_AS(fedflow::dtype_from_name("float128"), doctest::Contains("dtype 'float128' is not one of bool, int8"),
-                         TypeError);
+    CHECK_THROWS_WITH_AS(fedflow::dtype_from_name("float128"),
+                         doctest::Contains("dtype 'float128' is not one of bool, int8"), TypeError);
     static_assert(fedflow::dtype_of<float>() == DType::float32);
     static_assert(fedflow::dtype_of<double>() == DType::float64);
     static_assert(fedflow::dtype_of<std::int32_t>() == DType::int32);

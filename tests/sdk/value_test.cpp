@@ -91,8 +91,8 @@ TEST_CASE("integers of every width become 64-bit signed integers") {
 TEST_CASE("an unsigned integer above INT64_MAX is refused, not wrapped") {
     std::uint64_t big = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1;
     CHECK_THROWS_AS(Value{big}, TypeError);
-    CHECK_THROWS_WITH_AS(Value{std::numeric_limits<std::uint64_t>::max()},
-                         doctest::Contains("18446744073709551615"), TypeError);
+    CHECK_THROWS_WITH_AS(Value{std::numeric_limits<std::uint64_t>::max()}, doctest::Contains("18446744073709551615"),
+                         TypeError);
 }
 
 TEST_CASE("as<T>() returns what the value holds") {
@@ -233,7 +233,8 @@ TEST_CASE("Dict: a million keys set with operator[] and looked up, in insertion 
     for (const auto& [key, value] : d) in_order = in_order && value.as<std::int64_t>() == expected++;
     CHECK(in_order);
     bool found = true;
-    for (std::int64_t i = n - 1; i >= 0; i -= 7) found = found && d.at("key-" + std::to_string(i)).as<std::int64_t>() == i;
+    for (std::int64_t i = n - 1; i >= 0; i -= 7)
+        found = found && d.at("key-" + std::to_string(i)).as<std::int64_t>() == i;
     CHECK(found);
     CHECK_FALSE(d.contains("key-" + std::to_string(n)));
     d["key-5"] = "again";  // assigning keeps the place and the size
@@ -280,9 +281,7 @@ TEST_CASE("Dict: the index answers as a scan would, across inserts, erases, copi
             REQUIRE(d.erase(key) == had);
             break;
         }
-        case 5:
-            REQUIRE(d.contains(key) == (model.count(key) == 1));
-            break;
+        case 5: REQUIRE(d.contains(key) == (model.count(key) == 1)); break;
         case 6: {
             Dict copy = d;  // the copy's index is its own
             copy["only-in-copy"] = 1;

@@ -143,8 +143,8 @@ TEST_CASE("wrong magic, unknown flags and a body length that disagrees are rejec
 }
 
 TEST_CASE("lengths and counts larger than the document are rejected before allocating") {
-    for (std::uint64_t n : {std::uint64_t{10}, std::uint64_t{1} << 32, std::uint64_t{1} << 62,
-                            ~std::uint64_t{0} - 7, ~std::uint64_t{0}}) {
+    for (std::uint64_t n : {std::uint64_t{10}, std::uint64_t{1} << 32, std::uint64_t{1} << 62, ~std::uint64_t{0} - 7,
+                            ~std::uint64_t{0}}) {
         CAPTURE(n);
         for (int tag : {wire::tag_string, wire::tag_bytes, wire::tag_list, wire::tag_dict}) {
             CAPTURE(tag);
@@ -241,8 +241,7 @@ TEST_CASE("random mutations of a valid document decode or throw wire::Error, not
                 d.resize(pick(d.size() + 1));
                 break;
             case 4:  // insert a byte
-                d.insert(d.begin() + static_cast<std::ptrdiff_t>(pick(d.size() + 1)),
-                         static_cast<std::uint8_t>(rng()));
+                d.insert(d.begin() + static_cast<std::ptrdiff_t>(pick(d.size() + 1)), static_cast<std::uint8_t>(rng()));
                 break;
             case 5:  // delete a byte
                 if (!d.empty()) d.erase(d.begin() + static_cast<std::ptrdiff_t>(pick(d.size())));

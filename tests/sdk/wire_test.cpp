@@ -82,10 +82,10 @@ TEST_CASE("the document header: magic FFV1, flags 0, body length") {
 
 TEST_CASE("byte layout of a small dict is pinned") {
     // {"a": 1}
-    Doc expected = bytes_of({'F', 'F', 'V', '1', 0, 0, 0, 0, 27, 0, 0, 0, 0, 0, 0, 0,  //
-                             9, 1, 0, 0, 0, 0, 0, 0, 0,                                  // DICT, 1 entry
-                             1, 0, 0, 0, 0, 0, 0, 0, 'a',                                // key "a"
-                             3, 1, 0, 0, 0, 0, 0, 0, 0});                                // INT 1
+    Doc expected = bytes_of({'F', 'F', 'V', '1', 0, 0, 0, 0, 27,  0, 0, 0, 0, 0, 0, 0,  //
+                             9,   1,   0,   0,   0, 0, 0, 0, 0,                         // DICT, 1 entry
+                             1,   0,   0,   0,   0, 0, 0, 0, 'a',                       // key "a"
+                             3,   1,   0,   0,   0, 0, 0, 0, 0});                       // INT 1
     CHECK(encode(Value(Dict{{"a", 1}})) == expected);
     CHECK(decode(expected) == Value(Dict{{"a", 1}}));
 }
@@ -102,21 +102,18 @@ TEST_CASE("byte layout of every tag is pinned") {
     CHECK(body(Value(1.0)) == bytes_of({4, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}));
     CHECK(body(Value("hi")) == bytes_of({5, 2, 0, 0, 0, 0, 0, 0, 0, 'h', 'i'}));
     // BYTES: tag at 16, length at 17..24, padding 25..31, data at 32.
-    CHECK(body(Value(Bytes("xy", 2))) ==
-          bytes_of({6, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'x', 'y'}));
+    CHECK(body(Value(Bytes("xy", 2))) == bytes_of({6, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'x', 'y'}));
     std::uint8_t shm[3] = {};
-    CHECK(body(Value(Bytes::view(shm, 3, 9))) ==
-          bytes_of({7, 9, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0}));
+    CHECK(body(Value(Bytes::view(shm, 3, 9))) == bytes_of({7, 9, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0}));
     CHECK(body(Value(List{nullptr, true})) == bytes_of({8, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2}));
 }
 
 TEST_CASE("scalars round-trip") {
-    for (const Value& v : {Value(), Value(false), Value(true), Value(0), Value(-1), Value(1),
-                           Value(std::numeric_limits<std::int64_t>::min()),
-                           Value(std::numeric_limits<std::int64_t>::max()), Value(0.0), Value(-2.5),
-                           Value(1e308), Value(std::numeric_limits<double>::denorm_min()),
-                           Value(std::numeric_limits<double>::infinity()),
-                           Value(-std::numeric_limits<double>::infinity())}) {
+    for (const Value& v :
+         {Value(), Value(false), Value(true), Value(0), Value(-1), Value(1),
+          Value(std::numeric_limits<std::int64_t>::min()), Value(std::numeric_limits<std::int64_t>::max()), Value(0.0),
+          Value(-2.5), Value(1e308), Value(std::numeric_limits<double>::denorm_min()),
+          Value(std::numeric_limits<double>::infinity()), Value(-std::numeric_limits<double>::infinity())}) {
         CAPTURE(v.type_name());
         CHECK(round_trip(v) == v);
     }
@@ -199,8 +196,8 @@ TEST_CASE("containers round-trip, nested, in order") {
     CHECK(back == v);
     std::vector<std::string> keys;
     for (const auto& [k, item] : back.as<Dict>()) keys.push_back(k);
-    CHECK(keys == std::vector<std::string>{"null", "false", "true", "int", "double", "string", "bytes",
-                                           "list", "dict"});
+    CHECK(keys ==
+          std::vector<std::string>{"null", "false", "true", "int", "double", "string", "bytes", "list", "dict"});
     CHECK(round_trip(Value(List{})) == Value(List{}));
     CHECK(round_trip(Value(Dict{})) == Value(Dict{}));
     CHECK(round_trip(Value(Dict{{"", ""}})) == Value(Dict{{"", ""}}));
@@ -239,9 +236,7 @@ TEST_CASE("BYTES_REF: a Bytes with a shared-memory id is sent by reference") {
     Doc doc = encode(v);
     CHECK(doc.size() < 100);  // the data itself is not in the document
 
-    SUBCASE("without a resolver it is an error") {
-        CHECK_THROWS_AS(decode(doc), wire::Error);
-    }
+    SUBCASE("without a resolver it is an error") { CHECK_THROWS_AS(decode(doc), wire::Error); }
     SUBCASE("a resolver turns (id, size) into Bytes") {
         std::uint64_t seen_id = 0, seen_size = 0;
         Value back = decode(doc, [&](std::uint64_t id, std::uint64_t size) {
@@ -257,9 +252,10 @@ TEST_CASE("BYTES_REF: a Bytes with a shared-memory id is sent by reference") {
         CHECK(w.shm_id() == 3);
     }
     SUBCASE("a resolver that refuses throws wire::Error out of decode") {
-        CHECK_THROWS_WITH_AS(decode(doc, [](std::uint64_t id, std::uint64_t) -> Bytes {
-                                 throw wire::Error("no buffer " + std::to_string(id));
-                             }),
+        CHECK_THROWS_WITH_AS(decode(doc,
+                                    [](std::uint64_t id, std::uint64_t) -> Bytes {
+                                        throw wire::Error("no buffer " + std::to_string(id));
+                                    }),
                              "no buffer 3", wire::Error);
     }
 }
@@ -273,6 +269,7 @@ TEST_CASE("encode refuses the nesting that decode would refuse") {
     Value ok = nested(wire::max_depth);
     std::string doc = wire::encode(ok);
     CHECK(wire::decode(doc) == ok);
-    CHECK_THROWS_WITH_AS(wire::encode(nested(wire::max_depth + 1)), doctest::Contains("nests deeper than"), wire::Error);
+    CHECK_THROWS_WITH_AS(wire::encode(nested(wire::max_depth + 1)), doctest::Contains("nests deeper than"),
+                         wire::Error);
     CHECK_THROWS_AS(wire::encoded_size(nested(wire::max_depth + 1)), wire::Error);
 }

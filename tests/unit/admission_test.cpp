@@ -158,8 +158,8 @@ TEST_CASE("CPU: others' measured use, plus one CPU per running load of Fedflow's
     Ledger l;
     l.measure(s);
     CHECK(admit_load(r, sc, s, l, {}, GB).go());
-    l.open(1, 11, GB);  // loading
-    CHECK(admit_load(r, sc, s, l, {}, GB).go());   // 5% + 25%
+    l.open(1, 11, GB);                            // loading
+    CHECK(admit_load(r, sc, s, l, {}, GB).go());  // 5% + 25%
     l.open(2, 12, GB);
     Verdict v = admit_load(r, sc, s, l, {}, GB);  // 5% + 50% > 50%
     CHECK(v.resource == "cpu");
@@ -238,8 +238,8 @@ TEST_CASE("foreign GPU use is the device's use minus Fedflow's measured processe
     l.open(1, 100, GB);
     l.start_train(1, 0, 5 * GB);
     l.measure(s);
-    CHECK(l.foreign_gpu(0) == 22 * GB);       // pid 555 is not Fedflow's
-    CHECK(l.gpu_charge(0) == 8 * GB);         // measured 8 GB > estimate 5 GB
+    CHECK(l.foreign_gpu(0) == 22 * GB);  // pid 555 is not Fedflow's
+    CHECK(l.gpu_charge(0) == 8 * GB);    // measured 8 GB > estimate 5 GB
     CHECK(gpu_free(r, s.gpus[0], l) == static_cast<std::int64_t>(42 * GB));
 }
 
@@ -300,7 +300,7 @@ TEST_CASE("a GPU estimate larger than every usable GPU can never run") {
 TEST_CASE("estimates: grown, the task's, learned, the group's, the default") {
     const std::uint64_t cap = 72 * GB;
     CHECK(std::string(choose_estimate({}, {}, {}, {}, 2 * GB, cap).source) == "default");
-    CHECK(choose_estimate({}, {}, {}, {}, 2 * GB, GB).bytes == GB);  // a default is cut to capacity
+    CHECK(choose_estimate({}, {}, {}, {}, 2 * GB, GB).bytes == GB);               // a default is cut to capacity
     CHECK(choose_estimate({}, {}, {}, 100 * GB, 2 * GB, cap).bytes == 100 * GB);  // what the plan says stays
     CHECK(std::string(choose_estimate({}, {}, 3 * GB, 5 * GB, 2 * GB, cap).source) == "learned");
     CHECK(choose_estimate({}, 7 * GB, 3 * GB, 5 * GB, 2 * GB, cap).bytes == 7 * GB);

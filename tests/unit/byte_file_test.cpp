@@ -40,8 +40,8 @@ struct Source {
     fs::path path;
     int fd = -1;
     Source(const fs::path& dir, const std::vector<std::uint8_t>& data) : path(dir / "source") {
-        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data.data()),
-                                                    static_cast<std::streamsize>(data.size()));
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
         fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     }
     ~Source() { ::close(fd); }

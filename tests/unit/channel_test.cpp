@@ -67,7 +67,8 @@ TEST_CASE("sending to a closed peer reports false, no SIGPIPE") {
 }
 
 TEST_CASE("FrameReader takes bytes in any pieces") {
-    std::string stream = ch::frame(ch::Type::ready, Dict{{"plugin", "echo"}}) + ch::frame(ch::Type::loaded, Dict{{"ms", 7}});
+    std::string stream = ch::frame(ch::Type::ready, Dict{{"plugin", "echo"}}) +
+                         ch::frame(ch::Type::loaded, Dict{{"ms", 7}});
     ch::FrameReader r;
     std::vector<ch::Message> got;
     for (char c : stream) {

@@ -52,7 +52,8 @@ TEST_CASE("files that are not plugins are rejected with the reason") {
         CHECK(reason == "not an ELF file: the file is empty");
     }
     SUBCASE("the ELF magic and nothing more is a truncated ELF file") {
-        std::ofstream(tmp) << "\x7f" "ELF";
+        std::ofstream(tmp) << "\x7f"
+                              "ELF";
         CHECK_FALSE(PluginRegistry::inspect(tmp, reason));
         CHECK(reason == "truncated ELF file");
     }
@@ -90,7 +91,8 @@ TEST_CASE("scanning the bundled plugin dir: sorted, first name wins") {
     CHECK(r.find("echo")->path == fs::absolute(plugin_dir() / "echo.so").lexically_normal());
     // The second scan of the same dir finds each name taken already.
     bool shadowed = false;
-    for (const auto& rej : r.rejected()) shadowed = shadowed || rej.reason.find("already provided by") != std::string::npos;
+    for (const auto& rej : r.rejected())
+        shadowed = shadowed || rej.reason.find("already provided by") != std::string::npos;
     CHECK(shadowed);
     for (std::size_t i = 1; i < 2 && i < r.plugins().size(); ++i)
         CHECK(r.plugins()[i - 1].path.filename() < r.plugins()[i].path.filename());

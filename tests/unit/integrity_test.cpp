@@ -77,14 +77,17 @@ TEST_CASE("a sealed result segment is accepted as it is") {
 
 TEST_CASE("truncated, corrupt or mislabelled result segments are refused") {
     std::vector<std::uint8_t> seg = sealed("FFV1 document bytes");
-    CHECK_THROWS_WITH(integrity::check_result(seg.data(), seg.size() - 1, 19), doctest::Contains("truncated: 18 bytes of 19"));
+    CHECK_THROWS_WITH(integrity::check_result(seg.data(), seg.size() - 1, 19),
+                      doctest::Contains("truncated: 18 bytes of 19"));
     CHECK_THROWS_WITH(integrity::check_result(seg.data(), 10, 19), doctest::Contains("smaller than its header"));
-    CHECK_THROWS_WITH(integrity::check_result(seg.data(), seg.size(), 20), doctest::Contains("the worker announced 20"));
+    CHECK_THROWS_WITH(integrity::check_result(seg.data(), seg.size(), 20),
+                      doctest::Contains("the worker announced 20"));
 
     std::vector<std::uint8_t> scribbled = seg;
     scribbled.back() ^= 0x40;
     CHECK_THROWS_WITH(integrity::check_result(scribbled.data(), scribbled.size(), 19), doctest::Contains("corrupt"));
 
     std::vector<std::uint8_t> unsealed(seg.size(), 0);  // the worker died before sealing it
-    CHECK_THROWS_WITH(integrity::check_result(unsealed.data(), unsealed.size(), 19), doctest::Contains("no valid header"));
+    CHECK_THROWS_WITH(integrity::check_result(unsealed.data(), unsealed.size(), 19),
+                      doctest::Contains("no valid header"));
 }

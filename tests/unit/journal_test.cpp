@@ -82,7 +82,8 @@ TEST_CASE("a line that does not fit leaves nothing of itself and goes in later")
     const std::string first = f.text();
     REQUIRE(lines(first) == 1);
 
-    struct sigaction ignore {}, old {};
+    struct sigaction ignore {
+    }, old{};
     ignore.sa_handler = SIG_IGN;
     ::sigaction(SIGXFSZ, &ignore, &old);
     rlimit saved{};

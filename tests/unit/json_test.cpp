@@ -11,7 +11,11 @@ using namespace fedflow;
 
 TEST_CASE("parse gives what nlohmann's parse gives") {
     for (const char* text : {
-             R"({})", R"([])", R"(null)", R"(1.5)", R"("a")",
+             R"({})",
+             R"([])",
+             R"(null)",
+             R"(1.5)",
+             R"("a")",
              R"({"b": 1, "a": [1, {"x": null, "y": [true, false]}, "s"], "c": {"d": {"e": -3}}})",
              R"([{"a": 1}, {}, [[]], {"z": 2, "y": 3}])",
              R"({"a": 1, "b": 2, "a": 3})",  // a key twice: its first place, its last value

@@ -279,8 +279,8 @@ TEST_CASE("a shim's frames: its own decoding, and nothing else is one") {
     // A shim's frame that a plugin forged, or a broken shim sent, is refused
     // field by field, as every message is.
     CHECK_THROWS_WITH_AS(shim(ch::Type::worker, Dict{}), "'worker' message: field 'pid' is missing", ch::ProtocolError);
-    CHECK_THROWS_WITH_AS(shim(ch::Type::worker, Dict{{"pid", 0}}), "'worker' message: field 'pid' is 0, not in 1..9223372036854775807",
-                         ch::ProtocolError);
+    CHECK_THROWS_WITH_AS(shim(ch::Type::worker, Dict{{"pid", 0}}),
+                         "'worker' message: field 'pid' is 0, not in 1..9223372036854775807", ch::ProtocolError);
     CHECK_THROWS_WITH_AS(shim(ch::Type::leftovers, Dict{{"count", "3"}}),
                          "'leftovers' message: field 'count' is a string, not an integer", ch::ProtocolError);
     CHECK_THROWS_WITH_AS(shim(ch::Type::leftovers, Dict{{"count", 1}, {"pid", 2}}),

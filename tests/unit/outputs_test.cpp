@@ -116,7 +116,12 @@ TEST_CASE("run.json at the start and the end; in between at most once per period
     out.event(line(2, {{"event", "status"}, {"group", "setup"}, {"round", 0}, {"task", "0"}, {"status", "LOADING"}}));
     REQUIRE(out.next_write().has_value());
     CHECK(*out.next_write() == clock.now + 5s);
-    out.event(line(3, {{"event", "status"}, {"group", "setup"}, {"round", 0}, {"task", "0"}, {"status", "EXCEPTION"}, {"stage", "load"},
+    out.event(line(3, {{"event", "status"},
+                       {"group", "setup"},
+                       {"round", 0},
+                       {"task", "0"},
+                       {"status", "EXCEPTION"},
+                       {"stage", "load"},
                        {"message", "no data"}}));
     clock.now += 1s;
     setup.report_exception("0", "load", "no data");
@@ -128,7 +133,12 @@ TEST_CASE("run.json at the start and the end; in between at most once per period
     out.write_if_due();
     run = read_json(dir.path / "run.json");
     REQUIRE(run["groups"].size() == 1);
-    CHECK(run["groups"][0] == json{{"index", 1}, {"group", "setup"}, {"report", "setup/report.json"}, {"tasks", 1}, {"finished", 0}, {"failed", 1}});
+    CHECK(run["groups"][0] == json{{"index", 1},
+                                   {"group", "setup"},
+                                   {"report", "setup/report.json"},
+                                   {"tasks", 1},
+                                   {"finished", 0},
+                                   {"failed", 1}});
     CHECK_FALSE(out.next_write().has_value());
     // The page was drawn from the lines given, not from events.jsonl (there is none).
     CHECK_FALSE(fs::exists(dir.path / "events.jsonl"));
@@ -143,7 +153,8 @@ TEST_CASE("run.json at the start and the end; in between at most once per period
     CHECK(run["status"] == "failed");
     CHECK(run["exit_code"] == 1);
     CHECK(run["ended"].is_string());
-    CHECK(slurp(dir.path / "report.html").find("<title>Fedflow \u00b7 plan \u00b7 failed</title>") != std::string::npos);
+    CHECK(slurp(dir.path / "report.html").find("<title>Fedflow \u00b7 plan \u00b7 failed</title>") !=
+          std::string::npos);
     for (const auto& e : fs::directory_iterator(dir.path)) CHECK(e.path().extension() != ".tmp");
 }
 
@@ -171,7 +182,8 @@ TEST_CASE("rounds.csv: a line appended per round; a new value widens the header"
     CHECK_FALSE(run["rounds"][2].contains("block"));  // one [[round]] table
 
     SUBCASE("two [[round]] tables: a block column") {
-        plan::Plan two = plan::parse(std::string(plan_text) + "[[round]]\ncount = 1\n[[round.group]]\nname = \"b\"\nplugin = \"echo\"\n",
+        plan::Plan two = plan::parse(std::string(plan_text) +
+                                         "[[round]]\ncount = 1\n[[round.group]]\nname = \"b\"\nplugin = \"echo\"\n",
                                      dir.path / "plan.toml");
         TempDir other;
         Outputs o2 = started(two, other.path, clock.options());
@@ -221,13 +233,17 @@ TEST_CASE("resume: the page's model starts from the earlier run's files") {
     {
         std::ofstream(dir.path / "events.jsonl")
             << line(0, {{"event", "run_start"}}).dump() << "\n"
-            << line(5, {{"event", "status"}, {"group", "setup"}, {"round", 0}, {"task", "earlier"}, {"status", "LOADING"}}).dump() << "\n"
+            << line(5,
+                    {{"event", "status"}, {"group", "setup"}, {"round", 0}, {"task", "earlier"}, {"status", "LOADING"}})
+                   .dump()
+            << "\n"
             << line(9, {{"event", "run_end"}, {"status", "interrupted"}}).dump() << "\n";
     }
     Outputs out(plan, dir.path, true, clock.options());
     out.start(0, "2026-11-28T01:00:00.000Z", sched::Snapshot{}, sched::Limits{});
     out.event(line(0, {{"event", "run_start"}}));
-    out.event(line(3, {{"event", "status"}, {"group", "setup"}, {"round", 0}, {"task", "later"}, {"status", "LOADING"}}));
+    out.event(
+        line(3, {{"event", "status"}, {"group", "setup"}, {"round", 0}, {"task", "later"}, {"status", "LOADING"}}));
     out.finish("finished", 0);
     std::string page = slurp(dir.path / "report.html");
     CHECK(page.find("setup/earlier") != std::string::npos);

@@ -1,8 +1,8 @@
 // The plan parser: every key read and checked, errors with file:line:column
 // and the key, unknown keys with "did you mean", later keys refused.
-#include "plan/plan.hpp"
 #include "common/device.hpp"
 #include "common/names.hpp"
+#include "plan/plan.hpp"
 
 #include <doctest/doctest.h>
 
@@ -92,7 +92,7 @@ inputs = ["clients"]
     CHECK(a.device == "cuda:1");
     CHECK(a.params.at("lr").as<double>() == doctest::Approx(0.5));  // the task's own wins
     CHECK(a.params.at("shard").as<std::int64_t>() == 0);
-    CHECK(a.params.at("epochs").as<std::int64_t>() == 5);           // the group's is kept
+    CHECK(a.params.at("epochs").as<std::int64_t>() == 5);  // the group's is kept
     CHECK(p.groups[1].inputs == std::vector<std::string>{"clients"});
     CHECK(p.groups[1].plugin == "./lib/server.so");
     CHECK(p.find_group("server") == &p.groups[1]);
@@ -158,13 +158,14 @@ TEST_CASE("names and ids cannot escape the workdir") {
 }
 
 TEST_CASE("duplicates and missing pieces") {
-    CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = \"1\"\n").find("task id '1' appears twice") !=
-          std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = \"1\"\n")
+              .find("task id '1' appears twice") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"echo\"\n[[group]]\nname = \"a\"\nplugin = \"echo\"\n")
               .find("group name 'a' is used twice") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"a\"\n").find("needs a plugin") != std::string::npos);
     CHECK(errors("workdir = \"x\"\n").find("no [[group]]") != std::string::npos);
-    CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nparams = {}\n").find("needs an id") != std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nparams = {}\n").find("needs an id") !=
+          std::string::npos);
     CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = 0\n").find("has no tasks") != std::string::npos);
     CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = -1\n").find("between 0 and") != std::string::npos);
 }
@@ -175,7 +176,8 @@ TEST_CASE("inputs must name a group that runs before") {
     CHECK(e.find("4:11: inputs of group 'server': group 'clients' (line 5) never runs before it") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"clients\"\nplugin = \"c\"\n[[group]]\nplugin = \"s\"\ninputs = [\"client\"]\n")
               .find("did you mean 'clients'?") != std::string::npos);
-    CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"c\"\ninputs = [\"a\"]\n").find("lists itself") != std::string::npos);
+    CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"c\"\ninputs = [\"a\"]\n").find("lists itself") !=
+          std::string::npos);
     // An abbreviation, further than a few edits from the name.
     CHECK(errors("[[group]]\nname = \"aggregation-server\"\nplugin = \"s\"\n[[group]]\nname = \"clients\"\n"
                  "plugin = \"c\"\ninputs = [\"agg-server\"]\n")
@@ -189,8 +191,9 @@ TEST_CASE("devices") {
     CHECK_FALSE(device::valid("cuda:"));
     CHECK_FALSE(device::valid("cuda:x"));
     CHECK_FALSE(device::valid("gpu0"));
-    CHECK(errors("[[group]]\nplugin = \"echo\"\ndevice = \"gpu0\"\n").find("must be \"cpu\", \"cuda:N\" or \"sim:N\"") !=
-          std::string::npos);
+    CHECK(
+        errors("[[group]]\nplugin = \"echo\"\ndevice = \"gpu0\"\n").find("must be \"cpu\", \"cuda:N\" or \"sim:N\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("rounds: groups in file order, round blocks, counts") {
@@ -224,7 +227,7 @@ inputs = ["server"]
     CHECK(p.groups[1].name == "clients");
     CHECK(p.groups[1].block == 1);
     CHECK(p.groups[1].index == 2);
-    CHECK(p.groups[1].inputs == std::vector<std::string>{"server", "setup"});  // the server of the round before
+    CHECK(p.groups[1].inputs == std::vector<std::string>{"server", "setup"});    // the server of the round before
     CHECK(p.groups[2].inputs == std::vector<std::string>{"clients", "server"});  // itself: its previous round
     CHECK(p.groups[3].name == "final");
     CHECK(p.groups[3].block == 0);
@@ -327,7 +330,8 @@ TEST_CASE("bad resources and scheduler values say where and what") {
         const char* message;
     };
     for (const Case& c : {
-             Case{"[resources]\ncpu-utilization = 1.5\n", "2:19: key 'cpu-utilization' in [resources] must be a number above 0"},
+             Case{"[resources]\ncpu-utilization = 1.5\n",
+                  "2:19: key 'cpu-utilization' in [resources] must be a number above 0"},
              Case{"[resources]\nmemory-utilization = 0\n", "above 0 and at most 1"},
              Case{"[resources]\nmemory-reserve = \"4 parsecs\"\n", "key 'memory-reserve' in [resources]"},
              Case{"[resources]\ngpus = \"some\"\n", "must be \"all\", \"none\" or a list"},
@@ -425,8 +429,10 @@ TEST_CASE("durations and sizes out of range are refused with the range, where th
     const std::string duration = "out of range: a duration is \"0\" (none) or from 1ms to 8760h (365 days)";
     const std::string size = "out of range: a size is at most 1 PiB (1125899906842624 bytes)";
     for (const Case& c : {
-             Case{"[scheduler]\ntask-timeout = \"9999999h\"\n", "2:16: key 'task-timeout' in [scheduler]: '9999999h' is "},
-             Case{"[scheduler]\ntask-timeout = 10000000000\n", "2:16: key 'task-timeout' in [scheduler]: 10000000000 seconds is "},
+             Case{"[scheduler]\ntask-timeout = \"9999999h\"\n",
+                  "2:16: key 'task-timeout' in [scheduler]: '9999999h' is "},
+             Case{"[scheduler]\ntask-timeout = 10000000000\n",
+                  "2:16: key 'task-timeout' in [scheduler]: 10000000000 seconds is "},
              Case{"[scheduler]\ntask-timeout = \"1e30h\"\n", "'1e30h' is "},
              Case{"[scheduler]\ntask-timeout = \"8761h\"\n", "'8761h' is "},
              Case{"[scheduler]\ntask-timeout = \"0.1ms\"\n", "'0.1ms' is "},
@@ -436,18 +442,22 @@ TEST_CASE("durations and sizes out of range are refused with the range, where th
               std::string::npos);
     }
     for (const Case& c : {
-             Case{"[scheduler]\ndefault-memory = \"2000TB\"\n", "2:18: key 'default-memory' in [scheduler]: '2000TB' is "},
+             Case{"[scheduler]\ndefault-memory = \"2000TB\"\n",
+                  "2:18: key 'default-memory' in [scheduler]: '2000TB' is "},
              Case{"[scheduler]\nresult-limit = 9223372036854775807\n", "9223372036854775807 bytes is "},
              Case{"[resources]\nmemory-reserve = \"1e300GB\"\n", "'1e300GB' is "},
-             Case{"[[group]]\nplugin = \"echo\"\ngpu-memory = \"1025TiB\"\n", "3:14: key 'gpu-memory' in group 'group-1': '1025TiB' is "},
+             Case{"[[group]]\nplugin = \"echo\"\ngpu-memory = \"1025TiB\"\n",
+                  "3:14: key 'gpu-memory' in group 'group-1': '1025TiB' is "},
          }) {
         CAPTURE(c.text);
-        CHECK(errors(std::string(c.text) + "[[group]]\nplugin = \"echo\"\n").find(c.message + size) != std::string::npos);
+        CHECK(errors(std::string(c.text) + "[[group]]\nplugin = \"echo\"\n").find(c.message + size) !=
+              std::string::npos);
     }
     // The ends of the ranges are accepted.
     CHECK(parse("[scheduler]\ntask-timeout = \"8760h\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout ==
           std::chrono::hours(8760));
-    CHECK(parse("[scheduler]\ntask-timeout = \"1ms\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() == 1);
+    CHECK(parse("[scheduler]\ntask-timeout = \"1ms\"\n[[group]]\nplugin = \"e\"\n").scheduler.task_timeout.count() ==
+          1);
     CHECK(*parse("[[group]]\nplugin = \"e\"\nmemory = \"1024TiB\"\n").groups[0].memory == (1ull << 50));
 }
 
@@ -461,11 +471,13 @@ TEST_CASE("result-limit: a size, none by default") {
 }
 
 TEST_CASE("params take TOML values, not dates") {
-    CHECK(errors("[[group]]\nplugin = \"e\"\nparams = { when = 1979-05-27 }\n").find("not a date") != std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"e\"\nparams = { when = 1979-05-27 }\n").find("not a date") !=
+          std::string::npos);
 }
 
 TEST_CASE("a missing plan file") {
-    CHECK_THROWS_WITH_AS(plan::load("/nonexistent/plan.toml"), doctest::Contains("cannot read the plan file"), PlanError);
+    CHECK_THROWS_WITH_AS(plan::load("/nonexistent/plan.toml"), doctest::Contains("cannot read the plan file"),
+                         PlanError);
 }
 
 TEST_CASE("the digest follows the bytes") {

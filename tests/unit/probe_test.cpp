@@ -12,8 +12,8 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
-#include <memory>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,11 +83,10 @@ struct EnvVar {
 }  // namespace
 
 TEST_CASE("parse_meminfo") {
-    const char* text =
-        "MemTotal:       24576000 kB\n"
-        "MemFree:         1000000 kB\n"
-        "MemAvailable:   12288000 kB\n"
-        "Buffers:           10000 kB\n";
+    const char* text = "MemTotal:       24576000 kB\n"
+                       "MemFree:         1000000 kB\n"
+                       "MemAvailable:   12288000 kB\n"
+                       "Buffers:           10000 kB\n";
     std::uint64_t total = 0, available = 0;
     REQUIRE(parse_meminfo(text, total, available));
     CHECK(total == 24576000ull * 1024);
@@ -117,9 +116,9 @@ TEST_CASE("parse_meminfo") {
 TEST_CASE("parse_proc_stat_cpu") {
     std::uint64_t busy = 0, total = 0;
     // user nice system idle iowait irq softirq steal guest guest_nice
-    REQUIRE(parse_proc_stat_cpu("cpu  100 5 50 800 40 3 2 0 77 11\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1 2\n", busy,
-                                total));
-    CHECK(total == 1000);      // guest and guest_nice are already in user and nice
+    REQUIRE(
+        parse_proc_stat_cpu("cpu  100 5 50 800 40 3 2 0 77 11\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1 2\n", busy, total));
+    CHECK(total == 1000);       // guest and guest_nice are already in user and nice
     CHECK(busy == 1000 - 840);  // idle and iowait are not busy
 
     SUBCASE("an old kernel's four fields") {
@@ -173,9 +172,8 @@ TEST_CASE("parse_pid_stat_ticks") {
 TEST_CASE("parse_pid_stat") {
     // ... utime stime cutime cstime priority nice num_threads itrealvalue
     // starttime vsize rss rsslim ...
-    const char* text =
-        "4242 (py (torch)) S 1 4242 4242 0 -1 4194304 96 0 0 0 11 22 33 -1 20 0 9 0 939966 3133440 378 "
-        "18446744073709551615 1 2 3\n";
+    const char* text = "4242 (py (torch)) S 1 4242 4242 0 -1 4194304 96 0 0 0 11 22 33 -1 20 0 9 0 939966 3133440 378 "
+                       "18446744073709551615 1 2 3\n";
     PidStat st;
     REQUIRE(parse_pid_stat(text, st));
     CHECK(st.state == 'S');
@@ -187,7 +185,8 @@ TEST_CASE("parse_pid_stat") {
     CHECK(st.rss_pages == 378);
 
     SUBCASE("a zombie: no memory") {
-        REQUIRE(parse_pid_stat("9 (w) Z 1 9 9 0 -1 4194308 0 0 0 0 3 4 0 0 20 0 1 0 5 0 0 18446744073709551615 0\n", st));
+        REQUIRE(
+            parse_pid_stat("9 (w) Z 1 9 9 0 -1 4194308 0 0 0 0 3 4 0 0 20 0 1 0 5 0 0 18446744073709551615 0\n", st));
         CHECK(st.state == 'Z');
         CHECK(st.vsize == 0);
         CHECK(st.utime + st.stime == 7);
@@ -205,12 +204,11 @@ TEST_CASE("parse_pid_stat") {
 }
 
 TEST_CASE("parse_status_kb") {
-    const char* text =
-        "Name:\tfedflow-worker\n"
-        "VmPeak:\t  300000 kB\n"
-        "VmHWM:\t    9000 kB\n"
-        "VmRSS:\t    8000 kB\n"
-        "RssAnon:\t    5000 kB\n";
+    const char* text = "Name:\tfedflow-worker\n"
+                       "VmPeak:\t  300000 kB\n"
+                       "VmHWM:\t    9000 kB\n"
+                       "VmRSS:\t    8000 kB\n"
+                       "RssAnon:\t    5000 kB\n";
     std::uint64_t bytes = 0;
     REQUIRE(parse_status_kb(text, "VmRSS", bytes));
     CHECK(bytes == 8000ull * 1024);

@@ -109,7 +109,8 @@ TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
         CHECK_THROWS(r.receive(a, dir.path));
     }
     SUBCASE("a scribbled-on document") {
-        WorkerResult::scribble(shm::result_name(w.prefix), static_cast<std::streamoff>(integrity::result_header_size) + 20);
+        WorkerResult::scribble(shm::result_name(w.prefix),
+                               static_cast<std::streamoff>(integrity::result_header_size) + 20);
         CHECK_THROWS(r.receive(a, dir.path));
     }
     SUBCASE("a Bytes buffer changed after train returned") {

@@ -114,7 +114,7 @@ TEST_CASE("RunLock: a prefix of its own, locked while it lives") {
 TEST_CASE("remove_abandoned removes only what a free lock proves gone") {
     int held = -1;
     std::string gone = fake_run("0a0a0a0a", nullptr);
-    std::string alive = fake_run("0b0b0b0b", &held);  // its pid is dead here; its lock is not
+    std::string alive = fake_run("0b0b0b0b", &held);      // its pid is dead here; its lock is not
     std::string unlocked = "fedflow-999999999-0c0c0c0c";  // no lock file at all
     shm::Segment::create(unlocked + "-t1-r", 8);
     shm::RunLock own;

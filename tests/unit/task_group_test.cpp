@@ -146,8 +146,8 @@ TEST_CASE("retrieve_task picks at random among tasks of a status, reproducibly")
     auto a = order(42);
     CHECK(a.size() == 20);
     CHECK(std::set<std::string>(a.begin(), a.end()).size() == 20);  // each task once
-    CHECK(order(42) == a);                                           // same seed, same order
-    CHECK(order(43) != a);                                           // another seed, another order
+    CHECK(order(42) == a);                                          // same seed, same order
+    CHECK(order(43) != a);                                          // another seed, another order
     std::vector<std::string> sorted;
     for (int i = 0; i < 20; ++i) sorted.push_back(std::to_string(i));
     CHECK(a != sorted);  // random, not file order
@@ -167,7 +167,8 @@ TEST_CASE("100,000 tasks: added, found, failed and reported in linear time (issu
     constexpr std::size_t n = 100000;
     TaskGroup g = make_group(n);
     CHECK(g.get_task("99999") != nullptr);
-    for (std::size_t i = 1; i < n; ++i) g.report_exception(std::to_string(i), "start", "not started: the host received SIGTERM");
+    for (std::size_t i = 1; i < n; ++i)
+        g.report_exception(std::to_string(i), "start", "not started: the host received SIGTERM");
     CHECK(g.failed_count() == n - 1);
     // One record for the 99,999 alike failures.
     CHECK(g.failure("1") == g.failure("99999"));

@@ -18,21 +18,20 @@ TEST_CASE("printable: control characters are escaped, text is kept") {
     SUBCASE("an ESC sequence cannot retitle the terminal") {
         CHECK(printable("a\x1b]0;pwned\x07z") == "a\\e]0;pwned\\x07z");
     }
-    SUBCASE("a NUL no longer cuts the message") {
-        CHECK(printable("before"s + '\0' + "after") == "before\\0after");
-    }
+    SUBCASE("a NUL no longer cuts the message") { CHECK(printable("before"s + '\0' + "after") == "before\\0after"); }
     SUBCASE("a newline cannot forge a line") {
         CHECK(printable("g\nfedflow: error: forged") == "g\\nfedflow: error: forged");
         CHECK(printable("a\rb\tc") == "a\\rb\\tc");
     }
     SUBCASE("DEL, C1 controls and bytes that are not UTF-8") {
         CHECK(printable("\x7f") == "\\x7f");
-        CHECK(printable("\xc2\x9b" "31m") == "\\xc2\\x9b31m");  // CSI as a C1 control
+        CHECK(printable("\xc2\x9b"
+                        "31m") == "\\xc2\\x9b31m");  // CSI as a C1 control
         CHECK(printable("\xff\xfe") == "\\xff\\xfe");
-        CHECK(printable("\xc3") == "\\xc3");                  // cut sequence
-        CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");          // overlong '/'
+        CHECK(printable("\xc3") == "\\xc3");                    // cut sequence
+        CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");           // overlong '/'
         CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // surrogate
-        CHECK(printable("\xc2\xa0") == "\xc2\xa0");            // no-break space is text
+        CHECK(printable("\xc2\xa0") == "\xc2\xa0");             // no-break space is text
     }
     SUBCASE("escaping twice changes nothing") {
         const std::string once = printable("x\x1b[2J\n\\e"s + '\0');

@@ -28,7 +28,8 @@ TEST_CASE("sizes") {
     }
     SUBCASE("at most 1 PiB, where sums of estimates still fit in 64 bits") {
         CHECK(parse_size("1024TiB") == max_size);
-        CHECK_THROWS_WITH_AS(parse_size("1125.9TB"), doctest::Contains("'1125.9TB' is out of range: a size is at most 1 PiB"),
+        CHECK_THROWS_WITH_AS(parse_size("1125.9TB"),
+                             doctest::Contains("'1125.9TB' is out of range: a size is at most 1 PiB"),
                              std::invalid_argument);
         CHECK_THROWS_AS(parse_size("18446744073709551615"), std::invalid_argument);
     }
@@ -50,7 +51,8 @@ TEST_CASE("durations") {
         CHECK(parse_duration("0ms").count() == 0);
         for (const char* bad : {"8760.001h", "9999999h", "1e30h", "1e300", "0.4ms", "1e-9s"}) {
             CAPTURE(bad);
-            CHECK_THROWS_WITH_AS(parse_duration(bad), doctest::Contains("is out of range: a duration is \"0\" (none) or from 1ms to 8760h"),
+            CHECK_THROWS_WITH_AS(parse_duration(bad),
+                                 doctest::Contains("is out of range: a duration is \"0\" (none) or from 1ms to 8760h"),
                                  std::invalid_argument);
         }
     }

@@ -34,7 +34,8 @@ Bytes owned(std::size_t n) { return Bytes(n); }
 std::string refusal(const std::string& file, const fs::path& dir) {
     try {
         value_json::from_json(json{{"w", {{"$bytes", {{"file", file}}}}}},
-                              [&](const std::string& f, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) {
+                              [&](const std::string& f, std::optional<std::uint64_t> size,
+                                  std::optional<std::uint64_t>) {
                                   return Value(value_json::read_byte_file(dir, f, size, owned));
                               });
     } catch (const std::runtime_error& e) {
@@ -74,7 +75,8 @@ TEST_CASE("JSON to Value") {
 
 TEST_CASE("the shape of a byte value in JSON") {
     std::vector<std::pair<std::string, std::optional<std::uint64_t>>> asked;
-    auto reader = [&](const std::string& file, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) -> Value {
+    auto reader = [&](const std::string& file, std::optional<std::uint64_t> size,
+                      std::optional<std::uint64_t>) -> Value {
         asked.emplace_back(file, size);
         return Value(Bytes(static_cast<std::size_t>(size.value_or(2))));
     };
@@ -120,7 +122,8 @@ TEST_CASE("a byte value's checksum, as the host writes it, reaches the reader") 
 
 TEST_CASE("Value to JSON, with the key path of each byte value") {
     Bytes w(4);
-    const Dict inputs{{"clients", Dict{{"0", Dict{{"weights", w}, {"loss", 0.5},
+    const Dict inputs{{"clients", Dict{{"0", Dict{{"weights", w},
+                                                  {"loss", 0.5},
                                                   {"bad", std::numeric_limits<double>::infinity()},
                                                   {"layers", List{w}}}}}}};
     std::vector<std::string> paths;
@@ -157,7 +160,8 @@ TEST_CASE("the rule for byte files: a plain name in the folder of the JSON") {
 
     SUBCASE("a plain name is read, its size checked when given") {
         const Value v = value_json::from_json(json{{"$bytes", {{"file", "w.bin"}}}},
-                                              [&](const std::string& f, std::optional<std::uint64_t> size, std::optional<std::uint64_t>) {
+                                              [&](const std::string& f, std::optional<std::uint64_t> size,
+                                                  std::optional<std::uint64_t>) {
                                                   return Value(value_json::read_byte_file(dir.path, f, size, owned));
                                               });
         REQUIRE(v.is<Bytes>());
@@ -166,9 +170,9 @@ TEST_CASE("the rule for byte files: a plain name in the folder of the JSON") {
                              "byte file \"w.bin\": it has 4 bytes, not the 9 its JSON says", std::runtime_error);
     }
     SUBCASE("paths, '.', '..' and odd characters are refused before anything is opened") {
-        for (const std::string& bad : {std::string("/etc/passwd"), std::string("../w.bin"), std::string("sub/w.bin"),
-                                       std::string("."), std::string(".."), std::string(""),
-                                       std::string("w.bin\n"), std::string("a b"), std::string(256, 'x')}) {
+        for (const std::string& bad :
+             {std::string("/etc/passwd"), std::string("../w.bin"), std::string("sub/w.bin"), std::string("."),
+              std::string(".."), std::string(""), std::string("w.bin\n"), std::string("a b"), std::string(256, 'x')}) {
             CAPTURE(bad);
             CHECK(refusal(bad, dir.path).find(plain_name) != std::string::npos);
         }

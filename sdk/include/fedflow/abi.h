@@ -56,11 +56,12 @@ extern "C" {
 
 /* Status codes, the value of fedflow_status.code and of the int32_t that
  * every entry point returns. Entry points return the same code they store. */
-#define FEDFLOW_OK 0              /* the call did what it was asked */
-#define FEDFLOW_ERROR 1           /* failed; message says why; not retried */
-#define FEDFLOW_OUT_OF_MEMORY 2   /* std::bad_alloc or CUDA out of memory:
-                                     the host may retry the stage */
-#define FEDFLOW_INVALID 3         /* bad argument (e.g. a malformed result) */
+#define FEDFLOW_OK 0    /* the call did what it was asked */
+#define FEDFLOW_ERROR 1 /* failed; message says why; not retried */
+#define FEDFLOW_OUT_OF_MEMORY                                                                                          \
+    2                     /* std::bad_alloc or CUDA out of memory:                                                     \
+                             the host may retry the stage */
+#define FEDFLOW_INVALID 3 /* bad argument (e.g. a malformed result) */
 
 /* Longest message, including its terminating NUL. Longer text is cut. */
 #define FEDFLOW_MESSAGE_MAX 1024
@@ -70,14 +71,14 @@ extern "C" {
  * callee fills it only on failure. `message` is NUL-terminated UTF-8.
  */
 typedef struct fedflow_status {
-    int32_t code;                        /* FEDFLOW_OK, FEDFLOW_ERROR, ... */
-    uint32_t reserved;                   /* zero */
-    char message[FEDFLOW_MESSAGE_MAX];   /* why it failed; "" on success */
+    int32_t code;                      /* FEDFLOW_OK, FEDFLOW_ERROR, ... */
+    uint32_t reserved;                 /* zero */
+    char message[FEDFLOW_MESSAGE_MAX]; /* why it failed; "" on success */
 } fedflow_status;
 
 /* A read-only byte range owned by the host. */
 typedef struct fedflow_buffer {
-    const uint8_t *data;   /* NULL when size is 0 */
+    const uint8_t *data; /* NULL when size is 0 */
     uint64_t size;
 } fedflow_buffer;
 
@@ -99,9 +100,9 @@ typedef struct fedflow_buffer {
  * called from the thread that runs load/train only.
  */
 typedef struct fedflow_host_services {
-    uint32_t version;  /* FEDFLOW_HOST_SERVICES_VERSION */
-    uint32_t size;     /* sizeof(fedflow_host_services) as the host built it */
-    void *host;        /* opaque; pass it back on every call */
+    uint32_t version; /* FEDFLOW_HOST_SERVICES_VERSION */
+    uint32_t size;    /* sizeof(fedflow_host_services) as the host built it */
+    void *host;       /* opaque; pass it back on every call */
 
     /* Writes one line to the task's log (stderr.log), with the level.
      * `message` is NUL-terminated; it is copied before the call returns. */
@@ -115,8 +116,7 @@ typedef struct fedflow_host_services {
      * failure returns NULL and fills *status (FEDFLOW_OUT_OF_MEMORY when
      * shared memory is exhausted).
      */
-    uint8_t *(*bytes_alloc)(void *host, uint64_t size, uint64_t *id,
-                            fedflow_status *status);
+    uint8_t *(*bytes_alloc)(void *host, uint64_t size, uint64_t *id, fedflow_status *status);
 
     /*
      * The buffer, `size` bytes, into which train() encodes its result as
@@ -150,8 +150,7 @@ typedef struct fedflow_host_services {
      * held stays). On any other device, and outside train, it does nothing
      * and returns FEDFLOW_INVALID: a task on "cuda:N" allocates for real.
      */
-    int32_t (*declare_gpu_memory)(void *host, uint64_t bytes,
-                                  fedflow_status *status);
+    int32_t (*declare_gpu_memory)(void *host, uint64_t bytes, fedflow_status *status);
 } fedflow_host_services;
 
 /*
@@ -160,9 +159,9 @@ typedef struct fedflow_host_services {
  * mapping stays until the process exits.
  */
 typedef struct fedflow_input_file {
-    const uint8_t *data;  /* NULL when size is 0 */
+    const uint8_t *data; /* NULL when size is 0 */
     uint64_t size;
-    const char *path;     /* absolute path of the file */
+    const char *path; /* absolute path of the file */
 } fedflow_input_file;
 
 /*
@@ -171,16 +170,16 @@ typedef struct fedflow_input_file {
  * process exits, so a plugin may keep views into them).
  */
 typedef struct fedflow_context {
-    uint32_t size;            /* sizeof(fedflow_context) as the host built it */
-    uint32_t round;           /* round number, 0 outside rounds */
-    const char *task_id;      /* unique in its group; [A-Za-z0-9._-]+ */
-    const char *group;        /* the group's name */
-    const char *workdir;      /* absolute; the process's cwd */
-    const char *plan_dir;     /* absolute directory of the plan file */
-    fedflow_buffer params;    /* FFV1 dict: the group's params, overridden
-                                 by the task's own */
-    fedflow_buffer inputs;    /* FFV1 dict: group -> task id -> result of
-                                 the groups named in the plan's `inputs` */
+    uint32_t size;         /* sizeof(fedflow_context) as the host built it */
+    uint32_t round;        /* round number, 0 outside rounds */
+    const char *task_id;   /* unique in its group; [A-Za-z0-9._-]+ */
+    const char *group;     /* the group's name */
+    const char *workdir;   /* absolute; the process's cwd */
+    const char *plan_dir;  /* absolute directory of the plan file */
+    fedflow_buffer params; /* FFV1 dict: the group's params, overridden
+                              by the task's own */
+    fedflow_buffer inputs; /* FFV1 dict: group -> task id -> result of
+                              the groups named in the plan's `inputs` */
     const fedflow_host_services *host;
     /* Appended after ABI 1's first context; read it only when `size`
      * covers it (an older worker's context ends before it).
@@ -204,25 +203,23 @@ typedef struct fedflow_context {
  * stay valid while the library is loaded.
  */
 typedef struct fedflow_plugin {
-    uint32_t magic;        /* FEDFLOW_ABI_MAGIC */
-    uint32_t abi_version;  /* FEDFLOW_ABI_VERSION the plugin was built with */
-    uint32_t size;         /* sizeof(fedflow_plugin) as the plugin built it */
-    uint32_t reserved;     /* zero */
-    const char *name;      /* registered name, as in the info section */
+    uint32_t magic;       /* FEDFLOW_ABI_MAGIC */
+    uint32_t abi_version; /* FEDFLOW_ABI_VERSION the plugin was built with */
+    uint32_t size;        /* sizeof(fedflow_plugin) as the plugin built it */
+    uint32_t reserved;    /* zero */
+    const char *name;     /* registered name, as in the info section */
 
     /* A new task object, or NULL with *status filled. */
     void *(*create)(fedflow_status *status);
     /* Destroys what create() returned. Never fails. */
     void (*destroy)(void *task);
     /* CPU stage: prepare data. Must not touch a GPU. */
-    int32_t (*load)(void *task, const fedflow_context *ctx,
-                    fedflow_status *status);
+    int32_t (*load)(void *task, const fedflow_context *ctx, fedflow_status *status);
     /* GPU stage on `device` ("cuda:N", "cpu", or "sim:N": a simulated GPU,
      * on which the task must not touch CUDA and declares its GPU memory
      * through ctx->host->declare_gpu_memory); writes the result through
      * ctx->host->result_alloc. */
-    int32_t (*train)(void *task, const fedflow_context *ctx, const char *device,
-                     fedflow_status *status);
+    int32_t (*train)(void *task, const fedflow_context *ctx, const char *device, fedflow_status *status);
     /* Appended after ABI 1's first table; the worker reads it only when
      * `size` covers it (an older plugin's table ends before it, and has
      * none of these features). FEDFLOW_FEATURE_* bits; other bits zero. */
@@ -244,8 +241,7 @@ typedef struct fedflow_plugin {
  * when there is no such index, a negative errno value on failure.
  */
 #define FEDFLOW_PLUGIN_ENUM_SYMBOL "fedflow_plugin_enum"
-typedef int32_t (*fedflow_plugin_enum_fn)(const fedflow_plugin **plugin,
-                                          uint32_t index);
+typedef int32_t (*fedflow_plugin_enum_fn)(const fedflow_plugin **plugin, uint32_t index);
 
 /* Longest plugin name, including its terminating NUL. */
 #define FEDFLOW_NAME_MAX 56
@@ -256,19 +252,18 @@ typedef int32_t (*fedflow_plugin_enum_fn)(const fedflow_plugin **plugin,
  * loading them. 64 bytes, no pointers.
  */
 typedef struct fedflow_plugin_info {
-    uint32_t magic;                /* FEDFLOW_ABI_MAGIC */
-    uint32_t abi_version;          /* FEDFLOW_ABI_VERSION */
-    char name[FEDFLOW_NAME_MAX];   /* NUL-terminated, [A-Za-z0-9._-]+ */
+    uint32_t magic;              /* FEDFLOW_ABI_MAGIC */
+    uint32_t abi_version;        /* FEDFLOW_ABI_VERSION */
+    char name[FEDFLOW_NAME_MAX]; /* NUL-terminated, [A-Za-z0-9._-]+ */
 } fedflow_plugin_info;
 
 #define FEDFLOW_INFO_SECTION ".fedflow_info"
 
 /* Places a fedflow_plugin_info for `name_literal` in the info section.
  * FEDFLOW_TASK does this for C++ plugins; C plugins use it directly. */
-#define FEDFLOW_PLUGIN_INFO(ident, name_literal)                              \
-    __attribute__((section(FEDFLOW_INFO_SECTION), used, aligned(8)))          \
-    const fedflow_plugin_info ident = {FEDFLOW_ABI_MAGIC, FEDFLOW_ABI_VERSION, \
-                                       name_literal}
+#define FEDFLOW_PLUGIN_INFO(ident, name_literal)                                                                       \
+    __attribute__((section(FEDFLOW_INFO_SECTION), used, aligned(8)))                                                   \
+    const fedflow_plugin_info ident = {FEDFLOW_ABI_MAGIC, FEDFLOW_ABI_VERSION, name_literal}
 
 /*
  * Optional: the params a plugin takes, as text in the ELF section
@@ -293,9 +288,8 @@ typedef struct fedflow_plugin_info {
 
 /* Places the declaration `toml_literal` (a string literal) in the params
  * section. Once per plugin, at file scope. */
-#define FEDFLOW_PARAMS(toml_literal)                                 \
-    __attribute__((section(FEDFLOW_PARAMS_SECTION), used))           \
-    static const char fedflow_params_declaration[] = toml_literal
+#define FEDFLOW_PARAMS(toml_literal)                                                                                   \
+    __attribute__((section(FEDFLOW_PARAMS_SECTION), used)) static const char fedflow_params_declaration[] = toml_literal
 
 #ifdef __cplusplus
 } /* extern "C" */

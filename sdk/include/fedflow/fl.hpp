@@ -48,7 +48,8 @@
 
 namespace fedflow::fl {
 
-static_assert(std::numeric_limits<float>::is_iec559 && sizeof(float) == 4, "fedflow/fl.hpp: float must be IEEE 754 binary32");
+static_assert(std::numeric_limits<float>::is_iec559 && sizeof(float) == 4,
+              "fedflow/fl.hpp: float must be IEEE 754 binary32");
 
 // Indices of samples, one vector per client.
 using Split = std::vector<std::vector<std::size_t>>;
@@ -68,9 +69,7 @@ inline std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t n) {
 
 // A double in (0, 1): 53 random bits, centred in their interval, so never
 // exactly 0 or 1.
-inline double uniform_open01(std::mt19937_64& rng) {
-    return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
-}
+inline double uniform_open01(std::mt19937_64& rng) { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; }
 
 // Fisher-Yates, from the last element down: the same permutation for the
 // same generator state on every platform (unlike std::shuffle).
@@ -127,7 +126,8 @@ inline std::vector<std::size_t> iota(std::size_t n) {
 }
 
 inline void check_clients(const char* fn, std::size_t n_clients) {
-    if (n_clients == 0) throw std::invalid_argument(std::string("fedflow::fl::") + fn + ": n_clients must be at least 1");
+    if (n_clients == 0)
+        throw std::invalid_argument(std::string("fedflow::fl::") + fn + ": n_clients must be at least 1");
 }
 
 // The indices of each distinct label, labels in increasing order, indices
@@ -243,10 +243,9 @@ Split split_dirichlet(const std::vector<Label>& labels, std::size_t n_clients, d
             std::size_t b = 0;
             for (std::size_t j = 0; j < n_clients; ++j) {
                 cumulative += log_share[j];
-                std::size_t e = j + 1 == n_clients
-                                    ? idx.size()
-                                    : static_cast<std::size_t>(
-                                          std::llround(cumulative / total * static_cast<double>(idx.size())));
+                std::size_t e = j + 1 == n_clients ? idx.size()
+                                                   : static_cast<std::size_t>(std::llround(
+                                                         cumulative / total * static_cast<double>(idx.size())));
                 e = std::clamp(e, b, idx.size());
                 out[j].insert(out[j].end(), idx.begin() + static_cast<std::ptrdiff_t>(b),
                               idx.begin() + static_cast<std::ptrdiff_t>(e));
@@ -335,9 +334,9 @@ inline std::vector<float> to_floats(const Bytes& b) {
 // Copies values into out, which must hold exactly values.size() floats.
 inline void write_floats(Bytes& out, const std::vector<float>& values) {
     if (out.size() != values.size() * sizeof(float))
-        throw std::invalid_argument("fedflow::fl::write_floats: " + std::to_string(values.size()) +
-                                    " floats need " + std::to_string(values.size() * sizeof(float)) +
-                                    " bytes, the buffer has " + std::to_string(out.size()));
+        throw std::invalid_argument("fedflow::fl::write_floats: " + std::to_string(values.size()) + " floats need " +
+                                    std::to_string(values.size() * sizeof(float)) + " bytes, the buffer has " +
+                                    std::to_string(out.size()));
     if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
 }
 
@@ -402,7 +401,8 @@ inline double check_weighted(const char* fn, const std::vector<WeightedBuffer>& 
         const WeightedBuffer& b = buffers[i];
         if (b.size != bytes)
             throw std::invalid_argument(name + ": buffer " + std::to_string(i) + " has " + std::to_string(b.size) +
-                                        " bytes, buffer 0 has " + std::to_string(bytes) + ": all must have the same size");
+                                        " bytes, buffer 0 has " + std::to_string(bytes) +
+                                        ": all must have the same size");
         if (!(b.weight >= 0.0) || !std::isfinite(b.weight))
             throw std::invalid_argument(name + ": weight " + std::to_string(i) + " is " + std::to_string(b.weight) +
                                         ", not a finite number >= 0");
@@ -417,7 +417,8 @@ inline double check_weighted(const char* fn, const std::vector<WeightedBuffer>& 
 // 64 KiB) stay in the cache while each buffer's next 32 KiB streams past, so
 // the buffers are read once, in order, and the memory it takes is one chunk
 // whatever their number or size.
-inline void average_chunked(const std::vector<WeightedBuffer>& buffers, double total, std::uint8_t* out, std::size_t n) {
+inline void average_chunked(const std::vector<WeightedBuffer>& buffers, double total, std::uint8_t* out,
+                            std::size_t n) {
     constexpr std::size_t chunk = 8192;
     std::vector<double> acc(n < chunk ? n : chunk);
     for (std::size_t first = 0; first < n; first += chunk) {

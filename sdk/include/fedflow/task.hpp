@@ -192,7 +192,8 @@ private:
             const std::uint64_t count = c->input_file_count;
             resolve = [files, count](std::uint64_t id, std::uint64_t n) -> Bytes {
                 if (id >= count)
-                    throw wire::Error("inputs refer to byte file " + std::to_string(id) + " of " + std::to_string(count));
+                    throw wire::Error("inputs refer to byte file " + std::to_string(id) + " of " +
+                                      std::to_string(count));
                 const fedflow_input_file& f = files[id];
                 if (n > f.size)
                     throw wire::Error("inputs refer to " + std::to_string(n) + " bytes of " + f.path + ", which has " +
@@ -240,7 +241,8 @@ private:
                 std::int64_t i = v.as<std::int64_t>();
                 if constexpr (!std::is_same_v<T, std::int64_t>) {
                     if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
-                        (i > 0 && static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
+                        (i > 0 &&
+                         static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
                         throw TypeError(std::to_string(i) + " is out of range");
                 }
                 return static_cast<T>(i);
@@ -365,19 +367,19 @@ fedflow_plugin make_plugin(const char* name) noexcept {
 // registered name name_literal ([A-Za-z0-9._-]+, at most 55 characters),
 // which plans use as `plugin = "name"`. Use it once per plugin, at namespace
 // scope in one source file.
-#define FEDFLOW_TASK(Class, name_literal)                                                        \
-    static_assert(std::is_base_of_v<::fedflow::Task, Class>, #Class " must derive from fedflow::Task"); \
-    static_assert(::fedflow::detail::valid_name(name_literal),                                   \
-                  "plugin name must be 1-55 characters of [A-Za-z0-9._-], not . or ..");         \
-    extern "C" {                                                                                 \
-    FEDFLOW_PLUGIN_INFO(fedflow_plugin_info_entry, name_literal);                                \
-    __attribute__((visibility("default"))) std::int32_t fedflow_plugin_enum(                    \
-        const fedflow_plugin** plugin, std::uint32_t index) {                                    \
-        static const fedflow_plugin def = ::fedflow::detail::make_plugin<Class>(name_literal);  \
-        if (index != 0) return 0;                                                                \
-        *plugin = &def;                                                                          \
-        return 1;                                                                                \
-    }                                                                                            \
+#define FEDFLOW_TASK(Class, name_literal)                                                                              \
+    static_assert(std::is_base_of_v<::fedflow::Task, Class>, #Class " must derive from fedflow::Task");                \
+    static_assert(::fedflow::detail::valid_name(name_literal),                                                         \
+                  "plugin name must be 1-55 characters of [A-Za-z0-9._-], not . or ..");                               \
+    extern "C" {                                                                                                       \
+    FEDFLOW_PLUGIN_INFO(fedflow_plugin_info_entry, name_literal);                                                      \
+    __attribute__((visibility("default"))) std::int32_t fedflow_plugin_enum(const fedflow_plugin** plugin,             \
+                                                                            std::uint32_t index) {                     \
+        static const fedflow_plugin def = ::fedflow::detail::make_plugin<Class>(name_literal);                         \
+        if (index != 0) return 0;                                                                                      \
+        *plugin = &def;                                                                                                \
+        return 1;                                                                                                      \
+    }                                                                                                                  \
     }
 
 #endif  // FEDFLOW_TASK_HPP

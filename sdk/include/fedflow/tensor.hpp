@@ -35,8 +35,21 @@ namespace fedflow {
 
 // Element types, with numpy's names (bfloat16 as torch's).
 enum class DType : std::uint8_t {
-    boolean, int8, uint8, int16, uint16, int32, uint32, int64, uint64,
-    float16, bfloat16, float32, float64, complex64, complex128,
+    boolean,
+    int8,
+    uint8,
+    int16,
+    uint16,
+    int32,
+    uint32,
+    int64,
+    uint64,
+    float16,
+    bfloat16,
+    float32,
+    float64,
+    complex64,
+    complex128,
 };
 
 namespace detail {
@@ -46,11 +59,11 @@ struct DTypeInfo {
     std::size_t size;
 };
 inline constexpr DTypeInfo dtypes[] = {
-    {DType::boolean, "bool", 1},     {DType::int8, "int8", 1},         {DType::uint8, "uint8", 1},
-    {DType::int16, "int16", 2},      {DType::uint16, "uint16", 2},     {DType::int32, "int32", 4},
-    {DType::uint32, "uint32", 4},    {DType::int64, "int64", 8},       {DType::uint64, "uint64", 8},
-    {DType::float16, "float16", 2},  {DType::bfloat16, "bfloat16", 2}, {DType::float32, "float32", 4},
-    {DType::float64, "float64", 8},  {DType::complex64, "complex64", 8}, {DType::complex128, "complex128", 16},
+    {DType::boolean, "bool", 1},    {DType::int8, "int8", 1},           {DType::uint8, "uint8", 1},
+    {DType::int16, "int16", 2},     {DType::uint16, "uint16", 2},       {DType::int32, "int32", 4},
+    {DType::uint32, "uint32", 4},   {DType::int64, "int64", 8},         {DType::uint64, "uint64", 8},
+    {DType::float16, "float16", 2}, {DType::bfloat16, "bfloat16", 2},   {DType::float32, "float32", 4},
+    {DType::float64, "float64", 8}, {DType::complex64, "complex64", 8}, {DType::complex128, "complex128", 16},
 };
 }  // namespace detail
 
@@ -76,9 +89,15 @@ constexpr DType dtype_of() {
         static_assert(sizeof(T) == 4 || sizeof(T) == 8, "fedflow::dtype_of: float or double");
         return sizeof(T) == 4 ? DType::float32 : DType::float64;
     } else if constexpr (std::is_signed_v<T>) {
-        return sizeof(T) == 1 ? DType::int8 : sizeof(T) == 2 ? DType::int16 : sizeof(T) == 4 ? DType::int32 : DType::int64;
+        return sizeof(T) == 1   ? DType::int8
+               : sizeof(T) == 2 ? DType::int16
+               : sizeof(T) == 4 ? DType::int32
+                                : DType::int64;
     } else {
-        return sizeof(T) == 1 ? DType::uint8 : sizeof(T) == 2 ? DType::uint16 : sizeof(T) == 4 ? DType::uint32 : DType::uint64;
+        return sizeof(T) == 1   ? DType::uint8
+               : sizeof(T) == 2 ? DType::uint16
+               : sizeof(T) == 4 ? DType::uint32
+                                : DType::uint64;
     }
 }
 
@@ -92,8 +111,8 @@ public:
         : dtype_(dtype), shape_(std::move(shape)), data_(std::move(data)) {
         std::size_t need = bytes_for(dtype_, shape_);
         if (need != data_.size())
-            throw TypeError(std::string("a ") + dtype_name(dtype_) + " tensor of shape " + shape_text(shape_) + " needs " +
-                            std::to_string(need) + " bytes, the data has " + std::to_string(data_.size()));
+            throw TypeError(std::string("a ") + dtype_name(dtype_) + " tensor of shape " + shape_text(shape_) +
+                            " needs " + std::to_string(need) + " bytes, the data has " + std::to_string(data_.size()));
     }
 
     // A zero-filled tensor in shared memory (ctx.bytes): put it in a result
@@ -111,8 +130,8 @@ public:
         if (d.size() != 1 || t == nullptr || !t->is<Dict>()) return false;
         const Dict& f = t->as<Dict>();
         const Value *dtype = f.find("dtype"), *shape = f.find("shape"), *data = f.find("data");
-        return f.size() == 3 && dtype != nullptr && dtype->is<std::string>() && shape != nullptr &&
-               shape->is<List>() && data != nullptr && data->is<Bytes>();
+        return f.size() == 3 && dtype != nullptr && dtype->is<std::string>() && shape != nullptr && shape->is<List>() &&
+               data != nullptr && data->is<Bytes>();
     }
 
     // The tensor in v, viewing its data (no copy). Throws TypeError naming
@@ -187,7 +206,8 @@ private:
     template <class T>
     void check_as() const {
         if (dtype_of<T>() != dtype_)
-            throw TypeError(std::string("the tensor holds ") + dtype_name(dtype_) + ", not " + dtype_name(dtype_of<T>()));
+            throw TypeError(std::string("the tensor holds ") + dtype_name(dtype_) + ", not " +
+                            dtype_name(dtype_of<T>()));
         if (reinterpret_cast<std::uintptr_t>(data_.data()) % alignof(T) != 0)
             throw TypeError(std::string("the tensor's data is not aligned for ") + dtype_name(dtype_));
     }

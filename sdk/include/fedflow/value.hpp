@@ -56,8 +56,7 @@ public:
 
     // n zero bytes, owned.
     explicit Bytes(std::size_t n)
-        : owned_(std::make_shared<std::vector<std::uint8_t>>(n)),
-          data_(owned_->data()), size_(n) {}
+        : owned_(std::make_shared<std::vector<std::uint8_t>>(n)), data_(owned_->data()), size_(n) {}
 
     // A copy of n bytes at data, owned.
     Bytes(const void* data, std::size_t n) : Bytes(n) {
@@ -155,10 +154,20 @@ std::uint64_t siphash(const void* data, std::size_t n, std::uint64_t k0, std::ui
     std::uint64_t v0 = 0x736f6d6570736575ull ^ k0, v1 = 0x646f72616e646f6dull ^ k1;
     std::uint64_t v2 = 0x6c7967656e657261ull ^ k0, v3 = 0x7465646279746573ull ^ k1;
     auto round = [&] {
-        v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
-        v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
-        v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
-        v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
+        v0 += v1;
+        v1 = rotl(v1, 13);
+        v1 ^= v0;
+        v0 = rotl(v0, 32);
+        v2 += v3;
+        v3 = rotl(v3, 16);
+        v3 ^= v2;
+        v0 += v3;
+        v3 = rotl(v3, 21);
+        v3 ^= v0;
+        v2 += v1;
+        v1 = rotl(v1, 17);
+        v1 ^= v2;
+        v2 = rotl(v2, 32);
     };
     auto word = [&](std::uint64_t m) {
         v3 ^= m;
@@ -169,7 +178,8 @@ std::uint64_t siphash(const void* data, std::size_t n, std::uint64_t k0, std::ui
     const std::size_t whole = n - n % 8;
     for (std::size_t i = 0; i < whole; i += 8) {
         std::uint64_t m = 0;
-        for (int b = 0; b < 8; ++b) m |= static_cast<std::uint64_t>(p[i + b]) << (8 * b);  // little-endian, as specified
+        for (int b = 0; b < 8; ++b)
+            m |= static_cast<std::uint64_t>(p[i + b]) << (8 * b);  // little-endian, as specified
         word(m);
     }
     std::uint64_t last = static_cast<std::uint64_t>(n) << 56;
@@ -244,7 +254,8 @@ public:
     // one has, or none. Throws std::bad_alloc, std::length_error.
     template <class KeyAt>
     std::size_t rebuild(std::size_t n, KeyAt key_at) {
-        if (n > std::numeric_limits<std::uint32_t>::max() / 4) throw std::length_error("fedflow: too many keys to index");
+        if (n > std::numeric_limits<std::uint32_t>::max() / 4)
+            throw std::length_error("fedflow: too many keys to index");
         if (n <= small) {
             slots_ = {};
             for (std::size_t i = 1; i < n; ++i)
@@ -402,8 +413,7 @@ public:
 
     // "null", "bool", "integer", "double", "string", "bytes", "list", "dict".
     static const char* type_name(Type t) noexcept {
-        static const char* const names[] = {"null", "bool", "integer", "double",
-                                            "string", "bytes", "list", "dict"};
+        static const char* const names[] = {"null", "bool", "integer", "double", "string", "bytes", "list", "dict"};
         return names[static_cast<int>(t)];
     }
     const char* type_name() const noexcept { return type_name(type()); }

@@ -169,7 +169,8 @@ inline std::size_t encoded_size(const Value& v) {
 // Returns the number of bytes written.
 inline std::size_t encode(const Value& v, std::uint8_t* out, std::size_t capacity) {
     std::size_t n = encoded_size(v);
-    if (capacity < n) throw Error("encode: buffer of " + std::to_string(capacity) + " bytes, need " + std::to_string(n));
+    if (capacity < n)
+        throw Error("encode: buffer of " + std::to_string(capacity) + " bytes, need " + std::to_string(n));
     detail::Writer w(out);
     w.u32(magic);
     w.u32(0);
