@@ -138,8 +138,12 @@ class TestAll(ScriptsTree):
     def setUp(self):
         super().setUp()
         write_executable(os.path.join(self.bin, "meson"), FAKE_MESON_FOR_TEST)
-        # The fuzzing phase has its own tests (suite unit replays the corpus).
+        # The fuzzing phase has its own tests (suite unit replays the corpus),
+        # and so does the format check (CheckFormat below): here each says
+        # what FAKE_FORMAT_RC (default 0) makes it say.
         write_executable(os.path.join(self.root, "scripts", "fuzz"), "#!/bin/sh\nexit 0\n")
+        write_executable(os.path.join(self.root, "scripts", "check-format"),
+                         "#!/bin/sh\necho check-format >\"$FAKE_LOG.format\"\nexit ${FAKE_FORMAT_RC:-0}\n")
 
     def calls(self):
         with open(self.log) as f:
@@ -153,8 +157,10 @@ class TestAll(ScriptsTree):
     def test_every_build_fails_on_warnings_and_clang_builds_the_host_and_the_unit_suite(self):
         p = self.run_script("test", "--all")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        # Three builds and their tests (one fake test each), the fuzzers (2).
-        self.assertIn("tests: 5 passed, 0 failed, 0 skipped", p.stdout)
+        # The format check, three builds and their tests (one fake test
+        # each), the fuzzers (2).
+        self.assertIn("tests: 6 passed, 0 failed, 0 skipped", p.stdout)
+        self.assertTrue(os.path.exists(self.log + ".format"), "scripts/check-format ran")
         calls = self.calls()
 
         plain = self.find(calls, "setup", "build")
@@ -174,6 +180,15 @@ class TestAll(ScriptsTree):
         self.assertEqual(test_clang[test_clang.index("--suite") + 1], "unit")
         # Phases run in CI's order: build/, build-asan/, build-clang/.
         setups = [c.split()[3] for c in calls if c.split()[2] == "setup"]
+        self.assertEqual(setups, ["build", "build-asan", "build-clang"])
+
+    def test_a_file_not_formatted_fails_the_run_and_every_phase_still_runs(self):
+        p = subprocess.run([os.path.join(self.root, "scripts", "test"), "--all"], cwd=self.root,
+                           env=dict(self.env, FAKE_FORMAT_RC="1"), text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("tests: 5 passed, 1 failed, 0 skipped", p.stdout)
+        setups = [c.split()[3] for c in self.calls() if c.split()[2] == "setup"]
         self.assertEqual(setups, ["build", "build-asan", "build-clang"])
 
     def test_a_build_dir_set_up_before_gets_the_options_of_ci(self):
