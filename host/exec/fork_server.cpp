@@ -136,12 +136,13 @@ std::optional<Dict> ForkServer::answer(std::chrono::steady_clock::time_point dea
 }
 
 pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
-                       const std::string& contain) {
+                       const std::string& contain, bool in_cgroup) {
     if (sock_ < 0) throw std::runtime_error("the fork server is gone");
     Dict r;
     r["workdir"] = workdir.string();
     r["nofile"] = std::int64_t{nofile};
     r["contain"] = contain;
+    r["cgroup"] = in_cgroup;
     Dict m;
     m["fork"] = std::move(r);
     if (!fork_packet::send(sock_, m, {channel, out, err})) {

@@ -239,7 +239,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const Spa
     }
     try {
         w->forked_pid_ = server.fork(o.workdir, sv[1], out.get(), err.get(), static_cast<long>(original_fd_soft),
-                                     contain);
+                                     contain, !w->cgroup_.empty());
     } catch (const ForkRefused& e) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
         w->cgroup_.clear();
@@ -376,7 +376,8 @@ bool WorkerProcess::read_available(std::vector<channel::Message>& out) {
 bool WorkerProcess::try_reap() {
     if (server_ == nullptr) return child_.try_reap([this] { end_cgroup(); });
     if (forked_status_) return true;
-    // The server killed its process group before it reaped it.
+    // The server killed its process group before it reaped it, unless it
+    // has a cgroup: then end_cgroup counts what it left, and kills it.
     std::optional<int> status = server_->take_exit(forked_pid_);
     if (!status) return false;
     end_cgroup();

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,10 +40,15 @@ void reply(int fd, Dict body) {
     if (!fork_packet::send(fd, body)) std::_Exit(0);
 }
 
+// The children in a cgroup of their own: the host counts what each left
+// there, then kills it.
+std::set<pid_t> in_cgroup;
+
 // Tells the host of every child that exited or stopped. An exited child's
 // process group is killed before it is reaped (its pid, and so the group's
 // id, cannot be reused while it is a zombie), as the host does for the
-// workers it starts itself.
+// workers it starts itself; not a child's in a cgroup, whose processes the
+// host first counts as what the task left running, then kills.
 void reap(int fd) {
     for (;;) {
         siginfo_t info{};
@@ -57,7 +63,7 @@ void reap(int fd) {
             reply(fd, m);
             continue;
         }
-        ::kill(-pid, SIGKILL);
+        if (in_cgroup.erase(pid) == 0) ::kill(-pid, SIGKILL);
         int status = 0;
         if (::waitpid(pid, &status, WNOHANG) != pid) return;
         Dict m;
@@ -197,7 +203,11 @@ void run(int fd, long host_pid, const Hooks& hooks) {
         if (pid < 0) {
             answer["refused"] = std::string("fork: ") + std::strerror(err);
             answer["errno"] = std::int64_t{err};
-        } else answer["forked"] = std::int64_t{pid};
+        } else {
+            answer["forked"] = std::int64_t{pid};
+            const Value* cgroup = r.find("cgroup");
+            if (cgroup != nullptr && cgroup->is<bool>() && cgroup->as<bool>()) in_cgroup.insert(pid);
+        }
         reply(fd, answer);
     }
 }
