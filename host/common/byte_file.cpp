@@ -1,5 +1,6 @@
 #include "common/byte_file.hpp"
 
+#include "common/file_io.hpp"
 #include "common/integrity.hpp"
 
 #include <algorithm>
@@ -33,17 +34,7 @@ public:
     Out(const Out&) = delete;
     Out& operator=(const Out&) = delete;
 
-    void write(const std::uint8_t* p, std::size_t n) {
-        while (n > 0) {
-            const ssize_t w = ::write(fd_, p, n);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                fail("write", path_);
-            }
-            p += w;
-            n -= static_cast<std::size_t>(w);
-        }
-    }
+    void write(const std::uint8_t* p, std::size_t n) { file_io::write_all(fd_, p, n, path_); }
     void close() {
         const int fd = fd_;
         fd_ = -1;

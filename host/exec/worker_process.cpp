@@ -163,18 +163,24 @@ std::vector<std::string> WorkerProcess::command_line(const SpawnOptions& o) {
     return argv;
 }
 
-std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
-    check_fd_budget();
-    check_process_budget(o.descendants);
+std::unique_ptr<WorkerProcess> WorkerProcess::prepare(const SpawnOptions& o, file_io::Fd& worker_end) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         spawn_error(std::system_error(errno, std::generic_category(), "socketpair"));
     std::unique_ptr<WorkerProcess> w(new WorkerProcess());
     w->sock_ = sv[0];
-    const file_io::Fd worker_end(sv[1]);  // the child's copy is all it needs
+    worker_end.reset(sv[1]);
     w->descendants_ = o.descendants;
     w->shim_ = o.descendants != nullptr && o.descendants->kind() != Containment::cgroup;
     if (o.descendants != nullptr) w->cgroup_ = o.descendants->new_task_cgroup();
+    return w;
+}
+
+std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
+    check_fd_budget();
+    check_process_budget(o.descendants);
+    file_io::Fd worker_end;  // the child's copy is all it needs
+    std::unique_ptr<WorkerProcess> w = prepare(o, worker_end);
 
     process::Spec spec;
     spec.argv = command_line(o);
@@ -191,7 +197,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const SpawnOptions& o) {
         spec.files = {process::Spec::open(0, "/dev/null", O_RDONLY),
                       process::Spec::open(1, "stdout.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644),
                       process::Spec::open(2, "stderr.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644)};
-    spec.files.push_back(process::Spec::dup(sv[1], 3));
+    spec.files.push_back(process::Spec::dup(worker_end.get(), 3));
     spec.close_from = 4;
     try {
         w->child_ = process::spawn(spec);
@@ -223,23 +229,16 @@ std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const Spa
     };
     const file_io::Fd out = open_log("stdout.log");
     const file_io::Fd err = open_log("stderr.log");
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        spawn_error(std::system_error(errno, std::generic_category(), "socketpair"));
-    std::unique_ptr<WorkerProcess> w(new WorkerProcess());
-    w->sock_ = sv[0];
-    const file_io::Fd worker_end(sv[1]);  // the child's copy is all it needs
-    w->descendants_ = o.descendants;
-    w->shim_ = o.descendants != nullptr && o.descendants->kind() != Containment::cgroup;
-    if (o.descendants != nullptr) w->cgroup_ = o.descendants->new_task_cgroup();
+    file_io::Fd worker_end;  // the child's copy is all it needs
+    std::unique_ptr<WorkerProcess> w = prepare(o, worker_end);
     std::string contain;
     if (o.descendants != nullptr) {
         std::vector<std::string> args = o.descendants->worker_args();  // {"--contain", MODE} or none
         if (args.size() == 2) contain = args[1];
     }
     try {
-        w->forked_pid_ = server.fork(o.workdir, sv[1], out.get(), err.get(), static_cast<long>(original_fd_soft),
-                                     contain, !w->cgroup_.empty());
+        w->forked_pid_ = server.fork(o.workdir, worker_end.get(), out.get(), err.get(),
+                                     static_cast<long>(original_fd_soft), contain, !w->cgroup_.empty());
     } catch (const ForkRefused& e) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
         w->cgroup_.clear();

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "common/channel.hpp"
+#include "common/file_io.hpp"
 #include "common/messages.hpp"
 #include "common/process.hpp"
 
@@ -124,6 +125,9 @@ public:
 private:
     WorkerProcess() = default;
     void close_channel() noexcept;
+    // What spawn and fork share: the channel's socket pair (the worker's end
+    // into worker_end), containment and the cgroup of a new worker.
+    static std::unique_ptr<WorkerProcess> prepare(const SpawnOptions& o, file_io::Fd& worker_end);
     // The shim's frames (worker, leftovers) are the process's business,
     // not the task's: taken here, true when m was one.
     bool take_shim_frame(const channel::Message& m);
