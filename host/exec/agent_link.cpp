@@ -80,6 +80,7 @@ const char* frame_name(Frame f) noexcept {
     case Frame::signal_all: return "signal_all";
     case Frame::terminate: return "terminate";
     case Frame::check_shared: return "check_shared";
+    case Frame::group_inputs: return "group_inputs";
     case Frame::ready: return "ready";
     case Frame::reply: return "reply";
     case Frame::event: return "event";

@@ -43,6 +43,7 @@ enum class Frame : std::uint32_t {
     signal_all = 109,    // signal
     terminate = 110,     // id, grace_ms
     check_shared = 111,  // path -> reply: error ("" when the agent sees the file)
+    group_inputs = 112,  // bytes: what each task of the group maps from its inputs
     // agent -> host
     ready = 150,  // Ready
     reply = 151,  // the answer to the oldest unanswered request

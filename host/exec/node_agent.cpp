@@ -272,6 +272,9 @@ private:
             inputs_.clear();
             executor_->start_group(opt("memory"), opt("gpu_memory"));
             break;
+        case agent::Frame::group_inputs:
+            executor_->group_inputs(static_cast<std::uint64_t>(b.at("bytes").as<std::int64_t>()));
+            break;
         case agent::Frame::learn:
             executor_->learn({b.at("memory").as<std::int64_t>(), b.at("gpu_memory").as<std::int64_t>()});
             break;

@@ -435,6 +435,11 @@ void SlurmExecutor::start_group(std::optional<std::uint64_t> memory, std::option
     for (auto& n : nodes_) send(n, agent::Frame::start_group, body);
 }
 
+void SlurmExecutor::group_inputs(std::uint64_t bytes) {
+    // Every node admits the group's tasks on its own ledger: each needs to know.
+    for (auto& n : nodes_) send(n, agent::Frame::group_inputs, Dict{{"bytes", static_cast<std::int64_t>(bytes)}});
+}
+
 void SlurmExecutor::learn(const Peaks& peaks) {
     for (auto& n : nodes_)
         send(n, agent::Frame::learn, Dict{{"memory", peaks.memory}, {"gpu_memory", peaks.gpu_memory}});

@@ -62,6 +62,7 @@ public:
     void set_gpus(bool use_gpus, std::vector<int> gpus) override;
 
     void start_group(std::optional<std::uint64_t> memory, std::optional<std::uint64_t> gpu_memory) override;
+    void group_inputs(std::uint64_t bytes) override;
     void learn(const Peaks& peaks) override;
     std::uint64_t grow(std::uint64_t estimate, std::int64_t peak, const std::string& device) const override;
 

@@ -228,6 +228,30 @@ inputs = ["server"]
         nodes = {d.split("/")[0] for ds in self.trains(r).values() for d in ds}
         self.assertEqual(nodes, {"n1", "n2"})
 
+    def test_each_node_counts_the_mapped_inputs_in_its_ledger(self):
+        # docs/scheduling.md, "Memory of mapped inputs": on whichever node it
+        # runs, a consumer is admitted on its memory plus its input files.
+        body = """
+[[group]]
+name = "producer"
+plugin = "big_bytes"
+tasks = 2
+params = { size = 100000 }
+
+[[group]]
+name = "consumer"
+plugin = "inputs_probe"
+tasks = 4
+memory = "1MB"
+inputs = ["producer"]
+"""
+        r = self.salloc(self.plan(body), "--slurm")
+        self.assertEqual(r.rc, 0, r.describe())
+        starts = [e for e in r.events() if e.get("event") == "status" and e.get("status") == "AVAILABLE"
+                  and e["group"] == "consumer"]
+        self.assertEqual(len(starts), 4)
+        self.assertEqual({e["memory_estimate"] for e in starts}, {1000000 + 2 * 100000})
+
     def test_failures_timeouts_and_out_of_memory_retries_as_on_one_machine(self):
         body = """
 [[group]]
