@@ -182,7 +182,7 @@ int cmd_run(const Options& o) {
     }
     if (!o.gpus.empty()) {
         try {
-            plan::Resources check_only;
+            sched::Limits check_only;
             plan::parse_gpus(o.gpus, check_only);
         } catch (const std::invalid_argument& e) {
             std::fprintf(stderr, "fedflow-host: --gpus: %s\n", text::printable(e.what()).c_str());

@@ -47,7 +47,7 @@ const GroupSpec* Plan::find_group(std::string_view name) const {
 
 std::string digest(std::string_view data) { return "sha256:" + sha256_hex(data); }
 
-void parse_gpus(std::string_view text, Resources& into) {
+void parse_gpus(std::string_view text, sched::Limits& into) {
     if (text == "all") {
         into.use_gpus = true;
         into.gpus.clear();
@@ -82,15 +82,6 @@ std::filesystem::path group_dir(const Plan& plan, const std::filesystem::path& w
                                 std::uint32_t round) {
     if (round == 0) return workdir / spec.name;
     return workdir / round_dir(round, plan.rounds[spec.block - 1].count) / spec.name;
-}
-
-const char* to_string(GpuOrder order) noexcept {
-    switch (order) {
-    case GpuOrder::pci: return "pci";
-    case GpuOrder::total_memory: return "total-memory";
-    case GpuOrder::free_memory: return "free-memory";
-    }
-    return "?";
 }
 
 namespace {
@@ -331,9 +322,9 @@ void read_scheduler(Reader& r, const toml::table& t, Scheduler& s) {
     count("train-retries", s.train_retries, 1000);
     if (auto d = r.duration(t, "task-timeout", ctx)) s.task_timeout = *d;
     if (auto o = r.string(t, "gpu-order", ctx)) {
-        if (*o == "pci") s.gpu_order = GpuOrder::pci;
-        else if (*o == "total-memory") s.gpu_order = GpuOrder::total_memory;
-        else if (*o == "free-memory") s.gpu_order = GpuOrder::free_memory;
+        if (*o == "pci") s.gpu_order = sched::GpuOrder::pci;
+        else if (*o == "total-memory") s.gpu_order = sched::GpuOrder::total_memory;
+        else if (*o == "free-memory") s.gpu_order = sched::GpuOrder::free_memory;
         else
             r.error(*t.get("gpu-order"),
                     fmt::format("gpu-order '{}' in {} must be \"pci\", \"total-memory\" or \"free-memory\"", *o, ctx));
@@ -358,7 +349,7 @@ void read_slurm(Reader& r, const toml::table& t, Slurm& s) {
     if (auto n = r.integer(t, "requeue", ctx, 0, 100)) s.requeue = static_cast<std::uint32_t>(*n);
 }
 
-void read_resources(Reader& r, const toml::table& t, Resources& res) {
+void read_resources(Reader& r, const toml::table& t, sched::Limits& res) {
     constexpr std::string_view ctx = "[resources]";
     r.check_keys(t,
                  {"cpu-utilization", "memory-utilization", "gpu-memory-utilization", "memory-reserve",
@@ -562,8 +553,8 @@ std::optional<std::vector<std::string>> strings(Reader& r, const toml::table& t,
 
 void read_notify(Reader& r, const toml::table& t, Plan& plan) {
     constexpr std::string_view ctx = "[notify]";
-    Notify n;
-    n.where = where(t.source());
+    notify::Config n;
+    const Location at_notify = where(t.source());
     r.check_keys(t, {"command", "smtp", "on"}, ctx);
     if (auto argv = strings(r, t, "command", ctx, false)) {
         if (argv->empty())
@@ -582,7 +573,7 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
         const toml::table& m = *node->as_table();
         constexpr std::string_view sctx = "smtp of [notify]";
         r.check_keys(m, {"server", "port", "security", "from", "to", "user", "password-env", "subject"}, sctx);
-        Notify::Smtp smtp;
+        notify::Config::Smtp smtp;
         Location at = where(m.source());
         if (auto v = r.string(m, "server", sctx)) smtp.server = *v;
         else if (m.get("server") == nullptr) r.error(at, "smtp of [notify] needs a server");
@@ -609,7 +600,7 @@ void read_notify(Reader& r, const toml::table& t, Plan& plan) {
         n.smtp = std::move(smtp);
     }
     if (n.command.empty() && !n.smtp && !r.failed())
-        r.error(n.where, "[notify] needs a command or an smtp table: nothing would be told");
+        r.error(at_notify, "[notify] needs a command or an smtp table: nothing would be told");
     plan.notify = std::move(n);
 }
 

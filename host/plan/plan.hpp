@@ -3,7 +3,14 @@
 // Every key of docs/plan.md is read; unknown keys are errors with a "did you
 // mean", never ignored. All problems of a plan are collected and reported
 // together, each as "file:line:column: message".
+//
+// What configures another part is read straight into that part's own type
+// ([resources] into sched::Limits, [notify] into notify::Config): one
+// definition of each setting, which those parts take as it is.
 #pragma once
+
+#include "notify/notify.hpp"
+#include "sched/config.hpp"
 
 #include <fedflow/value.hpp>
 
@@ -98,29 +105,17 @@ struct Plan;
 std::filesystem::path group_dir(const Plan& plan, const std::filesystem::path& workdir, const GroupSpec& spec,
                                 std::uint32_t round);
 
-enum class GpuOrder { pci, total_memory, free_memory };
-
 // How a task's worker starts: forked by a fork server that has loaded the
 // plugin, or exec'd (docs/scheduling.md, "Starting workers").
 enum class WorkerStart { fork_server, exec };
 
-// [resources]: how much of the machine Fedflow may use.
-struct Resources {
-    double cpu_utilization = 0.8;                      // start no load while CPUs are busier
-    double memory_utilization = 0.8;                   // share of RAM Fedflow may fill
-    double gpu_memory_utilization = 0.9;               // ... of each GPU
-    std::uint64_t memory_reserve = 1'000'000'000;      // RAM always left free
-    std::uint64_t gpu_memory_reserve = 1'000'000'000;  // ... on each GPU
-    bool use_gpus = true;                              // gpus = "none": train on the CPU
-    std::vector<int> gpus;                             // indices; empty = all
-};
-
+// [scheduler]
 struct Scheduler {
     std::uint32_t max_processes = 0;  // 0 = no limit
     std::uint32_t max_waiting = 0;    // loaded tasks waiting for a device; 0 = no limit
     std::uint32_t load_retries = 3;   // out of memory in load: new process
     std::uint32_t train_retries = 3;  // out of memory in train: same process
-    GpuOrder gpu_order = GpuOrder::free_memory;
+    sched::GpuOrder gpu_order = sched::GpuOrder::free_memory;
     std::uint64_t default_memory = 2'000'000'000;
     std::uint64_t default_gpu_memory = 2'000'000'000;
     bool auto_adjust = true;                    // learn estimates from finished tasks
@@ -135,28 +130,6 @@ struct Slurm {
     std::uint32_t requeue = 1;  // times a task whose node was lost runs again on another
 };
 
-// [notify]: tell someone when a group or the run ends, as the original
-// mailed its group reports.
-struct Notify {
-    // Run at each notification with two more arguments: the report's path
-    // and the status ("finished", "failed", "interrupted", "error").
-    std::vector<std::string> command;
-    struct Smtp {
-        std::string server;
-        std::uint32_t port = 0;             // 0: 25, 587 or 465 by security
-        std::string security = "starttls";  // starttls | ssl | none
-        std::string from;
-        std::vector<std::string> to;
-        std::string user;
-        std::string password_env;           // the password is read from this variable
-        std::string subject = "[fedflow]";  // the start of every subject
-    };
-    std::optional<Smtp> smtp;
-    bool on_group = true;  // after every group (every round's, in rounds)
-    bool on_run = true;    // after the run
-    Location where;
-};
-
 struct Plan {
     std::filesystem::path file;                      // absolute
     std::filesystem::path dir;                       // absolute directory of file
@@ -164,12 +137,12 @@ struct Plan {
     std::string text;                                // the file's bytes (kept in run.json for --resume)
     std::filesystem::path workdir;                   // absolute
     std::vector<std::filesystem::path> plugin_path;  // absolute, in order
-    Resources resources;
+    sched::Limits resources;                         // [resources]: how much of the machine Fedflow may use
     Scheduler scheduler;
     Slurm slurm;
     std::vector<GroupSpec> groups;  // file order; a round's groups are consecutive
     std::vector<RoundSpec> rounds;
-    std::optional<Notify> notify;
+    std::optional<notify::Config> notify;  // [notify]: tell someone when a group or the run ends
 
     const GroupSpec* find_group(std::string_view name) const;
 };
@@ -202,8 +175,7 @@ void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<Pa
 
 // A GPU selection as --gpus takes it: "all", "none" or "0,2". Throws
 // std::invalid_argument.
-void parse_gpus(std::string_view text, Resources& into);
-const char* to_string(GpuOrder order) noexcept;
+void parse_gpus(std::string_view text, sched::Limits& into);
 // Hex SHA-256 of data, prefixed "sha256:".
 std::string digest(std::string_view data);
 

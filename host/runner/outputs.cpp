@@ -3,7 +3,6 @@
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "report/report_html.hpp"
-#include "runner/config.hpp"
 #include "runner/results.hpp"
 
 #include <fedflow/abi.h>
@@ -60,7 +59,7 @@ report::RunModel first_model(const fs::path& workdir, bool resume) {
 
 Outputs::Outputs(const plan::Plan& plan, fs::path workdir, bool resume, Options options)
     : plan_(plan), workdir_(std::move(workdir)), options_(std::move(options)), model_(first_model(workdir_, resume)) {
-    if (plan_.notify) notifier_.emplace(notify_config(*plan_.notify), workdir_);
+    if (plan_.notify) notifier_.emplace(*plan_.notify, workdir_);
 }
 
 void Outputs::start(std::uint64_t seed, const std::string& started, const sched::Snapshot& machine,

@@ -11,7 +11,6 @@
 #include "exec/local_executor.hpp"
 #include "exec/slurm_executor.hpp"
 #include "exec/worker_process.hpp"
-#include "runner/config.hpp"
 #include "runner/results.hpp"
 
 #include <fedflow/detail/wire.hpp>
@@ -87,9 +86,8 @@ Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptio
     : plan_(plan), plugins_(std::move(plugins)), options_(std::move(options)) {
     workdir_ = options_.workdir.empty() ? plan_.workdir : fs::absolute(options_.workdir).lexically_normal();
     shm_prefix_ = shm_lock_.prefix();
-    plan::Resources resources = plan_.resources;
-    if (!options_.gpus.empty()) plan::parse_gpus(options_.gpus, resources);
-    limits_ = sched_limits(resources);
+    limits_ = plan_.resources;
+    if (!options_.gpus.empty()) plan::parse_gpus(options_.gpus, limits_);
     if (options_.result_limit == 0) options_.result_limit = plan_.scheduler.result_limit;
 
     // The workers' environment: the host's, plus what makes CUDA number
@@ -124,7 +122,7 @@ int Runner::run() {
     // GPUs this machine lacks is bad input (exit 2).
     sched::StageScheduler::Config scheduler;
     scheduler.limits = limits_;
-    scheduler.policy = sched_policy(plan_.scheduler);
+    scheduler.policy = {plan_.scheduler.max_processes, plan_.scheduler.max_waiting, plan_.scheduler.gpu_order};
     scheduler.default_memory = plan_.scheduler.default_memory;
     scheduler.default_gpu_memory = plan_.scheduler.default_gpu_memory;
     scheduler.auto_adjust = plan_.scheduler.auto_adjust;

@@ -306,7 +306,7 @@ memory = "1GB"
     CHECK(p.scheduler.max_waiting == 10);
     CHECK(p.scheduler.load_retries == 1);
     CHECK(p.scheduler.train_retries == 5);
-    CHECK(p.scheduler.gpu_order == plan::GpuOrder::total_memory);
+    CHECK(p.scheduler.gpu_order == sched::GpuOrder::total_memory);
     CHECK(p.scheduler.default_memory == 1610612736);
     CHECK(p.scheduler.default_gpu_memory == 300'000'000);
     CHECK_FALSE(p.scheduler.auto_adjust);
@@ -321,7 +321,7 @@ memory = "1GB"
     CHECK_FALSE(d.resources.use_gpus);
     CHECK_FALSE(d.groups[0].memory);
     CHECK(d.scheduler.auto_adjust);
-    CHECK(d.scheduler.gpu_order == plan::GpuOrder::free_memory);
+    CHECK(d.scheduler.gpu_order == sched::GpuOrder::free_memory);
 }
 
 TEST_CASE("bad resources and scheduler values say where and what") {
@@ -384,7 +384,7 @@ plugin = "echo"
 }
 
 TEST_CASE("--gpus selections") {
-    plan::Resources r;
+    sched::Limits r;
     plan::parse_gpus("none", r);
     CHECK_FALSE(r.use_gpus);
     plan::parse_gpus("0,2", r);
