@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdlib>
 #include <system_error>
 
 #include <poll.h>
@@ -146,13 +147,45 @@ Admission LocalExecutor::spawn_deferred(const std::string& why) {
 ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
     std::string key = wire::encode(Value(preload.encode()));
     auto it = servers_.find(key);
-    if (it != servers_.end()) return it->second.server.get();
+    if (it != servers_.end() && (it->second.server || !it->second.retry_at || Clock::now() < *it->second.retry_at))
+        return it->second.server.get();
     Server& s = servers_[key];
     s.plugin = preload.plugin_name;
+    const bool again = s.retry_at.has_value();
     try {
+        // FEDFLOW_FAILPOINTS="fork-server-emfile", for the test of a start
+        // that fails for a passing reason: the run's first start fails as
+        // socketpair() does when the host has no descriptor left.
+        static bool failed_once = false;
+        const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
+        if (fp != nullptr && std::string(fp) == "fork-server-emfile" && !failed_once) {
+            failed_once = true;
+            throw std::system_error(EMFILE, std::generic_category(), "fork server: socketpair");
+        }
         s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience);
-        log::debug("fork server of plugin '{}' started (pid {})", s.plugin, s.server->pid());
+        s.retry_at.reset();
+        if (again)
+            log::info("the fork server of plugin '{}' started (pid {}): its tasks are forked again", s.plugin,
+                      s.server->pid());
+        else log::debug("fork server of plugin '{}' started (pid {})", s.plugin, s.server->pid());
+    } catch (const std::system_error& e) {
+        if (!transient_start_error(e.code().value())) {
+            s.retry_at.reset();
+            log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin,
+                         e.what());
+            return nullptr;
+        }
+        s.backoff = s.backoff.count() == 0 ? std::chrono::milliseconds(1000)
+                                           : std::min(2 * s.backoff, std::chrono::milliseconds(60000));
+        s.retry_at = Clock::now() + s.backoff;
+        // Told once: a start that keeps failing says so at debug level.
+        log::write(
+            again ? log::Level::debug : log::Level::warning,
+            fmt::format("the fork server of plugin '{}' could not start: {}; its tasks start by exec until it can "
+                        "(tried again in {} s)",
+                        s.plugin, e.what(), s.backoff.count() / 1000));
     } catch (const std::exception& e) {
+        s.retry_at.reset();
         log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin, e.what());
     }
     return s.server.get();

@@ -112,7 +112,9 @@ private:
     // is one that can, else exec'd.
     std::unique_ptr<WorkerProcess> start_worker(const LoadRequest& request, const SpawnOptions& spawn);
     // The fork server of a preload, started at its first use; nullptr when
-    // it cannot start or can no longer fork (told once, in the log).
+    // it cannot start or can no longer fork (told once, in the log). One
+    // that could not start for a passing reason (EMFILE) is started again
+    // later (Server::retry_at).
     ForkServer* fork_server(const PreloadSpec& preload);
     void drop_fork_server(ForkServer* server, const std::string& why);
 
@@ -128,6 +130,11 @@ private:
     struct Server {
         std::unique_ptr<ForkServer> server;  // null: it could not start, or stopped forking
         std::string plugin;                  // for the log
+        // A start that failed for want of a descriptor, a process slot or
+        // memory is tried again at the first load from then on (the
+        // backoff doubles, up to a minute); any other failure is final.
+        std::optional<Clock::time_point> retry_at;
+        std::chrono::milliseconds backoff{0};
     };
     std::map<std::string, Server> servers_;  // by the preload's encoding
     // Servers that may fork no more (threads): they still reap their workers.

@@ -116,10 +116,6 @@ void check_process_budget(const Descendants* descendants) {
                                     used, rl.rlim_cur, need));
 }
 
-// Errors that a worker's end can clear: no process slot (RLIMIT_NPROC or
-// the pids cgroup), no descriptor, no memory to fork.
-bool transient(int err) { return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM; }
-
 // The limit behind err, if one: " (ulimit -n is 1024)".
 std::string limit_behind(int err) {
     std::string text;
@@ -137,11 +133,15 @@ std::string limit_behind(int err) {
 [[noreturn]] void spawn_error(const std::system_error& e) {
     const int err = e.code().value();
     if (err == EAGAIN) process_limit_binds = true;
-    if (transient(err)) throw SpawnDeferred(e.what() + limit_behind(err));
+    if (transient_start_error(err)) throw SpawnDeferred(e.what() + limit_behind(err));
     throw e;
 }
 
 }  // namespace
+
+bool transient_start_error(int err) noexcept {
+    return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM;
+}
 
 void WorkerProcess::raise_fd_limit() {
     rlimit rl{};

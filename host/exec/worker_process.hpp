@@ -43,6 +43,11 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Whether a start that failed with errno err may succeed later, once a
+// worker has ended: no process slot (RLIMIT_NPROC or the pids cgroup), no
+// descriptor, no memory to fork.
+bool transient_start_error(int err) noexcept;
+
 struct SpawnOptions {
     std::filesystem::path worker;        // the fedflow-worker executable
     std::filesystem::path workdir;       // its cwd, where stdout.log and stderr.log go

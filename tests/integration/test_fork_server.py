@@ -91,6 +91,24 @@ class ForkServer(HostTest):
         for i in range(3):
             self.assertIn(is_forked(r.result("g", str(i))), (False, None))
 
+    def test_a_start_that_failed_for_want_of_a_descriptor_is_tried_again(self):
+        # The run's first start of the fork server fails with EMFILE (a
+        # failpoint standing for a host out of descriptors for a moment): the
+        # first tasks start by exec, and a second later the server starts
+        # and forks the rest. Before, it stayed off for the whole run.
+        plan = self.write_plan(group("process_info", tasks=6, extra="params = { seconds = 0.4 }"),
+                               scheduler={"max-processes": 1})
+        r = self.run_plan(plan, env={"FEDFLOW_FAILPOINTS": "fork-server-emfile"})
+        self.assertExit(r, 0)
+        self.assertInCI("the fork server of plugin 'process_info' could not start: fork server: socketpair: "
+                        "too many open files; its tasks start by exec until it can (tried again in 1 s)", r.stderr)
+        self.assertInCI("the fork server of plugin 'process_info' started", r.stderr)
+        self.assertEqual(r.stderr.count("could not start"), 1, "warned once" + r.describe())
+        started = [e["task"] for e in r.events() if e.get("status") == "LOADING"]
+        self.assertEqual(len(started), 6, r.describe())
+        self.assertIn(is_forked(r.result("g", started[0])), (False, None))
+        self.assertIn(is_forked(r.result("g", started[-1])), (True, None))
+
     def test_bad_worker_start(self):
         plan = self.write_plan(group("process_info"), scheduler={"worker-start": "zygote"})
         r = self.run_plan(plan)
