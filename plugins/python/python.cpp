@@ -519,6 +519,9 @@ fedflow_fork_server_preload(const std::uint8_t* doc, std::size_t size, char* err
                                                               : (fs::path(dir->as<std::string>()) / path).string();
             }
         start_python(python);
+        // after_fork (fedflow/_runtime.py) sets torch's threads through
+        // ctypes: imported here once, not in every child (25 ms there).
+        Ref ctypes(check(PyImport_ImportModule("ctypes"), "import ctypes"));
         if (const Value* modules = d.find("modules"); modules != nullptr && modules->is<List>())
             for (const Value& m : modules->as<List>()) {
                 const std::string& name = m.as<std::string>();

@@ -142,4 +142,32 @@ def after_fork(env):
             n = int(wanted) if wanted else len(os.sched_getaffinity(0))
         except ValueError:
             n = len(os.sched_getaffinity(0))
-        torch.set_num_threads(max(1, n))
+        if not _set_openmp_threads(torch, max(1, n)):
+            torch.set_num_threads(max(1, n))
+
+
+def _set_openmp_threads(torch, n):
+    """torch's intra-op thread count set through OpenMP alone, for a task
+    forked with torch preloaded; False when this torch needs
+    torch.set_num_threads. With torch on libgomp and without MKL the count is
+    OpenMP's (omp_set_num_threads: microseconds, no thread started), where
+    torch.set_num_threads also builds its pthreadpool (QNNPACK's and
+    XNNPACK's) at once, twice over: 20 ms and a thread here, before the task
+    has done anything. That pool is built at its first use instead, and
+    OpenMP starts its threads at the first parallel op. The count holds in
+    the task's main thread (where load and train run), as OpenMP's settings
+    are per thread."""
+    try:
+        if not torch.backends.openmp.is_available() or torch.backends.mkl.is_available():
+            return False
+        # The libgomp torch uses: a second one (a wheel's own, loaded next to
+        # a system one) would leave it unknown which.
+        with open("/proc/self/maps") as maps:
+            found = {line.split(None, 5)[-1].strip() for line in maps if "/libgomp" in line}
+        if len(found) != 1:
+            return False
+        import ctypes
+        ctypes.CDLL(found.pop(), mode=os.RTLD_NOLOAD | os.RTLD_LAZY).omp_set_num_threads(n)
+        return torch.get_num_threads() == n
+    except (OSError, AttributeError, ImportError):
+        return False

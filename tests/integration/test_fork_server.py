@@ -194,6 +194,24 @@ class Probe:
                 "size": len(blob.DATA)}
 '''
 
+TORCH_THREADS = r'''
+import os
+import torch
+from fedflow import Task
+
+class Threads(Task):
+    def load(self):
+        self.threads_at_load = len(os.listdir("/proc/self/task"))
+    def train(self, device):
+        try:
+            with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
+                parent = f.read().replace(b"\0", b" ").decode()
+        except OSError:
+            parent = ""
+        return {"torch_threads": torch.get_num_threads(), "threads_at_load": self.threads_at_load,
+                "omp": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid(), "parent": parent}
+'''
+
 BLOB = r'''
 import os, time
 IMPORTED_AT = os.getpid()
@@ -256,6 +274,30 @@ class PythonForkServer(HostTest):
         res = r.result("g", "0")
         self.assertEqual(res["imported_at"], res["pid"])
         self.assertGreater(r.task("g", "0")["peak_memory"], 200 * 1000 * 1000)
+
+    def test_torch_threads_are_set_back_without_starting_threads(self):
+        # torch preloaded (with OMP_NUM_THREADS=1): each task gets its own
+        # thread count back, and starts no thread to get it (torch's
+        # set_num_threads built its thread pool there: 20 ms and a thread
+        # before the task did anything).
+        self.write("torch_task.py", TORCH_THREADS)
+        plan = self.write_plan(
+            '[[group]]\nname = "g"\nplugin = "python"\ntasks = 2\npreload = ["torch"]\n'
+            'params = { module = "torch_task.py", class = "Threads" }\n', name="torch.toml",
+            scheduler={"worker-start": "fork-server"})
+        os.environ.pop("OMP_NUM_THREADS", None)
+        for omp, wanted in ((None, len(os.sched_getaffinity(0))), ("3", 3)):
+            env = {} if omp is None else {"OMP_NUM_THREADS": omp}
+            r = self.run_plan(plan, workdir="omp-%s" % omp, env=env, timeout=120)
+            if "No module named 'torch'" in r.stderr:
+                self.skipTest("the plugin's interpreter has no torch (Debian: python3-torch)")
+            self.assertExit(r, 0)
+            for i in range(2):
+                res = r.result("g", str(i))
+                self.assertIn(is_forked(res), (True, None))
+                self.assertEqual(res["torch_threads"], wanted, r.describe())
+                self.assertEqual(res["threads_at_load"], 1, "no thread started before load")
+                self.assertEqual(res["omp"], omp)
 
     def test_failed_preload_falls_back_to_exec(self):
         r = self.run_plan(self.plan("fork-server", preload='["blob", "no_such_module_here"]', tasks=2),
