@@ -114,8 +114,16 @@ void RunModel::add_group(const std::string& name, int round, int block, int inde
     if (safe_relative(rel)) g.dir = rel.parent_path();
 }
 
-void RunModel::set_report(const std::string& name, int round, const json& head) {
-    take_head(group(name, round, ""), head);
+std::size_t RunModel::set_report(const std::string& name, int round, const json& head) {
+    std::size_t gi = group(name, round, "");
+    take_head(gi, head);
+    return gi;
+}
+
+void RunModel::report_task(std::size_t gi, const std::string& id, const std::string& status,
+                           const std::function<json()>& entry) {
+    if (task(gi, id) == no_task) count_untold(gi, status);
+    else take_entry(gi, id, entry());
 }
 
 void RunModel::report_task(const std::string& name, int round, const std::string& id, const json& entry) {
@@ -167,11 +175,7 @@ void RunModel::take_entry(std::size_t gi, const std::string& id, const json& ent
     if (!entry.is_object()) return;
     std::size_t ti = task(gi, id);
     if (ti == no_task) {
-        Group& g = run_.groups[gi];
-        const std::string status = string_at(entry, "status");
-        ++g.untold;
-        g.untold_finished += status == "FINISHED" || status == "EXITED";
-        g.untold_failed += status == "EXCEPTION";
+        count_untold(gi, string_at(entry, "status"));
         return;
     }
     TaskInfo& t = run_.groups[gi].tasks[ti];
@@ -196,6 +200,13 @@ void RunModel::take_entry(std::size_t gi, const std::string& id, const json& ent
     t.train_ms = num(entry, "train_ms");
     t.peak_memory = num(entry, "peak_memory");
     t.peak_gpu_memory = num(entry, "peak_gpu_memory");
+}
+
+void RunModel::count_untold(std::size_t gi, const std::string& status) {
+    Group& g = run_.groups[gi];
+    ++g.untold;
+    g.untold_finished += status == "FINISHED" || status == "EXITED";
+    g.untold_failed += status == "EXCEPTION";
 }
 
 std::size_t RunModel::task(std::size_t gi, const std::string& id) {

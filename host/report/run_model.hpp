@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -120,8 +121,14 @@ public:
     // A group's report.json as it was written: its keys but "tasks", then
     // each task's entry (report_task), so that the report of 100,000 tasks
     // is never one JSON tree.
-    void set_report(const std::string& name, int round, const nlohmann::ordered_json& head);
+    // set_report returns the group's handle for the second report_task.
+    std::size_t set_report(const std::string& name, int round, const nlohmann::ordered_json& head);
     void report_task(const std::string& name, int round, const std::string& id, const nlohmann::ordered_json& entry);
+    // The same with the entry made only for a task the page tells one by
+    // one (the first task_detail_limit); the others are only counted by
+    // status, so their entries are never built (a group of 100,000).
+    void report_task(std::size_t group, const std::string& id, const std::string& status,
+                     const std::function<nlohmann::ordered_json()>& entry);
 
     // The run as the page draws it, now: stages still open end at the
     // latest time the journal reached, rounds get their groups and spans.
@@ -143,6 +150,7 @@ private:
     void take_report(std::size_t gi, const nlohmann::ordered_json& report);
     void take_head(std::size_t gi, const nlohmann::ordered_json& head);
     void take_entry(std::size_t gi, const std::string& id, const nlohmann::ordered_json& entry);
+    void count_untold(std::size_t gi, const std::string& status);
     // The index of the group's task with that id (a new one at the end if
     // needed), or no_task once the group tells no more tasks one by one.
     static constexpr std::size_t no_task = static_cast<std::size_t>(-1);

@@ -94,10 +94,7 @@ void Journal::write(nlohmann::ordered_json event) {
     text += '\n';
     if (fd_ >= 0) {
         pending_ += text;
-        // In a batch, lines are written a chunk at a time: the journal of
-        // 100,000 tasks that never started is 19 MB, which the host would
-        // otherwise hold (and copy as the buffer grows) before one write.
-        if (batches_ == 0 || pending_.size() >= kBatchChunk) flush_pending();
+        flush_pending();
         const std::string kind = line.value("event", "");
         const std::string status = line.value("status", "");
         if (kind == "run_start" || kind == "group_end" || kind == "run_end" ||

@@ -44,22 +44,6 @@ public:
     // last sync. The runner calls it once per turn of its loop, so a burst
     // of finished tasks costs one sync, and before acting on them.
     void sync();
-    // While a Batch lives, lines are kept and written when it ends, or
-    // whenever kBatchChunk bytes of them wait, a write per chunk: for bursts
-    // of events (the 100,000 tasks that never started after a SIGTERM), not
-    // a write per line.
-    class Batch {
-    public:
-        explicit Batch(Journal& j) : j_(j) { ++j_.batches_; }
-        ~Batch() {
-            if (--j_.batches_ == 0 && j_.fd_ >= 0) j_.flush_pending();
-        }
-        Batch(const Batch&) = delete;
-        Batch& operator=(const Batch&) = delete;
-
-    private:
-        Journal& j_;
-    };
     // The errno of the first write or sync that failed (ENOSPC: the
     // filesystem is full), or 0.
     int error() const noexcept { return error_; }
@@ -72,11 +56,9 @@ private:
 
     int fd_ = -1;
     std::string pending_;  // lines not in the file yet
-    static constexpr std::size_t kBatchChunk = std::size_t{1} << 20;
-    off_t size_ = 0;  // the file's length: whole lines only
+    off_t size_ = 0;       // the file's length: whole lines only
     int error_ = 0;
     bool unsynced_ = false;
-    int batches_ = 0;
     ProgressView* view_ = nullptr;
     std::function<void(const nlohmann::ordered_json&)> listener_;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

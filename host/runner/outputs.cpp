@@ -130,9 +130,9 @@ void Outputs::group_ended(const TaskGroup& g, bool interrupted) {
     finished_ += finished;
     failed_ += g.failed_count();
     const int round = static_cast<int>(g.round());
-    model_.set_report(g.group_name(), round, g.head());
+    const std::size_t handle = model_.set_report(g.group_name(), round, g.head());
     for (std::size_t i = 0; i < g.tasks().size(); ++i)
-        model_.report_task(g.group_name(), round, g.tasks()[i]->task_id(), g.entry(i));
+        model_.report_task(handle, g.tasks()[i]->task_id(), g.entry_status(i), [&] { return g.entry(i); });
     dirty_ = true;
     if (!interrupted) write_if_due();
 

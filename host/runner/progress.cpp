@@ -41,6 +41,8 @@ std::string describe_event(const json& e) {
         int n = e.value("tasks", 0);
         return fmt::format("group {} ({} task{}) started", where, n, n == 1 ? "" : "s");
     }
+    if (kind == "not_started")
+        return fmt::format("{}: {} task(s) {}", where, e.value("count", std::size_t{0}), e.value("message", ""));
     if (kind == "group_end")
         return fmt::format("group {} ended: {} finished, {} failed", where, e.value("finished", 0),
                            e.value("failed", 0));
@@ -319,6 +321,13 @@ void TtyModel::event(const json& e) {
         groups_.push_back(g);
     } else if (kind == "group_end") {
         if (Group* g = find(group, round)) g->ended = true;
+    } else if (kind == "not_started") {
+        // The tasks still in INIT when the run stopped, all at once.
+        if (Group* g = find(group, round)) {
+            const auto n = e.value("count", std::size_t{0});
+            g->failed += n;
+            done_ += n;
+        }
     } else if (kind == "run_end") {
         ended_ = e.value("status", "ended");
     } else if (kind == "status") {

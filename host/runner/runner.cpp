@@ -743,21 +743,32 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         enforce_timeouts();
     }
 
-    // Tasks never started because the host was asked to stop: each in the
-    // journal and the report, but one line in the log, not 100,000.
+    // Tasks never started because the host was asked to stop: each in
+    // report.json, but one journal line for them all (a `not_started` event
+    // with their positions as ranges) and one line in the log, not 100,000:
+    // a line each made the host take seconds to honour a SIGTERM.
     const std::string not_started = "not started: " + stop_reason_;
     std::size_t not_started_count = 0;
-    {
-        Journal::Batch batch(journal_);  // one write for all their lines
-        for (const auto& t : g.tasks()) {
-            if (t->status() == TaskStatus::INIT) {
-                fail(g, *t, "start", not_started, false);
-                ++not_started_count;
-            } else if (t->status() == TaskStatus::INTERRUPT) {
-                fail(g, *t, "load", "not restarted after running out of memory: " + stop_reason_);
-            }
+    json ranges = json::array();  // [first, last] positions in tasks(), both included
+    for (std::size_t i = 0; i < g.tasks().size(); ++i) {
+        Task& t = *g.tasks()[i];
+        if (t.status() == TaskStatus::INIT) {
+            g.report_exception_at(i, "start", not_started);
+            ++not_started_count;
+            if (!ranges.empty() && ranges.back()[1].get<std::size_t>() + 1 == i) ranges.back()[1] = i;
+            else ranges.push_back({i, i});
+        } else if (t.status() == TaskStatus::INTERRUPT) {
+            fail(g, t, "load", "not restarted after running out of memory: " + stop_reason_);
         }
     }
+    if (not_started_count > 0)
+        journal_.write({{"event", "not_started"},
+                        {"group", g.group_name()},
+                        {"round", round},
+                        {"count", not_started_count},
+                        {"stage", "start"},
+                        {"message", not_started},
+                        {"ranges", std::move(ranges)}});
     if (not_started_count > 0)
         log::error("{}: {} task(s) {}",
                    g.round() == 0 ? g.group_name() : fmt::format("round {} {}", g.round(), g.group_name()),

@@ -159,7 +159,8 @@ private:
     std::string make_inputs_segment(const TaskGroup& group, const plan::GroupSpec& spec);
     void stop_all(int signal);
     // Stops the run, once: nothing new starts, running workers get SIGTERM,
-    // tasks not started fail with "not started: <reason>", the run ends
+    // tasks not started fail with "not started: <reason>" (one `not_started`
+    // journal line for a group's, at its end), the run ends
     // "interrupted" (exit 3) with that reason.
     void stop(const std::string& reason);
     // A write to the workdir failed for want of space: frees the reserve,

@@ -5,7 +5,9 @@
 
 #include <fmt/core.h>
 
+#include <map>
 #include <stdexcept>
+#include <tuple>
 
 namespace fedflow {
 
@@ -50,7 +52,11 @@ void TaskGroup::report_exception(std::string_view task_id, std::string stage, st
     std::size_t i = position(task_id);
     if (i == detail::KeyIndex::none)
         throw std::invalid_argument(fmt::format("group {} has no task '{}'", group_name_, task_id));
-    tasks_[i]->set_status(TaskStatus::EXCEPTION);
+    report_exception_at(i, std::move(stage), std::move(message));
+}
+
+void TaskGroup::report_exception_at(std::size_t i, std::string stage, std::string message) {
+    tasks_.at(i)->set_status(TaskStatus::EXCEPTION);
     const Failure* f = &*failure_pool_.insert(Failure{std::move(stage), std::move(message)}).first;
     if (failure_of_[i] == nullptr) ++failed_;
     failure_of_[i] = f;
@@ -98,6 +104,15 @@ Task* TaskGroup::retrieve_task(TaskStatus s) {
     return candidates[pick(rng_)];
 }
 
+std::string TaskGroup::entry_status(std::size_t position) const {
+    const Task& t = *tasks_[position];
+    if (t.restored()) return "FINISHED";  // in an earlier run (--resume)
+    // A task whose process has exited after finishing is reported by its
+    // outcome: FINISHED.
+    TaskStatus s = t.status();
+    return to_string(s == TaskStatus::EXITED ? TaskStatus::FINISHED : s);
+}
+
 nlohmann::ordered_json TaskGroup::entry(std::size_t position) const {
     const Task& t = *tasks_[position];
     if (t.restored()) {
@@ -109,9 +124,7 @@ nlohmann::ordered_json TaskGroup::entry(std::size_t position) const {
     }
     nlohmann::ordered_json e;
     TaskStatus s = t.status();
-    // A task whose process has exited after finishing is reported by its
-    // outcome: FINISHED.
-    e["status"] = to_string(s == TaskStatus::EXITED ? TaskStatus::FINISHED : s);
+    e["status"] = entry_status(position);
     if (!t.device().empty()) e["device"] = t.device();
     const TaskStats& st = t.stats();
     if (st.load_ms >= 0) e["load_ms"] = st.load_ms;
@@ -155,18 +168,37 @@ void TaskGroup::write_result(const std::filesystem::path& path) const {
     text.resize(text.size() - tail.size());
     results::TextFile out(path);
     out.write(text + "{");
-    bool first = true;
-    for (std::size_t i = 0; i < tasks_.size(); ++i) {
-        const Task* t = tasks_[i].get();
-        std::string e = entry(i).dump(2, ' ', false, json::error_handler_t::replace);
+    auto text_of = [](const json& entry) {
+        std::string e = entry.dump(2, ' ', false, json::error_handler_t::replace);
         std::string indented;
         indented.reserve(e.size() + e.size() / 8);
         for (char c : e) {
             indented += c;
             if (c == '\n') indented += "    ";
         }
+        return indented;
+    };
+    // A task that never ran (after a SIGTERM, 100,000 of them did not start)
+    // has an entry of its status, retries and failure only: each alike
+    // entry is made into text once.
+    std::map<std::tuple<const Failure*, std::uint32_t, std::uint32_t>, std::string> never_ran;
+    bool first = true;
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+        const Task* t = tasks_[i].get();
+        const TaskStats& st = t->stats();
+        std::string fresh;
+        const std::string* text = &fresh;
+        if (!t->restored() && t->status() == TaskStatus::EXCEPTION && t->device().empty() && st.load_ms < 0 &&
+            st.train_ms < 0 && st.peak_memory < 0 && st.peak_gpu_memory < 0) {
+            auto key = std::make_tuple(failure_of_[i], t->estimates().load_retries, t->estimates().train_retries);
+            auto it = never_ran.find(key);
+            if (it == never_ran.end()) it = never_ran.emplace(key, text_of(entry(i))).first;
+            text = &it->second;
+        } else {
+            fresh = text_of(entry(i));
+        }
         out.write((first ? "\n    " : ",\n    ") +
-                  json(t->task_id()).dump(-1, ' ', false, json::error_handler_t::replace) + ": " + indented);
+                  json(t->task_id()).dump(-1, ' ', false, json::error_handler_t::replace) + ": " + *text);
         first = false;
     }
     out.write(first ? "}\n}\n" : "\n  }\n}\n");

@@ -49,6 +49,9 @@ public:
     void report_finish(std::string_view task_id, nlohmann::ordered_json data);
     // The task failed in stage ("load", "train", "start") with message.
     void report_exception(std::string_view task_id, std::string stage, std::string message);
+    // The same for the task at `position` in tasks(): no lookup by id (the
+    // 100,000 tasks of a group that never started).
+    void report_exception_at(std::size_t position, std::string stage, std::string message);
     // True when every task's outcome is known (finished or failed).
     bool finished() const noexcept;
     // A task in status s, chosen at random (reproducibly), or nullptr.
@@ -71,6 +74,8 @@ public:
     const Failure* failure_at(std::size_t position) const noexcept { return failure_of_[position]; }
     // The entry in result()'s "tasks" of the task at `position` in tasks().
     nlohmann::ordered_json entry(std::size_t position) const;
+    // Its "status" alone, without building the entry.
+    std::string entry_status(std::size_t position) const;
     // result() with "tasks" empty.
     nlohmann::ordered_json head() const;
     // Writes result() to path (through a temporary file and a rename), as

@@ -344,14 +344,16 @@ TEST_CASE("a group of 5,000 tasks: the first 2,000 told one by one, the others c
         if (ran)
             e += status(i, "many", id, "LOADING") + status(i + 5, "many", id, "TRAINING", R"(,"device":"cpu")") +
                  status(i + 9, "many", id, "FINISHED");
-        else
-            e += status(6000, "many", id, "EXCEPTION",
-                        R"(,"stage":"start","message":"not started: the host received SIGTERM")");
         report +=
             (i ? "," : "") + ("\"" + id + "\":") +
             (ran ? R"({"status":"FINISHED","retries":{"load":0,"train":0},"result":{"v":1}})"
                  : R"({"status":"EXCEPTION","stage":"start","message":"not started: the host received SIGTERM"})");
     }
+    // The tasks that never started: one line for them all, as the runner writes it.
+    e += ev(
+        6000,
+        R"("event":"not_started","group":"many","round":0,"count":4995,"stage":"start",)"
+        R"("message":"not started: the host received SIGTERM","ranges":[[1,999],[1001,1999],[2001,2999],[3001,3999],[4001,4999]])");
     put(dir.path / "events.jsonl", e + ev(6100, R"("event":"group_end","group":"many","finished":5,"failed":4995)"));
     put(dir.path / "many" / "report.json", report + "}}");
 
@@ -371,6 +373,32 @@ TEST_CASE("a group of 5,000 tasks: the first 2,000 told one by one, the others c
           std::string::npos);
     CHECK(html.find("Failures <span class=\"muted small\">(4995)</span>") != std::string::npos);
     CHECK(count(html, "<tr><td>") <= task_detail_limit + 100);
+
+    // Fed as the runner feeds it, the model asks for the entries of the
+    // tasks it tells one by one only, and counts the others the same.
+    RunModel live(dir.path);
+    live.add_group("many", 0, 0, 1, "many/report.json");
+    std::ifstream lines(dir.path / "events.jsonl");
+    for (std::string l; std::getline(lines, l);) live.add_event(nlohmann::ordered_json::parse(l));
+    nlohmann::ordered_json full = nlohmann::ordered_json::parse(slurp(dir.path / "many" / "report.json"));
+    nlohmann::ordered_json head = full;
+    head["tasks"] = nlohmann::ordered_json::object();
+    const std::size_t handle = live.set_report("many", 0, head);
+    std::size_t built = 0;
+    for (const auto& [id, entry] : full["tasks"].items())
+        live.report_task(handle, id, entry["status"].get<std::string>(), [&, &entry = entry] {
+            ++built;
+            return entry;
+        });
+    CHECK(built == task_detail_limit);
+    const Run lr = live.run();
+    const Group& lg = lr.groups.at(0);
+    CHECK(lg.tasks.size() == task_detail_limit);
+    CHECK(lg.untold == g.untold);
+    CHECK(lg.untold_failed + lg.untold_finished == lg.untold);
+    CHECK(lg.untold_finished + std::count_if(lg.tasks.begin(), lg.tasks.end(),
+                                             [](const TaskInfo& t) { return t.status == "FINISHED"; }) ==
+          5);
 }
 
 namespace {

@@ -106,35 +106,3 @@ TEST_CASE("a line that does not fit leaves nothing of itself and goes in later")
     CHECK(text.find("second") < text.find("third"));
     CHECK(text.find("third") < text.find("fourth"));
 }
-
-TEST_CASE("a batch writes its lines when it ends, or a chunk at a time when they are many") {
-    TempFile f;
-    Journal j;
-    j.open(f.path, nullptr);
-    {
-        Journal::Batch batch(j);
-        j.write({{"event", "status"}, {"task", "0"}});
-        j.write({{"event", "status"}, {"task", "1"}});
-        CHECK(f.text().empty());  // a few lines wait for the batch's end
-        CHECK_FALSE(j.complete());
-    }
-    CHECK(lines(f.text()) == 2);
-    CHECK(j.complete());
-
-    // 20,000 lines of about 100 bytes: 2 MB, so the batch does not hold them
-    // all (a burst of 100,000 after a SIGTERM would be 19 MB).
-    const std::string padding(60, 'x');
-    {
-        Journal::Batch batch(j);
-        for (int i = 0; i < 20000; ++i) j.write({{"event", "status"}, {"task", std::to_string(i)}, {"pad", padding}});
-        const std::string during = f.text();
-        CHECK(lines(during) > 2);
-        CHECK(during.back() == '\n');  // whole lines only, even mid-batch
-    }
-    const std::string text = f.text();
-    CHECK(lines(text) == 20002);
-    // In order, each once.
-    CHECK(text.find("\"task\":\"19999\"") != std::string::npos);
-    CHECK(text.find("\"task\":\"0\"") < text.find("\"task\":\"1\""));
-    CHECK(text.rfind("\"task\":\"19998\"") < text.rfind("\"task\":\"19999\""));
-}

@@ -190,7 +190,7 @@ TEST_CASE("write_result writes what write_json_file writes of result(), task by 
         std::ifstream in(p, std::ios::binary);
         return std::string(std::istreambuf_iterator<char>(in), {});
     };
-    for (std::size_t n : {0, 1, 3}) {
+    for (std::size_t n : {0, 1, 3, 8}) {
         CAPTURE(n);
         TaskGroup g = make_group(n);
         g.set_plugin("echo");
@@ -200,6 +200,14 @@ TEST_CASE("write_result writes what write_json_file writes of result(), task by 
             g.report_finish("0", {{"loss", 0.25}, {"text", "a \"quoted\"\nline"}, {"nested", {{"list", {1, 2}}}}});
         }
         if (n >= 2) g.report_exception("1", "start", "not started");
+        // Tasks that never ran share their entries' text: alike ones, and
+        // ones that differ in their failure or their retries.
+        for (std::size_t i = 2; i < n; ++i) {
+            const std::string id = std::to_string(i);
+            if (i == 5) g.get_task(id)->estimates().load_retries = 1;
+            if (i == 6) g.get_task(id)->stats().load_ms = 3;  // it ran a while
+            g.report_exception_at(i, "start", i % 3 == 0 ? "other" : "not started");
+        }
         results::write_json_file(dir / "a.json", g.result());
         g.write_result(dir / "b.json");
         CHECK(slurp(dir / "b.json") == slurp(dir / "a.json"));
