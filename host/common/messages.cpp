@@ -193,13 +193,20 @@ Exit Exit::decode(const Dict& body) {
     return {};
 }
 
-Dict Ready::encode() const { return Dict{{"plugin", plugin}, {"abi_version", std::int64_t{abi_version}}}; }
+Dict Ready::encode() const {
+    Dict d{{"plugin", plugin}, {"abi_version", std::int64_t{abi_version}}};
+    // Absent for protocol 1, so that a host that knows only it reads this.
+    if (protocol != 1) d.insert_or_assign("protocol", std::int64_t{protocol});
+    return d;
+}
 
 Ready Ready::decode(const Dict& body) {
-    Body b(type, body, {"plugin", "abi_version"});
+    Body b(type, body, {"plugin", "abi_version", "protocol"});
     Ready r;
     r.plugin = b.string("plugin");
     r.abi_version = static_cast<std::uint32_t>(b.integer("abi_version", 0, std::numeric_limits<std::uint32_t>::max()));
+    if (auto p = b.optional_integer("protocol", 1, std::numeric_limits<std::uint32_t>::max()))
+        r.protocol = static_cast<std::uint32_t>(*p);
     return r;
 }
 
@@ -323,6 +330,7 @@ void Conversation::sent(const FromHost& m) noexcept {
     if (std::holds_alternative<Load>(m)) pending_ = Pending::load;
     else if (std::holds_alternative<Train>(m)) pending_ = Pending::train;
     else if (std::holds_alternative<Exit>(m)) exit_sent_ = true;
+    // A config asks for no answer (the first is answered by `ready`).
 }
 
 std::string Conversation::expecting() const {

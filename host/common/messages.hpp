@@ -9,7 +9,8 @@
 // know. What it refuses throws channel::ProtocolError naming the message
 // and the field ("'loaded' message: field 'ms' is missing").
 //
-//   host -> worker   Config, Load, Train, Exit
+//   host -> worker   Config, Load, Train, Exit (a second Config: the next
+//                    round of a kept worker, protocol 2)
 //   worker -> host   Ready, Loaded, Result, Failed
 //   shim -> host     ShimWorker, ShimLeftovers (the process between the
 //                    host and the worker under some containments)
@@ -32,7 +33,12 @@ namespace fedflow::messages {
 
 // -- host -> worker --
 
-// The task: sent once, first.
+// The task: sent first. To a worker whose Ready said protocol >= 2, again
+// after a result: the same task's next round (keep-loaded). The worker keeps
+// its plugin and what load built, and takes this round's round, workdir
+// (its cwd, stdout.log, stderr.log), shm_prefix and inputs; the host sends
+// Train next, without Load. A plugin or params that differ are a protocol
+// error; inputs that cannot be opened fail that train.
 struct Config {
     static constexpr channel::Type type = channel::Type::config;
     std::string task_id;
@@ -87,6 +93,9 @@ struct Ready {
     static constexpr channel::Type type = channel::Type::ready;
     std::string plugin;
     std::uint32_t abi_version = 0;
+    // The worker protocol it speaks: 1 (absent on the wire), or 2: it takes
+    // a Config for the next round after a result (keep-loaded).
+    std::uint32_t protocol = 1;
 
     Dict encode() const;
     static Ready decode(const Dict& body);
@@ -209,12 +218,15 @@ FromWorker decode_from_worker(const channel::Message& m);
 // Conversation); throws channel::ProtocolError for a malformed body.
 std::optional<FromShim> decode_from_shim(const channel::Message& m);
 
+// The protocol this fedflow-worker speaks (Ready::protocol).
+inline constexpr std::uint32_t worker_protocol = 2;
+
 // What the host sent one worker, and so what it may answer: `ready` once,
 // first (or `failed` in start); then per stage the host asked for, one
 // `loaded`/`result` or `failed` of that stage; `failed` in channel at any
 // time before the end; nothing once it said it cannot go on or was told to
 // exit. The host sends config and load together, without waiting for
-// `ready`.
+// `ready`; a later config (the next round) asks for no answer.
 class Conversation {
 public:
     // The host sent m.

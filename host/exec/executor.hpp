@@ -88,6 +88,9 @@ struct Event {
     // message of a result from another machine: its segments were copied
     // into files of this folder (named as the segments), not in /dev/shm.
     std::filesystem::path result_dir;
+    // exited: a kept worker (Executor::keep) the executor ended to make
+    // room for a stage that waited for memory or a process slot.
+    bool evicted = false;
     // exited: not the worker's doing; the node it ran on, or the node's
     // agent, was lost (`error` says how). What it ran may run again elsewhere.
     bool node_lost = false;
@@ -139,6 +142,21 @@ public:
 
     // The worker is done: ask it to exit (kill it if it cannot be asked).
     virtual void release(WorkerId id) = 0;
+    // keep-loaded: the worker's train ended and it is kept, loaded, for
+    // its task's next round. Until next_round it is idle and keeps its
+    // reservation (RAM, and the GPU memory it was measured to hold); when a
+    // stage waits for memory or a process slot, the executor ends the
+    // least recently kept idle worker that holds some (an `exited` event
+    // with `evicted`). An executor that cannot keep workers releases it.
+    virtual void keep(WorkerId id) { release(id); }
+    // The next round of a kept worker: sends it `config` (its new round,
+    // workdir and inputs; messages::Config). It is then loaded: start_train
+    // next. False when it is gone or on its way out: load the task anew.
+    virtual bool next_round(WorkerId id, const messages::Config& config) {
+        (void)id;
+        (void)config;
+        return false;
+    }
     // Sends a signal to the worker and what it started; after SIGTERM it is
     // killed when it has not exited within the grace period.
     virtual void signal(WorkerId id, int signal) = 0;

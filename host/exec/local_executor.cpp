@@ -121,6 +121,22 @@ void LocalExecutor::note_wait(const sched::Verdict& v) {
     if (v.resource != "processes" && v.resource != "waiting") waiting_on_machine_ = true;
 }
 
+void LocalExecutor::evict_for(const sched::Verdict& v) {
+    sched::Ledger& ledger = scheduler_.ledger();
+    std::optional<sched::Ledger::Key> key = ledger.eviction_candidate(v.resource, v.gpu);
+    if (!key) return;
+    Worker* w = find(*key);
+    if (w == nullptr || w->stage != Worker::Stage::kept) return;
+    log::debug("ending kept worker {} to make room ({})", w->process->pid(), v.reason);
+    ledger.evicting(*key);
+    w->evicted = true;
+    w->stage = Worker::Stage::released;
+    if (!w->process->send(messages::Exit{})) w->process->kill(SIGKILL);
+    // It destroys its task and exits; one that does not within the grace
+    // period is killed, as a worker ended for any other reason.
+    if (!w->kill_deadline) w->kill_deadline = Clock::now() + options_.kill_grace;
+}
+
 Admission LocalExecutor::spawn_deferred(const std::string& why) {
     auto now = Clock::now();
     if (!spawn_failing_since_) {
@@ -236,6 +252,7 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     a.verdict = scheduler_.admit_load(counts, a.estimate.bytes);
     if (!a.verdict.go()) {
         note_wait(a.verdict);
+        if (a.verdict.kind == sched::Verdict::Kind::wait) evict_for(a.verdict);
         return a;
     }
     fs::create_directories(request.workdir);
@@ -272,9 +289,16 @@ Admission LocalExecutor::start_train(WorkerId id, const TrainRequest& request) {
     }
     sample_if_older_than(options_.sample_period);
     a.estimate = scheduler_.gpu_memory_estimate(request.grown_gpu_memory, request.gpu_memory, request.pinned);
+    // What the worker holds on GPUs now (a kept worker's tensors) is part of
+    // what its train is admitted on, not more of it.
+    std::map<int, std::uint64_t> held;
+    sched::Ledger::Entry* entry = scheduler_.ledger().find(id);
+    if (entry != nullptr) held.swap(entry->gpu_measured);
     a.verdict = scheduler_.admit_train(request.pinned, a.estimate.bytes);
+    if (entry != nullptr) entry->gpu_measured.swap(held);
     if (!a.verdict.go()) {
         note_wait(a.verdict);
+        if (a.verdict.kind == sched::Verdict::Kind::wait) evict_for(a.verdict);
         return a;
     }
     scheduler_.ledger().start_train(id, a.verdict.gpu, a.estimate.bytes);
@@ -303,6 +327,26 @@ void LocalExecutor::release(WorkerId id) {
     if (w == nullptr || w->process->exited()) return;
     w->stage = Worker::Stage::released;
     if (!w->process->send(messages::Exit{})) w->process->kill(SIGKILL);
+}
+
+void LocalExecutor::keep(WorkerId id) {
+    Worker* w = find(id);
+    if (w == nullptr || w->process->exited() || w->stage != Worker::Stage::loaded) return release(id);
+    w->stage = Worker::Stage::kept;
+    scheduler_.ledger().keep(id);
+    // What it holds from now on is charged as measured: a sample from
+    // before its train ended has not seen the tensors it keeps.
+    sample_if_older_than(std::chrono::milliseconds(0));
+}
+
+bool LocalExecutor::next_round(WorkerId id, const messages::Config& config) {
+    Worker* w = find(id);
+    if (w == nullptr || w->stage != Worker::Stage::kept || w->process->exited()) return false;
+    fs::create_directories(config.workdir);
+    if (!w->process->send(config)) return false;
+    w->stage = Worker::Stage::loaded;
+    scheduler_.ledger().unkeep(id);
+    return true;
 }
 
 void LocalExecutor::signal(WorkerId id, int signal) {
@@ -493,6 +537,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
             w.process->kill(SIGKILL);
     }
 
+    bool held_gpu = false;
     for (auto it = workers_.begin(); it != workers_.end();) {
         WorkerProcess& p = *it->second.process;
         if (!p.exited()) {
@@ -508,10 +553,17 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         e.peaks = it->second.peaks;
         e.leftovers = p.leftovers();
         e.killed_for_memory = scheduler_.killed_for_memory(e.wait_status, p.signal_sent() == SIGKILL);
+        e.evicted = it->second.evicted;
+        if (const auto* entry = scheduler_.ledger().find(it->first))
+            for (const auto& [gpu, bytes] : entry->gpu_measured) held_gpu = held_gpu || bytes > 0;
         scheduler_.ledger().close(it->first);
         out.push_back(std::move(e));
         it = workers_.erase(it);
     }
+    // A process that held GPU memory is gone: the next admission must see
+    // that memory free on the device too (simulated GPUs free a process's
+    // memory when the probe next looks), not only in the ledger.
+    if (held_gpu) sample_if_older_than(std::chrono::milliseconds(0));
 }
 
 }  // namespace fedflow::exec

@@ -69,6 +69,8 @@ public:
     void reserve_memory(WorkerId id, std::uint64_t memory) override;
 
     void release(WorkerId id) override;
+    void keep(WorkerId id) override;
+    bool next_round(WorkerId id, const messages::Config& config) override;
     void signal(WorkerId id, int signal) override;
     void signal_all(int signal) override;
     void terminate(WorkerId id, std::chrono::milliseconds grace) override;
@@ -85,7 +87,7 @@ public:
 
 private:
     struct Worker {
-        enum class Stage { loading, loaded, training, released };
+        enum class Stage { loading, loaded, training, kept, released };
         std::unique_ptr<WorkerProcess> process;
         Stage stage = Stage::loading;
         int gpu = -1;         // the GPU of a running train stage
@@ -94,6 +96,7 @@ private:
         std::optional<Clock::time_point> closed_at;      // EOF seen on the socket
         std::optional<Clock::time_point> kill_deadline;  // SIGKILL if still alive then
         int stops = 0;                                   // how often it was found stopped
+        bool evicted = false;                            // a kept worker ended to make room
     };
     Worker* find(WorkerId id);
     const Worker* find(WorkerId id) const;
@@ -104,6 +107,8 @@ private:
     // breaks the protocol is killed (a `broken` event).
     void read(WorkerId id, Worker& w, std::vector<Event>& out);
     void note_wait(const sched::Verdict& v);
+    // A stage waits (v): ends the kept idle worker the ledger picks, if any.
+    void evict_for(const sched::Verdict& v);
     // Continues (or, at the third time, kills) the workers that stopped.
     void take_stops(std::vector<Event>& out);
     // The start that SpawnDeferred refused: wait, or fail after spawn_patience.

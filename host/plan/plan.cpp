@@ -439,7 +439,7 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     std::string ctx = fmt::format("{} number {}", block == 0 ? "[[group]]" : "[[round.group]]", g.index);
     r.check_keys(t,
                  {"name", "plugin", "device", "params", "tasks", "inputs", "verify-inputs", "task", "memory",
-                  "gpu-memory", "preload"},
+                  "gpu-memory", "preload", "keep-loaded"},
                  ctx);
 
     g.name = fmt::format("group-{}", g.index);
@@ -491,6 +491,16 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
         }
     }
     if (auto b = r.boolean(t, "verify-inputs", ctx)) g.verify_inputs = *b;
+    if (auto b = r.boolean(t, "keep-loaded", ctx)) {
+        g.keep_loaded = *b;
+        g.keep_loaded_where = where(t.get("keep-loaded")->source());
+        // Outside rounds a group runs once: there is no next round to keep
+        // its workers for.
+        if (block == 0)
+            r.error(*t.get("keep-loaded"), fmt::format("keep-loaded of {} applies only to a group of a [[round]] "
+                                                       "([[round.group]]): a [[group]] runs once",
+                                                       ctx));
+    }
 
     auto count = r.integer(t, "tasks", ctx, 0, 1000000);
     if (count) {

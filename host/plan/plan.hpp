@@ -76,6 +76,11 @@ struct GroupSpec {
     // load (verify-inputs): costs a read of every byte, finds a file that
     // changed on disk.
     bool verify_inputs = false;
+    // keep-loaded (only in a [[round.group]]): task i keeps its worker, and
+    // what its load built, from round to round; each round trains it again
+    // with that round's inputs (docs/scheduling.md, "Kept clients").
+    bool keep_loaded = false;
+    Location keep_loaded_where;
     // Estimates per task (bytes); [scheduler] defaults apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;

@@ -434,14 +434,79 @@ void Runner::receive_result(Live& live, exec::WorkerId id, const messages::Resul
             fail(group, task, "train", fmt::format("invalid result: {}", e.what()));
         }
     }
-    task.exit();
+    finish_worker(live, id);
+}
+
+void Runner::finish_worker(Live& live, exec::WorkerId id) {
+    TaskGroup& group = *live.group;
+    Task& task = *live.task;
+    // Kept for the next round of its [[round]], if there is one: a worker
+    // too old to take a next round's config (protocol 1) is not.
+    const plan::GroupSpec& spec = plan_.groups[group.index() - 1];
+    const bool next_round = spec.block != 0 && group.round() < plan_.rounds[spec.block - 1].count;
+    if (!spec.keep_loaded || !next_round || live.protocol < 2 || task.status() != TaskStatus::FINISHED ||
+        !stop_reason_.empty()) {
+        task.exit();
+        return;
+    }
+    executor_->keep(id);
+    Client& client = clients_[{group.index() - 1, task.task_id()}];
+    client.kept = id;
+    kept_[id] = {group.index() - 1, task.task_id()};
+    live.kept = true;  // dispatch() lets go of it: the task is done, the process idles
+    task.worker_exited();
+}
+
+void Runner::kept_exited(const exec::Event& e) {
+    auto it = kept_.find(e.id);
+    if (it == kept_.end()) return;
+    const auto [index, task_id] = it->second;
+    kept_.erase(it);
+    Client& client = clients_[{index, task_id}];
+    if (client.kept == e.id) client.kept = 0;
+    if (releasing_kept_ || !stop_reason_.empty()) return;
+    const std::string& group = plan_.groups[index].name;
+    if (e.evicted) {
+        ++client.evictions;
+        ++evictions_;
+        log::info("{}/{}: its kept worker was ended to make room; it loads again in its next round", group, task_id);
+        journal_.write({{"event", "evicted"}, {"group", group}, {"task", task_id}, {"evictions", client.evictions}});
+    } else {
+        // Crashed, or killed, while idle: the next round loads it anew.
+        std::string how = describe_wait_status(e.wait_status);
+        log::warning("{}/{}: its kept worker exited between rounds ({}); it loads again in its next round", group,
+                     task_id, how);
+        journal_.write({{"event", "kept_exited"}, {"group", group}, {"task", task_id}, {"how", how}});
+    }
+}
+
+void Runner::release_kept() {
+    if (kept_.empty()) return;
+    releasing_kept_ = true;
+    for (const auto& [id, key] : kept_) executor_->release(id);
+    std::vector<exec::Event> events;
+    // Each destroys its task and exits; one that does not is killed.
+    const auto deadline = Clock::now() + options_.kill_grace;
+    bool killed = false;
+    while (!kept_.empty()) {
+        if (!killed && Clock::now() >= deadline) {
+            for (const auto& [id, key] : kept_) executor_->signal(id, SIGKILL);
+            killed = true;
+        }
+        events.clear();
+        executor_->wait(killed ? std::nullopt : std::optional(deadline), signal_fd_, events);
+        read_signals();
+        for (auto& e : events) dispatch(e);
+    }
+    releasing_kept_ = false;
 }
 
 void Runner::handle_message(Live& live, exec::WorkerId id, const messages::FromWorker& message) {
     TaskGroup& group = *live.group;
     Task& task = *live.task;
     if (is_final(task.status())) return;  // late words of a task already judged
-    if (std::holds_alternative<messages::Ready>(message)) {
+    if (const auto* ready = std::get_if<messages::Ready>(&message)) {
+        live.protocol = ready->protocol;
         log::debug("{}/{}: worker {} ready", group.group_name(), task.task_id(), executor_->pid(id));
     } else if (const auto* loaded = std::get_if<messages::Loaded>(&message)) {
         task.stats().load_ms = loaded->ms;
@@ -644,12 +709,16 @@ std::optional<Clock::time_point> Runner::next_deadline() {
 
 void Runner::dispatch(exec::Event& event) {
     auto it = live_.find(event.id);
-    if (it == live_.end()) return;
+    if (it == live_.end()) {
+        if (event.kind == exec::Event::Kind::exited) kept_exited(event);
+        return;
+    }
     Live& l = it->second;
     switch (event.kind) {
     case exec::Event::Kind::message:
         if (!event.result_dir.empty()) l.receiver.read_files_from(event.result_dir);
         handle_message(l, event.id, event.message);
+        if (l.kept) live_.erase(it);
         break;
     case exec::Event::Kind::broken:
         // Whatever a worker sends, only its own task fails (the executor

@@ -97,7 +97,17 @@ private:
         std::string timed_out_stage;  // set when the stage ran past task-timeout
         bool ending = false;          // asked to stop (timeout, or the host stops)
         std::string ended_why;        // why the executor ended it (a worker stopped too often)
+        std::uint32_t protocol = 1;   // the worker's (messages::Ready)
+        bool kept = false;            // finished, and its worker kept for the next round: no longer live
     };
+    // keep-loaded: task i of a group across rounds, by (plan group index,
+    // task id).
+    struct Client {
+        std::int32_t loads = 0;
+        std::int32_t evictions = 0;
+        exec::WorkerId kept = 0;  // its idle worker, loaded for the next round (0: none)
+    };
+    using ClientKey = std::pair<std::size_t, std::string>;
 
     // Takes the workdir's lock (one run at a time), after refusing a
     // directory that holds something other than a Fedflow run. Throws
@@ -130,6 +140,19 @@ private:
     // Asks the executor to start the task's load. False when the machine
     // cannot take it now (nor the tasks after it).
     bool launch(TaskGroup& group, Task& task);
+    messages::Config make_config(const TaskGroup& group, const Task& task, const std::string& prefix,
+                                 const std::filesystem::path& workdir) const;
+    // keep-loaded: the tasks whose worker was kept start their train in it
+    // (no load, no admission of one); a worker gone meanwhile loads anew.
+    void start_kept(TaskGroup& group);
+    bool reuse(TaskGroup& group, Task& task, Client& client);
+    // After a result: keeps the worker for the task's next round when its
+    // group is keep-loaded, else asks it to exit.
+    void finish_worker(Live& live, exec::WorkerId id);
+    // A kept worker exited while idle: evicted, or crashed.
+    void kept_exited(const exec::Event& e);
+    // The end of a [[round]] block: its kept workers exit, and are waited for.
+    void release_kept();
     // The earliest stage timeout of a live task, and when the live view
     // wants to be drawn again.
     std::optional<std::chrono::steady_clock::time_point> next_deadline();
@@ -208,6 +231,10 @@ private:
     std::unique_ptr<exec::Executor> executor_;
     std::vector<std::unique_ptr<TaskGroup>> groups_;
     std::map<exec::WorkerId, Live> live_;
+    std::map<ClientKey, Client> clients_;       // keep-loaded tasks
+    std::map<exec::WorkerId, ClientKey> kept_;  // idle kept workers (and evicted ones until they exit)
+    bool releasing_kept_ = false;
+    std::int64_t evictions_ = 0;   // kept workers evicted in the run
     exec::WorkerId task_seq_ = 0;  // the last WorkerId given out
     int signal_fd_ = -1;
     std::string stop_reason_;  // why the run stops early ("the host received SIGINT"); empty: it does not

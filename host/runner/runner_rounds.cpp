@@ -39,8 +39,11 @@ void Runner::check_failed_entirely(const TaskGroup& group, std::uint32_t round) 
 
 void Runner::run_rounds(const plan::RoundSpec& rounds) {
     const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
+    bool keeps = false;  // the block has a keep-loaded group: its rounds count loads and evictions
+    for (std::size_t i = rounds.first; i < rounds.last; ++i) keeps = keeps || plan_.groups[i].keep_loaded;
     for (std::uint32_t r = 1; r <= rounds.count && stop_reason_.empty() && failed_stop_.empty(); ++r) {
         auto t0 = Clock::now();
+        const std::int64_t evictions_before = evictions_;
         journal_.write({{"event", "round_start"}, {"round", r}, {"block", block}, {"of", rounds.count}});
         std::size_t first_group = groups_.size();
         for (std::size_t i = rounds.first; i < rounds.last && stop_reason_.empty() && failed_stop_.empty(); ++i) {
@@ -80,12 +83,28 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             }
             for (const auto& k : order) row.values[k] = sums[k].first / sums[k].second;
         }
-        journal_.write({{"event", "round_end"},
-                        {"round", r},
-                        {"block", block},
-                        {"wall_ms", static_cast<std::int64_t>(wall_s * 1000)},
-                        {"values", row.values},
-                        {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}});
+        // keep-loaded: how many tasks loaded this round, how many trained in
+        // a kept worker, and how many kept workers were evicted (the
+        // result's own keys of those names win).
+        json keep;
+        if (keeps) {
+            std::int64_t loads = 0, kept = 0;
+            for (std::size_t i = first_group; i < groups_.size(); ++i)
+                for (const auto& t : groups_[i]->tasks()) {
+                    const TaskStats& st = t->stats();
+                    if (st.loads < 0) continue;
+                    kept += st.kept;
+                    loads += !st.kept && t->stats().load_ms >= 0;
+                }
+            keep = {{"loads", loads}, {"kept", kept}, {"evictions", evictions_ - evictions_before}};
+            for (const auto& [k, v] : keep.items())
+                if (!row.values.contains(k)) row.values[k] = v;
+        }
+        json end{{"event", "round_end"}, {"round", r},
+                 {"block", block},       {"wall_ms", static_cast<std::int64_t>(wall_s * 1000)},
+                 {"values", row.values}, {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}};
+        if (keeps) end["keep_loaded"] = keep;
+        journal_.write(std::move(end));
         outputs_->round_ended(std::move(row));
 
         // keep-rounds: only the folders of the last N rounds stay.
@@ -107,6 +126,7 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             break;
         }
     }
+    release_kept();  // no round of this block comes again
 }
 
 }  // namespace fedflow

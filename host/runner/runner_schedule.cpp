@@ -116,6 +116,9 @@ void Runner::note_wait(const TaskGroup& group, Task& task, const std::string& st
     // no need to wait for the machine, nor to log every task.
     if (v.resource == "processes" || v.resource == "waiting") {
         log::debug("{}/{} waits to {}: {}", group.group_name(), task.task_id(), stage, v.reason);
+        // Kept workers hold process slots; one is ended to free one, and
+        // the group waits for that (its exit ends the wait).
+        if (!kept_.empty()) waiting_on_machine_ = true;
         return;
     }
     waiting_on_machine_ = true;
@@ -188,6 +191,57 @@ void Runner::start_loads(TaskGroup& group) {
     }
 }
 
+messages::Config Runner::make_config(const TaskGroup& group, const Task& task, const std::string& prefix,
+                                     const fs::path& workdir) const {
+    const std::size_t plugin = group.index() - 1;
+    messages::Config c;
+    c.task_id = task.task_id();
+    c.group = group.group_name();
+    c.round = group.round();
+    c.workdir = workdir.string();
+    c.plan_dir = plan_.dir.string();
+    c.plugin_path = plugins_[plugin].path.string();
+    c.plugin_name = plugins_[plugin].name;
+    c.shm_prefix = prefix;
+    c.inputs_segment = inputs_segment_;
+    c.verify_inputs = spec_->verify_inputs;
+    c.inputs_about = inputs_about_;
+    c.result_limit = options_.result_limit;
+    c.params = task.params();
+    return c;
+}
+
+void Runner::start_kept(TaskGroup& group) {
+    if (!spec_->keep_loaded || kept_.empty()) return;
+    for (const auto& t : group.tasks()) {
+        if (t->status() != TaskStatus::INIT) continue;
+        auto c = clients_.find({group.index() - 1, t->task_id()});
+        if (c != clients_.end() && c->second.kept != 0 && !reuse(group, *t, c->second)) {
+            // Gone or on its way out: it loads anew, as any other.
+            c->second.kept = 0;
+        }
+    }
+}
+
+bool Runner::reuse(TaskGroup& group, Task& task, Client& client) {
+    const exec::WorkerId id = client.kept;
+    const std::string prefix = fmt::format("{}-t{}r{}", shm_prefix_, id, group.round());
+    const fs::path workdir = group.workdir() / task.task_id();
+    if (!executor_->next_round(id, make_config(group, task, prefix, workdir))) return false;
+    kept_.erase(id);
+    client.kept = 0;
+    task.stats().loads = client.loads;
+    task.stats().evictions = client.evictions;
+    task.stats().kept = true;
+    live_.emplace(id, Live{&group, &task, ResultReceiver(prefix), {}, false, {}, messages::worker_protocol, false});
+    task.start(workdir, *executor_, id);
+    status_event(group, task, {{"pid", executor_->pid(id)}, {"kept", true}});
+    task.start_load();  // no load runs: what an earlier round loaded is there
+    task.set_status(TaskStatus::WAITING);
+    status_event(group, task, {{"kept", true}});
+    return true;
+}
+
 bool Runner::launch(TaskGroup& group, Task& task) {
     const std::size_t plugin = group.index() - 1;
     const exec::WorkerId id = task_seq_ + 1;
@@ -205,23 +259,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     preload.modules = plan_.groups[plugin].preload;
     if (const Value* python = task.params().find("python")) preload.params["python"] = *python;
     preload.plan_dir = plan_.dir.string();
-    request.config = [&] {
-        messages::Config c;
-        c.task_id = task.task_id();
-        c.group = group.group_name();
-        c.round = group.round();
-        c.workdir = request.workdir.string();
-        c.plan_dir = plan_.dir.string();
-        c.plugin_path = plugins_[plugin].path.string();
-        c.plugin_name = plugins_[plugin].name;
-        c.shm_prefix = prefix;
-        c.inputs_segment = inputs_segment_;
-        c.verify_inputs = spec_->verify_inputs;
-        c.inputs_about = inputs_about_;
-        c.result_limit = options_.result_limit;
-        c.params = task.params();
-        return c;
-    };
+    request.config = [&] { return make_config(group, task, prefix, request.workdir); };
     exec::Admission a;
     try {
         a = executor_->start_load(request);
@@ -248,6 +286,11 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     waiting_for_.erase(&task);
     live_.emplace(id, Live{&group, &task, ResultReceiver(prefix), {}, false, {}});
     task.start(request.workdir, *executor_, id);
+    if (spec_->keep_loaded) {
+        Client& client = clients_[{group.index() - 1, task.task_id()}];
+        task.stats().loads = ++client.loads;
+        task.stats().evictions = client.evictions;
+    }
     task.estimates().admitted_memory = a.estimate.bytes;
     status_event(group, task, {{"pid", a.pid}, {"memory_estimate", a.estimate.bytes}});
     task.start_load();
@@ -258,6 +301,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
 void Runner::schedule(TaskGroup& group) {
     waiting_on_machine_ = false;
     if (!stop_reason_.empty()) return;
+    start_kept(group);
     start_trains(group);
     start_loads(group);
 }

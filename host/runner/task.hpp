@@ -43,6 +43,12 @@ struct TaskStats {
     std::int64_t train_ms = -1;
     std::int64_t peak_memory = -1;      // bytes, the worker's RSS peak
     std::int64_t peak_gpu_memory = -1;  // bytes, the most NVML saw the worker hold on a GPU
+    // keep-loaded: this task's client (task i of its group, every round) so
+    // far in the run: loads (-1: not kept-loaded) and evictions; kept: this
+    // round trained in the process an earlier round had loaded.
+    std::int32_t loads = -1;
+    std::int32_t evictions = 0;
+    bool kept = false;
 };
 
 // What the scheduler knows of a task's size, and how often it ran out of

@@ -132,6 +132,7 @@ nlohmann::ordered_json TaskGroup::entry(std::size_t position) const {
     if (st.peak_memory >= 0) e["peak_memory"] = st.peak_memory;
     if (st.peak_gpu_memory >= 0) e["peak_gpu_memory"] = st.peak_gpu_memory;
     e["retries"] = {{"load", t.estimates().load_retries}, {"train", t.estimates().train_retries}};
+    if (st.loads >= 0) e["keep_loaded"] = {{"kept", st.kept}, {"loads", st.loads}, {"evictions", st.evictions}};
     if (const Failure* f = failure_of_[position]) {
         e["stage"] = f->stage;
         e["message"] = f->message;

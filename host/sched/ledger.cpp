@@ -68,6 +68,45 @@ void Ledger::measure(const Snapshot& s) {
     }
 }
 
+void Ledger::keep(Key key) noexcept {
+    if (Entry* e = find(key)) e->kept = ++keep_seq_;
+}
+
+void Ledger::unkeep(Key key) noexcept {
+    if (Entry* e = find(key)) e->kept = 0;
+}
+
+void Ledger::evicting(Key key) noexcept {
+    if (Entry* e = find(key)) e->evicting = true;
+}
+
+std::size_t Ledger::kept() const noexcept {
+    std::size_t n = 0;
+    for (const auto& [key, e] : entries_) n += e.kept != 0;
+    return n;
+}
+
+std::optional<Ledger::Key> Ledger::eviction_candidate(std::string_view resource, int gpu) const {
+    if (resource != "memory" && resource != "gpu-memory" && resource != "processes") return std::nullopt;
+    std::optional<Key> best;
+    std::uint64_t best_seq = 0;
+    for (const auto& [key, e] : entries_) {
+        if (e.evicting) return std::nullopt;
+        if (e.kept == 0) continue;
+        if (resource == "gpu-memory") {
+            bool holds = false;
+            for (const auto& [device, bytes] : e.gpu_measured)
+                holds = holds || (bytes > 0 && (gpu < 0 || device == gpu));
+            if (!holds) continue;
+        }
+        if (!best || e.kept < best_seq) {
+            best = key;
+            best_seq = e.kept;
+        }
+    }
+    return best;
+}
+
 std::uint64_t Ledger::memory_charge() const noexcept {
     std::uint64_t sum = 0;
     for (const auto& [key, e] : entries_) sum += e.memory_charge();

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string_view>
 
 namespace fedflow::sched {
 
@@ -28,6 +30,11 @@ public:
         int gpu = -1;                               // the device of a running train stage
         std::uint64_t gpu_estimate = 0;             // reserved while that stage runs
         std::map<int, std::uint64_t> gpu_measured;  // device -> bytes at the last sample
+        // keep-loaded: idle between rounds since the keep() numbered so (0:
+        // not kept). It keeps its charges: its RAM and the GPU memory it
+        // was measured to hold stay reserved.
+        std::uint64_t kept = 0;
+        bool evicting = false;  // asked to exit to make room: gone soon
 
         std::uint64_t memory_charge() const noexcept;
         std::uint64_t gpu_charge(int device) const noexcept;
@@ -42,6 +49,20 @@ public:
     // process keeps what it was measured to hold until it exits.
     void start_train(Key key, int gpu, std::uint64_t estimate);
     void end_train(Key key) noexcept;
+
+    // keep-loaded (docs/scheduling.md, "Kept clients"): the process is idle,
+    // kept for its next round, and may be evicted; unkeep: it runs again.
+    void keep(Key key) noexcept;
+    void unkeep(Key key) noexcept;
+    void evicting(Key key) noexcept;
+    // The kept process to end when a stage waits for `resource` (as
+    // Verdict::resource names it: "memory", "gpu-memory" on `gpu`, -1 for
+    // any GPU, "processes"): the least recently kept idle one that holds
+    // some of it. None while one is already on its way out (it frees its
+    // room when it is gone; one at a time ends no more than needed), or when
+    // no kept process holds the resource.
+    std::optional<Key> eviction_candidate(std::string_view resource, int gpu) const;
+    std::size_t kept() const noexcept;
 
     // Takes the usage of Fedflow's processes from a snapshot and works out
     // what everything else uses.
@@ -59,6 +80,7 @@ private:
     std::map<Key, Entry> entries_;
     std::uint64_t foreign_memory_ = 0;
     std::map<int, std::uint64_t> foreign_gpu_;
+    std::uint64_t keep_seq_ = 0;
 };
 
 }  // namespace fedflow::sched

@@ -275,6 +275,21 @@ void fork_hook(int phase) {
     if (plugin_fork_hook != nullptr) plugin_fork_hook(phase);
 }
 
+// A kept worker's next round: its cwd and its stdout.log and stderr.log
+// are the new task folder's (made by the host), as an exec'd worker's are.
+void start_round_files(const std::string& workdir) {
+    if (::chdir(workdir.c_str()) != 0) {
+        std::fprintf(stderr, "fedflow-worker: cannot enter %s: %s\n", workdir.c_str(), std::strerror(errno));
+        return;
+    }
+    for (auto [fd, name] : {std::pair{1, "stdout.log"}, std::pair{2, "stderr.log"}}) {
+        int f = ::open(name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0) continue;
+        ::dup2(f, fd);
+        ::close(f);
+    }
+}
+
 int forked_worker(const fedflow::worker::fork_server::Child& child) {
     rss_at_fork = resident_bytes();
     return run_worker(child.parent_pid, child.nofile, child.contain);
@@ -374,57 +389,93 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
         fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::protocol,
                       std::string("the first message is '") + ch::type_name(msg::type_of(*first)) + "', not 'config'");
 
-    std::string params_doc = fedflow::wire::encode(fedflow::Value(cfg->params));
-    std::string about_doc;
-    if (!cfg->inputs_about.empty()) about_doc = fedflow::wire::encode(fedflow::Value(cfg->inputs_about));
     const std::string task_name = cfg->group + "/" + cfg->task_id;
     fedflow::worker::crash::set_context("start", task_name);
     boost::dll::shared_library lib;
     const fedflow_plugin* plugin = open_plugin(lib, cfg->plugin_path, cfg->plugin_name);
-
-    std::optional<fedflow::worker::Inputs> inputs;
-    fedflow_buffer inputs_doc{};
     const bool input_files = plugin->size >= offsetof(fedflow_plugin, features) + sizeof plugin->features &&
                              (plugin->features & FEDFLOW_FEATURE_INPUT_FILES) != 0;
-    try {
-        if (!cfg->inputs_segment.empty()) {
-            inputs.emplace(cfg->inputs_segment, cfg->verify_inputs);
-            inputs_doc = input_files ? inputs->by_reference() : inputs->inline_copy();
-        }
-    } catch (const std::exception& e) {
-        fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::exception,
-                      std::string("cannot open the inputs: ") + e.what());
-    }
 
-    fedflow::worker::Services services(cfg->shm_prefix, cfg->result_limit);
+    // What the context points at, for the current round: a kept worker
+    // (keep-loaded) takes a new one with each round's config.
+    msg::Config current = *cfg;
+    std::string params_doc, about_doc;
+    std::optional<fedflow::worker::Inputs> inputs;
+    fedflow::worker::Services services(current.shm_prefix, current.result_limit);
     fedflow_context ctx{};
-    ctx.size = sizeof ctx;
-    ctx.round = cfg->round;
-    ctx.task_id = cfg->task_id.c_str();
-    ctx.group = cfg->group.c_str();
-    ctx.workdir = cfg->workdir.c_str();
-    ctx.plan_dir = cfg->plan_dir.c_str();
-    ctx.params = {reinterpret_cast<const std::uint8_t*>(params_doc.data()), params_doc.size()};
-    ctx.inputs = inputs_doc;
-    if (inputs && input_files) {
-        ctx.input_files = inputs->files();
-        ctx.input_file_count = inputs->file_count();
+    // Fills ctx from `current`; throws when the inputs cannot be opened.
+    auto set_round = [&] {
+        params_doc = fedflow::wire::encode(fedflow::Value(current.params));
+        about_doc.clear();
+        if (!current.inputs_about.empty()) about_doc = fedflow::wire::encode(fedflow::Value(current.inputs_about));
+        // The last round's inputs are unmapped: what a kept task took from
+        // them and keeps must be a copy (docs/scheduling.md, "Kept clients").
+        inputs.reset();
+        ctx = fedflow_context{};
+        ctx.size = sizeof ctx;
+        ctx.round = current.round;
+        ctx.task_id = current.task_id.c_str();
+        ctx.group = current.group.c_str();
+        ctx.workdir = current.workdir.c_str();
+        ctx.plan_dir = current.plan_dir.c_str();
+        ctx.params = {reinterpret_cast<const std::uint8_t*>(params_doc.data()), params_doc.size()};
+        if (!about_doc.empty())
+            ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
+        ctx.host = services.table();
+        if (current.inputs_segment.empty()) return;
+        try {
+            inputs.emplace(current.inputs_segment, current.verify_inputs);
+            ctx.inputs = input_files ? inputs->by_reference() : inputs->inline_copy();
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string("cannot open the inputs: ") + e.what());
+        }
+        if (input_files) {
+            ctx.input_files = inputs->files();
+            ctx.input_file_count = inputs->file_count();
+        }
+    };
+    try {
+        set_round();
+    } catch (const std::exception& e) {
+        fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::exception, e.what());
     }
-    if (!about_doc.empty())
-        ctx.inputs_about = {reinterpret_cast<const std::uint8_t*>(about_doc.data()), about_doc.size()};
-    ctx.host = services.table();
+    // Why the next round of a kept worker cannot train, told in answer to
+    // its train (a config has no answer of its own).
+    std::string round_error;
 
     fedflow_status st{};
     void* task = plugin->create(&st);
     if (task == nullptr)
         fail_and_exit(msg::Failed::Stage::start, kind_of(st.code), "creating the task: " + message_of(st));
-    send_or_exit(msg::Ready{plugin->name, plugin->abi_version});
+    // Kept across rounds only when the plugin reads each call's context
+    // afresh (FEDFLOW_FEATURE_NEXT_ROUND); protocol 1 tells the host not to.
+    const bool next_round = plugin->size >= offsetof(fedflow_plugin, features) + sizeof plugin->features &&
+                            (plugin->features & FEDFLOW_FEATURE_NEXT_ROUND) != 0;
+    send_or_exit(msg::Ready{plugin->name, plugin->abi_version, next_round ? msg::worker_protocol : 1u});
 
     for (;;) {
         std::optional<msg::FromHost> m = receive();
         if (!m || std::holds_alternative<msg::Exit>(*m)) break;
 
-        if (std::holds_alternative<msg::Load>(*m)) {
+        if (const auto* next = std::get_if<msg::Config>(&*m)) {
+            // keep-loaded: the same task's next round, in this process.
+            if (next->plugin_path != current.plugin_path || next->plugin_name != current.plugin_name ||
+                next->task_id != current.task_id || next->group != current.group)
+                fail_and_exit(msg::Failed::Stage::channel, msg::Failed::Kind::protocol,
+                              "a next round's config names another task or plugin (" + next->group + "/" +
+                                  next->task_id + " of " + next->plugin_name + ")");
+            current = *next;
+            round_error.clear();
+            std::fflush(stdout);
+            std::fflush(stderr);
+            start_round_files(current.workdir);
+            services.next_round(current.shm_prefix);
+            try {
+                set_round();
+            } catch (const std::exception& e) {
+                round_error = e.what();
+            }
+        } else if (std::holds_alternative<msg::Load>(*m)) {
             st = fedflow_status{};
             fedflow::worker::crash::set_context("load", task_name);
             std::int64_t t0 = fedflow::clock::monotonic_ns();
@@ -443,6 +494,11 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
             send_or_exit(loaded);
         } else if (const auto* train = std::get_if<msg::Train>(&*m)) {
             const std::string& device = train->device;
+            if (!round_error.empty()) {
+                send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception, round_error,
+                                         std::nullopt, std::nullopt});
+                continue;
+            }
             // A simulated GPU ("sim:N") is no CUDA device: the task declares
             // its memory there instead (Services::start_train).
             try {
@@ -487,7 +543,7 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
             result.ms = (t1 - t0) / 1000000;
             result.train_end_ns = t1;
             result.peak_memory = peak_rss_bytes();
-            damage_result(task_name, cfg->shm_prefix, result.size);
+            damage_result(task_name, current.shm_prefix, result.size);
             send_or_exit(result);
         } else {
             fail_and_exit(msg::Failed::Stage::channel, msg::Failed::Kind::protocol,

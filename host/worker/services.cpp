@@ -158,6 +158,13 @@ std::uint8_t* Services::result_alloc(void* host, std::uint64_t size, fedflow_sta
     }
 }
 
+void Services::next_round(std::string prefix) {
+    reset_result();
+    buffers_.clear();
+    next_id_ = 0;
+    prefix_ = std::move(prefix);
+}
+
 void Services::reset_result() {
     if (result_) {
         used_bytes_ -= result_->size() - integrity::result_header_size;

@@ -32,6 +32,10 @@ public:
     // Before a train: forget the previous attempt's result segment and
     // Bytes buffers (a train retried after running out of memory).
     void reset_result();
+    // The next round of a kept worker: its segments are named after prefix
+    // from now on, and buffer ids start again at 0 (what the last round
+    // made is forgotten, as by reset_result).
+    void next_round(std::string prefix);
     // Before a train on device: on "sim:N", what the task declares goes to
     // simulated GPU N (the table that FEDFLOW_SIM_GPUS names), and what it
     // held from an earlier train is freed. Throws std::runtime_error when

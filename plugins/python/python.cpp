@@ -458,10 +458,25 @@ public:
         task_ = Ref(check(PyObject_CallMethod(g_runtime, "create", "OO", info.get(), host.get()), "creating the task"));
         Ref r(check(PyObject_CallMethod(g_runtime, "load", "O", task_.get()), "load"));
         report_estimates(ctx);
+        round_ = ctx.round();
     }
 
     Dict train(fedflow::Context& ctx, std::string_view device) override {
         StageScope scope(ctx, true);
+        if (ctx.round() != round_) {
+            // A kept worker (keep-loaded) in its next round: self.round,
+            // self.workdir and self.inputs are this round's.
+            Ref info(check(PyDict_New(), "dict"));
+            auto set = [&](const char* key, Ref value) {
+                if (PyDict_SetItemString(info.get(), key, value.get()) != 0) throw_python_error("dict");
+            };
+            set("round", to_python(Value(std::int64_t{ctx.round()})));
+            set("workdir", to_python(Value(ctx.workdir())));
+            set("inputs", to_python(Value(ctx.inputs())));
+            set("inputs_about", to_python(Value(ctx.inputs_about())));
+            Ref r(check(PyObject_CallMethod(g_runtime, "next_round", "OO", task_.get(), info.get()), "next round"));
+            round_ = ctx.round();
+        }
         g_shm.clear();  // an earlier attempt's buffers are gone (a retried train)
         std::string dev(device);
         Ref result(check(PyObject_CallMethod(g_runtime, "train", "Os", task_.get(), dev.c_str()), "train"));
@@ -493,6 +508,7 @@ private:
     }
 
     Ref task_;
+    std::uint32_t round_ = 0;  // the round load (or the last train) ran in
 };
 
 }  // namespace

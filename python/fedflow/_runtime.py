@@ -90,6 +90,14 @@ def load(obj):
         obj.load()
 
 
+def next_round(obj, info):
+    """A kept task (keep-loaded) in its next round: round, workdir and inputs
+    change; the object, and what its load built, stay."""
+    ctx = obj._fedflow
+    ctx.info = dict(ctx.info, **info)
+    ctx.inputs = None  # decoded again from this round's, at first use
+
+
 def train(obj, device):
     """train(device)'s dict, with arrays in wire form."""
     obj.device = device

@@ -183,7 +183,9 @@ TEST_CASE_FIXTURE(Fixture, "make_plugin fills the plugin table") {
     CHECK(p.abi_version == FEDFLOW_ABI_VERSION);
     CHECK(p.size == sizeof(fedflow_plugin));
     CHECK(p.reserved == 0);
-    CHECK(p.features == FEDFLOW_FEATURE_INPUT_FILES);  // this SDK resolves inputs through input_files
+    // This SDK resolves inputs through input_files, and reads each call's
+    // context (a kept task's next round).
+    CHECK(p.features == (FEDFLOW_FEATURE_INPUT_FILES | FEDFLOW_FEATURE_NEXT_ROUND));
     CHECK(std::string(p.name) == "scripted");
     CHECK((p.create != nullptr));
     CHECK((p.destroy != nullptr));

@@ -337,3 +337,49 @@ TEST_CASE("auto-adjust packs more tasks once peaks are known") {
     CHECK(count_fitting(before.bytes) == 7);
     CHECK(count_fitting(after.bytes) == 29);  // 70 GB / 2.4 GB
 }
+
+TEST_CASE("keep-loaded: kept processes keep their charges, and the least recently kept is evicted first") {
+    Ledger l;
+    for (Ledger::Key k = 1; k <= 3; ++k) l.open(k, 1000 + static_cast<int>(k), 10 * GB);
+    Snapshot s = machine({gpu(0, 16 * GB, 7 * GB, {{1002, 4 * GB}, {1003, 3 * GB}})});
+    s.rss = {{1001, 1 * GB}, {1002, 12 * GB}, {1003, 2 * GB}};
+    l.measure(s);
+    const std::uint64_t before = l.memory_charge();
+    CHECK(before == 32 * GB);
+    CHECK_FALSE(l.eviction_candidate("memory", -1));  // nothing kept
+
+    l.keep(3);
+    l.keep(1);
+    l.keep(2);
+    CHECK(l.kept() == 3);
+    CHECK(l.memory_charge() == before);  // a kept process holds what it held
+    CHECK(l.gpu_charge(0) == 7 * GB);
+
+    SUBCASE("RAM and process slots: any kept process, least recently kept first") {
+        CHECK(l.eviction_candidate("memory", -1) == Ledger::Key{3});
+        CHECK(l.eviction_candidate("processes", -1) == Ledger::Key{3});
+        l.unkeep(3);  // it runs its next round: no longer idle
+        CHECK(l.eviction_candidate("memory", -1) == Ledger::Key{1});
+    }
+    SUBCASE("GPU memory: only a kept process that holds some on that GPU") {
+        CHECK(l.eviction_candidate("gpu-memory", 0) == Ledger::Key{3});
+        CHECK(l.eviction_candidate("gpu-memory", -1) == Ledger::Key{3});
+        CHECK_FALSE(l.eviction_candidate("gpu-memory", 1));
+        l.unkeep(3);
+        CHECK(l.eviction_candidate("gpu-memory", 0) == Ledger::Key{2});  // 1 holds no GPU memory
+        l.unkeep(2);
+        CHECK_FALSE(l.eviction_candidate("gpu-memory", 0));
+    }
+    SUBCASE("one at a time: none while one is on its way out, the next once it is gone") {
+        l.evicting(3);
+        CHECK_FALSE(l.eviction_candidate("memory", -1));
+        l.close(3);
+        CHECK(l.eviction_candidate("memory", -1) == Ledger::Key{1});
+        CHECK(l.memory_charge() == before - 10 * GB);
+    }
+    SUBCASE("waits for other resources evict nothing") {
+        CHECK_FALSE(l.eviction_candidate("cpu", -1));
+        CHECK_FALSE(l.eviction_candidate("waiting", -1));
+        CHECK_FALSE(l.eviction_candidate("spawn", -1));
+    }
+}

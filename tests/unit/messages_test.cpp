@@ -119,6 +119,15 @@ TEST_CASE("every message survives encoding, a frame and decoding") {
     }
     SUBCASE("train") { CHECK(round_trip(msg::Train{"cuda:1"}) == msg::Train{"cuda:1"}); }
     SUBCASE("ready") { CHECK(round_trip(msg::Ready{"echo", 1}) == msg::Ready{"echo", 1}); }
+    SUBCASE("ready: protocol 1 is written as before, a later one is told") {
+        CHECK_FALSE(msg::Ready{"echo", 1}.encode().contains("protocol"));
+        CHECK(msg::Ready::decode(Dict{{"plugin", "echo"}, {"abi_version", 1}}).protocol == 1);
+        msg::Ready r{"echo", 1, msg::worker_protocol};
+        CHECK(r.encode().contains("protocol"));
+        CHECK(round_trip(r) == r);
+        CHECK_THROWS_AS(msg::Ready::decode(Dict{{"plugin", "echo"}, {"abi_version", 1}, {"protocol", 0}}),
+                        ch::ProtocolError);
+    }
     SUBCASE("loaded, with and without the task's own estimates") {
         CHECK(round_trip(a_loaded(0, 123456789)) == a_loaded(0, 123456789));
         CHECK_FALSE(a_loaded(0, 1).encode().contains("memory_estimate"));
@@ -332,6 +341,19 @@ TEST_CASE("the conversation: what a worker may say, and when") {
         CHECK(std::holds_alternative<msg::Result>(c.receive(frame_of(a_result()))));
         c.sent(msg::Exit{});
         CHECK(c.expecting() == "nothing: the worker was told to exit");
+    }
+    SUBCASE("a kept worker's next round: a config, then train, and no answer to the config") {
+        c.receive(frame_of(msg::Ready{"echo", 1, msg::worker_protocol}));
+        c.receive(frame_of(a_loaded(1, 2)));
+        c.sent(msg::Train{"cpu"});
+        c.receive(frame_of(a_result()));
+        msg::Config next = a_config();
+        next.round = 2;
+        c.sent(next);
+        CHECK(c.expecting() == "nothing: no stage is running");
+        CHECK_THROWS_AS(c.receive(frame_of(a_loaded(1, 2))), ch::ProtocolError);
+        c.sent(msg::Train{"cpu"});
+        CHECK(std::holds_alternative<msg::Result>(c.receive(frame_of(a_result()))));
     }
     SUBCASE("two 'loaded' for one load") {
         c.receive(frame_of(msg::Ready{"echo", 1}));

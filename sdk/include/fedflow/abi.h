@@ -231,6 +231,12 @@ typedef struct fedflow_plugin {
  * does). Without it, the worker copies every input byte file into `inputs`
  * before load. */
 #define FEDFLOW_FEATURE_INPUT_FILES 0x1u
+/* fedflow_plugin.features: train may be called again for a later round of
+ * the same task in the same process (keep-loaded), with a context whose
+ * round, workdir and inputs are that round's; the plugin reads them from
+ * the context of each call (the C++ SDK does). Without it, the host never
+ * keeps the plugin's workers: it loads the task anew every round. */
+#define FEDFLOW_FEATURE_NEXT_ROUND 0x2u
 
 /*
  * The well-known symbol every plugin exports:

@@ -66,7 +66,8 @@ public:
           workdir_(c->workdir),
           plan_dir_(c->plan_dir),
           params_(decode_dict(c->params, "params")),
-          inputs_(decode_inputs(c)) {
+          inputs_(decode_inputs(c)),
+          round_(c->round) {
         describe_inputs(c);
     }
 
@@ -171,6 +172,11 @@ public:
     // (the worker's struct is valid only during the call that receives it).
     void set_device(std::string_view device) { device_ = device; }
     void rebind(const fedflow_context* c) noexcept { c_ = c; }
+    // A kept task's next round (keep-loaded): c is of another round than
+    // this context was made for, and everything is read again from it; the
+    // object stays where it is.
+    bool other_round(const fedflow_context* c) const noexcept { return c->round != round_; }
+    void next_round(const fedflow_context* c) { *this = Context(c); }
     const fedflow_context* raw() const noexcept { return c_; }
 
 private:
@@ -259,6 +265,7 @@ private:
     const fedflow_context* c_;
     std::string task_id_, group_, workdir_, plan_dir_, device_;
     Dict params_, inputs_, inputs_about_;
+    std::uint32_t round_ = 0;  // the round it was made for
 };
 
 // Base class of a task. The worker creates one object per task process,
@@ -317,6 +324,7 @@ struct Instance {
 
     Context& context(const fedflow_context* c) {
         if (!ctx) ctx.emplace(c);
+        else if (ctx->other_round(c)) ctx->next_round(c);
         else ctx->rebind(c);
         return *ctx;
     }
@@ -329,7 +337,7 @@ fedflow_plugin make_plugin(const char* name) noexcept {
     p.abi_version = FEDFLOW_ABI_VERSION;
     p.size = sizeof(fedflow_plugin);
     p.name = name;
-    p.features = FEDFLOW_FEATURE_INPUT_FILES;
+    p.features = FEDFLOW_FEATURE_INPUT_FILES | FEDFLOW_FEATURE_NEXT_ROUND;
     p.create = [](fedflow_status* st) -> void* {
         Instance<T>* inst = nullptr;
         guarded(st, [&] { inst = new Instance<T>(); });
