@@ -1,6 +1,7 @@
 #include "exec/local_executor.hpp"
 
 #include "common/device.hpp"
+#include "common/failpoints.hpp"
 #include "common/log.hpp"
 
 #include <fedflow/detail/wire.hpp>
@@ -11,7 +12,6 @@
 #include <cerrno>
 #include <climits>
 #include <csignal>
-#include <cstdlib>
 #include <system_error>
 
 #include <poll.h>
@@ -169,12 +169,11 @@ ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
     s.plugin = preload.plugin_name;
     const bool again = s.retry_at.has_value();
     try {
-        // FEDFLOW_FAILPOINTS="fork-server-emfile", for the test of a start
-        // that fails for a passing reason: the run's first start fails as
-        // socketpair() does when the host has no descriptor left.
+        // Failpoint fork-server-emfile (common/failpoints.hpp), for the test
+        // of a start that fails for a passing reason: the run's first start
+        // fails as socketpair() does when the host has no descriptor left.
         static bool failed_once = false;
-        const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
-        if (fp != nullptr && std::string(fp) == "fork-server-emfile" && !failed_once) {
+        if (!failed_once && failpoints::armed("fork-server-emfile")) {
             failed_once = true;
             throw std::system_error(EMFILE, std::generic_category(), "fork server: socketpair");
         }

@@ -2,6 +2,7 @@
 
 #include "common/clock.hpp"
 #include "common/device.hpp"
+#include "common/failpoints.hpp"
 #include "common/inputs_manifest.hpp"
 #include "common/log.hpp"
 #include "common/proc_stat.hpp"
@@ -78,8 +79,7 @@ fs::path find_worker() {
 }
 
 void Runner::failpoint(const char* point) {
-    const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
-    if (fp != nullptr && std::string(fp) == std::string("host-kill@") + point) ::raise(SIGKILL);
+    if (failpoints::armed("host-kill", point)) ::raise(SIGKILL);
 }
 
 Runner::Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options)

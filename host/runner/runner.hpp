@@ -115,8 +115,8 @@ private:
     void claim_workdir();
     // A fresh run: empties the workdir (but for the lock).
     void prepare_workdir();
-    // FEDFLOW_FAILPOINTS="host-kill@POINT", for the tests of the start
-    // sequence (and nothing else): the host dies by SIGKILL at POINT.
+    // Failpoint host-kill@POINT (common/failpoints.hpp), for the tests of
+    // the start sequence: the host dies by SIGKILL at POINT.
     static void failpoint(const char* point);
     // Removes the segments of runs that are provably gone (shm::remove_abandoned).
     void remove_stale_segments();

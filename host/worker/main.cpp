@@ -14,6 +14,7 @@
 // goes away. Plugin code runs only here, never in the host.
 #include "common/channel.hpp"
 #include "common/clock.hpp"
+#include "common/failpoints.hpp"
 #include "common/integrity.hpp"
 #include "common/messages.hpp"
 #include "common/shm.hpp"
@@ -208,19 +209,13 @@ const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::st
 
 }  // namespace
 
-// Failpoints, for the tests of the host's checks (and nothing else):
-// FEDFLOW_FAILPOINTS="POINT@GROUP/TASK" with POINT one of result-corrupt,
-// result-truncate, bytes-corrupt damages that task's sealed result the way
-// a dying or misbehaving process could, after its checksums were taken.
+// Failpoints result-truncate, result-corrupt and bytes-corrupt @GROUP/TASK
+// (common/failpoints.hpp), for the tests of the host's checks: damage that
+// task's sealed result the way a dying or misbehaving process could, after
+// its checksums were taken.
 static void damage_result(const std::string& task, const std::string& prefix, std::uint64_t size) {
-    const char* fp = std::getenv("FEDFLOW_FAILPOINTS");
-    if (fp == nullptr || *fp == '\0') return;
-    std::string spec = fp;
-    std::size_t at = spec.find('@');
-    if (at == std::string::npos || spec.substr(at + 1) != task) return;
-    std::string points = spec.substr(0, at);
     auto path = [](const std::string& name) { return "/dev/shm/" + name; };
-    if (points.find("result-truncate") != std::string::npos)
+    if (fedflow::failpoints::armed("result-truncate", task))
         (void)::truncate(path(fedflow::shm::result_name(prefix)).c_str(),
                          static_cast<off_t>(fedflow::integrity::result_header_size + size / 2));
     auto flip = [&](const std::string& name, off_t at) {
@@ -233,9 +228,9 @@ static void damage_result(const std::string& task, const std::string& prefix, st
         }
         ::close(fd);
     };
-    if (points.find("result-corrupt") != std::string::npos)
+    if (fedflow::failpoints::armed("result-corrupt", task))
         flip(fedflow::shm::result_name(prefix), static_cast<off_t>(fedflow::integrity::result_header_size + size - 1));
-    if (points.find("bytes-corrupt") != std::string::npos) flip(fedflow::shm::bytes_name(prefix, 0), 0);
+    if (fedflow::failpoints::armed("bytes-corrupt", task)) flip(fedflow::shm::bytes_name(prefix, 0), 0);
 }
 
 namespace {

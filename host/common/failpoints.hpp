@@ -1,0 +1,27 @@
+// failpoints.hpp: faults that tests inject into the host and the worker, and
+// nothing else: a fault that cannot be provoked from outside (a host killed
+// between two writes of its start, a result damaged after it was sealed, a
+// start that fails for want of a descriptor) still gets a test.
+//
+// FEDFLOW_FAILPOINTS is a comma-separated list of points, each NAME or
+// NAME@WHERE: "host-kill@journal-open", "result-corrupt@g/0,bytes-corrupt@g/0",
+// "fork-server-emfile". The points and where each is read:
+//   host-kill@POINT          the host raises SIGKILL at POINT of its start
+//                            (runner.hpp, Runner::failpoint)
+//   result-truncate@TASK, result-corrupt@TASK, bytes-corrupt@TASK
+//                            the worker of TASK ("group/id") damages its sealed
+//                            result (worker/main.cpp)
+//   fork-server-emfile       the run's first fork-server start fails with
+//                            EMFILE (exec/local_executor.cpp)
+#pragma once
+
+#include <string_view>
+
+namespace fedflow::failpoints {
+
+// Whether FEDFLOW_FAILPOINTS names the point `name` (with `where` empty: as
+// NAME alone; else as NAME@WHERE). Reads the environment at each call: a
+// test process sets it before it starts the host.
+bool armed(std::string_view name, std::string_view where = {});
+
+}  // namespace fedflow::failpoints
