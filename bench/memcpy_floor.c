@@ -8,12 +8,17 @@
  *               faults of the destination (what landing a result in new
  *               memory, a new shm segment or a new file's page cache costs);
  *   prefaulted  into a buffer already written once (memory bandwidth only).
- * With DIR, also the write() of the same bytes into a new file in DIR (open,
- * write, close; no fsync): the floor for "the host has the result's byte
- * file written".
+ * With DIR, also
+ *   write       the write() of the same bytes into a new file in DIR (open,
+ *               write, close; no fsync): the floor for "the host has the
+ *               result's byte file written";
+ *   shm_copy    the same bytes in a file of /dev/shm (a worker's segment),
+ *               pread 256 KiB at a time into one buffer and written to a new
+ *               file in DIR: the copy that byte_file::copy makes, without its
+ *               hash (the floor of a host that reads the segment itself).
  *
  * Output (one line, parsed by bench/result-size):
- *   memcpy_floor bytes=268435456 reps=5 fresh_ms=40.1 prefaulted_ms=20.3 write_ms=80.2
+ *   memcpy_floor bytes=268435456 reps=5 fresh_ms=40.1 prefaulted_ms=20.3 write_ms=80.2 shm_copy_ms=95.0
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 
@@ -83,6 +88,65 @@ static double time_write(const char *path, const unsigned char *src, size_t n) {
     return t;
 }
 
+/* pread of n bytes from the file src_fd, 256 KiB at a time, each written to
+ * a new file at path; -1 on error. */
+static double time_shm_copy(int src_fd, const char *path, size_t n) {
+    enum { chunk = 256 * 1024 };
+    static unsigned char buf[chunk];
+    unlink(path);
+    double t0 = now_ms();
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "memcpy_floor: open %s: %s\n", path, strerror(errno));
+        return -1.0;
+    }
+    for (size_t done = 0; done < n;) {
+        size_t want = n - done < chunk ? n - done : chunk;
+        ssize_t r = pread(src_fd, buf, want, (off_t)done);
+        if (r <= 0) {
+            fprintf(stderr, "memcpy_floor: pread: %s\n", r < 0 ? strerror(errno) : "end of file");
+            close(fd);
+            return -1.0;
+        }
+        for (ssize_t put = 0; put < r;) {
+            ssize_t w = write(fd, buf + put, (size_t)(r - put));
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                fprintf(stderr, "memcpy_floor: write %s: %s\n", path, strerror(errno));
+                close(fd);
+                return -1.0;
+            }
+            put += w;
+        }
+        done += (size_t)r;
+    }
+    if (close(fd) != 0) return -1.0;
+    double t = now_ms() - t0;
+    unlink(path);
+    return t;
+}
+
+/* A file of /dev/shm holding n bytes of src (unlinked: only the fd holds it). */
+static int shm_file(const unsigned char *src, size_t n) {
+    char name[64];
+    snprintf(name, sizeof name, "/dev/shm/memcpy_floor.%ld", (long)getpid());
+    int fd = open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "memcpy_floor: open %s: %s\n", name, strerror(errno));
+        exit(1);
+    }
+    unlink(name);
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, src + done, n - done);
+        if (w <= 0) {
+            fprintf(stderr, "memcpy_floor: write %s: %s\n", name, strerror(errno));
+            exit(1);
+        }
+        done += (size_t)w;
+    }
+    return fd;
+}
+
 int main(int argc, char **argv) {
     long mib = argc > 1 ? parse_count("memcpy_floor", argv[1], "MIB") : 256;
     long reps = argc > 2 ? parse_count("memcpy_floor", argv[2], "REPS") : 5;
@@ -92,7 +156,7 @@ int main(int argc, char **argv) {
     unsigned char *src = xmalloc(n);
     memset(src, 0x5a, n);
 
-    double fresh = -1.0, prefaulted = -1.0, wr = -1.0;
+    double fresh = -1.0, prefaulted = -1.0, wr = -1.0, shm_copy = -1.0;
     for (long r = 0; r < reps; ++r) {
         unsigned char *dst = fresh_map(n);
         double t0 = now_ms();
@@ -123,12 +187,19 @@ int main(int argc, char **argv) {
             if (t < 0) return 1;
             if (wr < 0 || t < wr) wr = t;
         }
+        int shm_fd = shm_file(src, n);
+        for (long r = 0; r < reps; ++r) {
+            double t = time_shm_copy(shm_fd, path, n);
+            if (t < 0) return 1;
+            if (shm_copy < 0 || t < shm_copy) shm_copy = t;
+        }
+        close(shm_fd);
         free(path);
     }
     free(src);
 
     printf("memcpy_floor bytes=%zu reps=%ld fresh_ms=%.3f prefaulted_ms=%.3f", n, reps, fresh, prefaulted);
-    if (dir != NULL) printf(" write_ms=%.3f", wr);
+    if (dir != NULL) printf(" write_ms=%.3f shm_copy_ms=%.3f", wr, shm_copy);
     printf("\n");
     return 0;
 }
