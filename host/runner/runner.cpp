@@ -30,6 +30,8 @@
 #include <set>
 #include <system_error>
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +116,8 @@ Runner::~Runner() {
     executor_.reset();  // ends and reaps the workers still running
     shm::remove_prefix(shm_prefix_ + "-");
     if (signal_fd_ >= 0) ::close(signal_fd_);
+    if (results_fd_ >= 0) ::close(results_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
     release_reserve();
 }
 
@@ -232,6 +236,17 @@ int Runner::run() {
     sigaddset(&mask, SIGTERM);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    results_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    wake_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (signal_fd_ < 0 || results_fd_ < 0 || wake_fd_ < 0)
+        throw std::system_error(errno, std::generic_category(), "signalfd, eventfd or epoll_create1");
+    for (int fd : {signal_fd_, results_fd_}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        if (::epoll_ctl(wake_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+            throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
 
     std::size_t total = 0, planned = 0;
     for (const auto& g : plan_.groups) {
@@ -401,12 +416,52 @@ void Runner::merge_peaks(Task& task, const exec::Peaks& peaks) {
     task.stats().peak_gpu_memory = std::max(task.stats().peak_gpu_memory, peaks.gpu_memory);
 }
 
-void Runner::receive_result(Live& live, exec::WorkerId id, const messages::Result& announced) {
+void Runner::receive_result(Live& live, const messages::Result& announced) {
+    log::debug("{}/{}: its result ({} bytes) is received off the loop", live.group->group_name(), live.task->task_id(),
+               announced.size);
+    live.receiving = std::make_unique<ReceiveThread>(live.receiver, announced, live.task->workdir(), results_fd_,
+                                                     clock::monotonic_ns());
+}
+
+void Runner::collect_results() {
+    std::uint64_t n = 0;
+    while (::read(results_fd_, &n, sizeof n) == static_cast<ssize_t>(sizeof n)) {
+    }
+    for (auto it = live_.begin(); it != live_.end();) {
+        auto next = std::next(it);
+        Live& l = it->second;
+        if (l.receiving && l.receiving->done()) {
+            std::unique_ptr<ReceiveThread> received = std::move(l.receiving);
+            finish_result(l, it->first, *received);
+            std::optional<exec::Event> exit = std::move(l.deferred_exit);
+            l.deferred_exit.reset();
+            if (l.kept) {  // kept for its next round (finish_worker): no longer live
+                live_.erase(it);
+                if (exit) kept_exited(*exit);
+            } else if (exit) {
+                worker_ended(it, *exit);
+            }
+        }
+        it = next;
+    }
+}
+
+void Runner::finish_result(Live& live, exec::WorkerId id, ReceiveThread& received) {
     TaskGroup& group = *live.group;
     Task& task = *live.task;
-    std::int64_t received_ns = clock::monotonic_ns();
+    live.receiver = received.receiver();  // which segments the thread removed
+    const messages::Result& announced = received.announced();
+    if (is_final(task.status())) {
+        // The task failed while its result was written (its worker broke
+        // the protocol): the result does not count.
+        try {
+            received.take();
+        } catch (const std::exception&) {
+        }
+        return;
+    }
     try {
-        results::Written w = live.receiver.receive(announced, task.workdir());
+        results::Written w = received.take();
         task.stats().train_ms = announced.ms;
         task.stats().peak_memory = std::max(task.stats().peak_memory, announced.peak_memory);
         merge_peaks(task, executor_->peaks(id));
@@ -422,7 +477,7 @@ void Runner::receive_result(Live& live, exec::WorkerId id, const messages::Resul
                         {"task", task.task_id()},
                         {"bytes", w.bytes + announced.size},
                         {"transfer_ms", static_cast<double>(done_ns - announced.train_end_ns) / 1e6},
-                        {"host_ms", static_cast<double>(done_ns - received_ns) / 1e6}});
+                        {"host_ms", static_cast<double>(done_ns - received.received_ns()) / 1e6}});
         status_event(group, task,
                      {{"train_ms", task.stats().train_ms}, {"result_checksum", fmt::format("{:016x}", w.checksum)}});
     } catch (const std::exception& e) {
@@ -526,7 +581,7 @@ void Runner::handle_message(Live& live, exec::WorkerId id, const messages::FromW
         status_event(group, task, std::move(extra));
         // schedule() gives it a device
     } else if (const auto* result = std::get_if<messages::Result>(&message)) {
-        receive_result(live, id, *result);
+        receive_result(live, *result);
     } else {
         const auto& failed = std::get<messages::Failed>(message);
         const std::string stage = messages::to_string(failed.stage);
@@ -716,6 +771,12 @@ void Runner::dispatch(exec::Event& event) {
     Live& l = it->second;
     switch (event.kind) {
     case exec::Event::Kind::message:
+        if (l.receiving) {
+            // After its result, a worker has nothing more to say.
+            log::debug("{}/{}: a message while its result is written: ignored", l.group->group_name(),
+                       l.task->task_id());
+            break;
+        }
         if (!event.result_dir.empty()) l.receiver.read_files_from(event.result_dir);
         handle_message(l, event.id, event.message);
         if (l.kept) live_.erase(it);
@@ -731,11 +792,19 @@ void Runner::dispatch(exec::Event& event) {
         break;
     case exec::Event::Kind::stopped: handle_stop(l, event); break;
     case exec::Event::Kind::exited:
-        if (event.leftovers > 0) report_leftovers(l, event.leftovers);
-        handle_exit(l, event);
-        live_.erase(it);
+        // Its result's segments are still being read: the exit is
+        // settled after (collect_results).
+        if (l.receiving) l.deferred_exit = event;
+        else worker_ended(it, event);
         break;
     }
+}
+
+void Runner::worker_ended(std::map<exec::WorkerId, Live>::iterator it, const exec::Event& event) {
+    Live& l = it->second;
+    if (event.leftovers > 0) report_leftovers(l, event.leftovers);
+    handle_exit(l, event);
+    live_.erase(it);
 }
 
 void Runner::enforce_timeouts() {
@@ -744,7 +813,9 @@ void Runner::enforce_timeouts() {
     const auto now = Clock::now();
     for (auto& [id, l] : live_) {
         Task& t = *l.task;
-        if (l.ending || (t.status() != TaskStatus::LOADING && t.status() != TaskStatus::TRAINING)) continue;
+        // A task whose result is being written has finished its train.
+        if (l.ending || l.receiving || (t.status() != TaskStatus::LOADING && t.status() != TaskStatus::TRAINING))
+            continue;
         if (now < t.stage_started() + timeout) continue;
         l.timed_out_stage = stage_of(t.status());
         l.ending = true;
@@ -806,9 +877,10 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         schedule(g);
         if (live_.empty() && !waiting_on_machine_) break;
         events.clear();
-        executor_->wait(next_deadline(), signal_fd_, events);
+        executor_->wait(next_deadline(), wake_fd_, events);
         read_signals();
         for (auto& e : events) dispatch(e);
+        collect_results();
         enforce_timeouts();
     }
 

@@ -19,6 +19,7 @@
 #include "registry/plugin_registry.hpp"
 #include "runner/journal.hpp"
 #include "runner/outputs.hpp"
+#include "runner/receive_thread.hpp"
 #include "runner/result_receiver.hpp"
 #include "runner/resume.hpp"
 #include "runner/task_group.hpp"
@@ -99,6 +100,10 @@ private:
         std::string ended_why;        // why the executor ended it (a worker stopped too often)
         std::uint32_t protocol = 1;   // the worker's (messages::Ready)
         bool kept = false;            // finished, and its worker kept for the next round: no longer live
+        // Its result, being checked and written off the loop (receive_thread.hpp);
+        // meanwhile its worker's exit waits here, so that the segments stay.
+        std::unique_ptr<ReceiveThread> receiving;
+        std::optional<exec::Event> deferred_exit;
     };
     // keep-loaded: task i of a group across rounds, by (plan group index,
     // task id).
@@ -163,7 +168,13 @@ private:
 
     // -- what workers tell --
     void handle_message(Live& live, exec::WorkerId id, const messages::FromWorker& message);
-    void receive_result(Live& live, exec::WorkerId id, const messages::Result& announced);
+    // Starts receiving a result off the loop; finish_result settles the
+    // task when the ReceiveThread is done, which collect_results looks for.
+    void receive_result(Live& live, const messages::Result& announced);
+    void collect_results();
+    void finish_result(Live& live, exec::WorkerId id, ReceiveThread& received);
+    // A worker exited: its leftovers, its task's outcome, and its Live goes.
+    void worker_ended(std::map<exec::WorkerId, Live>::iterator it, const exec::Event& event);
     void handle_exit(Live& live, const exec::Event& e);
     // Its worker was found stopped: continued, or ended (exec::Event::stopped).
     void handle_stop(Live& live, const exec::Event& e);
@@ -237,6 +248,8 @@ private:
     std::int64_t evictions_ = 0;   // kept workers evicted in the run
     exec::WorkerId task_seq_ = 0;  // the last WorkerId given out
     int signal_fd_ = -1;
+    int results_fd_ = -1;  // eventfd: a ReceiveThread is done
+    int wake_fd_ = -1;     // epoll of signal_fd_ and results_fd_: what the executor's wait wakes for besides workers
     std::string stop_reason_;  // why the run stops early ("the host received SIGINT"); empty: it does not
     std::string failed_stop_;  // why a round's failure ended the run ([[round]] stop-on-failure); empty: it did not
     bool signalled_ = false;   // SIGINT/SIGTERM came once: a second one kills at once

@@ -10,11 +10,17 @@ reported, handed to a later group and read back on --resume. The limits
 given to the host are only there so that a regression fails instead of
 hanging the suite."""
 import os
+import select
+import signal
+import time
 
 import fftest
 from fftest import HostTest
 
 KEYS = 30000 if os.environ.get("FEDFLOW_SANITIZED") else 300000
+# A result that takes the host seconds to check and write (about 3 s here, more
+# under the sanitizers, which build fewer keys in the same time).
+BIG = 300000 if os.environ.get("FEDFLOW_SANITIZED") else 1000000
 
 
 class ResultKeys(HostTest):
@@ -40,6 +46,42 @@ class ResultKeys(HostTest):
         started = [e for e in again.events() if e.get("status") == "AVAILABLE"]
         self.assertEqual(len(started), 2, "only the first run started tasks")
         self.assertEqual(len(again.task("big", "0")["result"]), KEYS)
+
+    def test_a_sigterm_is_served_while_a_big_result_is_written(self):
+        # Before, the host checked, decoded and wrote a result inside its
+        # event loop: a SIGTERM that came meanwhile waited for the whole
+        # result, and so did the other task's worker. Now the result is
+        # written off the loop: the other task is ended (its EXCEPTION line)
+        # before the big result is done (its `result` line), and the big
+        # result, whose train had returned, is still kept.
+        plan = self.write_plan(
+            '[[group]]\nname = "g"\nplugin = "many_keys"\n\n'
+            '[[group.task]]\nid = "big"\nparams = { keys = %d }\n\n'
+            '[[group.task]]\nid = "slow"\nparams = { keys = 1, seconds = 600 }\n' % BIG,
+            scheduler={"max-processes": 2})
+        wd = os.path.join(self.tmp, "sigterm")
+        proc = self.start_host(plan, "--workdir", wd, "--progress", "none", "--log-level", "debug")
+        # The host says at debug level when it takes a result off the loop.
+        deadline = time.monotonic() + 300
+        seen = ""
+        while "g/big: its result" not in seen:
+            self.assertLess(time.monotonic(), deadline, "the big result never came:\n" + seen[-3000:])
+            ready, _, _ = select.select([proc.stderr], [], [], 1)
+            if ready:
+                line = proc.stderr.readline()
+                self.assertTrue(line, "the host ended first:\n" + seen[-3000:])
+                seen += line
+        proc.send_signal(signal.SIGTERM)
+        r = self.finish_host(proc, workdir=wd, timeout=300)
+        self.assertExit(r, 3)
+        events = r.events()
+        kinds = [(e.get("event"), e.get("task"), e.get("status")) for e in events]
+        slow_ended = kinds.index(("status", "slow", "EXCEPTION"))
+        big_result = kinds.index(("result", "big", None))
+        self.assertLess(slow_ended, big_result, kinds)
+        self.assertIn("interrupted", events[slow_ended]["message"])
+        self.assertEqual(r.task("g", "big")["status"], "FINISHED")
+        self.assertEqual(len(r.result("g", "big")), BIG)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,21 @@
 // `keys` (default 1000) integer entries, "k0" = 0, "k1" = 1, ...; with param
 // `count` naming a group of its inputs, it returns instead, for each result
 // of that group, how many keys it has and the value of its last key:
-// {"counts": {task id: n}, "last": {task id: value}}.
+// {"counts": {task id: n}, "last": {task id: value}}. With param `seconds`,
+// train sleeps that long first.
 #include <fedflow/task.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 
 class ManyKeys final : public fedflow::Task {
 public:
     void load(fedflow::Context&) override {}
     fedflow::Dict train(fedflow::Context& ctx, std::string_view) override {
         fedflow::Dict out;
+        std::this_thread::sleep_for(std::chrono::duration<double>(ctx.param<double>("seconds", 0.0)));
         auto group = ctx.param<std::string>("count", "");
         if (!group.empty()) {
             fedflow::Dict counts, last;

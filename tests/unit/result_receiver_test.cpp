@@ -4,6 +4,7 @@
 
 #include "common/integrity.hpp"
 #include "common/shm.hpp"
+#include "runner/receive_thread.hpp"
 
 #include <fedflow/detail/wire.hpp>
 
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <string>
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 using namespace fedflow;
@@ -165,4 +167,33 @@ TEST_CASE("a result from another node is read from the files its segments were c
         CHECK_THROWS_WITH(r.receive(w.announced, dir.path), doctest::Contains(shm::result_name(w.prefix).c_str()));
     }
     CHECK(shm::list_prefix(w.prefix + "-").empty());
+}
+
+TEST_CASE("ReceiveThread: receives on its own thread, tells an eventfd, hands back the result or what was thrown") {
+    const int fd = ::eventfd(0, EFD_CLOEXEC);
+    REQUIRE(fd >= 0);
+    std::uint64_t n = 0;
+    {
+        TempDir dir;
+        WorkerResult w(64);
+        ReceiveThread t(ResultReceiver(w.prefix), w.announced, dir.path, fd, 42);
+        REQUIRE(::read(fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n));  // blocks until it is done
+        CHECK(t.done());
+        CHECK(t.received_ns() == 42);
+        results::Written out = t.take();
+        CHECK(out.json["loss"] == 0.5);
+        CHECK(fs::exists(dir.path / "result.json"));
+        CHECK(t.receiver().segments_removed());  // the thread's receiver, as it left it
+    }
+    {
+        TempDir dir;
+        WorkerResult w(64);
+        WorkerResult::scribble(shm::bytes_name(w.prefix, 0), 3);  // corrupt: receive throws
+        ReceiveThread t(ResultReceiver(w.prefix), w.announced, dir.path, fd, 0);
+        REQUIRE(::read(fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n));
+        CHECK_THROWS_WITH(t.take(), doctest::Contains("corrupt"));
+        CHECK_FALSE(t.receiver().segments_removed());
+        CHECK_FALSE(fs::exists(dir.path / "result.json"));
+    }
+    ::close(fd);
 }

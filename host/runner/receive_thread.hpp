@@ -1,0 +1,68 @@
+// receive_thread.hpp: one task's result received off the host's event loop.
+//
+// Checking, decoding and writing a result (ResultReceiver::receive) costs
+// time in proportion to the result: a million keys take seconds. On the
+// loop's thread that long, no timeout, signal or other task's message would
+// be served. A ReceiveThread does it on a thread of its own and tells the
+// loop when it is done.
+//
+// Threading: the thread touches only what the ReceiveThread holds (its own
+// copy of the task's ResultReceiver, the announced message, the task's
+// folder) and the files it writes there; the loop's thread touches none of
+// these until done() is true (an acquire load that pairs with the thread's
+// release store after its last write), and the Task, the journal and the
+// rest of the runner are never seen by the thread. Completion is also told
+// by writing 1 to the eventfd done_fd (the loop polls it next to the
+// signalfd), so the loop wakes without polling. The signals the host reads
+// through its signalfd are blocked before any ReceiveThread starts, and a
+// thread inherits that mask, so no signal is delivered to it. Workers are
+// started with posix_spawn, which is safe while this thread runs.
+// The destructor joins: a ReceiveThread outliving its run waits for its
+// write to end rather than leave a thread behind.
+#pragma once
+
+#include "common/messages.hpp"
+#include "runner/result_receiver.hpp"
+#include "runner/results.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <thread>
+
+namespace fedflow {
+
+class ReceiveThread {
+public:
+    // Starts receiver.receive(announced, dir) on a thread; received_ns: when
+    // the loop got the result message (for the journal's host_ms).
+    ReceiveThread(ResultReceiver receiver, messages::Result announced, std::filesystem::path dir, int done_fd,
+                  std::int64_t received_ns);
+    ~ReceiveThread();
+    ReceiveThread(const ReceiveThread&) = delete;
+    ReceiveThread& operator=(const ReceiveThread&) = delete;
+
+    // The thread has ended (what it wrote is complete).
+    bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+    // Once done(): what receive() returned; rethrows what it threw.
+    results::Written take();
+    // Once done(): the receiver as the thread left it (segments_removed(),
+    // discard()).
+    ResultReceiver& receiver() noexcept { return receiver_; }
+    const messages::Result& announced() const noexcept { return announced_; }
+    std::int64_t received_ns() const noexcept { return received_ns_; }
+
+private:
+    ResultReceiver receiver_;
+    messages::Result announced_;
+    std::filesystem::path dir_;
+    int done_fd_;
+    std::int64_t received_ns_;
+    results::Written written_;
+    std::exception_ptr error_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;  // last: it starts once everything above is set
+};
+
+}  // namespace fedflow
