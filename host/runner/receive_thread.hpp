@@ -17,6 +17,9 @@
 // through its signalfd are blocked before any ReceiveThread starts, and a
 // thread inherits that mask, so no signal is delivered to it. Workers are
 // started with posix_spawn, which is safe while this thread runs.
+// Where no thread can be started (a thread counts against ulimit -u, which
+// a run may have reached), the constructor receives on the caller's thread
+// instead, and done() is true when it returns.
 // The destructor joins: a ReceiveThread outliving its run waits for its
 // write to end rather than leave a thread behind.
 #pragma once
@@ -54,6 +57,8 @@ public:
     std::int64_t received_ns() const noexcept { return received_ns_; }
 
 private:
+    void run() noexcept;  // receive, then tell done_ and done_fd_
+
     ResultReceiver receiver_;
     messages::Result announced_;
     std::filesystem::path dir_;
@@ -62,7 +67,7 @@ private:
     results::Written written_;
     std::exception_ptr error_;
     std::atomic<bool> done_{false};
-    std::thread thread_;  // last: it starts once everything above is set
+    std::thread thread_;  // started in the constructor's body, once everything above is set
 };
 
 }  // namespace fedflow
