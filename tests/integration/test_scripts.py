@@ -311,6 +311,21 @@ class CheckFormat(ScriptsTree):
         p = self.run_script("check-format", "bad.cpp")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_fix_leaves_files_that_are_not_c_or_cpp_alone(self):
+        # As `scripts/check-format --fix $(git diff --name-only)` names them:
+        # clang-format would take a meson.build or a .py for C++ and mangle it.
+        meson = "project('x', 'cpp')\nexecutable('x', 'x.cpp',\n  install: true)\n"
+        self.write("meson.build", meson)
+        self.write("bad.cpp", MISFORMATTED)
+        p = self.run_script("check-format", "--fix", "meson.build", "bad.cpp")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("meson.build: not a C or C++ file, left as it is", p.stderr)
+        self.assertEqual(self.read("meson.build"), meson)
+        self.assertEqual(self.read("bad.cpp"), FORMATTED)
+        p = self.run_script("check-format", "gone.cpp")
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("gone.cpp: no such file", p.stderr)
+
     def test_code_written_as_coding_style_says_passes(self):
         self.write("good.cpp", STYLE_EXAMPLE)
         p = self.run_script("check-format", "good.cpp")
