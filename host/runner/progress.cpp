@@ -319,6 +319,9 @@ void TtyModel::event(const json& e) {
         g.finished = e.value("finished_before", std::size_t{0});
         done_ += g.finished;
         groups_.push_back(g);
+        // The frame draws the last `drawn` groups: older ones that ended are
+        // no longer needed (hundreds of rounds must not grow the model).
+        while (groups_.size() > drawn && groups_.front().ended) groups_.pop_front();
     } else if (kind == "group_end") {
         if (Group* g = find(group, round)) g->ended = true;
     } else if (kind == "not_started") {
@@ -333,7 +336,8 @@ void TtyModel::event(const json& e) {
     } else if (kind == "status") {
         Group* g = find(group, round);
         if (g == nullptr) return;
-        std::string& last = last_[{fmt::format("{}#{}", group, round), e.value("task", "")}];
+        const auto key = std::make_pair(fmt::format("{}#{}", group, round), e.value("task", ""));
+        std::string& last = last_[key];
         auto count = [&](const std::string& s) -> std::size_t* {
             if (s == "AVAILABLE" || s == "LOADING") return &g->loading;
             if (s == "WAITING") return &g->waiting;
@@ -351,7 +355,10 @@ void TtyModel::event(const json& e) {
             ++g->failed;
             ++done_;
         }
-        last = now;
+        // An ended task says nothing more in this group: follow only the
+        // others, so that the model holds the running tasks, not the run's.
+        if (now == "FINISHED" || now == "EXCEPTION") last_.erase(key);
+        else last = now;
     }
 }
 
@@ -371,7 +378,7 @@ std::vector<std::string> TtyModel::frame(const LiveStatus& status, int width, do
     out.push_back(clip(head, width));
 
     // A line per group: the last few, the running one last.
-    std::size_t first = groups_.size() > 4 ? groups_.size() - 4 : 0;
+    std::size_t first = groups_.size() > drawn ? groups_.size() - drawn : 0;
     for (std::size_t i = first; i < groups_.size(); ++i) {
         const Group& g = groups_[i];
         std::string name = g.round != 0 ? fmt::format("{} r{}", g.name, g.round) : g.name;

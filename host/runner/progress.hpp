@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,6 +86,11 @@ public:
     // The lines of the frame, each at most width columns, `elapsed_s`
     // seconds into the run.
     std::vector<std::string> frame(const LiveStatus& status, int width, double elapsed_s) const;
+    // What the model holds: the groups it may draw, and the tasks whose
+    // last status it follows. Both stay bounded however long the run (the
+    // last few groups; the tasks that have not ended).
+    std::size_t groups_held() const noexcept { return groups_.size(); }
+    std::size_t tasks_followed() const noexcept { return last_.size(); }
 
 private:
     struct Group {
@@ -94,14 +100,16 @@ private:
         std::size_t finished = 0, failed = 0, loading = 0, waiting = 0, training = 0, interrupted = 0;
         bool ended = false;
     };
+    static constexpr std::size_t drawn = 4;  // groups in a frame: the last few
     Group* find(const std::string& name, std::uint32_t round);
     std::string plan_;
-    std::vector<Group> groups_;  // in the order they started
-    std::size_t planned_ = 0;    // task runs the plan asks for (rounds counted)
-    std::size_t done_ = 0;       // ended, finished or failed
+    std::deque<Group> groups_;  // in the order they started; ended ones beyond the last few are dropped
+    std::size_t planned_ = 0;   // task runs the plan asks for (rounds counted)
+    std::size_t done_ = 0;      // ended, finished or failed
     std::uint32_t round_ = 0, rounds_ = 0;
-    std::string ended_;                                                // the run's status once it ended
-    std::map<std::pair<std::string, std::string>, std::string> last_;  // (group/round, task) -> status
+    std::string ended_;  // the run's status once it ended
+    // (group/round, task) -> status, of the tasks that have not ended
+    std::map<std::pair<std::string, std::string>, std::string> last_;
 };
 
 }  // namespace detail
