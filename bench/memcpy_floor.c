@@ -57,35 +57,45 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-/* open + write + close of n bytes into a new file at path; -1 on error. */
-static double time_write(const char *path, const unsigned char *src, size_t n) {
-    unlink(path);
-    double t0 = now_ms();
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        fprintf(stderr, "memcpy_floor: open %s: %s\n", path, strerror(errno));
-        return -1.0;
-    }
-    size_t done = 0;
-    while (done < n) {
+/* Writes n bytes of src to fd (named path in messages); 0, or -1 said on stderr. */
+static int write_all(int fd, const char *path, const unsigned char *src, size_t n) {
+    for (size_t done = 0; done < n;) {
         ssize_t w = write(fd, src + done, n - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            fprintf(stderr, "memcpy_floor: write %s: %s\n", path, strerror(errno));
-            close(fd);
-            unlink(path);
-            return -1.0;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            fprintf(stderr, "memcpy_floor: write %s: %s\n", path, w < 0 ? strerror(errno) : "wrote nothing");
+            return -1;
         }
         done += (size_t)w;
     }
-    if (close(fd) != 0) {
+    return 0;
+}
+
+/* A new, empty file at path (what was there is removed); -1 said on stderr. */
+static int open_new(const char *path) {
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) fprintf(stderr, "memcpy_floor: open %s: %s\n", path, strerror(errno));
+    return fd;
+}
+
+/* Closes fd and removes path; returns ms since t0, or -1 if anything failed. */
+static double finish_timed(int fd, const char *path, int failed, double t0) {
+    if (close(fd) != 0 && !failed) {
         fprintf(stderr, "memcpy_floor: close %s: %s\n", path, strerror(errno));
-        unlink(path);
-        return -1.0;
+        failed = 1;
     }
     double t = now_ms() - t0;
     unlink(path);
-    return t;
+    return failed ? -1.0 : t;
+}
+
+/* open + write + close of n bytes into a new file at path; -1 on error. */
+static double time_write(const char *path, const unsigned char *src, size_t n) {
+    double t0 = now_ms();
+    int fd = open_new(path);
+    if (fd < 0) return -1.0;
+    return finish_timed(fd, path, write_all(fd, path, src, n) != 0, t0);
 }
 
 /* pread of n bytes from the file src_fd, 256 KiB at a time, each written to
@@ -93,37 +103,22 @@ static double time_write(const char *path, const unsigned char *src, size_t n) {
 static double time_shm_copy(int src_fd, const char *path, size_t n) {
     enum { chunk = 256 * 1024 };
     static unsigned char buf[chunk];
-    unlink(path);
     double t0 = now_ms();
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        fprintf(stderr, "memcpy_floor: open %s: %s\n", path, strerror(errno));
-        return -1.0;
-    }
-    for (size_t done = 0; done < n;) {
+    int fd = open_new(path);
+    if (fd < 0) return -1.0;
+    int failed = 0;
+    for (size_t done = 0; done < n && !failed;) {
         size_t want = n - done < chunk ? n - done : chunk;
         ssize_t r = pread(src_fd, buf, want, (off_t)done);
         if (r <= 0) {
             fprintf(stderr, "memcpy_floor: pread: %s\n", r < 0 ? strerror(errno) : "end of file");
-            close(fd);
-            return -1.0;
+            failed = 1;
+        } else {
+            failed = write_all(fd, path, buf, (size_t)r) != 0;
+            done += (size_t)r;
         }
-        for (ssize_t put = 0; put < r;) {
-            ssize_t w = write(fd, buf + put, (size_t)(r - put));
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                fprintf(stderr, "memcpy_floor: write %s: %s\n", path, strerror(errno));
-                close(fd);
-                return -1.0;
-            }
-            put += w;
-        }
-        done += (size_t)r;
     }
-    if (close(fd) != 0) return -1.0;
-    double t = now_ms() - t0;
-    unlink(path);
-    return t;
+    return finish_timed(fd, path, failed, t0);
 }
 
 /* A file of /dev/shm holding n bytes of src (unlinked: only the fd holds it). */
@@ -136,14 +131,7 @@ static int shm_file(const unsigned char *src, size_t n) {
         exit(1);
     }
     unlink(name);
-    for (size_t done = 0; done < n;) {
-        ssize_t w = write(fd, src + done, n - done);
-        if (w <= 0) {
-            fprintf(stderr, "memcpy_floor: write %s: %s\n", name, strerror(errno));
-            exit(1);
-        }
-        done += (size_t)w;
-    }
+    if (write_all(fd, name, src, n) != 0) exit(1);
     return fd;
 }
 
