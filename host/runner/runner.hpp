@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <sys/signalfd.h>
@@ -92,6 +93,8 @@ public:
 private:
     // A task whose worker has been started and not yet reaped.
     struct Live {
+        Live(TaskGroup& g, Task& t, ResultReceiver r, std::uint32_t worker_protocol = 1)
+            : group(&g), task(&t), receiver(std::move(r)), protocol(worker_protocol) {}
         TaskGroup* group = nullptr;
         Task* task = nullptr;
         ResultReceiver receiver;      // its shared-memory segments

@@ -233,16 +233,7 @@ bool Runner::reuse(TaskGroup& group, Task& task, Client& client) {
     task.stats().loads = client.loads;
     task.stats().evictions = client.evictions;
     task.stats().kept = true;
-    live_.emplace(id, Live{&group,
-                           &task,
-                           ResultReceiver(prefix),
-                           {},
-                           false,
-                           {},
-                           messages::worker_protocol,
-                           false,
-                           nullptr,
-                           std::nullopt});
+    live_.emplace(id, Live(group, task, ResultReceiver(prefix), messages::worker_protocol));
     task.start(workdir, *executor_, id);
     status_event(group, task, {{"pid", executor_->pid(id)}, {"kept", true}});
     task.start_load();  // no load runs: what an earlier round loaded is there
@@ -293,7 +284,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     }
     task_seq_ = id;
     waiting_for_.erase(&task);
-    live_.emplace(id, Live{&group, &task, ResultReceiver(prefix), {}, false, {}, 1, false, nullptr, std::nullopt});
+    live_.emplace(id, Live(group, task, ResultReceiver(prefix)));
     task.start(request.workdir, *executor_, id);
     if (spec_->keep_loaded) {
         Client& client = clients_[{group.index() - 1, task.task_id()}];
