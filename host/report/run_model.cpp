@@ -277,6 +277,13 @@ void RunModel::add_event(const json& e) {
     if (type == "round_end" && !string_at(e, "stopped_by").empty())
         stops_.push_back({integer(e, "block"), integer(e, "round"), string_at(e, "stopped_by")});
     if (group_name.empty()) return;
+    if (type == "evicted" || type == "kept_exited") {
+        // Between rounds: no stage of any group instance.
+        if (run_.kept_ends.size() < kept_end_limit)
+            run_.kept_ends.push_back({now, type == "evicted", group_name, string_at(e, "task"), string_at(e, "how")});
+        else ++run_.untold_kept_ends;
+        return;
+    }
     // An event without "round" (some event types carry none) belongs to
     // the latest instance of its group that has started.
     std::size_t gi;

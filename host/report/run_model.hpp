@@ -81,14 +81,27 @@ struct Round {
     std::string stopped_by;  // "group/task" that ended the loop after this round (stop-when)
 };
 
+// A kept client's worker that ended between rounds (keep-loaded): ended by
+// the scheduler to make room ("evicted"), or exited on its own ("kept_exited").
+struct KeptEnd {
+    double ms = 0;  // since the run started
+    bool evicted = true;
+    std::string group, task;
+    std::string how;  // kept_exited: how it ended ("killed by SIGKILL")
+};
+
 struct Run {
     std::filesystem::path workdir;
     nlohmann::ordered_json info = nlohmann::ordered_json::object();  // run.json
     std::vector<Group> groups;
     std::vector<Stage> stages;  // in the order they started
     std::vector<Round> rounds;  // by block, then round
-    double end_ms = 0;          // the latest time the journal reached
-    bool ended = false;         // a run_end event was read
+    // In journal order; the first kept_end_limit told one by one, the
+    // others only counted (a long run may evict thousands of times).
+    std::vector<KeptEnd> kept_ends;
+    std::size_t untold_kept_ends = 0;
+    double end_ms = 0;   // the latest time the journal reached
+    bool ended = false;  // a run_end event was read
     std::vector<std::string> problems;
 };
 
@@ -97,6 +110,7 @@ struct Run {
 // A page of 100,000 rows would take hundreds of MB to build, and be of no
 // use in a browser; report.json keeps every task.
 inline constexpr std::size_t task_detail_limit = 2000;
+inline constexpr std::size_t kept_end_limit = 5000;
 
 // A run's model, kept up to date one event at a time: the runner feeds it
 // each journal line as it writes it, so the page can be drawn during a run

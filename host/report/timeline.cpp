@@ -71,8 +71,12 @@ public:
                  "<span><i class=\"sw\" style=\"background:#37b24d\"></i>finished</span>"
                  "<span><i class=\"sw\" style=\"background:#e03131\"></i>failed</span>"
                  "<span><i class=\"sw\" style=\"background:#f59f00\"></i>out of memory, retried</span>"
-                 "<span><i class=\"sw\" style=\"background:#339af0\"></i>running</span>"
-                 "</div>\n");
+                 "<span><i class=\"sw\" style=\"background:#339af0\"></i>running</span>");
+        if (kept_strip())
+            out_.raw("<b class=\"gap\">Kept clients</b>"
+                     "<span><i class=\"sw\" style=\"background:#f76707\"></i>evicted to make room</span>"
+                     "<span><i class=\"sw\" style=\"background:#e03131\"></i>exited between rounds</span>");
+        out_.raw("</div>\n");
 
         // One item per run of a task's consecutive stages in one lane, so a
         // load and the wait after it share a row; items are packed into rows.
@@ -109,7 +113,7 @@ public:
         // Rows shrink as they multiply, so a run of thousands of tasks stays a page or two.
         const double row_h = total_rows <= 40 ? 16 : total_rows <= 120 ? 10 : total_rows <= 400 ? 6 : 3;
         const double lane_pad = 8, min_lane_h = 40;
-        const double top_h = axis_h + (round_strip() ? round_strip_h : 0);
+        const double top_h = axis_h + (round_strip() ? round_strip_h : 0) + (kept_strip() ? round_strip_h : 0);
         double height = top_h;
         for (const auto& lane : lanes)
             height += std::max(min_lane_h, static_cast<double>(row_count[lane]) * row_h + 2 * lane_pad);
@@ -122,6 +126,7 @@ public:
         groups_bands(plot_top, plot_bottom);
         axis(plot_top, plot_bottom, height);
         rounds_strip();
+        kept_strip(axis_h - 22 + (round_strip() ? round_strip_h : 0));
 
         double y = plot_top;
         for (const std::string& lane : lanes) {
@@ -281,6 +286,49 @@ private:
                          y + 10, label);
             out_.raw("\n");
         }
+    }
+
+    bool kept_strip() const { return !run_.kept_ends.empty(); }
+
+    // keep-loaded: a tick where kept workers ended between rounds. Ends that
+    // fall on the same pixels share a tick, so thousands of evictions stay
+    // a strip of at most ~500 marks.
+    void kept_strip(double y) {
+        if (!kept_strip()) return;
+        const double h = 13, px = 2;
+        out_.add("<text class=\"lsub\" x=\"10\" y=\"{:.1f}\">kept ends</text>\n", y + 10);
+        struct Tick {
+            std::size_t evicted = 0, exited = 0;
+            double first_ms = 0, last_ms = 0;
+            std::vector<const KeptEnd*> shown;
+        };
+        std::map<long, Tick> ticks;
+        constexpr std::size_t names = 6;  // told by name in a tick's title
+        for (const KeptEnd& k : run_.kept_ends) {
+            Tick& t = ticks[std::lround(x_of(k.ms) / px)];
+            if (t.evicted + t.exited == 0) t.first_ms = k.ms;
+            t.last_ms = k.ms;
+            (k.evicted ? t.evicted : t.exited)++;
+            if (t.shown.size() < names) t.shown.push_back(&k);
+        }
+        for (const auto& [slot, t] : ticks) {
+            std::string title;
+            if (t.evicted) title += fmt::format("{} evicted", t.evicted);
+            if (t.exited) title += fmt::format("{}{} exited between rounds", title.empty() ? "" : ", ", t.exited);
+            title += fmt::format("\n{}", at(t.first_ms));
+            if (t.last_ms > t.first_ms) title += fmt::format(" \u2192 {}", at(t.last_ms));
+            for (const KeptEnd* k : t.shown)
+                title += fmt::format("\n{}/{} {}", k->group, k->task,
+                                     k->evicted ? std::string("evicted") : "exited: " + truncated(k->how, 80));
+            if (std::size_t more = t.evicted + t.exited - t.shown.size()) title += fmt::format("\nand {} more", more);
+            out_.add(
+                "<rect class=\"ke{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>\n",
+                Raw{t.exited ? " x" : ""}, static_cast<double>(slot) * px - px / 2, y, px, h, title);
+        }
+        if (run_.untold_kept_ends)
+            out_.add(
+                "<text class=\"lsub\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">and {} later, not drawn</text>\n",
+                width - right_pad, y + 10, run_.untold_kept_ends);
     }
 
     static std::string round_title(const Round& r, bool blocks) {

@@ -9,6 +9,7 @@ recently kept one (evicted), which loads again in its next round. Crash,
 timeout, out-of-memory retry, a SIGKILLed host and --resume, with both
 worker-start modes."""
 import os
+import re
 import signal
 import sys
 import time
@@ -134,6 +135,12 @@ class KeepLoaded(HostTest):
         last = {t: rounds[-1][1]["keep_loaded"] for t, rounds in clients.items()}
         self.assertEqual(sum(k["evictions"] for k in last.values()), 3)
         self.assertInCI("loads again in its next round", r.stderr)
+        # The page's timeline marks each eviction (ticks on the same pixels
+        # share one and say how many).
+        with open(r.path("report.html"), encoding="utf-8") as f:
+            page = f.read()
+        ticks = re.findall(r'<rect class="ke"[^>]*><title>(\d+) evicted', page)
+        self.assertEqual(sum(int(n) for n in ticks), 3)
 
     def test_ram_reservations_evict_kept_clients(self):
         # Each client reserves 30% of the RAM that is free now, the server

@@ -611,3 +611,63 @@ TEST_CASE("the model keeps a result's scalars only; a resumed run is running aga
     CHECK(entry["retries"]["train"] == 1);
     CHECK_FALSE(run.ended);
 }
+
+TEST_CASE("keep-loaded: evictions and kept workers that exited are marked on the timeline, not made tasks") {
+    TempDir dir;
+    write_rounds(dir.path, 3);
+    // Round 2 has started; a client kept from round 1 is evicted before its
+    // round-2 task has any event, another one's kept worker was killed.
+    std::ofstream(dir.path / "events.jsonl", std::ios::app)
+        << ev(4100, R"("event":"evicted","group":"clients","task":"1","evictions":1)")
+        << ev(4200, R"("event":"kept_exited","group":"clients","task":"0","how":"killed by <SIGKILL>")");
+    Run run = read_run(dir.path);
+    REQUIRE(run.kept_ends.size() == 2);
+    CHECK(run.kept_ends[0].evicted);
+    CHECK(run.kept_ends[0].ms == 4100);
+    CHECK(run.kept_ends[0].group == "clients");
+    CHECK(run.kept_ends[0].task == "1");
+    CHECK_FALSE(run.kept_ends[1].evicted);
+    CHECK(run.kept_ends[1].how == "killed by <SIGKILL>");
+    // Neither event makes a task of a group instance.
+    for (const auto& g : run.groups)
+        for (const auto& t : g.tasks) CHECK(t.status != "INIT");
+
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    CHECK(html.find(">kept ends</text>") != std::string::npos);
+    CHECK(html.find("evicted to make room</span>") != std::string::npos);
+    CHECK(count(html, "<rect class=\"ke\"") == 1);
+    CHECK(count(html, "<rect class=\"ke x\"") == 1);
+    CHECK(html.find("<title>1 evicted\n+4.100s\nclients/1 evicted</title>") != std::string::npos);
+    CHECK(html.find("clients/0 exited: killed by &lt;SIGKILL&gt;</title>") != std::string::npos);
+
+    // A run without kept clients has no strip and no legend for it.
+    TempDir plain;
+    write_rounds(plain.path, 3);
+    write_html(plain.path);
+    html = slurp(plain.path / "report.html");
+    CHECK(html.find("kept ends") == std::string::npos);
+    CHECK(html.find("class=\"ke") == std::string::npos);
+}
+
+TEST_CASE("keep-loaded: thousands of evictions share ticks; beyond the limit they are counted") {
+    TempDir dir;
+    write_rounds(dir.path, 3);
+    {
+        std::ofstream out(dir.path / "events.jsonl", std::ios::app);
+        for (std::size_t i = 0; i < kept_end_limit + 7; ++i)
+            out << ev(1000 + static_cast<int>(i % 3000),
+                      R"("event":"evicted","group":"clients","task":")" + std::to_string(i % 50) + "\"");
+    }
+    Run run = read_run(dir.path);
+    CHECK(run.kept_ends.size() == kept_end_limit);
+    CHECK(run.untold_kept_ends == 7);
+    write_html(dir.path);
+    std::string html = slurp(dir.path / "report.html");
+    // One tick per 2 px of the timeline at most, each naming six ends.
+    std::size_t ticks = count(html, "<rect class=\"ke\"");
+    CHECK(ticks > 10);
+    CHECK(ticks <= 600);
+    CHECK(html.find("\nand ") != std::string::npos);
+    CHECK(html.find(">and 7 later, not drawn</text>") != std::string::npos);
+}
