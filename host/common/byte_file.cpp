@@ -34,6 +34,7 @@ public:
     Out(const Out&) = delete;
     Out& operator=(const Out&) = delete;
 
+    int fd() const noexcept { return fd_; }
     void write(const std::uint8_t* p, std::size_t n) { file_io::write_all(fd_, p, n, path_); }
     void close() {
         const int fd = fd_;
@@ -53,7 +54,99 @@ std::uint8_t* buffer() {
     return b.get();
 }
 
+[[noreturn]] void truncated(const std::string& what, std::uint64_t done, std::uint64_t total) {
+    throw std::runtime_error(what + " truncated: it ended after " + std::to_string(done) + " of " +
+                             std::to_string(total) + " bytes");
+}
+
+// The errors by which a kernel says it cannot move bytes between these two
+// files this way (not that a read or a write went wrong).
+bool unsupported(int err) noexcept { return err == EXDEV || err == EINVAL || err == ENOSYS || err == EOPNOTSUPP; }
+
+// A pipe, closed when it goes.
+class Pipe {
+public:
+    Pipe() {
+        if (::pipe2(fds_, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+        // A larger pipe moves more pages per call; where the limit
+        // (fs/pipe-max-size) refuses it, the default 64 KiB works too.
+        const int size = ::fcntl(fds_[1], F_SETPIPE_SZ, 1 << 20);
+        capacity_ = size > 0 ? static_cast<std::size_t>(size) : std::size_t{64} << 10;
+    }
+    ~Pipe() {
+        ::close(fds_[0]);
+        ::close(fds_[1]);
+    }
+    Pipe(const Pipe&) = delete;
+    Pipe& operator=(const Pipe&) = delete;
+    int in() const noexcept { return fds_[1]; }
+    int out() const noexcept { return fds_[0]; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+private:
+    int fds_[2] = {-1, -1};
+    std::size_t capacity_ = 0;
+};
+
+// copy_file_range of n bytes; false when the kernel cannot (before any
+// byte moved).
+bool copy_range(int src, std::uint64_t n, Out& out, const fs::path& path, const std::string& what) {
+    loff_t from = 0;
+    while (static_cast<std::uint64_t>(from) < n) {
+        const auto want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(n - static_cast<std::uint64_t>(from), std::uint64_t{1} << 30));
+        const ssize_t r = ::copy_file_range(src, &from, out.fd(), nullptr, want, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (from == 0 && unsupported(errno)) return false;
+            fail("copy into", path);
+        }
+        if (r == 0) truncated(what, static_cast<std::uint64_t>(from), n);
+    }
+    return true;
+}
+
+// splice() of n bytes through a pipe; false when the kernel cannot (before
+// any byte moved).
+bool splice_range(int src, std::uint64_t n, Out& out, const fs::path& path, const std::string& what) {
+    Pipe pipe;
+    loff_t from = 0;
+    while (static_cast<std::uint64_t>(from) < n) {
+        const auto want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(n - static_cast<std::uint64_t>(from), pipe.capacity()));
+        const ssize_t in = ::splice(src, &from, pipe.in(), nullptr, want, SPLICE_F_MOVE);
+        if (in < 0) {
+            if (errno == EINTR) continue;
+            if (from == 0 && unsupported(errno)) return false;
+            throw std::system_error(errno, std::generic_category(), "read " + what);
+        }
+        if (in == 0) truncated(what, static_cast<std::uint64_t>(from), n);
+        // Drain the pipe into the file before the next read: what is in
+        // the pipe is the file's next bytes.
+        for (auto left = static_cast<std::size_t>(in); left > 0;) {
+            const ssize_t w = ::splice(pipe.out(), nullptr, out.fd(), nullptr, left, SPLICE_F_MOVE);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                if (static_cast<std::uint64_t>(from) == static_cast<std::uint64_t>(in) &&
+                    left == static_cast<std::size_t>(in) && unsupported(errno))
+                    return false;
+                fail("write", path);
+            }
+            if (w == 0) fail("write", path, EIO);
+            left -= static_cast<std::size_t>(w);
+        }
+    }
+    return true;
+}
+
 }  // namespace
+
+bool copy_in_kernel(int src, std::uint64_t n, const fs::path& path, const std::string& what) {
+    Out out(path);
+    if (!copy_range(src, n, out, path, what) && !splice_range(src, n, out, path, what)) return false;
+    out.close();
+    return true;
+}
 
 Copied copy(int src, std::uint64_t n, std::uint64_t total, const fs::path& path, const std::string& what) {
     if (n > total) throw std::logic_error("byte_file::copy: n > total");
@@ -68,9 +161,7 @@ Copied copy(int src, std::uint64_t n, std::uint64_t total, const fs::path& path,
             if (errno == EINTR) continue;
             throw std::system_error(errno, std::generic_category(), "read " + what);
         }
-        if (r == 0)
-            throw std::runtime_error(what + " truncated: it ended after " + std::to_string(done) + " of " +
-                                     std::to_string(total) + " bytes");
+        if (r == 0) truncated(what, done, total);
         const auto got = static_cast<std::size_t>(r);
         source.update(buf, got);
         if (done < n) {

@@ -8,9 +8,15 @@
 // same bytes 42 ms). copy() reads the segment with pread() into one small
 // buffer that stays in the CPU's cache, hashes it there, and writes it out:
 // the bytes go from the segment's pages to the file's through that buffer
-// and nowhere else. copy_file_range and sendfile are no use here: from
-// /dev/shm to another filesystem the first fails (EXDEV), and both would
-// hide the bytes from the checksum.
+// and nowhere else.
+//
+// When the checksum comes from whoever made the bytes (the worker takes
+// each Bytes buffer's after train returns), the host need not see them at
+// all: copy_in_kernel() moves them with copy_file_range (same filesystem)
+// or splice (a /dev/shm segment: its pages go into a pipe by reference and
+// are copied once, into the file's page cache). copy() is the fallback,
+// and the path of a file that is only part of its source, whose checksum
+// nobody took.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +42,18 @@ struct Copied {
 // when a read or a write fails. The file stays on failure: the caller
 // removes what it wrote.
 Copied copy(int src, std::uint64_t n, std::uint64_t total, const std::filesystem::path& path, const std::string& what);
+
+// Copies the first n bytes of the open file `src` (from offset 0) into a
+// new file `path`, created as copy() creates it, without reading them into
+// this process: copy_file_range where the kernel can (src and path on one
+// filesystem: a node agent's copy of a segment), else splice() through a
+// pipe. Nothing is hashed. Returns false when the kernel cannot move these
+// bytes either way (its first call fails with EXDEV, EINVAL, ENOSYS or
+// EOPNOTSUPP): nothing of src is in path then, and the caller uses copy().
+// Throws as copy() does: "<what> truncated: ..." when src ends before n
+// (a segment cut short while it is read: an error, never a SIGBUS, since
+// nothing is mapped), std::system_error naming the path when a write fails.
+bool copy_in_kernel(int src, std::uint64_t n, const std::filesystem::path& path, const std::string& what);
 
 // Writes n bytes at data into a new file `path` as copy() does; returns
 // their checksum.

@@ -8,9 +8,12 @@
 // "fork-server-emfile". The points and where each is read:
 //   host-kill@POINT          the host raises SIGKILL at POINT of its start
 //                            (runner.hpp, Runner::failpoint)
-//   result-truncate@TASK, result-corrupt@TASK, bytes-corrupt@TASK
-//                            the worker of TASK ("group/id") damages its sealed
+//   result-truncate@TASK, result-corrupt@TASK, bytes-corrupt@TASK,
+//   bytes-truncate@TASK      the worker of TASK ("group/id") damages its sealed
 //                            result (worker/main.cpp)
+//   bytes-copy-in-host       the host copies every Bytes buffer through its
+//                            own memory, checking its checksum, as where the
+//                            kernel cannot move it (runner/result_receiver.cpp)
 //   fork-server-emfile       the run's first fork-server start fails with
 //                            EMFILE (exec/local_executor.cpp)
 #pragma once

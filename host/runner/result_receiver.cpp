@@ -1,6 +1,7 @@
 #include "runner/result_receiver.hpp"
 
 #include "common/byte_file.hpp"
+#include "common/failpoints.hpp"
 #include "common/integrity.hpp"
 #include "common/shm.hpp"
 
@@ -40,9 +41,12 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
     auto seg = std::make_shared<shm::Segment>(open(shm::result_name(prefix_)));
     const std::uint8_t* doc = integrity::check_result(seg->data(), seg->size(), announced.size);
     // A reference becomes a Bytes without data that names its buffer: the
-    // host never maps a Bytes buffer, write_result copies it from the
-    // segment's descriptor (byte_file::copy) and checks its checksum as it
-    // goes.
+    // host never maps a Bytes buffer. write_result has the kernel copy a
+    // whole buffer into its byte file (byte_file::copy_in_kernel), whose
+    // checksum is then the one the worker took; a part of a buffer, or a
+    // buffer the kernel cannot move, is copied through this process
+    // (byte_file::copy), which checks the worker's checksum as it goes.
+    const bool in_kernel = !failpoints::armed("bytes-copy-in-host");
     auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
         if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
         const messages::BytesBuffer& buffer = announced.buffers[id];
@@ -60,7 +64,9 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
         if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
         if (static_cast<std::uint64_t>(st.st_size) < size)
             throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, st.st_size, size));
-        byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, fmt::format("bytes buffer {}", id));
+        const std::string what = fmt::format("bytes buffer {}", id);
+        if (n == size && in_kernel && byte_file::copy_in_kernel(fd.get(), n, path, what)) return buffer.checksum;
+        byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, what);
         if (c.source_checksum != buffer.checksum)
             throw wire::Error(
                 fmt::format("bytes buffer {} corrupt: its checksum does not match (written to after train returned?)",

@@ -4,11 +4,23 @@
 //
 // Everything in the segments is the worker's making and is checked before
 // any of it is believed: the result segment's header (magic, version,
-// length, checksum), every Bytes buffer's size and checksum against what
-// the result message announced, and the document itself (the FFV1 decoder
-// refuses what is malformed). A failure of any check throws, and the task
-// fails with "invalid result: ..."; nothing is written from a result that
-// did not pass.
+// length, checksum), every Bytes buffer's size (fstat, before a byte is
+// read) against what the result message announced, and the document itself
+// (the FFV1 decoder refuses what is malformed). A failure of any check
+// throws, and the task fails with "invalid result: ..."; nothing is written
+// from a result that did not pass.
+//
+// A Bytes buffer's bytes are the exception: a whole buffer goes into its
+// byte file inside the kernel (byte_file::copy_in_kernel) without this
+// process reading it, and its `$bytes` entry gets the checksum the worker
+// announced. A worker whose buffer changed after it took the checksum (or
+// that lies about it) thus leaves a byte file that fails verification
+// where it is read (verify-inputs, results::read_result), naming the file.
+// A buffer the kernel cannot move, or one the result uses only part of, is
+// copied through this process and checked against the announced checksum
+// as before (byte_file::copy); failpoint bytes-copy-in-host takes that path
+// for every buffer. A buffer cut short while it is copied fails the task
+// ("truncated"), never the host: nothing is mapped.
 #pragma once
 
 #include "common/messages.hpp"

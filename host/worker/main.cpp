@@ -209,10 +209,10 @@ const fedflow_plugin* open_plugin(boost::dll::shared_library& lib, const std::st
 
 }  // namespace
 
-// Failpoints result-truncate, result-corrupt and bytes-corrupt @GROUP/TASK
-// (common/failpoints.hpp), for the tests of the host's checks: damage that
-// task's sealed result the way a dying or misbehaving process could, after
-// its checksums were taken.
+// Failpoints result-truncate, result-corrupt, bytes-corrupt and
+// bytes-truncate @GROUP/TASK (common/failpoints.hpp), for the tests of the
+// host's checks and of the readers': damage that task's sealed result the
+// way a dying or misbehaving process could, after its checksums were taken.
 static void damage_result(const std::string& task, const std::string& prefix, std::uint64_t size) {
     auto path = [](const std::string& name) { return "/dev/shm/" + name; };
     if (fedflow::failpoints::armed("result-truncate", task))
@@ -231,6 +231,8 @@ static void damage_result(const std::string& task, const std::string& prefix, st
     if (fedflow::failpoints::armed("result-corrupt", task))
         flip(fedflow::shm::result_name(prefix), static_cast<off_t>(fedflow::integrity::result_header_size + size - 1));
     if (fedflow::failpoints::armed("bytes-corrupt", task)) flip(fedflow::shm::bytes_name(prefix, 0), 0);
+    if (fedflow::failpoints::armed("bytes-truncate", task))
+        (void)::truncate(path(fedflow::shm::bytes_name(prefix, 0)).c_str(), 1000);
 }
 
 namespace {

@@ -47,6 +47,10 @@ struct Source {
     ~Source() { ::close(fd); }
 };
 
+// A TempDir in /dev/shm (an absolute prefix replaces the temp dir), where a
+// worker's segments are: tmpfs, another filesystem than the temp dir's.
+const std::string shm_prefix = "/dev/shm/fedflow-test";
+
 }  // namespace
 
 TEST_CASE("copy: the bytes and their checksum, across chunk boundaries") {
@@ -112,4 +116,38 @@ TEST_CASE("write: the bytes and their checksum") {
     CHECK(sum == integrity::checksum(data.data(), data.size()));
     CHECK(byte_file::write(nullptr, 0, dir.path / "empty.bin") == integrity::checksum("", 0));
     CHECK(fs::file_size(dir.path / "empty.bin") == 0);
+}
+
+TEST_CASE("copy_in_kernel: the bytes, from a file of the same filesystem and from /dev/shm") {
+    TempDir dir;
+    // 3 MiB and a bit: more than one pipeful (1 MiB) through splice.
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, (std::size_t{3} << 20) + 17}) {
+        CAPTURE(n);
+        const auto data = pattern(n);
+        SUBCASE("same filesystem (copy_file_range)") {
+            Source src(dir.path, data);
+            CHECK(byte_file::copy_in_kernel(src.fd, n, dir.path / "out.bin", "the source"));
+            CHECK(slurp(dir.path / "out.bin") == data);
+        }
+        SUBCASE("a /dev/shm file into another filesystem (splice)") {
+            TempDir shm(shm_prefix);
+            Source src(shm.path, data);
+            CHECK(byte_file::copy_in_kernel(src.fd, n, dir.path / "out.bin", "the source"));
+            CHECK(slurp(dir.path / "out.bin") == data);
+        }
+    }
+}
+
+TEST_CASE("copy_in_kernel: a source cut short is an error that says so, and so is a file that cannot be written") {
+    TempDir dir, shm(shm_prefix);
+    const auto data = pattern(100000);
+    for (const fs::path& where : {dir.path, shm.path}) {
+        CAPTURE(where);
+        Source src(where, data);
+        CHECK_THROWS_WITH_AS(byte_file::copy_in_kernel(src.fd, 300000, dir.path / "out.bin", "bytes buffer 2"),
+                             "bytes buffer 2 truncated: it ended after 100000 of 300000 bytes", std::runtime_error);
+        const fs::path nowhere = dir.path / "no-such-dir" / "out.bin";
+        CHECK_THROWS_WITH_AS(byte_file::copy_in_kernel(src.fd, 10, nowhere, "x"),
+                             doctest::Contains(nowhere.string().c_str()), std::system_error);
+    }
 }

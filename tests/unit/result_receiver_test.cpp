@@ -63,6 +63,12 @@ struct WorkerResult {
     }
 };
 
+// FEDFLOW_FAILPOINTS set to `points` while it lives.
+struct FailpointsArmed {
+    explicit FailpointsArmed(const char* points) { ::setenv("FEDFLOW_FAILPOINTS", points, 1); }
+    ~FailpointsArmed() { ::unsetenv("FEDFLOW_FAILPOINTS"); }
+};
+
 }  // namespace
 
 TEST_CASE("a valid result is written to the task's folder and its segments are removed") {
@@ -101,6 +107,47 @@ TEST_CASE("a reference to the first n bytes of a buffer: n bytes in the file, th
     shm::remove_prefix(prefix + "-");
 }
 
+TEST_CASE("a whole Bytes buffer goes to its file with the worker's checksum, which the reader checks") {
+    // The host does not read the bytes (byte_file::copy_in_kernel): the
+    // `$bytes` entry holds what the worker announced, and a worker that
+    // changed its buffer afterwards, or lied, leaves a file that fails
+    // verification where it is read, naming it.
+    TempDir dir;
+    WorkerResult w(64);
+    messages::Result a = w.announced;
+    const std::string intact = integrity::checksum_text(a.buffers[0].checksum);
+    SUBCASE("intact") {
+        results::Written out = ResultReceiver(w.prefix).receive(a, dir.path);
+        CHECK(out.json["weights"]["$bytes"]["checksum"] == intact);
+        CHECK(results::read_result(out.json, dir.path, true).find("weights")->as<Bytes>().size() == 64);
+    }
+    SUBCASE("changed after the worker took its checksum") {
+        WorkerResult::scribble(shm::bytes_name(w.prefix, 0), 3);
+        results::Written out = ResultReceiver(w.prefix).receive(a, dir.path);
+        CHECK(out.json["weights"]["$bytes"]["checksum"] == intact);
+        CHECK(out.json["loss"] == 0.5);
+        CHECK_NOTHROW(results::read_result(out.json, dir.path));  // sizes agree; only the checksum tells
+        CHECK_THROWS_WITH(results::read_result(out.json, dir.path, true),
+                          doctest::Contains("byte file \"weights.bin\" is corrupt"));
+    }
+    SUBCASE("a checksum that lies") {
+        a.buffers[0].checksum ^= 1;
+        results::Written out = ResultReceiver(w.prefix).receive(a, dir.path);
+        CHECK(out.json["weights"]["$bytes"]["checksum"] == integrity::checksum_text(a.buffers[0].checksum));
+        CHECK_THROWS_WITH(results::read_result(out.json, dir.path, true),
+                          doctest::Contains("byte file \"weights.bin\" is corrupt"));
+    }
+    SUBCASE("a checksum that lies, with the host copying (bytes-copy-in-host): refused on the way in") {
+        a.buffers[0].checksum ^= 1;
+        FailpointsArmed armed("bytes-copy-in-host");
+        ResultReceiver r(w.prefix);
+        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("bytes buffer 0 corrupt"));
+        CHECK_FALSE(fs::exists(dir.path / "weights.bin"));
+        r.discard();
+    }
+    CHECK(shm::list_prefix(w.prefix + "-").empty());
+}
+
 TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
     TempDir dir;
     WorkerResult w(64);
@@ -115,9 +162,10 @@ TEST_CASE("what a worker can get wrong is refused, and nothing is written") {
                                static_cast<std::streamoff>(integrity::result_header_size) + 20);
         CHECK_THROWS(r.receive(a, dir.path));
     }
-    SUBCASE("a Bytes buffer changed after train returned") {
+    SUBCASE("a Bytes buffer changed after train returned, copied through the host (bytes-copy-in-host)") {
         WorkerResult::scribble(shm::bytes_name(w.prefix, 0), 3);
-        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("corrupt"));
+        FailpointsArmed armed("bytes-copy-in-host");
+        CHECK_THROWS_WITH(r.receive(a, dir.path), doctest::Contains("bytes buffer 0 corrupt"));
     }
     SUBCASE("a buffer announced larger than it is") {
         a.buffers[0].size = 4096;
@@ -188,7 +236,9 @@ TEST_CASE("ReceiveThread: receives on its own thread, tells an eventfd, hands ba
     {
         TempDir dir;
         WorkerResult w(64);
-        WorkerResult::scribble(shm::bytes_name(w.prefix, 0), 3);  // corrupt: receive throws
+        // A scribbled-on document: receive throws.
+        WorkerResult::scribble(shm::result_name(w.prefix),
+                               static_cast<std::streamoff>(integrity::result_header_size) + 20);
         ReceiveThread t(ResultReceiver(w.prefix), w.announced, dir.path, fd, 0);
         REQUIRE(::read(fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n));
         CHECK_THROWS_WITH(t.take(), doctest::Contains("corrupt"));
