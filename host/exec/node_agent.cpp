@@ -1,5 +1,6 @@
 #include "exec/node_agent.hpp"
 
+#include "common/byte_file.hpp"
 #include "common/log.hpp"
 #include "common/shm.hpp"
 #include "common/sim_gpu.hpp"
@@ -21,6 +22,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -50,12 +52,20 @@ namespace {
 
 // Copies a segment into a file (a result's way to the host across nodes).
 void copy_segment(const std::string& name, const fs::path& file) {
-    shm::Segment seg = shm::Segment::open_read_only(name);
-    std::FILE* f = std::fopen(file.c_str(), "wb");
-    if (f == nullptr) throw std::system_error(errno, std::generic_category(), "cannot create " + file.string());
-    bool ok = seg.size() == 0 || std::fwrite(seg.data(), 1, seg.size(), f) == seg.size();
-    ok = std::fclose(f) == 0 && ok;
-    if (!ok) throw std::system_error(errno, std::generic_category(), "cannot write " + file.string());
+    // Read through its descriptor, never mapped: the kernel moves the pages
+    // (byte_file::copy_in_kernel), and a segment cut short is an error, not
+    // a SIGBUS in the agent. The host checks what arrives, sizes first.
+    const int fd = shm::Segment::open_fd_read_only(name);
+    try {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        if (!byte_file::copy_in_kernel(fd, size, file, name)) byte_file::copy(fd, size, size, file, name);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
 }
 
 class Agent {
