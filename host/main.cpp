@@ -117,7 +117,7 @@ int cmd_validate(const Options& o) {
     Checked c;
     if (!check(o, c)) return exit_bad_input;
     std::size_t tasks = 0;
-    for (const auto& g : c.plan.groups) tasks += g.tasks.size();
+    for (const auto& g : c.plan.groups) tasks += g.task_count();
     std::printf("%s: valid: %zu group%s, %zu task%s\n", shown(c.plan.file).c_str(), c.plan.groups.size(),
                 c.plan.groups.size() == 1 ? "" : "s", tasks, tasks == 1 ? "" : "s");
     for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
@@ -127,8 +127,8 @@ int cmd_validate(const Options& o) {
             std::uint32_t n = c.plan.rounds[g.block - 1].count;
             rounds = fmt::format(", in each of {} round{}", n, n == 1 ? "" : "s");
         }
-        std::printf("  %zu. %s: %zu task%s of plugin %s (%s)%s\n", g.index, g.name.c_str(), g.tasks.size(),
-                    g.tasks.size() == 1 ? "" : "s", c.plugins[i].name.c_str(), shown(c.plugins[i].path).c_str(),
+        std::printf("  %zu. %s: %zu task%s of plugin %s (%s)%s\n", g.index, g.name.c_str(), g.task_count(),
+                    g.task_count() == 1 ? "" : "s", c.plugins[i].name.c_str(), shown(c.plugins[i].path).c_str(),
                     rounds.c_str());
     }
     return exit_ok;
@@ -250,8 +250,10 @@ int cmd_run(const Options& o) {
                            (g.block == 0 ? fs::path()
                                          : fs::path(plan::round_dir(1, c.plan.rounds[g.block - 1].count))) /
                            g.name;
-            for (const auto& t : g.tasks)
-                std::printf("  task %s -> %s\n", t.id.c_str(), shown((dir / t.id).lexically_normal()).c_str());
+            for (std::size_t i = 0; i < g.task_count(); ++i) {
+                const std::string id = g.task_id(i);
+                std::printf("  task %s -> %s\n", id.c_str(), shown((dir / id).lexically_normal()).c_str());
+            }
         }
         return exit_ok;
     }

@@ -39,6 +39,22 @@ PlanError::PlanError(std::vector<std::string> messages)
     : std::runtime_error(messages.empty() ? "invalid plan" : text::printable(messages.front())),
       messages_(printable(std::move(messages))) {}
 
+std::string GroupSpec::task_id(std::size_t i) const { return i < count ? std::to_string(i) : tasks[i - count].id; }
+
+std::vector<TaskSpec*> GroupSpec::specs() {
+    std::vector<TaskSpec*> out;
+    out.reserve(tasks.size() + 1);
+    if (count > 0) out.push_back(&alike);
+    for (auto& t : tasks) out.push_back(&t);
+    return out;
+}
+
+std::vector<const TaskSpec*> GroupSpec::specs() const {
+    // The same specs, read-only.
+    auto all = const_cast<GroupSpec*>(this)->specs();
+    return {all.begin(), all.end()};
+}
+
 const GroupSpec* Plan::find_group(std::string_view name) const {
     for (const auto& g : groups)
         if (g.name == name) return &g;
@@ -384,6 +400,18 @@ void read_resources(Reader& r, const toml::table& t, sched::Limits& res) {
     }
 }
 
+// True when id is one of "0" to "count-1", the ids of a group's alike tasks
+// (written as std::to_string writes them: "07" is not "7").
+bool is_alike_id(std::string_view id, std::size_t count) {
+    if (id.empty() || id.size() > 7 || (id.size() > 1 && id[0] == '0')) return false;  // count <= 1,000,000
+    std::size_t n = 0;
+    for (char c : id) {
+        if (c < '0' || c > '9') return false;
+        n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    return n < count;
+}
+
 void read_task(Reader& r, const toml::table& t, const Params& group_params, GroupSpec& g) {
     std::string ctx = fmt::format("[[group.task]] of group '{}'", g.name);
     r.check_keys(t, {"id", "params", "device", "memory", "gpu-memory"}, ctx);
@@ -504,14 +532,9 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
 
     auto count = r.integer(t, "tasks", ctx, 0, 1000000);
     if (count) {
-        g.tasks.reserve(static_cast<std::size_t>(*count));  // no slack in a group of 100,000
-        for (std::int64_t i = 0; i < *count; ++i) {
-            TaskSpec task;
-            task.id = std::to_string(i);
-            task.params = params;
-            task.where = where(t.get("tasks")->source());
-            g.tasks.push_back(std::move(task));
-        }
+        g.count = static_cast<std::size_t>(*count);
+        g.alike.params = params;
+        g.alike.where = where(t.get("tasks")->source());
     }
     if (const toml::node* list = t.get("task")) {
         if (auto arr = list->as_array(); arr && arr->is_array_of_tables()) {
@@ -521,18 +544,17 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
         }
     }
     if (!count && t.get("task") == nullptr) {
-        TaskSpec task;  // neither `tasks` nor [[group.task]]: one task, "0"
-        task.id = "0";
-        task.params = params;
-        task.where = g.where;
-        g.tasks.push_back(std::move(task));
+        g.count = 1;  // neither `tasks` nor [[group.task]]: one task, "0"
+        g.alike.params = params;
+        g.alike.where = g.where;
     }
-    if (g.tasks.empty() && count && *count == 0 && t.get("task") == nullptr)
+    if (g.task_count() == 0 && count && *count == 0 && t.get("task") == nullptr)
         r.error(*t.get("tasks"), fmt::format("{} has no tasks (tasks = 0)", ctx));
 
-    std::set<std::string> seen;
+    // The ids of the alike tasks are "0" to "count-1", unique by making.
+    std::set<std::string_view> seen;
     for (const auto& task : g.tasks)
-        if (!seen.insert(task.id).second)
+        if (is_alike_id(task.id, g.count) || !seen.insert(task.id).second)
             r.error(task.where, fmt::format("task id '{}' appears twice in {}", task.id, ctx));
     plan.groups.push_back(std::move(g));
 }
@@ -840,8 +862,9 @@ void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<Pa
                 if (k == key) return loc;
         return g.where;
     };
-    std::set<std::string> seen;  // `tasks = N` gives N tasks with the same params: one message
-    for (auto& t : g.tasks) {
+    std::set<std::string> seen;  // tasks whose params are alike: one message
+    for (TaskSpec* spec : g.specs()) {
+        TaskSpec& t = *spec;
         for (const auto& d : decls) {
             const Value* v = t.params.find(d.name);
             std::string message;

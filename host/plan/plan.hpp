@@ -64,7 +64,25 @@ struct GroupSpec {
     std::string plugin;     // registered name, or a path to a .so
     Location plugin_where;
     std::string device;  // pinned device for every task, or empty
-    std::vector<TaskSpec> tasks;
+    // The group's tasks, in this order: `count` tasks alike (`tasks = N`,
+    // ids "0" to "N-1"), then those of [[group.task]] (`tasks`). The alike
+    // ones are one spec, `alike` (its id empty), and a count, not N specs:
+    // `tasks = 1000000` is allowed, and a TaskSpec is about 200 bytes. A
+    // group with neither has one task alike ("0"). Read them through
+    // task_count(), task_id(i) and task(i).
+    std::size_t count = 0;
+    TaskSpec alike;
+    std::vector<TaskSpec> tasks;  // [[group.task]]: ids unique, none of them "0" to "count-1"
+    std::size_t task_count() const noexcept { return count + tasks.size(); }
+    // The id of task i (0 <= i < task_count()).
+    std::string task_id(std::size_t i) const;
+    // The spec of task i: `alike` for i < count (whose id is empty: take
+    // task_id(i)), else tasks[i - count].
+    const TaskSpec& task(std::size_t i) const noexcept { return i < count ? alike : tasks[i - count]; }
+    // Each spec once (`alike` when count > 0, then those of tasks): for what
+    // looks at the specs, not at each task (checks of params).
+    std::vector<TaskSpec*> specs();
+    std::vector<const TaskSpec*> specs() const;
     ParamWhere param_where;  // the keys the group has from the plan, its [[round]] and its own params
     // Names of groups whose results this group receives: the most recent
     // finished instance of each (in a round, this round's or an earlier one).

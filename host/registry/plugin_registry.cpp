@@ -207,8 +207,8 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
     for (std::size_t i = 0; i < plan.groups.size(); ++i) {
         if (out[i].python_version.empty()) continue;
         std::set<std::string> seen;
-        for (const auto& t : plan.groups[i].tasks) {
-            const Value* v = t.params.find("python");
+        for (const plan::TaskSpec* t : plan.groups[i].specs()) {
+            const Value* v = t->params.find("python");
             if (v == nullptr || !v->is<std::string>() || !seen.insert(v->as<std::string>()).second) continue;
             const std::string& path = v->as<std::string>();
             std::string resolved = fs::path(path).is_absolute() ? path : (plan.dir / path).string();

@@ -126,8 +126,9 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
             std::unordered_map<std::string_view, json*> entries;
             if (report.is_object() && report.contains("tasks") && report["tasks"].is_object())
                 for (auto& [id, entry] : report["tasks"].items()) entries.emplace(id, &entry);
-            for (const auto& t : g.tasks) {
-                auto it = finished.find({r, g.name, t.id});
+            for (std::size_t i = 0; i < g.task_count(); ++i) {
+                const std::string id = g.task_id(i);
+                auto it = finished.find({r, g.name, id});
                 if (it == finished.end()) continue;
                 Previous p;
                 if (removed_rounds.count({g.block, r}) != 0) {
@@ -135,22 +136,22 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
                     // later round's results have taken the place of its own.
                     p.result = nullptr;
                     p.report = json{{"removed", true}};
-                    finished_[{r, g.name}][t.id] = std::move(p);
+                    finished_[{r, g.name}][id] = std::move(p);
                     continue;
                 }
-                const fs::path dir = gdir / t.id;
+                const fs::path dir = gdir / id;
                 std::optional<std::uint64_t> sum = results::file_checksum(dir / "result.json");
                 if (!sum || !it->second || *sum != *it->second) {
                     log::warning("{}/{}: its result.json is missing or not as it was written: it runs again",
-                                 fs::relative(gdir, workdir).string(), t.id);
+                                 fs::relative(gdir, workdir).string(), id);
                     continue;
                 }
                 p.result = read_json(dir / "result.json");
                 if (p.result.is_discarded()) continue;
-                if (auto e = entries.find(t.id); e != entries.end()) p.report = std::move(*e->second);
+                if (auto e = entries.find(id); e != entries.end()) p.report = std::move(*e->second);
                 else p.report = json::object();
                 p.report.erase("result");
-                finished_[{r, g.name}][t.id] = std::move(p);
+                finished_[{r, g.name}][id] = std::move(p);
             }
         }
     }

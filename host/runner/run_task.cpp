@@ -73,13 +73,14 @@ int run_task(const plan::Plan& plan, const std::vector<PluginFile>& plugins, con
     const plan::GroupSpec& g = plan.groups[gi];
     const plan::TaskSpec* task = nullptr;
     std::string ids;
-    for (const auto& t : g.tasks) {
-        if (t.id == id) task = &t;
-        if (ids.size() < 200) ids += (ids.empty() ? "" : ", ") + t.id;
+    for (std::size_t i = 0; i < g.task_count() && (task == nullptr || ids.size() < 200); ++i) {
+        const std::string ti = g.task_id(i);
+        if (ti == id) task = &g.task(i);
+        if (ids.size() < 200) ids += (ids.empty() ? "" : ", ") + ti;
     }
     if (task == nullptr)
         throw std::invalid_argument(fmt::format("run-task: group '{}' has no task '{}' (its tasks: {}{})", group, id,
-                                                ids, g.tasks.size() > 20 ? ", ..." : ""));
+                                                ids, g.task_count() > 20 ? ", ..." : ""));
     if (!o.device.empty() && !device::valid(o.device))
         throw std::invalid_argument(fmt::format("run-task: --device {}: not \"cpu\" or \"cuda:N\"", o.device));
 
@@ -89,7 +90,9 @@ int run_task(const plan::Plan& plan, const std::vector<PluginFile>& plugins, con
     only.index = 1;
     only.block = 0;
     only.inputs.clear();
+    only.count = 0;
     only.tasks = {*task};
+    only.tasks.front().id = std::string(id);
     if (!o.device.empty()) only.tasks.front().device = o.device;
     one.groups = {only};
     one.rounds.clear();

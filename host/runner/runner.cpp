@@ -250,8 +250,8 @@ int Runner::run() {
 
     std::size_t total = 0, planned = 0;
     for (const auto& g : plan_.groups) {
-        total += g.tasks.size();
-        planned += g.tasks.size() * (g.block == 0 ? 1 : plan_.rounds[g.block - 1].count);
+        total += g.task_count();
+        planned += g.task_count() * (g.block == 0 ? 1 : plan_.rounds[g.block - 1].count);
     }
     const std::size_t restored = previous_.count();
     journal_.write({{"event", "run_start"},
@@ -832,15 +832,17 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     const bool have_dir = write_own(group->workdir(), [&] { fs::create_directories(group->workdir()); });
     ResumeState::Tasks* previous = options_.resume ? previous_.finished(round, spec.name) : nullptr;
     std::shared_ptr<const Dict> params;  // shared by the tasks whose params are alike (`tasks = N`)
-    for (const auto& t : spec.tasks) {
+    group->reserve(spec.task_count());
+    for (std::size_t i = 0; i < spec.task_count(); ++i) {
+        const plan::TaskSpec& t = spec.task(i);
         if (params == nullptr || !(*params == t.params)) params = std::make_shared<const Dict>(t.params);
-        Task& task = group->add_task(Task(t.id, t.device, params));
+        Task& task = group->add_task(Task(spec.task_id(i), t.device, params));
         task.estimates().memory = t.memory;
         task.estimates().gpu_memory = t.gpu_memory;
         if (!options_.resume) continue;
-        fs::path dir = group->workdir() / t.id;
+        fs::path dir = group->workdir() / task.task_id();
         if (previous != nullptr) {
-            if (auto p = previous->find(t.id); p != previous->end()) {
+            if (auto p = previous->find(task.task_id()); p != previous->end()) {
                 task.restore(dir, std::move(p->second.result), std::move(p->second.report));
                 continue;
             }

@@ -32,6 +32,11 @@ Task& TaskGroup::add_task(Task task) {
     return *tasks_.back();
 }
 
+void TaskGroup::reserve(std::size_t n) {
+    tasks_.reserve(n);
+    failure_of_.reserve(n);
+}
+
 std::size_t TaskGroup::position(std::string_view task_id) const noexcept {
     return by_id_.find(task_id, tasks_.size(), [this](std::size_t i) { return id_at(i); });
 }

@@ -44,6 +44,9 @@ public:
     // -- methods of the original --
     // Adds a task; throws std::invalid_argument when its id is taken.
     Task& add_task(Task task);
+    // Room for n tasks in all, made once: vectors that double as 100,000
+    // tasks are added hold up to twice the room, and both copies while they grow.
+    void reserve(std::size_t n);
     Task* get_task(std::string_view task_id) noexcept;
     // The task finished: its result is data. Moves it to FINISHED.
     void report_finish(std::string_view task_id, nlohmann::ordered_json data);

@@ -27,7 +27,7 @@ void check(const fedflow::plan::Plan& plan) {
     using fedflow::device::valid;
     if (plan.groups.empty()) std::abort();
     for (const auto& g : plan.groups) {
-        if (!fedflow::names::valid(g.name) || g.tasks.empty()) std::abort();
+        if (!fedflow::names::valid(g.name) || g.task_count() == 0) std::abort();
         if (!g.device.empty() && !valid(g.device)) std::abort();
         if (plan.find_group(g.name) != &g) std::abort();
         for (const auto& t : g.tasks) {

@@ -39,8 +39,8 @@ TEST_CASE("a minimal plan: defaults") {
     CHECK(p.groups[0].name == "group-1");
     CHECK(p.groups[0].index == 1);
     CHECK(p.groups[0].plugin == "echo");
-    REQUIRE(p.groups[0].tasks.size() == 1);  // neither tasks nor [[group.task]]: one task
-    CHECK(p.groups[0].tasks[0].id == "0");
+    REQUIRE(p.groups[0].task_count() == 1);  // neither tasks nor [[group.task]]: one task
+    CHECK(p.groups[0].task_id(0) == "0");
     CHECK(p.scheduler.max_processes >= 1);
     CHECK(p.scheduler.task_timeout.count() == 0);
     CHECK(p.digest.rfind("sha256:", 0) == 0);
@@ -81,13 +81,14 @@ inputs = ["clients"]
     REQUIRE(p.groups.size() == 2);
     const auto& c = p.groups[0];
     CHECK(c.device == "cuda:0");
-    REQUIRE(c.tasks.size() == 4);
-    CHECK(c.tasks[0].id == "0");
-    CHECK(c.tasks[2].id == "2");
-    CHECK(c.tasks[0].params.at("epochs").as<std::int64_t>() == 5);
-    CHECK(c.tasks[0].params.at("tags").as<List>().size() == 2);
-    CHECK(c.tasks[0].params.at("opt").as<Dict>().at("momentum").as<double>() == doctest::Approx(0.9));
-    const auto& a = c.tasks[3];
+    REQUIRE(c.task_count() == 4);
+    CHECK(c.task_id(0) == "0");
+    CHECK(c.task_id(2) == "2");
+    CHECK(c.task(0).params.at("epochs").as<std::int64_t>() == 5);
+    CHECK(c.task(0).params.at("tags").as<List>().size() == 2);
+    CHECK(c.task(0).params.at("opt").as<Dict>().at("momentum").as<double>() == doctest::Approx(0.9));
+    CHECK(c.task_id(3) == "client-a");
+    const auto& a = c.task(3);
     CHECK(a.id == "client-a");
     CHECK(a.device == "cuda:1");
     CHECK(a.params.at("lr").as<double>() == doctest::Approx(0.5));  // the task's own wins
@@ -157,9 +158,43 @@ TEST_CASE("names and ids cannot escape the workdir") {
     CHECK_FALSE(fedflow::names::valid("client/a"));
 }
 
+TEST_CASE("tasks = N: N tasks alike, kept as one spec and a count") {
+    auto p = parse("[[group]]\nplugin = \"echo\"\nparams = { lr = 0.5 }\ntasks = 100000\n"
+                   "[[group.task]]\nid = \"extra\"\nparams = { lr = 0.1 }\n");
+    const auto& g = p.groups[0];
+    CHECK(g.count == 100000);
+    REQUIRE(g.tasks.size() == 1);  // only the [[group.task]]: no spec per alike task
+    REQUIRE(g.task_count() == 100001);
+    CHECK(g.task_id(0) == "0");
+    CHECK(g.task_id(12345) == "12345");
+    CHECK(g.task_id(99999) == "99999");
+    CHECK(g.task_id(100000) == "extra");  // [[group.task]]s come after the alike ones
+    CHECK(&g.task(0) == &g.task(99999));
+    CHECK(&g.task(0) == &g.alike);
+    CHECK(g.task(7).params.at("lr").as<double>() == doctest::Approx(0.5));
+    CHECK(g.task(7).where.line == 4);  // `tasks = ...`: where each alike task is written
+    CHECK(g.task(100000).params.at("lr").as<double>() == doctest::Approx(0.1));
+    CHECK(g.specs() == std::vector<const plan::TaskSpec*>{&g.alike, &g.tasks[0]});
+
+    auto only = parse("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"a\"\n");
+    CHECK(only.groups[0].count == 0);  // [[group.task]] alone: no implicit task "0"
+    CHECK(only.groups[0].task_count() == 1);
+    CHECK(only.groups[0].task_id(0) == "a");
+    CHECK(only.groups[0].specs().size() == 1);
+}
+
 TEST_CASE("duplicates and missing pieces") {
     CHECK(errors("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = \"1\"\n")
               .find("task id '1' appears twice") != std::string::npos);
+    CHECK(
+        errors("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = 0\n").find("task id '0' appears twice") !=
+        std::string::npos);
+    CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"a\"\n[[group.task]]\nid = \"a\"\n")
+              .find("task id 'a' appears twice") != std::string::npos);
+    // Not the ids of `tasks = 2` ("0", "1"): no clash.
+    for (const char* id : {"2", "01", "1a", "-1", "10"})
+        CHECK_NOTHROW(
+            parse(std::string("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = \"") + id + "\"\n"));
     CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"echo\"\n[[group]]\nname = \"a\"\nplugin = \"echo\"\n")
               .find("group name 'a' is used twice") != std::string::npos);
     CHECK(errors("[[group]]\nname = \"a\"\n").find("needs a plugin") != std::string::npos);
@@ -313,9 +348,9 @@ memory = "1GB"
     REQUIRE(p.groups.size() == 1);
     CHECK(p.groups[0].memory == 2'500'000'000);
     CHECK(p.groups[0].gpu_memory == 1'200'000'000);
-    REQUIRE(p.groups[0].tasks.size() == 1);
-    CHECK(p.groups[0].tasks[0].memory == 1'000'000'000);
-    CHECK_FALSE(p.groups[0].tasks[0].gpu_memory);
+    REQUIRE(p.groups[0].task_count() == 1);
+    CHECK(p.groups[0].task(0).memory == 1'000'000'000);
+    CHECK_FALSE(p.groups[0].task(0).gpu_memory);
 
     plan::Plan d = parse("[resources]\ngpus = \"none\"\n[[group]]\nplugin = \"echo\"\n");
     CHECK_FALSE(d.resources.use_gpus);
