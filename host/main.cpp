@@ -218,18 +218,6 @@ int cmd_run(const Options& o) {
     ro.simulate_gpus = std::move(simulated);
     ro.simulate_gpus_text = o.simulate_gpus;
     ro.slurm = o.slurm || c.plan.slurm.enabled;
-    // Kept workers are the local executor's: a node agent cannot yet keep a
-    // worker between rounds nor evict it (docs/slurm.md, "Limits").
-    if (ro.slurm)
-        for (const auto& g : c.plan.groups)
-            if (g.keep_loaded) {
-                std::fprintf(stderr,
-                             "fedflow-host: %s:%u:%u: keep-loaded of group '%s' is not supported with --slurm "
-                             "(or [slurm] enabled): remove it, or run without Slurm\n",
-                             c.plan.file.string().c_str(), g.keep_loaded_where.line, g.keep_loaded_where.column,
-                             g.name.c_str());
-                return exit_bad_input;
-            }
     ro.resume = o.resume;
     ro.force = o.force;
     if (o.dry_run) {

@@ -81,6 +81,8 @@ const char* frame_name(Frame f) noexcept {
     case Frame::terminate: return "terminate";
     case Frame::check_shared: return "check_shared";
     case Frame::group_inputs: return "group_inputs";
+    case Frame::keep: return "keep";
+    case Frame::next_round: return "next_round";
     case Frame::ready: return "ready";
     case Frame::reply: return "reply";
     case Frame::event: return "event";
@@ -226,6 +228,7 @@ Dict Load::encode() const {
     put_optional(d, "grown_memory", grown_memory);
     put_optional(d, "memory", memory);
     if (preload) d.insert_or_assign("preload", preload->encode());
+    d.insert_or_assign("may_evict", may_evict);
     return d;
 }
 
@@ -238,6 +241,7 @@ Load Load::decode(const Dict& body) {
     l.inputs_file = r.str("inputs_file");
     l.grown_memory = r.optional_u64("grown_memory");
     l.memory = r.optional_u64("memory");
+    l.may_evict = r.flag("may_evict");
     if (body.find("preload") != nullptr) {
         Reader p("load", r.dict("preload"));
         PreloadSpec spec;
@@ -252,6 +256,17 @@ Load Load::decode(const Dict& body) {
         l.preload = std::move(spec);
     }
     return l;
+}
+
+Dict NextRound::encode() const { return Dict{{"id", i64(id)}, {"config", config}, {"inputs_file", inputs_file}}; }
+
+NextRound NextRound::decode(const Dict& body) {
+    Reader r("next_round", body);
+    NextRound n;
+    n.id = r.u64("id");
+    n.config = r.dict("config");
+    n.inputs_file = r.str("inputs_file");
+    return n;
 }
 
 Dict encode(const TrainRequest& t, WorkerId id) {
@@ -321,6 +336,7 @@ Dict encode(const Event& e) {
         d.insert_or_assign("signalled_by_host", e.signalled_by_host);
         d.insert_or_assign("closed_channel", e.closed_channel);
         d.insert_or_assign("leftovers", i64(e.leftovers));
+        d.insert_or_assign("evicted", e.evicted);
         break;
     }
     // With every event: what the worker was seen to hold so far.
@@ -356,6 +372,7 @@ Event decode_event(const Dict& body) {
         e.signalled_by_host = r.flag("signalled_by_host");
         e.closed_channel = r.flag("closed_channel");
         e.leftovers = r.u64("leftovers");
+        e.evicted = r.flag("evicted");
         break;
     }
     e.peaks.memory = r.i64("peak_memory");

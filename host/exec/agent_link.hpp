@@ -9,8 +9,9 @@
 // workdir (the agent copies a worker's shared-memory segments there), and a
 // group's inputs reach the agent the same way.
 //
-//   host -> agent: hello (once, first), then requests; load, train and
-//                  check_shared are answered by one `reply` each, in order
+//   host -> agent: hello (once, first), then requests; load, train,
+//                  next_round and check_shared are answered by one `reply`
+//                  each, in order
 //   agent -> host: ready (once, after hello), reply, event, state
 //
 // Decoding throws channel::ProtocolError naming the frame and the field.
@@ -44,6 +45,8 @@ enum class Frame : std::uint32_t {
     terminate = 110,     // id, grace_ms
     check_shared = 111,  // path -> reply: error ("" when the agent sees the file)
     group_inputs = 112,  // bytes: what each task of the group maps from its inputs
+    keep = 113,          // id: keep-loaded, its train ended and it idles for its next round
+    next_round = 114,    // NextRound -> reply: ok (false: gone, load it anew)
     // agent -> host
     ready = 150,  // Ready
     reply = 151,  // the answer to the oldest unanswered request
@@ -85,9 +88,20 @@ struct Load {
     Dict config;                         // messages::Config, encoded
     std::string inputs_file;             // the group's inputs, as a file in the shared workdir ("" none)
     std::optional<PreloadSpec> preload;  // LoadRequest::preload
+    bool may_evict = true;               // LoadRequest::may_evict
 
     Dict encode() const;
     static Load decode(const Dict& body);
+};
+
+// A kept worker's next round (Executor::next_round) with its config made.
+struct NextRound {
+    WorkerId id = 0;
+    Dict config;              // messages::Config, encoded
+    std::string inputs_file;  // the round's inputs, as a file in the shared workdir ("" none)
+
+    Dict encode() const;
+    static NextRound decode(const Dict& body);
 };
 
 Dict encode(const TrainRequest& r, WorkerId id);

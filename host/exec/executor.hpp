@@ -42,6 +42,10 @@ struct LoadRequest {
     // What a fork server for this task would load: the executor may fork
     // the worker from one instead of exec'ing it. Absent: exec.
     std::optional<PreloadSpec> preload;
+    // A load that must wait may end an idle kept worker to make room
+    // (keep). False: it only waits. A SlurmExecutor lets one node evict
+    // for a load, not every node it asks.
+    bool may_evict = true;
 };
 
 // A loaded worker's train.

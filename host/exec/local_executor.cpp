@@ -251,7 +251,7 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     a.verdict = scheduler_.admit_load(counts, a.estimate.bytes);
     if (!a.verdict.go()) {
         note_wait(a.verdict);
-        if (a.verdict.kind == sched::Verdict::Kind::wait) evict_for(a.verdict);
+        if (a.verdict.kind == sched::Verdict::Kind::wait && request.may_evict) evict_for(a.verdict);
         return a;
     }
     fs::create_directories(request.workdir);

@@ -303,6 +303,7 @@ private:
                 r.grown_memory = l.grown_memory;
                 r.memory = l.memory;
                 r.preload = l.preload;
+                r.may_evict = l.may_evict;
                 r.config = [&] { return config; };
                 a = executor_->start_load(r);
                 if (a.verdict.go()) workers_.emplace(l.id, std::move(w));
@@ -312,6 +313,32 @@ private:
                     sched::Verdict::Kind::never, {}, -1, "start", fmt::format("on node {}: {}", node_, e.what())};
             }
             reply(a);
+            break;
+        }
+        case agent::Frame::keep: executor_->keep(id()); break;
+        case agent::Frame::next_round: {
+            agent::NextRound next = agent::NextRound::decode(b);
+            bool ok = false;
+            auto w = workers_.find(next.id);
+            try {
+                messages::Config config = messages::Config::decode(next.config);
+                if (w != workers_.end()) {
+                    // This round's result goes to this round's folder, under
+                    // this round's segment names.
+                    w->second.host_prefix = config.shm_prefix;
+                    w->second.local_prefix = fmt::format("{}-t{}r{}", lock_.prefix(), next.id, config.round);
+                    w->second.workdir = config.workdir;
+                    config.shm_prefix = w->second.local_prefix;
+                    config.inputs_segment = next.inputs_file.empty() ? "" : local_inputs(next.inputs_file);
+                    ok = executor_->next_round(next.id, config);
+                }
+            } catch (const std::exception& e) {
+                // It loads anew, where the host sends it; this says why.
+                log::warning("{}: cannot start the next round of kept worker {}: {}", node_, next.id, e.what());
+                if (w != workers_.end()) executor_->release(next.id);
+            }
+            send(agent::Frame::reply, Dict{{"ok", ok}});
+            send_state();
             break;
         }
         case agent::Frame::train: {

@@ -504,6 +504,11 @@ Admission SlurmExecutor::start_load(const LoadRequest& req) {
             load->inputs_file = export_inputs(config.inputs_segment);
             load->config = config.encode();
         }
+        // One node may end a kept worker for this load: the first asked,
+        // which has the most room; the others would end theirs for nothing
+        // when it, or another, admits it. A node that refused is asked
+        // later, so the first asked changes while the load waits.
+        load->may_evict = n == order.front();
         Admission a;
         // Known before the reply: the new worker's first events may come
         // in the same read.
@@ -578,6 +583,32 @@ void SlurmExecutor::reserve_memory(WorkerId id, std::uint64_t memory) {
 void SlurmExecutor::release(WorkerId id) {
     if (auto w = workers_.find(id); w != workers_.end())
         send(nodes_[w->second.node], agent::Frame::release, Dict{{"id", id_value(id)}});
+}
+
+void SlurmExecutor::keep(WorkerId id) {
+    if (auto w = workers_.find(id); w != workers_.end())
+        send(nodes_[w->second.node], agent::Frame::keep, Dict{{"id", id_value(id)}});
+}
+
+bool SlurmExecutor::next_round(WorkerId id, const messages::Config& config) {
+    auto w = workers_.find(id);
+    if (w == workers_.end()) return false;  // its node was lost
+    agent::NextRound next;
+    next.id = id;
+    next.config = config.encode();
+    next.inputs_file = export_inputs(config.inputs_segment);
+    Node& n = nodes_[w->second.node];
+    try {
+        Dict reply = request(n, agent::Frame::next_round, next.encode());
+        const Value* ok = reply.find("ok");
+        if (ok == nullptr || !ok->is<bool>()) throw channel::ProtocolError("next_round: the reply has no bool 'ok'");
+        return ok->as<bool>();
+    } catch (const Lost&) {
+        return false;
+    } catch (const channel::ProtocolError& e) {
+        lose(n, e.what());
+        return false;
+    }
 }
 
 void SlurmExecutor::signal(WorkerId id, int signal) {

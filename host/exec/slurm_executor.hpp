@@ -72,6 +72,10 @@ public:
     void reserve_memory(WorkerId id, std::uint64_t memory) override;
 
     void release(WorkerId id) override;
+    // keep-loaded: the worker's node keeps it (its agent's LocalExecutor
+    // holds its reservation and may evict it for a stage of that node).
+    void keep(WorkerId id) override;
+    bool next_round(WorkerId id, const messages::Config& config) override;
     void signal(WorkerId id, int signal) override;
     void signal_all(int signal) override;
     void terminate(WorkerId id, std::chrono::milliseconds grace) override;

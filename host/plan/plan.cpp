@@ -521,7 +521,6 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
     if (auto b = r.boolean(t, "verify-inputs", ctx)) g.verify_inputs = *b;
     if (auto b = r.boolean(t, "keep-loaded", ctx)) {
         g.keep_loaded = *b;
-        g.keep_loaded_where = where(t.get("keep-loaded")->source());
         // Outside rounds a group runs once: there is no next round to keep
         // its workers for.
         if (block == 0)

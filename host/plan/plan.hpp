@@ -98,7 +98,6 @@ struct GroupSpec {
     // what its load built, from round to round; each round trains it again
     // with that round's inputs (docs/scheduling.md, "Kept clients").
     bool keep_loaded = false;
-    Location keep_loaded_where;
     // Estimates per task (bytes); [scheduler] defaults apply when absent.
     std::optional<std::uint64_t> memory;
     std::optional<std::uint64_t> gpu_memory;

@@ -279,12 +279,6 @@ class KeepLoaded(HostTest):
         self.assertInCI("keep-loaded", r.stderr)
         self.assertRegex(r.stderr, fftest.location_re("type.toml", fftest.line_of(self.text(plan), "keep-loaded")))
 
-        plan = self.write_plan(plan_body(rounds=2), name="slurm.toml")
-        r = self.run_plan(plan, "--slurm")
-        self.assertExit(r, 2)
-        self.assertInCI("keep-loaded of group 'clients' is not supported with --slurm", r.stderr)
-        self.assertRegex(r.stderr, fftest.location_re("slurm.toml", fftest.line_of(self.text(plan), "keep-loaded")))
-
 
 PYTHON_CLIENT = r'''
 import os

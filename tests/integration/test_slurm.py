@@ -228,6 +228,72 @@ inputs = ["server"]
         nodes = {d.split("/")[0] for ds in self.trains(r).values() for d in ds}
         self.assertEqual(nodes, {"n1", "n2"})
 
+    KEEP_PLAN = """
+[[round]]
+count = 4
+stop-on-failure = false
+  [[round.group]]
+  name = "clients"
+  plugin = "keep_probe"
+  tasks = 4
+  keep-loaded = true
+  inputs = ["server"]
+
+  [[round.group]]
+  name = "server"
+  plugin = "round_math"
+  params = { role = "server" }
+  inputs = ["clients"]
+"""
+
+    def kept_clients(self, r, rounds=4, clients=4):
+        """task -> [(result, report entry, device) per round]; checks
+        round_math's arithmetic across the rounds on the way."""
+        out, server = {}, 0
+        for n in range(1, rounds + 1):
+            rd = "round-%03d" % n
+            report = r.json(rd, "clients", "report.json")["tasks"]
+            for t in range(clients):
+                res = r.json(rd, "clients", str(t), "result.json")
+                self.assertEqual(res["value"], server + n, (rd, t))
+                out.setdefault(str(t), []).append((res, report[str(t)], report[str(t)]["device"]))
+            server = r.json(rd, "server", "0", "result.json")["value"]
+        return out
+
+    def test_keep_loaded_clients_stay_loaded_on_their_node(self):
+        # docs/slurm.md: a kept client keeps its process on its node; the
+        # next round trains it there with that round's inputs.
+        r = self.salloc(self.plan(self.KEEP_PLAN), "--slurm")
+        self.assertEqual(r.rc, 0, r.describe())
+        nodes = set()
+        for task, rounds in self.kept_clients(r).items():
+            self.assertEqual(len({res["pid"] for res, _, _ in rounds}), 1, (task, rounds))
+            self.assertEqual(len({dev.split("/")[0] for _, _, dev in rounds}), 1, (task, rounds))
+            nodes.add(rounds[0][2].split("/")[0])
+            for n, (res, entry, _) in enumerate(rounds, 1):
+                self.assertEqual((res["loads"], res["trains"], res["round"]), (1, n, n))
+                self.assertEqual(entry["keep_loaded"], {"kept": n > 1, "loads": 1, "evictions": 0})
+        self.assertEqual(nodes, {"n1", "n2"})
+        self.assertEqual([e for e in r.events() if e.get("event") == "evicted"], [])
+        loading = [e for e in r.events() if e.get("status") == "LOADING" and e.get("group") == "clients"]
+        self.assertEqual(len(loading), 4)
+
+    def test_keep_loaded_clients_are_evicted_on_a_full_node(self):
+        # Two processes per node: four kept clients fill both nodes, so the
+        # server's load ends one of them (on one node, not on each) every
+        # round but the last; that client loads again in its next round.
+        r = self.salloc(self.plan(self.KEEP_PLAN, scheduler={"max-processes": 2}), "--slurm")
+        self.assertEqual(r.rc, 0, r.describe())
+        evicted = [e for e in r.events() if e.get("event") == "evicted"]
+        # One per round; a second node may end one too when the first's
+        # eviction takes longer than a sample period (a slow machine).
+        self.assertGreaterEqual(len(evicted), 3, r.describe())
+        self.assertLessEqual(len(evicted), 6, r.describe())
+        clients = self.kept_clients(r)
+        loads = sum(1 for rounds in clients.values() for _, entry, _ in rounds if not entry["keep_loaded"]["kept"])
+        self.assertEqual(loads, 4 + len(evicted))
+        self.assertEqual(sum(rounds[-1][1]["keep_loaded"]["evictions"] for rounds in clients.values()), len(evicted))
+
     def test_each_node_counts_the_mapped_inputs_in_its_ledger(self):
         # docs/scheduling.md, "Memory of mapped inputs": on whichever node it
         # runs, a consumer is admitted on its memory plus its input files.

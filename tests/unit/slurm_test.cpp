@@ -134,6 +134,27 @@ TEST_CASE("the link's frames make the round trip") {
         CHECK(back.preload->modules == std::vector<std::string>{"torch", "numpy"});
         CHECK(back.preload->params == l.preload->params);
         CHECK(back.preload->plan_dir == "/plans");
+        CHECK(back.may_evict);
+        l.may_evict = false;
+        CHECK_FALSE(agent::Load::decode(through(agent::Frame::load, l.encode()).body).may_evict);
+        agent::NextRound next;
+        next.id = 43;
+        messages::Config c;
+        c.round = 3;
+        c.workdir = "/w/round-003/g/0";
+        c.task_id = "0";
+        c.group = "g";
+        c.plan_dir = "/plans";
+        c.plugin_path = "/p/g.so";
+        c.plugin_name = "g";
+        c.shm_prefix = "/fedflow-x-t43r3";
+        next.config = c.encode();
+        next.inputs_file = "/w/.fedflow-slurm/in2";
+        agent::NextRound nb = agent::NextRound::decode(through(agent::Frame::next_round, next.encode()).body);
+        CHECK(nb.id == 43);
+        CHECK(messages::Config::decode(nb.config).round == 3);
+        CHECK(messages::Config::decode(nb.config).workdir == c.workdir);
+        CHECK(nb.inputs_file == next.inputs_file);
         TrainRequest t;
         t.pinned = "cuda:1";
         t.grown_gpu_memory = 9;
@@ -173,11 +194,13 @@ TEST_CASE("the link's frames make the round trip") {
         x.wait_status = SIGKILL;
         x.killed_for_memory = true;
         x.leftovers = 2;
+        x.evicted = true;
         Event xb = agent::decode_event(through(agent::Frame::event, agent::encode(x)).body);
         CHECK(xb.kind == Event::Kind::exited);
         CHECK(xb.wait_status == SIGKILL);
         CHECK(xb.killed_for_memory);
         CHECK(xb.leftovers == 2);
+        CHECK(xb.evicted);
     }
     SUBCASE("devices") {
         std::size_t live = 0;
