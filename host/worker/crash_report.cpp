@@ -150,11 +150,19 @@ void copy(char* dst, std::size_t size, std::string_view src) {
 
 }  // namespace
 
-void install() {
+void load_unwinder() {
+    // A fork inherits this flag with the loaded unwinder.
+    static bool loaded = false;
+    if (loaded) return;
     // backtrace() loads the unwinder (libgcc_s) on first use, with malloc
     // and dlopen: done here, not in the handler.
     void* warm[1];
     (void)::backtrace(warm, 1);
+    loaded = true;
+}
+
+void install() {
+    load_unwinder();
 
     void* stack = ::mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     bool alt = false;

@@ -19,6 +19,12 @@ namespace fedflow::worker::crash {
 // Call once, early; a plugin that installs handlers of its own replaces them.
 void install();
 
+// Loads the unwinder backtrace() needs (libgcc_s: dlopen and malloc), once
+// per address space: install() calls it, and a fork server calls it before
+// it forks, so that a forked worker inherits it loaded instead of loading it
+// again in every task.
+void load_unwinder();
+
 // What the crash line names: the stage ("start", "load", "train", "exit")
 // and the task ("GROUP/ID"). Copied into static storage: the handler may
 // not allocate.

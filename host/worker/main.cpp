@@ -79,12 +79,20 @@ std::int64_t rss_at_fork = -1;
 
 // The resident set now, in bytes (0 when it cannot tell).
 std::int64_t resident_bytes() {
-    long pages = 0, resident = 0;
-    FILE* f = std::fopen("/proc/self/statm", "re");
-    if (f == nullptr) return 0;
-    int n = std::fscanf(f, "%ld %ld", &pages, &resident);
-    std::fclose(f);
-    return n == 2 ? static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE) : 0;
+    // read(), not stdio: every forked worker calls this first, and fopen
+    // allocates and links its FILE into stdio's list, pages it would copy.
+    int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[128];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char* end = nullptr;
+    std::strtol(buf, &end, 10);  // the size; the resident set follows
+    const char* second = end;
+    long resident = std::strtol(second, &end, 10);
+    return end != second ? static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE) : 0;
 }
 
 // The worker's RSS peak, or that of the largest program it ran and waited
@@ -265,6 +273,8 @@ std::string preload_plugin(const fedflow::Dict& preload) {
     }
     if (preloaded_lib.has("fedflow_fork_server_fork"))
         plugin_fork_hook = preloaded_lib.get<std::remove_pointer_t<ForkHook>>("fedflow_fork_server_fork");
+    // Each worker's crash::install would load it otherwise.
+    fedflow::worker::crash::load_unwinder();
     return {};
 }
 
@@ -311,6 +321,10 @@ int main(int argc, char** argv) {
             contain = argv[++i];
         } else if (a == "--fork-server" && i + 1 < argc) {
             fork_server_fd = std::atoi(argv[++i]);
+        } else if (a == "--bind-now-added") {
+            // The host set LD_BIND_NOW for the fork server alone
+            // (exec/fork_server.cpp); the loader has read it.
+            ::unsetenv("LD_BIND_NOW");
         } else if (a == "--guard" && i + 1 < argc) {
             return fedflow::worker::shim::guard(argv[i + 1]);
         } else if (a == "--probe-pidns") {

@@ -189,9 +189,14 @@ class Probe:
     def __init__(self, task_id):
         self.id = task_id
     def train(self, device):
+        try:
+            with open("/proc/%d/environ" % os.getppid(), "rb") as f:
+                server_env = [e.decode() for e in f.read().split(b"\0") if e.startswith(b"LD_BIND_NOW=")]
+        except OSError:
+            server_env = None
         return {"omp": os.environ.get("OMP_NUM_THREADS"), "c_omp": os.getenv("OMP_NUM_THREADS"),
                 "imported_at": blob.IMPORTED_AT, "pid": os.getpid(), "ppid": os.getppid(),
-                "size": len(blob.DATA)}
+                "size": len(blob.DATA), "bind_now": os.environ.get("LD_BIND_NOW"), "server_env": server_env}
 '''
 
 TORCH_THREADS = r'''
@@ -252,6 +257,10 @@ class PythonForkServer(HostTest):
             servers.add(res["imported_at"])
             self.assertIsNone(res["omp"], "OMP_NUM_THREADS=1 of the preload is gone")
             self.assertIsNone(res["c_omp"])
+            # The server was started with LD_BIND_NOW (its imports bound
+            # once, not in every task); the task's environment has none.
+            self.assertEqual(res["server_env"], ["LD_BIND_NOW=1"])
+            self.assertIsNone(res["bind_now"])
         self.assertEqual(len(servers), 1, "one fork server")
         # Charged for its own memory: the 200 MB it shares with the server
         # are not its own, as RSS would count them (an exec'd task holds
@@ -262,11 +271,12 @@ class PythonForkServer(HostTest):
         for i in range(3):
             self.assertLess(r.task("g", str(i))["peak_memory"], whole - 60 * 1000 * 1000, r.describe())
 
-        r = self.run_plan(self.plan("fork-server", tasks=1), workdir="omp", env=self.env(OMP_NUM_THREADS="3"),
-                          timeout=60)
+        r = self.run_plan(self.plan("fork-server", tasks=1), workdir="omp",
+                          env=self.env(OMP_NUM_THREADS="3", LD_BIND_NOW="1"), timeout=60)
         self.assertExit(r, 0)
         self.assertEqual(r.result("g", "0")["omp"], "3")
         self.assertEqual(r.result("g", "0")["c_omp"], "3")
+        self.assertEqual(r.result("g", "0")["bind_now"], "1", "the user's own LD_BIND_NOW is kept")
 
     def test_exec_imports_in_each_task(self):
         r = self.run_plan(self.plan("exec", tasks=1), env=self.env(), timeout=60)
