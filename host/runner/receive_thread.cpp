@@ -15,8 +15,14 @@ ReceiveThread::ReceiveThread(ResultReceiver receiver, messages::Result announced
       dir_(std::move(dir)),
       done_fd_(done_fd),
       received_ns_(received_ns) {
+    // A small result costs less to receive than a thread costs to start.
+    if (is_small(announced_)) {
+        run();
+        return;
+    }
     try {
         thread_ = std::thread([this] { run(); });
+        threaded_ = true;
     } catch (const std::system_error&) {
         // No thread to be had (a thread counts against ulimit -u, which a
         // run may have reached): the result is received here and now, on

@@ -17,8 +17,9 @@
 // through its signalfd are blocked before any ReceiveThread starts, and a
 // thread inherits that mask, so no signal is delivered to it. Workers are
 // started with posix_spawn, which is safe while this thread runs.
-// Where no thread can be started (a thread counts against ulimit -u, which
-// a run may have reached), the constructor receives on the caller's thread
+// A small result (result_receiver.hpp: is_small), and any result where no
+// thread can be started (a thread counts against ulimit -u, which a run may
+// have reached), is received by the constructor on the caller's thread
 // instead, and done() is true when it returns.
 // The destructor joins: a ReceiveThread outliving its run waits for its
 // write to end rather than leave a thread behind.
@@ -48,6 +49,8 @@ public:
 
     // The thread has ended (what it wrote is complete).
     bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+    // The result is received on a thread of its own (not by the constructor).
+    bool threaded() const noexcept { return threaded_; }
     // Once done(): what receive() returned; rethrows what it threw.
     results::Written take();
     // Once done(): the receiver as the thread left it (segments_removed(),
@@ -67,6 +70,7 @@ private:
     results::Written written_;
     std::exception_ptr error_;
     std::atomic<bool> done_{false};
+    bool threaded_ = false;
     std::thread thread_;  // started in the constructor's body, once everything above is set
 };
 

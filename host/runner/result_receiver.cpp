@@ -10,8 +10,10 @@
 #include <fmt/core.h>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -34,12 +36,61 @@ private:
     int fd_;
 };
 
+// The whole of a small segment, read with pread; nullopt when it is not
+// small after all (it is mapped then).
+std::optional<std::vector<std::uint8_t>> read_small(int fd, const std::string& name) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
+    if (static_cast<std::uint64_t>(st.st_size) > integrity::result_header_size + small_result_bytes)
+        return std::nullopt;
+    std::vector<std::uint8_t> data(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (got < data.size()) {
+        ssize_t n = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::system_error(errno, std::generic_category(), "read " + name);
+        if (n == 0) break;  // shrunk since: check_result finds it short
+        got += static_cast<std::size_t>(n);
+    }
+    data.resize(got);
+    return data;
+}
+
 }  // namespace
+
+bool is_small(const messages::Result& announced) noexcept {
+    std::uint64_t total = announced.size;
+    for (const auto& b : announced.buffers) {
+        total += b.size.value_or(0);
+        if (total > small_result_bytes) return false;
+    }
+    return total <= small_result_bytes;
+}
 
 results::Written ResultReceiver::receive(const messages::Result& announced, const std::filesystem::path& dir) {
     const std::uint64_t count = announced.buffers.size();
-    auto seg = std::make_shared<shm::Segment>(open(shm::result_name(prefix_)));
-    const std::uint8_t* doc = integrity::check_result(seg->data(), seg->size(), announced.size);
+    const std::string result_name = shm::result_name(prefix_);
+    // What the decoded values may view (Bytes held inline): the bytes read,
+    // or the mapping.
+    std::shared_ptr<const void> keep;
+    const std::uint8_t* data = nullptr;
+    std::size_t size = 0;
+    if (is_small(announced)) {
+        OwnedFd fd(open_fd(result_name));
+        if (auto small = read_small(fd.get(), result_name)) {
+            auto bytes = std::make_shared<std::vector<std::uint8_t>>(std::move(*small));
+            data = bytes->data();
+            size = bytes->size();
+            keep = std::move(bytes);
+        }
+    }
+    if (!keep) {
+        auto seg = std::make_shared<shm::Segment>(open(result_name));
+        data = seg->data();
+        size = seg->size();
+        keep = std::move(seg);
+    }
+    const std::uint8_t* doc = integrity::check_result(data, size, announced.size);
     // A reference becomes a Bytes without data that names its buffer: the
     // host never maps a Bytes buffer. write_result has the kernel copy a
     // whole buffer into its byte file (byte_file::copy_in_kernel), whose
@@ -73,7 +124,7 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
                             id));
         return c.file_checksum;
     };
-    Value v = wire::decode(doc, static_cast<std::size_t>(announced.size), resolve, seg);
+    Value v = wire::decode(doc, static_cast<std::size_t>(announced.size), resolve, keep);
     if (!v.is<Dict>()) throw std::runtime_error("the result is not a dict");
     results::Written w = results::write_result(v.as<Dict>(), dir, copy);
     // The names are known: no need to list /dev/shm on this path.

@@ -32,6 +32,16 @@
 
 namespace fedflow {
 
+// A result whose document and Bytes buffers together hold at most this
+// many bytes is small: its segment is read with pread, not mapped (a new
+// mapping, its page faults and its unmapping cost more than copying a few
+// pages), and it is received on the loop's thread (ReceiveThread), where it
+// takes less time than starting a thread would.
+inline constexpr std::uint64_t small_result_bytes = 64 * 1024;
+
+// Whether `announced` is a small result (above).
+bool is_small(const messages::Result& announced) noexcept;
+
 class ResultReceiver {
 public:
     // prefix: the task's shared-memory name prefix (shm::result_name and

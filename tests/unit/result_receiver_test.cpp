@@ -221,10 +221,12 @@ TEST_CASE("ReceiveThread: receives on its own thread, tells an eventfd, hands ba
     const int fd = ::eventfd(0, EFD_CLOEXEC);
     REQUIRE(fd >= 0);
     std::uint64_t n = 0;
+    const std::size_t big = small_result_bytes + 1;
     {
         TempDir dir;
-        WorkerResult w(64);
+        WorkerResult w(big);
         ReceiveThread t(ResultReceiver(w.prefix), w.announced, dir.path, fd, 42);
+        CHECK(t.threaded());
         REQUIRE(::read(fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n));  // blocks until it is done
         CHECK(t.done());
         CHECK(t.received_ns() == 42);
@@ -235,7 +237,7 @@ TEST_CASE("ReceiveThread: receives on its own thread, tells an eventfd, hands ba
     }
     {
         TempDir dir;
-        WorkerResult w(64);
+        WorkerResult w(big);
         // A scribbled-on document: receive throws.
         WorkerResult::scribble(shm::result_name(w.prefix),
                                static_cast<std::streamoff>(integrity::result_header_size) + 20);
@@ -244,6 +246,19 @@ TEST_CASE("ReceiveThread: receives on its own thread, tells an eventfd, hands ba
         CHECK_THROWS_WITH(t.take(), doctest::Contains("corrupt"));
         CHECK_FALSE(t.receiver().segments_removed());
         CHECK_FALSE(fs::exists(dir.path / "result.json"));
+    }
+    {
+        // A small result (document and buffers within small_result_bytes)
+        // is received at once, on the caller's thread, and still told.
+        TempDir dir;
+        WorkerResult w(small_result_bytes / 2);
+        REQUIRE(is_small(w.announced));
+        ReceiveThread t(ResultReceiver(w.prefix), w.announced, dir.path, fd, 7);
+        CHECK_FALSE(t.threaded());
+        CHECK(t.done());
+        REQUIRE(::read(fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n));
+        CHECK(t.take().json["loss"] == 0.5);
+        CHECK(t.receiver().segments_removed());
     }
     ::close(fd);
 }
