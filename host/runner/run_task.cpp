@@ -143,7 +143,7 @@ int run_task(const plan::Plan& plan, const std::vector<PluginFile>& plugins, con
     const Task& t = *ran.tasks().front();
     if (t.status() == TaskStatus::FINISHED || t.status() == TaskStatus::EXITED) {
         std::printf("%s\n", t.result().dump(2).c_str());
-        log::info("run-task: {} finished; its result.json and logs are in {}", o.target, t.workdir().string());
+        log::info("run-task: {} finished; its result.json and logs are in {}", o.target, ran.task_dir(t).string());
     } else {
         auto entry = ran.result()["tasks"][id];
         log::error("run-task: {} failed in {}: {}", o.target, entry.value("stage", "?"), entry.value("message", "?"));

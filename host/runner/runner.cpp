@@ -384,7 +384,8 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
         Dict results;
         for (const auto& t : latest->tasks())
             if ((t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED) && !t->result().is_null())
-                results.insert_or_assign(t->task_id(), results::reference_result(t->result(), t->workdir(), files));
+                results.insert_or_assign(t->task_id(),
+                                         results::reference_result(t->result(), latest->task_dir(*t), files));
         // So that a task can say why a result it looks for is missing.
         inputs_about_.insert_or_assign(name, Dict{{"tasks", latest->tasks().size()},
                                                   {"finished", results.size()},
@@ -419,8 +420,8 @@ void Runner::merge_peaks(Task& task, const exec::Peaks& peaks) {
 void Runner::receive_result(Live& live, const messages::Result& announced) {
     log::debug("{}/{}: its result ({} bytes) is received off the loop", live.group->group_name(), live.task->task_id(),
                announced.size);
-    live.receiving = std::make_unique<ReceiveThread>(live.receiver, announced, live.task->workdir(), results_fd_,
-                                                     clock::monotonic_ns());
+    live.receiving = std::make_unique<ReceiveThread>(live.receiver, announced, live.group->task_dir(*live.task),
+                                                     results_fd_, clock::monotonic_ns());
 }
 
 void Runner::collect_results() {
@@ -840,14 +841,13 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         task.estimates().memory = t.memory;
         task.estimates().gpu_memory = t.gpu_memory;
         if (!options_.resume) continue;
-        fs::path dir = group->workdir() / task.task_id();
         if (previous != nullptr) {
             if (auto p = previous->find(task.task_id()); p != previous->end()) {
-                task.restore(dir, std::move(p->second.result), std::move(p->second.report));
+                task.restore(std::move(p->second.result), std::move(p->second.report));
                 continue;
             }
         }
-        fs::remove_all(dir);  // what did not finish starts afresh
+        fs::remove_all(group->task_dir(task));  // what did not finish starts afresh
     }
     TaskGroup& g = *group;
     groups_.push_back(std::move(group));

@@ -226,7 +226,7 @@ void Runner::start_kept(TaskGroup& group) {
 bool Runner::reuse(TaskGroup& group, Task& task, Client& client) {
     const exec::WorkerId id = client.kept;
     const std::string prefix = fmt::format("{}-t{}r{}", shm_prefix_, id, group.round());
-    const fs::path workdir = group.workdir() / task.task_id();
+    const fs::path workdir = group.task_dir(task);
     if (!executor_->next_round(id, make_config(group, task, prefix, workdir))) return false;
     kept_.erase(id);
     client.kept = 0;
@@ -234,7 +234,7 @@ bool Runner::reuse(TaskGroup& group, Task& task, Client& client) {
     task.stats().evictions = client.evictions;
     task.stats().kept = true;
     live_.emplace(id, Live(group, task, ResultReceiver(prefix), messages::worker_protocol));
-    task.start(workdir, *executor_, id);
+    task.start(*executor_, id);
     status_event(group, task, {{"pid", executor_->pid(id)}, {"kept", true}});
     task.start_load();  // no load runs: what an earlier round loaded is there
     task.set_status(TaskStatus::WAITING);
@@ -248,7 +248,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     const std::string prefix = fmt::format("{}-t{}", shm_prefix_, id);
     exec::LoadRequest request;
     request.id = id;
-    request.workdir = group.workdir() / task.task_id();
+    request.workdir = group.task_dir(task);
     request.grown_memory = task.estimates().grown_memory;
     request.memory = task.estimates().memory;
     // Tasks of a plugin share a fork server when they load alike: the same
@@ -285,7 +285,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     task_seq_ = id;
     waiting_for_.erase(&task);
     live_.emplace(id, Live(group, task, ResultReceiver(prefix)));
-    task.start(request.workdir, *executor_, id);
+    task.start(*executor_, id);
     if (spec_->keep_loaded) {
         Client& client = clients_[{group.index() - 1, task.task_id()}];
         task.stats().loads = ++client.loads;

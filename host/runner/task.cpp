@@ -63,10 +63,9 @@ void Task::set_status(TaskStatus s) {
         stage_started_ = std::chrono::steady_clock::now();
 }
 
-void Task::start(const std::filesystem::path& workdir, exec::Executor& executor, exec::WorkerId worker) {
+void Task::start(exec::Executor& executor, exec::WorkerId worker) {
     if (status_ != TaskStatus::INIT && status_ != TaskStatus::INTERRUPT)
         throw std::logic_error(fmt::format("task {}: start() in state {}", task_id_, to_string(status_)));
-    workdir_ = workdir;
     executor_ = &executor;
     worker_ = worker;
     set_status(TaskStatus::AVAILABLE);
@@ -79,10 +78,9 @@ void Task::start_train(const std::string& device) {
     device_ = device;
 }
 
-void Task::restore(std::filesystem::path workdir, nlohmann::ordered_json result, nlohmann::ordered_json report) {
+void Task::restore(nlohmann::ordered_json result, nlohmann::ordered_json report) {
     if (status_ != TaskStatus::INIT)
         throw std::logic_error(fmt::format("task {}: restore() in state {}", task_id_, to_string(status_)));
-    workdir_ = std::move(workdir);
     result_ = std::move(result);
     restored_report_ = std::move(report);
     restored_ = true;

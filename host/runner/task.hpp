@@ -78,8 +78,6 @@ public:
     // The device train runs on: the pinned one until start_train assigns it.
     const std::string& device() const noexcept { return device_; }
     bool pinned() const noexcept { return pinned_; }
-    // Absolute; set by start().
-    const std::filesystem::path& workdir() const noexcept { return workdir_; }
     // What train returned, as written to result.json (null until FINISHED).
     const nlohmann::ordered_json& result() const noexcept { return result_; }
     TaskStatus status() const noexcept { return status_; }
@@ -91,8 +89,9 @@ public:
     const TaskEstimates& estimates() const noexcept { return estimates_; }
 
     // -- methods of the original --
-    // The executor started the task's worker `worker` in workdir. INIT -> AVAILABLE.
-    void start(const std::filesystem::path& workdir, exec::Executor& executor, exec::WorkerId worker);
+    // The executor started the task's worker `worker` (in its folder,
+    // TaskGroup::task_dir). INIT -> AVAILABLE.
+    void start(exec::Executor& executor, exec::WorkerId worker);
     // The worker runs load. AVAILABLE -> LOADING.
     void start_load();
     // The worker runs train on device. WAITING -> TRAINING.
@@ -103,7 +102,7 @@ public:
 
     // --resume: the task finished in an earlier run of the same workdir; it
     // is FINISHED with that run's result and report entry, and never runs.
-    void restore(std::filesystem::path workdir, nlohmann::ordered_json result, nlohmann::ordered_json report);
+    void restore(nlohmann::ordered_json result, nlohmann::ordered_json report);
     bool restored() const noexcept { return restored_; }
     const nlohmann::ordered_json& restored_report() const noexcept { return restored_report_; }
 
@@ -128,7 +127,8 @@ private:
     std::string task_id_;
     std::string device_;
     std::shared_ptr<const Dict> params_;
-    std::filesystem::path workdir_;
+    // (No folder: it is always the group's folder / task_id, and a path is
+    // 40 bytes and a few allocations more per task.)
     nlohmann::ordered_json result_;
     TaskStatus status_ = TaskStatus::INIT;
     bool pinned_ = false;

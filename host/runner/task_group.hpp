@@ -38,6 +38,8 @@ public:
     std::uint32_t round() const noexcept { return round_; }
     void set_round(std::uint32_t round) noexcept { round_ = round; }
     void set_workdir(std::filesystem::path dir) { workdir_ = std::move(dir); }
+    // The folder of one of its tasks: workdir() / its id.
+    std::filesystem::path task_dir(const Task& task) const { return workdir_ / task.task_id(); }
     // The group's report: every task, its status and result (report.json).
     nlohmann::ordered_json result() const;
 

@@ -43,7 +43,6 @@ TEST_CASE("a Task starts in INIT with its id, pinned device and params") {
     CHECK(t.pinned());
     CHECK(t.status() == TaskStatus::INIT);
     CHECK(t.params().at("lr").as<double>() == doctest::Approx(0.1));
-    CHECK(t.workdir().empty());
     CHECK(t.result().is_null());
     CHECK_FALSE(t.is_alive());
     CHECK_FALSE(Task("x").pinned());
@@ -83,6 +82,8 @@ TEST_CASE("TaskGroup attributes") {
     CHECK(g.device() == "cuda:0");
     g.set_workdir("/tmp/run/server");
     CHECK(g.workdir() == "/tmp/run/server");
+    Task& t = g.add_task(Task("client-7"));
+    CHECK(g.task_dir(t) == "/tmp/run/server/client-7");  // a task keeps no folder of its own
 }
 
 TEST_CASE("add_task and get_task") {
