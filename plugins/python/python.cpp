@@ -543,6 +543,7 @@ fedflow_fork_server_preload(const std::uint8_t* doc, std::size_t size, char* err
                 const std::string& name = m.as<std::string>();
                 Ref module(check(PyImport_ImportModule(name.c_str()), "import " + name));
             }
+        Ref prepared(check(PyObject_CallMethod(g_runtime, "prepare_fork", nullptr), "preparing to fork"));
         return 0;
     } catch (const std::exception& e) {
         std::snprintf(error, error_size, "%s", e.what());

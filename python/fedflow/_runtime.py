@@ -133,6 +133,27 @@ def describe(exc):
     return is_out_of_memory(exc), "\n".join([head] + lines), full
 
 
+# What after_fork calls in each child to set OpenMP's thread count, looked up
+# once by the fork server (prepare_fork): None where torch needs
+# torch.set_num_threads; _UNKNOWN before prepare_fork ran.
+_UNKNOWN = object()
+_omp_set_num_threads = _UNKNOWN
+
+
+def prepare_fork():
+    """In the fork server, once the preload modules are imported, before the
+    first fork. Looks up what after_fork needs: reading /proc/self/maps and a
+    dlopen of libgomp cost each forked torch task 10-50 ms. Freezes the
+    garbage collector (gc.freeze): what is loaded now is never scanned by a
+    child's collections, which would write to every object's header and so
+    copy every page the child shares with the server."""
+    global _omp_set_num_threads
+    torch = sys.modules.get("torch")
+    _omp_set_num_threads = _openmp_setter(torch) if torch is not None else None
+    import gc
+    gc.freeze()
+
+
 def after_fork(env):
     """In a worker forked by a fork server: the thread settings the task was
     started with (env: variable -> value, None when unset), which the preload
@@ -165,17 +186,31 @@ def _set_openmp_threads(torch, n):
     OpenMP starts its threads at the first parallel op. The count holds in
     the task's main thread (where load and train run), as OpenMP's settings
     are per thread."""
+    setter = _omp_set_num_threads
+    if setter is _UNKNOWN:
+        setter = _openmp_setter(torch)
+    if setter is None:
+        return False
+    try:
+        setter(n)
+        return torch.get_num_threads() == n
+    except (OSError, AttributeError):
+        return False
+
+
+def _openmp_setter(torch):
+    """libgomp's omp_set_num_threads, as torch uses it, or None (see
+    _set_openmp_threads)."""
     try:
         if not torch.backends.openmp.is_available() or torch.backends.mkl.is_available():
-            return False
+            return None
         # The libgomp torch uses: a second one (a wheel's own, loaded next to
         # a system one) would leave it unknown which.
         with open("/proc/self/maps") as maps:
             found = {line.split(None, 5)[-1].strip() for line in maps if "/libgomp" in line}
         if len(found) != 1:
-            return False
+            return None
         import ctypes
-        ctypes.CDLL(found.pop(), mode=os.RTLD_NOLOAD | os.RTLD_LAZY).omp_set_num_threads(n)
-        return torch.get_num_threads() == n
+        return ctypes.CDLL(found.pop(), mode=os.RTLD_NOLOAD | os.RTLD_LAZY).omp_set_num_threads
     except (OSError, AttributeError, ImportError):
-        return False
+        return None

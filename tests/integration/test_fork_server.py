@@ -182,7 +182,7 @@ class ForkServer(HostTest):
 
 
 PRELOADED = r'''
-import os, sys
+import gc, os, sys
 import blob  # preloaded by the fork server: imported once, shared
 
 class Probe:
@@ -196,7 +196,8 @@ class Probe:
             server_env = None
         return {"omp": os.environ.get("OMP_NUM_THREADS"), "c_omp": os.getenv("OMP_NUM_THREADS"),
                 "imported_at": blob.IMPORTED_AT, "pid": os.getpid(), "ppid": os.getppid(),
-                "size": len(blob.DATA), "bind_now": os.environ.get("LD_BIND_NOW"), "server_env": server_env}
+                "size": len(blob.DATA), "bind_now": os.environ.get("LD_BIND_NOW"), "server_env": server_env,
+                "frozen": gc.get_freeze_count()}
 '''
 
 TORCH_THREADS = r'''
@@ -207,6 +208,9 @@ from fedflow import Task
 class Threads(Task):
     def load(self):
         self.threads_at_load = len(os.listdir("/proc/self/task"))
+        # Looked up by the fork server (prepare_fork), not in each task.
+        from fedflow import _runtime
+        self.setter_prepared = _runtime._omp_set_num_threads is not _runtime._UNKNOWN
     def train(self, device):
         try:
             with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
@@ -214,6 +218,7 @@ class Threads(Task):
         except OSError:
             parent = ""
         return {"torch_threads": torch.get_num_threads(), "threads_at_load": self.threads_at_load,
+                "setter_prepared": self.setter_prepared,
                 "omp": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid(), "parent": parent}
 '''
 
@@ -261,6 +266,9 @@ class PythonForkServer(HostTest):
             # once, not in every task); the task's environment has none.
             self.assertEqual(res["server_env"], ["LD_BIND_NOW=1"])
             self.assertIsNone(res["bind_now"])
+            # The server froze its objects (gc.freeze): the task's collections
+            # do not scan them, and so do not copy their pages.
+            self.assertGreater(res["frozen"], 0)
         self.assertEqual(len(servers), 1, "one fork server")
         # Charged for its own memory: the 200 MB it shares with the server
         # are not its own, as RSS would count them (an exec'd task holds
@@ -307,6 +315,7 @@ class PythonForkServer(HostTest):
                 self.assertIn(is_forked(res), (True, None))
                 self.assertEqual(res["torch_threads"], wanted, r.describe())
                 self.assertEqual(res["threads_at_load"], 1, "no thread started before load")
+                self.assertTrue(res["setter_prepared"])
                 self.assertEqual(res["omp"], omp)
 
     def test_failed_preload_falls_back_to_exec(self):
