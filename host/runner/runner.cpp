@@ -300,6 +300,7 @@ int Runner::run() {
     const std::string& reason = !stop_reason_.empty() ? stop_reason_ : failed_stop_;
     json end{{"event", "run_end"}, {"status", status}, {"exit_code", code}};
     if (!reason.empty()) end["reason"] = reason;
+    end["loop_max_ms"] = std::chrono::duration<double, std::milli>(loop_max_).count();
     journal_.write(std::move(end));
     outputs_->finish(status, code, reason);
     if (disk_full_)
@@ -872,6 +873,7 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
     }
 
     std::vector<exec::Event> events;
+    auto busy_from = Clock::now();
     for (;;) {
         journal_.sync();  // what just finished is on disk before anything new starts
         check_journal();
@@ -879,7 +881,9 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         schedule(g);
         if (live_.empty() && !waiting_on_machine_) break;
         events.clear();
+        loop_max_ = std::max(loop_max_, Clock::now() - busy_from);
         executor_->wait(next_deadline(), wake_fd_, events);
+        busy_from = Clock::now();
         read_signals();
         for (auto& e : events) dispatch(e);
         collect_results();

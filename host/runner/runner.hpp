@@ -248,7 +248,11 @@ private:
     std::map<ClientKey, Client> clients_;       // keep-loaded tasks
     std::map<exec::WorkerId, ClientKey> kept_;  // idle kept workers (and evicted ones until they exit)
     bool releasing_kept_ = false;
-    std::int64_t evictions_ = 0;   // kept workers evicted in the run
+    std::int64_t evictions_ = 0;  // kept workers evicted in the run
+    // The longest the event loop went from one wait to the next: how long
+    // a signal, a timeout or another task's message could go unserved
+    // (run_end's loop_max_ms; bench/result-keys prints it).
+    std::chrono::steady_clock::duration loop_max_{};
     exec::WorkerId task_seq_ = 0;  // the last WorkerId given out
     int signal_fd_ = -1;
     int results_fd_ = -1;  // eventfd: a ReceiveThread is done

@@ -38,6 +38,12 @@ class ResultKeys(HostTest):
         # The later group received all of it, in order.
         self.assertEqual(r.result("reader", "0"), {"counts": {"0": KEYS}, "last": {"0": KEYS - 1}})
         self.assertGreater(os.path.getsize(r.path("report.html")), 0)
+        # The journal says how long the loop's longest turn was (bench/result-keys
+        # prints it next to the result's time in the host).
+        end = [e for e in r.events() if e.get("event") == "run_end"]
+        self.assertEqual(len(end), 1)
+        self.assertIsInstance(end[0]["loop_max_ms"], float)
+        self.assertGreater(end[0]["loop_max_ms"], 0)
 
         # --resume reads the result and the reports back: nothing runs again.
         again = self.host(plan, "--workdir", r.workdir, "--resume", "--progress", "none", timeout=300,
