@@ -10,13 +10,12 @@
 // the bytes go from the segment's pages to the file's through that buffer
 // and nowhere else.
 //
-// When the checksum comes from whoever made the bytes (the worker takes
-// each Bytes buffer's after train returns), the host need not see them at
-// all: copy_in_kernel() moves them with copy_file_range (same filesystem)
-// or splice (a /dev/shm segment: its pages go into a pipe by reference and
-// are copied once, into the file's page cache). copy() is the fallback,
-// and the path of a file that is only part of its source, whose checksum
-// nobody took.
+// copy_in_kernel() moves bytes without this process seeing them, with
+// copy_file_range (same filesystem) or splice (a /dev/shm segment: its
+// pages go into a pipe by reference and are copied once, into the file's
+// page cache). It checks nothing, so it is for copies that are checked
+// later: a node agent's copy of a segment into the shared workdir, which
+// the host reads with copy() (docs/architecture.md, "The data path").
 #pragma once
 
 #include <cstddef>

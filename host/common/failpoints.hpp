@@ -11,9 +11,6 @@
 //   result-truncate@TASK, result-corrupt@TASK, bytes-corrupt@TASK,
 //   bytes-truncate@TASK      the worker of TASK ("group/id") damages its sealed
 //                            result (worker/main.cpp)
-//   bytes-copy-in-host       the host copies every Bytes buffer through its
-//                            own memory, checking its checksum, as where the
-//                            kernel cannot move it (runner/result_receiver.cpp)
 //   fork-server-emfile       the run's first fork-server start fails with
 //                            EMFILE (exec/local_executor.cpp)
 #pragma once

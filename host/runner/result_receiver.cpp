@@ -1,7 +1,6 @@
 #include "runner/result_receiver.hpp"
 
 #include "common/byte_file.hpp"
-#include "common/failpoints.hpp"
 #include "common/integrity.hpp"
 #include "common/shm.hpp"
 
@@ -92,12 +91,11 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
     }
     const std::uint8_t* doc = integrity::check_result(data, size, announced.size);
     // A reference becomes a Bytes without data that names its buffer: the
-    // host never maps a Bytes buffer. write_result has the kernel copy a
-    // whole buffer into its byte file (byte_file::copy_in_kernel), whose
-    // checksum is then the one the worker took; a part of a buffer, or a
-    // buffer the kernel cannot move, is copied through this process
-    // (byte_file::copy), which checks the worker's checksum as it goes.
-    const bool in_kernel = !failpoints::armed("bytes-copy-in-host");
+    // host never maps a Bytes buffer. write_result copies it from the
+    // segment's descriptor (byte_file::copy) and checks the worker's
+    // checksum as it goes: a buffer written to after train returned (an
+    // asynchronous copy still running, a thread of the plugin) fails its
+    // task here, rather than reach a reader that does not verify.
     auto resolve = [&](std::uint64_t id, std::uint64_t n) -> Bytes {
         if (id >= count) throw wire::Error(fmt::format("reference to bytes buffer {} of {}", id, count));
         const messages::BytesBuffer& buffer = announced.buffers[id];
@@ -116,7 +114,6 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
         if (static_cast<std::uint64_t>(st.st_size) < size)
             throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, st.st_size, size));
         const std::string what = fmt::format("bytes buffer {}", id);
-        if (n == size && in_kernel && byte_file::copy_in_kernel(fd.get(), n, path, what)) return buffer.checksum;
         byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, what);
         if (c.source_checksum != buffer.checksum)
             throw wire::Error(

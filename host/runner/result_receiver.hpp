@@ -10,17 +10,13 @@
 // throws, and the task fails with "invalid result: ..."; nothing is written
 // from a result that did not pass.
 //
-// A Bytes buffer's bytes are the exception: a whole buffer goes into its
-// byte file inside the kernel (byte_file::copy_in_kernel) without this
-// process reading it, and its `$bytes` entry gets the checksum the worker
-// announced. A worker whose buffer changed after it took the checksum (or
-// that lies about it) thus leaves a byte file that fails verification
-// where it is read (verify-inputs, results::read_result), naming the file.
-// A buffer the kernel cannot move, or one the result uses only part of, is
-// copied through this process and checked against the announced checksum
-// as before (byte_file::copy); failpoint bytes-copy-in-host takes that path
-// for every buffer. A buffer cut short while it is copied fails the task
-// ("truncated"), never the host: nothing is mapped.
+// A Bytes buffer is copied into its byte file through a small buffer of
+// this process (byte_file::copy, never mapped) and checked against the
+// checksum the worker announced as it goes: a buffer that changed after the
+// worker took it (or a checksum that lies) fails the task ("corrupt"), and
+// one cut short while it is copied fails it too ("truncated"), never the
+// host. (Moving the bytes inside the kernel, with splice, would hide them
+// from this check; docs/architecture.md says what that would save.)
 #pragma once
 
 #include "common/messages.hpp"
