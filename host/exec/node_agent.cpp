@@ -1,6 +1,7 @@
 #include "exec/node_agent.hpp"
 
 #include "common/byte_file.hpp"
+#include "common/file_io.hpp"
 #include "common/log.hpp"
 #include "common/shm.hpp"
 #include "common/sim_gpu.hpp"
@@ -55,17 +56,11 @@ void copy_segment(const std::string& name, const fs::path& file) {
     // Read through its descriptor, never mapped: the kernel moves the pages
     // (byte_file::copy_in_kernel), and a segment cut short is an error, not
     // a SIGBUS in the agent. The host checks what arrives, sizes first.
-    const int fd = shm::Segment::open_fd_read_only(name);
-    try {
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
-        const auto size = static_cast<std::uint64_t>(st.st_size);
-        if (!byte_file::copy_in_kernel(fd, size, file, name)) byte_file::copy(fd, size, size, file, name);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    ::close(fd);
+    const file_io::Fd fd(shm::Segment::open_fd_read_only(name));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (!byte_file::copy_in_kernel(fd.get(), size, file, name)) byte_file::copy(fd.get(), size, size, file, name);
 }
 
 class Agent {

@@ -41,19 +41,20 @@ PlanError::PlanError(std::vector<std::string> messages)
 
 std::string GroupSpec::task_id(std::size_t i) const { return i < count ? std::to_string(i) : tasks[i - count].id; }
 
-std::vector<TaskSpec*> GroupSpec::specs() {
-    std::vector<TaskSpec*> out;
-    out.reserve(tasks.size() + 1);
-    if (count > 0) out.push_back(&alike);
-    for (auto& t : tasks) out.push_back(&t);
+namespace {
+// GroupSpec::specs, for a const group and a mutable one alike.
+template <class Group>
+auto specs_of(Group& g) {
+    std::vector<decltype(&g.alike)> out;
+    out.reserve(g.tasks.size() + 1);
+    if (g.count > 0) out.push_back(&g.alike);
+    for (auto& t : g.tasks) out.push_back(&t);
     return out;
 }
+}  // namespace
 
-std::vector<const TaskSpec*> GroupSpec::specs() const {
-    // The same specs, read-only.
-    auto all = const_cast<GroupSpec*>(this)->specs();
-    return {all.begin(), all.end()};
-}
+std::vector<TaskSpec*> GroupSpec::specs() { return specs_of(*this); }
+std::vector<const TaskSpec*> GroupSpec::specs() const { return specs_of(*this); }
 
 const GroupSpec* Plan::find_group(std::string_view name) const {
     for (const auto& g : groups)

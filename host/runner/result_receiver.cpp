@@ -1,6 +1,7 @@
 #include "runner/result_receiver.hpp"
 
 #include "common/byte_file.hpp"
+#include "common/file_io.hpp"
 #include "common/integrity.hpp"
 #include "common/shm.hpp"
 
@@ -21,19 +22,6 @@
 namespace fedflow {
 
 namespace {
-
-// Closes a descriptor when it goes.
-class OwnedFd {
-public:
-    explicit OwnedFd(int fd) noexcept : fd_(fd) {}
-    ~OwnedFd() { ::close(fd_); }
-    OwnedFd(const OwnedFd&) = delete;
-    OwnedFd& operator=(const OwnedFd&) = delete;
-    int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
 
 // The whole of a small segment, read with pread; nullopt when it is not
 // small after all (it is mapped then).
@@ -75,7 +63,7 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
     const std::uint8_t* data = nullptr;
     std::size_t size = 0;
     if (is_small(announced)) {
-        OwnedFd fd(open_fd(result_name));
+        file_io::Fd fd(open_fd(result_name));
         if (auto small = read_small(fd.get(), result_name)) {
             auto bytes = std::make_shared<std::vector<std::uint8_t>>(std::move(*small));
             data = bytes->data();
@@ -108,13 +96,12 @@ results::Written ResultReceiver::receive(const messages::Result& announced, cons
         const messages::BytesBuffer& buffer = announced.buffers[id];
         const std::uint64_t size = *buffer.size;
         const std::string name = shm::bytes_name(prefix_, id);
-        OwnedFd fd(open_fd(name));
+        file_io::Fd fd(open_fd(name));
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), "stat " + name);
         if (static_cast<std::uint64_t>(st.st_size) < size)
             throw wire::Error(fmt::format("bytes buffer {} truncated: {} bytes of {}", id, st.st_size, size));
-        const std::string what = fmt::format("bytes buffer {}", id);
-        byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, what);
+        byte_file::Copied c = byte_file::copy(fd.get(), n, size, path, fmt::format("bytes buffer {}", id));
         if (c.source_checksum != buffer.checksum)
             throw wire::Error(
                 fmt::format("bytes buffer {} corrupt: its checksum does not match (written to after train returned?)",
