@@ -100,6 +100,12 @@ RunModel RunModel::read(const fs::path& workdir) {
     }
     m.read_events();
     m.read_files_ = false;
+    // The reports after the journal, as the runner gives them to its model
+    // (a group's report.json at its end): the tasks a group tells one by one
+    // are the first to start in the journal, then those that never started in
+    // report.json's order, on both paths (task()).
+    for (const auto& [gi, rel] : m.unread_reports_) m.read_report(gi, workdir / rel, rel.string());
+    m.unread_reports_.clear();
     return m;
 }
 
@@ -122,7 +128,7 @@ std::size_t RunModel::set_report(const std::string& name, int round, const json&
 
 void RunModel::report_task(std::size_t gi, const std::string& id, const std::string& status,
                            const std::function<json()>& entry) {
-    if (task(gi, id) == no_task) count_untold(gi, status);
+    if (task(gi, id, true) == no_task) count_untold(gi, status);
     else take_entry(gi, id, entry());
 }
 
@@ -148,7 +154,7 @@ std::size_t RunModel::group(const std::string& name, int round, const std::strin
     run_.groups.push_back(std::move(g));
     groups_.emplace(key, gi);
     tasks_.emplace_back();
-    if (readable && read_files_) read_report(gi, run_.workdir / rel, rel.string());
+    if (readable && read_files_) unread_reports_.emplace_back(gi, rel);
     return gi;
 }
 
@@ -173,7 +179,7 @@ void RunModel::take_head(std::size_t gi, const json& head) {
 
 void RunModel::take_entry(std::size_t gi, const std::string& id, const json& entry) {
     if (!entry.is_object()) return;
-    std::size_t ti = task(gi, id);
+    std::size_t ti = task(gi, id, true);
     if (ti == no_task) {
         count_untold(gi, string_at(entry, "status"));
         return;
@@ -209,11 +215,11 @@ void RunModel::count_untold(std::size_t gi, const std::string& status) {
     g.untold_failed += status == "EXCEPTION";
 }
 
-std::size_t RunModel::task(std::size_t gi, const std::string& id) {
+std::size_t RunModel::task(std::size_t gi, const std::string& id, bool admit) {
     auto& index = tasks_[gi];
     if (auto it = index.find(id); it != index.end()) return it->second;
     Group& g = run_.groups[gi];
-    if (g.tasks.size() >= task_detail_limit) return no_task;
+    if (!admit || g.tasks.size() >= task_detail_limit) return no_task;
     g.tasks.push_back(TaskInfo{});
     g.tasks.back().id = id;
     index.emplace(id, g.tasks.size() - 1);
@@ -304,7 +310,9 @@ void RunModel::add_event(const json& e) {
     }
     std::string id = string_at(e, "task");
     if (id.empty()) return;
-    std::size_t ti = task(gi, id);
+    // A task starts with its first status line (AVAILABLE: its worker is
+    // started); other lines (a "waiting" to load) only add to a task told.
+    std::size_t ti = task(gi, id, type == "status");
     if (ti == no_task) return;  // counted from report.json when the group ends
     Track& track = track_[{gi, ti}];
     if (type == "status") status(gi, ti, track, e, now);

@@ -61,10 +61,12 @@ struct Group {
     int block = 0;              // its [[round]] table, 1-based (run.json's or group_start's "block"); 0 outside rounds
     std::filesystem::path dir;  // its folder, relative to the workdir
     std::string plugin;
-    bool has_report = false;      // report.json was read
-    std::vector<TaskInfo> tasks;  // report.json's order, then tasks seen only in events
-    // The tasks after the first task_detail_limit (a group of 100,000):
-    // counted from report.json, not kept one by one, nor drawn.
+    bool has_report = false;  // report.json was read
+    // In the order they started (their first status line in the journal),
+    // then those that never started in report.json's order.
+    std::vector<TaskInfo> tasks;
+    // The tasks after the first task_detail_limit of that order (a group of
+    // 100,000): counted from report.json, not kept one by one, nor drawn.
     std::size_t untold = 0, untold_finished = 0, untold_failed = 0;
     std::optional<double> start_ms, end_ms;
 };
@@ -139,7 +141,7 @@ public:
     std::size_t set_report(const std::string& name, int round, const nlohmann::ordered_json& head);
     void report_task(const std::string& name, int round, const std::string& id, const nlohmann::ordered_json& entry);
     // The same with the entry made only for a task the page tells one by
-    // one (the first task_detail_limit); the others are only counted by
+    // one (task(): the first task_detail_limit); the others are only counted by
     // status, so their entries are never built (a group of 100,000).
     void report_task(std::size_t group, const std::string& id, const std::string& status,
                      const std::function<nlohmann::ordered_json()>& entry);
@@ -165,16 +167,23 @@ private:
     void take_head(std::size_t gi, const nlohmann::ordered_json& head);
     void take_entry(std::size_t gi, const std::string& id, const nlohmann::ordered_json& entry);
     void count_untold(std::size_t gi, const std::string& status);
-    // The index of the group's task with that id (a new one at the end if
-    // needed), or no_task once the group tells no more tasks one by one.
+    // The index of the group's task with that id; one it does not know yet
+    // is added at the end when admit is true and the group tells fewer than
+    // task_detail_limit tasks, else no_task. This is the one rule for which
+    // tasks a page tells: admitted as they start (their first status line,
+    // in journal order), then, with the group's report, those that never
+    // started in report.json's order. The live model and read() both feed
+    // the journal before the reports, so both pick the same tasks.
     static constexpr std::size_t no_task = static_cast<std::size_t>(-1);
-    std::size_t task(std::size_t gi, const std::string& id);
+    std::size_t task(std::size_t gi, const std::string& id, bool admit);
     std::optional<double> time_of(const nlohmann::ordered_json& e);
     void read_events();
     void status(std::size_t gi, std::size_t ti, Track& track, const nlohmann::ordered_json& e, double now);
 
     Run run_;
-    bool read_files_ = false;  // read(): a group's report.json is read when the group is first seen
+    bool read_files_ = false;  // read(): a group's report.json is read after the journal
+    // Those reports, read() reads them last: the group, its report.json relative to the workdir.
+    std::vector<std::pair<std::size_t, std::filesystem::path>> unread_reports_;
     std::map<std::string, std::size_t> groups_;
     std::vector<std::map<std::string, std::size_t>> tasks_;
     std::map<std::pair<std::size_t, std::size_t>, Track> track_;

@@ -328,6 +328,41 @@ TEST_CASE("a thousand tasks: one bar per stage, and a page of reasonable size") 
     CHECK(html.size() < 3 * 1024 * 1024);
 }
 
+namespace {
+
+// A model fed as the runner feeds it: each group of run.json when it
+// starts, every journal line, then each group's report.json entry by entry
+// (the entry built only for a task the page tells one by one; built counts
+// them).
+RunModel feed_live(const fs::path& wd, std::size_t& built) {
+    RunModel live(wd);
+    nlohmann::ordered_json info = nlohmann::ordered_json::parse(slurp(wd / "run.json"));
+    for (const auto& g : info["groups"])
+        live.add_group(g["group"].get<std::string>(), 0, 0, g.value("index", 0), g["report"].get<std::string>());
+    std::ifstream lines(wd / "events.jsonl");
+    for (std::string l; std::getline(lines, l);) live.add_event(nlohmann::ordered_json::parse(l));
+    for (const auto& g : info["groups"]) {
+        nlohmann::ordered_json full = nlohmann::ordered_json::parse(slurp(wd / g["report"].get<std::string>()));
+        nlohmann::ordered_json head = full;
+        head["tasks"] = nlohmann::ordered_json::object();
+        const std::size_t handle = live.set_report(g["group"].get<std::string>(), 0, head);
+        for (const auto& [id, entry] : full["tasks"].items())
+            live.report_task(handle, id, entry["status"].get<std::string>(), [&, &entry = entry] {
+                ++built;
+                return entry;
+            });
+    }
+    return live;
+}
+
+std::vector<std::string> ids_of(const Group& g) {
+    std::vector<std::string> ids;
+    for (const auto& t : g.tasks) ids.push_back(t.id);
+    return ids;
+}
+
+}  // namespace
+
 TEST_CASE("a group of 5,000 tasks: the first 2,000 told one by one, the others counted (issue 11)") {
     // 100,000 tasks made a page of hundreds of MB, built in memory: the host
     // peaked at 313 MB after a SIGTERM.
@@ -337,13 +372,17 @@ TEST_CASE("a group of 5,000 tasks: the first 2,000 told one by one, the others c
         "groups":[{"index":1,"group":"many","report":"many/report.json"}]})");
     std::string e = ev(0, R"("event":"run_start")") +
                     ev(0, R"("event":"group_start","group":"many","index":1,"tasks":5000)");
+    // 4000, 3000, ..., 0 ran and finished, in that order.
+    for (int i = 4000; i >= 0; i -= 1000) {
+        std::string id = std::to_string(i);
+        int ms = (4000 - i) / 50;
+        e += status(ms, "many", id, "LOADING") + status(ms + 5, "many", id, "TRAINING", R"(,"device":"cpu")") +
+             status(ms + 9, "many", id, "FINISHED");
+    }
     std::string report = R"({"group":"many","index":1,"plugin":"noop","tasks":{)";
     for (int i = 0; i < n; ++i) {
         std::string id = std::to_string(i);
-        bool ran = i % 1000 == 0;  // 0, 1000, ..., 4000 ran and finished
-        if (ran)
-            e += status(i, "many", id, "LOADING") + status(i + 5, "many", id, "TRAINING", R"(,"device":"cpu")") +
-                 status(i + 9, "many", id, "FINISHED");
+        bool ran = i % 1000 == 0;
         report +=
             (i ? "," : "") + ("\"" + id + "\":") +
             (ran ? R"({"status":"FINISHED","retries":{"load":0,"train":0},"result":{"v":1}})"
@@ -360,45 +399,89 @@ TEST_CASE("a group of 5,000 tasks: the first 2,000 told one by one, the others c
     Run run = read_run(dir.path);
     REQUIRE(run.groups.size() == 1);
     const Group& g = run.groups[0];
-    CHECK(g.tasks.size() == task_detail_limit);
+    // The five that started, in the order they started, then those that
+    // never started in report.json's order: 1 to 1996 but 1000.
+    REQUIRE(g.tasks.size() == task_detail_limit);
+    std::vector<std::string> told = ids_of(g);
+    CHECK(std::vector<std::string>(told.begin(), told.begin() + 7) ==
+          std::vector<std::string>{"4000", "3000", "2000", "1000", "0", "1", "2"});
+    CHECK(told.back() == "1996");
     CHECK(g.untold == n - task_detail_limit);
-    CHECK(g.untold_finished == 3);  // 2000, 3000 and 4000
-    CHECK(g.untold_failed == n - task_detail_limit - 3);
-    CHECK(run.stages.size() == 4);  // tasks 0 and 1000: a load and a train each; the others are not drawn
+    CHECK(g.untold_finished == 0);
+    CHECK(g.untold_failed == n - task_detail_limit);
+    CHECK(run.stages.size() == 10);  // a load and a train of each task that ran
 
     write_html(dir.path);
     std::string html = slurp(dir.path / "report.html");
     CHECK(html.find("5000 tasks \u00b7 5 finished \u00b7 4995 failed") != std::string::npos);
-    CHECK(html.find("3000 more tasks (3 finished, 2997 failed) are not listed here; many/report.json has every task") !=
+    CHECK(html.find("3000 more tasks (0 finished, 3000 failed) are not listed here; many/report.json has every task") !=
           std::string::npos);
     CHECK(html.find("Failures <span class=\"muted small\">(4995)</span>") != std::string::npos);
     CHECK(count(html, "<tr><td>") <= task_detail_limit + 100);
 
     // Fed as the runner feeds it, the model asks for the entries of the
-    // tasks it tells one by one only, and counts the others the same.
-    RunModel live(dir.path);
-    live.add_group("many", 0, 0, 1, "many/report.json");
-    std::ifstream lines(dir.path / "events.jsonl");
-    for (std::string l; std::getline(lines, l);) live.add_event(nlohmann::ordered_json::parse(l));
-    nlohmann::ordered_json full = nlohmann::ordered_json::parse(slurp(dir.path / "many" / "report.json"));
-    nlohmann::ordered_json head = full;
-    head["tasks"] = nlohmann::ordered_json::object();
-    const std::size_t handle = live.set_report("many", 0, head);
+    // tasks it tells one by one only, and tells and counts the same.
     std::size_t built = 0;
-    for (const auto& [id, entry] : full["tasks"].items())
-        live.report_task(handle, id, entry["status"].get<std::string>(), [&, &entry = entry] {
-            ++built;
-            return entry;
-        });
+    const Run lr = feed_live(dir.path, built).run();
     CHECK(built == task_detail_limit);
-    const Run lr = live.run();
     const Group& lg = lr.groups.at(0);
-    CHECK(lg.tasks.size() == task_detail_limit);
+    CHECK(ids_of(lg) == told);
     CHECK(lg.untold == g.untold);
-    CHECK(lg.untold_failed + lg.untold_finished == lg.untold);
-    CHECK(lg.untold_finished + std::count_if(lg.tasks.begin(), lg.tasks.end(),
-                                             [](const TaskInfo& t) { return t.status == "FINISHED"; }) ==
-          5);
+    CHECK(lg.untold_finished == g.untold_finished);
+    CHECK(lg.untold_failed == g.untold_failed);
+    CHECK(lr.stages.size() == run.stages.size());
+}
+
+TEST_CASE("a group over the limit whose tasks start out of plan order: the first to start are told, live and re-read") {
+    // The live page told the first tasks to start and `fedflow-host report`
+    // the first of report.json: two pages of one run listed other tasks.
+    TempDir dir;
+    const int n = static_cast<int>(task_detail_limit) + 1000;
+    put(dir.path / "run.json", R"({"plan":"/p/many.toml","status":"finished","exit_code":0,
+        "groups":[{"index":1,"group":"many","report":"many/report.json"}]})");
+    std::string e = ev(0, R"("event":"run_start")") + ev(0, R"("event":"group_start","group":"many","index":1)") +
+                    // t0 waits for memory to load and never starts: waiting is not starting.
+                    ev(1, R"("event":"waiting","group":"many","round":0,"task":"t0","stage":"load","resource":"ram",)"
+                          R"("reason":"needs 1 GiB")");
+    // Tasks start from the last of the plan to t1, two in each millisecond
+    // (a tie in time: the journal's order decides); each ends later.
+    for (int i = n - 1; i >= 1; --i)
+        e += status(10 + (n - 1 - i) / 2, "many", "t" + std::to_string(i), "AVAILABLE", R"(,"pid":1)");
+    for (int i = n - 1; i >= 1; --i) {
+        std::string id = "t" + std::to_string(i);
+        e += status(3000, "many", id, "LOADING") + status(3001, "many", id, "WAITING") +
+             status(3002, "many", id, "TRAINING", R"(,"device":"cpu")") + status(3003, "many", id, "FINISHED");
+    }
+    e +=
+        ev(4000,
+           R"("event":"not_started","group":"many","round":0,"count":1,"stage":"start","message":"stopped","ranges":[[0,0]])") +
+        ev(4001, R"("event":"group_end","group":"many","finished":2999,"failed":1)");
+    put(dir.path / "events.jsonl", e);
+    std::string report =
+        R"({"group":"many","index":1,"plugin":"noop","tasks":{"t0":{"status":"EXCEPTION","stage":"start","message":"stopped"})";
+    for (int i = 1; i < n; ++i)
+        report += ",\"t" + std::to_string(i) + R"(":{"status":"FINISHED","retries":{"load":0,"train":0}})";
+    put(dir.path / "many" / "report.json", report + "}}");
+
+    std::vector<std::string> first_to_start;
+    for (int i = n - 1; first_to_start.size() < task_detail_limit; --i)
+        first_to_start.push_back("t" + std::to_string(i));
+    const Run run = read_run(dir.path);
+    std::size_t built = 0;
+    const Run live = feed_live(dir.path, built).run();
+    for (const Run* r : {&run, &live}) {
+        REQUIRE(r->groups.size() == 1);
+        const Group& g = r->groups[0];
+        CHECK(ids_of(g) == first_to_start);
+        CHECK(g.untold == 1000);
+        CHECK(g.untold_failed == 1);
+        CHECK(g.untold_finished == 999);
+        CHECK(r->stages.size() == 3 * task_detail_limit);
+    }
+    CHECK(built == task_detail_limit);
+    // The same page, then.
+    write_html(dir.path);
+    CHECK(slurp(dir.path / "report.html").find("1000 more tasks (999 finished, 1 failed)") != std::string::npos);
 }
 
 namespace {
