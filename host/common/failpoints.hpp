@@ -13,6 +13,8 @@
 //                            result (worker/main.cpp)
 //   fork-server-emfile       the run's first fork-server start fails with
 //                            EMFILE (exec/local_executor.cpp)
+//   fork-cgroup-enter        every forked worker fails to enter its task's
+//                            cgroup, with EACCES (worker/fork_server.cpp)
 #pragma once
 
 #include <string_view>

@@ -21,11 +21,12 @@ constexpr std::size_t max_fds = 4;
 constexpr std::size_t max_packet = 1 << 20;
 }  // namespace
 
-bool send(int fd, const Dict& body, const std::vector<int>& fds) {
-    std::string doc = wire::encode(Value(body));
-    if (doc.size() > max_packet) throw std::runtime_error("fork server packet too large");
+namespace {
+
+bool send_bytes(int fd, const char* doc, std::size_t size, const std::vector<int>& fds) {
+    if (size > max_packet) throw std::runtime_error("fork server packet too large");
     if (fds.size() > max_fds) throw std::invalid_argument("fork server packet: too many descriptors");
-    iovec iov{doc.data(), doc.size()};
+    iovec iov{const_cast<char*>(doc), size};
     msghdr mh{};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
@@ -46,6 +47,34 @@ bool send(int fd, const Dict& body, const std::vector<int>& fds) {
         if (errno == EPIPE || errno == ECONNRESET) return false;
         throw std::system_error(errno, std::generic_category(), "fork server: send");
     }
+}
+
+}  // namespace
+
+bool send(int fd, const Dict& body, const std::vector<int>& fds) {
+    std::string doc = wire::encode(Value(body));
+    return send_bytes(fd, doc.data(), doc.size(), fds);
+}
+
+ForkedAnswer::ForkedAnswer() {
+    // The pid is a fixed-width integer in the encoding: the bytes in which
+    // two encodings differ are where it goes.
+    std::string a = wire::encode(Value(Dict{{"forked", std::int64_t{0}}}));
+    std::string b = wire::encode(Value(Dict{{"forked", std::int64_t{-1}}}));
+    auto first = static_cast<std::size_t>(std::mismatch(a.begin(), a.end(), b.begin()).first - a.begin());
+    if (a.size() != b.size() || a.size() > doc_.size() || first + 8 > a.size() ||
+        a.compare(first + 8, std::string::npos, b, first + 8) != 0)
+        throw std::logic_error("fork_packet::ForkedAnswer: the pid is not 8 bytes of its packet");
+    std::memcpy(doc_.data(), a.data(), a.size());
+    size_ = a.size();
+    pid_at_ = first;
+}
+
+bool ForkedAnswer::send(int fd, pid_t pid) const {
+    std::array<char, 64> doc = doc_;
+    auto value = static_cast<std::int64_t>(pid);
+    std::memcpy(doc.data() + pid_at_, &value, sizeof value);
+    return send_bytes(fd, doc.data(), size_, {});
 }
 
 std::optional<Dict> receive(int fd, std::vector<int>& fds, bool* would_block) {

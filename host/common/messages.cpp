@@ -181,11 +181,17 @@ Load Load::decode(const Dict& body) {
     return {};
 }
 
-Dict Train::encode() const { return Dict{{"device", device}}; }
+Dict Train::encode() const {
+    Dict d{{"device", device}};
+    if (exit_after) d["exit_after"] = true;
+    return d;
+}
 
 Train Train::decode(const Dict& body) {
-    Body b(type, body, {"device"});
-    return Train{b.string("device")};
+    Body b(type, body, {"device", "exit_after"});
+    Train t{b.string("device")};
+    if (const Value* v = b.optional("exit_after")) t.exit_after = b.as<bool>("exit_after", *v);
+    return t;
 }
 
 Exit Exit::decode(const Dict& body) {
@@ -328,13 +334,16 @@ std::optional<FromShim> decode_from_shim(const channel::Message& m) {
 
 void Conversation::sent(const FromHost& m) noexcept {
     if (std::holds_alternative<Load>(m)) pending_ = Pending::load;
-    else if (std::holds_alternative<Train>(m)) pending_ = Pending::train;
-    else if (std::holds_alternative<Exit>(m)) exit_sent_ = true;
+    else if (const auto* train = std::get_if<Train>(&m)) {
+        pending_ = Pending::train;
+        exit_after_train_ = train->exit_after;
+    } else if (std::holds_alternative<Exit>(m)) exit_sent_ = true;
     // A config asks for no answer (the first is answered by `ready`).
 }
 
 std::string Conversation::expecting() const {
     if (exit_sent_) return "nothing: the worker was told to exit";
+    if (exit_implied_) return "nothing: the worker exits after its result";
     if (ended_) return "nothing: the worker reported that it cannot go on";
     if (!ready_) return "'ready' or 'failed' in start";
     switch (pending_) {
@@ -356,7 +365,7 @@ FromWorker Conversation::receive(const channel::Message& m) {
     const char* name = channel::type_name(m.type);
     const Failed* failed = std::get_if<Failed>(&msg);
     const char* stage = failed != nullptr ? to_string(failed->stage) : nullptr;
-    if (exit_sent_ || ended_) refuse(name, stage);
+    if (exit_sent_ || ended_ || exit_implied_) refuse(name, stage);
     if (std::holds_alternative<Ready>(msg)) {
         if (ready_) refuse(name, stage);
         ready_ = true;
@@ -370,6 +379,7 @@ FromWorker Conversation::receive(const channel::Message& m) {
         bool load = std::holds_alternative<Loaded>(msg) || (failed != nullptr && failed->stage == Failed::Stage::load);
         if (!ready_ || pending_ != (load ? Pending::load : Pending::train)) refuse(name, stage);
         pending_ = Pending::none;
+        exit_implied_ = exit_after_train_ && std::holds_alternative<Result>(msg);
     }
     return msg;
 }

@@ -68,10 +68,15 @@ struct Load {
     friend bool operator==(const Load&, const Load&) = default;
 };
 
-// Run train on device ("cuda:N" or "cpu").
+// Run train on device ("cuda:N" or "cpu"). exit_after: the host keeps
+// nothing of this worker after a result, so the worker destroys its task and
+// exits as soon as it has sent one, without waiting for Exit (one round trip
+// less per task); after a failure it waits for the host as before (a train
+// that ran out of memory is tried again in the same process).
 struct Train {
     static constexpr channel::Type type = channel::Type::train;
     std::string device;
+    bool exit_after = false;  // absent on the wire when false
 
     Dict encode() const;
     static Train decode(const Dict& body);
@@ -231,6 +236,9 @@ class Conversation {
 public:
     // The host sent m.
     void sent(const FromHost& m) noexcept;
+    // The worker ends by itself: its result came in answer to a Train with
+    // exit_after. The host sends it no Exit.
+    bool exit_implied() const noexcept { return exit_implied_; }
     // Decodes a frame from the worker and checks that it may come now;
     // throws channel::ProtocolError if not ("unexpected 'loaded' message:
     // no stage is running"). A message that is accepted moves the
@@ -247,6 +255,8 @@ private:
     bool ready_ = false;
     bool ended_ = false;  // failed in start or channel: the worker exits
     bool exit_sent_ = false;
+    bool exit_after_train_ = false;  // the pending train said exit_after
+    bool exit_implied_ = false;
     Pending pending_ = Pending::none;
 };
 

@@ -273,6 +273,7 @@ Dict encode(const TrainRequest& t, WorkerId id) {
     Dict d{{"id", i64(id)}, {"pinned", t.pinned}};
     put_optional(d, "grown_gpu_memory", t.grown_gpu_memory);
     put_optional(d, "gpu_memory", t.gpu_memory);
+    d["last"] = t.last;
     return d;
 }
 
@@ -283,6 +284,7 @@ TrainRequest decode_train(const Dict& body, WorkerId& id) {
     t.pinned = r.str("pinned");
     t.grown_gpu_memory = r.optional_u64("grown_gpu_memory");
     t.gpu_memory = r.optional_u64("gpu_memory");
+    t.last = r.flag("last");
     return t;
 }
 

@@ -53,6 +53,9 @@ struct TrainRequest {
     std::string pinned;  // "cpu", "cuda:N", or empty: the executor chooses
     std::optional<std::uint64_t> grown_gpu_memory;
     std::optional<std::uint64_t> gpu_memory;
+    // Nothing of the worker is kept after a result (no keep-loaded next
+    // round): it exits by itself once it has sent one (messages::Train).
+    bool last = false;
 };
 
 // What a start_* call decided. verdict.kind == go: the stage started, on

@@ -155,16 +155,18 @@ std::optional<Dict> ForkServer::answer(std::chrono::steady_clock::time_point dea
 }
 
 pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
-                       const std::string& contain, bool in_cgroup) {
+                       const std::string& contain, int cgroup_procs) {
     if (sock_ < 0) throw std::runtime_error("the fork server is gone");
     Dict r;
     r["workdir"] = workdir.string();
     r["nofile"] = std::int64_t{nofile};
     r["contain"] = contain;
-    r["cgroup"] = in_cgroup;
+    r["cgroup"] = cgroup_procs >= 0;
     Dict m;
     m["fork"] = std::move(r);
-    if (!fork_packet::send(sock_, m, {channel, out, err})) {
+    std::vector<int> fds = {channel, out, err};
+    if (cgroup_procs >= 0) fds.push_back(cgroup_procs);
+    if (!fork_packet::send(sock_, m, fds)) {
         lost();
         throw std::runtime_error("the fork server is gone");
     }

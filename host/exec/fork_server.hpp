@@ -59,13 +59,15 @@ public:
 
     // Forks a worker set up as posix_spawn sets up an exec'd one (cwd
     // workdir; fds 1, 2 and 3 from out, err and channel; nofile and contain
-    // as the worker's --nofile and --contain). in_cgroup: the host puts it
-    // in a cgroup of its own, and counts and kills what it leaves there
-    // itself, so the server must not kill its process group first (what it
+    // as the worker's --nofile and --contain). cgroup_procs (-1: none): the
+    // cgroup.procs of a cgroup of its own, opened for writing: the worker
+    // moves itself there before it runs anything of the task (or fails in
+    // start, saying why). The host counts and kills what it leaves there
+    // itself, so the server does not kill its process group first (what it
     // killed would be missing from the count). Returns its pid. Throws
     // ForkRefused, or std::runtime_error when the server is gone.
     pid_t fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
-               const std::string& contain, bool in_cgroup);
+               const std::string& contain, int cgroup_procs);
 
     // Reads what the server sent (non-blocking): exits and stops. False once
     // it is gone (its workers were killed with it: take_exit says SIGKILL).

@@ -304,7 +304,8 @@ Admission LocalExecutor::start_train(WorkerId id, const TrainRequest& request) {
     w->stage = Worker::Stage::training;
     w->gpu = a.verdict.gpu;
     auto told = options_.told_devices.find(a.verdict.gpu);
-    w->process->send(messages::Train{told == options_.told_devices.end() ? a.verdict.device : told->second});
+    w->process->send(
+        messages::Train{told == options_.told_devices.end() ? a.verdict.device : told->second, request.last});
     a.pid = w->process->pid();
     return a;
 }
@@ -325,6 +326,9 @@ void LocalExecutor::release(WorkerId id) {
     Worker* w = find(id);
     if (w == nullptr || w->process->exited()) return;
     w->stage = Worker::Stage::released;
+    // One that sent its result to a Train with exit_after is exiting by
+    // itself; an Exit to it could find its channel closed, and kill it.
+    if (w->process->conversation().exit_implied()) return;
     if (!w->process->send(messages::Exit{})) w->process->kill(SIGKILL);
 }
 
@@ -431,13 +435,14 @@ void LocalExecutor::read(WorkerId id, Worker& w, std::vector<Event>& out) {
     };
     std::vector<channel::Message> frames;
     bool open = true;
+    std::optional<std::string> bad_frame;
     try {
         open = w.process->read_available(frames);
     } catch (const channel::ProtocolError& e) {
-        // The task is judged first: what came before the bad frame is not
-        // believed either.
-        broken(e.what());
-        return;
+        // What came before the bad frame stands, as it would have had it
+        // come in an earlier read (a worker that exits after its result
+        // sends its last words in the same breath); nothing after.
+        bad_frame = e.what();
     }
     for (const auto& frame : frames) {
         messages::FromWorker m;
@@ -457,6 +462,7 @@ void LocalExecutor::read(WorkerId id, Worker& w, std::vector<Event>& out) {
         e.message = std::move(m);
         out.push_back(std::move(e));
     }
+    if (bad_frame) return broken(*bad_frame);
     if (!open && !w.closed_at) w.closed_at = Clock::now();
 }
 

@@ -236,9 +236,21 @@ std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const Spa
         std::vector<std::string> args = o.descendants->worker_args();  // {"--contain", MODE} or none
         if (args.size() == 2) contain = args[1];
     }
+    // The worker enters its cgroup itself (worker/fork_server.hpp): the
+    // host does not wait for the move.
+    file_io::Fd cgroup_procs;
+    if (!w->cgroup_.empty()) {
+        cgroup_procs.reset(::open((w->cgroup_ / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+        if (!cgroup_procs.valid()) {
+            int e = errno;
+            ::rmdir(w->cgroup_.c_str());
+            w->cgroup_.clear();
+            spawn_error(std::system_error(e, std::generic_category(), "cannot open the task's cgroup.procs"));
+        }
+    }
     try {
         w->forked_pid_ = server.fork(o.workdir, worker_end.get(), out.get(), err.get(),
-                                     static_cast<long>(original_fd_soft), contain, !w->cgroup_.empty());
+                                     static_cast<long>(original_fd_soft), contain, cgroup_procs.get());
     } catch (const ForkRefused& e) {
         if (!w->cgroup_.empty()) ::rmdir(w->cgroup_.c_str());
         w->cgroup_.clear();
@@ -252,8 +264,6 @@ std::unique_ptr<WorkerProcess> WorkerProcess::fork(ForkServer& server, const Spa
     }
     w->server_ = &server;
     ++live_workers;
-    // As with spawn: the worker runs nothing of the task before `config`.
-    if (!w->cgroup_.empty()) cgroup::adopt(w->cgroup_, w->forked_pid_);
     ::fcntl(w->sock_, F_SETFL, ::fcntl(w->sock_, F_GETFL) | O_NONBLOCK);
     return w;
 }

@@ -101,7 +101,7 @@ public:
     bool send(const messages::FromHost& m);
     // Reads what the socket has (non-blocking) into out. Returns false at
     // EOF, after which the channel is closed. Throws channel::ProtocolError
-    // on a malformed frame.
+    // on a malformed frame; the frames before it are in out.
     bool read_available(std::vector<channel::Message>& out);
     // What was said so far: Conversation::receive decodes and checks what
     // the worker sends.

@@ -435,6 +435,8 @@ void Runner::collect_results() {
         if (l.receiving && l.receiving->done()) {
             std::unique_ptr<ReceiveThread> received = std::move(l.receiving);
             finish_result(l, it->first, *received);
+            if (l.deferred_broken) worker_broken(l, *l.deferred_broken);
+            l.deferred_broken.reset();
             std::optional<exec::Event> exit = std::move(l.deferred_exit);
             l.deferred_exit.reset();
             if (l.kept) {  // kept for its next round (finish_worker): no longer live
@@ -494,15 +496,19 @@ void Runner::finish_result(Live& live, exec::WorkerId id, ReceiveThread& receive
     finish_worker(live, id);
 }
 
+bool Runner::may_keep(const Live& live) const {
+    // Kept for the next round of its [[round]], if there is one: a worker
+    // too old to take a next round's config (protocol 1) is not.
+    const TaskGroup& group = *live.group;
+    const plan::GroupSpec& spec = plan_.groups[group.index() - 1];
+    const bool next_round = spec.block != 0 && group.round() < plan_.rounds[spec.block - 1].count;
+    return spec.keep_loaded && next_round && live.protocol >= 2;
+}
+
 void Runner::finish_worker(Live& live, exec::WorkerId id) {
     TaskGroup& group = *live.group;
     Task& task = *live.task;
-    // Kept for the next round of its [[round]], if there is one: a worker
-    // too old to take a next round's config (protocol 1) is not.
-    const plan::GroupSpec& spec = plan_.groups[group.index() - 1];
-    const bool next_round = spec.block != 0 && group.round() < plan_.rounds[spec.block - 1].count;
-    if (!spec.keep_loaded || !next_round || live.protocol < 2 || task.status() != TaskStatus::FINISHED ||
-        !stop_reason_.empty()) {
+    if (!may_keep(live) || task.status() != TaskStatus::FINISHED || !stop_reason_.empty()) {
         task.exit();
         return;
     }
@@ -784,13 +790,14 @@ void Runner::dispatch(exec::Event& event) {
         if (l.kept) live_.erase(it);
         break;
     case exec::Event::Kind::broken:
-        // Whatever a worker sends, only its own task fails (the executor
-        // ends its worker: what else it says cannot be trusted).
-        if (!is_final(l.task->status()))
-            fail(*l.group, *l.task, stage_of(l.task->status()), fmt::format("protocol error: {}", event.error));
-        else
-            log::warning("{}/{}: protocol error after the task ended ({}): {}; its worker is ended",
-                         l.group->group_name(), l.task->task_id(), to_string(l.task->status()), event.error);
+        // What came after its result (a worker that exits after its result
+        // sends it in the same breath, its destructor's last words) is
+        // judged once that result is: it does not undo a finished task.
+        if (l.receiving) {
+            if (!l.deferred_broken) l.deferred_broken = event;
+        } else {
+            worker_broken(l, event);
+        }
         break;
     case exec::Event::Kind::stopped: handle_stop(l, event); break;
     case exec::Event::Kind::exited:
@@ -800,6 +807,16 @@ void Runner::dispatch(exec::Event& event) {
         else worker_ended(it, event);
         break;
     }
+}
+
+void Runner::worker_broken(Live& l, const exec::Event& event) {
+    // Whatever a worker sends, only its own task fails (the executor ends
+    // its worker: what else it says cannot be trusted).
+    if (!is_final(l.task->status()))
+        fail(*l.group, *l.task, stage_of(l.task->status()), fmt::format("protocol error: {}", event.error));
+    else
+        log::warning("{}/{}: protocol error after the task ended ({}): {}; its worker is ended", l.group->group_name(),
+                     l.task->task_id(), to_string(l.task->status()), event.error);
 }
 
 void Runner::worker_ended(std::map<exec::WorkerId, Live>::iterator it, const exec::Event& event) {

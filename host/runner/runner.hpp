@@ -107,6 +107,7 @@ private:
         // meanwhile its worker's exit waits here, so that the segments stay.
         std::unique_ptr<ReceiveThread> receiving;
         std::optional<exec::Event> deferred_exit;
+        std::optional<exec::Event> deferred_broken;  // a protocol error that came after its result
     };
     // keep-loaded: task i of a group across rounds, by (plan group index,
     // task id).
@@ -156,6 +157,9 @@ private:
     bool reuse(TaskGroup& group, Task& task, Client& client);
     // After a result: keeps the worker for the task's next round when its
     // group is keep-loaded, else asks it to exit.
+    // Whether its worker may be kept for the next round (keep-loaded), if
+    // its task finishes: else it exits after its result.
+    bool may_keep(const Live& live) const;
     void finish_worker(Live& live, exec::WorkerId id);
     // A kept worker exited while idle: evicted, or crashed.
     void kept_exited(const exec::Event& e);
@@ -176,6 +180,8 @@ private:
     void receive_result(Live& live, const messages::Result& announced);
     void collect_results();
     void finish_result(Live& live, exec::WorkerId id, ReceiveThread& received);
+    // A worker that sent what is no valid message, or one out of turn.
+    void worker_broken(Live& l, const exec::Event& event);
     // A worker exited: its leftovers, its task's outcome, and its Live goes.
     void worker_ended(std::map<exec::WorkerId, Live>::iterator it, const exec::Event& event);
     void handle_exit(Live& live, const exec::Event& e);

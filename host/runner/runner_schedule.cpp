@@ -155,6 +155,7 @@ void Runner::start_trains(TaskGroup& group) {
         request.pinned = t.pinned() ? t.device() : group.device();
         request.grown_gpu_memory = t.estimates().grown_gpu_memory;
         request.gpu_memory = t.estimates().gpu_memory;
+        request.last = !may_keep(l);
         exec::Admission a = executor_->start_train(id, request);
         if (a.verdict.kind == sched::Verdict::Kind::wait) {
             note_wait(group, t, "train", a.verdict);

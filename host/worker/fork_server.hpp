@@ -17,6 +17,10 @@
 // group, stdin /dev/null, stdout.log and stderr.log, the channel as fd 3 and
 // no other descriptor, the task's cwd, an empty signal mask and default
 // handlers; then `child` runs it as a worker whose parent is the server.
+// With a cgroup of its own, the request carries that cgroup's cgroup.procs
+// as a fourth descriptor, and the child moves itself there first: the host
+// does not wait for a move (a cgroup move may wait for an RCU grace period,
+// milliseconds), and the child runs nothing of the task before it.
 #pragma once
 
 #include <fedflow/value.hpp>
@@ -29,6 +33,9 @@ struct Child {
     long parent_pid = 0;  // the server: the child's parent
     long nofile = 0;      // RLIMIT_NOFILE soft limit for the task (0: keep)
     std::string contain;  // the worker's --contain ("pidns", "subreaper", or empty)
+    // Why it could not enter the task's cgroup; the worker then fails in
+    // start and runs nothing of the task.
+    std::string start_error;
 };
 
 struct Hooks {

@@ -245,7 +245,9 @@ static void damage_result(const std::string& task, const std::string& prefix, st
 
 namespace {
 
-int run_worker(long host_pid, long nofile, const std::string& contain);
+// start_error: why the task cannot start (a forked worker that could not
+// enter its cgroup), told in answer to the config; "" to run it.
+int run_worker(long host_pid, long nofile, const std::string& contain, const std::string& start_error = {});
 
 // The fork server's side of the plugin (fork_server.hpp): load it once, and
 // let it prepare for each fork (an embedded interpreter must).
@@ -299,7 +301,7 @@ void start_round_files(const std::string& workdir) {
 
 int forked_worker(const fedflow::worker::fork_server::Child& child) {
     rss_at_fork = resident_bytes();
-    return run_worker(child.parent_pid, child.nofile, child.contain);
+    return run_worker(child.parent_pid, child.nofile, child.contain, child.start_error);
 }
 
 }  // namespace
@@ -346,7 +348,7 @@ int main(int argc, char** argv) {
 
 namespace {
 
-int run_worker(long host_pid, long nofile, const std::string& contain) {
+int run_worker(long host_pid, long nofile, const std::string& contain, const std::string& start_error) {
     // The host raised its own limit on open files; the task gets the one
     // the host was started with.
     if (nofile > 0) {
@@ -400,6 +402,7 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
         fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::protocol,
                       std::string("the first message is '") + ch::type_name(msg::type_of(*first)) + "', not 'config'");
 
+    if (!start_error.empty()) fail_and_exit(msg::Failed::Stage::start, msg::Failed::Kind::exception, start_error);
     const std::string task_name = cfg->group + "/" + cfg->task_id;
     fedflow::worker::crash::set_context("start", task_name);
     boost::dll::shared_library lib;
@@ -556,6 +559,7 @@ int run_worker(long host_pid, long nofile, const std::string& contain) {
             result.peak_memory = peak_rss_bytes();
             damage_result(task_name, current.shm_prefix, result.size);
             send_or_exit(result);
+            if (train->exit_after) break;  // the host sends no Exit
         } else {
             fail_and_exit(msg::Failed::Stage::channel, msg::Failed::Kind::protocol,
                           std::string("unexpected '") + ch::type_name(msg::type_of(*m)) + "' message");

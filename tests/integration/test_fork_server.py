@@ -166,6 +166,23 @@ class ForkServer(HostTest):
         finally:
             fftest.kill_group(proc)
 
+    def test_a_worker_that_cannot_enter_its_cgroup_runs_nothing_of_its_task(self):
+        # A forked worker moves itself into its task's cgroup before it runs
+        # anything of the task; where that fails (the failpoint stands for a
+        # cgroup it may not enter), its task fails in start, saying why, and
+        # the plugin's load never ran.
+        plan = self.write_plan(group("process_info", tasks=2))
+        r = self.run_plan(plan, env={"FEDFLOW_FAILPOINTS": "fork-cgroup-enter"})
+        if r.events()[0]["containment"] != "cgroup":
+            self.skipTest("tasks are not contained by cgroups here: " + r.events()[0]["containment"])
+        self.assertExit(r, 1)
+        for i in ("0", "1"):
+            t = r.task("g", i)
+            self.assertEqual((t["status"], t["stage"]), ("EXCEPTION", "start"), json.dumps(t))
+            self.assertEqual(t["message"], "cannot enter the task's cgroup: Permission denied")
+            self.assertFalse(os.path.exists(r.path("g", i, "result.json")))
+        self.assertFalse(any(e.get("status") == "WAITING" for e in r.events()), "a load ran" + r.describe())
+
     def test_resume_after_failure(self):
         # Task 1 fails in the first run; --resume forks only it again.
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "fault_throw_train"\n'

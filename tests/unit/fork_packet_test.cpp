@@ -81,3 +81,13 @@ TEST_CASE("too many descriptors are refused") {
     Pair p;
     CHECK_THROWS_AS(fork_packet::send(p.fd[0], Dict{}, {0, 0, 0, 0, 0}), std::invalid_argument);
 }
+
+TEST_CASE("the answer encoded ahead is {\"forked\": pid}") {
+    Pair p;
+    const fork_packet::ForkedAnswer answer;
+    for (pid_t pid : {pid_t{1}, pid_t{4194304}, pid_t{123456}}) {
+        REQUIRE(answer.send(p.fd[0], pid));
+        std::vector<int> fds;
+        CHECK(*fork_packet::receive(p.fd[1], fds) == Dict{{"forked", std::int64_t{pid}}});
+    }
+}

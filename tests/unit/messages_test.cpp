@@ -118,6 +118,13 @@ TEST_CASE("every message survives encoding, a frame and decoding") {
         CHECK(round_trip(msg::Exit{}) == msg::Exit{});
     }
     SUBCASE("train") { CHECK(round_trip(msg::Train{"cuda:1"}) == msg::Train{"cuda:1"}); }
+    SUBCASE("train: exit_after is written only when set") {
+        CHECK_FALSE(msg::Train{"cpu"}.encode().contains("exit_after"));
+        CHECK(round_trip(msg::Train{"cpu", true}) == msg::Train{"cpu", true});
+        CHECK_FALSE(msg::Train::decode(Dict{{"device", "cpu"}}).exit_after);
+        CHECK_THROWS_WITH_AS(msg::Train::decode(Dict{{"device", "cpu"}, {"exit_after", 1}}),
+                             "'train' message: field 'exit_after' is an integer, not a bool", ch::ProtocolError);
+    }
     SUBCASE("ready") { CHECK(round_trip(msg::Ready{"echo", 1}) == msg::Ready{"echo", 1}); }
     SUBCASE("ready: protocol 1 is written as before, a later one is told") {
         CHECK_FALSE(msg::Ready{"echo", 1}.encode().contains("protocol"));
@@ -341,6 +348,18 @@ TEST_CASE("the conversation: what a worker may say, and when") {
         CHECK(std::holds_alternative<msg::Result>(c.receive(frame_of(a_result()))));
         c.sent(msg::Exit{});
         CHECK(c.expecting() == "nothing: the worker was told to exit");
+    }
+    SUBCASE("a worker told to exit after its result ends with it; a failed train does not end it") {
+        c.receive(frame_of(msg::Ready{"echo", 1}));
+        c.receive(frame_of(a_loaded(1, 2)));
+        c.sent(msg::Train{"cpu", true});
+        c.receive(frame_of(a_failure()));  // out of memory: the host may train again
+        CHECK_FALSE(c.exit_implied());
+        c.sent(msg::Train{"cpu", true});
+        CHECK(std::holds_alternative<msg::Result>(c.receive(frame_of(a_result()))));
+        CHECK(c.exit_implied());
+        CHECK(c.expecting() == "nothing: the worker exits after its result");
+        CHECK_THROWS_AS(c.receive(frame_of(a_result())), ch::ProtocolError);
     }
     SUBCASE("a kept worker's next round: a config, then train, and no answer to the config") {
         c.receive(frame_of(msg::Ready{"echo", 1, msg::worker_protocol}));
