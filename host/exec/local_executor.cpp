@@ -531,6 +531,11 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         if (sock.fd >= 0 && (sock.revents & (POLLIN | POLLHUP | POLLERR))) read(polled_[i], w, out);
         if (p.pid_fd() < 0 || p.relayed() || (fds_[first_worker + 1 + 2 * i].revents & POLLIN) || w.closed_at)
             p.try_reap();
+        // A worker found gone may have sent its last frames after poll()
+        // looked (a fork server's word of its exit is read after poll):
+        // they are read before its exit is told. A worker that exits right
+        // after its result (Train exit_after) does so every time.
+        if (p.exited() && p.channel_open() && !w.broken) read(polled_[i], w, out);
     }
 
     // Deadlines: the grace period after a signal, and a worker that closed
