@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -38,8 +40,16 @@ std::string WorkdirLock::holder(const fs::path& workdir) {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto j = nlohmann::json::parse(text, nullptr, false);
     if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) return {};
-    std::string out = fmt::format("pid {}", j["pid"].get<long long>());
-    if (j.contains("host") && j["host"].is_string()) out += " on host " + j["host"].get<std::string>();
+    const long long pid = j["pid"].get<long long>();
+    std::string out = fmt::format("pid {}", pid);
+    if (j.contains("host") && j["host"].is_string()) {
+        char here[256] = {};
+        ::gethostname(here, sizeof here - 1);
+        if (j["host"].get<std::string>() == here && pid > 0 && pid <= INT_MAX &&
+            ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+            return {};
+        out += " on host " + j["host"].get<std::string>();
+    }
     if (j.contains("started") && j["started"].is_string()) out += ", started " + j["started"].get<std::string>();
     return out;
 }

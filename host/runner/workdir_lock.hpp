@@ -39,7 +39,9 @@ public:
     // "workdir DIR is a regular file, not a directory (choose --workdir)".
     static void check_path(const std::filesystem::path& workdir);
     // Who holds the workdir's lock, from its file ("pid 4251 on host node7,
-    // started ..."), or "" when it says nothing readable.
+    // started ..."), or "" when it says nothing readable, or names a process
+    // of this host that is gone (a killed run's; the run that holds the
+    // lock now has not written yet).
     static std::string holder(const std::filesystem::path& workdir);
 
 private:
