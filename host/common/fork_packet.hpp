@@ -4,7 +4,8 @@
 // and may carry descriptors (SCM_RIGHTS).
 //
 //   host -> server   {"preload": {plugin_path, plugin_name, modules, params, plan_dir}}   first, once
-//                    {"fork": {workdir, nofile, contain, cgroup}} + fds [channel, stdout.log, stderr.log]
+//                    {"fork": {workdir, nofile, contain}} + fds [channel, stdout.log, stderr.log
+//                                                               [, the task cgroup's cgroup.procs]]
 //   server -> host   {"ready": {}} | {"failed": message}                                    after preload
 //                    {"forked": pid} | {"refused": message[, "errno": N]}                     after each fork
 //                    {"exited": pid, "status": wait status}                                  any time

@@ -161,7 +161,6 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     r["workdir"] = workdir.string();
     r["nofile"] = std::int64_t{nofile};
     r["contain"] = contain;
-    r["cgroup"] = cgroup_procs >= 0;
     Dict m;
     m["fork"] = std::move(r);
     std::vector<int> fds = {channel, out, err};

@@ -64,8 +64,8 @@ void reap(int fd) {
             reply(fd, m);
             continue;
         }
-        int status = 0;
         if (in_cgroup.erase(pid) == 0) ::kill(-pid, SIGKILL);
+        int status = 0;
         if (::waitpid(pid, &status, WNOHANG) != pid) return;
         Dict m;
         m["exited"] = std::int64_t{pid};
@@ -81,7 +81,10 @@ std::string set_up_child(const std::vector<int>& received, const std::string& wo
     // A received descriptor may sit where another goes (fd 3, when the
     // server has no signalfd there): each is lifted above them first.
     std::vector<int> fds;
-    for (int f : received) fds.push_back(::fcntl(f, F_DUPFD_CLOEXEC, 10));
+    for (int f : received) {
+        int lifted = ::fcntl(f, F_DUPFD_CLOEXEC, 10);
+        fds.push_back(lifted >= 0 ? lifted : f);
+    }
     std::string cgroup_error;
     if (fds.size() == 4) {
         // "0": the process that writes. Before anything else: what the

@@ -202,10 +202,12 @@ plugin = "echo"
         self.assertStatus(r, "filler", "0", "FINISHED")
         big = r.report("big")["tasks"]
         saved = [t for t, e in big.items() if e.get("message", "").startswith("not saved: the workdir's filesystem is full")]
-        self.assertEqual(len(saved), 1, big)
-        self.assertEqual(sorted(os.listdir(r.path("big", saved[0]))), ["stderr.log", "stdout.log"])
         # The next task may have started while that result was written (its
-        # worker had exited: its process slot was free); the stop interrupts it.
+        # worker had exited: its process slot was free): its result is not
+        # saved either, or the stop interrupts it.
+        self.assertIn(len(saved), (1, 2), big)
+        for t in saved:
+            self.assertEqual(sorted(os.listdir(r.path("big", t))), ["stderr.log", "stdout.log"])
         for t, e in big.items():
             if t not in saved:
                 self.assertIn(e["message"], ("not started: the workdir's filesystem is full",
