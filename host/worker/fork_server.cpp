@@ -233,7 +233,7 @@ void run(int fd, long host_pid, const Hooks& hooks) {
         // The host waits for this answer and can do nothing else meanwhile:
         // it goes first, before the server writes any of the pages it now
         // shares with the child (each write would copy one, tens of
-        // microseconds on some VMs). Before, the host waited 2.3-2.8 ms per
+        // microseconds on some VMs). Before, the host waited 2.0-2.8 ms per
         // fork on the 2-CPU test VM, 1.1 ms now.
         if (pid > 0 && !forked.send(fd, pid)) std::_Exit(0);
         if (hooks.fork != nullptr) hooks.fork(1);
