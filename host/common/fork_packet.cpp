@@ -56,25 +56,104 @@ bool send(int fd, const Dict& body, const std::vector<int>& fds) {
     return send_bytes(fd, doc.data(), doc.size(), fds);
 }
 
-ForkedAnswer::ForkedAnswer() {
-    // The pid is a fixed-width integer in the encoding: the bytes in which
-    // two encodings differ are where it goes.
-    std::string a = wire::encode(Value(Dict{{"forked", std::int64_t{0}}}));
-    std::string b = wire::encode(Value(Dict{{"forked", std::int64_t{-1}}}));
-    auto first = static_cast<std::size_t>(std::mismatch(a.begin(), a.end(), b.begin()).first - a.begin());
-    if (a.size() != b.size() || a.size() > doc_.size() || first + 8 > a.size() ||
-        a.compare(first + 8, std::string::npos, b, first + 8) != 0)
-        throw std::logic_error("fork_packet::ForkedAnswer: the pid is not 8 bytes of its packet");
-    std::memcpy(doc_.data(), a.data(), a.size());
-    size_ = a.size();
-    pid_at_ = first;
+IntAnswer::IntAnswer(const char* key, const char* second_key) {
+    // The values are fixed-width integers in the encoding: the bytes in which
+    // two encodings differ are where each goes.
+    auto encode = [&](std::int64_t a, std::int64_t b) {
+        Dict d{{key, a}};
+        if (second_key != nullptr) d[second_key] = b;
+        return wire::encode(Value(d));
+    };
+    const std::string zero = encode(0, 0);
+    values_ = second_key != nullptr ? 2 : 1;
+    for (std::size_t i = 0; i < values_; ++i) {
+        const std::string other = i == 0 ? encode(-1, 0) : encode(0, -1);
+        auto first = static_cast<std::size_t>(std::mismatch(zero.begin(), zero.end(), other.begin()).first -
+                                              zero.begin());
+        if (zero.size() != other.size() || zero.size() > doc_.size() || first + 8 > zero.size() ||
+            zero.compare(first + 8, std::string::npos, other, first + 8) != 0)
+            throw std::logic_error("fork_packet::IntAnswer: a value is not 8 bytes of its packet");
+        at_[i] = first;
+    }
+    std::memcpy(doc_.data(), zero.data(), zero.size());
+    size_ = zero.size();
 }
 
-bool ForkedAnswer::send(int fd, pid_t pid) const {
-    std::array<char, 64> doc = doc_;
-    auto value = static_cast<std::int64_t>(pid);
-    std::memcpy(doc.data() + pid_at_, &value, sizeof value);
+bool IntAnswer::send(int fd, std::int64_t value, std::int64_t second) const {
+    std::array<char, 96> doc = doc_;
+    std::memcpy(doc.data() + at_[0], &value, sizeof value);
+    if (values_ > 1) std::memcpy(doc.data() + at_[1], &second, sizeof second);
     return send_bytes(fd, doc.data(), size_, {});
+}
+
+namespace {
+// On the wire: magic, nofile, contain (fixed), then the workdir's bytes.
+struct ForkHeader {
+    std::uint32_t magic;
+    std::uint32_t reserved;
+    std::int64_t nofile;
+    char contain[ForkRequest::max_contain + 1];
+};
+}  // namespace
+
+bool send_fork(int fd, const std::string& workdir, long nofile, const std::string& contain,
+               const std::vector<int>& fds) {
+    if (workdir.empty() || workdir.size() > ForkRequest::max_workdir || workdir.find('\0') != std::string::npos)
+        throw std::invalid_argument("fork request: the workdir is empty or longer than PATH_MAX: " + workdir);
+    if (contain.size() > ForkRequest::max_contain || contain.find('\0') != std::string::npos)
+        throw std::invalid_argument("fork request: --contain '" + contain + "' does not fit");
+    ForkHeader h{};
+    h.magic = ForkRequest::magic;
+    h.nofile = nofile;
+    std::memcpy(h.contain, contain.data(), contain.size());
+    std::string doc(reinterpret_cast<const char*>(&h), sizeof h);
+    doc += workdir;
+    return send_bytes(fd, doc.data(), doc.size(), fds);
+}
+
+Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::size_t& nfds) {
+    nfds = 0;
+    ForkHeader h{};
+    // One byte more than a workdir may hold: a longer one is seen as such.
+    iovec iov[2] = {{&h, sizeof h}, {into.workdir, ForkRequest::max_workdir + 1}};
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 2;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n;
+    for (;;) {
+        n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n >= 0) break;
+        if (errno == EINTR) continue;
+        if (errno == ECONNRESET) return Received::eof;
+        throw std::system_error(errno, std::generic_category(), "fork server: receive");
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int received = -1;
+            std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (nfds < fds.size()) fds[nfds++] = received;
+            else ::close(received);
+        }
+    }
+    if (n == 0) return Received::eof;  // SOCK_SEQPACKET: EOF (no packet is empty)
+    auto workdir_size = static_cast<std::size_t>(n) - std::min(static_cast<std::size_t>(n), sizeof h);
+    if (static_cast<std::size_t>(n) <= sizeof h || h.magic != ForkRequest::magic ||
+        workdir_size > ForkRequest::max_workdir || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        std::memchr(h.contain, '\0', sizeof h.contain) == nullptr ||
+        std::memchr(into.workdir, '\0', workdir_size) != nullptr) {
+        for (std::size_t i = 0; i < nfds; ++i) ::close(fds[i]);
+        nfds = 0;
+        return Received::malformed;
+    }
+    into.workdir[workdir_size] = '\0';
+    into.nofile = h.nofile;
+    std::memcpy(into.contain, h.contain, sizeof h.contain);
+    return Received::request;
 }
 
 std::optional<Dict> receive(int fd, std::vector<int>& fds, bool* would_block) {

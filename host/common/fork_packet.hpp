@@ -1,11 +1,11 @@
 // fork_packet.hpp: the messages between fedflow-host and a fork server
 // (fedflow-worker --fork-server, host/worker/fork_server.hpp), on a
 // SOCK_SEQPACKET socket: one packet is one Dict (FFV1, <fedflow/detail/wire.hpp>),
-// and may carry descriptors (SCM_RIGHTS).
+// except a fork request (below), and may carry descriptors (SCM_RIGHTS).
 //
 //   host -> server   {"preload": {plugin_path, plugin_name, modules, params, plan_dir}}   first, once
-//                    {"fork": {workdir, nofile, contain}} + fds [channel, stdout.log, stderr.log
-//                                                               [, the task cgroup's cgroup.procs]]
+//                    a fork request (ForkRequest) + fds [channel, stdout.log, stderr.log
+//                                                        [, the task cgroup's cgroup.procs]]
 //   server -> host   {"ready": {}} | {"failed": message}                                    after preload
 //                    {"forked": pid} | {"refused": message[, "errno": N]}                     after each fork
 //                    {"exited": pid, "status": wait status}                                  any time
@@ -16,7 +16,9 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <sys/types.h>
@@ -33,22 +35,50 @@ bool send(int fd, const Dict& body, const std::vector<int>& fds = {});
 // std::runtime_error on a packet that is no Dict.
 std::optional<Dict> receive(int fd, std::vector<int>& fds, bool* would_block = nullptr);
 
-// {"forked": pid}, encoded once ahead, for the server's answer right after
-// fork(): the server's pages are copy-on-write from then on, and every page
-// it writes before the answer is a page fault (tens of microseconds each on
-// some VMs) that the host, waiting for the answer, pays too. send() writes
-// nothing but a copy on its own stack.
-class ForkedAnswer {
+// The server's pages are copy-on-write while a child it forked lives, and
+// every page it writes is a page fault then (tens of microseconds each on
+// some VMs, and one copy of the page). So what the server reads and sends
+// for each fork takes no heap: a fork request has a fixed layout, read into
+// memory the children do not share, and the answers are encoded ahead.
+
+// A fork request: "FFRK", the task's RLIMIT_NOFILE (0: keep), its
+// --contain ("", "pidns", "subreaper"), and its workdir, the packet's rest.
+struct ForkRequest {
+    static constexpr std::uint32_t magic = 0x4b524646;  // "FFRK"
+    static constexpr std::size_t max_contain = 15;
+    static constexpr std::size_t max_workdir = 4095;  // PATH_MAX less its NUL
+    std::int64_t nofile = 0;
+    char contain[max_contain + 1] = {};  // NUL-terminated
+    char workdir[max_workdir + 1] = {};  // NUL-terminated
+};
+
+// Sends a fork request with fds [channel, stdout.log, stderr.log[,
+// cgroup.procs]]. False when the peer is gone; throws std::invalid_argument
+// when a field does not fit (a workdir longer than PATH_MAX), and
+// std::system_error on any other error.
+bool send_fork(int fd, const std::string& workdir, long nofile, const std::string& contain,
+               const std::vector<int>& fds);
+
+enum class Received { request, eof, malformed };
+// Receives a fork request into `into` and its descriptors (close-on-exec)
+// into fds, their number in nfds; allocates nothing. malformed: the packet
+// is no fork request (its descriptors are closed). Throws std::system_error.
+Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::size_t& nfds);
+
+// A Dict of one or two integers, encoded once ahead: send() patches the
+// values into a copy on its stack ({"forked": pid}, {"exited": pid,
+// "status": wait status}, {"stopped": pid, "signal": N}).
+class IntAnswer {
 public:
-    ForkedAnswer();
-    // Sends {"forked": pid}. False when the peer is gone; throws
-    // std::system_error on any other error.
-    bool send(int fd, pid_t pid) const;
+    explicit IntAnswer(const char* key, const char* second_key = nullptr);
+    // False when the peer is gone; throws std::system_error on any other error.
+    bool send(int fd, std::int64_t value, std::int64_t second = 0) const;
 
 private:
-    std::array<char, 64> doc_{};
+    std::array<char, 96> doc_{};
     std::size_t size_ = 0;
-    std::size_t pid_at_ = 0;  // where the pid's 8 bytes are in doc_
+    std::array<std::size_t, 2> at_{};  // where each value's 8 bytes are in doc_
+    std::size_t values_ = 0;
 };
 
 }  // namespace fedflow::fork_packet

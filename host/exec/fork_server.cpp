@@ -157,15 +157,13 @@ std::optional<Dict> ForkServer::answer(std::chrono::steady_clock::time_point dea
 pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
                        const std::string& contain, int cgroup_procs) {
     if (sock_ < 0) throw std::runtime_error("the fork server is gone");
-    Dict r;
-    r["workdir"] = workdir.string();
-    r["nofile"] = std::int64_t{nofile};
-    r["contain"] = contain;
-    Dict m;
-    m["fork"] = std::move(r);
     std::vector<int> fds = {channel, out, err};
     if (cgroup_procs >= 0) fds.push_back(cgroup_procs);
-    if (!fork_packet::send(sock_, m, fds)) {
+    // A task folder longer than PATH_MAX fails to start as an exec'd
+    // worker's would (chdir: ENAMETOOLONG); the server stays for the others.
+    if (workdir.string().size() > fork_packet::ForkRequest::max_workdir)
+        throw std::system_error(ENAMETOOLONG, std::generic_category(), "cannot enter " + workdir.string());
+    if (!fork_packet::send_fork(sock_, workdir.string(), nofile, contain, fds)) {
         lost();
         throw std::runtime_error("the fork server is gone");
     }

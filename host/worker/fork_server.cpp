@@ -3,19 +3,20 @@
 #include "common/failpoints.hpp"
 #include "common/fork_packet.hpp"
 
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -36,21 +37,62 @@ int count_threads() {
     return n;
 }
 
-void reply(int fd, Dict body) {
-    // The host gone: nothing left to serve (the children die with us).
-    if (!fork_packet::send(fd, body)) std::_Exit(0);
+// What the server writes for each fork, in memory its children do not share
+// (MADV_DONTFORK): writing it is no copy-on-write fault. See fork_packet.hpp.
+struct Scratch {
+    fork_packet::ForkRequest request;
+    // One bit per pid (PID_MAX_LIMIT on 64-bit Linux): the children in a
+    // cgroup of their own, whose processes the host first counts as what
+    // the task left running, then kills. Only the pages of pids in use are
+    // ever touched.
+    static constexpr std::size_t max_pids = std::size_t{1} << 22;
+    std::uint64_t in_cgroup[max_pids / 64];
+
+    void mark(pid_t pid, bool contained) {
+        auto i = static_cast<std::size_t>(pid);
+        if (i >= max_pids) return;
+        if (contained) in_cgroup[i / 64] |= std::uint64_t{1} << (i % 64);
+        else in_cgroup[i / 64] &= ~(std::uint64_t{1} << (i % 64));
+    }
+    bool contained(pid_t pid) const {
+        auto i = static_cast<std::size_t>(pid);
+        return i < max_pids && (in_cgroup[i / 64] >> (i % 64) & 1) != 0;
+    }
+};
+
+// Maps the scratch memory; nullptr (errno set) when it cannot.
+Scratch* map_scratch() {
+    void* m = ::mmap(nullptr, sizeof(Scratch), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                     0);
+    if (m == MAP_FAILED) return nullptr;
+    if (::madvise(m, sizeof(Scratch), MADV_DONTFORK) != 0) {
+        int e = errno;
+        ::munmap(m, sizeof(Scratch));
+        errno = e;
+        return nullptr;
+    }
+    return static_cast<Scratch*>(m);
 }
 
-// The children in a cgroup of their own: the host counts what each left
-// there, then kills it.
-std::set<pid_t> in_cgroup;
+struct Answers {
+    fork_packet::IntAnswer forked{"forked"};
+    fork_packet::IntAnswer exited{"exited", "status"};
+    fork_packet::IntAnswer stopped{"stopped", "signal"};
+};
+
+void send_or_exit(bool sent) {
+    // The host gone: nothing left to serve (the children die with us).
+    if (!sent) std::_Exit(0);
+}
+
+// A rare answer (ready, failed, refused): encoded when sent.
+void reply(int fd, const Dict& body) { send_or_exit(fork_packet::send(fd, body)); }
 
 // Tells the host of every child that exited or stopped. An exited child's
 // process group is killed before it is reaped (its pid, and so the group's
 // id, cannot be reused while it is a zombie), as the host does for the
-// workers it starts itself; not a child's in a cgroup, whose processes the
-// host first counts as what the task left running, then kills.
-void reap(int fd) {
+// workers it starts itself; not a child's in a cgroup (see Scratch).
+void reap(int fd, Scratch& scratch, const Answers& answers) {
     for (;;) {
         siginfo_t info{};
         if (::waitid(P_ALL, 0, &info, WEXITED | WSTOPPED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
@@ -58,35 +100,29 @@ void reap(int fd) {
         if (info.si_code == CLD_STOPPED || info.si_code == CLD_TRAPPED) {
             siginfo_t taken{};
             ::waitid(P_PID, static_cast<id_t>(pid), &taken, WSTOPPED | WNOHANG);
-            Dict m;
-            m["stopped"] = std::int64_t{pid};
-            m["signal"] = std::int64_t{info.si_status};
-            reply(fd, m);
+            send_or_exit(answers.stopped.send(fd, pid, info.si_status));
             continue;
         }
-        if (in_cgroup.erase(pid) == 0) ::kill(-pid, SIGKILL);
+        if (!scratch.contained(pid)) ::kill(-pid, SIGKILL);
+        scratch.mark(pid, false);
         int status = 0;
         if (::waitpid(pid, &status, WNOHANG) != pid) return;
-        Dict m;
-        m["exited"] = std::int64_t{pid};
-        m["status"] = std::int64_t{status};
-        reply(fd, m);
+        send_or_exit(answers.exited.send(fd, pid, status));
     }
 }
 
 // In the child: the descriptors, group, cwd and signals of an exec'd worker.
 // fds: channel, stdout.log, stderr.log[, the task cgroup's cgroup.procs].
 // Returns why it could not enter that cgroup, or "".
-std::string set_up_child(const std::vector<int>& received, const std::string& workdir) {
+std::string set_up_child(std::array<int, 4> fds, std::size_t nfds, const char* workdir) {
     // A received descriptor may sit where another goes (fd 3, when the
     // server has no signalfd there): each is lifted above them first.
-    std::vector<int> fds;
-    for (int f : received) {
-        int lifted = ::fcntl(f, F_DUPFD_CLOEXEC, 10);
-        fds.push_back(lifted >= 0 ? lifted : f);
+    for (std::size_t i = 0; i < nfds; ++i) {
+        int lifted = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
+        if (lifted >= 0) fds[i] = lifted;
     }
     std::string cgroup_error;
-    if (fds.size() == 4) {
+    if (nfds == 4) {
         // "0": the process that writes. Before anything else: what the
         // child starts from now on is in the task's cgroup.
         bool failed = failpoints::armed("fork-cgroup-enter");
@@ -108,26 +144,16 @@ std::string set_up_child(const std::vector<int>& received, const std::string& wo
     sigemptyset(&none);
     for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP}) ::signal(sig, SIG_DFL);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (::chdir(workdir.c_str()) != 0) {
-        std::fprintf(stderr, "fedflow-worker: cannot change to %s: %s\n", workdir.c_str(), std::strerror(errno));
+    if (::chdir(workdir) != 0) {
+        std::fprintf(stderr, "fedflow-worker: cannot change to %s: %s\n", workdir, std::strerror(errno));
         std::_Exit(127);
     }
     return cgroup_error;
 }
 
-std::string text(const Dict& d, const char* key) {
-    const Value* v = d.find(key);
-    return v != nullptr && v->is<std::string>() ? v->as<std::string>() : std::string();
-}
-
-std::int64_t integer(const Dict& d, const char* key) {
-    const Value* v = d.find(key);
-    return v != nullptr && v->is<std::int64_t>() ? v->as<std::int64_t>() : 0;
-}
-
-void close_all(std::vector<int>& fds) {
-    for (int f : fds) ::close(f);
-    fds.clear();
+void close_all(const std::array<int, 4>& fds, std::size_t& nfds) {
+    for (std::size_t i = 0; i < nfds; ++i) ::close(fds[i]);
+    nfds = 0;
 }
 
 }  // namespace
@@ -145,9 +171,14 @@ void run(int fd, long host_pid, const Hooks& hooks) {
 
     std::vector<int> fds;
     std::optional<Dict> first = fork_packet::receive(fd, fds);
-    close_all(fds);
+    for (int f : fds) ::close(f);
     const Value* preload = first ? first->find("preload") : nullptr;
     if (preload == nullptr || !preload->is<Dict>()) std::_Exit(2);
+    Scratch* scratch = map_scratch();
+    if (scratch == nullptr) {
+        reply(fd, Dict{{"failed", std::string("cannot map its scratch memory: ") + std::strerror(errno)}});
+        std::_Exit(0);
+    }
     {
         // A BLAS (numpy's OpenBLAS) starts a thread per CPU when it is
         // loaded, and a process with threads cannot fork safely.
@@ -172,12 +203,15 @@ void run(int fd, long host_pid, const Hooks& hooks) {
     // Nothing a preload buffered is written again by each child: flushed
     // once here, as the server writes nothing through stdio from now on.
     std::fflush(nullptr);
-    const fork_packet::ForkedAnswer forked;
+    const Answers answers;
     // Only the server's own loop runs from here on, which starts no thread:
     // once it has been seen to run one thread it always does, and threads
     // are not counted again (opening /proc for each fork cost ~0.15 ms).
     bool single_threaded = count_threads() == 1;
 
+    // From here on the loop allocates nothing (fork_packet.hpp says why).
+    std::array<int, 4> received{};
+    std::size_t nfds = 0;
     for (;;) {
         pollfd p[2] = {{fd, POLLIN, 0}, {sfd, POLLIN, 0}};
         if (::poll(p, 2, -1) < 0) {
@@ -188,23 +222,21 @@ void run(int fd, long host_pid, const Hooks& hooks) {
             signalfd_siginfo si;
             while (::read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
             }
-            reap(fd);
+            reap(fd, *scratch, answers);
         }
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        std::optional<Dict> m;
+        fork_packet::Received got = fork_packet::Received::malformed;
         try {
-            m = fork_packet::receive(fd, fds);
+            got = fork_packet::receive_fork(fd, scratch->request, received, nfds);
         } catch (const std::exception&) {
             std::_Exit(2);
         }
-        if (!m) std::_Exit(0);  // the host closed the socket: it is ending
-        const Value* request = m->find("fork");
+        if (got == fork_packet::Received::eof) std::_Exit(0);  // the host closed the socket: it is ending
         // channel, stdout.log, stderr.log[, the task cgroup's cgroup.procs]
-        if (request == nullptr || !request->is<Dict>() || fds.size() < 3 || fds.size() > 4) {
-            close_all(fds);
+        if (got != fork_packet::Received::request || nfds < 3) {
+            close_all(received, nfds);
             std::_Exit(2);
         }
-        const Dict& r = request->as<Dict>();
         if (!single_threaded) {
             int threads = count_threads();
             single_threaded = threads == 1;
@@ -213,38 +245,44 @@ void run(int fd, long host_pid, const Hooks& hooks) {
                 answer["refused"] = threads < 0 ? std::string("cannot count its threads (/proc/self/task)")
                                                 : "it runs " + std::to_string(threads) +
                                                       " threads (the plugin started threads when it was loaded)";
-                close_all(fds);
+                close_all(received, nfds);
                 reply(fd, answer);
                 continue;
             }
         }
-        std::string workdir = text(r, "workdir");
-        Child child{self, static_cast<long>(integer(r, "nofile")), text(r, "contain"), {}};
-        const bool contained = fds.size() == 4;
+        // What the child needs of the request, on the stack: the scratch
+        // memory is not the child's.
+        const fork_packet::ForkRequest& r = scratch->request;
+        char workdir[sizeof r.workdir];
+        std::memcpy(workdir, r.workdir, std::strlen(r.workdir) + 1);
+        char contain[sizeof r.contain];
+        std::memcpy(contain, r.contain, sizeof contain);
+        const long nofile = static_cast<long>(r.nofile);
+        const bool contained = nfds == 4;
         if (hooks.fork != nullptr) hooks.fork(0);
         pid_t pid = ::fork();
         if (pid == 0) {
             if (hooks.fork != nullptr) hooks.fork(2);
             ::close(sfd);
-            child.start_error = set_up_child(fds, workdir);
+            Child child{self, nofile, contain, {}};
+            child.start_error = set_up_child(received, nfds, workdir);
             std::_Exit(hooks.child(child));
         }
         int err = errno;
         // The host waits for this answer and can do nothing else meanwhile:
         // it goes first, before the server writes any of the pages it now
-        // shares with the child (each write would copy one, tens of
-        // microseconds on some VMs). Before, the host waited 2.0-2.8 ms per
+        // shares with the child. Before, the host waited 2.0-2.8 ms per
         // fork on the 2-CPU test VM, 1.1 ms now.
-        if (pid > 0 && !forked.send(fd, pid)) std::_Exit(0);
+        if (pid > 0) send_or_exit(answers.forked.send(fd, pid));
         if (hooks.fork != nullptr) hooks.fork(1);
-        close_all(fds);
+        close_all(received, nfds);
         if (pid < 0) {
             Dict answer;
             answer["refused"] = std::string("fork: ") + std::strerror(err);
             answer["errno"] = std::int64_t{err};
             reply(fd, answer);
-        } else if (contained) {
-            in_cgroup.insert(pid);
+        } else {
+            scratch->mark(pid, contained);
         }
     }
 }
