@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +81,20 @@ bool send(int fd, Type type, const Dict& body) {
         ssize_t n = ::send(fd, f.data() + done, f.size() - done, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // A frame larger than the socket's buffer (a config with
+                // large params) on the host's non-blocking end: the rest
+                // goes as the peer reads. Half a frame must not stay behind.
+                pollfd p{fd, POLLOUT, 0};
+                int ready = ::poll(&p, 1, send_patience_ms);
+                if (ready < 0 && errno != EINTR)
+                    throw std::system_error(errno, std::generic_category(), "channel send");
+                if (ready == 0)
+                    throw std::system_error(ETIMEDOUT, std::generic_category(),
+                                            "channel send: the peer read nothing for " +
+                                                std::to_string(send_patience_ms / 1000) + " s");
+                continue;
+            }
             if (errno == EPIPE || errno == ECONNRESET) return false;
             throw std::system_error(errno, std::generic_category(), "channel send");
         }

@@ -59,8 +59,11 @@ struct Message {
 // Serializes one frame.
 std::string frame(Type type, const Dict& body);
 
-// Blocking send of a whole frame; returns false when the peer is gone
-// (EPIPE/ECONNRESET). Other errors throw std::system_error.
+// Sends a whole frame; returns false when the peer is gone
+// (EPIPE/ECONNRESET). On a non-blocking socket it waits for room while the
+// peer reads, up to send_patience_ms at a time, then throws
+// std::system_error (ETIMEDOUT); other errors throw it too.
+inline constexpr int send_patience_ms = 10000;
 bool send(int fd, Type type, const Dict& body = {});
 
 // Blocking receive of one frame; std::nullopt on orderly EOF before a frame

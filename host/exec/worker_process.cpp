@@ -345,12 +345,15 @@ void WorkerProcess::close_channel() noexcept {
 bool WorkerProcess::send(const messages::FromHost& m) {
     conversation_.sent(m);
     if (sock_ < 0) return false;
-    // The socket is non-blocking for reads; control messages are small and
-    // the socket buffer holds them, so a send that would block means a
-    // worker that stopped reading: treat it as gone.
+    // The socket is non-blocking for reads; a frame larger than its buffer
+    // (a config with large params) goes as the worker reads it, and one
+    // that does not read for channel::send_patience_ms is treated as gone.
     try {
         return channel::send(sock_, messages::type_of(m), messages::encode(m));
     } catch (const std::system_error&) {
+        // Part of a frame may be out: the worker must not wait for the
+        // rest. It reads the end of the channel, fails, and its exit is seen.
+        ::shutdown(sock_, SHUT_WR);
         return false;
     }
 }

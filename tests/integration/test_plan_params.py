@@ -44,6 +44,21 @@ params = { level = "round", round_only = 1 }
         self.assertEqual(r.json("round-001", "server", "0", "result.json")["params"],
                          {"level": "group", "plan_only": "x", "round_only": 1})
 
+    def test_params_larger_than_the_channel_buffer_reach_the_task(self):
+        # A config larger than the channel's socket buffer (~200 KB) goes
+        # as the worker reads it. Before, its rest was dropped and the task
+        # waited in load forever, forked or exec'd.
+        blob = "x" * 600000
+        for start in ("fork-server", "exec"):
+            with self.subTest(start=start):
+                plan = self.write_plan('[[group]]\nname = "g"\nplugin = "inputs_probe"\ntasks = 2\n'
+                                       '[group.params]\nblob = "%s"\n' % blob,
+                                       scheduler={"worker-start": start})
+                r = self.run_plan(plan, workdir="run-" + start, timeout=120)
+                self.assertExit(r, 0)
+                for t in ("0", "1"):
+                    self.assertEqual(r.result("g", t)["params"], {"blob": blob})
+
     def test_plan_params_must_be_a_table(self):
         plan = self.write_plan('[[group]]\nplugin = "echo"\n', top='params = 3\n')
         r = self.host("validate", plan)
