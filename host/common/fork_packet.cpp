@@ -49,6 +49,39 @@ bool send_bytes(int fd, const char* doc, std::size_t size, const std::vector<int
     }
 }
 
+// One recvmsg into iov, its descriptors (close-on-exec) each passed to
+// take(fd). Returns its size (0: the peer is gone), or -1 with errno EAGAIN
+// when a non-blocking socket holds nothing; flags: the packet's msg_flags.
+// Throws std::system_error on any other error.
+template <class Take>
+ssize_t receive_with_fds(int fd, iovec* iov, std::size_t iovlen, int& flags, Take take) {
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = iovlen;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n;
+    for (;;) {
+        n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n >= 0) break;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+        if (errno == ECONNRESET) return 0;
+        throw std::system_error(errno, std::generic_category(), "fork server: receive");
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int received = -1;
+            std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            take(received);
+        }
+    }
+    flags = mh.msg_flags;
+    return n;
+}
 }  // namespace
 
 bool send(int fd, const Dict& body, const std::vector<int>& fds) {
@@ -116,34 +149,16 @@ Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::s
     ForkHeader h{};
     // One byte more than a workdir may hold: a longer one is seen as such.
     iovec iov[2] = {{&h, sizeof h}, {into.workdir, ForkRequest::max_workdir + 1}};
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = 2;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    ssize_t n;
-    for (;;) {
-        n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n >= 0) break;
-        if (errno == EINTR) continue;
-        if (errno == ECONNRESET) return Received::eof;
-        throw std::system_error(errno, std::generic_category(), "fork server: receive");
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < count; ++i) {
-            int received = -1;
-            std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (nfds < fds.size()) fds[nfds++] = received;
-            else ::close(received);
-        }
-    }
+    int flags = 0;
+    ssize_t n = receive_with_fds(fd, iov, 2, flags, [&](int received) {
+        if (nfds < fds.size()) fds[nfds++] = received;
+        else ::close(received);
+    });
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "fork server: receive");
     if (n == 0) return Received::eof;  // SOCK_SEQPACKET: EOF (no packet is empty)
     auto workdir_size = static_cast<std::size_t>(n) - std::min(static_cast<std::size_t>(n), sizeof h);
     if (static_cast<std::size_t>(n) <= sizeof h || h.magic != ForkRequest::magic ||
-        workdir_size > ForkRequest::max_workdir || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        workdir_size > ForkRequest::max_workdir || (flags & (MSG_TRUNC | MSG_CTRUNC)) ||
         std::memchr(h.contain, '\0', sizeof h.contain) == nullptr ||
         std::memchr(into.workdir, '\0', workdir_size) != nullptr) {
         for (std::size_t i = 0; i < nfds; ++i) ::close(fds[i]);
@@ -175,35 +190,14 @@ std::optional<Dict> receive(int fd, std::vector<int>& fds, bool* would_block) {
     // Bytes values decode as views into the buffer: it lives as long as they do.
     auto buf = std::make_shared<std::string>(static_cast<std::size_t>(std::max<ssize_t>(size, 1)), '\0');
     iovec iov{buf->data(), buf->size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    ssize_t n;
-    for (;;) {
-        n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n >= 0) break;
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (would_block != nullptr) *would_block = true;
-            return std::nullopt;
-        }
-        if (errno == ECONNRESET) return std::nullopt;
-        throw std::system_error(errno, std::generic_category(), "fork server: receive");
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < count; ++i) {
-            int received = -1;
-            std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            fds.push_back(received);
-        }
+    int flags = 0;
+    ssize_t n = receive_with_fds(fd, &iov, 1, flags, [&](int received) { fds.push_back(received); });
+    if (n < 0) {
+        if (would_block != nullptr) *would_block = true;
+        return std::nullopt;
     }
     if (n == 0) return std::nullopt;  // SOCK_SEQPACKET: EOF (no packet is empty)
-    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw std::runtime_error("fork server: truncated packet");
+    if (flags & (MSG_TRUNC | MSG_CTRUNC)) throw std::runtime_error("fork server: truncated packet");
     Value v = wire::decode(reinterpret_cast<const std::uint8_t*>(buf->data()), static_cast<std::size_t>(n), {}, buf);
     if (!v.is<Dict>()) throw std::runtime_error("fork server: a packet that is no dictionary");
     return std::move(v.as<Dict>());
