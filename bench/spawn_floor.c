@@ -1,11 +1,17 @@
 /* spawn_floor: the floor for bench/throughput.
  *
  *   spawn_floor [N [JOBS [PROGRAM]]]      defaults: 200 2 /bin/true
+ *   spawn_floor N JOBS --fork MIB
  *
  * posix_spawn()s PROGRAM N times, keeping JOBS children in flight (a new one
  * is started as soon as waitpid() reaps one), and prints the total and the
  * per-spawn time. This is what running a process per task costs at the very
  * least on this machine: no exec of a real worker, no handshake, no results.
+ *
+ * With --fork, the children are fork()ed instead and _exit(0) at once, from
+ * a process that has first written MIB MiB of its heap (a fork server's
+ * size: its pages are what fork() copies the page tables of). This is the
+ * least a forked task costs: no worker code runs in the child.
  *
  * Output (one line, parsed by bench/throughput):
  *   spawn_floor n=200 jobs=2 total_ms=123.456 per_task_ms=0.617
@@ -20,6 +26,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "floor_util.h"
 
@@ -43,6 +50,18 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? parse_count("spawn_floor", argv[1], "N") : 200;
     long jobs = argc > 2 ? parse_count("spawn_floor", argv[2], "JOBS") : 2;
     const char *program = argc > 3 ? argv[3] : "/bin/true";
+    int fork_mode = strcmp(program, "--fork") == 0;
+    if (fork_mode) {
+        long mib = argc > 4 ? parse_count("spawn_floor", argv[4], "MIB") : 4;
+        size_t size = (size_t)mib << 20;
+        char *heap = malloc(size);
+        if (heap == NULL) {
+            fprintf(stderr, "spawn_floor: cannot allocate %ld MiB\n", mib);
+            return 1;
+        }
+        memset(heap, 1, size);
+        program = "fork";
+    }
     char *child_argv[2];
     child_argv[0] = (char *)program;
     child_argv[1] = NULL;
@@ -52,7 +71,14 @@ int main(int argc, char **argv) {
     while (started < n || running > 0) {
         while (started < n && running < jobs) {
             pid_t pid;
-            int rc = posix_spawn(&pid, program, NULL, NULL, child_argv, environ);
+            int rc = 0;
+            if (fork_mode) {
+                pid = fork();
+                if (pid == 0) _exit(0);
+                if (pid < 0) rc = errno;
+            } else {
+                rc = posix_spawn(&pid, program, NULL, NULL, child_argv, environ);
+            }
             if (rc != 0) {
                 fprintf(stderr, "spawn_floor: posix_spawn %s: %s\n", program, strerror(rc));
                 return 1;
