@@ -15,6 +15,10 @@
 //                            EMFILE (exec/local_executor.cpp)
 //   fork-cgroup-enter        every forked worker fails to enter its task's
 //                            cgroup, with EACCES (worker/fork_server.cpp)
+//   executor-pause-after-poll
+//                            the host sleeps 20 ms each time its poll()
+//                            returns, so that workers send and exit between
+//                            its poll() and its reads (exec/local_executor.cpp)
 #pragma once
 
 #include <string_view>

@@ -13,6 +13,7 @@
 #include <climits>
 #include <csignal>
 #include <system_error>
+#include <thread>
 
 #include <poll.h>
 #include <sys/signalfd.h>
@@ -47,6 +48,7 @@ LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> prob
     sigaddset(&chld, SIGCHLD);
     ::sigprocmask(SIG_BLOCK, &chld, nullptr);
     sigchld_fd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    pause_after_poll_ = failpoints::armed("executor-pause-after-poll");
 }
 
 // Workers still running are killed and reaped by ~WorkerProcess, before
@@ -516,6 +518,9 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
                                      INT_MAX));
     if (::poll(fds_.data(), fds_.size(), wait_ms) < 0 && errno != EINTR)
         throw std::system_error(errno, std::generic_category(), "poll");
+    // What arrives meanwhile (a worker's last frames, its server's word of
+    // its exit) is seen only by what follows, not by poll().
+    if (pause_after_poll_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 
     bool server_spoke = false;
     for (std::size_t i = 0; i < servers_polled_.size(); ++i)

@@ -149,6 +149,8 @@ private:
     bool waiting_on_machine_ = false;  // a stage waited for CPU, RAM or GPU memory since the last wait()
     std::vector<::pollfd> fds_;
     std::vector<WorkerId> polled_;
+    // Failpoint executor-pause-after-poll (common/failpoints.hpp).
+    bool pause_after_poll_ = false;
 };
 
 }  // namespace fedflow::exec

@@ -3,7 +3,8 @@
 "Starting workers"): a forked worker is set up as an exec'd one; a plugin that
 starts a thread when loaded, or a preload that fails, falls back to exec with a
 warning; crashes, exit codes, stops, timeouts and out-of-memory retries are
-told apart as for exec'd workers; a SIGKILLed host leaves no process; Python
+told apart as for exec'd workers; a result sent just before its worker's exit
+is read before the exit is told; a SIGKILLed host leaves no process; Python
 tasks start with the group's `preload` modules imported, their thread
 settings restored, and are charged for their own memory, not the server's."""
 import json
@@ -141,6 +142,18 @@ class ForkServer(HostTest):
         r = self.run_plan(plan)
         t = r.task("g", "0")
         self.assertGreater(t["retries"]["train"] + t["retries"]["load"], 0, json.dumps(t) + r.describe())
+
+    def test_frames_sent_just_before_an_exit_are_read(self):
+        # A forked worker's exit comes from its server, read after poll():
+        # a worker that sends its result and exits after the host's poll()
+        # looked must still be read to the end first. The failpoint has the
+        # host sleep after each poll(), so that this happens again and again.
+        plan = self.write_plan(group("process_info", tasks=24), scheduler={"max-processes": 2})
+        r = self.run_plan(plan, env={"FEDFLOW_FAILPOINTS": "executor-pause-after-poll"})
+        self.assertExit(r, 0)
+        for i in range(24):
+            self.assertStatus(r, "g", str(i), "FINISHED")
+            self.assertIn(is_forked(r.result("g", str(i))), (True, None))
 
     def test_stopped_worker_is_continued(self):
         plan = self.write_plan(group("fault_stop"))
