@@ -1,7 +1,7 @@
 /* spawn_floor: the floor for bench/throughput.
  *
  *   spawn_floor [N [JOBS [PROGRAM]]]      defaults: 200 2 /bin/true
- *   spawn_floor N JOBS --fork MIB
+ *   spawn_floor N JOBS --fork MIB [READ [WRITTEN]]
  *
  * posix_spawn()s PROGRAM N times, keeping JOBS children in flight (a new one
  * is started as soon as waitpid() reaps one), and prints the total and the
@@ -11,7 +11,10 @@
  * With --fork, the children are fork()ed instead and _exit(0) at once, from
  * a process that has first written MIB MiB of its heap (a fork server's
  * size: its pages are what fork() copies the page tables of). This is the
- * least a forked task costs: no worker code runs in the child.
+ * least a forked task costs: no worker code runs in the child. With READ
+ * (and WRITTEN), each child first reads one byte of as many pages of that
+ * heap (then writes one byte of as many), to show what the first touch of
+ * an inherited page, and a copy-on-write, cost on this machine.
  *
  * Output (one line, parsed by bench/throughput):
  *   spawn_floor n=200 jobs=2 total_ms=123.456 per_task_ms=0.617
@@ -51,15 +54,25 @@ int main(int argc, char **argv) {
     long jobs = argc > 2 ? parse_count("spawn_floor", argv[2], "JOBS") : 2;
     const char *program = argc > 3 ? argv[3] : "/bin/true";
     int fork_mode = strcmp(program, "--fork") == 0;
+    volatile char *heap = NULL;
+    size_t pages = 0, read_pages = 0, written_pages = 0;
     if (fork_mode) {
         long mib = argc > 4 ? parse_count("spawn_floor", argv[4], "MIB") : 4;
         size_t size = (size_t)mib << 20;
-        char *heap = malloc(size);
+        pages = size / 4096;
+        read_pages = argc > 5 && strcmp(argv[5], "0") != 0 ? (size_t)parse_count("spawn_floor", argv[5], "READ") : 0;
+        written_pages = argc > 6 && strcmp(argv[6], "0") != 0 ? (size_t)parse_count("spawn_floor", argv[6], "WRITTEN")
+                                                              : 0;
+        if (read_pages > pages || written_pages > pages) {
+            fprintf(stderr, "spawn_floor: READ and WRITTEN are at most %zu pages (%ld MiB)\n", pages, mib);
+            return 2;
+        }
+        heap = malloc(size);
         if (heap == NULL) {
             fprintf(stderr, "spawn_floor: cannot allocate %ld MiB\n", mib);
             return 1;
         }
-        memset(heap, 1, size);
+        memset((char *)heap, 1, size);
         program = "fork";
     }
     char *child_argv[2];
@@ -74,7 +87,12 @@ int main(int argc, char **argv) {
             int rc = 0;
             if (fork_mode) {
                 pid = fork();
-                if (pid == 0) _exit(0);
+                if (pid == 0) {
+                    /* volatile: each read and write happens */
+                    for (size_t i = 0; i < read_pages; ++i) (void)heap[i * 4096];
+                    for (size_t i = 0; i < written_pages; ++i) heap[i * 4096] = 2;
+                    _exit(0);
+                }
                 if (pid < 0) rc = errno;
             } else {
                 rc = posix_spawn(&pid, program, NULL, NULL, child_argv, environ);
