@@ -684,6 +684,7 @@ std::vector<fs::path> path_list(Reader& r, const toml::table& t, const fs::path&
 Plan parse(std::string_view text, const fs::path& file) {
     Plan plan;
     plan.file = fs::absolute(file).lexically_normal();
+    plan.given_file = file;
     plan.dir = plan.file.parent_path();
     plan.digest = digest(text);
     plan.text = std::string(text);
@@ -885,7 +886,7 @@ void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<Pa
                 continue;
             }
             Location loc = at(t, d.name);
-            std::string full = fmt::format("{}:{}:{}: {}", plan.file.string(), loc.line, loc.column, message);
+            std::string full = fmt::format("{}:{}:{}: {}", plan.given_file.string(), loc.line, loc.column, message);
             if (seen.insert(full).second) errors.push_back(std::move(full));
         }
     }

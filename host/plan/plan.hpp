@@ -154,6 +154,7 @@ struct Slurm {
 
 struct Plan {
     std::filesystem::path file;                      // absolute
+    std::filesystem::path given_file;                // as it was named (in messages, as every plan error names it)
     std::filesystem::path dir;                       // absolute directory of file
     std::string digest;                              // "sha256:<hex>" of the file's bytes
     std::string text;                                // the file's bytes (kept in run.json for --resume)

@@ -165,8 +165,8 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
     std::vector<PluginFile> out;
     std::vector<std::string> errors;
     auto error = [&](const plan::GroupSpec& g, const std::string& message) {
-        errors.push_back(fmt::format("{}:{}:{}: plugin of group '{}': {}", plan.file.string(), g.plugin_where.line,
-                                     g.plugin_where.column, g.name, message));
+        errors.push_back(fmt::format("{}:{}:{}: plugin of group '{}': {}", plan.given_file.string(),
+                                     g.plugin_where.line, g.plugin_where.column, g.name, message));
     };
     for (const auto& g : plan.groups) {
         bool is_path = g.plugin.find('/') != std::string::npos || fs::path(g.plugin).extension() == ".so";

@@ -121,6 +121,24 @@ id = "1"
                 self.assertIn("t\\e[2J\\0\\n", r.output, r.describe())
                 self.assertIn("2 errors; nothing was started", r.output)
 
+    def test_every_error_names_the_plan_as_it_was_given(self):
+        # The parser's errors, the plugin lookup's and the params check's all
+        # name the file as the command line did, as a compiler does.
+        self.write_plan('[[group]]\nname = "g"\nplugin = "nope"\n', name="plugin.toml")
+        self.write_plan('[[group]]\nname = "g"\nplugin = "declared_params"\nparams = { data = 7 }\n',
+                        name="params.toml")
+        self.write_plan('[[group]]\nname = "g"\nplugin = "noop"\ntasks = -1\n', name="key.toml")
+        for name, needle in (("plugin.toml", "no plugin named 'nope'"), ("params.toml", "param 'data'"),
+                             ("key.toml", "must be between")):
+            with self.subTest(plan=name):
+                r = self.host("validate", name, cwd=self.tmp)
+                self.assertExit(r, 2)
+                self.assertInCI(needle, r.output)
+                errors = [l for l in r.stderr.splitlines() if not l.startswith("fedflow")]
+                self.assertTrue(errors, r.describe())
+                for line in errors:
+                    self.assertTrue(line.startswith(name + ":"), "%r does not start with %s:%s" % (line, name, r.describe()))
+
     def test_unknown_plugin_far_from_the_name_gets_a_suggestion(self):
         # More than a few edits away, but an abbreviation of the name.
         r = self.check_refused('[[group]]\nname = "g"\nplugin = "throw_train"\n', "plugin =", "throw_train")
