@@ -213,6 +213,11 @@ int ForkServer::take_stop(pid_t pid) {
     return sig;
 }
 
+void ForkServer::abandon() {
+    if (pid_ > 0) ::kill(pid_, SIGKILL);  // the destructor reaps it
+    lost();
+}
+
 void ForkServer::forget(pid_t pid) {
     children_.erase(pid);
     exits_.erase(pid);

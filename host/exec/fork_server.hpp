@@ -78,6 +78,10 @@ public:
     int take_stop(pid_t pid);
     // The worker is no longer watched (its WorkerProcess is gone).
     void forget(pid_t pid);
+    // Ends a server that no longer tells of its workers' ends (stopped, or
+    // stuck): SIGKILL, and each worker it forked that had not ended is taken
+    // as killed by SIGKILL (they die with it: their parent-death signal).
+    void abandon();
 
 private:
     ForkServer() = default;

@@ -219,6 +219,26 @@ void LocalExecutor::drop_fork_server(ForkServer* server, const std::string& why)
     }
 }
 
+void LocalExecutor::abandon_fork_server(pid_t server_pid, pid_t worker_pid) {
+    ForkServer* server = nullptr;
+    std::string plugin;
+    for (auto& [key, s] : servers_)
+        if (s.server && s.server->alive() && s.server->pid() == server_pid) server = s.server.get(), plugin = s.plugin;
+    for (auto& r : retired_servers_)
+        if (r->alive() && r->pid() == server_pid) server = r.get();
+    if (server == nullptr) return;
+    log::warning("the fork server{} (pid {}) did not tell of the end of worker {} within {} s of SIGKILL: it is "
+                 "stopped or stuck, and is ended with its workers; {}",
+                 plugin.empty() ? std::string() : " of plugin '" + plugin + "'", server_pid, worker_pid,
+                 options_.kill_grace.count() / 1000,
+                 plugin.empty() ? "its tasks were started by exec already" : "its tasks start by exec from now on");
+    server->abandon();
+    for (auto& [key, s] : servers_)
+        if (s.server.get() == server) retired_servers_.push_back(std::move(s.server));  // forks no more
+    for (auto& [id, w] : workers_)
+        if (w.process->relayed() && w.process->server_pid() == server_pid) w.process->try_reap();
+}
+
 std::unique_ptr<WorkerProcess> LocalExecutor::start_worker(const LoadRequest& request, const SpawnOptions& spawn) {
     if (request.preload && options_.fork_server && !options_.foreground) {
         if (ForkServer* server = fork_server(*request.preload)) {
@@ -501,6 +521,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         polled_.push_back(id);
         if (w.kill_deadline) consider(*w.kill_deadline);
         if (w.closed_at) consider(*w.closed_at + options_.kill_grace);
+        if (w.relay_deadline) consider(*w.relay_deadline);
         // Without a pidfd (old kernels) a worker whose channel closed is
         // looked at until it has exited.
         if (p.pid_fd() < 0 && !p.relayed() && w.closed_at) consider(now + std::chrono::milliseconds(10));
@@ -548,8 +569,16 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     now = Clock::now();
     for (auto& [id, w] : workers_) {
         if (w.process->exited()) continue;
-        if ((w.kill_deadline && now >= *w.kill_deadline) || (w.closed_at && now >= *w.closed_at + options_.kill_grace))
+        if ((w.kill_deadline && now >= *w.kill_deadline) ||
+            (w.closed_at && now >= *w.closed_at + options_.kill_grace)) {
             w.process->kill(SIGKILL);
+            // A forked worker's end is told by its server: a server that has
+            // not told it a grace period after SIGKILL is stopped or stuck,
+            // and would hold the worker's slot (and the run) forever.
+            if (w.process->relayed() && !w.relay_deadline) w.relay_deadline = now + options_.kill_grace;
+        }
+        if (w.relay_deadline && now >= *w.relay_deadline && !w.process->exited())
+            abandon_fork_server(w.process->server_pid(), w.process->pid());
     }
 
     bool held_gpu = false;

@@ -93,7 +93,10 @@ private:
         int gpu = -1;         // the GPU of a running train stage
         bool broken = false;  // sent what is no valid message, or out of turn: killed, not read
         Peaks peaks;
-        std::optional<Clock::time_point> closed_at;      // EOF seen on the socket
+        std::optional<Clock::time_point> closed_at;  // EOF seen on the socket
+        // Forked and sent SIGKILL: by then its server should have told of
+        // its end (else the server is stopped or stuck, and is abandoned).
+        std::optional<Clock::time_point> relay_deadline;
         std::optional<Clock::time_point> kill_deadline;  // SIGKILL if still alive then
         int stops = 0;                                   // how often it was found stopped
         bool evicted = false;                            // a kept worker ended to make room
@@ -122,6 +125,9 @@ private:
     // later (Server::retry_at).
     ForkServer* fork_server(const PreloadSpec& preload);
     void drop_fork_server(ForkServer* server, const std::string& why);
+    // Ends the fork server with that pid, which did not tell of a worker's
+    // end (ForkServer::abandon); its workers are reaped as killed.
+    void abandon_fork_server(pid_t server_pid, pid_t worker_pid);
 
     Options options_;
     sched::StageScheduler scheduler_;

@@ -4,7 +4,8 @@
 starts a thread when loaded, or a preload that fails, falls back to exec with a
 warning; crashes, exit codes, stops, timeouts and out-of-memory retries are
 told apart as for exec'd workers; a result sent just before its worker's exit
-is read before the exit is told; a SIGKILLed host leaves no process; Python
+is read before the exit is told; a stopped fork server is ended rather than
+hold the run; a SIGKILLed host leaves no process; Python
 tasks start with the group's `preload` modules imported, their thread
 settings restored, and are charged for their own memory, not the server's."""
 import json
@@ -178,6 +179,32 @@ class ForkServer(HostTest):
             self.assertEqual(processes_of_host(proc.pid), [], "the fork server survived the host")
         finally:
             fftest.kill_group(proc)
+
+    def test_a_stopped_fork_server_does_not_hold_the_run(self):
+        # A server that stops telling of its workers' ends (SIGSTOP here; a
+        # plugin's fork handler that hangs is the same) would hold their
+        # slots forever: 5 s after the host's SIGKILL of a worker that closed
+        # its channel, the server is ended, and the tasks left start by exec.
+        plan = self.write_plan(group("fault_sleep", tasks=6, extra="params = { seconds = 1 }"),
+                               scheduler={"max-processes": 2})
+        wd = os.path.join(self.tmp, "run")
+        proc = self.start_host(plan, "--workdir", wd, "--progress", "plain")
+        try:
+            self.wait_for_event(wd, lambda e: e.get("status") == "TRAINING", proc)
+            servers = [p for p in processes_of_host(proc.pid) if parent(p) == proc.pid]
+            self.assertEqual(len(servers), 1, "one fork server")
+            os.kill(servers[0], signal.SIGSTOP)
+            r = self.finish_host(proc, wd, timeout=60)
+        finally:
+            fftest.kill_group(proc)
+        self.assertExit(r, 0)
+        for i in range(6):
+            self.assertStatus(r, "g", str(i), "FINISHED")
+        self.assertInCI("fork server of plugin 'fault_sleep' (pid %d) did not tell of the end" % servers[0], r.stderr)
+        deadline = time.monotonic() + 10
+        while processes_of_host(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(processes_of_host(proc.pid), [], "the stopped server or its workers outlived the run")
 
     def test_a_worker_that_cannot_enter_its_cgroup_runs_nothing_of_its_task(self):
         # A forked worker moves itself into its task's cgroup before it runs
