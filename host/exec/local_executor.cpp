@@ -3,6 +3,7 @@
 #include "common/device.hpp"
 #include "common/failpoints.hpp"
 #include "common/log.hpp"
+#include "common/proc_stat.hpp"
 
 #include <fedflow/detail/wire.hpp>
 
@@ -577,8 +578,17 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
             // and would hold the worker's slot (and the run) forever.
             if (w.process->relayed() && !w.relay_deadline) w.relay_deadline = now + options_.kill_grace;
         }
-        if (w.relay_deadline && now >= *w.relay_deadline && !w.process->exited())
-            abandon_fork_server(w.process->server_pid(), w.process->pid());
+        if (w.relay_deadline && now >= *w.relay_deadline && !w.process->exited()) {
+            // Only a server that fails its part: its worker has ended (a
+            // zombie it does not reap, or gone) or it is stopped itself. A
+            // worker still on its way out (in the kernel, a GPU driver's
+            // teardown) is waited for, and its server's other workers live.
+            std::optional<proc::Brief> worker = proc::read_brief(w.process->pid());
+            std::optional<proc::Brief> server = proc::read_brief(w.process->server_pid());
+            bool stopped = server && (server->state == 'T' || server->state == 't');
+            if (!worker || worker->ended() || stopped) abandon_fork_server(w.process->server_pid(), w.process->pid());
+            else w.relay_deadline = now + options_.kill_grace;
+        }
     }
 
     bool held_gpu = false;
