@@ -100,7 +100,11 @@ ForkServer::~ForkServer() {
     }
 }
 
-void ForkServer::lost() {
+void ForkServer::abandon() {
+    // Gone, or given up (it sent garbage, did not answer, or stopped telling
+    // of its workers' ends): killed, so that what is said of its workers
+    // below is true; the destructor reaps it.
+    if (pid_ > 0) ::kill(pid_, SIGKILL);
     if (sock_ >= 0) ::close(sock_);
     sock_ = -1;
     // Its children had its death as their parent-death signal (SIGKILL).
@@ -134,7 +138,7 @@ std::optional<Dict> ForkServer::next(bool& would_block) {
         would_block = false;  // a server that sends garbage is as good as gone
     }
     for (int f : fds) ::close(f);  // it sends none
-    if (!m && !would_block) lost();
+    if (!m && !would_block) abandon();
     return m;
 }
 
@@ -164,14 +168,14 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     if (workdir.string().size() > fork_packet::ForkRequest::max_workdir)
         throw std::system_error(ENAMETOOLONG, std::generic_category(), "cannot enter " + workdir.string());
     if (!fork_packet::send_fork(sock_, workdir.string(), nofile, contain, fds)) {
-        lost();
+        abandon();
         throw std::runtime_error("the fork server is gone");
     }
     // A fork of a small process takes well under a millisecond; a server
     // that does not answer in seconds is stuck, and is given up.
     std::optional<Dict> a = answer(std::chrono::steady_clock::now() + std::chrono::seconds(10));
     if (!a) {
-        lost();
+        abandon();
         throw std::runtime_error("the fork server did not answer");
     }
     if (a->contains("forked")) {
@@ -180,7 +184,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
         return pid;
     }
     if (a->contains("refused")) throw ForkRefused(text_of(*a, "refused"), static_cast<int>(integer_of(*a, "errno", 0)));
-    lost();
+    abandon();
     throw std::runtime_error("the fork server answered what it should not");
 }
 
@@ -211,11 +215,6 @@ int ForkServer::take_stop(pid_t pid) {
     int sig = it->second;
     stops_.erase(it);
     return sig;
-}
-
-void ForkServer::abandon() {
-    if (pid_ > 0) ::kill(pid_, SIGKILL);  // the destructor reaps it
-    lost();
 }
 
 void ForkServer::forget(pid_t pid) {

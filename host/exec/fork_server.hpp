@@ -78,15 +78,16 @@ public:
     int take_stop(pid_t pid);
     // The worker is no longer watched (its WorkerProcess is gone).
     void forget(pid_t pid);
-    // Ends a server that no longer tells of its workers' ends (stopped, or
-    // stuck): SIGKILL, and each worker it forked that had not ended is taken
-    // as killed by SIGKILL (they die with it: their parent-death signal).
+    // Ends the server (SIGKILL; a server that is gone, sent what is no
+    // packet, did not answer, or no longer tells of its workers' ends), and
+    // each worker it forked that had not ended is taken as killed by SIGKILL
+    // (they die with it: their parent-death signal).
     void abandon();
 
 private:
     ForkServer() = default;
     // The next packet, if one waits (else would_block); a server that is
-    // gone, or sent what is no packet, is given up (lost).
+    // gone, or sent what is no packet, is given up (abandon).
     std::optional<Dict> next(bool& would_block);
     // The next answer to a request (ready, failed, forked, refused); exits
     // and stops that come first are kept. nullopt: the server is gone, or
@@ -94,7 +95,6 @@ private:
     std::optional<Dict> answer(std::chrono::steady_clock::time_point deadline);
     // An exit or a stop: kept; false for any other packet.
     bool take_event(const Dict& m);
-    void lost();
 
     pid_t pid_ = -1;
     int sock_ = -1;
