@@ -210,8 +210,9 @@ plugin = "echo"
             self.assertEqual(sorted(os.listdir(r.path("big", t))), ["stderr.log", "stdout.log"])
         for t, e in big.items():
             if t not in saved:
-                self.assertIn(e["message"], ("not started: the workdir's filesystem is full",
-                                             "interrupted: the workdir's filesystem is full"))
+                self.assertIn(e.get("message"), ("not started: the workdir's filesystem is full",
+                                                 "interrupted: the workdir's filesystem is full"),
+                              "big/%s: %s\n%s" % (t, e, r.describe()))
                 self.assertFalse(os.path.exists(r.path("big", t, "result.json")))
         self.assertFalse(os.path.exists(r.path("after")))
 
