@@ -49,6 +49,11 @@ static int reap_one(void) {
     return (WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 0 : -1;
 }
 
+/* A count of pages that may be 0 (parse_count wants one of at least 1). */
+static size_t parse_pages(const char *s, const char *what) {
+    return strcmp(s, "0") == 0 ? 0 : (size_t)parse_count("spawn_floor", s, what);
+}
+
 int main(int argc, char **argv) {
     long n = argc > 1 ? parse_count("spawn_floor", argv[1], "N") : 200;
     long jobs = argc > 2 ? parse_count("spawn_floor", argv[2], "JOBS") : 2;
@@ -60,9 +65,8 @@ int main(int argc, char **argv) {
         long mib = argc > 4 ? parse_count("spawn_floor", argv[4], "MIB") : 4;
         size_t size = (size_t)mib << 20;
         pages = size / 4096;
-        read_pages = argc > 5 && strcmp(argv[5], "0") != 0 ? (size_t)parse_count("spawn_floor", argv[5], "READ") : 0;
-        written_pages = argc > 6 && strcmp(argv[6], "0") != 0 ? (size_t)parse_count("spawn_floor", argv[6], "WRITTEN")
-                                                              : 0;
+        read_pages = argc > 5 ? parse_pages(argv[5], "READ") : 0;
+        written_pages = argc > 6 ? parse_pages(argv[6], "WRITTEN") : 0;
         if (read_pages > pages || written_pages > pages) {
             fprintf(stderr, "spawn_floor: READ and WRITTEN are at most %zu pages (%ld MiB)\n", pages, mib);
             return 2;
@@ -98,7 +102,8 @@ int main(int argc, char **argv) {
                 rc = posix_spawn(&pid, program, NULL, NULL, child_argv, environ);
             }
             if (rc != 0) {
-                fprintf(stderr, "spawn_floor: posix_spawn %s: %s\n", program, strerror(rc));
+                if (fork_mode) fprintf(stderr, "spawn_floor: fork: %s\n", strerror(rc));
+                else fprintf(stderr, "spawn_floor: posix_spawn %s: %s\n", program, strerror(rc));
                 return 1;
             }
             ++started;

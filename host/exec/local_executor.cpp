@@ -578,7 +578,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
             // and would hold the worker's slot (and the run) forever.
             if (w.process->relayed() && !w.relay_deadline) w.relay_deadline = now + options_.kill_grace;
         }
-        if (w.relay_deadline && now >= *w.relay_deadline && !w.process->exited()) {
+        if (w.relay_deadline && now >= *w.relay_deadline) {
             // Only a server that fails its part: its worker has ended (a
             // zombie it does not reap, or gone) or it is stopped itself. A
             // worker still on its way out (in the kernel, a GPU driver's
