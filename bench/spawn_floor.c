@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
             if (rc != 0) {
                 if (fork_mode) fprintf(stderr, "spawn_floor: fork: %s\n", strerror(rc));
                 else fprintf(stderr, "spawn_floor: posix_spawn %s: %s\n", program, strerror(rc));
+                free((void *)heap);
                 return 1;
             }
             ++started;
@@ -113,6 +114,7 @@ int main(int argc, char **argv) {
         --running;
     }
     double total = now_ms() - t0;
+    free((void *)heap); /* the sanitizer build's leak check runs at exit */
 
     printf("spawn_floor n=%ld jobs=%ld total_ms=%.3f per_task_ms=%.4f\n", n, jobs, total, total / (double)n);
     if (failed != 0) {
