@@ -173,6 +173,11 @@ std::vector<std::string> Descendants::worker_args() const {
 fs::path Descendants::new_task_cgroup() {
     if (kind_ != Containment::cgroup) return {};
     remove_retired();
+    if (!spare_.empty()) {
+        fs::path dir = std::move(spare_.back());
+        spare_.pop_back();
+        return dir;
+    }
     fs::path dir = run_cgroup_ / fmt::format("t{}", ++task_seq_);
     if (::mkdir(dir.c_str(), 0755) != 0)
         throw std::system_error(errno, std::generic_category(), "cannot create cgroup " + dir.string());
@@ -180,6 +185,8 @@ fs::path Descendants::new_task_cgroup() {
 }
 
 void Descendants::retire(fs::path dir) { retired_.push_back(std::move(dir)); }
+
+void Descendants::reuse(fs::path dir) { spare_.push_back(std::move(dir)); }
 
 void Descendants::remove_retired() {
     std::erase_if(retired_, [](const fs::path& dir) { return cgroup::remove(dir); });

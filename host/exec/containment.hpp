@@ -51,9 +51,15 @@ public:
     const std::string& description() const noexcept { return description_; }
     // What the worker's command line needs ("--contain", "pidns"), if anything.
     std::vector<std::string> worker_args() const;
-    // cgroup: a new cgroup for the next task's worker (created); empty for
-    // the other mechanisms.
+    // cgroup: a cgroup for the next task's worker: one that an earlier task
+    // left empty (reuse()), else a new one; empty for the other mechanisms.
     std::filesystem::path new_task_cgroup();
+    // cgroup: dir's worker has ended and no process is left in dir or below
+    // it: it serves a later task. Creating a cgroup and removing it again
+    // cost the host's loop about 30 µs (the kernel makes and unmakes every
+    // controller's files), a fifth of what a short task costs it; the run
+    // keeps at most as many as it ever ran workers at once.
+    void reuse(std::filesystem::path dir);
     // cgroup: a task cgroup whose processes were killed but may not be gone
     // yet: removed once they are (at a later call, or at the end).
     void retire(std::filesystem::path dir);
@@ -68,7 +74,8 @@ private:
     std::filesystem::path run_cgroup_;
     std::uint64_t task_seq_ = 0;
     std::vector<std::filesystem::path> retired_;
-    int guard_pipe_ = -1;  // the write end; the guard reads EOF when the host is gone
+    std::vector<std::filesystem::path> spare_;  // empty task cgroups, for new_task_cgroup
+    int guard_pipe_ = -1;                       // the write end; the guard reads EOF when the host is gone
     pid_t guard_pid_ = -1;
 };
 

@@ -308,6 +308,12 @@ void WorkerProcess::end_cgroup() noexcept {
     try {
         std::size_t left = cgroup::members(cgroup_).size();
         leftovers_ += left;
+        if (left == 0 && descendants_ != nullptr) {
+            // Nothing can enter an empty cgroup but a process moved there.
+            descendants_->reuse(std::move(cgroup_));
+            cgroup_.clear();
+            return;
+        }
         if (left > 0) cgroup::kill(cgroup_);
         // Killed processes take a moment to go: their cgroup then later.
         if (!cgroup::remove(cgroup_) && descendants_ != nullptr) descendants_->retire(cgroup_);

@@ -187,6 +187,31 @@ class Descendants(HostTest):
                 with self.subTest(mechanism=mechanism, kill_worker=kill_worker):
                     self.host_killed(mechanism, kill_worker)
 
+    def test_an_empty_task_cgroup_serves_the_next_task_and_one_with_leftovers_does_not(self):
+        # One task at a time: the one that leaves processes first, then three
+        # that leave nothing. Each tells the cgroup it ran in.
+        # (Braces doubled: the command plugin fills in {placeholders}.)
+        where = 'echo "{{\\"cgroup\\": \\"$(grep "^0::" /proc/self/cgroup)\\"}}"'
+        plan = self.write_plan(
+            '[[group]]\nname = "dirty"\nplugin = "command"\nparams = { train = %s }\n\n'
+            '[[group]]\nname = "clean"\nplugin = "command"\ntasks = 3\nparams = { train = %s }\n'
+            % (toml_argv("sh", "-c", "sleep 301 </dev/null >/dev/null 2>&1 & " + where),
+               toml_argv("sh", "-c", where)), name="reuse.toml", scheduler={"max-processes": 1})
+        token = uuid.uuid4().hex
+        r = self.run_plan(plan, env={"FEDFLOW_CONTAIN": "cgroup", "FEDFLOW_TEST_TOKEN": token})
+        skip_if_unavailable(self, r.rc, r.stderr)
+        self.assertExit(r, 0)
+        dirty = r.result("dirty", "0")["cgroup"]
+        clean = [r.result("clean", str(i))["cgroup"] for i in range(3)]
+        self.assertRegex(dirty, r"^0::/(.*/)?fedflow-[^/]+/t\d+$")
+        # The cgroup whose leftover was killed is not handed on; the clean
+        # ones are, one task after the other.
+        self.assertNotIn(dirty, clean, r.describe())
+        self.assertEqual(len(set(clean)), 1, clean)
+        self.assertEqual([(e["group"], e["count"]) for e in r.events() if e.get("event") == "leftovers"],
+                         [("dirty", 1)])
+        self.assertTrue(wait_until(lambda: not token_processes(token), 3))
+
     def test_an_unknown_mechanism_is_refused(self):
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\n')
         r = self.run_plan(plan, env={"FEDFLOW_CONTAIN": "jail"})
