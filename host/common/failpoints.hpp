@@ -15,6 +15,8 @@
 //                            EMFILE (exec/local_executor.cpp)
 //   fork-cgroup-enter        every forked worker fails to enter its task's
 //                            cgroup, with EACCES (worker/fork_server.cpp)
+//   fork-spare-none          fork servers fork no spare: every worker is
+//                            forked on request (worker/fork_server.cpp)
 //   executor-pause-after-poll
 //                            the host sleeps 20 ms each time its poll()
 //                            returns, so that workers send and exit between

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -23,7 +24,7 @@ constexpr std::size_t max_packet = 1 << 20;
 
 namespace {
 
-bool send_bytes(int fd, const char* doc, std::size_t size, const std::vector<int>& fds) {
+bool send_bytes(int fd, const char* doc, std::size_t size, std::span<const int> fds) {
     if (size > max_packet) throw std::runtime_error("fork server packet too large");
     if (fds.size() > max_fds) throw std::invalid_argument("fork server packet: too many descriptors");
     iovec iov{const_cast<char*>(doc), size};
@@ -112,11 +113,11 @@ IntAnswer::IntAnswer(const char* key, const char* second_key) {
     size_ = zero.size();
 }
 
-bool IntAnswer::send(int fd, std::int64_t value, std::int64_t second) const {
+bool IntAnswer::send(int fd, std::int64_t value, std::int64_t second, int pass_fd) const {
     std::array<char, 96> doc = doc_;
     std::memcpy(doc.data() + at_[0], &value, sizeof value);
     if (values_ > 1) std::memcpy(doc.data() + at_[1], &second, sizeof second);
-    return send_bytes(fd, doc.data(), size_, {});
+    return send_bytes(fd, doc.data(), size_, pass_fd >= 0 ? std::span<const int>(&pass_fd, 1) : std::span<const int>());
 }
 
 namespace {
@@ -144,6 +145,13 @@ bool send_fork(int fd, const std::string& workdir, long nofile, const std::strin
     return send_bytes(fd, doc.data(), doc.size(), fds);
 }
 
+bool send_spare_request(int fd, bool contained) {
+    ForkHeader h{};
+    h.magic = spare_magic;
+    h.nofile = contained ? 1 : 0;
+    return send_bytes(fd, reinterpret_cast<const char*>(&h), sizeof h, {});
+}
+
 Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::size_t& nfds) {
     nfds = 0;
     ForkHeader h{};
@@ -156,6 +164,11 @@ Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::s
     });
     if (n < 0) throw std::system_error(errno, std::generic_category(), "fork server: receive");
     if (n == 0) return Received::eof;  // SOCK_SEQPACKET: EOF (no packet is empty)
+    if (static_cast<std::size_t>(n) == sizeof h && h.magic == spare_magic && nfds == 0 &&
+        !(flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        into.nofile = h.nofile != 0 ? 1 : 0;
+        return Received::spare;
+    }
     auto workdir_size = static_cast<std::size_t>(n) - std::min(static_cast<std::size_t>(n), sizeof h);
     if (static_cast<std::size_t>(n) <= sizeof h || h.magic != ForkRequest::magic ||
         workdir_size > ForkRequest::max_workdir || (flags & (MSG_TRUNC | MSG_CTRUNC)) ||

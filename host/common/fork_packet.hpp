@@ -6,8 +6,11 @@
 //   host -> server   {"preload": {plugin_path, plugin_name, modules, params, plan_dir}}   first, once
 //                    a fork request (ForkRequest) + fds [channel, stdout.log, stderr.log
 //                                                        [, the task cgroup's cgroup.procs]]
+//                    a spare request (send_spare_request)
 //   server -> host   {"ready": {}} | {"failed": message}                                    after preload
 //                    {"forked": pid} | {"refused": message[, "errno": N]}                     after each fork
+//                    {"spare": pid} + fd [the spare's socket]                    after a spare request, if forked
+//   host -> spare    a fork request, as to the server                                       once
 //                    {"exited": pid, "status": wait status}                                  any time
 //                    {"stopped": pid, "signal": N}                                           any time
 #pragma once
@@ -59,10 +62,24 @@ struct ForkRequest {
 bool send_fork(int fd, const std::string& workdir, long nofile, const std::string& contain,
                const std::vector<int>& fds);
 
-enum class Received { request, eof, malformed };
+// A spare is a child the server forks ahead, after a task's fork, so that
+// the next task does not wait for one: it waits for its fork request on a
+// SOCK_SEQPACKET socket of its own, whose other end the server hands the
+// host with the spare's pid. The host sends the next task's fork request
+// straight to the spare (its pid known already, no answer to wait for),
+// then asks the server for the next spare. A spare request is a
+// ForkRequest header of magic "FFSP" and no workdir; its nofile is 1 when
+// the spare's task will have a cgroup of its own (as the fourth fd of a
+// fork request says), else 0.
+inline constexpr std::uint32_t spare_magic = 0x50534646;  // "FFSP"
+// False when the peer is gone; throws std::system_error on any other error.
+bool send_spare_request(int fd, bool contained);
+
+enum class Received { request, spare, eof, malformed };
 // Receives a fork request into `into` and its descriptors (close-on-exec)
-// into fds, their number in nfds; allocates nothing. malformed: the packet
-// is no fork request (its descriptors are closed). Throws std::system_error.
+// into fds, their number in nfds, or a spare request (its flag in
+// into.nofile); allocates nothing. malformed: the packet is neither (its
+// descriptors are closed). Throws std::system_error.
 Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::size_t& nfds);
 
 // A Dict of one or two integers, encoded once ahead: send() patches the
@@ -71,8 +88,9 @@ Received receive_fork(int fd, ForkRequest& into, std::array<int, 4>& fds, std::s
 class IntAnswer {
 public:
     explicit IntAnswer(const char* key, const char* second_key = nullptr);
-    // False when the peer is gone; throws std::system_error on any other error.
-    bool send(int fd, std::int64_t value, std::int64_t second = 0) const;
+    // pass_fd (>= 0) goes with it (SCM_RIGHTS). False when the peer is
+    // gone; throws std::system_error on any other error.
+    bool send(int fd, std::int64_t value, std::int64_t second = 0, int pass_fd = -1) const;
 
 private:
     std::array<char, 96> doc_{};

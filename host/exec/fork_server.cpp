@@ -91,6 +91,7 @@ std::unique_ptr<ForkServer> ForkServer::start(const std::filesystem::path& worke
 }
 
 ForkServer::~ForkServer() {
+    drop_spare();
     if (sock_ >= 0) ::close(sock_);
     if (pid_ > 0) {
         ::kill(pid_, SIGKILL);
@@ -107,13 +108,39 @@ void ForkServer::abandon() {
     if (pid_ > 0) ::kill(pid_, SIGKILL);
     if (sock_ >= 0) ::close(sock_);
     sock_ = -1;
+    drop_spare();
     // Its children had its death as their parent-death signal (SIGKILL).
     for (const auto& [pid, alive] : children_)
         if (alive && !exits_.count(pid)) exits_[pid] = SIGKILL;
     children_.clear();
 }
 
-bool ForkServer::take_event(const Dict& m) {
+void ForkServer::drop_spare() {
+    // Its socket's EOF ends it (and the server reaps it).
+    if (spare_) ::close(spare_->fd);
+    spare_.reset();
+}
+
+void ForkServer::ask_for_spare(bool contained) {
+    if (spare_ || spare_asked_ || sock_ < 0) return;
+    try {
+        spare_asked_ = fork_packet::send_spare_request(sock_, contained);
+    } catch (const std::system_error&) {
+        // Seen as the server's end by the next read.
+    }
+}
+
+bool ForkServer::take_event(const Dict& m, std::vector<int>& fds) {
+    if (m.contains("spare")) {
+        spare_asked_ = false;
+        auto pid = static_cast<pid_t>(integer_of(m, "spare"));
+        // None forked (-1): the next task is forked on request, and asks again.
+        if (pid > 0 && fds.size() == 1 && !spare_) {
+            spare_ = Spare{pid, fds[0]};
+            fds.clear();
+        }
+        return true;
+    }
     if (m.contains("exited")) {
         auto pid = static_cast<pid_t>(integer_of(m, "exited"));
         if (children_.erase(pid) > 0) exits_[pid] = static_cast<int>(integer_of(m, "status", 0));
@@ -130,26 +157,27 @@ bool ForkServer::take_event(const Dict& m) {
 std::optional<Dict> ForkServer::next(bool& would_block) {
     would_block = false;
     if (sock_ < 0) return std::nullopt;
-    std::vector<int> fds;
-    std::optional<Dict> m;
-    try {
-        m = fork_packet::receive(sock_, fds, &would_block);
-    } catch (const std::exception&) {
-        would_block = false;  // a server that sends garbage is as good as gone
+    for (;;) {
+        std::vector<int> fds;
+        std::optional<Dict> m;
+        try {
+            m = fork_packet::receive(sock_, fds, &would_block);
+        } catch (const std::exception&) {
+            would_block = false;  // a server that sends garbage is as good as gone
+        }
+        // Only a spare's socket comes with a packet; take_event keeps it.
+        const bool event = m && take_event(*m, fds);
+        for (int f : fds) ::close(f);
+        if (!m && !would_block) abandon();
+        if (!event) return m;
     }
-    for (int f : fds) ::close(f);  // it sends none
-    if (!m && !would_block) abandon();
-    return m;
 }
 
 std::optional<Dict> ForkServer::answer(std::chrono::steady_clock::time_point deadline) {
     for (;;) {
         bool would_block = false;
         std::optional<Dict> m = next(would_block);
-        if (m) {
-            if (!take_event(*m)) return m;
-            continue;
-        }
+        if (m) return m;
         if (!would_block) return std::nullopt;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return std::nullopt;
@@ -167,6 +195,27 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     // worker's would (chdir: ENAMETOOLONG); the server stays for the others.
     if (workdir.string().size() > fork_packet::ForkRequest::max_workdir)
         throw std::system_error(ENAMETOOLONG, std::generic_category(), "cannot enter " + workdir.string());
+    // A spare on its way comes sooner than a fork asked for behind it.
+    if (!spare_ && spare_asked_ && !await_spare(std::chrono::steady_clock::now() + std::chrono::seconds(10))) {
+        abandon();
+        throw std::runtime_error("the fork server did not answer");
+    }
+    if (spare_) {
+        const Spare spare = *spare_;
+        spare_.reset();
+        bool sent = false;
+        try {
+            sent = fork_packet::send_fork(spare.fd, workdir.string(), nofile, contain, fds);
+        } catch (const std::system_error&) {
+        }
+        ::close(spare.fd);
+        if (sent) {
+            children_[spare.pid] = true;
+            ask_for_spare(cgroup_procs >= 0);
+            return spare.pid;
+        }
+        // The spare is gone (killed by someone): forked on request instead.
+    }
     if (!fork_packet::send_fork(sock_, workdir.string(), nofile, contain, fds)) {
         abandon();
         throw std::runtime_error("the fork server is gone");
@@ -181,6 +230,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     if (a->contains("forked")) {
         auto pid = static_cast<pid_t>(integer_of(*a, "forked"));
         children_[pid] = true;
+        ask_for_spare(cgroup_procs >= 0);
         return pid;
     }
     if (a->contains("refused")) throw ForkRefused(text_of(*a, "refused"), static_cast<int>(integer_of(*a, "errno", 0)));
@@ -188,14 +238,28 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     throw std::runtime_error("the fork server answered what it should not");
 }
 
+bool ForkServer::await_spare(std::chrono::steady_clock::time_point deadline) {
+    while (spare_asked_ && sock_ >= 0) {
+        bool would_block = false;
+        // A spare is an event, kept by next(); an answer cannot come before
+        // the request it answers.
+        if (next(would_block)) return false;
+        if (!would_block) return false;
+        if (!spare_asked_) break;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{sock_, POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    }
+    return sock_ >= 0;
+}
+
 bool ForkServer::pump() {
     for (;;) {
         bool would_block = false;
-        std::optional<Dict> m = next(would_block);
-        if (m) {
-            take_event(*m);  // nothing else comes unasked
-            continue;
-        }
+        // Nothing but events (which next() keeps) comes unasked: a packet
+        // here is one that should not come, and says nothing.
+        if (next(would_block)) continue;
         return would_block;
     }
 }

@@ -66,6 +66,13 @@ public:
     // itself, so the server does not kill its process group first (what it
     // killed would be missing from the count). Returns its pid. Throws
     // ForkRefused, or std::runtime_error when the server is gone.
+    //
+    // The first fork waits for the server's answer; each fork then asks
+    // for a spare (fork_packet.hpp), a child forked ahead, and the next one
+    // hands its request to that spare and returns at once: the host's loop
+    // no longer waits for a fork (~0.17 ms per task on the 2-CPU test VM,
+    // a third of what a no-op task took). A spare that is not there yet, or
+    // is gone, is a fork on request as before.
     pid_t fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
                const std::string& contain, int cgroup_procs);
 
@@ -86,21 +93,37 @@ public:
 
 private:
     ForkServer() = default;
-    // The next packet, if one waits (else would_block); a server that is
+    // The next packet that is no event (events are kept on the way: exits,
+    // stops, a spare), if one waits (else would_block); a server that is
     // gone, or sent what is no packet, is given up (abandon).
     std::optional<Dict> next(bool& would_block);
     // The next answer to a request (ready, failed, forked, refused); exits
     // and stops that come first are kept. nullopt: the server is gone, or
     // did not answer by the deadline.
     std::optional<Dict> answer(std::chrono::steady_clock::time_point deadline);
-    // An exit or a stop: kept; false for any other packet.
-    bool take_event(const Dict& m);
+    // An exit, a stop or a spare (whose socket it takes out of fds): kept;
+    // false for any other packet.
+    bool take_event(const Dict& m, std::vector<int>& fds);
+    // Asks the server for a spare, unless one is here or asked for.
+    void ask_for_spare(bool contained);
+    // Closes the spare's socket: it ends.
+    void drop_spare();
+    // Waits for the spare asked for (its answer: a spare, or none). False
+    // when the server is gone, sent what it should not, or did not answer
+    // by the deadline.
+    bool await_spare(std::chrono::steady_clock::time_point deadline);
 
     pid_t pid_ = -1;
     int sock_ = -1;
     std::map<pid_t, int> exits_;
     std::map<pid_t, int> stops_;
     std::map<pid_t, bool> children_;  // forked and not yet ended
+    struct Spare {
+        pid_t pid;
+        int fd;  // its socket: a fork request sent there starts it
+    };
+    std::optional<Spare> spare_;
+    bool spare_asked_ = false;  // and not answered yet
 };
 
 }  // namespace fedflow

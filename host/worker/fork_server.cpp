@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +77,7 @@ Scratch* map_scratch() {
 
 struct Answers {
     fork_packet::IntAnswer forked{"forked"};
+    fork_packet::IntAnswer spare{"spare"};
     fork_packet::IntAnswer exited{"exited", "status"};
     fork_packet::IntAnswer stopped{"stopped", "signal"};
 };
@@ -156,6 +158,50 @@ void close_all(const std::array<int, 4>& fds, std::size_t& nfds) {
     nfds = 0;
 }
 
+// Forks a spare (fork_packet.hpp): a child that waits on a socket of its own
+// for the fork request of the next task, and is then set up as a child
+// forked on request. Its socket goes to the host with its pid; pid -1 when
+// it cannot be forked (the host then asks for the next task's fork).
+void fork_spare(int fd, int sfd, long self, bool contained, Scratch& scratch, const Answers& answers,
+                const Hooks& hooks) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        send_or_exit(answers.spare.send(fd, -1));
+        return;
+    }
+    if (hooks.fork != nullptr) hooks.fork(0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        if (hooks.fork != nullptr) hooks.fork(2);
+        ::close(sfd);
+        ::close(fd);
+        ::close(sv[0]);
+        // It dies with the server as a child forked on request does, and
+        // ends when the host drops its socket unused (EOF).
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != self) std::_Exit(0);
+        fork_packet::ForkRequest request;  // its own memory: the scratch is not shared
+        std::array<int, 4> received{};
+        std::size_t nfds = 0;
+        fork_packet::Received got = fork_packet::Received::malformed;
+        try {
+            got = fork_packet::receive_fork(sv[1], request, received, nfds);
+        } catch (const std::exception&) {
+            std::_Exit(0);
+        }
+        ::close(sv[1]);
+        if (got != fork_packet::Received::request || nfds < 3) std::_Exit(0);
+        Child child{self, static_cast<long>(request.nofile), request.contain, {}};
+        child.start_error = set_up_child(received, nfds, request.workdir);
+        std::_Exit(hooks.child(child));
+    }
+    ::close(sv[1]);
+    if (pid > 0) scratch.mark(pid, contained);
+    send_or_exit(pid > 0 ? answers.spare.send(fd, pid, 0, sv[0]) : answers.spare.send(fd, -1));
+    if (hooks.fork != nullptr) hooks.fork(1);
+    ::close(sv[0]);
+}
+
 }  // namespace
 
 void run(int fd, long host_pid, const Hooks& hooks) {
@@ -208,6 +254,8 @@ void run(int fd, long host_pid, const Hooks& hooks) {
     // once it has been seen to run one thread it always does, and threads
     // are not counted again (opening /proc for each fork cost ~0.15 ms).
     bool single_threaded = count_threads() == 1;
+    // Read once: the loop allocates nothing.
+    const bool no_spares = failpoints::armed("fork-spare-none");
 
     // From here on the loop allocates nothing (fork_packet.hpp says why).
     std::array<int, 4> received{};
@@ -232,6 +280,12 @@ void run(int fd, long host_pid, const Hooks& hooks) {
             std::_Exit(2);
         }
         if (got == fork_packet::Received::eof) std::_Exit(0);  // the host closed the socket: it is ending
+        if (got == fork_packet::Received::spare) {
+            // Asked for after a fork on request: the threads are counted.
+            if (no_spares || !single_threaded) send_or_exit(answers.spare.send(fd, -1));
+            else fork_spare(fd, sfd, self, scratch->request.nofile != 0, *scratch, answers, hooks);
+            continue;
+        }
         // channel, stdout.log, stderr.log[, the task cgroup's cgroup.procs]
         if (got != fork_packet::Received::request || nfds < 3) {
             close_all(received, nfds);

@@ -223,6 +223,53 @@ class ForkServer(HostTest):
             self.assertFalse(os.path.exists(r.path("g", i, "result.json")))
         self.assertFalse(any(e.get("status") == "WAITING" for e in r.events()), "a load ran" + r.describe())
 
+    def spare_killer(self, tasks, wait, env=None):
+        """Runs tasks one at a time whose train kills every spare its server
+        forked ahead (the worker's only siblings then), waiting up to `wait`
+        seconds for one. Each result: how many it killed, and whether its
+        worker was forked by a fork server."""
+        train = ("import json, os, time\n"
+                 "def ppid(p):\n"
+                 "    return int(open('/proc/%d/stat' % p).read().rsplit(')', 1)[1].split()[1])\n"
+                 "worker = os.getppid()\n"
+                 "server = ppid(worker)\n"
+                 "forked = b'--fork-server' in open('/proc/%d/cmdline' % server, 'rb').read()\n"
+                 "def spares():\n"
+                 "    out = []\n"
+                 "    for p in os.listdir('/proc'):\n"
+                 "        try:\n"
+                 "            if p.isdigit() and int(p) != worker and ppid(int(p)) == server:\n"
+                 "                out.append(int(p))\n"
+                 "        except (OSError, ValueError, IndexError):\n"
+                 "            pass\n"
+                 "    return out\n"
+                 "deadline = time.monotonic() + WAIT\n"
+                 "while forked and not spares() and time.monotonic() < deadline:\n"
+                 "    time.sleep(0.01)\n"
+                 "killed = spares() if forked else []\n"
+                 "for p in killed:\n"
+                 "    os.kill(p, 9)\n"
+                 "print(json.dumps({'killed': len(killed), 'forked': forked}))\n").replace("WAIT", str(wait))
+        # (Braces doubled: the command plugin fills in {placeholders}.)
+        argv = ["/usr/bin/python3", "-c", train.replace("{", "{{").replace("}", "}}")]
+        plan = self.write_plan(group("command", tasks=tasks, extra="params = { train = %s }" % json.dumps(argv)),
+                               scheduler={"max-processes": 1})
+        r = self.run_plan(plan, env=env)
+        self.assertExit(r, 0)
+        return r
+
+    def test_a_spare_that_is_gone_leaves_its_task_to_a_fork_on_request(self):
+        # Each task kills the spare forked ahead for the next one: the next
+        # task's request finds it gone, and the task is forked on request.
+        r = self.spare_killer(3, 10)
+        for i in range(3):
+            self.assertEqual(r.result("g", str(i)), {"killed": 1, "forked": True}, r.describe())
+
+    def test_without_spares_every_worker_is_forked_on_request(self):
+        r = self.spare_killer(3, 0.5, env={"FEDFLOW_FAILPOINTS": "fork-spare-none"})
+        for i in range(3):
+            self.assertEqual(r.result("g", str(i)), {"killed": 0, "forked": True}, r.describe())
+
     def test_resume_after_failure(self):
         # Task 1 fails in the first run; --resume forks only it again.
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "fault_throw_train"\n'

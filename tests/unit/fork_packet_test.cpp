@@ -218,3 +218,41 @@ TEST_CASE("what is no fork request is malformed, and its descriptors are closed"
     p.fd[0] = -1;
     CHECK(fork_packet::receive_fork(p.fd[1], r, fds, n) == fork_packet::Received::eof);
 }
+
+TEST_CASE("a spare request carries its flag, and a spare's answer its socket") {
+    Pair p;
+    fork_packet::ForkRequest r;
+    std::array<int, 4> fds{};
+    std::size_t n = 0;
+    for (bool contained : {true, false}) {
+        REQUIRE(fork_packet::send_spare_request(p.fd[0], contained));
+        REQUIRE(fork_packet::receive_fork(p.fd[1], r, fds, n) == fork_packet::Received::spare);
+        CHECK(r.nofile == (contained ? 1 : 0));
+        CHECK(n == 0);
+    }
+    // With descriptors, or with more bytes, it is no spare request.
+    std::string spare(32, '\0');
+    const std::uint32_t magic = fork_packet::spare_magic;
+    std::memcpy(spare.data(), &magic, 4);
+    for (const std::string& bytes : {spare, spare + "/tmp"}) {
+        int null = devnull();
+        send_raw(p.fd[0], bytes, {null});
+        CHECK(fork_packet::receive_fork(p.fd[1], r, fds, n) == fork_packet::Received::malformed);
+        CHECK(n == 0);
+        ::close(null);
+    }
+    // {"spare": pid} with the spare's socket; -1 (none forked) without.
+    const fork_packet::IntAnswer answer("spare");
+    int null = devnull();
+    REQUIRE(answer.send(p.fd[0], 4321, 0, null));
+    std::vector<int> got;
+    CHECK(*fork_packet::receive(p.fd[1], got) == Dict{{"spare", std::int64_t{4321}}});
+    REQUIRE(got.size() == 1);
+    CHECK(inode(got[0]) == inode(null));
+    ::close(got[0]);
+    got.clear();
+    REQUIRE(answer.send(p.fd[0], -1));
+    CHECK(*fork_packet::receive(p.fd[1], got) == Dict{{"spare", std::int64_t{-1}}});
+    CHECK(got.empty());
+    ::close(null);
+}
