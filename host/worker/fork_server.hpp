@@ -13,6 +13,12 @@
 // (a BLAS starts its threads at load otherwise); the variables are set back
 // before the first fork.
 //
+// After a fork the host asks for a spare (common/fork_packet.hpp): a child
+// forked ahead that waits for the next task's fork request on a socket of
+// its own, which the server hands the host with the spare's pid; the host's
+// loop then waits for no fork. It dies with the server, or ends when the
+// host closes its socket unused.
+//
 // A child is set up as posix_spawn sets up an exec'd worker: its own process
 // group, stdin /dev/null, stdout.log and stderr.log, the channel as fd 3 and
 // no other descriptor, the task's cwd, an empty signal mask and default
