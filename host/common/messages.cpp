@@ -184,13 +184,15 @@ Load Load::decode(const Dict& body) {
 Dict Train::encode() const {
     Dict d{{"device", device}};
     if (exit_after) d["exit_after"] = true;
+    if (ahead) d["ahead"] = true;
     return d;
 }
 
 Train Train::decode(const Dict& body) {
-    Body b(type, body, {"device", "exit_after"});
+    Body b(type, body, {"device", "exit_after", "ahead"});
     Train t{b.string("device")};
     if (const Value* v = b.optional("exit_after")) t.exit_after = b.as<bool>("exit_after", *v);
+    if (const Value* v = b.optional("ahead")) t.ahead = b.as<bool>("ahead", *v);
     return t;
 }
 
@@ -335,7 +337,9 @@ std::optional<FromShim> decode_from_shim(const channel::Message& m) {
 void Conversation::sent(const FromHost& m) noexcept {
     if (std::holds_alternative<Load>(m)) pending_ = Pending::load;
     else if (const auto* train = std::get_if<Train>(&m)) {
-        pending_ = Pending::train;
+        // One sent ahead is pending once its load has ended well.
+        if (train->ahead && pending_ == Pending::load) train_ahead_ = true;
+        else pending_ = Pending::train;
         exit_after_train_ = train->exit_after;
     } else if (std::holds_alternative<Exit>(m)) exit_sent_ = true;
     // A config asks for no answer (the first is answered by `ready`).
@@ -378,7 +382,10 @@ FromWorker Conversation::receive(const channel::Message& m) {
         // stage the host asked for.
         bool load = std::holds_alternative<Loaded>(msg) || (failed != nullptr && failed->stage == Failed::Stage::load);
         if (!ready_ || pending_ != (load ? Pending::load : Pending::train)) refuse(name, stage);
-        pending_ = Pending::none;
+        // A train sent ahead runs after a load that ended well; after a
+        // failed one the worker drops it.
+        pending_ = train_ahead_ && std::holds_alternative<Loaded>(msg) ? Pending::train : Pending::none;
+        train_ahead_ = false;
         exit_implied_ = exit_after_train_ && std::holds_alternative<Result>(msg);
     }
     return msg;

@@ -73,10 +73,17 @@ struct Load {
 // exits as soon as it has sent one, without waiting for Exit (one round trip
 // less per task); after a failure it waits for the host as before (a train
 // that ran out of memory is tried again in the same process).
+//
+// ahead: sent right after Load, before its answer, when the host knows
+// already that the train will run on "cpu" (no GPU it may use, or the task
+// is pinned there): the worker goes from load to train without waiting for
+// the host (one round trip less per task), and drops this Train, unanswered,
+// when that load failed.
 struct Train {
     static constexpr channel::Type type = channel::Type::train;
     std::string device;
     bool exit_after = false;  // absent on the wire when false
+    bool ahead = false;       // absent on the wire when false
 
     Dict encode() const;
     static Train decode(const Dict& body);
@@ -256,6 +263,7 @@ private:
     bool ended_ = false;  // failed in start or channel: the worker exits
     bool exit_sent_ = false;
     bool exit_after_train_ = false;  // the pending train said exit_after
+    bool train_ahead_ = false;       // a Train sent ahead waits for the pending load's end
     bool exit_implied_ = false;
     Pending pending_ = Pending::none;
 };

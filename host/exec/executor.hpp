@@ -46,6 +46,13 @@ struct LoadRequest {
     // (keep). False: it only waits. A SlurmExecutor lets one node evict
     // for a load, not every node it asks.
     bool may_evict = true;
+    // The train that will follow this load when it is bound to run on
+    // "cpu", whatever the machine then holds (its pinned device is "cpu",
+    // or there is no GPU the executor may use): the executor may send it
+    // with the load (messages::Train::ahead), and start_train then sends
+    // nothing. Absent: start_train sends it.
+    std::optional<std::string> train_pinned;
+    bool train_last = false;  // that train's TrainRequest::last
 };
 
 // A loaded worker's train.
@@ -64,6 +71,12 @@ struct Admission {
     sched::Verdict verdict;
     sched::Estimate estimate;
     int pid = -1;  // go of a load: the new worker's pid
+    // go of a load: the device of the train sent with it (LoadRequest::
+    // train_pinned), or empty. That train runs as soon as the load has
+    // ended well: the runner takes it as started at the worker's `loaded`
+    // (its result may come in the same read, and its exit too, after which
+    // the executor knows the worker no more).
+    std::string train_ahead;
 };
 
 // The most a worker was seen to hold (-1: not seen).

@@ -296,6 +296,17 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     // A worker that dies before reading these is seen through its exit.
     w.process->send(request.config());
     w.process->send(messages::Load{});
+    if (request.train_pinned) {
+        // A train bound to "cpu" now is bound to it when its load ends: no
+        // GPU appears, and none becomes one Fedflow may use.
+        sched::Verdict v = scheduler_.admit_train(*request.train_pinned, 0);
+        if (v.go() && v.gpu < 0) {
+            messages::Train train{v.device, request.train_last};
+            train.ahead = true;
+            w.train_ahead = w.process->send(train);
+            if (w.train_ahead) a.train_ahead = v.device;
+        }
+    }
     a.pid = w.process->pid();
     scheduler_.ledger().open(request.id, a.pid, a.estimate.bytes);
     workers_.emplace(request.id, std::move(w));
@@ -327,8 +338,10 @@ Admission LocalExecutor::start_train(WorkerId id, const TrainRequest& request) {
     w->stage = Worker::Stage::training;
     w->gpu = a.verdict.gpu;
     auto told = options_.told_devices.find(a.verdict.gpu);
-    w->process->send(
-        messages::Train{told == options_.told_devices.end() ? a.verdict.device : told->second, request.last});
+    if (w->train_ahead) w->train_ahead = false;  // sent with the load, and bound to "cpu" as this one
+    else
+        w->process->send(
+            messages::Train{told == options_.told_devices.end() ? a.verdict.device : told->second, request.last});
     a.pid = w->process->pid();
     return a;
 }

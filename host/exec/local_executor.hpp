@@ -100,6 +100,7 @@ private:
         std::optional<Clock::time_point> kill_deadline;  // SIGKILL if still alive then
         int stops = 0;                                   // how often it was found stopped
         bool evicted = false;                            // a kept worker ended to make room
+        bool train_ahead = false;                        // its Train went with its Load
     };
     Worker* find(WorkerId id);
     const Worker* find(WorkerId id) const;

@@ -587,7 +587,9 @@ void Runner::handle_message(Live& live, exec::WorkerId id, const messages::FromW
             extra["gpu_memory_estimate"] = *loaded->gpu_memory_estimate;
         }
         status_event(group, task, std::move(extra));
-        // schedule() gives it a device
+        // schedule() gives it a device; one whose train went with its load
+        // is training already, and its result may be next.
+        if (!live.train_ahead.empty()) start_train(group, id, live);
     } else if (const auto* result = std::get_if<messages::Result>(&message)) {
         receive_result(live, *result);
     } else {

@@ -98,6 +98,7 @@ private:
         TaskGroup* group = nullptr;
         Task* task = nullptr;
         ResultReceiver receiver;      // its shared-memory segments
+        std::string train_ahead;      // exec::Admission::train_ahead of its load, until its `loaded`
         std::string timed_out_stage;  // set when the stage ran past task-timeout
         bool ending = false;          // asked to stop (timeout, or the host stops)
         std::string ended_why;        // why the executor ended it (a worker stopped too often)
@@ -144,6 +145,9 @@ private:
     // Admits what may start now: trains of loaded tasks, then loads.
     void schedule(TaskGroup& group);
     void start_trains(TaskGroup& group);
+    // Starts the train of the WAITING task of worker id, if the executor
+    // admits it now.
+    void start_train(TaskGroup& group, exec::WorkerId id, Live& live);
     void start_loads(TaskGroup& group);
     Task* next_to_load(TaskGroup& group);
     // Asks the executor to start the task's load. False when the machine

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <utility>
 
 #include <sys/wait.h>
 
@@ -148,34 +149,42 @@ void Runner::note_wait(const TaskGroup& group, Task& task, const std::string& st
 
 void Runner::start_trains(TaskGroup& group) {
     // Only a live task can be loaded and waiting for a device.
-    for (auto& [id, l] : live_) {
-        Task& t = *l.task;
-        if (t.status() != TaskStatus::WAITING) continue;
-        exec::TrainRequest request;
-        request.pinned = t.pinned() ? t.device() : group.device();
-        request.grown_gpu_memory = t.estimates().grown_gpu_memory;
-        request.gpu_memory = t.estimates().gpu_memory;
-        request.last = !may_keep(l);
-        exec::Admission a = executor_->start_train(id, request);
-        if (a.verdict.kind == sched::Verdict::Kind::wait) {
-            note_wait(group, t, "train", a.verdict);
-            continue;
-        }
-        if (a.verdict.kind == sched::Verdict::Kind::never) {
-            fail(group, t, "train", a.verdict.reason);
-            t.exit();
-            continue;
-        }
-        t.estimates().admitted_gpu_memory = a.verdict.gpu >= 0 ? a.estimate.bytes : 0;
-        waiting_for_.erase(&t);
-        t.start_train(a.verdict.device);
-        json extra{{"device", a.verdict.device}};
-        if (a.verdict.gpu >= 0) {
-            extra["gpu_memory_estimate"] = a.estimate.bytes;
-            extra["estimate_from"] = a.estimate.source;
-        }
-        status_event(group, t, std::move(extra));
+    for (auto& [id, l] : live_)
+        if (l.task->status() == TaskStatus::WAITING) start_train(group, id, l);
+}
+
+void Runner::start_train(TaskGroup& group, exec::WorkerId id, Live& l) {
+    Task& t = *l.task;
+    exec::TrainRequest request;
+    request.pinned = t.pinned() ? t.device() : group.device();
+    request.grown_gpu_memory = t.estimates().grown_gpu_memory;
+    request.gpu_memory = t.estimates().gpu_memory;
+    request.last = !may_keep(l);
+    exec::Admission a = executor_->start_train(id, request);
+    if (!l.train_ahead.empty()) {
+        // Its train went with its load and runs: on that device, whatever
+        // the executor says (it forgets a worker whose exit it has seen).
+        a.verdict = sched::Verdict{};
+        a.verdict.device = std::exchange(l.train_ahead, {});
     }
+    if (a.verdict.kind == sched::Verdict::Kind::wait) {
+        note_wait(group, t, "train", a.verdict);
+        return;
+    }
+    if (a.verdict.kind == sched::Verdict::Kind::never) {
+        fail(group, t, "train", a.verdict.reason);
+        t.exit();
+        return;
+    }
+    t.estimates().admitted_gpu_memory = a.verdict.gpu >= 0 ? a.estimate.bytes : 0;
+    waiting_for_.erase(&t);
+    t.start_train(a.verdict.device);
+    json extra{{"device", a.verdict.device}};
+    if (a.verdict.gpu >= 0) {
+        extra["gpu_memory_estimate"] = a.estimate.bytes;
+        extra["estimate_from"] = a.estimate.source;
+    }
+    status_event(group, t, std::move(extra));
 }
 
 Task* Runner::next_to_load(TaskGroup& group) {
@@ -261,6 +270,12 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     if (const Value* python = task.params().find("python")) preload.params["python"] = *python;
     preload.plan_dir = plan_.dir.string();
     request.config = [&] { return make_config(group, task, prefix, request.workdir); };
+    // Its train, as start_trains will ask for it: a worker that is not kept
+    // may get it with its load when it is bound to "cpu".
+    if (!spec_->keep_loaded) {
+        request.train_pinned = task.pinned() ? task.device() : group.device();
+        request.train_last = true;
+    }
     exec::Admission a;
     try {
         a = executor_->start_load(request);
@@ -285,7 +300,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     }
     task_seq_ = id;
     waiting_for_.erase(&task);
-    live_.emplace(id, Live(group, task, ResultReceiver(prefix)));
+    live_.emplace(id, Live(group, task, ResultReceiver(prefix))).first->second.train_ahead = a.train_ahead;
     task.start(*executor_, id);
     if (spec_->keep_loaded) {
         Client& client = clients_[{group.index() - 1, task.task_id()}];

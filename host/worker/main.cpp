@@ -456,6 +456,9 @@ int run_worker(long host_pid, long nofile, const std::string& contain, const std
     // Why the next round of a kept worker cannot train, told in answer to
     // its train (a config has no answer of its own).
     std::string round_error;
+    // Whether the last load ended well: a Train sent ahead of its answer
+    // (messages.hpp) runs only then.
+    bool loaded_well = false;
 
     fedflow_status st{};
     void* task = plugin->create(&st);
@@ -496,6 +499,7 @@ int run_worker(long host_pid, long nofile, const std::string& contain, const std
             std::int32_t rc = plugin->load(task, &ctx, &st);
             std::fflush(stdout);
             std::int64_t ms = (fedflow::clock::monotonic_ns() - t0) / 1000000;
+            loaded_well = rc == FEDFLOW_OK;
             if (rc != FEDFLOW_OK) {
                 send_or_exit(stage_failed(msg::Failed::Stage::load, rc, message_of(st), ms));
                 continue;
@@ -507,6 +511,7 @@ int run_worker(long host_pid, long nofile, const std::string& contain, const std
             if (services.gpu_memory_estimate() >= 0) loaded.gpu_memory_estimate = services.gpu_memory_estimate();
             send_or_exit(loaded);
         } else if (const auto* train = std::get_if<msg::Train>(&*m)) {
+            if (train->ahead && !loaded_well) continue;  // the host expects no answer
             const std::string& device = train->device;
             if (!round_error.empty()) {
                 send_or_exit(msg::Failed{msg::Failed::Stage::train, msg::Failed::Kind::exception, round_error,

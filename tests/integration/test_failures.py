@@ -79,6 +79,24 @@ class Faults(HostTest):
                 self.assertLess(r.elapsed, 15)
 
 
+    def test_a_train_sent_with_its_load_runs_only_after_a_load_that_ended_well(self):
+        # On "cpu" the train goes to the worker with the load (messages.hpp,
+        # Train::ahead): it runs as soon as the load has ended well, and is
+        # dropped after a load that failed. Each task's train leaves a file.
+        plan = self.write_plan(
+            '[[group]]\nname = "g"\nplugin = "command"\ntasks = 2\n'
+            'params = { load = ["sh", "-c", "test {task_id} = 0"], train = ["sh", "-c", "touch trained; echo {{}}"] }\n')
+        r = self.run_plan(plan)
+        self.assertExit(r, 1)
+        self.assertStatus(r, "g", "0", "FINISHED")
+        self.assertTrue(os.path.exists(r.path("g", "0", "trained")))
+        failed = self.assertStatus(r, "g", "1", "EXCEPTION")
+        self.assertEqual(failed["stage"], "load", json.dumps(failed))
+        self.assertFalse(os.path.exists(r.path("g", "1", "trained")), "the train of a failed load ran")
+        statuses = [e["status"] for e in r.events() if e.get("event") == "status" and e["task"] == "0"]
+        self.assertEqual(statuses, ["AVAILABLE", "LOADING", "WAITING", "TRAINING", "FINISHED", "EXITED"])
+
+
 class CrashReport(HostTest):
     """A task that crashes leaves the signal, its stage and a backtrace of the
     crashing thread in stderr.log; its status still says which signal."""

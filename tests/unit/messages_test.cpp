@@ -125,6 +125,14 @@ TEST_CASE("every message survives encoding, a frame and decoding") {
         CHECK_THROWS_WITH_AS(msg::Train::decode(Dict{{"device", "cpu"}, {"exit_after", 1}}),
                              "'train' message: field 'exit_after' is an integer, not a bool", ch::ProtocolError);
     }
+    SUBCASE("train: ahead is written only when set") {
+        msg::Train ahead{"cpu", true};
+        ahead.ahead = true;
+        CHECK_FALSE(msg::Train{"cpu", true}.encode().contains("ahead"));
+        CHECK(round_trip(ahead) == ahead);
+        CHECK_THROWS_WITH_AS(msg::Train::decode(Dict{{"device", "cpu"}, {"ahead", "yes"}}),
+                             "'train' message: field 'ahead' is a string, not a bool", ch::ProtocolError);
+    }
     SUBCASE("ready") { CHECK(round_trip(msg::Ready{"echo", 1}) == msg::Ready{"echo", 1}); }
     SUBCASE("ready: protocol 1 is written as before, a later one is told") {
         CHECK_FALSE(msg::Ready{"echo", 1}.encode().contains("protocol"));
@@ -373,6 +381,35 @@ TEST_CASE("the conversation: what a worker may say, and when") {
         CHECK_THROWS_AS(c.receive(frame_of(a_loaded(1, 2))), ch::ProtocolError);
         c.sent(msg::Train{"cpu"});
         CHECK(std::holds_alternative<msg::Result>(c.receive(frame_of(a_result()))));
+    }
+    SUBCASE("a train sent ahead with the load: pending once the load has ended well") {
+        msg::Train ahead{"cpu", true};
+        ahead.ahead = true;
+        c.sent(ahead);
+        CHECK(c.expecting() == "'ready' or 'failed' in start");
+        c.receive(frame_of(msg::Ready{"echo", 1}));
+        CHECK(c.expecting() == "'loaded' or 'failed' in load");
+        CHECK_THROWS_AS(c.receive(frame_of(a_result())), ch::ProtocolError);  // not before its load's end
+    }
+    SUBCASE("a train sent ahead runs after its load, and its result ends the worker") {
+        msg::Train ahead{"cpu", true};
+        ahead.ahead = true;
+        c.sent(ahead);
+        c.receive(frame_of(msg::Ready{"echo", 1}));
+        c.receive(frame_of(a_loaded(1, 2)));
+        CHECK(c.expecting() == "'result' or 'failed' in train");
+        CHECK(std::holds_alternative<msg::Result>(c.receive(frame_of(a_result()))));
+        CHECK(c.exit_implied());
+    }
+    SUBCASE("a train sent ahead of a load that failed is dropped by the worker") {
+        msg::Train ahead{"cpu", true};
+        ahead.ahead = true;
+        c.sent(ahead);
+        c.receive(frame_of(msg::Ready{"echo", 1}));
+        msg::Failed load{msg::Failed::Stage::load, msg::Failed::Kind::exception, "no", 0, std::nullopt};
+        c.receive(frame_of(load));
+        CHECK(c.expecting() == "nothing: no stage is running");
+        CHECK_THROWS_AS(c.receive(frame_of(a_result())), ch::ProtocolError);
     }
     SUBCASE("two 'loaded' for one load") {
         c.receive(frame_of(msg::Ready{"echo", 1}));
