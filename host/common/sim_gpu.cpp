@@ -184,15 +184,23 @@ bool Table::set(int pid, std::size_t gpu, std::uint64_t bytes, std::uint64_t& fr
 }
 
 std::uint64_t Table::used(std::size_t gpu, std::map<int, std::uint64_t>& processes) const {
-    Row& row = impl_->rows[gpu];
+    // The sum of the processes read here, not the row's total read after
+    // them: a process that frees its memory between the two reads would be
+    // in the list but not in the total, and the scheduler, which takes what
+    // the total holds beyond its workers for other programs' use, would
+    // think the device that much emptier than it is (and over-commit it).
+    std::uint64_t held = 0;
     for (std::size_t i = 0; i < kSlots; ++i) {
         Slot& s = impl_->slots[i];
         int pid = at(s.pid).load();
         if (pid == 0) continue;
         std::uint64_t bytes = at(s.bytes).load();
-        if (bytes > 0 && static_cast<std::size_t>(at(s.gpu).load()) == gpu) processes[pid] += bytes;
+        if (bytes > 0 && static_cast<std::size_t>(at(s.gpu).load()) == gpu) {
+            processes[pid] += bytes;
+            held += bytes;
+        }
     }
-    return row.foreign + at(row.held).load();
+    return impl_->rows[gpu].foreign + held;
 }
 
 void Table::release_slot(std::size_t i) noexcept {

@@ -6,6 +6,7 @@ process memory. Every run is also checked for over-commitment from its
 events.jsonl: the GPU estimates admitted on a GPU never sum above what
 Fedflow may use there."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -77,16 +78,26 @@ class SimulatedGpus(HostTest):
         return r
 
     def trainings(self, r):
-        """(start_ms, end_ms, device, estimate, task) of every TRAINING."""
+        """(start_ms, end_ms, device, estimate, task) of every TRAINING. A
+        train that finished ends when the host had its result (its `result`
+        event less host_ms): a worker that is not kept exits right after its
+        result, and what it held is free from then on, while the host may
+        still be writing that result (FINISHED comes after)."""
         seq = {}
+        got_result = {}
         for e in r.events():
             if e.get("event") == "status":
                 seq.setdefault((e["group"], e["task"]), []).append(e)
+            elif e.get("event") == "result":
+                # (elapsed_ms is whole milliseconds, rounded down: so is this.)
+                got_result[(e["group"], e["task"])] = math.floor(e["elapsed_ms"] - e.get("host_ms", 0))
         out = []
         for key, es in seq.items():
             for i, e in enumerate(es):
                 if e["status"] == "TRAINING":
                     end = es[i + 1]["elapsed_ms"] if i + 1 < len(es) else float("inf")
+                    if i + 1 < len(es) and es[i + 1]["status"] == "FINISHED" and key in got_result:
+                        end = min(end, got_result[key])
                     out.append((e["elapsed_ms"], end, e["device"], e.get("gpu_memory_estimate", 0), key[1]))
         return out
 
