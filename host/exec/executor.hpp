@@ -46,13 +46,13 @@ struct LoadRequest {
     // (keep). False: it only waits. A SlurmExecutor lets one node evict
     // for a load, not every node it asks.
     bool may_evict = true;
-    // The train that will follow this load when it is bound to run on
-    // "cpu", whatever the machine then holds (its pinned device is "cpu",
-    // or there is no GPU the executor may use): the executor may send it
-    // with the load (messages::Train::ahead), and start_train then sends
-    // nothing. Absent: start_train sends it.
+    // The pinned device (TrainRequest::pinned) of the train that will
+    // follow this load, for a worker that will not be kept (that train is
+    // its last): when it is bound to run on "cpu" whatever the machine then
+    // holds (pinned there, or no GPU the executor may use), the executor
+    // may send it with the load (messages::Train::ahead), and start_train
+    // then sends nothing. Absent: start_train sends it.
     std::optional<std::string> train_pinned;
-    bool train_last = false;  // that train's TrainRequest::last
 };
 
 // A loaded worker's train.

@@ -301,7 +301,7 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
         // GPU appears, and none becomes one Fedflow may use.
         sched::Verdict v = scheduler_.admit_train(*request.train_pinned, 0);
         if (v.go() && v.gpu < 0) {
-            messages::Train train{v.device, request.train_last};
+            messages::Train train{v.device, true};  // its last train: the worker exits after its result
             train.ahead = true;
             w.train_ahead = w.process->send(train);
             if (w.train_ahead) a.train_ahead = v.device;

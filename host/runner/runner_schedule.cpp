@@ -272,10 +272,7 @@ bool Runner::launch(TaskGroup& group, Task& task) {
     request.config = [&] { return make_config(group, task, prefix, request.workdir); };
     // Its train, as start_trains will ask for it: a worker that is not kept
     // may get it with its load when it is bound to "cpu".
-    if (!spec_->keep_loaded) {
-        request.train_pinned = task.pinned() ? task.device() : group.device();
-        request.train_last = true;
-    }
+    if (!spec_->keep_loaded) request.train_pinned = task.pinned() ? task.device() : group.device();
     exec::Admission a;
     try {
         a = executor_->start_load(request);

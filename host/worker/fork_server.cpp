@@ -153,6 +153,15 @@ std::string set_up_child(std::array<int, 4> fds, std::size_t nfds, const char* w
     return cgroup_error;
 }
 
+// In the child, forked on request or a spare given its request: set up as
+// an exec'd worker, then the worker. Never returns.
+[[noreturn]] void run_child(long self, long nofile, const char* contain, const char* workdir,
+                            const std::array<int, 4>& fds, std::size_t nfds, const Hooks& hooks) {
+    Child child{self, nofile, contain, {}};
+    child.start_error = set_up_child(fds, nfds, workdir);
+    std::_Exit(hooks.child(child));
+}
+
 void close_all(const std::array<int, 4>& fds, std::size_t& nfds) {
     for (std::size_t i = 0; i < nfds; ++i) ::close(fds[i]);
     nfds = 0;
@@ -191,9 +200,7 @@ void fork_spare(int fd, int sfd, long self, bool contained, Scratch& scratch, co
         }
         ::close(sv[1]);
         if (got != fork_packet::Received::request || nfds < 3) std::_Exit(0);
-        Child child{self, static_cast<long>(request.nofile), request.contain, {}};
-        child.start_error = set_up_child(received, nfds, request.workdir);
-        std::_Exit(hooks.child(child));
+        run_child(self, static_cast<long>(request.nofile), request.contain, request.workdir, received, nfds, hooks);
     }
     ::close(sv[1]);
     if (pid > 0) scratch.mark(pid, contained);
@@ -318,9 +325,7 @@ void run(int fd, long host_pid, const Hooks& hooks) {
         if (pid == 0) {
             if (hooks.fork != nullptr) hooks.fork(2);
             ::close(sfd);
-            Child child{self, nofile, contain, {}};
-            child.start_error = set_up_child(received, nfds, workdir);
-            std::_Exit(hooks.child(child));
+            run_child(self, nofile, contain, workdir, received, nfds, hooks);
         }
         int err = errno;
         // The host waits for this answer and can do nothing else meanwhile:
