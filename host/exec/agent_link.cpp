@@ -339,6 +339,7 @@ Dict encode(const Event& e) {
         d.insert_or_assign("closed_channel", e.closed_channel);
         d.insert_or_assign("leftovers", i64(e.leftovers));
         d.insert_or_assign("evicted", e.evicted);
+        if (e.server_lost) d.insert_or_assign("server_lost", e.error);
         break;
     }
     // With every event: what the worker was seen to hold so far.
@@ -375,6 +376,10 @@ Event decode_event(const Dict& body) {
         e.closed_channel = r.flag("closed_channel");
         e.leftovers = r.u64("leftovers");
         e.evicted = r.flag("evicted");
+        if (body.find("server_lost") != nullptr) {
+            e.error = r.str("server_lost");
+            e.server_lost = true;
+        }
         break;
     }
     e.peaks.memory = r.i64("peak_memory");

@@ -114,6 +114,11 @@ struct Event {
     // exited: not the worker's doing; the node it ran on, or the node's
     // agent, was lost (`error` says how). What it ran may run again elsewhere.
     bool node_lost = false;
+    // exited: not the worker's doing either; it was killed with its fork
+    // server, which died (an out-of-memory kill, a user's kill) or was
+    // given up (`error` says how). What it ran may run again, started by
+    // exec: a server that died is not started again in the run.
+    bool server_lost = false;
 };
 
 // What one device holds now, for the live view.

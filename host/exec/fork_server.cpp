@@ -1,6 +1,7 @@
 #include "exec/fork_server.hpp"
 
 #include "common/fork_packet.hpp"
+#include "common/signals.hpp"
 #include "exec/worker_process.hpp"
 
 #include <fmt/core.h>
@@ -101,17 +102,25 @@ ForkServer::~ForkServer() {
     }
 }
 
-void ForkServer::abandon() {
+void ForkServer::abandon(const std::string& why) {
+    if (sock_ < 0) return;  // told once
     // Gone, or given up (it sent garbage, did not answer, or stopped telling
     // of its workers' ends): killed, so that what is said of its workers
-    // below is true; the destructor reaps it.
+    // below is true; the destructor reaps it. One that died on its own (an
+    // out-of-memory kill, a user's kill) is reaped here, to say how.
+    std::string lost = fmt::format("its fork server (pid {}) {}", pid_, why);
+    int status = 0;
+    if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+        lost = fmt::format("its fork server (pid {}) ended ({})", pid_, describe_wait_status(status));
+        pid_ = -1;
+    }
     if (pid_ > 0) ::kill(pid_, SIGKILL);
-    if (sock_ >= 0) ::close(sock_);
+    ::close(sock_);
     sock_ = -1;
     drop_spare();
     // Its children had its death as their parent-death signal (SIGKILL).
     for (const auto& [pid, alive] : children_)
-        if (alive && !exits_.count(pid)) exits_[pid] = SIGKILL;
+        if (alive && !exits_.count(pid)) exits_[pid] = Exit{SIGKILL, lost};
     children_.clear();
 }
 
@@ -143,7 +152,7 @@ bool ForkServer::take_event(const Dict& m, std::vector<int>& fds) {
     }
     if (m.contains("exited")) {
         auto pid = static_cast<pid_t>(integer_of(m, "exited"));
-        if (children_.erase(pid) > 0) exits_[pid] = static_cast<int>(integer_of(m, "status", 0));
+        if (children_.erase(pid) > 0) exits_[pid] = Exit{static_cast<int>(integer_of(m, "status", 0)), {}};
         return true;
     }
     if (m.contains("stopped")) {
@@ -160,15 +169,17 @@ std::optional<Dict> ForkServer::next(bool& would_block) {
     for (;;) {
         std::vector<int> fds;
         std::optional<Dict> m;
+        bool received_garbage = false;
         try {
             m = fork_packet::receive(sock_, fds, &would_block);
         } catch (const std::exception&) {
             would_block = false;  // a server that sends garbage is as good as gone
+            received_garbage = true;
         }
         // Only a spare's socket comes with a packet; take_event keeps it.
         const bool event = m && take_event(*m, fds);
         for (int f : fds) ::close(f);
-        if (!m && !would_block) abandon();
+        if (!m && !would_block) abandon(received_garbage ? "sent what is no packet" : "closed its socket");
         if (!event) return m;
     }
 }
@@ -197,7 +208,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
         throw std::system_error(ENAMETOOLONG, std::generic_category(), "cannot enter " + workdir.string());
     // A spare on its way comes sooner than a fork asked for behind it.
     if (!spare_ && spare_asked_ && !await_spare(std::chrono::steady_clock::now() + std::chrono::seconds(10))) {
-        abandon();
+        abandon("did not answer");
         throw std::runtime_error("the fork server did not answer");
     }
     if (spare_) {
@@ -217,14 +228,14 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
         // The spare is gone (killed by someone): forked on request instead.
     }
     if (!fork_packet::send_fork(sock_, workdir.string(), nofile, contain, fds)) {
-        abandon();
+        abandon("closed its socket");
         throw std::runtime_error("the fork server is gone");
     }
     // A fork of a small process takes well under a millisecond; a server
     // that does not answer in seconds is stuck, and is given up.
     std::optional<Dict> a = answer(std::chrono::steady_clock::now() + std::chrono::seconds(10));
     if (!a) {
-        abandon();
+        abandon("did not answer");
         throw std::runtime_error("the fork server did not answer");
     }
     if (a->contains("forked")) {
@@ -234,7 +245,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
         return pid;
     }
     if (a->contains("refused")) throw ForkRefused(text_of(*a, "refused"), static_cast<int>(integer_of(*a, "errno", 0)));
-    abandon();
+    abandon("answered what it should not");
     throw std::runtime_error("the fork server answered what it should not");
 }
 
@@ -264,10 +275,10 @@ bool ForkServer::pump() {
     }
 }
 
-std::optional<int> ForkServer::take_exit(pid_t pid) {
+std::optional<ForkServer::Exit> ForkServer::take_exit(pid_t pid) {
     auto it = exits_.find(pid);
     if (it == exits_.end()) return std::nullopt;
-    int status = it->second;
+    Exit status = std::move(it->second);
     exits_.erase(it);
     stops_.erase(pid);
     return status;

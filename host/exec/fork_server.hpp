@@ -79,8 +79,16 @@ public:
     // Reads what the server sent (non-blocking): exits and stops. False once
     // it is gone (its workers were killed with it: take_exit says SIGKILL).
     bool pump();
-    // The wait status of a forked worker that has ended, once.
-    std::optional<int> take_exit(pid_t pid);
+    // How a forked worker ended. `lost` (not empty) when the server did not
+    // tell it: the server died or was given up, and the worker was killed
+    // with it (SIGKILL, its parent-death signal); it says how the server
+    // ended, in words. Nothing the task did: the runner runs it again.
+    struct Exit {
+        int status = 0;
+        std::string lost;
+    };
+    // The end of a forked worker that has ended, once.
+    std::optional<Exit> take_exit(pid_t pid);
     // The signal that stopped a forked worker since the last call, or 0.
     int take_stop(pid_t pid);
     // The worker is no longer watched (its WorkerProcess is gone).
@@ -88,8 +96,10 @@ public:
     // Ends the server (SIGKILL; a server that is gone, sent what is no
     // packet, did not answer, or no longer tells of its workers' ends), and
     // each worker it forked that had not ended is taken as killed by SIGKILL
-    // (they die with it: their parent-death signal).
-    void abandon();
+    // (they die with it: their parent-death signal), lost with it: `why`
+    // says why it was given up, unless the server had died on its own (its
+    // wait status says how).
+    void abandon(const std::string& why);
 
 private:
     ForkServer() = default;
@@ -115,7 +125,7 @@ private:
 
     pid_t pid_ = -1;
     int sock_ = -1;
-    std::map<pid_t, int> exits_;
+    std::map<pid_t, Exit> exits_;
     std::map<pid_t, int> stops_;
     std::map<pid_t, bool> children_;  // forked and not yet ended
     struct Spare {

@@ -233,7 +233,8 @@ void LocalExecutor::abandon_fork_server(pid_t server_pid, pid_t worker_pid) {
                  plugin.empty() ? std::string() : " of plugin '" + plugin + "'", server_pid, worker_pid,
                  options_.kill_grace.count() / 1000,
                  plugin.empty() ? "its tasks were started by exec already" : "its tasks start by exec from now on");
-    server->abandon();
+    server->abandon(fmt::format("did not tell of the end of worker {} within {} s of SIGKILL: it is stopped or stuck",
+                                worker_pid, options_.kill_grace.count() / 1000));
     for (auto& [key, s] : servers_)
         if (s.server.get() == server) retired_servers_.push_back(std::move(s.server));  // forks no more
     for (auto& [id, w] : workers_)
@@ -621,6 +622,8 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         e.leftovers = p.leftovers();
         e.killed_for_memory = scheduler_.killed_for_memory(e.wait_status, p.signal_sent() == SIGKILL);
         e.evicted = it->second.evicted;
+        e.error = p.lost_with_server();
+        e.server_lost = !e.error.empty();
         if (const auto* entry = scheduler_.ledger().find(it->first))
             for (const auto& [gpu, bytes] : entry->gpu_measured) held_gpu = held_gpu || bytes > 0;
         scheduler_.ledger().close(it->first);

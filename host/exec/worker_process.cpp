@@ -396,10 +396,11 @@ bool WorkerProcess::try_reap() {
     if (forked_status_) return true;
     // The server killed its process group before it reaped it, unless it
     // has a cgroup: then end_cgroup counts what it left, and kills it.
-    std::optional<int> status = server_->take_exit(forked_pid_);
+    std::optional<ForkServer::Exit> status = server_->take_exit(forked_pid_);
     if (!status) return false;
     end_cgroup();
-    forked_status_ = *status;
+    forked_status_ = status->status;
+    lost_with_server_ = std::move(status->lost);
     return true;
 }
 

@@ -126,6 +126,9 @@ public:
     int signal_sent() const noexcept { return server_ ? forked_signal_sent_ : child_.signal_sent(); }
     // Once exited: how many processes the task left running, all killed.
     std::size_t leftovers() const noexcept { return leftovers_; }
+    // Once exited: not empty when the worker was killed with its fork
+    // server, which died or was given up (ForkServer::Exit::lost says how).
+    const std::string& lost_with_server() const noexcept { return lost_with_server_; }
 
 private:
     WorkerProcess() = default;
@@ -155,6 +158,7 @@ private:
     ForkServer* server_ = nullptr;
     pid_t forked_pid_ = -1;
     std::optional<int> forked_status_;
+    std::string lost_with_server_;
     int forked_signal_sent_ = 0;
 };
 

@@ -535,8 +535,9 @@ void Runner::kept_exited(const exec::Event& e) {
         log::info("{}/{}: its kept worker was ended to make room; it loads again in its next round", group, task_id);
         journal_.write({{"event", "evicted"}, {"group", group}, {"task", task_id}, {"evictions", client.evictions}});
     } else {
-        // Crashed, or killed, while idle: the next round loads it anew.
-        std::string how = describe_wait_status(e.wait_status);
+        // Crashed, or killed (with its fork server, too), while idle: the
+        // next round loads it anew.
+        std::string how = e.server_lost ? e.error + ", and the worker with it" : describe_wait_status(e.wait_status);
         log::warning("{}/{}: its kept worker exited between rounds ({}); it loads again in its next round", group,
                      task_id, how);
         journal_.write({{"event", "kept_exited"}, {"group", group}, {"task", task_id}, {"how", how}});
@@ -615,10 +616,14 @@ void Runner::handle_exit(Live& live, const exec::Event& e) {
     if (task.status() == TaskStatus::FINISHED) {
         task.set_status(TaskStatus::EXITED);
         status_event(group, task);
+    } else if (task.status() == TaskStatus::INTERRUPT && stop_reason_.empty()) {
+        // (Also when its node or its fork server was lost after that: it
+        // starts again in a new process all the same.)
+        ++restarts_pending_;  // out of memory in load: starts again in a new process
     } else if (e.node_lost && !is_final(task.status()) && stop_reason_.empty()) {
         requeue(live, e);
-    } else if (task.status() == TaskStatus::INTERRUPT && stop_reason_.empty()) {
-        ++restarts_pending_;  // out of memory in load: starts again in a new process
+    } else if (e.server_lost && !is_final(task.status()) && stop_reason_.empty()) {
+        rerun_without_server(live, e);
     } else if (!is_final(task.status())) {
         std::string stage = stage_of(task.status());
         std::string message;
@@ -669,6 +674,21 @@ void Runner::requeue(Live& live, const exec::Event& e) {
                  limit);
     task.set_status(TaskStatus::INTERRUPT);
     status_event(group, task, {{"stage", stage}, {"message", e.error}, {"requeue", used}, {"requeues", limit}});
+    ++restarts_pending_;
+}
+
+void Runner::rerun_without_server(Live& live, const exec::Event& e) {
+    TaskGroup& group = *live.group;
+    Task& task = *live.task;
+    const std::string stage = stage_of(task.status());
+    // Nothing the task did (though what it held may have brought the
+    // out-of-memory killer to its server): the workers a fork server took
+    // with it run again, started by exec. A server that died is not started
+    // again in the run, so no task is lost with one twice.
+    const std::string message = e.error + ", and its worker with it";
+    log::warning("{}/{}: {} in {}; it runs again, from its load", group.group_name(), task.task_id(), message, stage);
+    task.set_status(TaskStatus::INTERRUPT);
+    status_event(group, task, {{"stage", stage}, {"message", message}});
     ++restarts_pending_;
 }
 

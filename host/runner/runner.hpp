@@ -194,6 +194,9 @@ private:
     // A worker gone with its node: the task runs again elsewhere, up to
     // [slurm] requeue times, or fails.
     void requeue(Live& live, const exec::Event& e);
+    // A worker killed with its fork server (exec::Event::server_lost): the
+    // task runs again, from its load.
+    void rerun_without_server(Live& live, const exec::Event& e);
     // What the task left running when its worker ended, which was killed.
     void report_leftovers(const Live& live, std::size_t count);
     // Ran out of memory in stage: retried (the estimate grows) or failed.

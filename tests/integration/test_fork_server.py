@@ -60,6 +60,21 @@ def processes_of_host(host_pid):
 
 
 class ForkServer(HostTest):
+    def signal_server_when(self, plan, when, sig, *args):
+        """Runs plan, sends sig to its (only) fork server at the first event
+        for which when(event) holds, and waits for the run's end. Returns the
+        run, the server's pid and the host's."""
+        wd = os.path.join(self.tmp, "run")
+        proc = self.start_host(plan, "--workdir", wd, *args)
+        try:
+            self.wait_for_event(wd, when, proc)
+            servers = [p for p in processes_of_host(proc.pid) if parent(p) == proc.pid]
+            self.assertEqual(len(servers), 1, "one fork server")
+            os.kill(servers[0], sig)
+            return self.finish_host(proc, wd, timeout=60), servers[0], proc.pid
+        finally:
+            fftest.kill_group(proc)
+
     def test_forked_worker_is_set_up_as_an_exec_one(self):
         results = {}
         for start in ("fork-server", "exec"):
@@ -187,24 +202,47 @@ class ForkServer(HostTest):
         # its channel, the server is ended, and the tasks left start by exec.
         plan = self.write_plan(group("fault_sleep", tasks=6, extra="params = { seconds = 1 }"),
                                scheduler={"max-processes": 2})
-        wd = os.path.join(self.tmp, "run")
-        proc = self.start_host(plan, "--workdir", wd, "--progress", "plain")
-        try:
-            self.wait_for_event(wd, lambda e: e.get("status") == "TRAINING", proc)
-            servers = [p for p in processes_of_host(proc.pid) if parent(p) == proc.pid]
-            self.assertEqual(len(servers), 1, "one fork server")
-            os.kill(servers[0], signal.SIGSTOP)
-            r = self.finish_host(proc, wd, timeout=60)
-        finally:
-            fftest.kill_group(proc)
+        r, server, host = self.signal_server_when(plan, lambda e: e.get("status") == "TRAINING", signal.SIGSTOP,
+                                                  "--progress", "plain")
         self.assertExit(r, 0)
         for i in range(6):
             self.assertStatus(r, "g", str(i), "FINISHED")
-        self.assertInCI("fork server of plugin 'fault_sleep' (pid %d) did not tell of the end" % servers[0], r.stderr)
+        self.assertInCI("fork server of plugin 'fault_sleep' (pid %d) did not tell of the end" % server, r.stderr)
         deadline = time.monotonic() + 10
-        while processes_of_host(proc.pid) and time.monotonic() < deadline:
+        while processes_of_host(host) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual(processes_of_host(proc.pid), [], "the stopped server or its workers outlived the run")
+        self.assertEqual(processes_of_host(host), [], "the stopped server or its workers outlived the run")
+
+    def test_workers_killed_with_their_fork_server_run_again(self):
+        # A fork server that dies (the out-of-memory killer's choice, a
+        # user's kill) takes its workers with it, their parent-death signal:
+        # their tasks did nothing wrong, and run again, started by exec.
+        plan = self.write_plan(group("process_info", tasks=4, extra="params = { seconds = 2 }"),
+                               scheduler={"max-processes": 2})
+        r, server, _ = self.signal_server_when(plan, lambda e: e.get("status") == "TRAINING", signal.SIGKILL)
+        self.assertExit(r, 0)
+        lost = [e for e in r.events() if e.get("status") == "INTERRUPT"]
+        self.assertTrue(lost, "no task was in flight when its server died" + r.describe())
+        for e in lost:
+            self.assertEqual(e["message"], "its fork server (pid %d) ended (killed by signal SIGKILL (Killed)), "
+                             "and its worker with it" % server)
+            self.assertIn("%s: its fork server (pid %d) ended" % (e["task"], server), r.stderr)
+        for i in range(4):
+            self.assertStatus(r, "g", str(i), "FINISHED")
+        for e in lost:
+            self.assertIs(is_forked(r.result("g", e["task"])), False, "it ran again by exec")
+
+    def test_a_load_out_of_memory_whose_worker_is_lost_with_its_server_loads_again_once(self):
+        # Its load ran out of memory (INTERRUPT: it loads again in a new
+        # process once this one is gone), and its server died while the
+        # worker was on its way out: it loads again once, as it would have.
+        plan = self.write_plan(group("fault_bad_alloc", extra="params = { load_ooms = 1, linger = 2, fail = false }"))
+        r, _, _ = self.signal_server_when(plan, lambda e: e.get("status") == "INTERRUPT", signal.SIGKILL)
+        self.assertExit(r, 0)
+        self.assertStatus(r, "g", "0", "FINISHED")
+        self.assertEqual(r.result("g", "0")["load_attempts"], 2, r.describe())
+        statuses = [e["status"] for e in r.events() if e.get("status")]
+        self.assertEqual(statuses.count("INTERRUPT"), 1, statuses)
 
     def test_a_worker_that_cannot_enter_its_cgroup_runs_nothing_of_its_task(self):
         # A forked worker moves itself into its task's cgroup before it runs

@@ -18,6 +18,7 @@ import fftest
 from fftest import HostTest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_fork_server  # noqa: E402  (processes_of_host, parent)
 import test_python  # noqa: E402  (require_plugin)
 
 GiB = 1 << 30
@@ -61,6 +62,12 @@ class KeepLoaded(HostTest):
                 entry = r.json(rd, "clients", "report.json")["tasks"][str(t)]
                 out.setdefault(str(t), []).append((res, entry))
         return out
+
+    def wait_for_finished(self, wd, proc, round_, clients):
+        """Until each of those clients has FINISHED that round."""
+        for t in clients:
+            self.wait_for_event(wd, lambda e: e.get("round") == round_ and e.get("group") == "clients" and
+                                e.get("task") == t and e.get("status") == "FINISHED", proc)
 
     def evictions(self, r):
         return [e for e in r.events() if e.get("event") == "evicted"]
@@ -230,15 +237,46 @@ class KeepLoaded(HostTest):
             res = r.json("round-003", "clients", t, "result.json")
             self.assertEqual((res["loads"], res["trains"], res["loaded_round"]), (1, 3, 1))
 
+    def test_kept_workers_lost_with_their_fork_server_load_again(self):
+        # Round 2: clients 0 and 1 finish and idle, kept; 2 trains. Their fork
+        # server dies (SIGKILL) and takes them all with it: 2 trains again
+        # (started by exec), and 0 and 1 load again in round 3.
+        plan = self.plan(plan_body(rounds=3, client_params='sleep_round = 2, sleep_task = "2", sleep_ms = 3000'))
+        wd = os.path.join(self.tmp, "run")
+        proc = self.start_host(plan, "--workdir", wd)
+        try:
+            self.wait_for_finished(wd, proc, 2, ("0", "1"))
+            # The clients' server (the server group's has its own): the
+            # parent of the processes in the clients' folders.
+            servers = sorted({test_fork_server.parent(pid) for pid, cwd in fftest.worker_cwds(wd)
+                              if os.sep + "clients" + os.sep in cwd})
+            self.assertEqual(len(servers), 1, "one fork server")
+            self.assertIn(servers[0], test_fork_server.processes_of_host(proc.pid))
+            os.kill(servers[0], signal.SIGKILL)
+            r = self.finish_host(proc, wd, timeout=60)
+        finally:
+            fftest.kill_group(proc)
+        self.assertExit(r, 0)
+        self.check_values(r, 3)
+        lost = "its fork server (pid %d) ended (killed by signal SIGKILL (Killed))" % servers[0]
+        kept_ends = [e for e in r.events() if e.get("event") == "kept_exited"]
+        self.assertEqual(sorted(e["task"] for e in kept_ends), ["0", "1"], r.describe())
+        for e in kept_ends:
+            self.assertEqual(e["how"], lost + ", and the worker with it")
+        again = [e for e in r.events() if e.get("status") == "INTERRUPT"]
+        self.assertEqual([(e["round"], e["task"], e["message"]) for e in again],
+                         [(2, "2", lost + ", and its worker with it")])
+        for t in ("0", "1", "2"):
+            res = r.json("round-003", "clients", t, "result.json")
+            self.assertEqual((res["loads"], res["loaded_round"]), (1, 2 if t == "2" else 3), t)
+
     def test_sigkilled_host_leaves_no_kept_worker_and_resume_loads_again(self):
         plan = self.plan(plan_body(rounds=3, client_params='sleep_round = 2, sleep_task = "2", sleep_ms = 60000'))
         wd = os.path.join(self.tmp, "run")
         proc = self.start_host(plan, "--workdir", wd)
         try:
             # Round 2: clients 0 and 1 finish and are kept; 2 sleeps.
-            for t in ("0", "1"):
-                self.wait_for_event(wd, lambda e: e.get("round") == 2 and e.get("group") == "clients" and
-                                    e.get("task") == t and e.get("status") == "FINISHED", proc)
+            self.wait_for_finished(wd, proc, 2, ("0", "1"))
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=10)
             deadline = time.monotonic() + 10

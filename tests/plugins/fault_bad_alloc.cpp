@@ -4,16 +4,22 @@
 //   load_ooms = N           load throws the first N times for the task; the
 //                           count survives the restarts (file load-attempts
 //                           in the task's workdir)
+//   linger = S              its process takes S seconds to end (in destroy),
+//                           e.g. after its load ran out of memory
 // A train that succeeds returns how often load and train ran in its process.
 #include "fault.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <new>
+#include <thread>
 
 class FaultBadAlloc final : public fedflow::Task {
 public:
+    ~FaultBadAlloc() override { std::this_thread::sleep_for(std::chrono::duration<double>(linger_)); }
     void load(fedflow::Context& ctx) override {
+        linger_ = ctx.param<double>("linger", 0.0);
         ++loads_;
         std::int64_t before = 0;
         {
@@ -39,5 +45,6 @@ private:
     std::int64_t attempts_ = 0;
     std::int64_t loads_ = 0;
     std::int64_t load_attempts_ = 0;
+    double linger_ = 0;
 };
 FEDFLOW_TASK(FaultBadAlloc, "fault_bad_alloc")

@@ -201,6 +201,14 @@ TEST_CASE("the link's frames make the round trip") {
         CHECK(xb.killed_for_memory);
         CHECK(xb.leftovers == 2);
         CHECK(xb.evicted);
+        CHECK_FALSE(xb.server_lost);
+        CHECK(xb.error.empty());
+        // Killed with its fork server on the node: the host runs it again.
+        x.server_lost = true;
+        x.error = "its fork server (pid 7) ended (killed by signal SIGKILL (Killed))";
+        Event lost = agent::decode_event(through(agent::Frame::event, agent::encode(x)).body);
+        CHECK(lost.server_lost);
+        CHECK(lost.error == x.error);
     }
     SUBCASE("devices") {
         std::size_t live = 0;
