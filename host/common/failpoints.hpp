@@ -17,6 +17,9 @@
 //                            cgroup, with EACCES (worker/fork_server.cpp)
 //   fork-spare-none          fork servers fork no spare: every worker is
 //                            forked on request (worker/fork_server.cpp)
+//   fork-server-die          a fork server kills itself (SIGKILL) after its
+//                            first fork, and its worker dies with it
+//                            (worker/fork_server.cpp)
 //   executor-pause-after-poll
 //                            the host sleeps 20 ms each time its poll()
 //                            returns, so that workers send and exit between

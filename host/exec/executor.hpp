@@ -116,8 +116,7 @@ struct Event {
     bool node_lost = false;
     // exited: not the worker's doing either; it was killed with its fork
     // server, which died (an out-of-memory kill, a user's kill) or was
-    // given up (`error` says how). What it ran may run again, started by
-    // exec: a server that died is not started again in the run.
+    // given up (`error` says how). What it ran may run again.
     bool server_lost = false;
 };
 

@@ -75,6 +75,7 @@ std::unique_ptr<ForkServer> ForkServer::start(const std::filesystem::path& worke
         // The socket is its stdin; its stderr is the host's (what a preload
         // prints before any task runs).
         s->pid_ = spawn_helper(worker, args, sv[1], -1, server_env.data());
+        s->started_pid_ = s->pid_;
     } catch (...) {
         ::close(sv[1]);
         throw;
@@ -102,18 +103,24 @@ ForkServer::~ForkServer() {
     }
 }
 
-void ForkServer::abandon(const std::string& why) {
+void ForkServer::abandon(const std::string& why, std::chrono::milliseconds grace) {
     if (sock_ < 0) return;  // told once
     // Gone, or given up (it sent garbage, did not answer, or stopped telling
     // of its workers' ends): killed, so that what is said of its workers
     // below is true; the destructor reaps it. One that died on its own (an
     // out-of-memory kill, a user's kill) is reaped here, to say how.
-    std::string lost = fmt::format("its fork server (pid {}) {}", pid_, why);
+    end_ = why;
     int status = 0;
-    if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
-        lost = fmt::format("its fork server (pid {}) ended ({})", pid_, describe_wait_status(status));
-        pid_ = -1;
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    for (;;) {
+        if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+            end_ = fmt::format("ended ({})", describe_wait_status(status));
+            pid_ = -1;
+        }
+        if (pid_ <= 0 || std::chrono::steady_clock::now() >= deadline) break;
+        ::usleep(1000);
     }
+    const std::string lost = fmt::format("its fork server (pid {}) {}", started_pid_, end_);
     if (pid_ > 0) ::kill(pid_, SIGKILL);
     ::close(sock_);
     sock_ = -1;
@@ -138,6 +145,12 @@ void ForkServer::ask_for_spare(bool contained) {
         // Seen as the server's end by the next read.
     }
 }
+
+namespace {
+// How long a server whose socket closed gets to be seen dead before it is
+// killed: its exit is microseconds from its files' close.
+constexpr std::chrono::milliseconds dying_grace{200};
+}  // namespace
 
 bool ForkServer::take_event(const Dict& m, std::vector<int>& fds) {
     if (m.contains("spare")) {
@@ -179,7 +192,8 @@ std::optional<Dict> ForkServer::next(bool& would_block) {
         // Only a spare's socket comes with a packet; take_event keeps it.
         const bool event = m && take_event(*m, fds);
         for (int f : fds) ::close(f);
-        if (!m && !would_block) abandon(received_garbage ? "sent what is no packet" : "closed its socket");
+        if (!m && !would_block && received_garbage) abandon("sent what is no packet");
+        else if (!m && !would_block) abandon("closed its socket", dying_grace);
         if (!event) return m;
     }
 }
@@ -228,7 +242,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
         // The spare is gone (killed by someone): forked on request instead.
     }
     if (!fork_packet::send_fork(sock_, workdir.string(), nofile, contain, fds)) {
-        abandon("closed its socket");
+        abandon("closed its socket", dying_grace);
         throw std::runtime_error("the fork server is gone");
     }
     // A fork of a small process takes well under a millisecond; a server

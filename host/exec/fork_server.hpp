@@ -53,7 +53,7 @@ public:
     ForkServer(const ForkServer&) = delete;
     ForkServer& operator=(const ForkServer&) = delete;
 
-    pid_t pid() const noexcept { return pid_; }
+    pid_t pid() const noexcept { return started_pid_; }
     int fd() const noexcept { return sock_; }
     bool alive() const noexcept { return sock_ >= 0; }
 
@@ -98,8 +98,13 @@ public:
     // each worker it forked that had not ended is taken as killed by SIGKILL
     // (they die with it: their parent-death signal), lost with it: `why`
     // says why it was given up, unless the server had died on its own (its
-    // wait status says how).
-    void abandon(const std::string& why);
+    // wait status says how). A server whose socket closed is given `grace`
+    // to be seen dead first: a dying process closes its files before its
+    // parent can reap it.
+    void abandon(const std::string& why, std::chrono::milliseconds grace = std::chrono::milliseconds(0));
+    // Once it is gone (alive() false): how it ended, in words ("ended
+    // (killed by signal SIGKILL (Killed))", "did not answer").
+    const std::string& end() const noexcept { return end_; }
 
 private:
     ForkServer() = default;
@@ -124,7 +129,9 @@ private:
     bool await_spare(std::chrono::steady_clock::time_point deadline);
 
     pid_t pid_ = -1;
+    pid_t started_pid_ = -1;  // pid_ is -1 once reaped
     int sock_ = -1;
+    std::string end_;
     std::map<pid_t, Exit> exits_;
     std::map<pid_t, int> stops_;
     std::map<pid_t, bool> children_;  // forked and not yet ended

@@ -166,6 +166,7 @@ Admission LocalExecutor::spawn_deferred(const std::string& why) {
 ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
     std::string key = wire::encode(Value(preload.encode()));
     auto it = servers_.find(key);
+    if (it != servers_.end() && it->second.server && !it->second.server->alive()) server_ended(it->second.server.get());
     if (it != servers_.end() && (it->second.server || !it->second.retry_at || Clock::now() < *it->second.retry_at))
         return it->second.server.get();
     Server& s = servers_[key];
@@ -220,6 +221,27 @@ void LocalExecutor::drop_fork_server(ForkServer* server, const std::string& why)
     }
 }
 
+void LocalExecutor::server_ended(ForkServer* server) {
+    for (auto& [key, s] : servers_) {
+        if (s.server.get() != server) continue;
+        // Its workers' WorkerProcess point to it: it is kept (it forks no more).
+        retired_servers_.push_back(std::move(s.server));
+        if (++s.ends > max_server_restarts) {
+            s.retry_at.reset();
+            log::warning("the fork server of plugin '{}' (pid {}) {}; it ended {} times in the run: its tasks start "
+                         "by exec from now on",
+                         s.plugin, server->pid(), server->end(), s.ends);
+            return;
+        }
+        s.backoff = std::chrono::milliseconds(1000);
+        s.retry_at = Clock::now() + s.backoff;
+        log::warning("the fork server of plugin '{}' (pid {}) {}; it starts again in a second (its tasks start by "
+                     "exec until then)",
+                     s.plugin, server->pid(), server->end());
+        return;
+    }
+}
+
 void LocalExecutor::abandon_fork_server(pid_t server_pid, pid_t worker_pid) {
     ForkServer* server = nullptr;
     std::string plugin;
@@ -228,15 +250,13 @@ void LocalExecutor::abandon_fork_server(pid_t server_pid, pid_t worker_pid) {
     for (auto& r : retired_servers_)
         if (r->alive() && r->pid() == server_pid) server = r.get();
     if (server == nullptr) return;
-    log::warning("the fork server{} (pid {}) did not tell of the end of worker {} within {} s of SIGKILL: it is "
-                 "stopped or stuck, and is ended with its workers; {}",
-                 plugin.empty() ? std::string() : " of plugin '" + plugin + "'", server_pid, worker_pid,
-                 options_.kill_grace.count() / 1000,
-                 plugin.empty() ? "its tasks were started by exec already" : "its tasks start by exec from now on");
-    server->abandon(fmt::format("did not tell of the end of worker {} within {} s of SIGKILL: it is stopped or stuck",
+    server->abandon(fmt::format("did not tell of the end of worker {} within {} s of SIGKILL: it is stopped or stuck, "
+                                "and is ended with its workers",
                                 worker_pid, options_.kill_grace.count() / 1000));
-    for (auto& [key, s] : servers_)
-        if (s.server.get() == server) retired_servers_.push_back(std::move(s.server));  // forks no more
+    // One that still served its plugin says so, and starts again; a retired
+    // one's tasks were started by exec already.
+    if (plugin.empty()) log::warning("the fork server (pid {}) {}", server_pid, server->end());
+    else server_ended(server);
     for (auto& [id, w] : workers_)
         if (w.process->relayed() && w.process->server_pid() == server_pid) w.process->try_reap();
 }
@@ -253,7 +273,8 @@ std::unique_ptr<WorkerProcess> LocalExecutor::start_worker(const LoadRequest& re
             } catch (const std::system_error&) {
                 throw;
             } catch (const std::runtime_error& e) {
-                drop_fork_server(server, e.what());
+                if (server->alive()) drop_fork_server(server, e.what());
+                else server_ended(server);
             }
         }
     }

@@ -125,7 +125,13 @@ private:
     // that could not start for a passing reason (EMFILE) is started again
     // later (Server::retry_at).
     ForkServer* fork_server(const PreloadSpec& preload);
+    // A server that may fork no more (it holds threads): its tasks start by
+    // exec from now on.
     void drop_fork_server(ForkServer* server, const std::string& why);
+    // A server that is gone (ForkServer::alive() false: it died, or was
+    // ended) is started again a second later, up to max_server_restarts
+    // times in the run; its tasks start by exec meanwhile, and from then on.
+    void server_ended(ForkServer* server);
     // Ends the fork server with that pid, which did not tell of a worker's
     // end (ForkServer::abandon); its workers are reaped as killed.
     void abandon_fork_server(pid_t server_pid, pid_t worker_pid);
@@ -147,7 +153,12 @@ private:
         // backoff doubles, up to a minute); any other failure is final.
         std::optional<Clock::time_point> retry_at;
         std::chrono::milliseconds backoff{0};
+        int ends = 0;  // times it died, or was ended, in the run
     };
+    // A server with torch preloaded saves each task seconds: one that died
+    // (the out-of-memory killer may choose it) is started again; one that
+    // keeps dying is not, for what it takes with it each time.
+    static constexpr int max_server_restarts = 3;
     std::map<std::string, Server> servers_;  // by the preload's encoding
     // Servers that may fork no more (threads): they still reap their workers.
     std::vector<std::unique_ptr<ForkServer>> retired_servers_;

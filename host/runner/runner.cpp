@@ -683,8 +683,8 @@ void Runner::rerun_without_server(Live& live, const exec::Event& e) {
     const std::string stage = stage_of(task.status());
     // Nothing the task did (though what it held may have brought the
     // out-of-memory killer to its server): the workers a fork server took
-    // with it run again, started by exec. A server that died is not started
-    // again in the run, so no task is lost with one twice.
+    // with it run again. The executor starts a server again only so often
+    // (LocalExecutor::max_server_restarts), so this ends.
     const std::string message = e.error + ", and its worker with it";
     log::warning("{}/{}: {} in {}; it runs again, from its load", group.group_name(), task.task_id(), message, stage);
     task.set_status(TaskStatus::INTERRUPT);

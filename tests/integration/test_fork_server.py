@@ -232,6 +232,42 @@ class ForkServer(HostTest):
         for e in lost:
             self.assertIs(is_forked(r.result("g", e["task"])), False, "it ran again by exec")
 
+    def test_a_fork_server_that_died_starts_again(self):
+        # Later tasks are forked again, by a new server, a second after the
+        # old one died; the tasks in between start by exec.
+        plan = self.write_plan(group("process_info", tasks=12, extra="params = { seconds = 0.5 }"),
+                               scheduler={"max-processes": 2})
+        r, server, _ = self.signal_server_when(plan, lambda e: e.get("status") == "TRAINING", signal.SIGKILL)
+        self.assertExit(r, 0)
+        self.assertIn("the fork server of plugin 'process_info' (pid %d) ended (killed by signal SIGKILL (Killed)); "
+                      "it starts again in a second (its tasks start by exec until then)" % server, r.stderr)
+        results = [r.result("g", str(i)) for i in range(12)]
+        exec_d = [res for res in results if is_forked(res) is False]
+        forked_again = [res for res in results if is_forked(res) and res["ppid"] != server]
+        self.assertTrue(exec_d, "no task started by exec while the server was down" + r.describe())
+        self.assertTrue(forked_again, "no task was forked by a new server" + r.describe())
+        self.assertIn("its tasks are forked again", r.stderr)
+
+    def test_a_fork_server_that_keeps_dying_is_given_up(self):
+        # Each server dies after its first fork (the failpoint), taking that
+        # worker with it: its task runs again by exec, the server starts
+        # again a second later, and after its fourth end no more.
+        plan = self.write_plan(group("process_info", tasks=24, extra="params = { seconds = 0.3 }"),
+                               scheduler={"max-processes": 1})
+        r = self.run_plan(plan, env={"FEDFLOW_FAILPOINTS": "fork-server-die"})
+        self.assertExit(r, 0)
+        for i in range(24):
+            self.assertStatus(r, "g", str(i), "FINISHED")
+        lost = [e for e in r.events() if e.get("status") == "INTERRUPT"]
+        servers = {int(e["message"].split("(pid ")[1].split(")")[0]) for e in lost}
+        self.assertEqual((len(lost), len(servers)), (4, 4), r.describe())
+        self.assertEqual(r.stderr.count("it starts again in a second"), 3, r.stderr)
+        self.assertEqual(r.stderr.count("it ended 4 times in the run: its tasks start by exec from now on"), 1,
+                         r.stderr)
+        # Each lost task ran again by exec.
+        for e in lost:
+            self.assertIs(is_forked(r.result("g", e["task"])), False)
+
     def test_a_load_out_of_memory_whose_worker_is_lost_with_its_server_loads_again_once(self):
         # Its load ran out of memory (INTERRUPT: it loads again in a new
         # process once this one is gone), and its server died while the
