@@ -306,8 +306,14 @@ WorkerProcess::~WorkerProcess() {
 void WorkerProcess::end_cgroup() noexcept {
     if (cgroup_.empty()) return;
     try {
-        std::size_t left = cgroup::members(cgroup_).size();
-        leftovers_ += left;
+        const std::vector<pid_t> members = cgroup::members(cgroup_);
+        // A worker lost with its fork server may still be on its way out
+        // (its parent-death signal): that is itself, not what its task left.
+        const auto own = lost_with_server_.empty() ? 0 : std::count_if(members.begin(), members.end(), [&](pid_t p) {
+            return p == started_pid() || p == worker_pid_;
+        });
+        leftovers_ += members.size() - static_cast<std::size_t>(own);
+        const std::size_t left = members.size();
         if (left == 0 && descendants_ != nullptr) {
             // Nothing can enter an empty cgroup but a process moved there.
             descendants_->reuse(std::move(cgroup_));
@@ -398,9 +404,9 @@ bool WorkerProcess::try_reap() {
     // has a cgroup: then end_cgroup counts what it left, and kills it.
     std::optional<ForkServer::Exit> status = server_->take_exit(forked_pid_);
     if (!status) return false;
+    lost_with_server_ = std::move(status->lost);
     end_cgroup();
     forked_status_ = status->status;
-    lost_with_server_ = std::move(status->lost);
     return true;
 }
 

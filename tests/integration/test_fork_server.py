@@ -227,6 +227,9 @@ class ForkServer(HostTest):
             self.assertEqual(e["message"], "its fork server (pid %d) ended (killed by signal SIGKILL (Killed)), "
                              "and its worker with it" % server)
             self.assertIn("%s: its fork server (pid %d) ended" % (e["task"], server), r.stderr)
+        # A worker on its way out with its server is no process its task left.
+        self.assertEqual([e for e in r.events() if e.get("event") == "leftovers"], [])
+        self.assertNotIn("left 1 process", r.stderr)
         for i in range(4):
             self.assertStatus(r, "g", str(i), "FINISHED")
         for e in lost:
