@@ -120,7 +120,16 @@ void ForkServer::abandon(const std::string& why, std::chrono::milliseconds grace
         if (pid_ <= 0 || std::chrono::steady_clock::now() >= deadline) break;
         ::usleep(1000);
     }
-    const std::string lost = fmt::format("its fork server (pid {}) {}", started_pid_, end_);
+    // A server ended by a request to end (a scancel's SIGTERM to every
+    // process of the step, a shutdown's, a Ctrl-C's SIGINT) went with
+    // whatever was asked to end: its workers were not lost, and their tasks
+    // are not run again. One killed (SIGKILL: the out-of-memory killer's
+    // choice), crashed, or given up was lost.
+    const bool asked_to_end = pid_ == -1 && WIFSIGNALED(status) &&
+                              (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT ||
+                               WTERMSIG(status) == SIGHUP || WTERMSIG(status) == SIGQUIT);
+    const std::string lost = asked_to_end ? std::string()
+                                          : fmt::format("its fork server (pid {}) {}", started_pid_, end_);
     if (pid_ > 0) ::kill(pid_, SIGKILL);
     ::close(sock_);
     sock_ = -1;

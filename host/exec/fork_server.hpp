@@ -82,7 +82,10 @@ public:
     // How a forked worker ended. `lost` (not empty) when the server did not
     // tell it: the server died or was given up, and the worker was killed
     // with it (SIGKILL, its parent-death signal); it says how the server
-    // ended, in words. Nothing the task did: the runner runs it again.
+    // ended, in words. Nothing the task did: the runner runs it again. Not
+    // when a signal asked the server to end (SIGTERM, SIGINT, SIGHUP,
+    // SIGQUIT: a scancel, a shutdown): its workers went with what was asked
+    // to end, and fail as any worker killed does.
     struct Exit {
         int status = 0;
         std::string lost;

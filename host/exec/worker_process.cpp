@@ -307,9 +307,11 @@ void WorkerProcess::end_cgroup() noexcept {
     if (cgroup_.empty()) return;
     try {
         const std::vector<pid_t> members = cgroup::members(cgroup_);
-        // A worker lost with its fork server may still be on its way out
-        // (its parent-death signal): that is itself, not what its task left.
-        const auto own = lost_with_server_.empty() ? 0 : std::count_if(members.begin(), members.end(), [&](pid_t p) {
+        // A worker that went with its fork server may still be on its way
+        // out (its parent-death signal): that is itself, not what its task
+        // left.
+        const bool server_gone = server_ != nullptr && !server_->alive();
+        const auto own = !server_gone ? 0 : std::count_if(members.begin(), members.end(), [&](pid_t p) {
             return p == started_pid() || p == worker_pid_;
         });
         leftovers_ += members.size() - static_cast<std::size_t>(own);

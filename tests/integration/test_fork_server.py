@@ -235,6 +235,21 @@ class ForkServer(HostTest):
         for e in lost:
             self.assertIs(is_forked(r.result("g", e["task"])), False, "it ran again by exec")
 
+    def test_workers_of_a_fork_server_asked_to_end_are_not_run_again(self):
+        # SIGTERM (a scancel sends it to every process of a Slurm step, a
+        # shutdown to every process) asks the server to end: its workers went
+        # with what was asked to end, and their tasks fail, as before.
+        plan = self.write_plan(group("process_info", tasks=2, extra="params = { seconds = 3 }"),
+                               scheduler={"max-processes": 2})
+        r, _, _ = self.signal_server_when(plan, lambda e: e.get("status") == "TRAINING", signal.SIGTERM)
+        self.assertExit(r, 1)
+        self.assertFalse([e for e in r.events() if e.get("status") == "INTERRUPT"], r.describe())
+        failed = [t for t in r.report("g")["tasks"].values() if t["status"] == "EXCEPTION"]
+        self.assertTrue(failed, r.describe())
+        for t in failed:
+            self.assertEqual(t["message"], "killed by signal SIGKILL (Killed)")
+        self.assertNotIn("left 1 process", r.stderr)
+
     def test_a_fork_server_that_died_starts_again(self):
         # Later tasks are forked again, by a new server, a second after the
         # old one died; the tasks in between start by exec.
