@@ -233,8 +233,7 @@ void LocalExecutor::server_ended(ForkServer* server) {
                          s.plugin, server->pid(), server->end(), s.ends);
             return;
         }
-        s.backoff = std::chrono::milliseconds(1000);
-        s.retry_at = Clock::now() + s.backoff;
+        s.retry_at = Clock::now() + std::chrono::seconds(1);
         log::warning("the fork server of plugin '{}' (pid {}) {}; it starts again in a second (its tasks start by "
                      "exec until then)",
                      s.plugin, server->pid(), server->end());
