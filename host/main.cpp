@@ -48,6 +48,7 @@ struct Options {
     std::vector<std::string> plugin_path;
     bool resume = false;
     bool force = false;
+    bool overwrite = false;
     bool dry_run = false;
     bool slurm = false;
     std::string progress = "auto";
@@ -176,6 +177,11 @@ int cmd_report(const Options& o) {
 }
 
 int cmd_run(const Options& o) {
+    if (o.overwrite && o.resume) {
+        std::fprintf(stderr, "fedflow-host: --overwrite replaces the run in the workdir, --resume finishes it: "
+                             "give one of them\n");
+        return exit_bad_input;
+    }
     if (o.force && !o.resume) {
         std::fprintf(stderr, "fedflow-host: --force is for --resume: it resumes a run whose plan changed\n");
         return exit_bad_input;
@@ -220,6 +226,7 @@ int cmd_run(const Options& o) {
     ro.slurm = o.slurm || c.plan.slurm.enabled;
     ro.resume = o.resume;
     ro.force = o.force;
+    ro.overwrite = o.overwrite;
     if (o.dry_run) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
         std::printf("dry run: nothing is started\nworkdir: %s\n", shown(workdir).c_str());
@@ -299,6 +306,8 @@ int main(int argc, char** argv) {
     add_plugin_path(&app);
     app.add_flag("--resume", o.resume, "Run only what has not finished in the workdir");
     app.add_flag("--force", o.force, "With --resume: resume even though the plan changed");
+    app.add_flag("--overwrite", o.overwrite,
+                 "Replace the run in the workdir, whose finished results a run refuses to delete otherwise");
     app.add_flag("--dry-run", o.dry_run, "Check everything and print what would run; start nothing");
     app.add_option("--progress", o.progress,
                    "auto (tty on a terminal, else plain), tty, plain (a line per group or round, and failures), "
@@ -329,6 +338,7 @@ int main(int argc, char** argv) {
         ->required()
         ->type_name("GROUP/ID");
     run_task->add_option("--dir", o.task.dir, "Run it here (default: a new directory in $TMPDIR)")->type_name("DIR");
+    run_task->add_flag("--overwrite", o.task.overwrite, "Replace the run in --dir, whose task had finished");
     run_task->add_option("--device", o.task.device, "Train on this device (default: the task's, else cpu)")
         ->type_name("cpu|cuda:N");
     run_task->add_flag("--gdb", o.task.gdb, "Run the worker under gdb (break on the plugin's functions, run, ...)");

@@ -4,6 +4,7 @@
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "common/shm.hpp"
+#include "common/text.hpp"
 #include "runner/results.hpp"
 
 #include <nlohmann/json.hpp>
@@ -88,8 +89,8 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     if (before != plan.digest) {
         if (!force)
             throw std::invalid_argument(fmt::format(
-                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Run without --resume "
-                "to start over, or add --force to resume with the plan as it is now",
+                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Use --overwrite "
+                "instead of --resume to start over, or add --force to resume with the plan as it is now",
                 workdir.string(), before.empty() ? "unknown" : before.substr(0, 19), plan.digest.substr(0, 19),
                 plan_changes(run.value("plan_text", ""), plan.text)));
         log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})", workdir.string(),
@@ -166,6 +167,37 @@ std::size_t ResumeState::count() const noexcept {
     std::size_t n = 0;
     for (const auto& [key, tasks] : finished_) n += tasks.size();
     return n;
+}
+
+std::optional<std::string> results_left(const fs::path& workdir) {
+    std::ifstream events(workdir / "events.jsonl");
+    bool finished = false;
+    // The journal's writer puts no space in a line, and a quote inside a
+    // string is escaped: this is a task's FINISHED line and nothing else.
+    for (std::string line; !finished && std::getline(events, line);)
+        finished = line.find(R"("status":"FINISHED")") != std::string::npos;
+    if (!finished) return std::nullopt;
+    // run.json says when, and how it ended (a host killed left "running");
+    // its counts may be older than the journal, and are said only when some.
+    json run = read_json(workdir / "run.json");
+    if (!run.is_object()) return std::string("a task finished");
+    // Any field may be missing, of another kind or unprintable (a file
+    // edited by hand): it goes to the user's terminal.
+    auto text = [&](const char* key) {
+        auto it = run.find(key);
+        return it != run.end() && it->is_string() ? text::printable(it->get<std::string>()) : std::string();
+    };
+    const std::string when = text("started"), status = text("status");
+    std::string out = "started " + (when.empty() ? std::string("at an unknown time") : when);
+    if (status == "running") out += ", whose host was killed";
+    else if (!status.empty()) out += ", ended '" + status + "'";
+    std::uint64_t count = 0;
+    if (run.contains("groups") && run["groups"].is_array())
+        for (const auto& g : run["groups"])
+            if (g.is_object() && g.contains("finished") && g["finished"].is_number_unsigned())
+                count += g["finished"].get<std::uint64_t>();
+    if (count != 0) out += fmt::format(", {} task(s) finished", count);
+    return out;
 }
 
 }  // namespace fedflow

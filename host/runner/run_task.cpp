@@ -128,6 +128,7 @@ int run_task(const plan::Plan& plan, const std::vector<PluginFile>& plugins, con
     fs::path dir = o.dir.empty() ? new_temporary_dir() : fs::absolute(o.dir);
     one.workdir = dir;
     ro.workdir = dir;
+    ro.overwrite = o.overwrite;
     log::info("run-task: {} of {} (plugin {}) in {}", o.target, plan.file.string(), plugins[gi].name,
               (dir / group / id).string());
     if (!g.inputs.empty()) {

@@ -20,6 +20,7 @@ namespace fedflow {
 struct RunTaskOptions {
     std::string target;          // "GROUP/ID"
     std::filesystem::path dir;   // where the run goes; empty: a new directory in $TMPDIR
+    bool overwrite = false;      // replace a run in dir whose task finished (RunOptions::overwrite)
     std::string device;          // where train runs; empty: the task's pinned device, else "cpu"
     bool gdb = false;            // run the worker under gdb
     bool print_command = false;  // print the worker's command line and environment; run nothing

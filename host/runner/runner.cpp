@@ -342,6 +342,21 @@ void Runner::claim_workdir() {
             "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
             workdir_.string()));
     workdir_lock_.emplace(workdir_);
+    // Held: the run in it is not going on. A fresh run would delete what it
+    // finished, which a mistyped command must not do.
+    if (!options_.resume && !options_.overwrite && fs::exists(workdir_ / "run.json", ec)) {
+        if (std::optional<std::string> left = results_left(workdir_)) {
+            workdir_lock_.reset();
+            // run-task (foreground) has --dir and no --resume.
+            throw std::invalid_argument(
+                fmt::format("workdir {} holds the results of a run ({}): running {} there again would delete them. {}",
+                            workdir_.string(), *left, options_.foreground ? "the task" : "the plan",
+                            options_.foreground
+                                ? "--overwrite replaces the run, --dir DIR runs the task elsewhere"
+                                : "--resume runs what did not finish, --overwrite replaces the run, --workdir "
+                                  "DIR starts this one elsewhere"));
+        }
+    }
 }
 
 void Runner::prepare_workdir() {
@@ -349,7 +364,9 @@ void Runner::prepare_workdir() {
     // its outputs are replaced, never mixed with this run's. The lock file
     // stays: it is ours now.
     std::error_code ec;
-    if (fs::exists(workdir_ / "run.json", ec)) log::warning("replacing the previous run in {}", workdir_.string());
+    if (fs::exists(workdir_ / "run.json", ec))
+        log::warning("replacing the previous run in {}{}", workdir_.string(),
+                     options_.overwrite ? " (--overwrite)" : ": none of its tasks finished");
     // run.json first: what a host killed halfway through leaves is then no
     // run for --resume to take up, but a start to begin again.
     fs::remove(workdir_ / "run.json");

@@ -59,6 +59,9 @@ struct RunOptions {
     bool slurm = false;
     bool resume = false;  // --resume: run only what has not finished
     bool force = false;   // --force: resume even if the plan changed
+    // --overwrite: replace a run in the workdir whose tasks finished (else
+    // it is never deleted: claim_workdir refuses).
+    bool overwrite = false;
     // run-task: workers on the host's terminal and in its process group,
     // under wrapper when given (gdb; the host then ignores SIGINT, which is
     // the debugger's), without containment of what they start.

@@ -361,6 +361,15 @@ plugin = "fault_segfault"
         self.assertFalse(os.path.exists(os.path.join(d, "first")), "run-task ran another group")
         self.assertIn("run-task: g/talks gets no inputs", r.stderr)
         self.assertIn("run-task: g/talks finished", r.stderr)
+        # Its finished task is not replaced by the next run-task there unless asked.
+        r, _ = self.run_task("g/talks", "--dir", d)
+        self.assertExit(r, 2)
+        self.assertIn("workdir %s holds the results of a run" % d, r.stderr)
+        self.assertIn("running the task there again would delete them. --overwrite replaces the run, --dir DIR "
+                      "runs the task elsewhere", r.stderr)
+        r, _ = self.run_task("g/talks", "--dir", d, "--overwrite")
+        self.assertExit(r, 0)
+        self.assertIn("replacing the previous run in %s (--overwrite)" % d, r.stderr)
 
     def test_a_crash_shows_its_backtrace_and_fails(self):
         r, _ = self.run_task("crash/0")

@@ -426,7 +426,7 @@ class Python(HostTest):
         '''))
         for python in (os.path.join(venv, "bin", "python"), venv):
             plan = self.write_plan(group("g", "T", module="venvtask.py", extra=", python = %s" % json.dumps(python)))
-            r = self.run_plan(plan)
+            r = self.run_plan(plan, workdir="run-" + os.path.basename(python))
             self.assertExit(r, 0)
             self.assertEqual(r.result("g", "0"), {"where": "venv", "prefix": venv})
         # Without it, the module is not found.

@@ -109,7 +109,9 @@ params = %s
 name = "after"
 plugin = "echo"
 """ % params, scheduler=scheduler)
-        return self.run_plan(plan)
+        # A workdir per run: a run with results is not replaced.
+        self.oom_runs = getattr(self, "oom_runs", 0) + 1
+        return self.run_plan(plan, workdir="run-%d" % self.oom_runs)
 
     def statuses(self, r):
         return [e["status"] for e in r.events() if e.get("event") == "status" and e.get("group") == "oom"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The workdir and what guards it: one run at a time (a second one, fresh or
 --resume, is refused with the holder's pid and host, and the first run's
-files stay intact); a host killed at any point of its start leaves a workdir
+files stay intact); a run with results is replaced only with --overwrite; a
+host killed at any point of its start leaves a workdir
 that the next run accepts; a torn last journal line is cut, not glued to; a
 full disk stops the run cleanly, and --resume finishes it once there is
 space."""
@@ -97,6 +98,80 @@ class Ownership(HostTest):
             self.assertEqual(f.read(), "not a directory")
 
 
+class Replacing(HostTest):
+    """A run whose tasks finished is never deleted by a plan run again in its
+    workdir: that exits 2 and names --resume, --overwrite and --workdir; a
+    run of which nothing finished is replaced without asking."""
+
+    def files(self, wd):
+        """Every file of the workdir but the lock, with its bytes."""
+        out = {}
+        for d, _, names in os.walk(wd):
+            for n in names:
+                if n != ".fedflow.lock":
+                    with open(os.path.join(d, n), "rb") as f:
+                        out[os.path.relpath(os.path.join(d, n), wd)] = f.read()
+        return out
+
+    def assertRefusedToReplace(self, r, wd, what):
+        self.assertExit(r, 2)
+        self.assertIn("workdir %s holds the results of a run (started " % wd, r.stderr)
+        self.assertIn(what + "): running the plan there again would delete them. --resume runs what did not "
+                      "finish, --overwrite replaces the run, --workdir DIR starts this one elsewhere", r.stderr)
+
+    def test_a_finished_run_is_replaced_only_with_overwrite(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 2\n')
+        wd = os.path.join(self.tmp, "run")
+        first = self.run_plan(plan, workdir=wd)
+        self.assertExit(first, 0)
+        started = first.json("run.json")["started"]
+        before = self.files(wd)
+        self.assertIn(os.path.join("g", "1", "result.json"), before)
+
+        r = self.run_plan(plan, workdir=wd)
+        self.assertRefusedToReplace(r, wd, "ended 'finished', 2 task(s) finished")
+        self.assertEqual(self.files(wd), before, "a refused run changed the workdir")
+        r = self.run_plan(plan, "--overwrite", "--resume", workdir=wd)
+        self.assertExit(r, 2)
+        self.assertIn("--overwrite replaces the run in the workdir, --resume finishes it: give one of them", r.stderr)
+        self.assertEqual(self.files(wd), before)
+
+        r = self.run_plan(plan, "--overwrite", workdir=wd)
+        self.assertExit(r, 0)
+        self.assertIn("replacing the previous run in %s (--overwrite)" % wd, r.stderr)
+        self.assertNotEqual(r.json("run.json")["started"], started)
+        self.assertEqual([e["event"] for e in r.events()].count("run_start"), 1, "the journal was not replaced")
+        for t in ("0", "1"):
+            self.assertStatus(r, "g", t, "FINISHED")
+
+    def test_a_run_of_which_nothing_finished_is_replaced_without_asking(self):
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "fault_throw_load"\ntasks = 2\n')
+        wd = os.path.join(self.tmp, "run")
+        self.assertExit(self.run_plan(plan, workdir=wd), 1)
+        r = self.run_plan(plan, workdir=wd)
+        self.assertExit(r, 1)
+        self.assertIn("replacing the previous run in %s: none of its tasks finished" % wd, r.stderr)
+        self.assertEqual([e["event"] for e in r.events()].count("run_start"), 1)
+
+    def test_a_killed_run_with_finished_tasks_is_not_replaced(self):
+        plan = self.write_plan(SLEEPERS % (4, 1), scheduler={"max-processes": 2})
+        wd = os.path.join(self.tmp, "run")
+        killed = self.start_host(plan, "--workdir", wd)
+        try:
+            self.wait_for_event(wd, lambda e: e.get("status") == "FINISHED", proc=killed)
+            os.kill(killed.pid, signal.SIGKILL)
+        finally:
+            fftest.kill_group(killed)
+            killed.communicate()
+        before = self.files(wd)
+        r = self.run_plan(plan, workdir=wd)
+        # Its run.json still says "running", with no count yet.
+        self.assertRefusedToReplace(r, wd, "whose host was killed")
+        self.assertEqual(self.files(wd), before)
+        r = self.run_plan(plan, "--resume", workdir=wd)
+        self.assertExit(r, 0)
+
+
 class KilledWhileStarting(HostTest):
     # Where the host's start sequence can be cut (FEDFLOW_FAILPOINTS).
     POINTS = ("workdir-locked", "workdir-cleaning", "workdir-ready", "run-json-written", "journal-open")
@@ -104,15 +179,17 @@ class KilledWhileStarting(HostTest):
     def test_a_host_killed_anywhere_in_its_start_leaves_a_workdir_both_runs_accept(self):
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 2\n')
         # (killed run, the run after it): from an empty workdir first, then
-        # each from the finished run the one before left.
-        steps = (((), ("--resume",)), ((), ()), (("--resume",), ("--resume",)), (("--resume",), ()),
-                 ((), ("--resume",)))
+        # each from the finished run the one before left, which a fresh run
+        # replaces only when asked.
+        fresh = ("--overwrite",)
+        steps = ((fresh, ("--resume",)), (fresh, fresh), (("--resume",), ("--resume",)), (("--resume",), fresh),
+                 (fresh, ("--resume",)))
         for point in self.POINTS:
             wd = point
             for killed, then in steps:
-                if point == "workdir-cleaning" and killed:
+                if point == "workdir-cleaning" and killed != fresh:
                     continue  # only a fresh start empties the workdir
-                with self.subTest(point=point, killed=" ".join(killed) or "fresh", then=" ".join(then) or "fresh"):
+                with self.subTest(point=point, killed=" ".join(killed), then=" ".join(then)):
                     r = self.run_plan(plan, *killed, workdir=wd, env={"FEDFLOW_FAILPOINTS": "host-kill@" + point})
                     self.assertEqual(r.rc, -signal.SIGKILL, "the host was not killed at %s%s" % (point, r.describe()))
                     r = self.run_plan(plan, *then, workdir=wd)
