@@ -20,6 +20,9 @@
 //   fork-server-die          a fork server kills itself (SIGKILL) after its
 //                            first fork, and its worker dies with it
 //                            (worker/fork_server.cpp)
+//   fork-server-short-patience
+//                            fork servers have 1 s to load instead of 120 s
+//                            (exec/local_executor.cpp)
 //   executor-pause-after-poll
 //                            the host sleeps 20 ms each time its poll()
 //                            returns, so that workers send and exit between

@@ -85,11 +85,15 @@ std::unique_ptr<ForkServer> ForkServer::start(const std::filesystem::path& worke
     first["preload"] = spec.encode();
     if (!fork_packet::send(s->sock_, first)) throw std::runtime_error("it ended at once");
     ::fcntl(s->sock_, F_SETFL, ::fcntl(s->sock_, F_GETFL) | O_NONBLOCK);
-    std::optional<Dict> a = s->answer(std::chrono::steady_clock::now() + patience);
-    if (!a) throw std::runtime_error(fmt::format("it did not load the plugin within {} s", patience.count() / 1000));
-    if (a->contains("failed")) throw std::runtime_error(text_of(*a, "failed"));
-    if (!a->contains("ready")) throw std::runtime_error("it answered what it should not");
+    s->patience_ = patience;
+    s->start_deadline_ = std::chrono::steady_clock::now() + patience;
     return s;
+}
+
+void ForkServer::check_start(std::chrono::steady_clock::time_point now) {
+    if (ready_ || !alive() || now < start_deadline_) return;
+    start_error_ = fmt::format("it did not load the plugin within {} s", patience_.count() / 1000);
+    abandon(start_error_);
 }
 
 ForkServer::~ForkServer() {
@@ -291,9 +295,22 @@ bool ForkServer::await_spare(std::chrono::steady_clock::time_point deadline) {
 bool ForkServer::pump() {
     for (;;) {
         bool would_block = false;
-        // Nothing but events (which next() keeps) comes unasked: a packet
-        // here is one that should not come, and says nothing.
-        if (next(would_block)) continue;
+        std::optional<Dict> m = next(would_block);
+        const bool starting = !ready_ && start_error_.empty();
+        if (m && starting) {
+            // Its answer to the preload (its first word, before any event).
+            if (m->contains("ready")) {
+                ready_ = true;
+                continue;
+            }
+            start_error_ = m->contains("failed") ? text_of(*m, "failed") : "it answered what it should not";
+            abandon(start_error_);
+            return false;
+        }
+        // Nothing else but events (which next() keeps) comes unasked: a
+        // packet here is one that should not come, and says nothing.
+        if (m) continue;
+        if (!would_block && starting) start_error_ = "it " + end_;
         return would_block;
     }
 }

@@ -45,8 +45,12 @@ public:
 
 class ForkServer {
 public:
-    // Starts the server and waits (at most `patience`) until it has loaded
-    // the plugin. Throws std::runtime_error saying why it could not.
+    // Starts the server and sends it what to load, and returns at once: the
+    // host's loop goes on while it loads (import torch: a second or more).
+    // It is ready() once pump() has read that it loaded the plugin; it has
+    // `patience` to do so (check_start). Throws std::system_error when it
+    // cannot be started (EMFILE, EAGAIN), std::runtime_error when it ended
+    // at once.
     static std::unique_ptr<ForkServer> start(const std::filesystem::path& worker, char* const* envp,
                                              const PreloadSpec& spec, std::chrono::milliseconds patience);
     ~ForkServer();  // closes its socket (it exits), kills and reaps it
@@ -56,6 +60,18 @@ public:
     pid_t pid() const noexcept { return started_pid_; }
     int fd() const noexcept { return sock_; }
     bool alive() const noexcept { return sock_ >= 0; }
+    // It loaded the plugin, and forks.
+    bool ready() const noexcept { return ready_; }
+    // Why it ended before it was ready ("" otherwise): the preload failed
+    // (its error), it ended, it answered what it should not, or it was not
+    // ready by its deadline.
+    const std::string& start_error() const noexcept { return start_error_; }
+    // Until it is ready: when it must be (the host's loop wakes then).
+    std::optional<std::chrono::steady_clock::time_point> start_deadline() const noexcept {
+        return ready_ || !alive() ? std::nullopt : std::optional(start_deadline_);
+    }
+    // Gives a server that is not ready by its deadline up (start_error).
+    void check_start(std::chrono::steady_clock::time_point now);
 
     // Forks a worker set up as posix_spawn sets up an exec'd one (cwd
     // workdir; fds 1, 2 and 3 from out, err and channel; nofile and contain
@@ -76,8 +92,9 @@ public:
     pid_t fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
                const std::string& contain, int cgroup_procs);
 
-    // Reads what the server sent (non-blocking): exits and stops. False once
-    // it is gone (its workers were killed with it: take_exit says SIGKILL).
+    // Reads what the server sent (non-blocking): its answer to the preload,
+    // exits and stops. False once it is gone (its workers were killed with
+    // it: take_exit says SIGKILL).
     bool pump();
     // How a forked worker ended. `lost` (not empty) when the server did not
     // tell it: the server died or was given up, and the worker was killed
@@ -144,6 +161,10 @@ private:
     };
     std::optional<Spare> spare_;
     bool spare_asked_ = false;  // and not answered yet
+    bool ready_ = false;
+    std::chrono::steady_clock::time_point start_deadline_;
+    std::chrono::milliseconds patience_{0};
+    std::string start_error_;
 };
 
 }  // namespace fedflow

@@ -50,6 +50,7 @@ LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> prob
     ::sigprocmask(SIG_BLOCK, &chld, nullptr);
     sigchld_fd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     pause_after_poll_ = failpoints::armed("executor-pause-after-poll");
+    if (failpoints::armed("fork-server-short-patience")) options_.preload_patience = std::chrono::seconds(1);
 }
 
 // Workers still running are killed and reaped by ~WorkerProcess, before
@@ -166,6 +167,16 @@ Admission LocalExecutor::spawn_deferred(const std::string& why) {
 ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
     std::string key = wire::encode(Value(preload.encode()));
     auto it = servers_.find(key);
+    if (it != servers_.end() && it->second.server && !it->second.server->ready() &&
+        !it->second.server->start_error().empty()) {
+        // It ended before it had loaded: its preload fails, and would again.
+        Server& s = it->second;
+        log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin,
+                     s.server->start_error());
+        s.server.reset();
+        s.retry_at.reset();
+        return nullptr;
+    }
     if (it != servers_.end() && it->second.server && !it->second.server->alive()) server_ended(it->second.server.get());
     if (it != servers_.end() && (it->second.server || !it->second.retry_at || Clock::now() < *it->second.retry_at))
         return it->second.server.get();
@@ -184,8 +195,9 @@ ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
         s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience);
         s.retry_at.reset();
         if (again)
-            log::info("the fork server of plugin '{}' started (pid {}): its tasks are forked again", s.plugin,
-                      s.server->pid());
+            log::info("the fork server of plugin '{}' started again (pid {}): its tasks are forked once it has "
+                      "loaded",
+                      s.plugin, s.server->pid());
         else log::debug("fork server of plugin '{}' started (pid {})", s.plugin, s.server->pid());
     } catch (const std::system_error& e) {
         if (!transient_start_error(e.code().value())) {
@@ -260,21 +272,19 @@ void LocalExecutor::abandon_fork_server(pid_t server_pid, pid_t worker_pid) {
         if (w.process->relayed() && w.process->server_pid() == server_pid) w.process->try_reap();
 }
 
-std::unique_ptr<WorkerProcess> LocalExecutor::start_worker(const LoadRequest& request, const SpawnOptions& spawn) {
-    if (request.preload && options_.fork_server && !options_.foreground) {
-        if (ForkServer* server = fork_server(*request.preload)) {
-            try {
-                return WorkerProcess::fork(*server, spawn);
-            } catch (const ForkRefused& e) {
-                drop_fork_server(server, e.what());
-            } catch (const SpawnDeferred&) {
-                throw;
-            } catch (const std::system_error&) {
-                throw;
-            } catch (const std::runtime_error& e) {
-                if (server->alive()) drop_fork_server(server, e.what());
-                else server_ended(server);
-            }
+std::unique_ptr<WorkerProcess> LocalExecutor::start_worker(ForkServer* server, const SpawnOptions& spawn) {
+    if (server != nullptr) {
+        try {
+            return WorkerProcess::fork(*server, spawn);
+        } catch (const ForkRefused& e) {
+            drop_fork_server(server, e.what());
+        } catch (const SpawnDeferred&) {
+            throw;
+        } catch (const std::system_error&) {
+            throw;
+        } catch (const std::runtime_error& e) {
+            if (server->alive()) drop_fork_server(server, e.what());
+            else server_ended(server);
         }
     }
     return WorkerProcess::spawn(spawn);
@@ -285,6 +295,25 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
         Admission a;
         a.verdict = {sched::Verdict::Kind::wait, {}, -1, "spawn", spawn_why_};
         return a;
+    }
+    ForkServer* server = nullptr;
+    if (request.preload && options_.fork_server && !options_.foreground) {
+        server = fork_server(*request.preload);
+        if (server != nullptr && !server->ready()) {
+            // Loading (import torch: seconds): the host's loop goes on, and
+            // its socket wakes wait() when it is ready.
+            std::string modules;
+            for (const auto& m : request.preload->modules) modules += (modules.empty() ? "" : ", ") + m;
+            Admission a;
+            a.verdict = {sched::Verdict::Kind::wait,
+                         {},
+                         -1,
+                         "fork-server",
+                         fmt::format("the fork server of plugin '{}' (pid {}) is loading it{}",
+                                     request.preload->plugin_name, server->pid(),
+                                     modules.empty() ? std::string() : " and " + modules)};
+            return a;
+        }
     }
     sample_if_older_than(options_.sample_period);
     sched::Counts counts{workers_.size(), 0};
@@ -308,7 +337,7 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
     spawn.foreground = options_.foreground;
     spawn.wrapper = options_.wrapper;
     try {
-        w.process = start_worker(request, spawn);
+        w.process = start_worker(server, spawn);
     } catch (const SpawnDeferred& e) {
         return spawn_deferred(e.what());
     }
@@ -544,7 +573,11 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
         fds_.push_back({server->fd(), POLLIN, 0});
         servers_polled_.push_back(server);
     };
-    for (auto& [key, s] : servers_) poll_server(s.server.get());
+    for (auto& [key, s] : servers_) {
+        poll_server(s.server.get());
+        if (s.server != nullptr)
+            if (auto deadline = s.server->start_deadline()) consider(*deadline);
+    }
     for (auto& server : retired_servers_) poll_server(server.get());
     const std::size_t first_worker = fds_.size();
     for (auto& [id, w] : workers_) {
@@ -584,6 +617,8 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
             servers_polled_[i]->pump();
             server_spoke = true;
         }
+    for (auto& [key, s] : servers_)
+        if (s.server != nullptr) s.server->check_start(Clock::now());
     if ((fds_[1].revents & POLLIN) || server_spoke) take_stops(out);
     for (std::size_t i = 0; i < polled_.size(); ++i) {
         Worker& w = workers_.at(polled_[i]);

@@ -117,13 +117,13 @@ private:
     void take_stops(std::vector<Event>& out);
     // The start that SpawnDeferred refused: wait, or fail after spawn_patience.
     Admission spawn_deferred(const std::string& why);
-    // Starts the worker: forked by the fork server of its preload when there
-    // is one that can, else exec'd.
-    std::unique_ptr<WorkerProcess> start_worker(const LoadRequest& request, const SpawnOptions& spawn);
-    // The fork server of a preload, started at its first use; nullptr when
-    // it cannot start or can no longer fork (told once, in the log). One
-    // that could not start for a passing reason (EMFILE) is started again
-    // later (Server::retry_at).
+    // Starts the worker: forked by `server` (ready) when it can, else exec'd.
+    std::unique_ptr<WorkerProcess> start_worker(ForkServer* server, const SpawnOptions& spawn);
+    // The fork server of a preload, started at its first use without
+    // waiting for it (its loads wait until it is ready); nullptr when it
+    // cannot start or can no longer fork (told once, in the log). One that
+    // could not start for a passing reason (EMFILE) is started again later
+    // (Server::retry_at); one whose preload failed is not.
     ForkServer* fork_server(const PreloadSpec& preload);
     // A server that may fork no more (it holds threads): its tasks start by
     // exec from now on.

@@ -264,7 +264,7 @@ class ForkServer(HostTest):
         forked_again = [res for res in results if is_forked(res) and res["ppid"] != server]
         self.assertTrue(exec_d, "no task started by exec while the server was down" + r.describe())
         self.assertTrue(forked_again, "no task was forked by a new server" + r.describe())
-        self.assertIn("its tasks are forked again", r.stderr)
+        self.assertIn("the fork server of plugin 'process_info' started again (pid", r.stderr)
 
     def test_a_fork_server_that_keeps_dying_is_given_up(self):
         # Each server dies after its first fork (the failpoint), taking that
@@ -523,6 +523,79 @@ class PythonForkServer(HostTest):
         self.assertEqual(r.stderr.count("could not start"), 1, r.describe())
         for i in range(2):
             res = r.result("g", str(i))
+            self.assertEqual(res["imported_at"], res["pid"], "imported by the task itself")
+
+
+SLOW = r'''
+import os, signal, time
+# Slow, or deadly, in the fork server only: a task started by exec imports
+# it at once.
+with open("/proc/self/cmdline", "rb") as f:
+    if b"--fork-server" in f.read().split(b"\0"):
+        if os.environ.get("SLOW_MODE") == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
+IMPORTED_AT = os.getpid()
+'''
+
+SLOW_TASK = r'''
+import os
+import slow
+
+class Probe:
+    def __init__(self, task_id):
+        pass
+    def train(self, device):
+        return {"imported_at": slow.IMPORTED_AT, "pid": os.getpid()}
+'''
+
+
+class SlowPreload(HostTest):
+    """The host's loop does not wait for a fork server to load: the plugin's
+    loads wait, and start when it is ready; one that fails, dies or is too
+    slow while it loads leaves its tasks to exec."""
+
+    def setUp(self):
+        super().setUp()
+        test_python.require_plugin(self)
+        self.write("tasks_slow.py", SLOW_TASK)
+        self.write("mods/slow.py", SLOW)
+        self.plan = self.write_plan(
+            '[[group]]\nname = "g"\nplugin = "python"\ntasks = 2\npreload = ["slow"]\n'
+            'params = { module = "tasks_slow.py", class = "Probe" }\n', scheduler={"worker-start": "fork-server"})
+
+    def run_slow(self, **env):
+        env["PYTHONPATH"] = os.path.join(self.tmp, "mods")
+        r = self.run_plan(self.plan, env=env, timeout=90)
+        self.assertExit(r, 0)
+        return r, [r.result("g", str(i)) for i in range(2)]
+
+    def test_the_host_runs_on_while_a_server_loads(self):
+        r, results = self.run_slow(SLOW_SECONDS="3")
+        for res in results:
+            self.assertNotEqual(res["imported_at"], res["pid"], "not forked from the server" + r.describe())
+        waits = [e for e in r.events() if e.get("event") == "waiting"]
+        self.assertTrue(waits, r.describe())
+        self.assertEqual(waits[0]["resource"], "fork-server")
+        self.assertRegex(waits[0]["reason"], r"^the fork server of plugin 'python' \(pid \d+\) is loading it and slow$")
+        # The longest turn of the loop: it waited for the server's 3 s in one
+        # turn when it started the server and read its answer.
+        self.assertLess(r.events()[-1]["loop_max_ms"], 1500, r.describe())
+
+    def test_a_server_slower_than_its_patience_is_ended_and_its_tasks_exec(self):
+        r, results = self.run_slow(SLOW_SECONDS="30", FEDFLOW_FAILPOINTS="fork-server-short-patience")
+        self.assertInCI("the fork server of plugin 'python' could not start: it did not load the plugin within 1 s; "
+                        "its tasks start by exec", r.stderr)
+        for res in results:
+            self.assertEqual(res["imported_at"], res["pid"], "imported by the task itself")
+        self.assertLess(r.elapsed, 25, "the run waited for the server's 30 s")
+
+    def test_a_server_that_dies_while_it_loads_leaves_its_tasks_to_exec(self):
+        r, results = self.run_slow(SLOW_MODE="die")
+        self.assertInCI("the fork server of plugin 'python' could not start: it ended (killed by signal SIGKILL "
+                        "(Killed)); its tasks start by exec", r.stderr)
+        self.assertEqual(r.stderr.count("could not start"), 1, r.describe())
+        for res in results:
             self.assertEqual(res["imported_at"], res["pid"], "imported by the task itself")
 
 
