@@ -582,6 +582,24 @@ class SlowPreload(HostTest):
         # turn when it started the server and read its answer.
         self.assertLess(r.events()[-1]["loop_max_ms"], 1500, r.describe())
 
+    def test_ctrl_c_while_a_server_loads_stops_the_run_at_once(self):
+        wd = os.path.join(self.tmp, "run")
+        proc = self.start_host(self.plan, "--workdir", wd,
+                               env={"PYTHONPATH": os.path.join(self.tmp, "mods"), "SLOW_SECONDS": "60"})
+        try:
+            self.wait_for_event(wd, lambda e: e.get("event") == "waiting" and e.get("resource") == "fork-server",
+                                proc=proc)
+            proc.send_signal(signal.SIGINT)
+            r = self.finish_host(proc, wd, timeout=30)
+        finally:
+            fftest.kill_group(proc)
+        # Not after the server's 60 s, nor its 120 s of patience.
+        self.assertExit(r, 3)
+        self.assertLess(r.elapsed, 20, r.describe())
+        self.assertEqual(r.events()[-1].get("reason"), "the host received SIGINT")
+        for i in range(2):
+            self.assertIn("not started: the host received SIGINT", r.task("g", str(i))["message"])
+
     def test_a_server_slower_than_its_patience_is_ended_and_its_tasks_exec(self):
         r, results = self.run_slow(SLOW_SECONDS="30", FEDFLOW_FAILPOINTS="fork-server-short-patience")
         self.assertInCI("the fork server of plugin 'python' could not start: it did not load the plugin within 1 s; "
