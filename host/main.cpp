@@ -17,6 +17,7 @@
 #include "plan/plan.hpp"
 #include "registry/plugin_registry.hpp"
 #include "report/report_html.hpp"
+#include "runner/resume.hpp"
 #include "runner/run_task.hpp"
 #include "runner/runner.hpp"
 
@@ -230,6 +231,12 @@ int cmd_run(const Options& o) {
     if (o.dry_run) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
         std::printf("dry run: nothing is started\nworkdir: %s\n", shown(workdir).c_str());
+        // What the run would then refuse to delete (Runner::claim_workdir).
+        std::error_code ec;
+        if (!o.resume && !o.overwrite && fs::exists(workdir / "run.json", ec))
+            if (std::optional<std::string> left = results_left(workdir))
+                std::printf("  it holds the results of a run (%s): the run exits 2 without --resume or --overwrite\n",
+                            left->c_str());
         for (std::size_t i = 0; i < c.plan.groups.size(); ++i) {
             const auto& g = c.plan.groups[i];
             std::printf("group %zu %s: plugin %s (%s), max %u processes\n", g.index, g.name.c_str(),

@@ -131,6 +131,12 @@ class Replacing(HostTest):
         r = self.run_plan(plan, workdir=wd)
         self.assertRefusedToReplace(r, wd, "ended 'finished', 2 task(s) finished")
         self.assertEqual(self.files(wd), before, "a refused run changed the workdir")
+        # A dry run says so beforehand.
+        r = self.run_plan(plan, "--dry-run", workdir=wd)
+        self.assertExit(r, 0)
+        self.assertIn("workdir: %s\n  it holds the results of a run (started " % wd, r.stdout)
+        self.assertIn("2 task(s) finished): the run exits 2 without --resume or --overwrite\n", r.stdout)
+        self.assertNotIn("holds the results", self.run_plan(plan, "--dry-run", "--overwrite", workdir=wd).stdout)
         r = self.run_plan(plan, "--overwrite", "--resume", workdir=wd)
         self.assertExit(r, 2)
         self.assertIn("--overwrite replaces the run in the workdir, --resume finishes it: give one of them", r.stderr)
