@@ -96,6 +96,17 @@ void ForkServer::check_start(std::chrono::steady_clock::time_point now) {
     abandon(start_error_);
 }
 
+bool ForkServer::await_ready(std::chrono::milliseconds grace) {
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (!ready_ && alive()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{sock_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) > 0) pump();
+    }
+    return ready_;
+}
+
 ForkServer::~ForkServer() {
     drop_spare();
     if (sock_ >= 0) ::close(sock_);

@@ -72,6 +72,8 @@ public:
     }
     // Gives a server that is not ready by its deadline up (start_error).
     void check_start(std::chrono::steady_clock::time_point now);
+    // Waits at most `grace` for it to be ready (or to fail); whether it is.
+    bool await_ready(std::chrono::milliseconds grace);
 
     // Forks a worker set up as posix_spawn sets up an exec'd one (cwd
     // workdir; fds 1, 2 and 3 from out, err and channel; nofile and contain

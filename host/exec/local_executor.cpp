@@ -194,6 +194,10 @@ ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
         }
         s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience);
         s.retry_at.reset();
+        // A compiled plugin loads in milliseconds: it is waited for that
+        // long, and its first task does not wait for it in the journal. A
+        // preload (import torch: seconds) is not: its loads wait.
+        s.server->await_ready(start_grace);
         if (again)
             log::info("the fork server of plugin '{}' started again (pid {}): its tasks are forked once it has "
                       "loaded",
@@ -296,25 +300,6 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
         a.verdict = {sched::Verdict::Kind::wait, {}, -1, "spawn", spawn_why_};
         return a;
     }
-    ForkServer* server = nullptr;
-    if (request.preload && options_.fork_server && !options_.foreground) {
-        server = fork_server(*request.preload);
-        if (server != nullptr && !server->ready()) {
-            // Loading (import torch: seconds): the host's loop goes on, and
-            // its socket wakes wait() when it is ready.
-            std::string modules;
-            for (const auto& m : request.preload->modules) modules += (modules.empty() ? "" : ", ") + m;
-            Admission a;
-            a.verdict = {sched::Verdict::Kind::wait,
-                         {},
-                         -1,
-                         "fork-server",
-                         fmt::format("the fork server of plugin '{}' (pid {}) is loading it{}",
-                                     request.preload->plugin_name, server->pid(),
-                                     modules.empty() ? std::string() : " and " + modules)};
-            return a;
-        }
-    }
     sample_if_older_than(options_.sample_period);
     sched::Counts counts{workers_.size(), 0};
     for (const auto& [id, w] : workers_)
@@ -326,6 +311,25 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
         note_wait(a.verdict);
         if (a.verdict.kind == sched::Verdict::Kind::wait && request.may_evict) evict_for(a.verdict);
         return a;
+    }
+    ForkServer* server = nullptr;
+    if (request.preload && options_.fork_server && !options_.foreground) {
+        server = fork_server(*request.preload);
+        if (server != nullptr && !server->ready()) {
+            // Loading (import torch: seconds): the host's loop goes on, and
+            // its socket wakes wait() when it is ready. Started only for a
+            // load that may start: it takes memory of its own.
+            std::string modules;
+            for (const auto& m : request.preload->modules) modules += (modules.empty() ? "" : ", ") + m;
+            a.verdict = {sched::Verdict::Kind::wait,
+                         {},
+                         -1,
+                         "fork-server",
+                         fmt::format("the fork server of plugin '{}' (pid {}) is loading it{}",
+                                     request.preload->plugin_name, server->pid(),
+                                     modules.empty() ? std::string() : " and " + modules)};
+            return a;
+        }
     }
     fs::create_directories(request.workdir);
     Worker w;

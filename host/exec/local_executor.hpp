@@ -159,6 +159,8 @@ private:
     // (the out-of-memory killer may choose it) is started again; one that
     // keeps dying is not, for what it takes with it each time.
     static constexpr int max_server_restarts = 3;
+    // How long a fork server just started is waited for in the host's loop.
+    static constexpr std::chrono::milliseconds start_grace{100};
     std::map<std::string, Server> servers_;  // by the preload's encoding
     // Servers that may fork no more (threads): they still reap their workers.
     std::vector<std::unique_ptr<ForkServer>> retired_servers_;

@@ -58,7 +58,9 @@ params = { seconds = %s }
         for i in range(5):
             self.assertStatus(r, "sleepers", str(i), "FINISHED")
         self.assertEqual(fftest.max_overlap(self.trains(r, 5)), 2, r.describe())
-        waits = [e for e in r.events() if e.get("event") == "waiting"]
+        # (A fork server slower than its start grace, as under ASan, makes
+        # the first load wait for it too: not this test's business.)
+        waits = [e for e in r.events() if e.get("event") == "waiting" and e.get("resource") != "fork-server"]
         self.assertTrue(waits, "no task waited" + r.describe())
         self.assertEqual({e["resource"] for e in waits}, {"memory"})
         self.assertEqual({e["stage"] for e in waits}, {"load"})
