@@ -232,8 +232,7 @@ int cmd_run(const Options& o) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
         std::printf("dry run: nothing is started\nworkdir: %s\n", shown(workdir).c_str());
         // What the run would then refuse to delete (Runner::claim_workdir).
-        std::error_code ec;
-        if (!o.resume && !o.overwrite && fs::exists(workdir / "run.json", ec))
+        if (!o.resume && !o.overwrite)
             if (std::optional<std::string> left = results_left(workdir))
                 std::printf("  it holds the results of a run (%s): the run exits 2 without --resume or --overwrite\n",
                             left->c_str());

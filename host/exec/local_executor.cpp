@@ -167,8 +167,7 @@ Admission LocalExecutor::spawn_deferred(const std::string& why) {
 ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
     std::string key = wire::encode(Value(preload.encode()));
     auto it = servers_.find(key);
-    if (it != servers_.end() && it->second.server && !it->second.server->ready() &&
-        !it->second.server->start_error().empty()) {
+    if (it != servers_.end() && it->second.server && !it->second.server->start_error().empty()) {
         // It ended before it had loaded: its preload fails, and would again.
         Server& s = it->second;
         log::warning("the fork server of plugin '{}' could not start: {}; its tasks start by exec", s.plugin,

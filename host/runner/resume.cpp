@@ -170,6 +170,10 @@ std::size_t ResumeState::count() const noexcept {
 }
 
 std::optional<std::string> results_left(const fs::path& workdir) {
+    // No run.json, no run: a fresh run removes it first, so what a host
+    // killed while it replaced a run left was asked to go.
+    std::error_code ec;
+    if (!fs::exists(workdir / "run.json", ec)) return std::nullopt;
     std::ifstream events(workdir / "events.jsonl");
     bool finished = false;
     // The journal's writer puts no space in a line, and a quote inside a

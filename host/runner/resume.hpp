@@ -42,9 +42,10 @@ private:
 // What a run in workdir left that a fresh run there would delete: its
 // start, its status and how many tasks finished ("started
 // 2026-12-01T09:00:00.000Z, ended 'finished', 1000 task(s) finished"), when
-// its journal says that a task finished. nullopt when there is no run, or
-// nothing of it finished (a run that failed at once): such a run is
-// replaced without asking. Reads the journal up to its first finished task.
+// its journal says that a task finished. nullopt when there is no run (no
+// run.json), or nothing of it finished (a run that failed at once): such a
+// run is replaced without asking. Reads the journal up to its first
+// finished task.
 std::optional<std::string> results_left(const std::filesystem::path& workdir);
 
 }  // namespace fedflow

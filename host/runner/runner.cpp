@@ -344,7 +344,7 @@ void Runner::claim_workdir() {
     workdir_lock_.emplace(workdir_);
     // Held: the run in it is not going on. A fresh run would delete what it
     // finished, which a mistyped command must not do.
-    if (!options_.resume && !options_.overwrite && fs::exists(workdir_ / "run.json", ec)) {
+    if (!options_.resume && !options_.overwrite) {
         if (std::optional<std::string> left = results_left(workdir_)) {
             workdir_lock_.reset();
             // run-task (foreground) has --dir and no --resume.

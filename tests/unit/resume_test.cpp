@@ -10,6 +10,7 @@
 #include <string>
 
 using namespace fedflow;
+namespace fs = std::filesystem;
 using fedflow::test::put;
 using fedflow::test::TempDir;
 
@@ -50,6 +51,12 @@ TEST_CASE("a finished task is found, with when the run started, how it ended and
     put(dir.path / "run.json", R"({"started":"2026-12-01T09:00:00.000Z","status":"running",)"
                                R"("groups":[{"group":"g","finished":0}]})");
     CHECK(results_left(dir.path) == "started 2026-12-01T09:00:00.000Z, whose host was killed");
+
+    // No run.json: a fresh run removed it first, and was killed while it
+    // removed the rest.
+    fs::remove(dir.path / "run.json");
+    CHECK_FALSE(results_left(dir.path));
+    put(dir.path / "run.json", "{}");
 
     // A torn last line (a killed host) after a finished task.
     put(dir.path / "events.jsonl", started + finished + R"({"event":"sta)");
