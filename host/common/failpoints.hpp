@@ -21,7 +21,9 @@
 //                            first fork, and its worker dies with it
 //                            (worker/fork_server.cpp)
 //   fork-server-short-patience
-//                            fork servers have 1 s to load instead of 120 s
+//                            fork servers have 1 s to load instead of 120 s,
+//                            and 1 s to answer a fork or a spare request
+//                            instead of 10 s
 //                            (exec/local_executor.cpp)
 //   executor-pause-after-poll
 //                            the host sleeps 20 ms each time its poll()

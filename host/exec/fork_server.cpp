@@ -47,7 +47,8 @@ Dict PreloadSpec::encode() const {
 }
 
 std::unique_ptr<ForkServer> ForkServer::start(const std::filesystem::path& worker, char* const* envp,
-                                              const PreloadSpec& spec, std::chrono::milliseconds patience) {
+                                              const PreloadSpec& spec, std::chrono::milliseconds patience,
+                                              std::chrono::milliseconds answer_patience) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         throw std::system_error(errno, std::generic_category(), "fork server: socketpair");
@@ -86,12 +87,22 @@ std::unique_ptr<ForkServer> ForkServer::start(const std::filesystem::path& worke
     if (!fork_packet::send(s->sock_, first)) throw std::runtime_error("it ended at once");
     ::fcntl(s->sock_, F_SETFL, ::fcntl(s->sock_, F_GETFL) | O_NONBLOCK);
     s->patience_ = patience;
+    s->answer_patience_ = answer_patience;
     s->start_deadline_ = std::chrono::steady_clock::now() + patience;
     return s;
 }
 
-void ForkServer::check_start(std::chrono::steady_clock::time_point now) {
-    if (ready_ || !alive() || now < start_deadline_) return;
+std::optional<std::chrono::steady_clock::time_point> ForkServer::deadline() const noexcept {
+    if (!alive()) return std::nullopt;
+    if (!ready_) return start_deadline_;
+    if (spare_coming()) return spare_asked_at_ + answer_patience_;
+    return std::nullopt;
+}
+
+void ForkServer::check_answers(std::chrono::steady_clock::time_point now) {
+    auto due = deadline();
+    if (!due || now < *due) return;
+    if (ready_) return abandon("did not answer");
     start_error_ = fmt::format("it did not load the plugin within {} s", patience_.count() / 1000);
     abandon(start_error_);
 }
@@ -165,9 +176,18 @@ void ForkServer::ask_for_spare(bool contained) {
     if (spare_ || spare_asked_ || sock_ < 0) return;
     try {
         spare_asked_ = fork_packet::send_spare_request(sock_, contained);
+        spare_asked_at_ = std::chrono::steady_clock::now();
     } catch (const std::system_error&) {
         // Seen as the server's end by the next read.
     }
+}
+
+bool ForkServer::await_spare(std::chrono::milliseconds grace) {
+    if (!spare_coming()) return true;
+    // Counted from the request: a spare that keeps the host waiting costs
+    // its loop one grace in all, not one per task that asks for it.
+    await_spare(spare_asked_at_ + grace);
+    return !spare_coming();
 }
 
 namespace {
@@ -245,7 +265,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     if (workdir.string().size() > fork_packet::ForkRequest::max_workdir)
         throw std::system_error(ENAMETOOLONG, std::generic_category(), "cannot enter " + workdir.string());
     // A spare on its way comes sooner than a fork asked for behind it.
-    if (!spare_ && spare_asked_ && !await_spare(std::chrono::steady_clock::now() + std::chrono::seconds(10))) {
+    if (spare_coming() && !await_spare(spare_asked_at_ + answer_patience_)) {
         abandon("did not answer");
         throw std::runtime_error("the fork server did not answer");
     }
@@ -271,7 +291,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     }
     // A fork of a small process takes well under a millisecond; a server
     // that does not answer in seconds is stuck, and is given up.
-    std::optional<Dict> a = answer(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    std::optional<Dict> a = answer(std::chrono::steady_clock::now() + answer_patience_);
     if (!a) {
         abandon("did not answer");
         throw std::runtime_error("the fork server did not answer");

@@ -48,11 +48,12 @@ public:
     // Starts the server and sends it what to load, and returns at once: the
     // host's loop goes on while it loads (import torch: a second or more).
     // It is ready() once pump() has read that it loaded the plugin; it has
-    // `patience` to do so (check_start). Throws std::system_error when it
-    // cannot be started (EMFILE, EAGAIN), std::runtime_error when it ended
-    // at once.
+    // `patience` to do so, and `answer_patience` for each spare it is asked
+    // for (check_answers). Throws std::system_error when it cannot be
+    // started (EMFILE, EAGAIN), std::runtime_error when it ended at once.
     static std::unique_ptr<ForkServer> start(const std::filesystem::path& worker, char* const* envp,
-                                             const PreloadSpec& spec, std::chrono::milliseconds patience);
+                                             const PreloadSpec& spec, std::chrono::milliseconds patience,
+                                             std::chrono::milliseconds answer_patience = std::chrono::seconds(10));
     ~ForkServer();  // closes its socket (it exits), kills and reaps it
     ForkServer(const ForkServer&) = delete;
     ForkServer& operator=(const ForkServer&) = delete;
@@ -66,14 +67,22 @@ public:
     // (its error), it ended, it answered what it should not, or it was not
     // ready by its deadline.
     const std::string& start_error() const noexcept { return start_error_; }
-    // Until it is ready: when it must be (the host's loop wakes then).
-    std::optional<std::chrono::steady_clock::time_point> start_deadline() const noexcept {
-        return ready_ || !alive() ? std::nullopt : std::optional(start_deadline_);
-    }
-    // Gives a server that is not ready by its deadline up (start_error).
-    void check_start(std::chrono::steady_clock::time_point now);
+    // When it must have answered what it was asked (its preload, a spare),
+    // if it was asked anything: the host's loop wakes then.
+    std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept;
+    // Gives a server up that has not answered by its deadline: one not
+    // ready sets start_error; one whose spare did not come "did not answer".
+    void check_answers(std::chrono::steady_clock::time_point now);
     // Waits at most `grace` for it to be ready (or to fail); whether it is.
     bool await_ready(std::chrono::milliseconds grace);
+
+    // Waits at most `grace`, counted from its request, for the spare that
+    // the last fork asked for. True when fork() will not wait for the
+    // server: the spare is here, none was asked for (a fork on request), or
+    // the server is gone. False while it is on its way (a large server's
+    // fork, a stopped server): the host's loop goes on, and the server's
+    // socket wakes it when the spare comes.
+    bool await_spare(std::chrono::milliseconds grace);
 
     // Forks a worker set up as posix_spawn sets up an exec'd one (cwd
     // workdir; fds 1, 2 and 3 from out, err and channel; nofile and contain
@@ -89,8 +98,10 @@ public:
     // for a spare (fork_packet.hpp), a child forked ahead, and the next one
     // hands its request to that spare and returns at once: the host's loop
     // no longer waits for a fork (~0.17 ms per task on the 2-CPU test VM,
-    // a third of what a no-op task took). A spare that is not there yet, or
-    // is gone, is a fork on request as before.
+    // a third of what a no-op task took). A spare that is gone, or that the
+    // server would not fork, is a fork on request as before; one still on
+    // its way is waited for up to its answer patience (await_spare first
+    // keeps that wait out of the host's loop).
     pid_t fork(const std::filesystem::path& workdir, int channel, int out, int err, long nofile,
                const std::string& contain, int cgroup_procs);
 
@@ -149,6 +160,8 @@ private:
     // when the server is gone, sent what it should not, or did not answer
     // by the deadline.
     bool await_spare(std::chrono::steady_clock::time_point deadline);
+    // A spare was asked for and has not come (nor the answer that none will).
+    bool spare_coming() const noexcept { return spare_asked_ && !spare_ && alive(); }
 
     pid_t pid_ = -1;
     pid_t started_pid_ = -1;  // pid_ is -1 once reaped
@@ -163,6 +176,8 @@ private:
     };
     std::optional<Spare> spare_;
     bool spare_asked_ = false;  // and not answered yet
+    std::chrono::steady_clock::time_point spare_asked_at_;
+    std::chrono::milliseconds answer_patience_{10000};
     bool ready_ = false;
     std::chrono::steady_clock::time_point start_deadline_;
     std::chrono::milliseconds patience_{0};

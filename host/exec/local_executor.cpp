@@ -50,7 +50,10 @@ LocalExecutor::LocalExecutor(Options options, std::unique_ptr<sched::Probe> prob
     ::sigprocmask(SIG_BLOCK, &chld, nullptr);
     sigchld_fd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     pause_after_poll_ = failpoints::armed("executor-pause-after-poll");
-    if (failpoints::armed("fork-server-short-patience")) options_.preload_patience = std::chrono::seconds(1);
+    if (failpoints::armed("fork-server-short-patience")) {
+        options_.preload_patience = std::chrono::seconds(1);
+        options_.answer_patience = std::chrono::seconds(1);
+    }
 }
 
 // Workers still running are killed and reaped by ~WorkerProcess, before
@@ -191,12 +194,13 @@ ForkServer* LocalExecutor::fork_server(const PreloadSpec& preload) {
             failed_once = true;
             throw std::system_error(EMFILE, std::generic_category(), "fork server: socketpair");
         }
-        s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience);
+        s.server = ForkServer::start(options_.worker, options_.envp, preload, options_.preload_patience,
+                                     options_.answer_patience);
         s.retry_at.reset();
         // A compiled plugin loads in milliseconds: it is waited for that
         // long, and its first task does not wait for it in the journal. A
         // preload (import torch: seconds) is not: its loads wait.
-        s.server->await_ready(start_grace);
+        s.server->await_ready(server_grace);
         if (again)
             log::info("the fork server of plugin '{}' started again (pid {}): its tasks are forked once it has "
                       "loaded",
@@ -327,6 +331,18 @@ Admission LocalExecutor::start_load(const LoadRequest& request) {
                          fmt::format("the fork server of plugin '{}' (pid {}) is loading it{}",
                                      request.preload->plugin_name, server->pid(),
                                      modules.empty() ? std::string() : " and " + modules)};
+            return a;
+        }
+        if (server != nullptr && !server->await_spare(server_grace)) {
+            // Its spare is late (a large server's fork, a stopped server):
+            // the loop goes on until it comes, or until the server is
+            // given up for not answering and its tasks start by exec.
+            a.verdict = {sched::Verdict::Kind::wait,
+                         {},
+                         -1,
+                         "fork-server",
+                         fmt::format("the fork server of plugin '{}' (pid {}) has not forked a process for it yet",
+                                     request.preload->plugin_name, server->pid())};
             return a;
         }
     }
@@ -579,7 +595,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
     for (auto& [key, s] : servers_) {
         poll_server(s.server.get());
         if (s.server != nullptr)
-            if (auto deadline = s.server->start_deadline()) consider(*deadline);
+            if (auto deadline = s.server->deadline()) consider(*deadline);
     }
     for (auto& server : retired_servers_) poll_server(server.get());
     const std::size_t first_worker = fds_.size();
@@ -621,7 +637,7 @@ void LocalExecutor::wait(std::optional<Clock::time_point> until, int wake_fd, st
             server_spoke = true;
         }
     for (auto& [key, s] : servers_)
-        if (s.server != nullptr) s.server->check_start(Clock::now());
+        if (s.server != nullptr) s.server->check_answers(Clock::now());
     if ((fds_[1].revents & POLLIN) || server_spoke) take_stops(out);
     for (std::size_t i = 0; i < polled_.size(); ++i) {
         Worker& w = workers_.at(polled_[i]);

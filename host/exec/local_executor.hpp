@@ -45,6 +45,7 @@ public:
         // server per preload (exec/fork_server.hpp); none in the foreground.
         bool fork_server = true;
         std::chrono::milliseconds preload_patience{120000};  // a fork server's preload (import torch)
+        std::chrono::milliseconds answer_patience{10000};    // its answer to a fork or a spare request
         // The name a worker is told for GPU N when it is not "cuda:N" (a
         // Slurm step's GPUs, renumbered by CUDA: node_agent.hpp).
         std::map<int, std::string> told_devices;
@@ -159,8 +160,11 @@ private:
     // (the out-of-memory killer may choose it) is started again; one that
     // keeps dying is not, for what it takes with it each time.
     static constexpr int max_server_restarts = 3;
-    // How long a fork server just started is waited for in the host's loop.
-    static constexpr std::chrono::milliseconds start_grace{100};
+    // How long the host's loop waits for a fork server, just started or
+    // asked for a spare, before it moves on (the load waits, and the
+    // server's socket wakes the loop): a compiled plugin's server loads,
+    // and a small server forks, well within it.
+    static constexpr std::chrono::milliseconds server_grace{100};
     std::map<std::string, Server> servers_;  // by the preload's encoding
     // Servers that may fork no more (threads): they still reap their workers.
     std::vector<std::unique_ptr<ForkServer>> retired_servers_;

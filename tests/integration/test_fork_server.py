@@ -534,7 +534,17 @@ with open("/proc/self/cmdline", "rb") as f:
     if b"--fork-server" in f.read().split(b"\0"):
         if os.environ.get("SLOW_MODE") == "die":
             os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
+        elif os.environ.get("SLOW_MODE") == "fork":
+            # Its load and its first fork are quick, each later fork (a
+            # spare) slow: a large server.
+            forks = [0]
+            def before():
+                forks[0] += 1
+                if forks[0] > 1:
+                    time.sleep(float(os.environ["SLOW_SECONDS"]))
+            os.register_at_fork(before=before)
+        else:
+            time.sleep(float(os.environ.get("SLOW_SECONDS", "3")))
 IMPORTED_AT = os.getpid()
 '''
 
@@ -551,9 +561,9 @@ class Probe:
 
 
 class SlowPreload(HostTest):
-    """The host's loop does not wait for a fork server to load: the plugin's
-    loads wait, and start when it is ready; one that fails, dies or is too
-    slow while it loads leaves its tasks to exec."""
+    """The host's loop does not wait for a fork server to load, nor for a
+    spare that it forks slowly: the plugin's loads wait, and start when it is
+    ready; one that fails, dies or is too slow leaves its tasks to exec."""
 
     def setUp(self):
         super().setUp()
@@ -615,6 +625,33 @@ class SlowPreload(HostTest):
         self.assertEqual(r.stderr.count("could not start"), 1, r.describe())
         for res in results:
             self.assertEqual(res["imported_at"], res["pid"], "imported by the task itself")
+
+    def test_the_host_runs_on_while_a_server_forks_a_spare_slowly(self):
+        # The first task is forked on request (the host waits for that
+        # answer); each later one is handed to a spare that takes 2 s to
+        # come, and its load waits in the journal meanwhile.
+        r, results = self.run_slow(SLOW_MODE="fork", SLOW_SECONDS="2")
+        for res in results:
+            self.assertNotEqual(res["imported_at"], res["pid"], "not forked from the server" + r.describe())
+        waits = [e for e in r.events() if e.get("event") == "waiting" and e.get("resource") == "fork-server"]
+        self.assertTrue(waits, r.describe())
+        self.assertRegex(waits[-1]["reason"],
+                         r"^the fork server of plugin 'python' \(pid \d+\) has not forked a process for it yet$")
+        # Before, the loop waited for the whole spare in one turn.
+        self.assertLess(r.events()[-1]["loop_max_ms"], 1500, r.describe())
+
+    def test_a_server_whose_spare_does_not_come_within_its_patience_is_given_up(self):
+        # 1 s of patience for an answer (the failpoint), a spare that takes
+        # 30 s: the server is ended as one that does not answer, and the
+        # task that waited for its spare starts by exec.
+        r, results = self.run_slow(SLOW_MODE="fork", SLOW_SECONDS="30",
+                                   FEDFLOW_FAILPOINTS="fork-server-short-patience")
+        self.assertInCI("the fork server of plugin 'python' (pid ", r.stderr)
+        self.assertInCI(") did not answer; it starts again in a second", r.stderr)
+        self.assertIn(True, [res["imported_at"] == res["pid"] for res in results], "no task started by exec")
+        self.assertLess(r.elapsed, 25, "the run waited for the server's 30 s")
+        # Given up by the loop's deadline, not waited for in one turn.
+        self.assertLess(r.events()[-1]["loop_max_ms"], 900, r.describe())
 
 
 if __name__ == "__main__":
