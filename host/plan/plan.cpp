@@ -14,13 +14,15 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <tuple>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -893,11 +895,48 @@ void apply_param_declaration(Plan& plan, std::size_t group, const std::vector<Pa
 }
 
 Plan load(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw PlanError({fmt::format("{}: cannot read the plan file: {}", file.string(), std::strerror(errno))});
-    std::ostringstream text;
-    text << in.rdbuf();
-    return parse(text.str(), file);
+    auto refuse = [&](const std::string& why) {
+        throw PlanError({fmt::format("{}: cannot read the plan file: {}", file.string(), why)});
+    };
+    // O_NONBLOCK: a FIFO given as the plan is refused below instead of
+    // blocking the open until someone writes to it.
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) refuse(std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) refuse(std::strerror(errno));
+    // A directory read as a file is empty ("no [[group]]"), /dev/zero
+    // never ends: only a regular file is a plan.
+    if (!S_ISREG(st.st_mode)) {
+        using T = fs::file_type;
+        const T type = S_ISDIR(st.st_mode)    ? T::directory
+                       : S_ISCHR(st.st_mode)  ? T::character
+                       : S_ISBLK(st.st_mode)  ? T::block
+                       : S_ISFIFO(st.st_mode) ? T::fifo
+                       : S_ISSOCK(st.st_mode) ? T::socket
+                                              : T::unknown;
+        refuse(fmt::format("it is {}, not a regular file", units::file_kind(type)));
+    }
+    if (static_cast<std::uint64_t>(st.st_size) > max_plan_size)
+        refuse(
+            fmt::format("it is {} bytes, more than the {} bytes (64 MiB) a plan may have", st.st_size, max_plan_size));
+    // Read up to one byte past the limit: a file that grows meanwhile is
+    // refused as well, never read without end.
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) refuse(std::strerror(errno));
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > max_plan_size)
+            refuse(fmt::format("it is more than the {} bytes (64 MiB) a plan may have", max_plan_size));
+    }
+    return parse(text, file);
 }
 
 }  // namespace fedflow::plan

@@ -170,6 +170,11 @@ struct Plan {
     const GroupSpec* find_group(std::string_view name) const;
 };
 
+// The largest plan file load reads (a plan of a million tasks is a few
+// MiB); a larger one, or a file that is not a regular file (a directory,
+// a FIFO, /dev/zero), is refused with a PlanError.
+inline constexpr std::uint64_t max_plan_size = 64ull << 20;
+
 // Reads and checks the plan file. Throws PlanError.
 Plan load(const std::filesystem::path& file);
 // Same, from text (file names the errors and anchors relative paths).

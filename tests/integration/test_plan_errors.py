@@ -230,6 +230,26 @@ plugin = "fault_wrong_abi"
         self.assertExit(r, 2)
         self.assertIn("nothere.toml", r.output)
 
+    def test_plan_path_that_is_not_a_regular_file_or_too_large(self):
+        # A directory once read as an empty plan ("no [[group]]"), /dev/zero
+        # ended in std::bad_alloc and a FIFO blocked the host forever.
+        fifo = os.path.join(self.tmp, "plan.fifo")
+        os.mkfifo(fifo)
+        big = os.path.join(self.tmp, "big.toml")
+        with open(big, "wb") as f:
+            f.truncate(64 * 1024 * 1024 + 1)
+        cases = ((self.tmp, "it is a directory"), ("/dev/zero", "it is a character device"),
+                 (fifo, "it is a FIFO (named pipe)"), (big, "it is 67108865 bytes, more than the 67108864 bytes (64 MiB)"))
+        wd = os.path.join(self.tmp, "wd")
+        for path, said in cases:
+            for args in ([path, "--workdir", wd], [path, "--workdir", wd, "--dry-run"], ["validate", path],
+                         ["run-task", path, "g/0", "--dir", wd]):
+                with self.subTest(args=args):
+                    r = self.host(*args, timeout=20)
+                    self.assertExit(r, 2)
+                    self.assertIn("%s: cannot read the plan file: %s" % (path, said), r.stderr, r.describe())
+                    self.assertFalse(os.path.exists(wd), "nothing is written")
+
 
 class Validate(HostTest):
     def test_a_good_plan_validates_and_nothing_is_written(self):

@@ -6,7 +6,12 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <stdlib.h>
+#include <sys/stat.h>
 
 using namespace fedflow;
 using plan::PlanError;
@@ -513,6 +518,35 @@ TEST_CASE("params take TOML values, not dates") {
 TEST_CASE("a missing plan file") {
     CHECK_THROWS_WITH_AS(plan::load("/nonexistent/plan.toml"), doctest::Contains("cannot read the plan file"),
                          PlanError);
+}
+
+TEST_CASE("a plan path that is not a regular file, or too large, is refused at once") {
+    char dir_template[] = "/tmp/fedflow-plan-test-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    const std::filesystem::path dir = dir_template;
+    SUBCASE("a directory") {
+        CHECK_THROWS_WITH_AS(plan::load(dir),
+                             doctest::Contains(": cannot read the plan file: it is a directory, not a regular file"),
+                             PlanError);
+    }
+    SUBCASE("a character device, which never ends") {
+        CHECK_THROWS_WITH_AS(plan::load("/dev/zero"), doctest::Contains("it is a character device"), PlanError);
+    }
+    SUBCASE("a FIFO, which no one writes: refused, not waited for") {
+        REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+        CHECK_THROWS_WITH_AS(plan::load(dir / "fifo"), doctest::Contains("it is a FIFO (named pipe)"), PlanError);
+    }
+    SUBCASE("larger than max_plan_size") {
+        const std::filesystem::path big = dir / "big.toml";
+        std::ofstream(big).close();
+        std::filesystem::resize_file(big, plan::max_plan_size + 1);
+        CHECK_THROWS_WITH_AS(plan::load(big), doctest::Contains("it is 67108865 bytes, more than the 67108864"),
+                             PlanError);
+        std::filesystem::resize_file(big, 0);
+        std::ofstream(big) << "[[group]]\nplugin = \"e\"\n";
+        CHECK(plan::load(big).groups.size() == 1);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("the digest follows the bytes") {
