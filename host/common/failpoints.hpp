@@ -6,8 +6,9 @@
 // FEDFLOW_FAILPOINTS is a comma-separated list of points, each NAME or
 // NAME@WHERE: "host-kill@journal-open", "result-corrupt@g/0,bytes-corrupt@g/0",
 // "fork-server-emfile". The points and where each is read:
-//   host-kill@POINT          the host raises SIGKILL at POINT of its start
-//                            (runner.hpp, Runner::failpoint)
+//   host-kill@POINT          the host raises SIGKILL at POINT of its start, or
+//                            of keep-rounds' first removal (runner.hpp,
+//                            Runner::failpoint)
 //   result-truncate@TASK, result-corrupt@TASK, bytes-corrupt@TASK,
 //   bytes-truncate@TASK      the worker of TASK ("group/id") damages its sealed
 //                            result (worker/main.cpp)

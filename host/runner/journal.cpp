@@ -75,10 +75,14 @@ void Journal::flush_pending() {
     pending_.clear();
 }
 
-void Journal::sync() {
-    if (!unsynced_ || fd_ < 0 || !pending_.empty()) return;
-    if (::fdatasync(fd_) != 0 && error_ == 0) error_ = errno;
+bool Journal::sync() {
+    if (fd_ < 0) return true;
+    if (!pending_.empty()) return false;
+    if (!unsynced_) return true;
+    const bool synced = ::fdatasync(fd_) == 0;
+    if (!synced && error_ == 0) error_ = errno;
     unsynced_ = false;
+    return synced;
 }
 
 std::int64_t Journal::elapsed_ms() const {
@@ -97,7 +101,7 @@ void Journal::write(nlohmann::ordered_json event) {
         flush_pending();
         const std::string kind = line.value("event", "");
         const std::string status = line.value("status", "");
-        if (kind == "run_start" || kind == "group_end" || kind == "run_end" ||
+        if (kind == "run_start" || kind == "group_end" || kind == "run_end" || kind == "round_removed" ||
             (kind == "status" && (status == "FINISHED" || status == "EXCEPTION")))
             unsynced_ = true;
     }

@@ -35,15 +35,19 @@ public:
     void set_listener(std::function<void(const nlohmann::ordered_json&)> listener) { listener_ = std::move(listener); }
     // Adds "time" (UTC, ISO 8601 with ms) and "elapsed_ms", writes the line
     // and shows it as progress. An event that matters for --resume (a task
-    // finished or failed, a group or the run ended) also marks the journal
-    // for sync(). Never throws for the file: a line that cannot be written
-    // (the disk is full) leaves no part of itself in the file, is kept, and
-    // goes in before the next line that can be written; error() says why.
+    // finished or failed, a group or the run ended, keep-rounds removes a
+    // round) also marks the journal for sync(). Never throws for the file: a
+    // line that cannot be written (the disk is full) leaves no part of itself
+    // in the file, is kept, and goes in before the next line that can be
+    // written; error() says why.
     void write(nlohmann::ordered_json event);
     // fdatasync()s the file if an event that matters was written since the
     // last sync. The runner calls it once per turn of its loop, so a burst
-    // of finished tasks costs one sync, and before acting on them.
-    void sync();
+    // of finished tasks costs one sync, and before acting on them; and
+    // keep-rounds before it removes a round's folder, so that the
+    // round_removed line is on disk first. False while a line waits for
+    // space, or when the sync failed: what matters may not be on disk.
+    bool sync();
     // The errno of the first write or sync that failed (ENOSPC: the
     // filesystem is full), or 0.
     int error() const noexcept { return error_; }

@@ -105,17 +105,44 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     // (block, round): rounds keep-rounds removed. By block: another
     // [[round]] block's round of that number is still there.
     std::set<std::pair<std::size_t, std::uint32_t>> removed_rounds;
+    std::set<std::pair<std::size_t, std::uint32_t>> ended_rounds;  // (block, round) with a round_end
     std::ifstream events(workdir / "events.jsonl");
     for (std::string line; std::getline(events, line);) {
         json e = json::parse(line, nullptr, false);
         if (e.is_discarded() || !e.is_object()) continue;
         auto round = e.value("round", std::uint32_t{0});
-        if (e.value("event", "") == "round_removed") removed_rounds.insert({e.value("block", std::size_t{1}), round});
+        const std::string kind = e.value("event", "");
+        if (kind == "round_removed") removed_rounds.insert({e.value("block", std::size_t{1}), round});
+        if (kind == "round_end") ended_rounds.insert({e.value("block", std::size_t{1}), round});
         if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") continue;
         std::optional<std::uint64_t> sum;
         if (e.contains("result_checksum") && e["result_checksum"].is_string())
             sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
         finished[{round, e.value("group", ""), e.value("task", "")}] = sum;
+    }
+    // A host before this one removed a round's folder before it wrote
+    // round_removed: killed in between, it left a round whose removal was
+    // due (keep-rounds later, a round ended) and whose results are gone.
+    // That round was removed, not lost: running it again would find its
+    // inputs gone too.
+    for (std::size_t b = 1; b <= plan.rounds.size(); ++b) {
+        const plan::RoundSpec& spec = plan.rounds[b - 1];
+        for (std::uint32_t r = 1; spec.keep_rounds != 0 && r <= spec.count; ++r) {
+            if (removed_rounds.count({b, r}) != 0 || ended_rounds.count({b, r + spec.keep_rounds}) == 0) continue;
+            bool gone = false;
+            for (std::size_t i = spec.first; i < spec.last && !gone; ++i) {
+                const plan::GroupSpec& g = plan.groups[i];
+                const fs::path gdir = plan::group_dir(plan, workdir, g, r);
+                for (std::size_t t = 0; t < g.task_count() && !gone; ++t) {
+                    const std::string id = g.task_id(t);
+                    gone = finished.count({r, g.name, id}) != 0 && !fs::exists(gdir / id / "result.json", ec);
+                }
+            }
+            if (!gone) continue;
+            log::warning("{}: keep-rounds was removing it when its host was killed: it counts as removed",
+                         plan::round_dir(r, spec.count));
+            removed_rounds.insert({b, r});
+        }
     }
     for (const auto& g : plan.groups) {
         std::uint32_t rounds = g.block == 0 ? 0 : plan.rounds[g.block - 1].count;

@@ -129,7 +129,7 @@ private:
     // A fresh run: empties the workdir (but for the lock).
     void prepare_workdir();
     // Failpoint host-kill@POINT (common/failpoints.hpp), for the tests of
-    // the start sequence: the host dies by SIGKILL at POINT.
+    // the start sequence and of keep-rounds: the host dies by SIGKILL at POINT.
     static void failpoint(const char* point);
     // Removes the segments of runs that are provably gone (shm::remove_abandoned).
     void remove_stale_segments();

@@ -105,21 +105,31 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
                  {"values", row.values}, {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}};
         if (keeps) end["keep_loaded"] = keep;
         journal_.write(std::move(end));
-        outputs_->round_ended(std::move(row));
 
-        // keep-rounds: only the folders of the last N rounds stay.
+        // keep-rounds: only the folders of the last N rounds stay. The
+        // round_removed line is on disk before the folder goes, so a host
+        // killed at any point leaves a journal that --resume reads right:
+        // before the line, the folder is whole and the round is restored;
+        // after it, the round counts as removed, however much of its folder
+        // is left (the resumed run removes the rest). A line that cannot be
+        // written (a full disk) leaves the folder where it is.
         if (rounds.keep_rounds != 0 && r > rounds.keep_rounds) {
             std::uint32_t old = r - rounds.keep_rounds;
-            fs::path dir = workdir_ / plan::round_dir(old, rounds.count);
-            bool shared = false;  // another [[round]] block's groups live there too
-            for (const auto& other : plan_.rounds) shared = shared || (&other != &rounds && other.count >= old);
-            if (shared) {
-                for (std::size_t i = rounds.first; i < rounds.last; ++i) fs::remove_all(dir / plan_.groups[i].name);
-            } else {
-                fs::remove_all(dir);
-            }
+            failpoint("round-ended");
             journal_.write({{"event", "round_removed"}, {"round", old}, {"block", block}});
+            if (journal_.sync()) {
+                failpoint("round-removing");
+                fs::path dir = workdir_ / plan::round_dir(old, rounds.count);
+                bool shared = false;  // another [[round]] block's groups live there too
+                for (const auto& other : plan_.rounds) shared = shared || (&other != &rounds && other.count >= old);
+                if (shared) {
+                    for (std::size_t i = rounds.first; i < rounds.last; ++i) fs::remove_all(dir / plan_.groups[i].name);
+                } else {
+                    fs::remove_all(dir);
+                }
+            }
         }
+        outputs_->round_ended(std::move(row));
         if (!failed_stop_.empty()) break;
         if (!stopped_by.empty()) {
             log::info("round {}: {} returned {} = true: no more rounds", r, stopped_by, rounds.stop_when);

@@ -174,6 +174,60 @@ count = 3
             self.assertEqual(report["status"], "FINISHED")
             self.assertEqual(report["result"]["value"], expected(n, 2), "%s/server/report.json" % rd)
 
+    def assertResumedWithoutRunningAgain(self, plan, killed, before, rounds, keep):
+        # --resume of the keep-rounds run `killed`, whose round `before` was
+        # the last to end: the rounds that ended do not run again, and it
+        # finishes.
+        workdir = os.path.basename(killed.workdir)
+        count = len(killed.events())
+        r = self.run_plan(plan, "--resume", workdir=workdir)
+        self.assertExit(r, 0)
+        again = [(e.get("round", 0), e["group"], e["task"]) for e in r.events()[count:] if e.get("status") == "AVAILABLE"]
+        self.assertEqual([x for x in again if 0 < x[0] <= before], [], "rounds that ended ran again")
+        self.assertEqual(sorted(d for d in os.listdir(r.workdir) if d.startswith("round-")),
+                         ["round-%03d" % n for n in range(rounds - keep + 1, rounds + 1)])
+        self.assertEqual(r.result("final", "0")["inputs"]["server"]["0"]["value"], expected(rounds, 2))
+        self.assertEqual(r.json("run.json")["status"], "finished")
+        # And again: nothing is left to run.
+        again = self.run_plan(plan, "--resume", workdir=workdir)
+        self.assertExit(again, 0)
+        self.assertEqual([e for e in again.events()[len(r.events()):] if e.get("status") == "AVAILABLE"], [])
+        return r
+
+    def test_keep_rounds_killed_around_a_removal_resumes_without_running_a_round_again(self):
+        # round-ended: round 3 ended, round 1's folder is whole and not yet
+        # journaled as removed. round-removing: its round_removed line is on
+        # disk, the folder not yet removed.
+        plan = self.write_plan(plan_text(5, keep=2))
+        for point in ("round-ended", "round-removing"):
+            with self.subTest(point=point):
+                r = self.run_plan(plan, workdir=point, env={"FEDFLOW_FAILPOINTS": "host-kill@" + point})
+                self.assertEqual(r.rc, -signal.SIGKILL, r.describe())
+                ends = [e["round"] for e in r.events() if e.get("event") == "round_end"]
+                self.assertEqual(ends, [1, 2, 3])
+                removed = [e["round"] for e in r.events() if e.get("event") == "round_removed"]
+                self.assertEqual(removed, [] if point == "round-ended" else [1])
+                self.assertTrue(os.path.isdir(r.path("round-001", "server", "0")))
+                self.assertResumedWithoutRunningAgain(plan, r, 3, 5, 2)
+
+    def test_a_round_removed_by_an_older_host_that_was_killed_before_it_said_so_is_not_run_again(self):
+        # An older host removed the folder first and journaled round_removed
+        # after it: killed in between, its journal has the round's FINISHED
+        # lines and round_end of the round that removed it, but no
+        # round_removed, and the folder is gone.
+        plan = self.write_plan(plan_text(5, keep=2))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        with open(r.path("events.jsonl"), encoding="utf-8") as f:
+            lines = f.readlines()
+        last = max(i for i, l in enumerate(lines) if '"round_removed"' in l)
+        self.assertEqual(json.loads(lines[last])["round"], 3)
+        with open(r.path("events.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(lines[:last])
+        self.assertFalse(os.path.exists(r.path("round-003")))
+        r = self.assertResumedWithoutRunningAgain(plan, r, 5, 5, 2)
+        self.assertIn("round-003: keep-rounds was removing it when its host was killed", r.stderr)
+
     def test_a_killed_run_leaves_consistent_files_and_report_draws_its_page(self):
         rounds = 40
         plan = self.write_plan(plan_text(rounds, after=False), scheduler={"max-processes": 2})
