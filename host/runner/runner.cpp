@@ -266,7 +266,7 @@ int Runner::run() {
                     {"resume", options_.resume},
                     {"finished_before", restored}});
     if (options_.resume)
-        log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, total);
+        log::info("resuming the run in {}: {} of {} task(s) finished before", workdir_.string(), restored, planned);
 
     try {
         for (std::size_t i = 0; i < plan_.groups.size() && stop_reason_.empty() && failed_stop_.empty();) {

@@ -122,6 +122,8 @@ class Rounds(HostTest):
         self.assertExit(r, 0)
         self.assertEqual([e for e in r.events()[count:] if e.get("status") == "AVAILABLE"], [])
         self.assertEqual(r.result("final", "0")["inputs"]["server"]["0"]["value"], 22)
+        # Task runs, rounds counted: setup, 3 rounds of 2 clients and a server, final.
+        self.assertIn("11 of 11 task(s) finished before", r.stderr)
 
     def test_keep_rounds_of_one_block_spares_another_block_on_resume(self):
         # Block 1 keeps only its last round; block 2 keeps all of its own.
