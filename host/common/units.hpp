@@ -1,6 +1,9 @@
 // units.hpp: the quantities a plan writes as text: sizes ("2.5GB",
-// "1200MiB") and durations ("30s", "5m", "1.5h"). Errors throw
-// std::invalid_argument with a message that shows the accepted forms.
+// "1200MiB") and durations ("30s", "5m", "1.5h"). The number is decimal
+// digits with an optional fraction and exponent ("2", "2.5", ".5", "1e3"),
+// then at most one space and the unit; no sign, hex or leading space.
+// Errors throw std::invalid_argument with a message that shows the
+// accepted forms.
 #pragma once
 
 #include <chrono>

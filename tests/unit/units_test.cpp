@@ -58,6 +58,40 @@ TEST_CASE("durations") {
     }
 }
 
+TEST_CASE("the number is digits with an optional fraction and exponent, nothing else") {
+    CHECK(parse_size(".5KB") == 500);
+    CHECK(parse_size("5.KB") == 5000);
+    CHECK(parse_size("1e3") == 1000);
+    CHECK(parse_size("1E3 B") == 1000);
+    CHECK(parse_size("2.5e-1KB") == 250);
+    CHECK(parse_duration("1e+3ms").count() == 1000);
+    SUBCASE("hex, a sign, a space before it, two spaces before the unit: not a number") {
+        // strtod took every one of these (0x1p4GB was 16 GB).
+        for (const char* bad : {"0x1p4GB", "0x10", "+5GB", " 5GB", "5  GB", ".", "1.5.5GB", "inf", "nan", "e3"}) {
+            CAPTURE(bad);
+            CHECK_THROWS_WITH_AS(parse_size(bad), doctest::Contains("is not a size"), std::invalid_argument);
+        }
+        for (const char* bad : {"0x10s", "+5s", " 5s", "-0s", "5\ts", "infinity"}) {
+            CAPTURE(bad);
+            CHECK_THROWS_WITH_AS(parse_duration(bad), doctest::Contains("is not a duration"), std::invalid_argument);
+        }
+    }
+    SUBCASE("too small for a double is still positive: refused, not none") {
+        // 1e-400 is 0 as a double, and 0 means no timeout.
+        CHECK_THROWS_WITH_AS(parse_duration("1e-400s"), doctest::Contains("'1e-400s' is out of range"),
+                             std::invalid_argument);
+        CHECK(parse_duration("0e5s").count() == 0);
+        CHECK(parse_duration("0.000s").count() == 0);
+    }
+    SUBCASE("too large for a double is out of range, not 'not a number'") {
+        CHECK_THROWS_WITH_AS(parse_duration("1e400h"), doctest::Contains("is out of range"), std::invalid_argument);
+        CHECK_THROWS_WITH_AS(parse_size("1e400"), doctest::Contains("is out of range"), std::invalid_argument);
+    }
+    SUBCASE("a unit that begins like an exponent") {
+        CHECK_THROWS_WITH_AS(parse_size("1e"), doctest::Contains("unknown unit 'e'"), std::invalid_argument);
+    }
+}
+
 TEST_CASE("comma lists and digits") {
     using V = std::vector<std::string_view>;
     CHECK(split_commas("0,2") == V{"0", "2"});
