@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
 #include <system_error>
 #include <vector>
 
@@ -83,6 +84,14 @@ bool Journal::sync() {
     if (!synced && error_ == 0) error_ = errno;
     unsynced_ = false;
     return synced;
+}
+
+void read_journal(const std::filesystem::path& path, const std::function<bool(const std::string&)>& line) {
+    std::ifstream in(path, std::ios::binary);
+    std::string text;
+    // getline sets eof only when it ran out before a newline.
+    while (std::getline(in, text) && !in.eof())
+        if (!line(text)) return;
 }
 
 std::int64_t Journal::elapsed_ms() const {

@@ -68,4 +68,10 @@ private:
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+// Gives each whole line of the journal at path to line, in order, until line
+// returns false (no file: no line). A last line without its newline is torn
+// (its host was killed while it wrote it): Journal::open cuts it off, so no
+// reader takes it either, even when it reads as whole JSON.
+void read_journal(const std::filesystem::path& path, const std::function<bool(const std::string&)>& line);
+
 }  // namespace fedflow

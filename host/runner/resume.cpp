@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/shm.hpp"
 #include "common/text.hpp"
+#include "runner/journal.hpp"
 #include "runner/results.hpp"
 
 #include <nlohmann/json.hpp>
@@ -106,20 +107,20 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     // [[round]] block's round of that number is still there.
     std::set<std::pair<std::size_t, std::uint32_t>> removed_rounds;
     std::set<std::pair<std::size_t, std::uint32_t>> ended_rounds;  // (block, round) with a round_end
-    std::ifstream events(workdir / "events.jsonl");
-    for (std::string line; std::getline(events, line);) {
+    read_journal(workdir / "events.jsonl", [&](const std::string& line) {
         json e = json::parse(line, nullptr, false);
-        if (e.is_discarded() || !e.is_object()) continue;
+        if (e.is_discarded() || !e.is_object()) return true;
         auto round = e.value("round", std::uint32_t{0});
         const std::string kind = e.value("event", "");
         if (kind == "round_removed") removed_rounds.insert({e.value("block", std::size_t{1}), round});
         if (kind == "round_end") ended_rounds.insert({e.value("block", std::size_t{1}), round});
-        if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") continue;
+        if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") return true;
         std::optional<std::uint64_t> sum;
         if (e.contains("result_checksum") && e["result_checksum"].is_string())
             sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
         finished[{round, e.value("group", ""), e.value("task", "")}] = sum;
-    }
+        return true;
+    });
     // A host before this one removed a round's folder before it wrote
     // round_removed: killed in between, it left a round whose removal was
     // due (keep-rounds later, a round ended) and whose results are gone.
@@ -201,12 +202,13 @@ std::optional<std::string> results_left(const fs::path& workdir) {
     // killed while it replaced a run left was asked to go.
     std::error_code ec;
     if (!fs::exists(workdir / "run.json", ec)) return std::nullopt;
-    std::ifstream events(workdir / "events.jsonl");
     bool finished = false;
     // The journal's writer puts no space in a line, and a quote inside a
     // string is escaped: this is a task's FINISHED line and nothing else.
-    for (std::string line; !finished && std::getline(events, line);)
+    read_journal(workdir / "events.jsonl", [&](const std::string& line) {
         finished = line.find(R"("status":"FINISHED")") != std::string::npos;
+        return !finished;
+    });
     if (!finished) return std::nullopt;
     // run.json says when, and how it ended (a host killed left "running");
     // its counts may be older than the journal, and are said only when some.

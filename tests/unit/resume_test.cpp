@@ -1,11 +1,16 @@
 // results_left: what a fresh run would delete of the run in its workdir, read
 // from that run's journal (a FINISHED line) and run.json (when, how it ended,
-// how many finished), as docs/plan.md (`workdir`) says.
+// how many finished), as docs/plan.md (`workdir`) says. ResumeState: what
+// --resume keeps of it; it reads the journal as the journal itself does.
 #include "runner/resume.hpp"
 
+#include "runner/journal.hpp"
+#include "runner/results.hpp"
 #include "support/files.hpp"
 
 #include <doctest/doctest.h>
+
+#include <fmt/core.h>
 
 #include <string>
 
@@ -73,4 +78,37 @@ TEST_CASE("a finished task is found, with when the run started, how it ended and
     // Fields of the wrong kind are left out.
     put(dir.path / "run.json", R"({"started":7,"status":["x"],"groups":{"g":1}})");
     CHECK(results_left(dir.path) == "started at an unknown time");
+}
+
+TEST_CASE("a last line without its newline is torn: its task did not finish, for every reader") {
+    // A host killed after it wrote a FINISHED line's last byte but its
+    // newline: the journal cuts the line when it opens, so --resume (and a
+    // fresh run's question) must not count it, or the task would be kept
+    // by one resume and run again by the next.
+    TempDir dir("fedflow-resume");
+    const plan::Plan plan = plan::parse("[[group]]\nname = \"g\"\nplugin = \"echo\"\n", dir.path / "p.toml");
+    put(dir.path / "run.json", nlohmann::json{{"plan_digest", plan.digest}}.dump());
+    put(dir.path / "g" / "0" / "result.json", R"({"x":1})");
+    const std::string line = R"({"event":"status","group":"g","task":"0","status":"FINISHED","result_checksum":")" +
+                             fmt::format("{:016x}", *results::file_checksum(dir.path / "g" / "0" / "result.json")) +
+                             R"("})";
+    const fs::path events = dir.path / "events.jsonl";
+
+    put(events, started + line);
+    ResumeState torn;
+    torn.load(plan, dir.path, false);
+    CHECK(torn.count() == 0);
+    CHECK_FALSE(results_left(dir.path));
+    {
+        Journal journal;
+        CHECK(journal.open(events, nullptr) == line.size());
+    }
+
+    put(events, started + line + "\n");
+    ResumeState whole;
+    whole.load(plan, dir.path, false);
+    CHECK(whole.count() == 1);
+    REQUIRE(whole.finished(0, "g") != nullptr);
+    CHECK(whole.finished(0, "g")->at("0").result == nlohmann::ordered_json{{"x", 1}});
+    CHECK(results_left(dir.path));
 }
