@@ -29,6 +29,9 @@
 #include <vector>
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using fedflow::Bytes;
@@ -129,6 +132,76 @@ PyObject* check(PyObject* p, const std::string& what) {
     return p;
 }
 
+// ---- Input byte files ---------------------------------------------------------
+//
+// The worker unmaps a round's inputs when a kept task's next round begins
+// (worker/main.cpp): a view of its mapping that the task kept would then
+// read the next round's data (the new file mapped at the same address), or
+// crash. So each byte file of the inputs is mapped again here, by a
+// MappedFile that every memoryview (and numpy array, torch tensor) made of
+// it keeps alive: what the task keeps stays the round's data, and the file
+// is unmapped once the task holds nothing of it.
+
+struct MappedFile {
+    PyObject_HEAD void* data;
+    Py_ssize_t size;
+};
+
+int mapped_file_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+    auto* m = reinterpret_cast<MappedFile*>(self);
+    return PyBuffer_FillInfo(view, self, m->data, m->size, 1, flags);  // read-only
+}
+
+void mapped_file_dealloc(PyObject* self) {
+    auto* m = reinterpret_cast<MappedFile*>(self);
+    if (m->data != nullptr) ::munmap(m->data, static_cast<std::size_t>(m->size));
+    PyTypeObject* type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);  // a heap type: each instance holds a reference to it
+}
+
+PyTypeObject* mapped_file_type() {
+    static PyObject* type = nullptr;
+    if (type == nullptr) {
+        static PyType_Slot slots[] = {
+            {Py_tp_dealloc, reinterpret_cast<void*>(mapped_file_dealloc)},
+            {Py_bf_getbuffer, reinterpret_cast<void*>(mapped_file_getbuffer)},
+            {Py_tp_doc, const_cast<char*>("An input byte file, mapped read-only while a view of it lives.")},
+            {0, nullptr}};
+        static PyType_Spec spec = {"fedflow.MappedFile", sizeof(MappedFile), 0, Py_TPFLAGS_DEFAULT, slots};
+        type = check(PyType_FromSpec(&spec), "fedflow.MappedFile");
+    }
+    return reinterpret_cast<PyTypeObject*>(type);
+}
+
+// A read-only memoryview of b, an input byte file (b.file()), that stays
+// valid as long as it (or what is made of it) lives.
+Ref map_input_file(const Bytes& b) {
+    const auto n = static_cast<std::size_t>(b.size());
+    void* p = MAP_FAILED;
+    const int fd = ::open(b.file(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        p = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, 0);
+        ::close(fd);  // the mapping keeps the file
+    }
+    if (p == MAP_FAILED) {
+        // Gone or unreadable since the worker mapped it (the worker's
+        // mapping still holds it): a copy.
+        Ref copy(check(PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b.data()), static_cast<Py_ssize_t>(n)),
+                       "bytes"));
+        return Ref(check(PyMemoryView_FromObject(copy.get()), "memoryview"));
+    }
+    MappedFile* m = PyObject_New(MappedFile, mapped_file_type());
+    if (m == nullptr) {
+        ::munmap(p, n);
+        throw_python_error("fedflow.MappedFile");
+    }
+    m->data = p;
+    m->size = static_cast<Py_ssize_t>(n);
+    Ref owner(reinterpret_cast<PyObject*>(m));
+    return Ref(check(PyMemoryView_FromObject(owner.get()), "memoryview"));
+}
+
 // ---- Value -> Python ---------------------------------------------------------
 
 Ref to_python(const Value& v) {
@@ -142,12 +215,15 @@ Ref to_python(const Value& v) {
         return Ref(check(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape"), "str"));
     }
     case Value::Type::bytes: {
-        // Params and inputs stay mapped until the process exits: a
-        // read-only view, no copy.
+        // An input byte file: a read-only view of a mapping of its own, no
+        // copy. Any other bytes (none come in params or inputs today) are
+        // copied: the worker's memory they are in may not outlive a round.
         const Bytes& b = v.as<Bytes>();
-        static char empty[1];
-        char* data = b.size() == 0 ? empty : reinterpret_cast<char*>(const_cast<std::uint8_t*>(b.data()));
-        return Ref(check(PyMemoryView_FromMemory(data, static_cast<Py_ssize_t>(b.size()), PyBUF_READ), "memoryview"));
+        if (b.file() != nullptr && b.size() != 0) return map_input_file(b);
+        Ref copy(
+            check(PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b.data()), static_cast<Py_ssize_t>(b.size())),
+                  "bytes"));
+        return Ref(check(PyMemoryView_FromObject(copy.get()), "memoryview"));
     }
     case Value::Type::list: {
         const List& l = v.as<List>();

@@ -372,6 +372,66 @@ class PythonKeepLoaded(HostTest):
                     else:
                         self.assertEqual(pids, first, "the same processes every round")
 
+    def test_arrays_a_kept_python_client_keeps_from_its_inputs_stay_that_rounds(self):
+        # A FedProx-style client keeps the previous round's global model (a
+        # view of its inputs) and reads it a round later. The worker unmaps
+        # the inputs when the next round begins; the array must still hold
+        # the old round's values, not the new file that the kernel may map
+        # at the same address (nor crash when the new one is smaller).
+        test_python.require_module(self, "numpy")
+        self.write("keeper.py", KEEPER)
+        plan = self.write_plan("""
+[[round]]
+count = 4
+  [[round.group]]
+  name = "clients"
+  plugin = "python"
+  tasks = 2
+  keep-loaded = true
+  inputs = ["server"]
+  params = { module = "keeper.py", class = "Keeper" }
+  [[round.group]]
+  name = "server"
+  plugin = "python"
+  params = { module = "keeper.py", class = "Server" }
+""", scheduler={"max-processes": 4})
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        for n in (3, 4):
+            for t in ("0", "1"):
+                res = r.json("round-%03d" % n, "clients", t, "result.json")
+                self.assertEqual(res["kept_round"], n - 2, r.describe())
+                self.assertEqual(res["kept"], [n - 2] * 3, "the kept array reads another round's data" + r.describe())
+                self.assertEqual(res["kept_size"], 5000 // (n - 2))
+
+
+KEEPER = r'''
+import numpy as np
+from fedflow import Task
+
+
+class Keeper(Task):
+    def load(self):
+        self.old = None
+
+    def train(self, device):
+        out = {"kept_round": None, "kept": None, "kept_size": None}
+        if self.old is not None:
+            old_round, old = self.old
+            out = {"kept_round": old_round, "kept": [float(x) for x in old[:2]] + [float(old[-1])],
+                   "kept_size": int(old.size)}
+        server = self.inputs.get("server", {}).get("0")
+        if server is not None:
+            self.old = (self.round - 1, server["model"])  # the view, not a copy
+        return out
+
+
+class Server(Task):
+    def train(self, device):
+        # Smaller each round: a stale view past the new file's end faults.
+        return {"model": np.full(5000 // self.round, float(self.round), np.float32)}
+'''
+
 
 if __name__ == "__main__":
     fftest.main()

@@ -156,7 +156,8 @@ typedef struct fedflow_host_services {
 /*
  * One byte file of the inputs (a Bytes value of an earlier task's result,
  * the file beside its result.json), mapped read-only by the worker. The
- * mapping stays until the process exits.
+ * mapping stays until the process exits, or in a kept worker (keep-loaded)
+ * until its next round's context replaces this one.
  */
 typedef struct fedflow_input_file {
     const uint8_t *data; /* NULL when size is 0 */

@@ -48,6 +48,7 @@ public:
 //  - made by Bytes(n) or Bytes(data, n): owned by the handle, copied into
 //    the result once when train returns;
 //  - received in Context::inputs(): a read-only view that stays valid until
+//    a kept worker's next round begins (keep-loaded), else until
 //    the process exits; a byte value of an earlier task's result is that
 //    task's byte file, mapped read-only (file() names it), not a copy.
 class Bytes {
@@ -108,7 +109,7 @@ private:
     std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0;
     std::int64_t shm_id_ = -1;
-    const char* file_ = nullptr;  // the worker's, valid until the process exits
+    const char* file_ = nullptr;  // the worker's, valid as long as data_
 };
 
 // A sequence of values; behaves like std::vector<Value>.
