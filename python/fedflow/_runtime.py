@@ -6,6 +6,7 @@ class, run load and train, and describe an exception for report.json.
 """
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -73,7 +74,7 @@ def create(info, host):
     ctx = _task._Context(info, host)
     _task._constructing = ctx
     try:
-        obj = cls(info["task_id"], **init)
+        obj = cls(info["task_id"], **init) if _takes_task_id(cls) else cls(**init)
     finally:
         _task._constructing = None
     # A class that does not call Task.__init__ (or is no Task at all) still
@@ -83,6 +84,19 @@ def create(info, host):
     if not hasattr(obj, "task_id"):
         obj.task_id = info["task_id"]
     return obj
+
+
+def _takes_task_id(cls):
+    """Whether cls(...) takes the task id: its constructor has a positional
+    parameter without a default (Task's task_id), or *args. A class without
+    a constructor of its own, or whose parameters all have defaults, is not
+    given one: it would take the id for its first option."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a class made in C)
+        return True
+    return any(p.kind == p.VAR_POSITIONAL or
+               (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty) for p in params)
 
 
 def load(obj):

@@ -56,6 +56,11 @@ class Plain:
     def train(self, device):
         return {"id": self.id, "from_ctx": self.task_id}
 
+class Bare:
+    """No constructor of its own: built without the id, which it gets all the same."""
+    def train(self, device):
+        return {"from_ctx": self.task_id}
+
 class ZeroCopy(Task):
     def train(self, device):
         b = self.bytes(8)
@@ -234,6 +239,14 @@ class Python(HostTest):
         r = self.run_plan(plan)
         self.assertExit(r, 0)
         self.assertEqual(r.result("g", "0"), {"id": "0", "from_ctx": "0"})
+
+    def test_a_class_without_a_constructor(self):
+        # docs/python.md: a class with train(self, device) runs; one whose
+        # constructor takes no id is not given one.
+        plan = self.write_plan(group("g", "Bare", module="tasks"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "0"), {"from_ctx": "0"})
 
     def test_missing_inputs_say_what_there_is(self):
         plan = self.write_plan(group("g", "Plain", tasks=2) + group("h", "MissingInput").replace(
