@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import sysconfig
 import traceback
 
 from . import task as _task
@@ -138,13 +139,37 @@ def describe(exc):
     if len(text) > 500:
         text = text[:500] + "..."
     head = type(exc).__name__ + (": " + text if text else "")
-    frames = traceback.extract_tb(exc.__traceback__)
-    # The plugin's own frames say nothing about the user's code.
-    frames = [f for f in frames if not f.filename.endswith(os.path.join("fedflow", "_runtime.py"))]
     lines = ["  at %s:%d in %s%s" % (os.path.basename(f.filename), f.lineno, f.name,
                                      (": " + f.line.strip()[:80]) if f.line else "")
-             for f in frames[-FRAMES_IN_MESSAGE:]]
+             for f in _frames_to_show(traceback.extract_tb(exc.__traceback__))]
     return is_out_of_memory(exc), "\n".join([head] + lines), full
+
+
+_FEDFLOW_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB_DIR = os.path.join(sysconfig.get_paths()["stdlib"], "")
+
+
+def _is_fedflow(filename):
+    """This package's frames and the import system's (<frozen importlib...>):
+    they say nothing about the user's code."""
+    return filename.startswith(_FEDFLOW_DIR) or filename.startswith("<frozen ")
+
+
+def _is_library(filename):
+    return (filename.startswith(_STDLIB_DIR) or os.sep + "site-packages" + os.sep in filename or
+            os.sep + "dist-packages" + os.sep in filename)
+
+
+def _frames_to_show(frames):
+    """The innermost FRAMES_IN_MESSAGE frames that are not Fedflow's; and when
+    those are all a library's (torch's layers, json's decoder), the innermost
+    frame of the task's own code before them, where it called the library."""
+    frames = [f for f in frames if not _is_fedflow(f.filename)]
+    shown = frames[-FRAMES_IN_MESSAGE:]
+    own = [f for f in frames if not _is_library(f.filename)]
+    if own and own[-1] not in shown:
+        shown = [own[-1]] + shown[-(FRAMES_IN_MESSAGE - 1):]
+    return shown
 
 
 # What after_fork calls in each child to set OpenMP's thread count, looked up

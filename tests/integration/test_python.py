@@ -18,7 +18,7 @@ EXAMPLE = os.path.join(fftest.SOURCE_ROOT, "docs", "examples", "python")
 # An original-Fedflow task: its own constructor arguments, state kept from
 # load to train, a result of every type.
 TASKS = r'''
-import os, sys, time
+import json, os, sys, time
 from fedflow import Task, Param
 
 class Counter(Task):
@@ -56,7 +56,7 @@ class Plain:
     def train(self, device):
         return {"id": self.id, "from_ctx": self.task_id}
 
-class Bare:
+class NoConstructor:
     """No constructor of its own: built without the id, which it gets all the same."""
     def train(self, device):
         return {"from_ctx": self.task_id}
@@ -89,6 +89,8 @@ class Fails(Task):
             return {"n": 2 ** 70}
         if self.where == "bytes-in-load":
             return {}
+        if self.where == "library":
+            return parse_config("{")
         if self.where == "exit":
             print("the last words")
             os._exit(3)
@@ -98,6 +100,9 @@ class Fails(Task):
 
 def helper():
     raise KeyError("no such sample")
+
+def parse_config(text):
+    return json.loads(text)  # json's decoder raises 3 frames down
 
 class OomOnce(Task):
     """MemoryError on the first train: the retry runs on the same object."""
@@ -243,7 +248,7 @@ class Python(HostTest):
     def test_a_class_without_a_constructor(self):
         # docs/python.md: a class with train(self, device) runs; one whose
         # constructor takes no id is not given one.
-        plan = self.write_plan(group("g", "Bare", module="tasks"))
+        plan = self.write_plan(group("g", "NoConstructor", module="tasks"))
         r = self.run_plan(plan)
         self.assertExit(r, 0)
         self.assertEqual(r.result("g", "0"), {"from_ctx": "0"})
@@ -299,6 +304,15 @@ class Python(HostTest):
         log = r.read("g", "0", "stderr.log")
         self.assertIn("Traceback (most recent call last)", log)
         self.assertIn("ZeroDivisionError: division by zero", log)
+
+    def test_an_exception_in_a_library_names_the_tasks_own_line(self):
+        # json's 3 frames would fill the message: the innermost line of the
+        # task's own file comes first, and no frame of Fedflow's shows.
+        _, t = self.fails("library", "train", "JSONDecodeError: Expecting property name",
+                          "at tasks.py:%d in parse_config: return json.loads(text)" % fftest.line_of(
+                              TASKS, "return json.loads(text)"), "decoder.py")
+        self.assertNotIn("values.py", t["message"])
+        self.assertNotIn("task.py", t["message"])
 
     def test_exception_in_load_and_constructor(self):
         _, t = self.fails("load", "load", "KeyError: 'no such sample'", "in load: helper()", "in helper")
