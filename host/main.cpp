@@ -12,6 +12,7 @@
 #include "common/log.hpp"
 #include "common/sim_gpu.hpp"
 #include "common/text.hpp"
+#include "common/units.hpp"
 #include "exec/node_agent.hpp"
 #include "exec/worker_process.hpp"
 #include "plan/plan.hpp"
@@ -26,9 +27,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -55,7 +60,7 @@ struct Options {
     std::string progress = "auto";
     std::string gpus;
     std::string simulate_gpus;
-    std::uint64_t seed = 0;
+    std::string seed = "0";
     std::string log_level = "info";
 };
 
@@ -177,6 +182,16 @@ int cmd_report(const Options& o) {
     return exit_ok;
 }
 
+// The value of --seed: only the digits 0-9, at most 2^64 - 1. CLI11's own
+// conversion took "-1" and anything too large for 64 bits as 2^64 - 1.
+std::optional<std::uint64_t> parse_seed(const std::string& text) {
+    std::uint64_t v = 0;
+    if (!units::all_digits(text)) return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
 int cmd_run(const Options& o) {
     if (o.overwrite && o.resume) {
         std::fprintf(stderr, "fedflow-host: --overwrite replaces the run in the workdir, --resume finishes it: "
@@ -185,6 +200,13 @@ int cmd_run(const Options& o) {
     }
     if (o.force && !o.resume) {
         std::fprintf(stderr, "fedflow-host: --force is for --resume: it resumes a run whose plan changed\n");
+        return exit_bad_input;
+    }
+    std::optional<std::uint64_t> seed = parse_seed(o.seed);
+    if (!seed) {
+        std::fprintf(stderr, "fedflow-host: --seed must be an unsigned 64-bit integer, 0 to %llu, not '%s'\n",
+                     static_cast<unsigned long long>(std::numeric_limits<std::uint64_t>::max()),
+                     text::printable(o.seed).c_str());
         return exit_bad_input;
     }
     if (!o.gpus.empty()) {
@@ -219,7 +241,7 @@ int cmd_run(const Options& o) {
 
     RunOptions ro;
     ro.workdir = o.workdir;
-    ro.seed = o.seed;
+    ro.seed = *seed;
     ro.progress = *progress;
     ro.gpus = o.gpus;
     ro.simulate_gpus = std::move(simulated);
@@ -263,6 +285,26 @@ int cmd_run(const Options& o) {
         Runner runner(c.plan, c.plugins, ro);
         return runner.run();
     });
+}
+
+// "--workdir was given an empty value" for the first option of the command
+// line, or of the subcommand that was given, that was given "": an empty
+// --workdir, --gpus or --simulate-gpus once meant the plan's own, or the
+// machine's GPUs, as if the option had not been given. "" when none was.
+std::string empty_value(const CLI::App& app) {
+    std::vector<const CLI::App*> apps{&app};
+    for (const CLI::App* sub : app.get_subcommands())
+        if (sub->parsed()) apps.push_back(sub);
+    for (const CLI::App* a : apps)
+        for (const CLI::Option* opt : a->get_options()) {
+            if (opt->get_items_expected_min() == 0) continue;  // a flag
+            for (const std::string& v : opt->results())
+                if (v.empty())
+                    return fmt::format("{} was given an empty value", opt->get_lnames().empty()
+                                                                          ? opt->get_type_name()
+                                                                          : "--" + opt->get_lnames().front());
+        }
+    return "";
 }
 
 // "unknown option '--gpu' (did you mean '--gpus'?)" for the first argument
@@ -328,7 +370,8 @@ int main(int argc, char** argv) {
     app.add_flag("--slurm", o.slurm,
                  "Run the tasks on the nodes of the Slurm allocation the host runs in (salloc, sbatch; "
                  "docs/slurm.md)");
-    app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)");
+    app.add_option("--seed", o.seed, "Seed for the scheduler's random choices (reproducible runs)")
+        ->type_name("UINT64");
     add_log_level(&app);
 
     CLI::App* validate = app.add_subcommand("validate", "Check the plan and its plugins; run nothing");
@@ -362,6 +405,17 @@ int main(int argc, char** argv) {
     add_log_level(agent_cmd);
     app.require_subcommand(0, 1);
 
+    // CLI11 reads "--workdir=" as "--workdir" and takes the next argument
+    // as its value ("--workdir= --dry-run" ran the plan in ./--dry-run).
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--") break;
+        if (arg.size() > 3 && arg.substr(0, 2) == "--" && arg.find('=') == arg.size() - 1) {
+            std::fprintf(stderr, "fedflow-host: %s was given an empty value\nRun with --help for more information.\n",
+                         text::printable(arg.substr(0, arg.size() - 1)).c_str());
+            return exit_bad_input;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ExtrasError& e) {
@@ -374,6 +428,10 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         int rc = app.exit(e);
         return rc == 0 ? exit_ok : exit_bad_input;
+    }
+    if (std::string empty = empty_value(app); !empty.empty()) {
+        std::fprintf(stderr, "fedflow-host: %s\nRun with --help for more information.\n", empty.c_str());
+        return exit_bad_input;
     }
     log::Level level = log::Level::info;
     log::parse_level(o.log_level, level);

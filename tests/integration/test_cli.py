@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """The command line (docs/plan.md, "Command line" and "Exit status"): --version, --help, bad arguments."""
+import json
 import os
 import re
 
@@ -59,6 +60,44 @@ class Cli(HostTest):
         for args in ([plan, "--seed", "many"], [plan, "--log-level", "loud"], [plan, "--progress", "sometimes"]):
             with self.subTest(args=args):
                 self.assertExit(self.host(*args), 2)
+
+    def test_seed_is_an_unsigned_64_bit_integer(self):
+        # CLI11's conversion once ran each of these with seed 2^64 - 1.
+        plan = self.write_plan('[[group]]\nplugin = "noop"\n')
+        wd = os.path.join(self.tmp, "run")
+        for seed in ("-1", "18446744073709551616", "99999999999999999999999", "+5", "0x10", "1.0", " 7"):
+            with self.subTest(seed=seed):
+                r = self.host(plan, "--workdir", wd, "--seed", seed)
+                self.assertExit(r, 2)
+                self.assertIn("fedflow-host: --seed must be an unsigned 64-bit integer, 0 to 18446744073709551615, "
+                              "not '%s'" % seed, r.stderr, r.describe())
+                self.assertFalse(os.path.exists(wd), "nothing is written")
+        r = self.host(plan, "--workdir", wd, "--seed", "18446744073709551615")
+        self.assertExit(r, 0)
+        with open(os.path.join(wd, "run.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["seed"], 18446744073709551615)
+
+    def test_an_empty_option_value_is_refused(self):
+        # An empty --workdir once meant the plan's workdir, an empty --gpus
+        # the plan's GPUs and an empty --simulate-gpus the machine's GPUs.
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "noop"\n')
+        cases = [([plan], "--workdir"), ([plan], "--gpus"), ([plan], "--simulate-gpus"), ([plan], "--plugin-path"),
+                 ([plan], "--seed"), ([plan, "--dry-run"], "--workdir"), (["validate", plan], "--plugin-path"),
+                 (["run-task", plan, "g/0"], "--dir"), (["run-task", plan, "g/0"], "--device")]
+        for args, option in cases:
+            for given in ([option, ""], [option + "="]):
+                with self.subTest(args=args + given):
+                    # "--workdir=" before an option: CLI11 took the option as its value.
+                    r = self.host(*(args + given + ["--log-level", "debug"]))
+                    self.assertExit(r, 2)
+                    self.assertIn("fedflow-host: %s was given an empty value" % option, r.stderr, r.describe())
+                    self.assertEqual(sorted(os.listdir(self.tmp)), ["plan.toml"], "nothing is written")
+        for args, name in ((["validate", ""], "PLAN.toml"), (["run-task", plan, ""], "GROUP/ID"),
+                           (["report", ""], "WORKDIR")):
+            with self.subTest(args=args):
+                r = self.host(*args)
+                self.assertExit(r, 2)
+                self.assertIn("fedflow-host: %s was given an empty value" % name, r.stderr, r.describe())
 
 
 if __name__ == "__main__":
