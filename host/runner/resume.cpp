@@ -106,14 +106,13 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     // (block, round): rounds keep-rounds removed. By block: another
     // [[round]] block's round of that number is still there.
     std::set<std::pair<std::size_t, std::uint32_t>> removed_rounds;
-    std::set<std::pair<std::size_t, std::uint32_t>> ended_rounds;  // (block, round) with a round_end
     read_journal(workdir / "events.jsonl", [&](const std::string& line) {
         json e = json::parse(line, nullptr, false);
         if (e.is_discarded() || !e.is_object()) return true;
         auto round = e.value("round", std::uint32_t{0});
         const std::string kind = e.value("event", "");
         if (kind == "round_removed") removed_rounds.insert({e.value("block", std::size_t{1}), round});
-        if (kind == "round_end") ended_rounds.insert({e.value("block", std::size_t{1}), round});
+        if (kind == "round_end") round_ends_[{e.value("block", std::size_t{1}), round}] = e;
         if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") return true;
         std::optional<std::uint64_t> sum;
         if (e.contains("result_checksum") && e["result_checksum"].is_string())
@@ -129,7 +128,7 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     for (std::size_t b = 1; b <= plan.rounds.size(); ++b) {
         const plan::RoundSpec& spec = plan.rounds[b - 1];
         for (std::uint32_t r = 1; spec.keep_rounds != 0 && r <= spec.count; ++r) {
-            if (removed_rounds.count({b, r}) != 0 || ended_rounds.count({b, r + spec.keep_rounds}) == 0) continue;
+            if (removed_rounds.count({b, r}) != 0 || round_ends_.count({b, r + spec.keep_rounds}) == 0) continue;
             bool gone = false;
             for (std::size_t i = spec.first; i < spec.last && !gone; ++i) {
                 const plan::GroupSpec& g = plan.groups[i];
@@ -189,6 +188,11 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
 ResumeState::Tasks* ResumeState::finished(std::uint32_t round, const std::string& group) {
     auto it = finished_.find({round, group});
     return it == finished_.end() ? nullptr : &it->second;
+}
+
+const json* ResumeState::round_end(std::size_t block, std::uint32_t round) const {
+    auto it = round_ends_.find({block, round});
+    return it == round_ends_.end() ? nullptr : &it->second;
 }
 
 std::size_t ResumeState::count() const noexcept {

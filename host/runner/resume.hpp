@@ -34,9 +34,15 @@ public:
     Tasks* finished(std::uint32_t round, const std::string& group);
     // How many tasks finished in all.
     std::size_t count() const noexcept;
+    // The last round_end line journaled for round `round` of [[round]]
+    // table `block` (1-based): its wall_ms, values, stopped_by and
+    // keep_loaded, which a resumed run tells again for a round it restores
+    // whole. nullptr when none.
+    const nlohmann::ordered_json* round_end(std::size_t block, std::uint32_t round) const;
 
 private:
     std::map<std::pair<std::uint32_t, std::string>, Tasks> finished_;
+    std::map<std::pair<std::size_t, std::uint32_t>, nlohmann::ordered_json> round_ends_;  // (block, round)
 };
 
 // What a run in workdir left that a fresh run there would delete: its

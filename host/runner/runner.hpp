@@ -140,6 +140,12 @@ private:
     void run_group(std::size_t index, std::uint32_t round = 0);
     // A [[round]]: its groups, count times, until stop-when says so.
     void run_rounds(const plan::RoundSpec& rounds);
+    // --resume: the round_end line the run before journaled for round
+    // `round` of table `block`, when this round (its groups from groups_
+    // [first_group]) ran every group and each of its tasks was restored;
+    // nullptr otherwise.
+    const nlohmann::ordered_json* restored_round(std::size_t first_group, const plan::RoundSpec& rounds,
+                                                 std::size_t block, std::uint32_t round) const;
     // stop-on-failure: sets failed_stop_ when every task of group failed.
     void check_failed_entirely(const TaskGroup& group, std::uint32_t round);
     std::filesystem::path group_dir(const plan::GroupSpec& spec, std::uint32_t round) const;

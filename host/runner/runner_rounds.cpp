@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace fs = std::filesystem;
@@ -37,6 +38,15 @@ void Runner::check_failed_entirely(const TaskGroup& group, std::uint32_t round) 
                                round, group.group_name(), n, n, first);
 }
 
+const json* Runner::restored_round(std::size_t first_group, const plan::RoundSpec& rounds, std::size_t block,
+                                   std::uint32_t round) const {
+    if (!options_.resume || groups_.size() - first_group != rounds.last - rounds.first) return nullptr;
+    for (std::size_t i = first_group; i < groups_.size(); ++i)
+        for (const auto& t : groups_[i]->tasks())
+            if (!t->restored()) return nullptr;
+    return previous_.round_end(block, round);
+}
+
 void Runner::run_rounds(const plan::RoundSpec& rounds) {
     const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
     bool keeps = false;  // the block has a keep-loaded group: its rounds count loads and evictions
@@ -50,7 +60,10 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             run_group(i, r);
             if (rounds.stop_on_failure) check_failed_entirely(*groups_.back(), r);
         }
-        double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
+        // In whole milliseconds, as round_end keeps it: a resumed run tells
+        // the same from the journal.
+        const std::int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+        double wall_s = static_cast<double>(wall_ms) / 1000;
 
         // stop-when: a task of this round returned that key = true.
         std::string stopped_by;
@@ -100,8 +113,19 @@ void Runner::run_rounds(const plan::RoundSpec& rounds) {
             for (const auto& [k, v] : keep.items())
                 if (!row.values.contains(k)) row.values[k] = v;
         }
+        // --resume: a round whose every task the run before finished is told
+        // as that run measured it, not as its replay (milliseconds, and no
+        // values where keep-rounds removed its results).
+        if (const json* before = restored_round(first_group, rounds, block, r)) {
+            row.wall_s = wall_s = before->value("wall_ms", 0.0) / 1000;
+            auto values = before->find("values");
+            row.values = values != before->end() && values->is_object() ? *values : json::object();
+            auto by = before->find("stopped_by");
+            stopped_by = by != before->end() && by->is_string() ? by->get<std::string>() : std::string();
+            if (auto k = before->find("keep_loaded"); keeps && k != before->end() && k->is_object()) keep = *k;
+        }
         json end{{"event", "round_end"}, {"round", r},
-                 {"block", block},       {"wall_ms", static_cast<std::int64_t>(wall_s * 1000)},
+                 {"block", block},       {"wall_ms", static_cast<std::int64_t>(std::llround(wall_s * 1000))},
                  {"values", row.values}, {"stopped_by", stopped_by.empty() ? json(nullptr) : json(stopped_by)}};
         if (keeps) end["keep_loaded"] = keep;
         journal_.write(std::move(end));

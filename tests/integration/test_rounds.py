@@ -230,6 +230,33 @@ count = 3
         r = self.assertResumedWithoutRunningAgain(plan, r, 5, 5, 2)
         self.assertIn("round-003: keep-rounds was removing it when its host was killed", r.stderr)
 
+    def test_a_resumed_run_tells_the_rounds_it_restores_as_they_were_measured(self):
+        # rounds.csv and run.json's rounds: the values and wall times of the
+        # run that ran them, also for rounds keep-rounds removed (whose
+        # results are gone), not the replay's milliseconds.
+        plan = self.write_plan(plan_text(5, keep=2))
+        r = self.run_plan(plan, env={"FEDFLOW_FAILPOINTS": "host-kill@round-removing"})
+        self.assertEqual(r.rc, -signal.SIGKILL, r.describe())
+        ends = {e["round"]: e for e in r.events() if e.get("event") == "round_end"}
+        self.assertEqual(sorted(ends), [1, 2, 3])
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 0)
+        rounds = r.json("run.json")["rounds"]
+        self.assertEqual([x["values"]["value"] for x in rounds], [expected(n, 2) for n in range(1, 6)])
+        for x in rounds[:3]:
+            self.assertEqual(x["wall_s"], ends[x["round"]]["wall_ms"] / 1000, x)
+            self.assertEqual(x["values"], ends[x["round"]]["values"], x)
+        csv_text = r.read("rounds.csv")
+        # Resumed again, with every round restored (1 to 3 removed): the same files.
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 0)
+        self.assertEqual(r.json("run.json")["rounds"], rounds)
+        self.assertEqual(r.read("rounds.csv"), csv_text)
+        with open(r.path("rounds.csv"), encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([float(x["value"]) for x in rows], [expected(n, 2) for n in range(1, 6)])
+        self.assertEqual([float(x["wall_s"]) for x in rows[:3]], [ends[n]["wall_ms"] / 1000 for n in (1, 2, 3)])
+
     def test_a_killed_run_leaves_consistent_files_and_report_draws_its_page(self):
         rounds = 40
         plan = self.write_plan(plan_text(rounds, after=False), scheduler={"max-processes": 2})
