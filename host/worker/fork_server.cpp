@@ -304,9 +304,10 @@ void run(int fd, long host_pid, const Hooks& hooks) {
             single_threaded = threads == 1;
             if (!single_threaded) {
                 Dict answer;
-                answer["refused"] = threads < 0 ? std::string("cannot count its threads (/proc/self/task)")
-                                                : "it runs " + std::to_string(threads) +
-                                                      " threads (the plugin started threads when it was loaded)";
+                answer["refused"] =
+                    threads < 0 ? std::string("cannot count its threads (/proc/self/task)")
+                                : "it runs " + std::to_string(threads) +
+                                      " threads (the plugin or a preload module started them when it was loaded)";
                 close_all(received, nfds);
                 reply(fd, answer);
                 continue;

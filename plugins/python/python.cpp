@@ -98,6 +98,11 @@ struct StageScope {
 // ---- errors ----------------------------------------------------------------
 
 PyObject* g_runtime = nullptr;  // fedflow._runtime, for the process's life
+// Whether a Python error's whole traceback goes to stderr: not in the fork
+// server's preload, whose stderr is the host's; its message (the type, the
+// text and the last frames of the module's own code) is in the host's
+// warning, and the tasks, which then start by exec, import the module again.
+bool g_print_tracebacks = true;
 
 // Turns the pending Python exception into a C++ one: the type, the message
 // and the last frames (report.json); the whole traceback goes to stderr.log.
@@ -115,8 +120,10 @@ PyObject* g_runtime = nullptr;  // fedflow._runtime, for the process's life
         const char *message = nullptr, *full = nullptr;
         int oom = 0;
         if (described && PyArg_ParseTuple(described.get(), "pss", &oom, &message, &full)) {
-            std::fputs(full, stderr);
-            std::fflush(stderr);
+            if (g_print_tracebacks) {
+                std::fputs(full, stderr);
+                std::fflush(stderr);
+            }
             if (oom) throw fedflow::detail::OutOfMemory(message);
             throw std::runtime_error(message);
         }
@@ -599,6 +606,7 @@ FEDFLOW_TASK(PythonTask, "python")
 // plan_dir}. 0, or 1 with why in error.
 extern "C" __attribute__((visibility("default"))) int
 fedflow_fork_server_preload(const std::uint8_t* doc, std::size_t size, char* error, std::size_t error_size) {
+    g_print_tracebacks = false;
     try {
         Value v = fedflow::wire::decode(doc, size);
         const Dict& d = v.as<Dict>();
@@ -620,6 +628,7 @@ fedflow_fork_server_preload(const std::uint8_t* doc, std::size_t size, char* err
                 Ref module(check(PyImport_ImportModule(name.c_str()), "import " + name));
             }
         Ref prepared(check(PyObject_CallMethod(g_runtime, "prepare_fork", nullptr), "preparing to fork"));
+        g_print_tracebacks = true;  // the children's errors go to their stderr.log
         return 0;
     } catch (const std::exception& e) {
         std::snprintf(error, error_size, "%s", e.what());
