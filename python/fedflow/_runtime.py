@@ -124,10 +124,15 @@ def train(obj, device):
 
 
 def is_out_of_memory(exc):
-    """MemoryError, and torch's CUDA out-of-memory error (its own class since
-    torch 1.13; a RuntimeError with that text before)."""
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or \
-        "CUDA out of memory" in str(exc)
+    """MemoryError, torch's CUDA out-of-memory error (its own class since
+    torch 1.13; a RuntimeError with that text before), and torch's CPU
+    allocator's failure (a RuntimeError: "DefaultCPUAllocator: can't
+    allocate memory", or "not enough memory" on some builds)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return "CUDA out of memory" in text or (
+        isinstance(exc, RuntimeError) and "DefaultCPUAllocator" in text and "memory" in text)
 
 
 def describe(exc):

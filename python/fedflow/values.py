@@ -97,7 +97,7 @@ def encode(value, path="result"):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise TypeError("%s: key %r is a %s; keys must be strings" % (path, k, type(k).__name__))
+                raise TypeError("%s: key %r is of type %s; keys must be strings" % (path, k, type(k).__name__))
             out[k] = encode(v, "%s[%r]" % (path, k))
         return out
     if isinstance(value, (list, tuple)):

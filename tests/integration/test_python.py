@@ -106,14 +106,19 @@ def parse_config(text):
 
 class OomOnce(Task):
     """MemoryError on the first train: the retry runs on the same object."""
-    def __init__(self, task_id):
+    def __init__(self, task_id, torch_cpu=False):
         super().__init__(task_id)
         self.loads = self.trains = 0
+        self.torch_cpu = torch_cpu
     def load(self):
         self.loads += 1
         self.cache = list(range(10))
     def train(self, device):
         self.trains += 1
+        if self.trains == 1 and self.torch_cpu:
+            # What torch's CPU allocator raises (c10/core/impl/alloc_cpu.cpp).
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:83] data. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate memory)")
         if self.trains == 1:
             raise MemoryError("first train wants too much")
         return {"loads": self.loads, "trains": self.trains, "cache": len(self.cache)}
@@ -342,11 +347,13 @@ class Python(HostTest):
         self.assertIn("bytes() and array() may be called only in train", t["message"])
 
     def test_memory_error_is_out_of_memory_and_retried_on_the_same_object(self):
-        plan = self.write_plan(group("g", "OomOnce") + group("h", "AlwaysOom"), scheduler={"train-retries": 2})
+        plan = self.write_plan(group("g", "OomOnce") + group("h", "AlwaysOom") +
+                               group("torch_cpu", "OomOnce", init={"torch_cpu": True}), scheduler={"train-retries": 2})
         r = self.run_plan(plan)
         self.assertExit(r, 1)
-        self.assertStatus(r, "g", "0", "FINISHED")
-        self.assertEqual(r.result("g", "0"), {"loads": 1, "trains": 2, "cache": 10})
+        for g in ("g", "torch_cpu"):
+            self.assertStatus(r, g, "0", "FINISHED")
+            self.assertEqual(r.result(g, "0"), {"loads": 1, "trains": 2, "cache": 10})
         t = self.assertStatus(r, "h", "0", "EXCEPTION")
         self.assertIn("out of memory", t["message"])
         self.assertIn("MemoryError: never enough", t["message"])
