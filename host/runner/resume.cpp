@@ -79,24 +79,13 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     if (!fs::exists(run_file, ec))
         throw std::invalid_argument(
             fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir.string()));
-    json run;
-    try {
-        std::ifstream in(run_file);
-        run = json::parse(in);
-    } catch (const std::exception& e) {
-        throw std::invalid_argument(fmt::format("--resume: cannot read {}: {}", run_file.string(), e.what()));
-    }
-    const std::string before = run.value("plan_digest", "");
-    if (before != plan.digest) {
-        if (!force)
-            throw std::invalid_argument(fmt::format(
-                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Use --overwrite "
-                "instead of --resume to start over, or add --force to resume with the plan as it is now",
-                workdir.string(), before.empty() ? "unknown" : before.substr(0, 19), plan.digest.substr(0, 19),
-                plan_changes(run.value("plan_text", ""), plan.text)));
-        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})", workdir.string(),
-                     before.substr(0, 19), plan.digest.substr(0, 19));
-    }
+    // run.json holds the plan it ran (digest and text); a host killed by a
+    // power loss may have left it empty or cut short (it is replaced
+    // without fsync). Its journal's run_start, synced at once, holds the
+    // digest too: --resume goes on from that, with a warning, since the
+    // resumed run writes run.json anew.
+    json run = read_json(run_file);
+    const bool run_readable = run.is_object();
 
     // The journal says which tasks finished, with the checksum of the
     // result.json they left; a task counts only if that file is still there
@@ -106,20 +95,44 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
     // (block, round): rounds keep-rounds removed. By block: another
     // [[round]] block's round of that number is still there.
     std::set<std::pair<std::size_t, std::uint32_t>> removed_rounds;
+    std::string journal_digest;  // the last run_start's plan_digest
     read_journal(workdir / "events.jsonl", [&](const std::string& line) {
         json e = json::parse(line, nullptr, false);
         if (e.is_discarded() || !e.is_object()) return true;
         auto round = e.value("round", std::uint32_t{0});
         const std::string kind = e.value("event", "");
+        if (kind == "run_start" && e.contains("plan_digest") && e["plan_digest"].is_string())
+            journal_digest = e["plan_digest"].get<std::string>();
         if (kind == "round_removed") removed_rounds.insert({e.value("block", std::size_t{1}), round});
         if (kind == "round_end") round_ends_[{e.value("block", std::size_t{1}), round}] = e;
-        if (e.value("event", "") != "status" || e.value("status", "") != "FINISHED") return true;
+        if (kind != "status" || e.value("status", "") != "FINISHED") return true;
         std::optional<std::uint64_t> sum;
         if (e.contains("result_checksum") && e["result_checksum"].is_string())
             sum = std::strtoull(e["result_checksum"].get<std::string>().c_str(), nullptr, 16);
         finished[{round, e.value("group", ""), e.value("task", "")}] = sum;
         return true;
     });
+
+    auto text = [&](const char* key) {
+        auto it = run.find(key);
+        return run_readable && it != run.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (!run_readable)
+        log::warning("--resume: {} cannot be read (empty or cut short: its host lost power?): resuming from what "
+                     "events.jsonl says{}",
+                     run_file.string(), journal_digest.empty() ? "" : " (the plan digest of its run_start)");
+    const std::string before = run_readable ? text("plan_digest") : journal_digest;
+    if (before != plan.digest) {
+        if (!force)
+            throw std::invalid_argument(fmt::format(
+                "--resume: the plan changed since the run in {} (plan digest {} is now {}){}. Use --overwrite "
+                "instead of --resume to start over, or add --force to resume with the plan as it is now",
+                workdir.string(), before.empty() ? "unknown" : before.substr(0, 19), plan.digest.substr(0, 19),
+                run_readable ? plan_changes(text("plan_text"), plan.text)
+                             : std::string("; run.json, which holds the plan's text, cannot be read")));
+        log::warning("--force: resuming the run in {} with a plan that changed since ({} is now {})", workdir.string(),
+                     before.empty() ? "unknown" : before.substr(0, 19), plan.digest.substr(0, 19));
+    }
     // A host before this one removed a round's folder before it wrote
     // round_removed: killed in between, it left a round whose removal was
     // due (keep-rounds later, a round ended) and whose results are gone.

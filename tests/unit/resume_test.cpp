@@ -80,35 +80,73 @@ TEST_CASE("a finished task is found, with when the run started, how it ended and
     CHECK(results_left(dir.path) == "started at an unknown time");
 }
 
+namespace {
+
+// A run of one group of one task whose result.json is as its FINISHED line
+// says; the test writes its run.json and journal.
+struct FinishedRun {
+    TempDir dir{"fedflow-resume"};
+    plan::Plan plan = plan::parse("[[group]]\nname = \"g\"\nplugin = \"echo\"\n", dir.path / "p.toml");
+    fs::path events = dir.path / "events.jsonl";
+    std::string line;  // its FINISHED line, without the newline
+    FinishedRun() {
+        put(dir.path / "g" / "0" / "result.json", R"({"x":1})");
+        line = R"({"event":"status","group":"g","task":"0","status":"FINISHED","result_checksum":")" +
+               fmt::format("{:016x}", *results::file_checksum(dir.path / "g" / "0" / "result.json")) + R"("})";
+    }
+    std::size_t resume(bool force = false) const {
+        ResumeState state;
+        state.load(plan, dir.path, force);
+        return state.count();
+    }
+};
+
+}  // namespace
+
 TEST_CASE("a last line without its newline is torn: its task did not finish, for every reader") {
     // A host killed after it wrote a FINISHED line's last byte but its
     // newline: the journal cuts the line when it opens, so --resume (and a
     // fresh run's question) must not count it, or the task would be kept
     // by one resume and run again by the next.
-    TempDir dir("fedflow-resume");
-    const plan::Plan plan = plan::parse("[[group]]\nname = \"g\"\nplugin = \"echo\"\n", dir.path / "p.toml");
-    put(dir.path / "run.json", nlohmann::json{{"plan_digest", plan.digest}}.dump());
-    put(dir.path / "g" / "0" / "result.json", R"({"x":1})");
-    const std::string line = R"({"event":"status","group":"g","task":"0","status":"FINISHED","result_checksum":")" +
-                             fmt::format("{:016x}", *results::file_checksum(dir.path / "g" / "0" / "result.json")) +
-                             R"("})";
-    const fs::path events = dir.path / "events.jsonl";
-
-    put(events, started + line);
-    ResumeState torn;
-    torn.load(plan, dir.path, false);
-    CHECK(torn.count() == 0);
-    CHECK_FALSE(results_left(dir.path));
+    FinishedRun run;
+    put(run.dir.path / "run.json", nlohmann::json{{"plan_digest", run.plan.digest}}.dump());
+    put(run.events, started + run.line);
+    CHECK(run.resume() == 0);
+    CHECK_FALSE(results_left(run.dir.path));
     {
         Journal journal;
-        CHECK(journal.open(events, nullptr) == line.size());
+        CHECK(journal.open(run.events, nullptr) == run.line.size());
     }
 
-    put(events, started + line + "\n");
+    put(run.events, started + run.line + "\n");
     ResumeState whole;
-    whole.load(plan, dir.path, false);
+    whole.load(run.plan, run.dir.path, false);
     CHECK(whole.count() == 1);
     REQUIRE(whole.finished(0, "g") != nullptr);
     CHECK(whole.finished(0, "g")->at("0").result == nlohmann::ordered_json{{"x", 1}});
-    CHECK(results_left(dir.path));
+    CHECK(results_left(run.dir.path));
+}
+
+TEST_CASE("a run.json that cannot be read: --resume goes on from the plan digest of the journal's run_start") {
+    // run.json is replaced without fsync: after a power loss it may be
+    // empty or cut short, while the journal, synced, is whole.
+    FinishedRun run;
+    const std::string start = R"({"event":"run_start","plan_digest":")" + run.plan.digest + "\"}\n";
+    put(run.events, start + run.line + "\n");
+    for (const char* damaged : {"", "{\"plan_digest\":\"sha", "[1]"}) {
+        CAPTURE(damaged);
+        put(run.dir.path / "run.json", damaged);
+        CHECK(run.resume() == 1);
+    }
+    // The journal's plan is another: refused as a plan that changed, unless --force.
+    put(run.events, R"({"event":"run_start","plan_digest":"sha256:0123"})"
+                    "\n" +
+                        run.line + "\n");
+    CHECK_THROWS_WITH_AS(run.resume(), doctest::Contains("run.json, which holds the plan's text, cannot be read"),
+                         std::invalid_argument);
+    CHECK(run.resume(true) == 1);
+    // No run_start at all: the digest is unknown, as a run.json without one.
+    put(run.events, run.line + "\n");
+    CHECK_THROWS_WITH_AS(run.resume(), doctest::Contains("plan digest unknown"), std::invalid_argument);
+    CHECK(run.resume(true) == 1);
 }
