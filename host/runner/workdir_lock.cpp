@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <csignal>
@@ -34,6 +35,19 @@ namespace {
 }
 
 }  // namespace
+
+WorkdirLock::Snapshot WorkdirLock::snapshot() const {
+    Snapshot now;
+    std::error_code ec;
+    for (fs::directory_iterator it(workdir_, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename() != file_name) now.names.push_back(it->path().filename().string());
+    std::sort(now.names.begin(), now.names.end());
+    struct stat st {};
+    if (::stat((workdir_ / "run.json").c_str(), &st) == 0)
+        now.run_json = {static_cast<long long>(st.st_dev), static_cast<long long>(st.st_ino), st.st_size,
+                        st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+    return now;
+}
 
 std::string WorkdirLock::holder(const fs::path& workdir) {
     std::ifstream in(workdir / file_name);
@@ -76,15 +90,26 @@ void WorkdirLock::check_path(const fs::path& workdir) {
     }
 }
 
-WorkdirLock::WorkdirLock(const fs::path& workdir) {
+WorkdirLock::WorkdirLock(const fs::path& workdir) : workdir_(workdir) {
     check_path(workdir);
     std::error_code ec;
+    created_dir_ = !fs::exists(workdir, ec);
     fs::create_directories(workdir, ec);
     if (ec) refuse(ec.value(), fmt::format("cannot create workdir {}", workdir.string()));
 
     const fs::path path = workdir / file_name;
+    // Creating the file changes the directory's times: put back with it.
+    struct stat dir {};
+    if (::stat(workdir.c_str(), &dir) == 0) {
+        dir_times_[0] = dir.st_atim;
+        dir_times_[1] = dir.st_mtim;
+    }
     for (int attempt = 0;; ++attempt) {
-        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        // Whether this run made the file: a refused run removes it again.
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        created_file_ = fd >= 0;
+        if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && errno == ENOENT && attempt < 3) continue;  // removed between the two opens
         if (fd < 0) refuse(errno, fmt::format("cannot open {}", path.string()));
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             int err = errno;
@@ -118,6 +143,18 @@ WorkdirLock::WorkdirLock(const fs::path& workdir) {
             throw std::invalid_argument(fmt::format("{} keeps being replaced: cannot lock it", path.string()));
     }
 
+    // What a refused run puts back: the holder it names, and its times.
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && st.st_size <= 65536) {
+        before_.resize(static_cast<std::size_t>(st.st_size));
+        ssize_t n = ::pread(fd_, before_.data(), before_.size(), 0);
+        before_.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        times_[0] = st.st_atim;
+        times_[1] = st.st_mtim;
+        restorable_ = true;
+    }
+    snapshot_ = snapshot();
+
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     nlohmann::json who{{"pid", ::getpid()}, {"host", host}, {"started", clock::utc_timestamp()}};
@@ -128,7 +165,21 @@ WorkdirLock::WorkdirLock(const fs::path& workdir) {
 }
 
 WorkdirLock::~WorkdirLock() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ < 0) return;
+    // Put back while still holding the lock, so that no run sees the file
+    // halfway. A run that was accepted changed the workdir (its run.json
+    // at least): its file keeps naming it.
+    if (snapshot() == snapshot_) {
+        const fs::path path = workdir_ / file_name;
+        if (created_file_) {
+            if (::unlink(path.c_str()) == 0) ::utimensat(AT_FDCWD, workdir_.c_str(), dir_times_, 0);
+        } else if (restorable_ && ::ftruncate(fd_, 0) == 0 &&
+                   ::pwrite(fd_, before_.data(), before_.size(), 0) == static_cast<ssize_t>(before_.size())) {
+            ::futimens(fd_, times_);
+        }
+    }
+    ::close(fd_);
+    if (created_dir_) ::rmdir(workdir_.c_str());  // only when it is empty
 }
 
 }  // namespace fedflow

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import time
 
 import fftest
 from fftest import HostTest
@@ -98,6 +99,35 @@ class Cli(HostTest):
                 r = self.host(*args)
                 self.assertExit(r, 2)
                 self.assertIn("fedflow-host: %s was given an empty value" % name, r.stderr, r.describe())
+
+    def test_a_run_refused_at_the_workdir_changes_nothing_in_it(self):
+        # The refused run once rewrote .fedflow.lock with its own pid.
+        def state(wd):
+            out = {}
+            for root, dirs, files in os.walk(wd):
+                for name in dirs + files + ["."]:
+                    p = os.path.join(root, name)
+                    st = os.lstat(p)
+                    with open(p, "rb") if os.path.isfile(p) else open(os.devnull, "rb") as f:
+                        out[os.path.relpath(p, wd)] = (st.st_size, st.st_mtime_ns, f.read())
+            return out
+
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "noop"\ntasks = 2\n')
+        wd = os.path.join(self.tmp, "run")
+        self.assertExit(self.run_plan(plan), 0)
+        changed = self.write_plan('[[group]]\nname = "g"\nplugin = "noop"\ntasks = 3\n', name="changed.toml")
+        for without_lock in (False, True):
+            if without_lock:
+                os.remove(os.path.join(wd, ".fedflow.lock"))
+            before = state(wd)
+            for args, said in (([plan], "holds the results of a run"),
+                               ([changed, "--resume"], "--resume: the plan changed since the run")):
+                with self.subTest(args=args, without_lock=without_lock):
+                    time.sleep(0.02)
+                    r = self.run_plan(*args)
+                    self.assertExit(r, 2)
+                    self.assertIn(said, r.stderr, r.describe())
+                    self.assertEqual(state(wd), before, "the workdir is as it was")
 
 
 if __name__ == "__main__":
