@@ -29,6 +29,15 @@ namespace fs = std::filesystem;
 namespace fedflow::plan {
 
 namespace {
+// What is wrong with a name that names::valid refuses, for "name 'x' in
+// [[group]] number 1 ...".
+std::string name_problem(std::string_view name) {
+    if (name.empty()) return "must have at least 1 character";
+    if (name.size() > names::max_length)
+        return fmt::format("has {} characters, more than the {} a name may have", name.size(), names::max_length);
+    return "may use only letters, digits, '.', '_' and '-', and may not be '.' or '..'";
+}
+
 // A plan's names and values reach the messages as they were written: made
 // printable here, once for every message, so that none can forget it.
 std::vector<std::string> printable(std::vector<std::string> messages) {
@@ -255,10 +264,7 @@ public:
     std::optional<std::string> name(const toml::table& t, std::string_view key, std::string_view context) {
         auto s = string(t, key, context);
         if (s && !names::valid(*s)) {
-            error(*t.get(key),
-                  fmt::format("{} '{}' in {} may use only letters, digits, '.', '_' and '-', and may not be "
-                              "'.' or '..'",
-                              key, *s, context));
+            error(*t.get(key), fmt::format("{} '{}' in {} {}", key, *s, context, name_problem(*s)));
             return std::nullopt;
         }
         return s;
@@ -441,9 +447,7 @@ void read_task(Reader& r, const toml::table& t, const Params& group_params, Grou
         return;
     }
     if (!names::valid(task.id)) {
-        r.error(*id, fmt::format("task id '{}' in group '{}' may use only letters, digits, '.', '_' and '-', and may "
-                                 "not be '.' or '..'",
-                                 task.id, g.name));
+        r.error(*id, fmt::format("task id '{}' in group '{}' {}", task.id, g.name, name_problem(task.id)));
         return;
     }
     if (task.id == "report.json") {
@@ -489,9 +493,11 @@ void read_group(Reader& r, const toml::table& t, Plan& plan, std::size_t block, 
         g.name = *n;
     }
     ctx = fmt::format("group '{}'", g.name);
-    for (const auto& other : plan.groups)
-        if (other.name == g.name)
-            r.error(g.where, fmt::format("group name '{}' is used twice (first at line {})", g.name, other.where.line));
+    // Once, against its first use: a third 'a' is one error, not two.
+    auto first = std::find_if(plan.groups.begin(), plan.groups.end(),
+                              [&](const GroupSpec& other) { return other.name == g.name; });
+    if (first != plan.groups.end())
+        r.error(g.where, fmt::format("group name '{}' is used twice (first at line {})", g.name, first->where.line));
 
     if (auto p = r.string(t, "plugin", ctx)) {
         g.plugin = *p;

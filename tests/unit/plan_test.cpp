@@ -152,12 +152,22 @@ TEST_CASE("names that would overwrite the run's own files are reserved") {
 }
 
 TEST_CASE("names and ids cannot escape the workdir") {
-    for (const char* bad : {"../x", "..", ".", "a/b", "a b", ""}) {
+    for (const char* bad : {"../x", "..", ".", "a/b", "a b"}) {
         CAPTURE(bad);
         auto e = errors(std::string("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"") + bad + "\"\n");
         CHECK(e.find("may use only letters, digits") != std::string::npos);
         auto g = errors(std::string("[[group]]\nname = \"") + bad + "\"\nplugin = \"echo\"\n");
         CHECK(g.find("may use only letters, digits") != std::string::npos);
+    }
+    SUBCASE("an empty name or one that is too long is told so, not the characters") {
+        CHECK(errors("[[group]]\nname = \"\"\nplugin = \"echo\"\n") ==
+              "/plans/p.toml:2:8: name '' in [[group]] number 1 must have at least 1 character\n");
+        CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nid = \"\"\n") ==
+              "/plans/p.toml:4:6: task id '' in group 'group-1' must have at least 1 character\n");
+        const std::string long_name(256, 'a');
+        CHECK(errors("[[group]]\nname = \"" + long_name + "\"\nplugin = \"echo\"\n")
+                  .find("has 256 characters, more than the 255 a name may have") != std::string::npos);
+        CHECK_NOTHROW(parse("[[group]]\nname = \"" + std::string(255, 'a') + "\"\nplugin = \"echo\"\n"));
     }
     CHECK(fedflow::names::valid("client-a_1.2"));
     CHECK_FALSE(fedflow::names::valid("client/a"));
@@ -202,6 +212,11 @@ TEST_CASE("duplicates and missing pieces") {
             parse(std::string("[[group]]\nplugin = \"echo\"\ntasks = 2\n[[group.task]]\nid = \"") + id + "\"\n"));
     CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"echo\"\n[[group]]\nname = \"a\"\nplugin = \"echo\"\n")
               .find("group name 'a' is used twice") != std::string::npos);
+    // Each later use once, against the first (a third 'a' was told twice at its line).
+    CHECK(errors("[[group]]\nname = \"a\"\nplugin = \"e\"\n[[group]]\nname = \"a\"\nplugin = \"e\"\n"
+                 "[[group]]\nname = \"a\"\nplugin = \"e\"\n") ==
+          "/plans/p.toml:4:1: group name 'a' is used twice (first at line 1)\n"
+          "/plans/p.toml:7:1: group name 'a' is used twice (first at line 1)\n");
     CHECK(errors("[[group]]\nname = \"a\"\n").find("needs a plugin") != std::string::npos);
     CHECK(errors("workdir = \"x\"\n").find("no [[group]]") != std::string::npos);
     CHECK(errors("[[group]]\nplugin = \"echo\"\n[[group.task]]\nparams = {}\n").find("needs an id") !=
