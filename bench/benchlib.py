@@ -12,6 +12,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,6 +65,22 @@ def run_timed(cmd, cwd=None, env=None):
     proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t1 = time.monotonic_ns()
     return (t1 - t0) / 1e6, t1, proc
+
+
+def run_timed_rss(cmd, cwd=None, env=None):
+    """run_timed, and the peak RSS of cmd's process in bytes (wait4's
+    ru_maxrss: the largest of the process and what it reaped)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.monotonic_ns()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        # Reaped here, not by Popen.wait, for its rusage.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        t1 = time.monotonic_ns()
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+    return (t1 - t0) / 1e6, usage.ru_maxrss * 1024, done
 
 
 def tail(text, lines=20):

@@ -293,8 +293,8 @@ int Runner::run() {
     }
 
     check_journal();
-    bool failed = false;
-    for (const auto& g : groups_) failed = failed || g->failed_count() > 0;
+    bool failed = superseded_failed_;
+    for (const auto& [name, i] : latest_) failed = failed || groups_[i]->failed_count() > 0;
     int code = !stop_reason_.empty() ? exit_host_failed : failed ? exit_task_failed : exit_ok;
     std::string status = !stop_reason_.empty() ? "interrupted" : failed ? "failed" : "finished";
     const std::string& reason = !stop_reason_.empty() ? stop_reason_ : failed_stop_;
@@ -395,10 +395,9 @@ std::string Runner::make_inputs_segment(const TaskGroup& group, const plan::Grou
     for (const auto& name : spec.inputs) {
         // The most recent instance of that group that ran before this one
         // (this round's, else an earlier round's); none yet: no key.
-        const TaskGroup* latest = nullptr;
-        for (const auto& g : groups_)
-            if (g.get() != &group && g->group_name() == name) latest = g.get();
-        if (latest == nullptr) continue;
+        auto found = latest_.find(name);
+        const TaskGroup* latest = found != latest_.end() ? groups_[found->second].get() : nullptr;
+        if (latest == nullptr || latest == &group) continue;
         Dict results;
         for (const auto& t : latest->tasks())
             if ((t->status() == TaskStatus::FINISHED || t->status() == TaskStatus::EXITED) && !t->result().is_null())
@@ -907,6 +906,15 @@ void Runner::run_group(std::size_t index, std::uint32_t round) {
         fs::remove_all(group->task_dir(task));  // what did not finish starts afresh
     }
     TaskGroup& g = *group;
+    // The instance this one supersedes is no input of anything from now on
+    // (inputs take the latest, make_inputs_segment): its results are on
+    // disk and in the outputs, and its memory (its tasks and their results)
+    // goes, so that the host's does not grow with the rounds.
+    if (auto it = latest_.find(spec.name); it != latest_.end()) {
+        superseded_failed_ = superseded_failed_ || groups_[it->second]->failed_count() > 0;
+        groups_[it->second].reset();
+    }
+    latest_[spec.name] = groups_.size();
     groups_.push_back(std::move(group));
     spec_ = &spec;
     executor_->start_group(spec.memory, spec.gpu_memory);

@@ -91,6 +91,8 @@ public:
     // exceptions for failures of the host itself (exit 3).
     int run();
 
+    // The group instances run, in order; one superseded by a later instance
+    // of the same group (the next round's) is null.
     const std::vector<std::unique_ptr<TaskGroup>>& groups() const noexcept { return groups_; }
 
 private:
@@ -266,6 +268,8 @@ private:
     std::vector<char*> envp_;
     std::unique_ptr<exec::Executor> executor_;
     std::vector<std::unique_ptr<TaskGroup>> groups_;
+    std::map<std::string, std::size_t> latest_;  // a group's latest instance in groups_, by name
+    bool superseded_failed_ = false;             // a task of a released instance failed
     std::map<exec::WorkerId, Live> live_;
     std::map<ClientKey, Client> clients_;       // keep-loaded tasks
     std::map<exec::WorkerId, ClientKey> kept_;  // idle kept workers (and evicted ones until they exit)
