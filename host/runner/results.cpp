@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include <cerrno>
+#include <cmath>
 
 #include <set>
 #include <stdexcept>
@@ -19,8 +20,37 @@ using json = nlohmann::ordered_json;
 
 namespace fedflow::results {
 
+namespace {
+
+// Appends the key paths of the NaN and infinite numbers in v to out
+// (key paths as the byte files' names take them: "metrics.loss", "hist.3").
+void find_non_finite(const Value& v, const std::string& key_path, Written& out) {
+    switch (v.type()) {
+    case Value::Type::real:
+        if (!std::isfinite(v.as<double>()) && out.non_finite_count++ < max_non_finite_paths)
+            out.non_finite.push_back(key_path);
+        return;
+    case Value::Type::list: {
+        std::size_t i = 0;
+        for (const Value& item : v.as<List>()) {
+            const std::string index = std::to_string(i++);
+            find_non_finite(item, key_path.empty() ? index : key_path + "." + index, out);
+        }
+        return;
+    }
+    case Value::Type::dict:
+        for (const auto& [k, item] : v.as<Dict>())
+            find_non_finite(item, key_path.empty() ? k : key_path + "." + k, out);
+        return;
+    default: return;
+    }
+}
+
+}  // namespace
+
 Written write_result(const Dict& result, const fs::path& dir, const SegmentCopy& copy_segment) {
     Written out;
+    find_non_finite(Value(result), "", out);
     // result.json is the task's own; its byte files never take that name.
     std::set<std::string> used{"result.json"};
     try {

@@ -27,7 +27,12 @@ struct Written {
     nlohmann::ordered_json json;  // what result.json holds
     std::uint64_t bytes = 0;      // bytes written to byte files
     std::uint64_t checksum = 0;   // of result.json's bytes (--resume checks it)
+    // The key paths of NaN and infinite values, which result.json holds as
+    // null (JSON has none): the first max_non_finite_paths, and how many.
+    std::vector<std::string> non_finite;
+    std::size_t non_finite_count = 0;
 };
+inline constexpr std::size_t max_non_finite_paths = 5;
 
 // Writes dir/result.json and one file per Bytes value into dir. Byte files
 // are named after the value's key path ("weights.bin", "meta.w.bin") with

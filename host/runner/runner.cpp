@@ -498,8 +498,12 @@ void Runner::finish_result(Live& live, exec::WorkerId id, ReceiveThread& receive
                         {"bytes", w.bytes + announced.size},
                         {"transfer_ms", static_cast<double>(done_ns - announced.train_end_ns) / 1e6},
                         {"host_ms", static_cast<double>(done_ns - received.received_ns()) / 1e6}});
-        status_event(group, task,
-                     {{"train_ms", task.stats().train_ms}, {"result_checksum", fmt::format("{:016x}", w.checksum)}});
+        json finished{{"train_ms", task.stats().train_ms}, {"result_checksum", fmt::format("{:016x}", w.checksum)}};
+        if (w.non_finite_count > 0) {
+            finished["non_finite"] = w.non_finite;
+            warn_non_finite(group, task, w);
+        }
+        status_event(group, task, std::move(finished));
     } catch (const std::exception& e) {
         live.receiver.discard();
         if (results::is_disk_full(e)) {
@@ -510,6 +514,24 @@ void Runner::finish_result(Live& live, exec::WorkerId id, ReceiveThread& receive
         }
     }
     finish_worker(live, id);
+}
+
+void Runner::warn_non_finite(const TaskGroup& group, const Task& task, const results::Written& w) {
+    // A diverged model (a NaN loss) must not pass for a missing value. A
+    // run where every client diverges says so for the first few tasks, and
+    // then once that the rest go to the debug level.
+    constexpr std::size_t warned_tasks = 10;
+    std::string where;
+    for (const auto& path : w.non_finite) where += (where.empty() ? "" : ", ") + path;
+    if (w.non_finite_count > w.non_finite.size())
+        where += fmt::format(" and {} more", w.non_finite_count - w.non_finite.size());
+    const std::size_t n = ++non_finite_results_;
+    log::write(n <= warned_tasks ? log::Level::warning : log::Level::debug,
+               fmt::format("{}/{}{}: its result holds NaN or infinity at {}: result.json has null there (JSON has "
+                           "no NaN){}",
+                           group.group_name(), task.task_id(),
+                           group.round() != 0 ? fmt::format(" (round {})", group.round()) : std::string(), where,
+                           n == warned_tasks ? "; further results like it are logged at debug level" : ""));
 }
 
 bool Runner::may_keep(const Live& live) const {

@@ -174,6 +174,8 @@ private:
     // group is keep-loaded, else asks it to exit.
     // Whether its worker may be kept for the next round (keep-loaded), if
     // its task finishes: else it exits after its result.
+    // Logs that task's result held NaN or infinity at w.non_finite.
+    void warn_non_finite(const TaskGroup& group, const Task& task, const results::Written& w);
     bool may_keep(const Live& live) const;
     void finish_worker(Live& live, exec::WorkerId id);
     // A kept worker exited while idle: evicted, or crashed.
@@ -270,6 +272,7 @@ private:
     std::vector<std::unique_ptr<TaskGroup>> groups_;
     std::map<std::string, std::size_t> latest_;  // a group's latest instance in groups_, by name
     bool superseded_failed_ = false;             // a task of a released instance failed
+    std::size_t non_finite_results_ = 0;         // results that held NaN or infinity (warn_non_finite)
     std::map<exec::WorkerId, Live> live_;
     std::map<ClientKey, Client> clients_;       // keep-loaded tasks
     std::map<exec::WorkerId, ClientKey> kept_;  // idle kept workers (and evicted ones until they exit)

@@ -61,6 +61,11 @@ class NoConstructor:
     def train(self, device):
         return {"from_ctx": self.task_id}
 
+class Diverged(Task):
+    """A loss gone to NaN, and infinities in a list."""
+    def train(self, device):
+        return {"loss": float("nan"), "accuracy": 0.5, "history": [1.0, float("inf"), -float("inf")]}
+
 class ZeroCopy(Task):
     def train(self, device):
         b = self.bytes(8)
@@ -249,6 +254,19 @@ class Python(HostTest):
         r = self.run_plan(plan)
         self.assertExit(r, 0)
         self.assertEqual(r.result("g", "0"), {"id": "0", "from_ctx": "0"})
+
+    def test_nan_and_infinity_in_a_result_are_null_and_said(self):
+        # JSON has no NaN: result.json holds null, and the log and the
+        # journal say where, so that a diverged model is not taken for a
+        # value that is missing.
+        plan = self.write_plan(group("g", "Diverged"))
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        self.assertEqual(r.result("g", "0"), {"loss": None, "accuracy": 0.5, "history": [1.0, None, None]})
+        self.assertIn("g/0: its result holds NaN or infinity at loss, history.1, history.2: result.json has null "
+                      "there (JSON has no NaN)", r.stderr)
+        finished = [e for e in r.events() if e.get("status") == "FINISHED"]
+        self.assertEqual(finished[0]["non_finite"], ["loss", "history.1", "history.2"], r.describe())
 
     def test_a_class_without_a_constructor(self):
         # docs/python.md: a class with train(self, device) runs; one whose

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -94,6 +95,29 @@ TEST_CASE("a result with every kind of value") {
                                  std::runtime_error);
         }
     }
+}
+
+TEST_CASE("NaN and infinities are null in result.json, and their key paths are told") {
+    TempDir dir("fedflow-results");
+    const double nan = std::nan(""), inf = HUGE_VAL;
+    Dict result{{"loss", nan}, {"ok", 0.5}, {"m", Dict{{"h", List{1.0, inf, -inf}}}}};
+    results::Written w = results::write_result(result, dir.path);
+    CHECK(w.json["loss"].is_null());
+    CHECK(w.json["m"]["h"] == nlohmann::ordered_json::parse("[1.0, null, null]"));
+    CHECK(w.non_finite == std::vector<std::string>{"loss", "m.h.1", "m.h.2"});
+    CHECK(w.non_finite_count == 3);
+
+    // Only the first few paths are kept; all are counted.
+    List many;
+    for (int i = 0; i < 8; ++i) many.emplace_back(nan);
+    results::Written m = results::write_result(Dict{{"x", many}}, dir.path);
+    CHECK(m.non_finite.size() == results::max_non_finite_paths);
+    CHECK(m.non_finite.back() == "x.4");
+    CHECK(m.non_finite_count == 8);
+
+    results::Written clean = results::write_result(Dict{{"loss", 0.25}}, dir.path);
+    CHECK(clean.non_finite.empty());
+    CHECK(clean.non_finite_count == 0);
 }
 
 TEST_CASE("reference_result: each byte file's path, size and checksum, and no byte read") {
