@@ -204,6 +204,7 @@ int Runner::run() {
     } else {
         prepare_workdir();
     }
+    workdir_lock_->accept();
     failpoint("workdir-ready");
     started_ = clock::utc_timestamp();
     view_ = ProgressView::make(options_.progress);

@@ -6,7 +6,6 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <csignal>
@@ -35,19 +34,6 @@ namespace {
 }
 
 }  // namespace
-
-WorkdirLock::Snapshot WorkdirLock::snapshot() const {
-    Snapshot now;
-    std::error_code ec;
-    for (fs::directory_iterator it(workdir_, ec), end; !ec && it != end; it.increment(ec))
-        if (it->path().filename() != file_name) now.names.push_back(it->path().filename().string());
-    std::sort(now.names.begin(), now.names.end());
-    struct stat st {};
-    if (::stat((workdir_ / "run.json").c_str(), &st) == 0)
-        now.run_json = {static_cast<long long>(st.st_dev), static_cast<long long>(st.st_ino), st.st_size,
-                        st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
-    return now;
-}
 
 std::string WorkdirLock::holder(const fs::path& workdir) {
     std::ifstream in(workdir / file_name);
@@ -153,7 +139,6 @@ WorkdirLock::WorkdirLock(const fs::path& workdir) : workdir_(workdir) {
         times_[1] = st.st_mtim;
         restorable_ = true;
     }
-    snapshot_ = snapshot();
 
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
@@ -167,9 +152,8 @@ WorkdirLock::WorkdirLock(const fs::path& workdir) : workdir_(workdir) {
 WorkdirLock::~WorkdirLock() {
     if (fd_ < 0) return;
     // Put back while still holding the lock, so that no run sees the file
-    // halfway. A run that was accepted changed the workdir (its run.json
-    // at least): its file keeps naming it.
-    if (snapshot() == snapshot_) {
+    // halfway.
+    if (!accepted_) {
         const fs::path path = workdir_ / file_name;
         if (created_file_) {
             if (::unlink(path.c_str()) == 0) ::utimensat(AT_FDCWD, workdir_.c_str(), dir_times_, 0);

@@ -12,13 +12,12 @@
 //
 // A run that is refused once it holds the lock (the workdir holds finished
 // results and neither --resume nor --overwrite was given, or --resume of a
-// plan that changed) leaves the workdir as it found it: when the lock is
-// released and nothing else in the workdir changed since it was taken (the
-// same names at its top, the same run.json), the file gets back its bytes
-// and times, or is removed if this run created it. A run that was accepted
-// changed the workdir, at least its run.json, and its file keeps naming it.
-// Its identity is written as soon as the lock is taken all the same, so that
-// a run refused meanwhile names the holder.
+// plan that changed) leaves the workdir as it found it: a lock released
+// without accept() puts the file's bytes and times back, or removes it if
+// this run created it (and the workdir, if this run created it and it is
+// empty). A run that was accepted keeps the file naming it. Its identity is
+// written as soon as the lock is taken all the same, so that a run refused
+// meanwhile names the holder.
 //
 // flock is advisory: it keeps Fedflow runs apart, not other programs. On NFS
 // Linux maps it to a POSIX lock on the server (NFSv4, or NLM), so it holds
@@ -44,7 +43,10 @@ public:
     // names the holder: "workdir DIR is in use by another run: fedflow-host
     // (pid 4251 on host node7, started 2026-...)".
     explicit WorkdirLock(const std::filesystem::path& workdir);
-    ~WorkdirLock();  // releases the lock; the file stays, unless nothing changed (above)
+    ~WorkdirLock();  // releases the lock; the file stays as this run wrote it once accept() was called
+    // The run goes on in the workdir (it passed every check that could
+    // refuse it): the file keeps naming it when the lock is released.
+    void accept() noexcept { accepted_ = true; }
     WorkdirLock(const WorkdirLock&) = delete;
     WorkdirLock& operator=(const WorkdirLock&) = delete;
 
@@ -59,14 +61,6 @@ public:
     static std::string holder(const std::filesystem::path& workdir);
 
 private:
-    // What tells a run that changed the workdir from one that did not.
-    struct Snapshot {
-        std::vector<std::string> names;       // at the workdir's top, sorted, the lock file left out
-        std::array<long long, 5> run_json{};  // dev, inode, size, mtime: all 0 without run.json
-        bool operator==(const Snapshot&) const = default;
-    };
-    Snapshot snapshot() const;
-
     std::filesystem::path workdir_;
     int fd_ = -1;
     bool created_dir_ = false;
@@ -75,7 +69,7 @@ private:
     std::string before_;              // the file's bytes before this run wrote its identity
     struct timespec times_[2]{};      // and its access and modification times
     struct timespec dir_times_[2]{};  // the workdir's, before this run created the file
-    Snapshot snapshot_;
+    bool accepted_ = false;
 };
 
 }  // namespace fedflow

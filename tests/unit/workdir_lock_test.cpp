@@ -67,7 +67,7 @@ TEST_CASE("a workdir takes one run at a time, and the refusal names the holder")
                          std::invalid_argument);
 }
 
-TEST_CASE("a run that changes nothing in the workdir leaves the lock file as it found it") {
+TEST_CASE("a run refused before accept() leaves the lock file as it found it") {
     Workdir tmp;
     const fs::path& wd = tmp.wd;
     const fs::path& lock = tmp.lock;
@@ -98,26 +98,20 @@ TEST_CASE("a run that changes nothing in the workdir leaves the lock file as it 
     }
 }
 
-TEST_CASE("a run that changed the workdir leaves the file naming it") {
+TEST_CASE("a run that was accepted leaves the file naming it") {
     Workdir tmp;
     const fs::path& wd = tmp.wd;
     const fs::path& lock = tmp.lock;
     write(lock, "old\n");
-    SUBCASE("a new run.json") {
+    SUBCASE("an existing workdir") {
         WorkdirLock accepted(wd);
-        fs::remove(wd / "run.json");
-        write(wd / "run.json.tmp", "{\"status\": \"running\"}\n");
-        fs::rename(wd / "run.json.tmp", wd / "run.json");
+        accepted.accept();
     }
-    SUBCASE("a new folder") {
-        WorkdirLock accepted(wd);
-        fs::create_directory(wd / "clients");
-    }
-    SUBCASE("a new workdir, written into") {
+    SUBCASE("a new workdir") {
         const fs::path fresh = tmp.path / "fresh";
         {
             WorkdirLock accepted(fresh);
-            write(fresh / "run.json", "{}\n");
+            accepted.accept();
         }
         CHECK(read(fresh / WorkdirLock::file_name).find("\"pid\":" + std::to_string(::getpid())) != std::string::npos);
         return;
