@@ -27,6 +27,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
@@ -34,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <unistd.h>
@@ -68,6 +70,17 @@ std::vector<fs::path> paths(const std::vector<std::string>& v) { return {v.begin
 
 // A path as printed: a file name may hold any byte but '/' and NUL.
 std::string shown(const fs::path& p) { return text::printable(p.string()); }
+
+// Why the run could not create or write its workdir (its nearest ancestor
+// that exists, when it does not exist yet), or "": what creating it and its
+// lock file would then fail with (EACCES, EROFS).
+std::string unwritable(const fs::path& workdir) {
+    fs::path p = workdir;
+    std::error_code ec;
+    while (!fs::exists(p, ec) && p.has_parent_path() && p != p.parent_path()) p = p.parent_path();
+    if (::access(p.c_str(), W_OK | X_OK) == 0) return {};
+    return std::generic_category().message(errno);
+}
 
 void print_plan_errors(const plan::PlanError& e) {
     for (const auto& m : e.messages()) std::fprintf(stderr, "%s\n", m.c_str());
@@ -252,6 +265,16 @@ int cmd_run(const Options& o) {
     ro.overwrite = o.overwrite;
     if (o.dry_run) {
         fs::path workdir = ro.workdir.empty() ? c.plan.workdir : fs::absolute(ro.workdir);
+        // What the run would refuse before it starts anything: exit 2, as
+        // it would (the machine's GPUs are not probed: no run starts).
+        try {
+            check_workdir(workdir, o.resume);
+            if (std::string why = unwritable(workdir); !why.empty())
+                throw std::invalid_argument(fmt::format("cannot write in workdir {}: {}", workdir.string(), why));
+        } catch (const std::invalid_argument& e) {
+            log::error("{}", e.what());
+            return exit_bad_input;
+        }
         std::printf("dry run: nothing is started\nworkdir: %s\n", shown(workdir).c_str());
         // What the run would then refuse to delete (Runner::claim_workdir).
         if (!o.resume && !o.overwrite)

@@ -327,21 +327,25 @@ void Runner::remove_stale_segments() {
                   s.unproven);
 }
 
+void check_workdir(const fs::path& workdir, bool resume) {
+    WorkdirLock::check_path(workdir);
+    std::error_code ec;
+    const bool exists = fs::exists(workdir, ec);
+    const bool ours = exists &&
+                      (fs::exists(workdir / "run.json", ec) || fs::exists(workdir / WorkdirLock::file_name, ec));
+    if (resume && !ours)
+        throw std::invalid_argument(
+            fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir.string()));
+    if (exists && !ours && fs::is_directory(workdir, ec) && !fs::is_empty(workdir, ec))
+        throw std::invalid_argument(fmt::format(
+            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
+            workdir.string()));
+}
+
 void Runner::claim_workdir() {
     // Checked before the lock, whose file would otherwise be the first
     // thing we write into a directory that is not ours.
-    WorkdirLock::check_path(workdir_);
-    std::error_code ec;
-    const bool exists = fs::exists(workdir_, ec);
-    const bool ours = exists &&
-                      (fs::exists(workdir_ / "run.json", ec) || fs::exists(workdir_ / WorkdirLock::file_name, ec));
-    if (options_.resume && !ours)
-        throw std::invalid_argument(
-            fmt::format("--resume: {} holds no Fedflow run (no run.json): nothing to resume", workdir_.string()));
-    if (exists && !ours && fs::is_directory(workdir_, ec) && !fs::is_empty(workdir_, ec))
-        throw std::invalid_argument(fmt::format(
-            "workdir {} is not empty and holds no Fedflow run: refusing to write into it (choose --workdir)",
-            workdir_.string()));
+    check_workdir(workdir_, options_.resume);
     workdir_lock_.emplace(workdir_);
     // Held: the run in it is not going on. A fresh run would delete what it
     // finished, which a mistyped command must not do.

@@ -82,6 +82,13 @@ inline constexpr int exit_host_failed = 3;
 // install's libexec dir). Throws std::runtime_error when there is none.
 std::filesystem::path find_worker();
 
+// What a run refuses in its workdir before it takes its lock: a path that
+// cannot be a directory (WorkdirLock::check_path), --resume of a directory
+// that holds no Fedflow run, and a directory that holds something else.
+// Throws std::invalid_argument with the message the run gives (exit 2);
+// changes nothing, so --dry-run asks it too.
+void check_workdir(const std::filesystem::path& workdir, bool resume);
+
 class Runner {
 public:
     Runner(const plan::Plan& plan, std::vector<PluginFile> plugins, RunOptions options);

@@ -4,6 +4,7 @@ error that names the file, line and column, and the key (docs/plan.md, "Errors")
 Also `validate` and `plugins`."""
 import os
 import re
+import subprocess
 
 import fftest
 from fftest import HostTest, location_re
@@ -278,6 +279,39 @@ tasks = 2
         r = self.host(plan, "--dry-run")
         self.assertExit(r, 0)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "would-run-here")), "--dry-run runs nothing")
+
+    def test_dry_run_refuses_the_workdirs_the_run_refuses(self):
+        # Exit 2 with the run's own message, and nothing written: a dry run
+        # that passes where the run would not is no check.
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\n')
+        self.write("a-file", "x")
+        self.write("foreign/notes.txt", "mine")
+        os.makedirs(os.path.join(self.tmp, "empty"))
+        cases = [
+            (["--workdir", os.path.join(self.tmp, "a-file")], "is a regular file, not a directory"),
+            (["--workdir", os.path.join(self.tmp, "foreign")], "is not empty and holds no Fedflow run"),
+            (["--workdir", os.path.join(self.tmp, "empty"), "--resume"], "holds no Fedflow run (no run.json): "
+                                                                         "nothing to resume"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                before = sorted(os.listdir(self.tmp))
+                for run in (["--dry-run"], []):
+                    r = self.host(plan, *run, *args)
+                    self.assertExit(r, 2)
+                    self.assertIn(message, r.stderr)
+                self.assertEqual(sorted(os.listdir(self.tmp)), before)
+        if os.geteuid() == 0:
+            ro = os.path.join(self.tmp, "ro")
+            os.makedirs(ro)
+            if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", ro]).returncode == 0:
+                try:
+                    r = self.host(plan, "--dry-run", "--workdir", os.path.join(ro, "w"))
+                    self.assertExit(r, 2)
+                    self.assertIn("cannot write in workdir %s: Read-only file system" % os.path.join(ro, "w"),
+                                  r.stderr)
+                finally:
+                    subprocess.run(["umount", ro])
 
 
 class Plugins(HostTest):
