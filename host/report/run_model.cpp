@@ -98,12 +98,14 @@ RunModel RunModel::read(const fs::path& workdir) {
                         string_at(e, "report"));
         }
     }
+    // Each group's report.json at its group_end, as the runner gives it to
+    // its model: the tasks a group tells one by one are the first to start
+    // in the journal, then those that never started in report.json's order,
+    // and the rounds summarized (round_group_started) are those the live
+    // model summarized, on both paths.
     m.read_events();
     m.read_files_ = false;
-    // The reports after the journal, as the runner gives them to its model
-    // (a group's report.json at its end): the tasks a group tells one by one
-    // are the first to start in the journal, then those that never started in
-    // report.json's order, on both paths (task()).
+    // Groups that never ended (a killed run), or whose end the journal lost.
     for (const auto& [gi, rel] : m.unread_reports_) m.read_report(gi, workdir / rel, rel.string());
     m.unread_reports_.clear();
     return m;
@@ -128,7 +130,7 @@ std::size_t RunModel::set_report(const std::string& name, int round, const json&
 
 void RunModel::report_task(std::size_t gi, const std::string& id, const std::string& status,
                            const std::function<json()>& entry) {
-    if (task(gi, id, true) == no_task) count_untold(gi, status);
+    if (task(gi, id, !run_.groups[gi].summarized || status == "EXCEPTION") == no_task) count_untold(gi, status);
     else take_entry(gi, id, entry());
 }
 
@@ -154,7 +156,7 @@ std::size_t RunModel::group(const std::string& name, int round, const std::strin
     run_.groups.push_back(std::move(g));
     groups_.emplace(key, gi);
     tasks_.emplace_back();
-    if (readable && read_files_) unread_reports_.emplace_back(gi, rel);
+    if (readable && read_files_) unread_reports_.emplace(gi, rel);
     return gi;
 }
 
@@ -179,7 +181,7 @@ void RunModel::take_head(std::size_t gi, const json& head) {
 
 void RunModel::take_entry(std::size_t gi, const std::string& id, const json& entry) {
     if (!entry.is_object()) return;
-    std::size_t ti = task(gi, id, true);
+    std::size_t ti = task(gi, id, !run_.groups[gi].summarized || string_at(entry, "status") == "EXCEPTION");
     if (ti == no_task) {
         count_untold(gi, string_at(entry, "status"));
         return;
@@ -215,11 +217,111 @@ void RunModel::count_untold(std::size_t gi, const std::string& status) {
     g.untold_failed += status == "EXCEPTION";
 }
 
+std::size_t RunModel::tasks_told(const DetailRound& r) const {
+    std::size_t n = 0;
+    for (std::size_t gi : r.groups) n += run_.groups[gi].tasks.size();
+    return n;
+}
+
+void RunModel::round_group_started(std::size_t gi) {
+    const Group& g = run_.groups[gi];
+    if (g.summarized) return;  // a --resume goes over the rounds of the run before again
+    const int block = std::max(g.block, 1), round = g.round;
+    for (auto* list : {&first_rounds_, &latest_rounds_})
+        for (DetailRound& r : *list)
+            if (r.block == block && r.round == round) {
+                if (std::find(r.groups.begin(), r.groups.end(), gi) == r.groups.end()) r.groups.push_back(gi);
+                return;
+            }
+    std::size_t first_tasks = 0;
+    for (const DetailRound& r : first_rounds_) first_tasks += tasks_told(r);
+    if (first_rounds_.size() < detail_rounds && first_tasks < detail_round_tasks) {
+        first_rounds_.push_back({block, round, {gi}});
+        return;
+    }
+    latest_rounds_.push_back({block, round, {gi}});
+    // The newest round has just started; of the others, the latest that
+    // hold fewer than detail_round_tasks tasks stay (at least one).
+    auto held = [this] {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i + 1 < latest_rounds_.size(); ++i) n += tasks_told(latest_rounds_[i]);
+        return n;
+    };
+    while (latest_rounds_.size() > detail_rounds || (latest_rounds_.size() > 2 && held() > detail_round_tasks)) {
+        for (std::size_t old : latest_rounds_.front().groups) summarize(old);
+        latest_rounds_.erase(latest_rounds_.begin());
+    }
+}
+
+void RunModel::summarize(std::size_t gi) {
+    Group& g = run_.groups[gi];
+    if (g.summarized) return;
+    g.summarized = true;
+    // Its failed tasks stay (while the run keeps fewer than the limit); the
+    // others are counted, by the status report.json or their last event gave.
+    std::vector<std::size_t> to(g.tasks.size(), no_task);  // a task's new index
+    std::vector<TaskInfo> kept;
+    for (std::size_t ti = 0; ti < g.tasks.size(); ++ti) {
+        TaskInfo& t = g.tasks[ti];
+        if (t.status == "EXCEPTION" && kept_failures_ < summarized_failure_limit) {
+            ++kept_failures_;
+            to[ti] = kept.size();
+            kept.push_back(std::move(t));
+        } else {
+            count_untold(gi, t.status);
+        }
+    }
+    g.tasks = std::move(kept);
+    auto& index = tasks_[gi];
+    index.clear();
+    for (std::size_t ti = 0; ti < g.tasks.size(); ++ti) index.emplace(g.tasks[ti].id, ti);
+
+    // The stages of the tasks it no longer tells are added up and go; the
+    // others move up, and every open stage's index with them.
+    std::vector<Stage>& stages = run_.stages;
+    std::size_t first = 0;
+    while (first < stages.size() && stages[first].group != gi) ++first;
+    std::vector<std::size_t> at(stages.size() - first, no_task);  // a stage's new index
+    std::size_t w = first;
+    for (std::size_t i = first; i < stages.size(); ++i) {
+        Stage& st = stages[i];
+        if (st.group == gi) {
+            if (to[st.task] == no_task) {
+                Group::StageTotal& total = st.kind == StageKind::load   ? g.loads
+                                           : st.kind == StageKind::wait ? g.waits
+                                                                        : g.trains;
+                ++total.count;
+                total.ms += st.end_ms - st.start_ms;
+                continue;
+            }
+            st.task = to[st.task];
+        }
+        at[i - first] = w;
+        if (w != i) stages[w] = std::move(st);
+        ++w;
+    }
+    stages.erase(stages.begin() + static_cast<std::ptrdiff_t>(w), stages.end());
+    std::map<std::pair<std::size_t, std::size_t>, Track> retold;
+    for (auto it = track_.lower_bound({gi, 0}); it != track_.end() && it->first.first == gi; it = track_.erase(it))
+        if (to[it->first.second] != no_task) retold.emplace(std::make_pair(gi, to[it->first.second]), it->second);
+    track_.merge(retold);
+    for (auto& [key, track] : track_)
+        if (track.open && *track.open >= first) {
+            std::size_t i = at[*track.open - first];
+            if (i == no_task) track.open.reset();
+            else track.open = i;
+        }
+}
+
 std::size_t RunModel::task(std::size_t gi, const std::string& id, bool admit) {
     auto& index = tasks_[gi];
     if (auto it = index.find(id); it != index.end()) return it->second;
     Group& g = run_.groups[gi];
     if (!admit || g.tasks.size() >= task_detail_limit) return no_task;
+    if (g.summarized) {
+        if (kept_failures_ >= summarized_failure_limit) return no_task;
+        ++kept_failures_;
+    }
     g.tasks.push_back(TaskInfo{});
     g.tasks.back().id = id;
     index.emplace(id, g.tasks.size() - 1);
@@ -302,17 +404,23 @@ void RunModel::add_event(const json& e) {
         g.end_ms.reset();
         if (int index = integer(e, "index")) g.index = index;
         if (int block = integer(e, "block")) g.block = block;
+        if (g.round > 0) round_group_started(gi);
         return;
     }
     if (type == "group_end") {
         g.end_ms = now;
+        if (auto it = unread_reports_.find(gi); read_files_ && it != unread_reports_.end()) {
+            const fs::path rel = it->second;
+            unread_reports_.erase(it);
+            read_report(gi, run_.workdir / rel, rel.string());
+        }
         return;
     }
     std::string id = string_at(e, "task");
     if (id.empty()) return;
     // A task starts with its first status line (AVAILABLE: its worker is
     // started); other lines (a "waiting" to load) only add to a task told.
-    std::size_t ti = task(gi, id, type == "status");
+    std::size_t ti = task(gi, id, type == "status" && !g.summarized);
     if (ti == no_task) return;  // counted from report.json when the group ends
     Track& track = track_[{gi, ti}];
     if (type == "status") status(gi, ti, track, e, now);

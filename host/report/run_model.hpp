@@ -66,9 +66,20 @@ struct Group {
     // then those that never started in report.json's order.
     std::vector<TaskInfo> tasks;
     // The tasks after the first task_detail_limit of that order (a group of
-    // 100,000): counted from report.json, not kept one by one, nor drawn.
+    // 100,000), and those a summarized group no longer tells: counted from
+    // report.json (or their last events), not kept one by one, nor drawn.
     std::size_t untold = 0, untold_finished = 0, untold_failed = 0;
     std::optional<double> start_ms, end_ms;
+    // A group of a round between the first and the latest rounds the page
+    // tells in full (detail_rounds): it keeps its failed tasks (up to
+    // summarized_failure_limit in the run) and counts the others (untold);
+    // the stages of those it no longer tells are only added up here.
+    bool summarized = false;
+    struct StageTotal {
+        std::size_t count = 0;
+        double ms = 0;
+    };
+    StageTotal loads, waits, trains;  // stages not kept, by kind
 };
 
 // One round of a [[round]] table: what run.json's "rounds" says of it (the
@@ -114,11 +125,26 @@ struct Run {
 inline constexpr std::size_t task_detail_limit = 2000;
 inline constexpr std::size_t kept_end_limit = 5000;
 
+// What a run of many rounds holds in detail, however long it runs (a run of
+// 1000 clients over 500 rounds has 500,000 task instances: kept one by one
+// they made gigabytes of host memory and a page no browser opens). The first
+// detail_rounds rounds of the run and the latest detail_rounds (the one
+// running among them) are told in full; each end holds fewer rounds once its
+// rounds but the newest hold detail_round_tasks tasks (always at least one
+// round). The rounds between are summarized (Group::summarized) as each
+// leaves the latest ones: their failed tasks stay, up to
+// summarized_failure_limit in the run, the others are counted. A run of up
+// to 2 * detail_rounds rounds of small groups is told whole.
+inline constexpr std::size_t detail_rounds = 10;
+inline constexpr std::size_t detail_round_tasks = 10000;
+inline constexpr std::size_t summarized_failure_limit = 2000;
+
 // A run's model, kept up to date one event at a time: the runner feeds it
 // each journal line as it writes it, so the page can be drawn during a run
 // without reading events.jsonl again; read() builds it from the files (a
-// re-render, or --resume). Adding an event costs O(log n) of the run so far;
-// run() copies the model, O(n).
+// re-render, or --resume). Adding an event costs O(log n) of what the model
+// holds, and the start of a round that summarizes an older one O(n); run()
+// copies the model, O(n). n is bounded however long the run (detail_rounds).
 class RunModel {
 public:
     explicit RunModel(std::filesystem::path workdir);
@@ -160,6 +186,11 @@ private:
         int round = 0;
         std::string by;
     };
+    // A round told in full: its [[round]] table and number, its groups.
+    struct DetailRound {
+        int block = 0, round = 0;
+        std::vector<std::size_t> groups;
+    };
 
     std::size_t group(const std::string& name, int round, const std::string& report);
     void read_report(std::size_t gi, const std::filesystem::path& path, const std::string& name);
@@ -167,6 +198,12 @@ private:
     void take_head(std::size_t gi, const nlohmann::ordered_json& head);
     void take_entry(std::size_t gi, const std::string& id, const nlohmann::ordered_json& entry);
     void count_untold(std::size_t gi, const std::string& status);
+    // A group instance of a round started (group_start): a round not seen
+    // before joins the first rounds or the latest ones, and the oldest of the
+    // latest beyond the bound is summarized.
+    void round_group_started(std::size_t gi);
+    std::size_t tasks_told(const DetailRound& r) const;
+    void summarize(std::size_t gi);
     // The index of the group's task with that id; one it does not know yet
     // is added at the end when admit is true and the group tells fewer than
     // task_detail_limit tasks, else no_task. This is the one rule for which
@@ -181,14 +218,19 @@ private:
     void status(std::size_t gi, std::size_t ti, Track& track, const nlohmann::ordered_json& e, double now);
 
     Run run_;
-    bool read_files_ = false;  // read(): a group's report.json is read after the journal
-    // Those reports, read() reads them last: the group, its report.json relative to the workdir.
-    std::vector<std::pair<std::size_t, std::filesystem::path>> unread_reports_;
+    bool read_files_ = false;  // read(): a group's report.json is read at its group_end
+    // Those reports not read yet: the group -> its report.json relative to
+    // the workdir. read() reads each at its group's group_end, as the runner
+    // gives it to its model, and those of groups that never ended last.
+    std::map<std::size_t, std::filesystem::path> unread_reports_;
     std::map<std::string, std::size_t> groups_;
     std::vector<std::map<std::string, std::size_t>> tasks_;
     std::map<std::pair<std::size_t, std::size_t>, Track> track_;
     std::vector<Stop> stops_;                    // round_end events with a stopped_by
     std::map<std::string, std::size_t> latest_;  // group name -> its instance seen last in the journal
+    std::vector<DetailRound> first_rounds_;      // the first rounds of the run, told in full
+    std::vector<DetailRound> latest_rounds_;     // the latest rounds, oldest first, told in full
+    std::size_t kept_failures_ = 0;              // failed tasks summarized groups still tell
     std::optional<double> origin_;
     double offset_ = 0;
     bool seen_start_ = false;

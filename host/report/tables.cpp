@@ -31,6 +31,31 @@ std::string task_name(const Run& run, std::size_t g, std::size_t t) {
     return run.groups[g].name + "/" + run.groups[g].tasks[t].id;
 }
 
+// " \u00b7 10 loads, 12ms each \u00b7 10 trains, 1.20s each": the stages of
+// a summarized group's tasks, no longer drawn, as counts and mean times.
+std::string stage_means(const Group::StageTotal& loads, const Group::StageTotal& trains) {
+    std::string s;
+    for (auto [total, word] : {std::pair{&loads, "load"}, std::pair{&trains, "train"}})
+        if (total->count)
+            s += fmt::format(" \u00b7 {} {}{}, {} each", total->count, word, total->count == 1 ? "" : "s",
+                             duration(total->ms / static_cast<double>(total->count)));
+    return s;
+}
+
+// Under a group's table: the tasks it counts but does not list.
+void untold_line(Html& out, const Group& g) {
+    if (!g.untold) return;
+    if (g.summarized)
+        out.add("<p class=\"muted small\">{} more tasks ({} finished, {} failed) are summarized, not listed: the page "
+                "lists the tasks of the first {} and the latest {} rounds, and failed tasks; {} has every task.</p>\n",
+                g.untold, g.untold_finished, g.untold_failed, detail_rounds, detail_rounds,
+                (g.dir / "report.json").string());
+    else
+        out.add(
+            "<p class=\"muted small\">{} more tasks ({} finished, {} failed) are not listed here; {} has every task.</p>\n",
+            g.untold, g.untold_finished, g.untold_failed, (g.dir / "report.json").string());
+}
+
 void measure(Html& out, const std::optional<double>& v, std::string (*format)(double)) {
     if (!v) {
         out.raw("<td class=\"n\"></td>");
@@ -58,8 +83,12 @@ void group_table(Html& out, const Run& run, const FailureIds& failures, std::siz
     if (g.start_ms && g.end_ms) meta += " \u00b7 " + duration(*g.end_ms - *g.start_ms);
     else if (g.start_ms) meta += " \u00b7 running";
     if (!g.has_report) meta += g.start_ms ? " \u00b7 report.json not written yet" : " \u00b7 not started yet";
+    if (g.summarized) meta += " \u00b7 summarized" + stage_means(g.loads, g.trains);
     out.add("<div class=\"group-meta\">{}</div>\n", meta);
-    if (g.tasks.empty()) return;
+    if (g.tasks.empty()) {
+        untold_line(out, g);
+        return;
+    }
 
     const ResultColumns cols = result_columns(g);
     out.raw(
@@ -118,10 +147,7 @@ void group_table(Html& out, const Run& run, const FailureIds& failures, std::siz
     out.raw("</tbody></table></div>\n");
     if (cols.dropped)
         out.add("<p class=\"muted small\">{} more result keys are not shown as columns.</p>\n", cols.dropped);
-    if (g.untold)
-        out.add(
-            "<p class=\"muted small\">{} more tasks ({} finished, {} failed) are not listed here; {} has every task.</p>\n",
-            g.untold, g.untold_finished, g.untold_failed, (g.dir / "report.json").string());
+    untold_line(out, g);
 }
 
 const Round* round_of(const Run& run, const Group& g) {
@@ -164,7 +190,96 @@ void round_results(Html& out, const Run& run, const FailureIds& failures, const 
     out.raw("</details>\n");
 }
 
+// Rounds the page summarizes whose groups tell no task (no failure): one
+// fold, with a row per round of its counts and stage times.
+bool only_counted(const Run& run, const Round& r) {
+    if (r.groups.empty()) return false;
+    for (std::size_t gi : r.groups)
+        if (!run.groups[gi].summarized || !run.groups[gi].tasks.empty()) return false;
+    return true;
+}
+
+void counted_rounds(Html& out, const Run& run, const std::vector<const Round*>& list) {
+    if (list.empty()) return;
+    std::size_t tasks = 0, finished_n = 0;
+    for (const Round* r : list)
+        for (std::size_t gi : r->groups) {
+            tasks += run.groups[gi].untold;
+            finished_n += run.groups[gi].untold_finished;
+        }
+    const Round& a = *list.front();
+    out.add("<details class=\"round\" id=\"rounds-{}-{}-{}\"><summary><b>{}Rounds {}\u2013{}</b> <span class=\"muted\">"
+            "summarized \u00b7 {} rounds \u00b7 {} tasks \u00b7 {} finished</span></summary>\n",
+            a.block, a.round, list.back()->round,
+            run.rounds.back().block > 1 ? fmt::format("[[round]] {} \u00b7 ", a.block) : "", a.round,
+            list.back()->round, list.size(), tasks, finished_n);
+    out.add("<p class=\"muted small\">The page lists the tasks of the first {} and the latest {} rounds one by one, "
+            "and failed tasks; these rounds' tasks are counted, and their stages added up. Each group's report.json "
+            "has every task.</p>\n",
+            detail_rounds, detail_rounds);
+    out.raw(
+        "<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th class=\"n\">Round</th><th>Groups</th>"
+        "<th class=\"n\">Tasks</th><th class=\"n\">Finished</th><th class=\"n\">Failed</th><th class=\"n\">Wall</th>"
+        "<th class=\"n\">Loads</th><th class=\"n\">Load each</th><th class=\"n\">Trains</th><th class=\"n\">Train each</th>"
+        "</tr></thead><tbody>\n");
+    for (const Round* r : list) {
+        std::string names;
+        std::size_t n = 0, fin = 0, fail = 0;
+        Group::StageTotal loads, trains;
+        for (std::size_t gi : r->groups) {
+            const Group& g = run.groups[gi];
+            names += (names.empty() ? "" : ", ") + g.name;
+            n += g.untold;
+            fin += g.untold_finished;
+            fail += g.untold_failed;
+            loads.count += g.loads.count;
+            loads.ms += g.loads.ms;
+            trains.count += g.trains.count;
+            trains.ms += g.trains.ms;
+        }
+        out.add("<tr><td class=\"n\" data-v=\"{}\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
+                "<td class=\"n\">{}</td>",
+                r->round, r->round, names, n, fin, fail);
+        std::optional<double> wall;
+        if (r->wall_s) wall = *r->wall_s * 1000;
+        measure(out, wall, duration);
+        for (const Group::StageTotal* t : {&loads, &trains}) {
+            out.add("<td class=\"n\">{}</td>", t->count);
+            std::optional<double> each;
+            if (t->count) each = t->ms / static_cast<double>(t->count);
+            measure(out, each, duration);
+        }
+        out.raw("</tr>\n");
+    }
+    out.raw("</tbody></table></div>\n</details>\n");
+}
+
 }  // namespace
+
+std::vector<const Round*> summarized_rounds(const Run& run) {
+    std::vector<const Round*> list;
+    for (const Round& r : run.rounds)
+        if (std::any_of(r.groups.begin(), r.groups.end(), [&](std::size_t gi) { return run.groups[gi].summarized; }))
+            list.push_back(&r);
+    return list;
+}
+
+std::string round_ranges(const Run& run, const std::vector<const Round*>& rounds) {
+    const bool blocks = !run.rounds.empty() && run.rounds.back().block > 1;
+    std::string s;
+    for (std::size_t i = 0; i < rounds.size();) {
+        std::size_t j = i;
+        while (j + 1 < rounds.size() && rounds[j + 1]->block == rounds[i]->block &&
+               rounds[j + 1]->round == rounds[j]->round + 1)
+            ++j;
+        bool new_block = i == 0 || rounds[i - 1]->block != rounds[i]->block;
+        if (!s.empty()) s += new_block && blocks ? "; " : ", ";
+        if (new_block && blocks) s += fmt::format("[[round]] {}: ", rounds[i]->block);
+        s += i == j ? std::to_string(rounds[i]->round) : fmt::format("{}\u2013{}", rounds[i]->round, rounds[j]->round);
+        i = j + 1;
+    }
+    return s;
+}
 
 FailureIds number_failures(const Run& run) {
     FailureIds ids;
@@ -176,10 +291,19 @@ FailureIds number_failures(const Run& run) {
 
 void failures_section(Html& out, const Run& run, const FailureIds& failures) {
     std::size_t untold = 0;
-    for (const Group& g : run.groups) untold += g.untold_failed;
+    bool summarized = false;
+    for (const Group& g : run.groups) {
+        untold += g.untold_failed;
+        summarized = summarized || (g.summarized && g.untold_failed);
+    }
     out.add("<section id=\"failures\">\n<h2>Failures <span class=\"muted small\">({})</span></h2>\n",
             failures.size() + untold);
-    if (untold)
+    if (untold && summarized)
+        out.add(
+            "<p class=\"muted small\">{} of them are not listed: the page lists at most {} failed tasks of the rounds it "
+            "summarizes, and the first {} tasks of a group; their group's report.json has them.</p>\n",
+            untold, summarized_failure_limit, task_detail_limit);
+    else if (untold)
         out.add("<p class=\"muted small\">{} of them are in groups too large to list every task: their report.json has "
                 "them.</p>\n",
                 untold);
@@ -238,12 +362,24 @@ void results_section(Html& out, const Run& run, const FailureIds& failures, cons
     // A round's groups together, where its first group comes; folded but
     // for the last round of each [[round]] and rounds with a failure, so
     // that 20 rounds of many tasks stay a page to scroll.
+    // Summarized rounds that list no task are told together, a row each.
     std::set<const Round*> shown;
+    std::vector<const Round*> counted;
     for (std::size_t g = 0; g < run.groups.size(); ++g) {
         const Round* r = round_of(run, run.groups[g]);
-        if (!r) group_table(out, run, failures, g);
-        else if (shown.insert(r).second) round_results(out, run, failures, curves, *r);
+        if (r && !shown.insert(r).second) continue;
+        if (r && only_counted(run, *r) &&
+            (counted.empty() || (counted.back()->block == r->block && counted.back()->round + 1 == r->round))) {
+            counted.push_back(r);
+            continue;
+        }
+        counted_rounds(out, run, counted);
+        counted.clear();
+        if (r && only_counted(run, *r)) counted.push_back(r);
+        else if (r) round_results(out, run, failures, curves, *r);
+        else group_table(out, run, failures, g);
     }
+    counted_rounds(out, run, counted);
     out.raw("</section>\n");
 }
 

@@ -36,6 +36,13 @@ void results_section(Html& out, const Run& run, const FailureIds& failures, cons
 // time and the first 40 values, folded when there are more than 12 rounds.
 void rounds_table(Html& out, const std::vector<const Round*>& rounds);
 
+// The rounds the page summarizes (a group of theirs is Group::summarized:
+// detail_rounds in run_model.hpp), in run.rounds' order, and how the page
+// names them: "11\u2013290", or with several [[round]] tables "[[round]] 1:
+// 11\u2013290; [[round]] 2: 11\u201340".
+std::vector<const Round*> summarized_rounds(const Run& run);
+std::string round_ranges(const Run& run, const std::vector<const Round*>& rounds);
+
 // What a group's table shows beyond the fixed columns: the scalars of its
 // tasks' results, in the order they first appear (at most 40; the others
 // counted in dropped); which of them were ever not numbers; whether any task

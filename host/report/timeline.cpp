@@ -1,6 +1,7 @@
 #include "report/timeline.hpp"
 
 #include "report/format.hpp"
+#include "report/tables.hpp"
 
 #include "common/device.hpp"
 
@@ -77,6 +78,14 @@ public:
                      "<span><i class=\"sw\" style=\"background:#f76707\"></i>evicted to make room</span>"
                      "<span><i class=\"sw\" style=\"background:#e03131\"></i>exited between rounds</span>");
         out_.raw("</div>\n");
+        if (auto summarized = summarized_rounds(run_); !summarized.empty()) {
+            std::size_t stages = 0;
+            for (const Group& g : run_.groups) stages += g.loads.count + g.waits.count + g.trains.count;
+            out_.add("<p class=\"muted small\">Rounds {} are summarized: their {} stages are not drawn but those of "
+                     "failed tasks (the page draws every stage of the first {} and the latest {} rounds); the bands "
+                     "of their groups and rounds are, and Results counts their tasks.</p>\n",
+                     round_ranges(run_, summarized), stages, detail_rounds, detail_rounds);
+        }
 
         // One item per run of a task's consecutive stages in one lane, so a
         // load and the wait after it share a row; items are packed into rows.

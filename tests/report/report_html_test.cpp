@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -490,7 +491,8 @@ namespace {
 // rounds of clients and a server in round-NNN/; the server returns accuracy,
 // loss, the round and a stop flag. "result" events carry no round.
 // two_tables: the server is in a second [[round]] table (run.json says so).
-void write_rounds(const fs::path& wd, int rounds, bool two_tables = false) {
+// failing_round: in that round client 1 fails in train.
+void write_rounds(const fs::path& wd, int rounds, bool two_tables = false, int failing_round = 0) {
     std::string groups = R"({"index":1,"group":"setup","report":"setup/report.json"})";
     std::string list,
         e = ev(0, R"("event":"run_start")") + ev(1, R"("event":"group_start","group":"setup","round":0,"index":1)") +
@@ -513,10 +515,16 @@ void write_rounds(const fs::path& wd, int rounds, bool two_tables = false) {
         std::string rr = ",\"round\":" + R;
         e += ev(ms, "\"event\":\"round_start\",\"round\":" + R) +
              ev(ms + 1, "\"event\":\"group_start\",\"group\":\"clients\",\"index\":2" + rr);
-        for (const char* c : {"0", "1"})
-            e += status(ms + 2, "clients", c, "LOADING", rr) + status(ms + 100, "clients", c, "TRAINING", rr) +
-                 status(ms + 400, "clients", c, "FINISHED", rr) +
+        const bool fails = r == failing_round;
+        for (const char* c : {"0", "1"}) {
+            e += status(ms + 2, "clients", c, "LOADING", rr) + status(ms + 100, "clients", c, "TRAINING", rr);
+            if (fails && c[0] == '1') {
+                e += status(ms + 400, "clients", c, "EXCEPTION", rr + R"(,"stage":"train","message":"boom")");
+                continue;
+            }
+            e += status(ms + 400, "clients", c, "FINISHED", rr) +
                  ev(ms + 401, R"("event":"result","group":"clients","task":")" + std::string(c) + "\",\"bytes\":9");
+        }
         e += ev(ms + 500, "\"event\":\"group_end\",\"group\":\"clients\"" + rr) +
              ev(ms + 501, "\"event\":\"group_start\",\"group\":\"server\",\"index\":3" + rr) +
              status(ms + 502, "server", "0", "LOADING", rr) + status(ms + 600, "server", "0", "TRAINING", rr) +
@@ -525,7 +533,10 @@ void write_rounds(const fs::path& wd, int rounds, bool two_tables = false) {
              ev(ms + 902, "\"event\":\"group_end\",\"group\":\"server\"" + rr) +
              ev(ms + 903, "\"event\":\"round_end\",\"round\":" + R + ",\"stopped_by\":null");
         put(wd / rd / "clients" / "report.json",
-            R"({"group":"clients","index":2,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"value":1}},"1":{"status":"FINISHED","result":{"value":2}}}})");
+            std::string(
+                R"({"group":"clients","index":2,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"value":1}},"1":)") +
+                (fails ? R"({"status":"EXCEPTION","stage":"train","message":"boom"}}})"
+                       : R"({"status":"FINISHED","result":{"value":2}}}})"));
         put(wd / rd / "server" / "report.json",
             R"({"group":"server","index":3,"plugin":"round_math","tasks":{"0":{"status":"FINISHED","result":{"accuracy":)" +
                 std::to_string(acc) + R"(,"loss":)" + std::to_string(loss) + R"(,"round":)" + R +
@@ -753,4 +764,189 @@ TEST_CASE("keep-loaded: thousands of evictions share ticks; beyond the limit the
     CHECK(ticks <= 600);
     CHECK(html.find("\nand ") != std::string::npos);
     CHECK(html.find(">and 7 later, not drawn</text>") != std::string::npos);
+}
+
+namespace {
+
+// A model fed as the runner feeds it: a group of run.json as it starts,
+// every journal line, a group's report.json right after its group_end line
+// (entry by entry, built only for a task the model tells), run.json last.
+RunModel feed_like_runner(const fs::path& wd) {
+    using json = nlohmann::ordered_json;
+    RunModel live(wd);
+    const json info = json::parse(slurp(wd / "run.json"));
+    std::map<std::pair<std::string, int>, json> entries;
+    for (const auto& g : info["groups"]) entries[{g["group"].get<std::string>(), g.value("round", 0)}] = g;
+    std::ifstream events(wd / "events.jsonl");
+    for (std::string l; std::getline(events, l);) {
+        const json e = json::parse(l);
+        const std::string type = e.value("event", ""), name = e.value("group", "");
+        const int round = e.value("round", 0);
+        auto it = entries.find({name, round});
+        if (type == "group_start" && it != entries.end())
+            live.add_group(name, round, it->second.value("block", 0), it->second.value("index", 0),
+                           it->second["report"].get<std::string>());
+        live.add_event(e);
+        if (type != "group_end" || it == entries.end()) continue;
+        json report = json::parse(slurp(wd / it->second["report"].get<std::string>()));
+        json head = report;
+        head["tasks"] = json::object();
+        const std::size_t handle = live.set_report(name, round, head);
+        for (const auto& [id, entry] : report["tasks"].items())
+            live.report_task(handle, id, entry["status"].get<std::string>(), [&entry = entry] { return entry; });
+    }
+    live.set_info(info);
+    return live;
+}
+
+std::size_t tasks_told(const Run& run) {
+    std::size_t n = 0;
+    for (const auto& g : run.groups) n += g.tasks.size();
+    return n;
+}
+
+// A journal alone of `rounds` rounds of one group of `tasks` tasks, each
+// training 10 ms and ending with `end` (FINISHED, or EXCEPTION in train).
+void write_round_journal(const fs::path& wd, int rounds, int tasks, const std::string& end) {
+    std::ofstream out(wd / "events.jsonl");
+    out << ev(0, R"("event":"run_start")");
+    for (int r = 1; r <= rounds; ++r) {
+        const std::string rr = ",\"round\":" + std::to_string(r),
+                          extra = end == "EXCEPTION" ? rr + R"(,"stage":"train","message":"boom")" : rr;
+        const int ms = r * 100;
+        out << ev(ms, "\"event\":\"round_start\",\"round\":" + std::to_string(r))
+            << ev(ms, "\"event\":\"group_start\",\"group\":\"c\",\"index\":1" + rr);
+        for (int t = 0; t < tasks; ++t)
+            out << status(ms + 1, "c", std::to_string(t), "TRAINING", rr + R"(,"device":"cpu")")
+                << status(ms + 11, "c", std::to_string(t), end, extra);
+        out << ev(ms + 50, "\"event\":\"group_end\",\"group\":\"c\"" + rr)
+            << ev(ms + 51, "\"event\":\"round_end\",\"round\":" + std::to_string(r) + ",\"stopped_by\":null");
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a long run of rounds: the first and the latest rounds told in full, those between summarized") {
+    // 1000 clients over 500 rounds are 500,000 task instances: each one kept
+    // in the model made gigabytes of host memory, and a page to match.
+    TempDir dir;
+    write_rounds(dir.path, 40, false, 20);
+    const Run run = read_run(dir.path);
+    REQUIRE(run.groups.size() == 81);
+    REQUIRE(run.rounds.size() == 40);
+    for (const auto& g : run.groups) {
+        INFO(g.name << " round " << g.round);
+        const bool between = g.round > static_cast<int>(detail_rounds) &&
+                             g.round <= 40 - static_cast<int>(detail_rounds);
+        CHECK(g.summarized == between);
+        if (!between) CHECK(g.untold == 0);
+    }
+    // A summarized round keeps its counts and its stages' times; its failed
+    // task stays, with its stages.
+    const Group& c12 = run.groups[run.rounds[11].groups.at(0)];
+    CHECK(c12.name == "clients");
+    CHECK(c12.tasks.empty());
+    CHECK(c12.untold == 2);
+    CHECK(c12.untold_finished == 2);
+    CHECK(c12.loads.count == 2);
+    CHECK(c12.loads.ms == 2 * 98);
+    CHECK(c12.trains.count == 2);
+    CHECK(c12.trains.ms == 2 * 300);
+    const Group& c20 = run.groups[run.rounds[19].groups.at(0)];
+    REQUIRE(ids_of(c20) == std::vector<std::string>{"1"});
+    CHECK(c20.tasks[0].status == "EXCEPTION");
+    CHECK(c20.tasks[0].message == "boom");
+    CHECK(c20.untold == 1);
+    CHECK(c20.untold_finished == 1);
+    // setup's 2, 6 in each of the 20 rounds told, the failed task's 2.
+    CHECK(run.stages.size() == 2 + 20 * 6 + 2);
+    CHECK(find_stage(run, "1", StageKind::train) != nullptr);
+    for (const auto& st : run.stages) CHECK(run.groups[st.group].tasks.at(st.task).id.size() == 1);
+
+    write_html(dir.path);
+    const std::string html = slurp(dir.path / "report.html");
+    CHECK(html.find("<dd>121 \u00b7 120 finished \u00b7 1 failed</dd>") != std::string::npos);
+    CHECK(html.find("Rounds 11\u201330 are summarized: their 118 stages are not drawn") != std::string::npos);
+    CHECK(count(html, "<rect class=\"rb") == 40);
+    CHECK(html.find("id=\"rounds-1-11-19\"><summary><b>Rounds 11\u201319</b> <span class=\"muted\">summarized \u00b7 "
+                    "9 rounds \u00b7 27 tasks \u00b7 27 finished</span>") != std::string::npos);
+    CHECK(html.find("id=\"rounds-1-21-30\"") != std::string::npos);
+    CHECK(html.find("<details class=\"round\" id=\"round-1-20\" open>") != std::string::npos);
+    CHECK(html.find("1 more tasks (1 finished, 0 failed) are summarized, not listed") != std::string::npos);
+    CHECK(html.find("Failures <span class=\"muted small\">(1)</span>") != std::string::npos);
+    CHECK(html.find("<div class=\"failure\" id=\"fail-1\">") != std::string::npos);
+    // A row per summarized round, with its counts and stage times.
+    CHECK(html.find("<tr><td class=\"n\" data-v=\"12\">12</td><td>clients, server</td><td class=\"n\">3</td>"
+                    "<td class=\"n\">3</td><td class=\"n\">0</td><td class=\"n\" data-v=\"900\">900ms</td>"
+                    "<td class=\"n\">3</td>") != std::string::npos);
+    CHECK(count(html, "<details class=\"round\"") == 20 + 1 + 2);
+
+    // The runner's model summarizes the same rounds as it goes, and draws the same page.
+    const Run live = feed_like_runner(dir.path).run();
+    CHECK(live.stages.size() == run.stages.size());
+    CHECK(page_body(live) == page_body(run));
+}
+
+TEST_CASE("the bound holds however long the run: 200 rounds hold what 40 hold") {
+    TempDir a, b;
+    write_rounds(a.path, 40);
+    write_rounds(b.path, 200);
+    const Run ra = read_run(a.path), rb = read_run(b.path);
+    CHECK(rb.stages.size() == ra.stages.size());
+    CHECK(tasks_told(rb) == tasks_told(ra));
+    const RunModel live = feed_like_runner(b.path);
+    CHECK(tasks_told(live.run()) == tasks_told(ra));
+    // The page grows by a row or two of each round (its band, its values,
+    // its counts), not by its tasks.
+    const std::string pa = render_html(ra), pb = render_html(rb);
+    CHECK(pb.size() - pa.size() < 160 * 1500);
+    CHECK(page_body(live.run()) == page_body(rb));
+}
+
+TEST_CASE("a run of 2 * detail_rounds rounds is told whole, as before the bound") {
+    TempDir dir;
+    write_rounds(dir.path, 2 * static_cast<int>(detail_rounds));
+    const Run run = read_run(dir.path);
+    for (const auto& g : run.groups) CHECK_FALSE(g.summarized);
+    CHECK(tasks_told(run) == 1 + 20 * 3);
+    CHECK(render_html(run).find("summarized") == std::string::npos);
+}
+
+TEST_CASE("rounds of many tasks: each end holds about detail_round_tasks tasks") {
+    TempDir dir;
+    write_round_journal(dir.path, 20, 1500, "FINISHED");
+    const Run run = read_run(dir.path);
+    REQUIRE(run.rounds.size() == 20);
+    // The first rounds until they hold detail_round_tasks (7 of 1500); the
+    // newest and the latest before it that hold at most as many (6).
+    std::vector<int> summarized;
+    for (const auto& g : run.groups)
+        if (g.summarized) summarized.push_back(g.round);
+    CHECK(summarized == std::vector<int>{8, 9, 10, 11, 12, 13});
+    CHECK(tasks_told(run) == 14 * 1500);
+    CHECK(run.stages.size() == 14 * 1500);
+    CHECK(run.groups[7].untold == 1500);
+    CHECK(run.groups[7].untold_finished == 1500);
+    CHECK(run.groups[7].trains.count == 1500);
+}
+
+TEST_CASE("failed tasks of summarized rounds stay, up to summarized_failure_limit in the run") {
+    TempDir dir;
+    write_round_journal(dir.path, 50, 100, "EXCEPTION");
+    const Run run = read_run(dir.path);
+    std::size_t kept = 0, untold_failed = 0;
+    for (const auto& g : run.groups) {
+        if (g.summarized) kept += g.tasks.size();
+        untold_failed += g.untold_failed;
+    }
+    // Rounds 11 to 40 are summarized: 3000 failures, the first 2000 kept.
+    CHECK(kept == summarized_failure_limit);
+    CHECK(untold_failed == 3000 - summarized_failure_limit);
+    CHECK(run.groups[29].tasks.size() == 100);  // round 30
+    CHECK(run.groups[30].tasks.empty());        // round 31
+    CHECK(run.stages.size() == 20 * 100 + summarized_failure_limit);
+    const std::string html = render_html(run);
+    CHECK(html.find("Failures <span class=\"muted small\">(5000)</span>") != std::string::npos);
+    CHECK(html.find("1000 of them are not listed: the page lists at most 2000 failed tasks of the rounds it "
+                    "summarizes") != std::string::npos);
 }
