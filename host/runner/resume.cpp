@@ -41,6 +41,30 @@ json read_json(const fs::path& path) {
     return jsonio::parse(text, false);
 }
 
+// What is wrong with the byte files of a result that dir/result.json
+// describes (one missing, or not of the size it says), or "". Their sizes
+// only: reading every byte of every result at a resume would cost what the
+// run wrote; a task that reads them checks their checksums
+// (verify-inputs). A finished task whose byte file was cut short would
+// otherwise stay finished, and fail every task that takes it as input, at
+// every resume.
+std::string damaged_byte_file(const json& result, const fs::path& dir) {
+    std::vector<inputs_manifest::File> files;
+    try {
+        results::reference_result(result, dir, files);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    for (const auto& f : files) {
+        std::error_code ec;
+        const std::uintmax_t n = fs::file_size(f.path, ec);
+        const std::string name = fs::path(f.path).filename().string();
+        if (ec) return fmt::format("its byte file {} cannot be read ({})", name, ec.message());
+        if (n != f.size) return fmt::format("its byte file {} has {} bytes, its result.json says {}", name, n, f.size);
+    }
+    return {};
+}
+
 // What changed between two versions of a plan, for --resume's refusal:
 // the first few lines that differ.
 std::string plan_changes(const std::string& before, const std::string& after) {
@@ -189,6 +213,11 @@ void ResumeState::load(const plan::Plan& plan, const fs::path& workdir, bool for
                 }
                 p.result = read_json(dir / "result.json");
                 if (p.result.is_discarded()) continue;
+                if (std::string bad = damaged_byte_file(p.result, dir); !bad.empty()) {
+                    log::warning("{}/{}: {}: it runs again", fs::relative(gdir, workdir).string(), id,
+                                 text::printable(bad));
+                    continue;
+                }
                 if (auto e = entries.find(id); e != entries.end()) p.report = std::move(*e->second);
                 else p.report = json::object();
                 p.report.erase("result");

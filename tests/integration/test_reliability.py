@@ -173,6 +173,26 @@ class Resume(HostTest):
         # The last group still sees every sleeper's result.
         self.assertEqual(sorted(r2.result("last", "0")["inputs"]["sleepers"]), [str(i) for i in range(6)])
 
+    def test_a_finished_task_whose_byte_file_was_cut_short_runs_again(self):
+        # Its result.json is intact (its checksum matches), but a byte file
+        # it names is shorter than it says: kept as finished, it would fail
+        # every task that takes it as input, at every resume.
+        plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 2\n'
+                               '[[group]]\nname = "h"\nplugin = "inputs_probe"\ninputs = ["g"]\n')
+        r = self.run_plan(plan)
+        self.assertExit(r, 0)
+        weights = r.path("g", "0", r.result("g", "0")["weights"]["$bytes"]["file"])
+        with open(weights, "r+b") as f:
+            f.truncate(100)
+        r = self.run_plan(plan, "--resume")
+        self.assertExit(r, 0)
+        self.assertIn("g/0: its byte file weights.bin has 100 bytes, its result.json says 4096: it runs again", r.stderr)
+        events = r.events()
+        resumed = max(i for i, e in enumerate(events) if e.get("event") == "run_start")
+        again = [e.get("task") for e in events[resumed:] if e.get("status") == "AVAILABLE" and e.get("group") == "g"]
+        self.assertEqual(again, ["0"], r.describe())
+        self.assertEqual(os.path.getsize(weights), 4096)
+
     def test_a_changed_plan_is_refused_unless_forced(self):
         plan = self.write_plan('[[group]]\nname = "g"\nplugin = "echo"\ntasks = 3\n')
         r = self.run_plan(plan)
