@@ -98,6 +98,7 @@ RunModel RunModel::read(const fs::path& workdir) {
                         string_at(e, "report"));
         }
     }
+    m.set_info(std::move(m.run_.info));
     // Each group's report.json at its group_end, as the runner gives it to
     // its model: the tasks a group tells one by one are the first to start
     // in the journal, then those that never started in report.json's order,
@@ -111,7 +112,13 @@ RunModel RunModel::read(const fs::path& workdir) {
     return m;
 }
 
-void RunModel::set_info(json info) { run_.info = std::move(info); }
+void RunModel::set_info(json info) {
+    // run.json's list of groups (add_group's) and the plan's text grow with
+    // the run or the plan, and the page shows neither.
+    info.erase("groups");
+    info.erase("plan_text");
+    run_.info = std::move(info);
+}
 
 void RunModel::add_group(const std::string& name, int round, int block, int index, const std::string& report) {
     std::size_t gi = group(name, round, report);

@@ -136,7 +136,7 @@ inline constexpr std::size_t kept_end_limit = 5000;
 // summarized_failure_limit in the run, the others are counted. A run of up
 // to 2 * detail_rounds rounds of small groups is told whole.
 inline constexpr std::size_t detail_rounds = 10;
-inline constexpr std::size_t detail_round_tasks = 10000;
+inline constexpr std::size_t detail_round_tasks = 2000;  // a group's task_detail_limit
 inline constexpr std::size_t summarized_failure_limit = 2000;
 
 // A run's model, kept up to date one event at a time: the runner feeds it
@@ -152,7 +152,8 @@ public:
     // throws for what the files hold; only std::bad_alloc can escape.
     static RunModel read(const std::filesystem::path& workdir);
 
-    // run.json as it is now (the header's facts, the devices, "rounds").
+    // run.json as it is now (the header's facts, the devices, "rounds");
+    // its "groups" and "plan_text" are not kept (add_group tells the groups).
     void set_info(nlohmann::ordered_json info);
     // A group instance, as in run.json's "groups": its [[round]] table
     // (block, 0 outside rounds), its plan index and where its report.json

@@ -236,7 +236,12 @@ void Outputs::write(const std::string& status, std::optional<int> exit_code, con
     // full disk, which stops the run) ends the run.
     const fs::path file = workdir_ / "run.json";
     options_.write_own(file, [&] { results::write_json_file(file, run_); });
-    model_.set_info(run_);
+    // The page's model takes run.json but its groups (it has them from
+    // group_started) and the plan's text: copying them would double them.
+    json info = json::object();
+    for (const auto& [k, v] : run_.items())
+        if (k != "groups" && k != "plan_text") info[k] = v;
+    model_.set_info(std::move(info));
     write_page();
     dirty_ = false;
     written_at_ = options_.now();

@@ -914,20 +914,21 @@ TEST_CASE("a run of 2 * detail_rounds rounds is told whole, as before the bound"
 
 TEST_CASE("rounds of many tasks: each end holds about detail_round_tasks tasks") {
     TempDir dir;
-    write_round_journal(dir.path, 20, 1500, "FINISHED");
+    write_round_journal(dir.path, 12, 600, "FINISHED");
     const Run run = read_run(dir.path);
-    REQUIRE(run.rounds.size() == 20);
-    // The first rounds until they hold detail_round_tasks (7 of 1500); the
-    // newest and the latest before it that hold at most as many (6).
+    REQUIRE(run.rounds.size() == 12);
+    // The first rounds until they hold detail_round_tasks (4 of 600); the
+    // newest and the latest before it that hold at most as many (3).
     std::vector<int> summarized;
     for (const auto& g : run.groups)
         if (g.summarized) summarized.push_back(g.round);
-    CHECK(summarized == std::vector<int>{8, 9, 10, 11, 12, 13});
-    CHECK(tasks_told(run) == 14 * 1500);
-    CHECK(run.stages.size() == 14 * 1500);
-    CHECK(run.groups[7].untold == 1500);
-    CHECK(run.groups[7].untold_finished == 1500);
-    CHECK(run.groups[7].trains.count == 1500);
+    CHECK(summarized == std::vector<int>{5, 6, 7, 8});
+    CHECK(tasks_told(run) == 8 * 600);
+    CHECK(run.stages.size() == 8 * 600);
+    CHECK(run.groups[4].untold == 600);
+    CHECK(run.groups[4].untold_finished == 600);
+    CHECK(run.groups[4].trains.count == 600);
+    CHECK(run.groups[4].trains.ms == 600 * 10);
 }
 
 TEST_CASE("failed tasks of summarized rounds stay, up to summarized_failure_limit in the run") {

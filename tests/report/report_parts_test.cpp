@@ -228,3 +228,22 @@ TEST_CASE("failures: numbered in page order, linked from the results") {
     CHECK(f.str().find("id=\"fail-1\"") < f.str().find("id=\"fail-2\""));
     CHECK(f.str().find("(no message)") != std::string::npos);
 }
+
+TEST_CASE("summarized rounds: those with a summarized group, named as ranges") {
+    Run run;
+    Group told, summed;
+    summed.summarized = true;
+    run.groups = {told, summed};
+    for (int n : {10, 11, 12, 13, 15}) run.rounds.push_back(round(n, {}, {n == 10 ? 0u : 1u}));
+    std::vector<const Round*> list = summarized_rounds(run);
+    REQUIRE(list.size() == 4);
+    CHECK(list.front()->round == 11);
+    CHECK(round_ranges(run, list) == "11\u201313, 15");
+    // With two [[round]] tables, each says which.
+    run.rounds.push_back(round(3, {}, {1}));
+    run.rounds.back().block = 2;
+    run.rounds.push_back(round(4, {}, {1}));
+    run.rounds.back().block = 2;
+    CHECK(round_ranges(run, summarized_rounds(run)) == "[[round]] 1: 11\u201313, 15; [[round]] 2: 3\u20134");
+    CHECK(round_ranges(run, {}).empty());
+}
