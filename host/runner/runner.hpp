@@ -181,6 +181,9 @@ private:
     // group is keep-loaded, else asks it to exit.
     // Whether its worker may be kept for the next round (keep-loaded), if
     // its task finishes: else it exits after its result.
+    // Warns when [[round]] `block` has more kept tasks than max-processes
+    // lets wait between its rounds.
+    void warn_if_kept_cannot_wait(const plan::RoundSpec& rounds, std::size_t block) const;
     // Logs that task's result held NaN or infinity at w.non_finite.
     void warn_non_finite(const TaskGroup& group, const Task& task, const results::Written& w);
     bool may_keep(const Live& live) const;

@@ -47,10 +47,33 @@ const json* Runner::restored_round(std::size_t first_group, const plan::RoundSpe
     return previous_.round_end(block, round);
 }
 
+void Runner::warn_if_kept_cannot_wait(const plan::RoundSpec& rounds, std::size_t block) const {
+    // Each kept worker holds a process slot between rounds, and the groups
+    // that are not kept need one at least to run: with fewer slots, kept
+    // workers are evicted every round and keep-loaded saves nothing. The
+    // host does what the limits allow; the user should know before hours of
+    // rounds. (On Slurm, max-processes is per node.)
+    const std::uint32_t slots = plan_.scheduler.max_processes;
+    if (slots == 0 || options_.slurm) return;
+    std::size_t kept = 0;
+    bool others = false;
+    for (std::size_t i = rounds.first; i < rounds.last; ++i) {
+        if (plan_.groups[i].keep_loaded) kept += plan_.groups[i].task_count();
+        else others = true;
+    }
+    const std::size_t needed = kept + (others ? 1 : 0);
+    if (kept == 0 || needed <= slots) return;
+    log::warning("[[round]] {}: its keep-loaded groups have {} task(s), and max-processes is {}: {} of them cannot "
+                 "wait between rounds, and are evicted and load again every round (max-processes = {} keeps them "
+                 "all, where RAM and GPU memory allow)",
+                 block, kept, slots, needed - slots, needed);
+}
+
 void Runner::run_rounds(const plan::RoundSpec& rounds) {
     const std::size_t block = static_cast<std::size_t>(&rounds - plan_.rounds.data()) + 1;
     bool keeps = false;  // the block has a keep-loaded group: its rounds count loads and evictions
     for (std::size_t i = rounds.first; i < rounds.last; ++i) keeps = keeps || plan_.groups[i].keep_loaded;
+    warn_if_kept_cannot_wait(rounds, block);
     for (std::uint32_t r = 1; r <= rounds.count && stop_reason_.empty() && failed_stop_.empty(); ++r) {
         auto t0 = Clock::now();
         const std::int64_t evictions_before = evictions_;

@@ -111,6 +111,12 @@ class KeepLoaded(HostTest):
                 # No worker is left once the run ends.
                 self.assertEqual(fftest.worker_cwds(r.workdir), [])
 
+    def test_enough_process_slots_keep_every_client_and_say_nothing(self):
+        r = self.run_plan(self.plan(plan_body(rounds=2), scheduler={"max-processes": 4}))
+        self.assertExit(r, 0)
+        self.assertEqual(self.evictions(r), [], r.describe())
+        self.assertNotIn("cannot wait between rounds", r.stderr)
+
     def test_without_keep_loaded_every_round_loads(self):
         r = self.run_plan(self.plan(plan_body(rounds=3, keep=False)))
         self.assertExit(r, 0)
@@ -142,6 +148,10 @@ class KeepLoaded(HostTest):
         last = {t: rounds[-1][1]["keep_loaded"] for t, rounds in clients.items()}
         self.assertEqual(sum(k["evictions"] for k in last.values()), 3)
         self.assertInCI("loads again in its next round", r.stderr)
+        # Said before the first round: 3 kept clients and a server need 4.
+        self.assertIn("[[round]] 1: its keep-loaded groups have 3 task(s), and max-processes is 3: 1 of them cannot "
+                      "wait between rounds, and are evicted and load again every round (max-processes = 4 keeps them "
+                      "all, where RAM and GPU memory allow)", r.stderr)
         # The page's timeline marks each eviction (ticks on the same pixels
         # share one and say how many).
         with open(r.path("report.html"), encoding="utf-8") as f:
