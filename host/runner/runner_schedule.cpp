@@ -92,9 +92,11 @@ void Runner::out_of_memory(Live& live, exec::WorkerId id, const std::string& sta
         e.grown_memory = executor_->grow(e.grown_memory.value_or(e.admitted_memory), task.stats().peak_memory, "cpu");
         grown["memory_estimate"] = *e.grown_memory;
     }
-    log::warning("{}/{} ran out of memory in {} (retry {} of {}): {}; estimate now {}", group.group_name(),
-                 task.task_id(), stage, used, limit, message,
-                 text::format_size(gpu_oom ? *e.grown_gpu_memory : *e.grown_memory));
+    // The estimate before the message: a Python task's message ends with
+    // the lines of its last frames.
+    log::warning("{}/{} ran out of memory in {} (retry {} of {}, estimate now {}): {}", group.group_name(),
+                 task.task_id(), stage, used, limit, text::format_size(gpu_oom ? *e.grown_gpu_memory : *e.grown_memory),
+                 message);
 
     const bool keep_process = process_alive && !in_load;
     task.set_status(TaskStatus::INTERRUPT);

@@ -137,7 +137,7 @@ plugin = "echo"
         # bad_alloc is host memory: the RAM estimate grows by half.
         self.assertIn("memory_estimate", interrupts[0])
         self.assertGreater(interrupts[1]["memory_estimate"], interrupts[0]["memory_estimate"])
-        self.assertInCI("ran out of memory in train (retry 1 of 3)", r.stderr)
+        self.assertInCI("ran out of memory in train (retry 1 of 3, estimate now", r.stderr)
 
     def test_load_is_retried_in_a_new_process(self):
         r = self.run_oom("{ fail = false, load_ooms = 2 }")
