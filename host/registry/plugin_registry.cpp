@@ -218,6 +218,22 @@ std::vector<PluginFile> PluginRegistry::resolve(const plan::Plan& plan) const {
                                       : python::version_mismatch(path, in.version, out[i].python_version);
             if (!problem.empty()) error(plan.groups[i], problem);
         }
+        // Its `module`, where it names a file (as fedflow/_runtime.py
+        // reads it: a .py, or a path with a '/'), is looked for now: a
+        // typo found by validate, not by every task hours into a run.
+        std::set<std::string> modules;
+        for (const plan::TaskSpec* t : plan.groups[i].specs()) {
+            const Value* v = t->params.find("module");
+            if (v == nullptr || !v->is<std::string>() || !modules.insert(v->as<std::string>()).second) continue;
+            const std::string& module = v->as<std::string>();
+            if (!module.ends_with(".py") && module.find('/') == std::string::npos) continue;
+            const fs::path path = fs::path(module).is_absolute() ? fs::path(module) : plan.dir / module;
+            std::error_code ec;
+            if (!fs::is_regular_file(path, ec))
+                error(plan.groups[i], fmt::format("param 'module': {} is not a file (a .py file is relative to the "
+                                                  "plan's folder {})",
+                                                  path.string(), plan.dir.string()));
+        }
     }
     if (!errors.empty()) throw plan::PlanError(std::move(errors));
     return out;

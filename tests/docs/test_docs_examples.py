@@ -229,8 +229,29 @@ class DocExamples(fftest.HostTest):
             f.write(block.text)
         return path
 
+    def write_modules(self, block, plan):
+        """The .py files a Python plan's params name (`module`): the page's
+        own examples, written empty beside the plan, as validate checks that
+        they are there (it imports nothing)."""
+        try:
+            doc = tomllib.loads(block.text)
+        except tomllib.TOMLDecodeError:
+            return
+        groups = list(doc.get("group", []))
+        for r in doc.get("round", []):
+            groups += r.get("group", [])
+        for g in groups:
+            specs = [g.get("params", {})] + [t.get("params", {}) for t in g.get("task", [])]
+            for params in specs:
+                m = params.get("module") if isinstance(params, dict) else None
+                if isinstance(m, str) and (m.endswith(".py") or "/" in m) and not os.path.isabs(m):
+                    path = os.path.join(os.path.dirname(plan), m)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    open(path, "a").close()
+
     def check_plan(self, block):
         plan = self.plan_file(block)
+        self.write_modules(block, plan)
         r = self.host("validate", plan, cwd=os.path.dirname(plan))
         if "parse-only" in block.markers:
             errors = [l for l in r.stderr.splitlines() if re.match(r".+:\d+:\d+: ", l)]

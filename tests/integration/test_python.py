@@ -353,9 +353,14 @@ class Python(HostTest):
         self.assertExit(r, 1)
         t = self.assertStatus(r, "g", "0", "EXCEPTION")
         self.assertIn("module tasks.py has no class 'Nope' (it defines: AlwaysOom, BytesInLoad, Counter", t["message"])
+        # A module file that is not there is found by validate (and the
+        # run's own check), before any task: exit 2, nothing started.
         plan = self.write_plan(group("g", "X", module="missing.py"))
-        r = self.run_plan(plan)
-        self.assertIn("missing.py is not a file", r.task("g", "0")["message"])
+        for args in (["validate", plan], [plan]):
+            r = self.host(*args)
+            self.assertExit(r, 2)
+            self.assertRegex(r.stderr, r"plan\.toml:\d+:\d+: plugin of group 'g': param 'module': .*/missing\.py is "
+                                       r"not a file \(a \.py file is relative to the plan's folder ")
 
     def test_bytes_only_in_train(self):
         plan = self.write_plan(group("g", "BytesInLoad"))
