@@ -300,7 +300,8 @@ private:
     std::string failed_stop_;  // why a round's failure ended the run ([[round]] stop-on-failure); empty: it did not
     bool signalled_ = false;   // SIGINT/SIGTERM came once: a second one kills at once
     bool disk_full_ = false;
-    bool reserve_made_ = false;
+    bool reserve_made_ = false;  // and not given back yet
+    bool reserve_held_ = false;  // one was made at the start
     std::string started_;
     ResumeState previous_;  // --resume: what the earlier run finished
     std::uint64_t inputs_seq_ = 0;

@@ -5,6 +5,7 @@
 #include "runner/runner.hpp"
 
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "runner/results.hpp"
 
 #include <fmt/core.h>
@@ -55,7 +56,8 @@ bool Runner::write_own(const fs::path& file, const std::function<void()>& write)
             if (!results::is_disk_full(e)) throw;
             disk_full(e.what());  // frees the reserve: one more try
             if (attempt == 1) {
-                log::error("cannot write {}: the filesystem is full even after freeing the reserve ({})", file.string(),
+                log::error("cannot write {}: the filesystem is full {} ({})", file.string(),
+                           reserve_held_ ? "even after freeing the reserve" : "(it had no room for a reserve)",
                            e.what());
                 return false;
             }
@@ -94,11 +96,14 @@ void Runner::make_reserve() {
     const fs::path file = workdir_ / reserve_file;
     int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return;
-    reserve_made_ = ::posix_fallocate(fd, 0, reserve_size) == 0;
+    reserve_made_ = reserve_held_ = ::posix_fallocate(fd, 0, reserve_size) == 0;
     ::close(fd);
     if (!reserve_made_) {
         std::error_code ec;
         fs::remove(file, ec);  // a filesystem that is nearly full already: none
+        log::warning("the workdir's filesystem has less than {} free: should a task fill it, run.json and the "
+                     "reports may be left as they were (the journal keeps what finished)",
+                     text::format_size(static_cast<std::uint64_t>(reserve_size)));
     }
 }
 

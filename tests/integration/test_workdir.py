@@ -254,6 +254,32 @@ class FullDisk(HostTest):
                 if f.endswith(".tmp") or f == ".fedflow.reserve"]
         self.assertEqual(left, [])
 
+    def test_a_filesystem_without_room_for_the_reserve_is_said_at_the_start(self):
+        # 512 KiB: no room for the 1 MiB reserve. The run says so before it
+        # starts a task, and a disk that fills later is told for what it is.
+        subprocess.run(["mount", "-o", "remount,size=512k", self.disk], check=True)
+        fill = "head -c 600000 /dev/zero > fill; echo '{{}}' > result.json"
+        plan = self.write_plan("""
+[[group]]
+name = "g"
+plugin = "echo"
+
+[[group]]
+name = "filler"
+plugin = "command"
+params = { train = ["sh", "-c", %s] }
+""" % fftest.toml_str(fill), scheduler={"max-processes": 1})
+        wd = os.path.join(self.disk, "run")
+        r = self.host(plan, "--workdir", wd, workdir=wd)
+        self.assertIn("the workdir's filesystem has less than 1.00 MiB free: should a task fill it, run.json and the "
+                      "reports may be left as they were (the journal keeps what finished)", r.stderr)
+        self.assertStatus(r, "g", "0", "FINISHED")
+        # The filler's 600 KB fill the disk: the run stops, and says that no
+        # reserve was there to free (not "even after freeing the reserve").
+        self.assertExit(r, 3)
+        self.assertIn("the filesystem is full (it had no room for a reserve)", r.stderr)
+        self.assertNotIn("even after freeing the reserve", r.stderr)
+
     def test_a_result_that_does_not_fit_stops_the_run_and_resume_finishes_it(self):
         # "filler" leaves 400 KiB free; each "big" result needs 1 MiB.
         fill = ("avail=$(df -B1 --output=avail . | tail -1); head -c $((avail - 409600)) /dev/zero > fill; "
