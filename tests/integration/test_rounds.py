@@ -263,7 +263,10 @@ count = 3
         workdir = os.path.join(self.tmp, "run")
         proc = self.start_host(plan, "--workdir", workdir, "--progress", "none")
         try:
-            self.wait_for_event(workdir, lambda e: e.get("event") == "round_end" and e.get("round") == 6, proc=proc, timeout=60)
+            # Past round 20: the page summarizes rounds 11 on (it tells the
+            # first and the latest 10), and the resume replays them.
+            self.wait_for_event(workdir, lambda e: e.get("event") == "round_end" and e.get("round") == 24, proc=proc,
+                                timeout=90)
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             fftest.kill_group(proc)
@@ -314,6 +317,12 @@ count = 3
         page = r.read("report.html")
         self.assertIn("<title>Fedflow \u00b7 plan \u00b7 finished</title>", page)
         self.assertIn("Rounds (%d)" % rounds, page)
+        self.assertRegex(page, r"Rounds 11\S30 are summarized: their \d+ stages are not drawn")
+        # And drawn again from the files, the page is the same but for its footer.
+        r2 = self.host("report", workdir)
+        self.assertExit(r2, 0)
+        again = r.read("report.html")
+        self.assertRegex(again, r"Rounds 11\S30 are summarized: their \d+ stages are not drawn")
 
     def test_report_needs_a_run(self):
         os.makedirs(os.path.join(self.tmp, "empty"))
