@@ -186,7 +186,7 @@ bool ForkServer::await_spare(std::chrono::milliseconds grace) {
     if (!spare_coming()) return true;
     // Counted from the request: a spare that keeps the host waiting costs
     // its loop one grace in all, not one per task that asks for it.
-    await_spare(spare_asked_at_ + grace);
+    wait_for_spare(spare_asked_at_ + grace);
     return !spare_coming();
 }
 
@@ -265,7 +265,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     if (workdir.string().size() > fork_packet::ForkRequest::max_workdir)
         throw std::system_error(ENAMETOOLONG, std::generic_category(), "cannot enter " + workdir.string());
     // A spare on its way comes sooner than a fork asked for behind it.
-    if (spare_coming() && !await_spare(spare_asked_at_ + answer_patience_)) {
+    if (spare_coming() && !wait_for_spare(spare_asked_at_ + answer_patience_)) {
         abandon("did not answer");
         throw std::runtime_error("the fork server did not answer");
     }
@@ -307,7 +307,7 @@ pid_t ForkServer::fork(const std::filesystem::path& workdir, int channel, int ou
     throw std::runtime_error("the fork server answered what it should not");
 }
 
-bool ForkServer::await_spare(std::chrono::steady_clock::time_point deadline) {
+bool ForkServer::wait_for_spare(std::chrono::steady_clock::time_point deadline) {
     while (spare_asked_ && sock_ >= 0) {
         bool would_block = false;
         // A spare is an event, kept by next(); an answer cannot come before

@@ -48,8 +48,8 @@ public:
     // Starts the server and sends it what to load, and returns at once: the
     // host's loop goes on while it loads (import torch: a second or more).
     // It is ready() once pump() has read that it loaded the plugin; it has
-    // `patience` to do so, and `answer_patience` for each spare it is asked
-    // for (check_answers). Throws std::system_error when it cannot be
+    // `patience` to do so, and `answer_patience` to answer each fork or
+    // spare it is asked for (check_answers). Throws std::system_error when it cannot be
     // started (EMFILE, EAGAIN), std::runtime_error when it ended at once.
     static std::unique_ptr<ForkServer> start(const std::filesystem::path& worker, char* const* envp,
                                              const PreloadSpec& spec, std::chrono::milliseconds patience,
@@ -159,7 +159,7 @@ private:
     // Waits for the spare asked for (its answer: a spare, or none). False
     // when the server is gone, sent what it should not, or did not answer
     // by the deadline.
-    bool await_spare(std::chrono::steady_clock::time_point deadline);
+    bool wait_for_spare(std::chrono::steady_clock::time_point deadline);
     // A spare was asked for and has not come (nor the answer that none will).
     bool spare_coming() const noexcept { return spare_asked_ && !spare_ && alive(); }
 
